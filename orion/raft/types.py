@@ -1,0 +1,125 @@
+"""Values shared by the Raft core, its stores and its shell: log entries, hard state,
+membership, snapshots, and the LogStore interface.
+
+The core keeps the unsnapshotted log in memory (compaction bounds it) and never writes to a
+store itself: it hands out what must be persisted, and the shell (the Raft actor, or the
+simulator) writes it through a ``LogStore`` *before* sending messages or applying entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Protocol
+
+import msgspec
+
+
+class EntryKind(IntEnum):
+    NORMAL = 0  # an opaque FSM command
+    CONFIG = 1  # data is an encoded Membership: the whole new configuration
+    NOOP = 2  # appended by a new leader to commit entries of earlier terms
+
+
+class Entry(msgspec.Struct, array_like=True, frozen=True):
+    index: int
+    term: int
+    kind: int = EntryKind.NORMAL
+    data: bytes = b""
+
+
+class HardState(msgspec.Struct, frozen=True):
+    """What must be durable before a node answers: term, vote ("" = none), commit index."""
+
+    term: int = 0
+    vote: str = ""
+    commit: int = 0
+
+
+class Membership(msgspec.Struct, frozen=True):
+    """A Raft configuration: node id -> Raft address ("host:port") for voters and non-voters.
+
+    Addresses travel with the configuration so a node restarted alone still knows where its
+    peers are before gossip has found them.
+    """
+
+    voters: dict[str, str] = {}
+    non_voters: dict[str, str] = {}
+
+    def all_ids(self) -> list[str]:
+        return sorted({*self.voters, *self.non_voters})
+
+    def address_of(self, node_id: str) -> str | None:
+        return self.voters.get(node_id) or self.non_voters.get(node_id)
+
+
+class SnapshotMeta(msgspec.Struct, frozen=True):
+    index: int
+    term: int
+    membership: Membership
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """FSM state as of ``meta.index``. ``data`` is opaque to Raft (the FSM encodes it as a
+    ``TabularSnapshot`` so the DuckDB store can keep it as real tables)."""
+
+    meta: SnapshotMeta
+    data: bytes
+
+
+class Table(msgspec.Struct, frozen=True):
+    """One FSM table: column names, DuckDB column types (BIGINT, DOUBLE, VARCHAR, BLOB,
+    BOOLEAN) and rows as lists of scalars in column order."""
+
+    columns: list[str]
+    types: list[str]
+    rows: list[list[int | float | str | bytes | bool | None]]
+
+
+class TabularSnapshot(msgspec.Struct, frozen=True):
+    """The shape of ``Snapshot.data`` produced by Orion's FSM: named tables."""
+
+    tables: dict[str, Table]
+
+
+class StoredState(msgspec.Struct):
+    """Everything a store holds, as read at start."""
+
+    hard_state: HardState
+    snapshot: Snapshot | None
+    entries: list[Entry]  # contiguous, starting right after the snapshot (or at index 1)
+
+
+class StoreCorruptError(RuntimeError):
+    """The store's file is damaged or inconsistent; the node must refuse to start."""
+
+
+class LogStore(Protocol):
+    """Durable home of a Raft node's state. Every write method returns only once the write is
+    durable (fsync'd), and is atomic: after a crash either all of it or none of it is there."""
+
+    def load(self) -> StoredState:
+        """Read everything at start; raise StoreCorruptError on damage, never repair silently."""
+        ...
+
+    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+        """One durable transaction (group commit): entries replace any stored entries with
+        index >= entries[0].index (a follower truncating a conflicting suffix), then the hard
+        state, if given, is stored."""
+        ...
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Durably store a snapshot and drop log entries with index <= snapshot.meta.index.
+        Used both for local compaction and for a snapshot installed from the leader (then
+        every entry that does not match the snapshot is dropped too)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def encode_membership(membership: Membership) -> bytes:
+    return msgspec.msgpack.encode(membership)
+
+
+def decode_membership(data: bytes) -> Membership:
+    return msgspec.msgpack.decode(data, type=Membership)
