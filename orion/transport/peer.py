@@ -1,0 +1,292 @@
+"""Node-to-node transport: one thread owns a ROUTER for inbound frames and DEALERs for outbound.
+
+Inbound: peers connect DEALERs to our ROUTER and send ``[header, payload]``; the thread
+checks the header and size, then calls ``on_frame(channel, payload)`` (in this thread:
+the callback must be cheap, e.g. decode and ``tell`` an actor).
+
+Outbound: ``send`` may be called from any thread. It puts the frame in a Mailbox; the
+transport thread drains it in batches and writes each frame with NOBLOCK to a DEALER it
+creates lazily per destination and kind:
+
+- gossip: IMMEDIATE=1, low SNDHWM. Nothing queues for a peer that is not connected, so a
+  probe to a dead peer is dropped instead of arriving late (DESIGN rule 4).
+- raft and forward: IMMEDIATE=0, moderate SNDHWM. Frames wait briefly while ZeroMQ
+  reconnects; when the queue is full the frame is dropped (Raft retries on its own).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import zmq
+from loguru import logger
+
+from orion.transport.frames import Channel, FrameError, decode_header, encode_header
+from orion.transport.mailbox import Mailbox
+
+__all__ = ["Channel", "PeerTransport"]
+
+GOSSIP_SNDHWM = 16
+RELIABLE_SNDHWM = 1000
+RECONNECT_IVL_MS = 100
+RECONNECT_IVL_MAX_MS = 1000
+RECV_BATCH = 256  # frames read per poll wake-up before looking at the outbound mailbox again
+
+
+@dataclass(frozen=True, slots=True)
+class _Outbound:
+    address: str
+    channel: Channel
+    payloads: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Disconnect:
+    address: str
+
+
+_Command = _Outbound | _Disconnect
+
+
+class PeerTransport:
+    def __init__(
+        self,
+        bind_host: str,
+        port: int,
+        on_frame: Callable[[Channel, bytes], None],
+        *,
+        max_frame: int = 8 * 1024 * 1024,
+        name: str = "",
+        advertise: str | None = None,
+        allow_fault_injection: bool = False,
+    ) -> None:
+        """``port=0`` binds a random free port (read ``port`` after ``start``).
+
+        ``advertise`` is the "host:port" peers use to reach us; it is written in every
+        frame header. Defaults to ``bind_host:port``.
+        """
+        self.bind_host = bind_host
+        self.port = port
+        self.name = name or f"peer-{port}"
+        self._advertise = advertise
+        self._on_frame = on_frame
+        self._max_frame = max_frame
+        self._allow_fault_injection = allow_fault_injection
+        self._blocked: frozenset[str] = frozenset()
+        self._mailbox: Mailbox[_Command] = Mailbox()
+        self._stats: dict[str, int] = dict.fromkeys(
+            (
+                "sent",
+                "received",
+                "dropped_full",
+                "dropped_oversized",
+                "dropped_malformed",
+                "dropped_blocked",
+                "dropped_send_error",
+                "callback_errors",
+            ),
+            0,
+        )
+        self._stats_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._headers: dict[Channel, bytes] = {}
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @property
+    def address(self) -> str:
+        """Our listen address as written in frame headers."""
+        return self._advertise or f"{self.bind_host}:{self.port}"
+
+    def start(self) -> None:
+        """Bind and start the thread; raises here if the bind fails."""
+        if self._thread is not None:
+            raise RuntimeError("transport already started")
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name=f"transport-{self.name}", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            self._thread.join()
+            raise self._start_error
+
+    def stop(self) -> None:
+        """Close every socket (LINGER=0: unsent frames are dropped) and join the thread."""
+        thread = self._thread
+        if thread is None or not self._running:
+            return
+        self._running = False
+        self._mailbox.wake()
+        thread.join()
+        self._mailbox.close()
+
+    # ----------------------------------------------------------------- any thread
+
+    def send(self, address: str, channel: Channel, payload: bytes) -> None:
+        """Queue one frame for ``address`` ("host:port"); never blocks, drops when full."""
+        self.send_many(address, channel, [payload])
+
+    def send_many(self, address: str, channel: Channel, payloads: list[bytes]) -> None:
+        if not payloads:
+            return
+        if address in self._blocked:
+            self._count("dropped_blocked", len(payloads))
+            return
+        fitting = tuple(p for p in payloads if len(p) <= self._max_frame)
+        if len(fitting) != len(payloads):
+            self._count("dropped_oversized", len(payloads) - len(fitting))
+        if fitting and not self._mailbox.put(_Outbound(address, Channel(channel), fitting)):
+            self._count("dropped_full", len(fitting))
+
+    def disconnect(self, address: str) -> None:
+        """Close our sockets to a peer that left the cluster."""
+        self._mailbox.put(_Disconnect(address))
+
+    def block(self, addresses: set[str]) -> None:
+        """Fault injection (nemesis partitions): drop all traffic to and from ``addresses``.
+
+        Replaces the previous set; ``block(set())`` heals. Only allowed when the transport
+        was built with ``allow_fault_injection=True`` so production nodes cannot be cut off
+        by accident.
+        """
+        if not self._allow_fault_injection:
+            raise RuntimeError("fault injection is disabled on this transport")
+        self._blocked = frozenset(addresses)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        with self._stats_lock:
+            return dict(self._stats)
+
+    # ----------------------------------------------------------------- transport thread
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self._stats[key] += n
+
+    def _run(self) -> None:
+        context = zmq.Context.instance()
+        router = context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.RCVHWM, 10_000)
+        # A memory guard only: frames between max_frame and this limit are counted and
+        # dropped by us; beyond it ZeroMQ drops the connection before buffering the frame.
+        router.setsockopt(zmq.MAXMSGSIZE, 4 * self._max_frame + 4096)
+        try:
+            if self.port == 0:
+                self.port = router.bind_to_random_port(f"tcp://{self.bind_host}")
+            else:
+                router.bind(f"tcp://{self.bind_host}:{self.port}")
+        except zmq.ZMQError as exc:
+            router.close(0)
+            self._start_error = OSError(f"cannot bind {self.bind_host}:{self.port}: {exc}")
+            self._started.set()
+            return
+        self._headers = {c: encode_header(c, self.address) for c in Channel}
+        dealers: dict[tuple[str, bool], zmq.Socket] = {}
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(self._mailbox.fileno(), zmq.POLLIN)
+        self._started.set()
+        try:
+            while self._running:
+                events = dict(poller.poll(1000))
+                if router in events:
+                    self._receive_batch(router)
+                if self._mailbox.fileno() in events:
+                    for command in self._mailbox.drain():
+                        if isinstance(command, _Outbound):
+                            self._write(context, dealers, command)
+                        else:
+                            self._close_peer(dealers, command.address)
+        except Exception:
+            logger.exception("transport {} crashed", self.name)
+        finally:
+            for sock in dealers.values():
+                sock.close(0)
+            router.close(0)
+
+    def _receive_batch(self, router: zmq.Socket) -> None:
+        for _ in range(RECV_BATCH):
+            try:
+                parts = router.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            self._accept(parts)
+
+    def _accept(self, parts: list[bytes]) -> None:
+        # parts[0] is the ROUTER's identity of the connection; then header and payload.
+        if len(parts) != 3:
+            self._count("dropped_malformed")
+            return
+        _, header, payload = parts
+        try:
+            channel, sender = decode_header(header)
+        except FrameError:
+            self._count("dropped_malformed")
+            return
+        if len(payload) > self._max_frame:
+            self._count("dropped_oversized")
+            return
+        if sender in self._blocked:
+            self._count("dropped_blocked")
+            return
+        self._count("received")
+        try:
+            self._on_frame(channel, payload)
+        except Exception:
+            # The callback belongs to the node; its bug must not take the transport down.
+            self._count("callback_errors")
+            logger.exception("transport {}: on_frame failed for a {} frame", self.name, channel.name)
+
+    def _dealer(
+        self, context: zmq.Context, dealers: dict[tuple[str, bool], zmq.Socket], address: str, gossip: bool
+    ) -> zmq.Socket:
+        key = (address, gossip)
+        sock = dealers.get(key)
+        if sock is None:
+            sock = context.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+            sock.setsockopt(zmq.IMMEDIATE, 1 if gossip else 0)
+            sock.setsockopt(zmq.SNDHWM, GOSSIP_SNDHWM if gossip else RELIABLE_SNDHWM)
+            sock.connect(f"tcp://{address}")
+            dealers[key] = sock
+        return sock
+
+    def _write(
+        self, context: zmq.Context, dealers: dict[tuple[str, bool], zmq.Socket], out: _Outbound
+    ) -> None:
+        if out.address in self._blocked:
+            self._count("dropped_blocked", len(out.payloads))
+            return
+        try:
+            sock = self._dealer(context, dealers, out.address, out.channel is Channel.GOSSIP)
+        except zmq.ZMQError as exc:  # e.g. an address that does not parse
+            logger.warning("transport {}: cannot connect to {!r}: {}", self.name, out.address, exc)
+            self._count("dropped_send_error", len(out.payloads))
+            return
+        header = self._headers[out.channel]
+        for i, payload in enumerate(out.payloads):
+            try:
+                sock.send_multipart((header, payload), zmq.NOBLOCK, copy=len(payload) < 65536)
+            except zmq.Again:
+                self._count("dropped_full", len(out.payloads) - i)
+                return
+            except zmq.ZMQError:
+                self._count("dropped_send_error", len(out.payloads) - i)
+                return
+            self._count("sent")
+
+    @staticmethod
+    def _close_peer(dealers: dict[tuple[str, bool], zmq.Socket], address: str) -> None:
+        for gossip in (True, False):
+            sock = dealers.pop((address, gossip), None)
+            if sock is not None:
+                sock.close(0)
