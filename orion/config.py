@@ -1,0 +1,252 @@
+"""The node's TOML configuration (DESIGN.md "Node configuration"), validated on load.
+
+A wrong key or a wrong type is a ``ConfigError`` naming it (``scheduler.strategy: ...``);
+sizes ("16GiB") and durations ("5s") are parsed here so the rest of the node sees numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+from orion.units import parse_duration, parse_size
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Size = int | str
+Duration = float | int | str
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the key and the reason."""
+
+
+class NodeSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    data_dir: str = ""
+    bind: str = "127.0.0.1"
+    advertise: str = "127.0.0.1"
+    bootstrap: bool = False
+    join: list[str] = []
+    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
+
+
+class PortsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    raft: Port = 7100
+    gossip: Port = 7200
+    api: Port = 7300
+    http: Port = 7400  # 0 turns the REST mirror off
+
+
+class ResourcesSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    memory: Size | None = None
+    cpu: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    disk: Size | None = None
+
+
+class SchedulerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    strategy: Literal["binpack", "spread"] = "binpack"
+    reconcile_interval: Duration = "5s"
+    reschedule_after: Duration = "5s"  # a dead node's tasks move after this long
+
+
+class DockerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host_ip: str = "127.0.0.1"
+    stop_timeout: Duration = "2s"
+    pull_timeout: Duration = "60s"
+    restart_attempts: Annotated[int, msgspec.Meta(ge=0)] = 3
+    restart_backoff: Duration = "1s"
+    restart_backoff_max: Duration = "30s"
+
+
+class RaftSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    max_voters: Annotated[int, msgspec.Meta(ge=1, le=9)] = 5
+    tick: Duration = "50ms"
+    election_ticks: Annotated[int, msgspec.Meta(ge=2)] = 10
+    heartbeat_ticks: Annotated[int, msgspec.Meta(ge=1)] = 2
+    snapshot_threshold: Annotated[int, msgspec.Meta(ge=16)] = 8192
+    remove_dead_after: Duration = "30s"  # grace before a dead or departed member leaves the configuration
+    request_timeout: Duration = "5s"
+
+
+class GossipSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    probe_interval: Duration = "1s"
+    probe_timeout: Duration = "500ms"
+    suspicion_mult: Annotated[int, msgspec.Meta(ge=1)] = 4
+    lifeguard_probe: bool = True
+    lifeguard_suspicion: bool = True
+    lifeguard_buddy: bool = True
+
+
+class TestingSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    fault_injection: bool = False  # lets the nemesis cut links in the transport; never in production
+
+
+class RawConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    node: NodeSection
+    ports: PortsSection = msgspec.field(default_factory=PortsSection)
+    resources: ResourcesSection = msgspec.field(default_factory=ResourcesSection)
+    tags: dict[str, str] = {}
+    scheduler: SchedulerSection = msgspec.field(default_factory=SchedulerSection)
+    docker: DockerSection = msgspec.field(default_factory=DockerSection)
+    raft: RaftSection = msgspec.field(default_factory=RaftSection)
+    gossip: GossipSection = msgspec.field(default_factory=GossipSection)
+    testing: TestingSection = msgspec.field(default_factory=TestingSection)
+
+
+class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The validated configuration with sizes in bytes and durations in seconds."""
+
+    node_id: str
+    data_dir: Path
+    bind: str
+    advertise: str
+    bootstrap: bool
+    join: tuple[str, ...]
+    log_level: str
+    raft_port: int
+    gossip_port: int
+    api_port: int
+    http_port: int
+    memory: int | None
+    cpu: float | None
+    disk: int | None
+    tags: dict[str, str]
+    strategy: str
+    reconcile_interval: float
+    reschedule_after: float
+    host_ip: str
+    stop_timeout: float
+    pull_timeout: float
+    restart_attempts: int
+    restart_backoff: float
+    restart_backoff_max: float
+    max_voters: int
+    tick: float
+    election_ticks: int
+    heartbeat_ticks: int
+    snapshot_threshold: int
+    remove_dead_after: float
+    request_timeout: float
+    probe_interval: float
+    probe_timeout: float
+    suspicion_mult: int
+    lifeguard_probe: bool
+    lifeguard_suspicion: bool
+    lifeguard_buddy: bool
+    fault_injection: bool
+
+    @property
+    def raft_address(self) -> str:
+        return f"{self.advertise}:{self.raft_port}"
+
+    @property
+    def gossip_address(self) -> str:
+        return f"{self.advertise}:{self.gossip_port}"
+
+
+def _check_address(value: str, field: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{field}: expected 'host:port', got {value!r}")
+    return value
+
+
+def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
+    def size(value: Size | None, field: str) -> int | None:
+        try:
+            return None if value is None else parse_size(value, field)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def duration(value: Duration, field: str) -> float:
+        try:
+            return parse_duration(value, field)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    data_dir = Path(raw.node.data_dir or f"data/{raw.node.id}")
+    if not data_dir.is_absolute():
+        data_dir = base_dir / data_dir
+    join = tuple(_check_address(a, f"node.join[{i}]") for i, a in enumerate(raw.node.join))
+    ports = raw.ports
+    used = [p for p in (ports.raft, ports.gossip, ports.api, ports.http) if p]
+    if len(set(used)) != len(used):
+        raise ConfigError(f"ports: every port must differ, got {msgspec.structs.asdict(ports)}")
+    for name in ("raft", "gossip", "api"):
+        if getattr(ports, name) == 0:
+            raise ConfigError(f"ports.{name}: must be a port number 1-65535, got 0")
+    return NodeConfig(
+        node_id=raw.node.id,
+        data_dir=data_dir,
+        bind=raw.node.bind,
+        advertise=raw.node.advertise,
+        bootstrap=raw.node.bootstrap,
+        join=join,
+        log_level=raw.node.log_level,
+        raft_port=ports.raft,
+        gossip_port=ports.gossip,
+        api_port=ports.api,
+        http_port=ports.http,
+        memory=size(raw.resources.memory, "resources.memory"),
+        cpu=raw.resources.cpu,
+        disk=size(raw.resources.disk, "resources.disk"),
+        tags=dict(raw.tags),
+        strategy=raw.scheduler.strategy,
+        reconcile_interval=duration(raw.scheduler.reconcile_interval, "scheduler.reconcile_interval"),
+        reschedule_after=duration(raw.scheduler.reschedule_after, "scheduler.reschedule_after"),
+        host_ip=raw.docker.host_ip,
+        stop_timeout=duration(raw.docker.stop_timeout, "docker.stop_timeout"),
+        pull_timeout=duration(raw.docker.pull_timeout, "docker.pull_timeout"),
+        restart_attempts=raw.docker.restart_attempts,
+        restart_backoff=duration(raw.docker.restart_backoff, "docker.restart_backoff"),
+        restart_backoff_max=duration(raw.docker.restart_backoff_max, "docker.restart_backoff_max"),
+        max_voters=raw.raft.max_voters,
+        tick=duration(raw.raft.tick, "raft.tick"),
+        election_ticks=raw.raft.election_ticks,
+        heartbeat_ticks=raw.raft.heartbeat_ticks,
+        snapshot_threshold=raw.raft.snapshot_threshold,
+        remove_dead_after=duration(raw.raft.remove_dead_after, "raft.remove_dead_after"),
+        request_timeout=duration(raw.raft.request_timeout, "raft.request_timeout"),
+        probe_interval=duration(raw.gossip.probe_interval, "gossip.probe_interval"),
+        probe_timeout=duration(raw.gossip.probe_timeout, "gossip.probe_timeout"),
+        suspicion_mult=raw.gossip.suspicion_mult,
+        lifeguard_probe=raw.gossip.lifeguard_probe,
+        lifeguard_suspicion=raw.gossip.lifeguard_suspicion,
+        lifeguard_buddy=raw.gossip.lifeguard_buddy,
+        fault_injection=raw.testing.fault_injection,
+    )
+
+
+def parse_config(text: str, base_dir: Path | None = None) -> NodeConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from None
+    try:
+        raw = msgspec.convert(data, RawConfig)
+    except msgspec.ValidationError as exc:
+        # msgspec names the path as `$.scheduler.strategy`; say it as the TOML key.
+        raise ConfigError(str(exc).replace("`$.", "`")) from None
+    return _convert(raw, base_dir or Path.cwd())
+
+
+def load_config(
+    path: str | os.PathLike[str], *, bootstrap: bool | None = None, join: list[str] | None = None
+) -> NodeConfig:
+    """Read a TOML file; ``--bootstrap`` and ``--join`` flags override the file."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {file}: {exc.strerror}") from None
+    config = parse_config(text, Path.cwd())
+    overrides: dict[str, object] = {}
+    if bootstrap is not None:
+        overrides["bootstrap"] = bootstrap
+    if join:
+        overrides["join"] = tuple(_check_address(a, "--join") for a in join)
+    return msgspec.structs.replace(config, **overrides) if overrides else config
