@@ -1,0 +1,69 @@
+"""The scheduler's working copy of a snapshot: free resources per node, debited as it places.
+
+Nodes are kept in parallel lists indexed by position, because the placement loop reads them
+millions of times and list indexing is the cheapest lookup CPython has. Positions follow a
+shuffle seeded by the caller, so "first best node" breaks ties fairly and replayably.
+
+Capacity rules (decided here, relied on by the filters and the reasons):
+- memory and CPU: a capacity of 0 means the node offers none; only a task needing 0 fits.
+- disk: a capacity of 0 means the node did not report its disk; it is treated as unlimited,
+  because many hosts cannot tell, and refusing every disk request on them would be worse.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+from orion.model import Task
+from orion.scheduler.types import ALIVE, NodeView
+
+SelectorKey = tuple[tuple[str, str], ...]
+
+
+def selector_key(task: Task) -> SelectorKey:
+    return tuple(sorted(task.node_selectors.items()))
+
+
+class Fleet:
+    def __init__(self, nodes: Sequence[NodeView], seed: int) -> None:
+        # Sort first so that the outcome depends on the seed only, not on the caller's order.
+        ordered = sorted(nodes, key=lambda node: node.id)
+        random.Random(seed).shuffle(ordered)
+        self.nodes: list[NodeView] = ordered
+        self.ids = [node.id for node in ordered]
+        self.free_memory = [node.meta.memory_total - node.allocated_memory for node in ordered]
+        self.free_cpu = [node.meta.cpu_total - node.allocated_cpu for node in ordered]
+        self.free_disk = [
+            math.inf if node.meta.disk_total == 0 else node.meta.disk_total - node.allocated_disk
+            for node in ordered
+        ]
+        # Inverse capacities turn "utilisation after placement" into one multiply per node.
+        self.inverse_memory = [1.0 / n.meta.memory_total if n.meta.memory_total else 0.0 for n in ordered]
+        self.inverse_cpu = [1.0 / n.meta.cpu_total if n.meta.cpu_total else 0.0 for n in ordered]
+        self.usable = [index for index, node in enumerate(ordered) if node.status == ALIVE and node.eligible]
+        self._candidates: dict[SelectorKey, list[int]] = {(): self.usable}
+        self.placements = 0  # bumped on every placement: tells when a cached reason is stale
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def candidates(self, selectors: SelectorKey) -> list[int]:
+        """Usable node positions whose tags match every selector, in shuffled order (cached)."""
+        found = self._candidates.get(selectors)
+        if found is None:
+            found = [
+                index
+                for index in self.usable
+                if all(self.nodes[index].meta.tags.get(key) == value for key, value in selectors)
+            ]
+            self._candidates[selectors] = found
+        return found
+
+    def place(self, index: int, task: Task) -> None:
+        """Debit the node at once, so the next task of the same batch sees what is left."""
+        self.free_memory[index] -= task.memory
+        self.free_cpu[index] -= task.cpu
+        self.free_disk[index] -= task.disk
+        self.placements += 1

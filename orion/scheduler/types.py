@@ -1,0 +1,31 @@
+"""Values the Judge reads (a snapshot of nodes) and the value it returns (a plan)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from orion.model import NodeMeta
+
+ALIVE = "alive"
+STRATEGIES = ("binpack", "spread")
+
+
+class NodeView(msgspec.Struct, frozen=True):
+    """One node as the scheduler sees it: gossip status, declared capacity, and what the FSM
+    already assigns to it (the FSM, not gossip, is the truth about what is taken)."""
+
+    id: str
+    status: str  # "alive", "suspect", "dead", "left": only "alive" takes new work
+    meta: NodeMeta
+    allocated_memory: int = 0  # bytes already assigned by the FSM
+    allocated_cpu: float = 0.0  # cores already assigned by the FSM
+    allocated_disk: int = 0  # bytes already assigned by the FSM
+    eligible: bool = True  # False drains the node: it keeps its tasks but takes no new ones
+
+
+class Plan(msgspec.Struct):
+    """What the leader should commit: placements in the order they were decided, and for every
+    task that fits nowhere, a reason that counts each node under the first filter it failed."""
+
+    assignments: list[tuple[str, str]] = []  # (task_id, node_id)
+    pending_reasons: dict[str, str] = {}  # task_id -> "0/3 nodes fit: ..."
