@@ -26,6 +26,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
+from orion.raft.tabular import decode_tabular_snapshot
 from orion.raft.types import (
     Entry,
     EntryKind,
@@ -205,7 +206,7 @@ class DuckDBStore:
                     f"Raft store {self.path}: snapshot table snap_{layout.name} is missing"
                 )
             columns = ", ".join(_quote(c) for c in layout.columns)
-            arrow = self._con.execute(
+            arrow = self._con.sql(
                 f"SELECT {columns} FROM {_snap_table(layout.name)} ORDER BY rowid"
             ).to_arrow_table()
             column_values = [arrow.column(i).to_pylist() for i in range(arrow.num_columns)]
@@ -215,7 +216,7 @@ class DuckDBStore:
         return Snapshot(meta=meta, data=data)
 
     def _load_entries(self) -> list[Entry]:
-        arrow = self._con.execute("SELECT idx, term, kind, data FROM log ORDER BY idx").to_arrow_table()
+        arrow = self._con.sql("SELECT idx, term, kind, data FROM log ORDER BY idx").to_arrow_table()
         indexes = arrow.column(0).to_pylist()
         terms = arrow.column(1).to_pylist()
         kinds = arrow.column(2).to_pylist()
@@ -357,7 +358,7 @@ class DuckDBStore:
         """The snapshot as tables, or None when it must be kept as an opaque blob (not a
         TabularSnapshot, or values the column types would not give back identically)."""
         try:
-            tabular = msgspec.msgpack.decode(data, type=TabularSnapshot)
+            tabular = decode_tabular_snapshot(data)
         except msgspec.DecodeError:
             return None
         if msgspec.msgpack.encode(tabular) != data or not _fits_tables(tabular):
