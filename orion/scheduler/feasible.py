@@ -9,11 +9,10 @@ shortages first because they are what a user can act on, then selectors, then no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from orion.model import Task
 from orion.scheduler.fleet import Fleet, selector_key
-from orion.scheduler.types import ALIVE
 from orion.units import format_size
 
 
@@ -21,22 +20,8 @@ from orion.units import format_size
 class _Shortage:
     """Nodes rejected for one resource, and the most that any of them had free."""
 
-    count: int = 0
-    largest_free: float = float("-inf")
-
-    def add(self, free: float) -> None:
-        self.count += 1
-        self.largest_free = max(self.largest_free, free)
-
-
-@dataclass
-class _Tally:
-    memory: _Shortage = field(default_factory=_Shortage)
-    cpu: _Shortage = field(default_factory=_Shortage)
-    disk: _Shortage = field(default_factory=_Shortage)
-    selectors: dict[str, int] = field(default_factory=dict)  # "zone=b" -> nodes
-    not_eligible: int = 0
-    not_alive: int = 0
+    count: int
+    largest_free: float
 
 
 def _cores(value: float) -> str:
@@ -48,52 +33,59 @@ def _bytes(value: float) -> str:
 
 
 def explain(fleet: Fleet, task: Task) -> str:
-    """The pending reason for ``task`` against the fleet as it stands now (O(nodes))."""
-    tally = _Tally()
+    """The pending reason for ``task`` against the fleet as it stands now.
+
+    Health and selector rejections are counted once per batch by the fleet; only the resource
+    check walks the candidates, in one tight loop, because it is redone for every task that
+    fits nowhere.
+    """
     selectors = selector_key(task)
-    fits = 0
-    for index, node in enumerate(fleet.nodes):
-        if node.status != ALIVE:
-            tally.not_alive += 1
+    free_memory, free_cpu, free_disk = fleet.free_memory, fleet.free_cpu, fleet.free_disk
+    need_memory, need_cpu, need_disk = task.memory, task.cpu, task.disk
+    inf = float("inf")
+    fits = short_memory = short_cpu = short_disk = 0
+    most_memory = most_cpu = most_disk = -inf  # the most any node rejected for it had free
+    for i in fleet.candidates(selectors):
+        free = free_memory[i]
+        if free < need_memory:
+            short_memory += 1
+            most_memory = free if free > most_memory else most_memory
             continue
-        if not node.eligible:
-            tally.not_eligible += 1
+        free = free_cpu[i]
+        if free < need_cpu:
+            short_cpu += 1
+            most_cpu = free if free > most_cpu else most_cpu
             continue
-        unmatched = next((f"{k}={v}" for k, v in selectors if node.meta.tags.get(k) != v), None)
-        if unmatched is not None:
-            tally.selectors[unmatched] = tally.selectors.get(unmatched, 0) + 1
-            continue
-        if fleet.free_memory[index] < task.memory:
-            tally.memory.add(fleet.free_memory[index])
-        elif fleet.free_cpu[index] < task.cpu:
-            tally.cpu.add(fleet.free_cpu[index])
-        elif fleet.free_disk[index] < task.disk:
-            tally.disk.add(fleet.free_disk[index])
+        free = free_disk[i]
+        if free < need_disk:
+            short_disk += 1
+            most_disk = free if free > most_disk else most_disk
         else:
             fits += 1
+    memory = _Shortage(short_memory, most_memory)
+    cpu = _Shortage(short_cpu, most_cpu)
+    disk = _Shortage(short_disk, most_disk)
     parts: list[str] = []
-    if tally.memory.count:
+    if memory.count:
         parts.append(
-            f"{tally.memory.count} insufficient memory (need {_bytes(task.memory)}, "
-            f"largest free {_bytes(tally.memory.largest_free)})"
+            f"{memory.count} insufficient memory (need {_bytes(need_memory)}, "
+            f"largest free {_bytes(memory.largest_free)})"
         )
-    if tally.cpu.count:
+    if cpu.count:
         parts.append(
-            f"{tally.cpu.count} insufficient cpu (need {_cores(task.cpu)}, "
-            f"largest free {_cores(tally.cpu.largest_free)})"
+            f"{cpu.count} insufficient cpu (need {_cores(need_cpu)}, largest free {_cores(cpu.largest_free)})"
         )
-    if tally.disk.count:
+    if disk.count:
         parts.append(
-            f"{tally.disk.count} insufficient disk (need {_bytes(task.disk)}, "
-            f"largest free {_bytes(tally.disk.largest_free)})"
+            f"{disk.count} insufficient disk (need {_bytes(need_disk)}, "
+            f"largest free {_bytes(disk.largest_free)})"
         )
-    parts.extend(
-        f"{count} node selector {text} not matched" for text, count in sorted(tally.selectors.items())
-    )
-    if tally.not_eligible:
-        parts.append(f"{tally.not_eligible} not eligible")
-    if tally.not_alive:
-        parts.append(f"{tally.not_alive} not alive")
+    for text, count in sorted(fleet.unmatched(selectors).items()):
+        parts.append(f"{count} node selector {text} not matched")
+    if fleet.not_eligible:
+        parts.append(f"{fleet.not_eligible} not eligible")
+    if fleet.not_alive:
+        parts.append(f"{fleet.not_alive} not alive")
     if not parts:
         parts.append("no nodes in the cluster")
     return f"{fits}/{len(fleet)} nodes fit: " + ", ".join(parts)

@@ -44,6 +44,10 @@ class Fleet:
         self.inverse_cpu = [1.0 / n.meta.cpu_total if n.meta.cpu_total else 0.0 for n in ordered]
         self.usable = [index for index, node in enumerate(ordered) if node.status == ALIVE and node.eligible]
         self._candidates: dict[SelectorKey, list[int]] = {(): self.usable}
+        self._unmatched: dict[SelectorKey, dict[str, int]] = {(): {}}
+        # Rejections that no placement can change, counted once per batch.
+        self.not_alive = sum(1 for node in ordered if node.status != ALIVE)
+        self.not_eligible = sum(1 for node in ordered if node.status == ALIVE and not node.eligible)
         self.placements = 0  # bumped on every placement: tells when a cached reason is stale
 
     def __len__(self) -> int:
@@ -59,6 +63,20 @@ class Fleet:
                 if all(self.nodes[index].meta.tags.get(key) == value for key, value in selectors)
             ]
             self._candidates[selectors] = found
+        return found
+
+    def unmatched(self, selectors: SelectorKey) -> dict[str, int]:
+        """Usable nodes rejected by the selectors, counted under the first one each fails
+        ("zone=b" -> 2), for pending reasons (cached: tags do not change within a batch)."""
+        found = self._unmatched.get(selectors)
+        if found is None:
+            found = {}
+            for index in self.usable:
+                tags = self.nodes[index].meta.tags
+                failed = next((f"{k}={v}" for k, v in selectors if tags.get(k) != v), None)
+                if failed is not None:
+                    found[failed] = found.get(failed, 0) + 1
+            self._unmatched[selectors] = found
         return found
 
     def place(self, index: int, task: Task) -> None:
