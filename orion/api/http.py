@@ -1,0 +1,294 @@
+"""REST mirror of the client API (PRD section 5) on the standard library's HTTP server.
+
+Routes: POST /tasks, GET /tasks, GET /tasks/{id}, DELETE /tasks/{id}, GET /nodes, GET /raft.
+Bodies and responses are JSON with the PRD's camelCase keys (``portBindings``, ``nodeId``).
+Requests go to the same ``handler(request, reply)`` as the ZeroMQ server; the HTTP thread
+waits for the reply with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import msgspec
+from loguru import logger
+
+from orion.api.protocol import (
+    MAX_REQUEST,
+    ErrorCode,
+    ListNodes,
+    ListTasks,
+    RaftStatus,
+    Reply,
+    Request,
+    RequestError,
+    request_error,
+    typed_result,
+    validate_request,
+)
+from orion.api.server import Handler
+from orion.units import parse_size
+
+_STATUS = {
+    ErrorCode.INVALID: HTTPStatus.BAD_REQUEST,
+    ErrorCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
+    ErrorCode.NO_QUORUM: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorCode.UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorCode.TIMEOUT: HTTPStatus.GATEWAY_TIMEOUT,
+    ErrorCode.INTERNAL: HTTPStatus.INTERNAL_SERVER_ERROR,
+}
+_TASK_PATH = re.compile(r"^/tasks/(?P<id>[^/]+)$")
+
+
+class RestSubmit(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """The body of POST /tasks: the PRD's payload plus Orion's optional fields."""
+
+    image: str
+    id: str | None = None
+    name: str | None = None
+    memory: int | str = 0
+    cpu: float = 0.0
+    disk: int | str = 0
+    port_bindings: dict[str, str | int] = {}
+    node_selectors: dict[str, str] = {}
+    command: list[str] | None = None
+    env: dict[str, str] = {}
+
+
+_submit_decoder = msgspec.json.Decoder(RestSubmit)
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def to_camel(value: Any) -> Any:
+    """JSON-ready builtins with camelCase field names; keys of user maps (env, selectors) stay."""
+    if isinstance(value, msgspec.Struct):
+        return {camel(f): to_camel(getattr(value, f)) for f in value.__struct_fields__}
+    if isinstance(value, list | tuple):
+        return [to_camel(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_camel(v) for k, v in value.items()}
+    return msgspec.to_builtins(value)
+
+
+def submit_request(body: bytes) -> Request:
+    """Parse a POST /tasks body into a validated SubmitTask; RequestError names camelCase fields."""
+    try:
+        rest = _submit_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise request_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise RequestError("", f"malformed JSON: {exc}") from None
+    task_id = rest.id or uuid.uuid4().hex
+    try:
+        fields = {
+            "op": "SubmitTask",
+            "id": task_id,
+            "name": rest.name if rest.name is not None else f"task-{task_id[:8]}",
+            "image": rest.image,
+            "memory": parse_size(rest.memory, "memory"),
+            "cpu": rest.cpu,
+            "disk": parse_size(rest.disk, "disk"),
+            "port_bindings": {(k if "/" in k else f"{k}/tcp"): str(v) for k, v in rest.port_bindings.items()},
+            "node_selectors": rest.node_selectors,
+            "command": rest.command,
+            "env": rest.env,
+        }
+    except ValueError as exc:
+        field, _, reason = str(exc).partition(": ")
+        raise RequestError(field, reason) from None
+    try:
+        return validate_request(fields)
+    except RequestError as exc:
+        raise RequestError(camel(exc.field), exc.reason) from None
+
+
+class HttpApi:
+    def __init__(
+        self,
+        bind_host: str,
+        port: int,
+        handler: Handler,
+        timeout: float = 10.0,
+        *,
+        max_body: int = MAX_REQUEST,
+    ) -> None:
+        """``port=0`` binds a random free port (read ``port`` after ``start``)."""
+        self.bind_host = bind_host
+        self.port = port
+        self.handler = handler
+        self.timeout = timeout
+        self.max_body = max_body
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        api = self
+
+        class RequestHandler(_RestHandler):
+            pass
+
+        RequestHandler.api = api
+        server = ThreadingHTTPServer((self.bind_host, self.port), RequestHandler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name=f"http-{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = None
+
+    def call(self, request: Request) -> Reply:
+        """Run one request through the handler and wait for its reply (with a deadline)."""
+        done = threading.Event()
+        box: list[Reply] = []
+
+        def reply(answer: Reply) -> None:
+            if not done.is_set():
+                box.append(answer)
+                done.set()
+
+        try:
+            self.handler(request, reply)
+        except Exception as exc:
+            logger.exception("HTTP API: handler failed on {}", type(request).__name__)
+            return Reply.failure(ErrorCode.INTERNAL, f"internal error: {exc}")
+        if not done.wait(self.timeout):
+            return Reply.failure(ErrorCode.TIMEOUT, f"no answer within {self.timeout:g}s")
+        return box[0]
+
+
+class _RestHandler(BaseHTTPRequestHandler):
+    api: HttpApi
+    server_version = "orion"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("HTTP {} {}", self.address_string(), format % args)
+
+    # ------------------------------------------------------------------ routes
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        stale = "stale=true" in self.path.partition("?")[2].lower()
+        if path == "/tasks":
+            self._run(ListTasks(stale=stale))
+        elif path == "/nodes":
+            self._run(ListNodes(stale=stale))
+        elif path == "/raft":
+            self._run(RaftStatus(stale=True))
+        elif (match := _TASK_PATH.match(path)) is not None:
+            self._run_fields({"op": "GetTask", "id": match.group("id"), "stale": stale})
+        else:
+            self._error(HTTPStatus.NOT_FOUND, f"no route GET {path}")
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path != "/tasks":
+            self._drain_body()
+            self._error(HTTPStatus.NOT_FOUND, f"no route POST {path}")
+            return
+        body = self._read_body()
+        if body is None:
+            return
+        try:
+            request = submit_request(body)
+        except RequestError as exc:
+            self._error(HTTPStatus.BAD_REQUEST, str(exc), exc.field)
+            return
+        self._run(request, created=True)
+
+    def do_DELETE(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        match = _TASK_PATH.match(path)
+        if match is None:
+            self._error(HTTPStatus.NOT_FOUND, f"no route DELETE {path}")
+            return
+        self._run_fields({"op": "StopTask", "id": match.group("id")})
+
+    # ------------------------------------------------------------------ helpers
+
+    def _run_fields(self, fields: dict[str, Any]) -> None:
+        try:
+            request = validate_request(fields)
+        except RequestError as exc:
+            self._error(HTTPStatus.BAD_REQUEST, str(exc), camel(exc.field))
+            return
+        self._run(request)
+
+    def _run(self, request: Request, created: bool = False) -> None:
+        reply = self.api.call(request)
+        if not reply.ok:
+            error = reply.error
+            code, message = (
+                (error.code, error.message) if error else (ErrorCode.INTERNAL, "error without details")
+            )
+            self._error(_STATUS.get(code, HTTPStatus.INTERNAL_SERVER_ERROR), message, code=code)
+            return
+        result = typed_result(request, reply.result)
+        self._json(HTTPStatus.CREATED if created else HTTPStatus.OK, to_camel(result))
+
+    def _read_body(self) -> bytes | None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._error(HTTPStatus.BAD_REQUEST, "bad Content-Length", close=True)
+            return None
+        if length > self.api.max_body:
+            self._error(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"body of {length} bytes exceeds {self.api.max_body}",
+                close=True,
+            )
+            return None
+        return self.rfile.read(length)
+
+    def _drain_body(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if 0 < length <= self.api.max_body:
+            self.rfile.read(length)
+        elif length:
+            self.close_connection = True
+
+    def _error(
+        self, status: HTTPStatus, message: str, field: str = "", *, code: str = "", close: bool = False
+    ) -> None:
+        body: dict[str, str] = {"error": message, "code": code or _code_for(status)}
+        if field:
+            body["field"] = field
+        if close:
+            self.close_connection = True
+        self._json(status, body)
+
+    def _json(self, status: HTTPStatus, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _code_for(status: HTTPStatus) -> str:
+    for code, mapped in _STATUS.items():
+        if mapped == status:
+            return str(code)
+    return "too_large" if status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE else "invalid"

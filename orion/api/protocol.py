@@ -1,0 +1,258 @@
+"""Client API messages: requests, replies and the records they carry (msgspec, MessagePack).
+
+Requests form a tagged union (tag field ``op``). Every request is validated on decode
+(DESIGN rule 5): constraints live in the types below, so a bad request is refused with an
+error naming its field before it reaches the node. The same types are used by the ZeroMQ
+server, the REST mirror (via ``validate_request``), the Python client and the node when it
+forwards a request to the leader.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+import msgspec
+
+from orion.model import NodeMeta, Task
+
+MAX_REQUEST = 1024 * 1024  # bytes of an encoded request
+MAX_REPLY = 64 * 1024 * 1024
+
+TaskId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+TaskName = Annotated[str, msgspec.Meta(max_length=128)]
+Image = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\s]+$")]
+Bytes = Annotated[int, msgspec.Meta(ge=0, le=2**60)]
+Cores = Annotated[float, msgspec.Meta(ge=0.0, le=4096.0)]
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Value = Annotated[str, msgspec.Meta(max_length=1024)]
+EnvValue = Annotated[str, msgspec.Meta(max_length=32 * 1024)]
+# "80/tcp" (or "80", meaning tcp) -> "8080"; the range 1-65535 is checked in __post_init__.
+ContainerPort = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,5}(/(tcp|udp|sctp))?$")]
+HostPort = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,5}$")]
+Arg = Annotated[str, msgspec.Meta(max_length=32 * 1024)]
+
+
+class ErrorCode(StrEnum):
+    INVALID = "invalid"
+    NOT_FOUND = "not_found"
+    NO_QUORUM = "no_quorum"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+# ------------------------------------------------------------------------- requests
+
+
+class _Request(
+    msgspec.Struct, tag_field="op", tag=True, kw_only=True, frozen=True, forbid_unknown_fields=True
+):
+    stale: bool = False  # reads: answer from this node's state instead of through the leader
+
+
+class SubmitTask(_Request):
+    id: TaskId
+    name: TaskName
+    image: Image
+    memory: Bytes = 0
+    cpu: Cores = 0.0
+    disk: Bytes = 0
+    node_selectors: Annotated[dict[Key, Value], msgspec.Meta(max_length=64)] = {}
+    port_bindings: Annotated[dict[ContainerPort, HostPort], msgspec.Meta(max_length=64)] = {}
+    command: Annotated[list[Arg], msgspec.Meta(max_length=256)] | None = None
+    env: Annotated[dict[Key, EnvValue], msgspec.Meta(max_length=256)] = {}
+
+    def __post_init__(self) -> None:
+        for container_port, host_port in self.port_bindings.items():
+            number = int(container_port.split("/", 1)[0])
+            if not 1 <= number <= 65535:
+                raise ValueError(f"port_bindings: container port {container_port!r} is not in 1-65535")
+            if not 1 <= int(host_port) <= 65535:
+                raise ValueError(f"port_bindings: host port {host_port!r} is not in 1-65535")
+
+
+class ListTasks(_Request):
+    pass
+
+
+class GetTask(_Request):
+    id: TaskId
+
+
+class StopTask(_Request):
+    id: TaskId
+
+
+class ListNodes(_Request):
+    pass
+
+
+class RaftStatus(_Request):
+    pass
+
+
+Request = SubmitTask | ListTasks | GetTask | StopTask | ListNodes | RaftStatus
+WRITE_REQUESTS = (SubmitTask, StopTask)
+
+# ------------------------------------------------------------------------- results
+
+
+class NodeInfo(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    address: str = ""
+    status: str = "alive"  # alive, suspect, dead, left
+    role: str = "follower"  # Raft role as this node last saw it
+    suffrage: str = "none"  # voter, nonvoter, none
+    meta: NodeMeta | None = None
+    allocated_memory: int = 0
+    allocated_cpu: float = 0.0
+    allocated_disk: int = 0
+
+
+class RaftInfo(msgspec.Struct, kw_only=True, frozen=True):
+    node_id: str
+    role: str
+    term: int
+    leader_id: str | None = None
+    commit_index: int = 0
+    applied_index: int = 0
+    last_index: int = 0
+    voters: list[str] = []
+    non_voters: list[str] = []
+
+
+RESULT_TYPES: dict[type, Any] = {
+    SubmitTask: Task,
+    GetTask: Task,
+    StopTask: Task,
+    ListTasks: list[Task],
+    ListNodes: list[NodeInfo],
+    RaftStatus: RaftInfo,
+}
+
+# ------------------------------------------------------------------------- replies
+
+
+class ApiError(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+
+
+class Reply(msgspec.Struct, frozen=True):
+    ok: bool
+    result: Any = None
+    error: ApiError | None = None
+
+    @classmethod
+    def success(cls, result: Any) -> Reply:
+        return cls(ok=True, result=result)
+
+    @classmethod
+    def failure(cls, code: str, message: str) -> Reply:
+        return cls(ok=False, error=ApiError(code=str(code), message=message))
+
+
+class RequestError(ValueError):
+    """A request that failed validation; ``field`` is its path, e.g. "memory" or "port_bindings"."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
+
+    def reply(self) -> Reply:
+        return Reply.failure(ErrorCode.INVALID, str(self))
+
+
+# ------------------------------------------------------------------------- codecs
+
+_encoder = msgspec.msgpack.Encoder()
+_request_decoder = msgspec.msgpack.Decoder(Request)
+_reply_decoder = msgspec.msgpack.Decoder(Reply)
+_AT_PATH = re.compile(r"^(?P<reason>.*) - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`$", re.DOTALL)
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+_PATTERN = re.compile(r"^Expected `str` matching regex '(?P<pattern>.*)'$", re.DOTALL | re.IGNORECASE)
+_BOUND = re.compile(r"^Expected `\w+` (?P<op>>=|<=|>|<) (?P<value>\S+)$")
+_LENGTH = re.compile(r"^Expected `(?P<kind>\w+)` of length (?P<op>>=|<=) (?P<value>\d+)$")
+_FIELD_PREFIX = re.compile(r"^(?P<field>[a-z_]+): (?P<reason>.*)$", re.DOTALL)
+
+
+def request_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> RequestError:
+    """Turn msgspec's message ("Expected `int` >= 0 - at `$.memory`") into field and reason."""
+    text = str(exc)
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        return RequestError("", f"malformed request: {text}")
+    field, reason = "", text
+    match = _AT_PATH.match(text)
+    if match:
+        field = match.group("path").lstrip(".").replace("[...]", "")
+        reason = match.group("reason")
+        if match.group("key"):
+            reason = f"key {reason[0].lower()}{reason[1:]}"
+    elif (prefixed := _FIELD_PREFIX.match(text)) is not None:  # raised by __post_init__
+        field, reason = prefixed.group("field"), prefixed.group("reason")
+    if (bound := _BOUND.match(reason)) is not None:
+        reason = f"must be {bound.group('op')} {bound.group('value')}"
+    elif (length := _LENGTH.match(reason)) is not None:
+        if length.group("op") == ">=" and length.group("value") == "1":
+            reason = "must not be empty"
+        else:
+            reason = f"length must be {length.group('op')} {length.group('value')}"
+    elif (missing := _MISSING.match(reason)) is not None:
+        field = f"{field}.{missing.group('field')}" if field else missing.group("field")
+        reason = "is required"
+    elif (pattern := _PATTERN.match(reason.removeprefix("key "))) is not None:
+        what = "key" if reason.startswith("key ") else "value"
+        reason = f"{what} does not match {pattern.group('pattern')!r}"
+    elif reason.startswith("Object contains unknown field"):
+        field = field or reason.split("`")[1]
+        reason = "unknown field"
+    return RequestError(field, reason)
+
+
+def encode(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def encode_request(request: Request) -> bytes:
+    return _encoder.encode(request)
+
+
+def decode_request(buf: bytes, max_size: int = MAX_REQUEST) -> Request:
+    """Decode and validate a request; RequestError (naming the field) on any bad input."""
+    if len(buf) > max_size:
+        raise RequestError("", f"request too large: {len(buf)} bytes > {max_size}")
+    try:
+        return _request_decoder.decode(buf)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise request_error(exc) from None
+
+
+def validate_request(obj: Any) -> Request:
+    """Validate builtins (e.g. parsed JSON with an ``op`` key) into a Request."""
+    try:
+        return msgspec.convert(obj, Request)
+    except msgspec.ValidationError as exc:
+        raise request_error(exc) from None
+
+
+def encode_reply(reply: Reply) -> bytes:
+    return _encoder.encode(reply)
+
+
+def decode_reply(buf: bytes) -> Reply:
+    return _reply_decoder.decode(buf)
+
+
+def typed_result(request: Request, result: Any) -> Any:
+    """The reply's result as the record type the request returns (Task, list[NodeInfo], ...).
+
+    Results that crossed the wire arrive as plain maps; results handed over in-process are
+    already records. Both come out typed.
+    """
+    target = RESULT_TYPES[type(request)]
+    if result is None:
+        return None
+    return msgspec.convert(msgspec.to_builtins(result), target)

@@ -1,0 +1,319 @@
+"""The Python client of an Orion cluster (DESIGN.md "Client surface").
+
+    from orion import client
+    task = client.submit("nginx", memory="256MiB", ports={"80/tcp": "8080"})
+    client.Client(["127.0.0.1:7300", "127.0.0.1:7301"]).wait(task.id, "Running", timeout=30)
+
+Requests use the Lazy Pirate pattern (ZeroMQ guide, chapter 4): a REQ socket, a poll with a
+timeout, and on silence the socket is closed, reopened on the next endpoint, and the request
+sent again. A submit carries an id chosen here once, so a retried submit never creates a
+second task.
+
+Thread safety: a Client owns a ZeroMQ socket, which must not be shared between threads.
+Use one Client per thread. The module-level helpers use one default Client per thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+import zmq
+
+from orion.api.protocol import (
+    MAX_REPLY,
+    ErrorCode,
+    ListNodes,
+    ListTasks,
+    NodeInfo,
+    RaftInfo,
+    RaftStatus,
+    Request,
+    RequestError,
+    decode_reply,
+    encode_request,
+    typed_result,
+    validate_request,
+)
+from orion.model import Task, TaskState
+from orion.units import parse_size
+
+DEFAULT_ENDPOINT = "127.0.0.1:7300"
+TERMINAL_STATES = frozenset({TaskState.FAILED, TaskState.STOPPED})
+
+__all__ = [
+    "Client",
+    "InvalidRequest",
+    "NoQuorum",
+    "NotFound",
+    "OrionError",
+    "Timeout",
+    "Unavailable",
+    "default_endpoints",
+    "nodes",
+    "raft",
+    "stop",
+    "submit",
+    "task",
+    "tasks",
+    "wait",
+]
+
+
+class OrionError(Exception):
+    """An error reported by the cluster (or about reaching it); ``code`` as in the protocol."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class NotFound(OrionError):
+    pass
+
+
+class InvalidRequest(OrionError):
+    pass
+
+
+class NoQuorum(OrionError):
+    pass
+
+
+class Unavailable(OrionError):
+    pass
+
+
+class Timeout(OrionError):
+    pass
+
+
+_ERRORS: dict[str, type[OrionError]] = {
+    ErrorCode.NOT_FOUND: NotFound,
+    ErrorCode.INVALID: InvalidRequest,
+    ErrorCode.NO_QUORUM: NoQuorum,
+    ErrorCode.UNAVAILABLE: Unavailable,
+    ErrorCode.TIMEOUT: Timeout,
+}
+
+
+def error_for(code: str, message: str) -> OrionError:
+    return _ERRORS.get(code, OrionError)(code, message)
+
+
+def default_endpoints() -> list[str]:
+    raw = os.environ.get("ORION_ENDPOINTS", "")
+    endpoints = [e.strip() for e in raw.split(",") if e.strip()]
+    return endpoints or [DEFAULT_ENDPOINT]
+
+
+def normalize_ports(ports: dict[str, str | int] | None) -> dict[str, str]:
+    """{"80/tcp": "8080"}; a container port without protocol means tcp; host ports may be ints."""
+    result: dict[str, str] = {}
+    for container, host in (ports or {}).items():
+        key = str(container)
+        result[key if "/" in key else f"{key}/tcp"] = str(host)
+    return result
+
+
+class Client:
+    def __init__(self, endpoints: list[str] | None = None, timeout: float = 5.0, retries: int = 3) -> None:
+        """``timeout`` bounds each attempt; ``retries`` is how many rounds over all endpoints."""
+        self.endpoints = list(endpoints) if endpoints else default_endpoints()
+        if timeout <= 0 or retries < 1:
+            raise ValueError("timeout must be > 0 and retries >= 1")
+        self.timeout = timeout
+        self.retries = retries
+        self._context = zmq.Context.instance()
+        self._socket: zmq.Socket | None = None
+        self._current = 0  # index of the endpoint that answered last
+
+    # ------------------------------------------------------------------ API
+
+    def submit(
+        self,
+        image: str,
+        *,
+        name: str | None = None,
+        memory: int | str = 0,
+        cpu: float = 0.0,
+        disk: int | str = 0,
+        ports: dict[str, str | int] | None = None,
+        node_selectors: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        id: str | None = None,
+    ) -> Task:
+        task_id = id or uuid.uuid4().hex  # chosen once: every retry carries the same id
+        try:
+            fields: dict[str, Any] = {
+                "op": "SubmitTask",
+                "id": task_id,
+                "name": name if name is not None else f"task-{task_id[:8]}",
+                "image": image,
+                "memory": parse_size(memory, "memory"),
+                "cpu": cpu,
+                "disk": parse_size(disk, "disk"),
+                "port_bindings": normalize_ports(ports),
+                "node_selectors": dict(node_selectors or {}),
+                "command": list(command) if command is not None else None,
+                "env": dict(env or {}),
+            }
+        except ValueError as exc:
+            raise InvalidRequest(ErrorCode.INVALID, str(exc)) from None
+        return self._call(self._checked(fields))
+
+    def tasks(self, *, stale: bool = False) -> list[Task]:
+        return self._call(ListTasks(stale=stale))
+
+    def task(self, id: str, *, stale: bool = False) -> Task:
+        return self._call(self._checked({"op": "GetTask", "id": id, "stale": stale}))
+
+    def stop(self, id: str) -> Task:
+        return self._call(self._checked({"op": "StopTask", "id": id}))
+
+    def nodes(self, *, stale: bool = False) -> list[NodeInfo]:
+        return self._call(ListNodes(stale=stale))
+
+    def raft(self, *, stale: bool = True) -> RaftInfo:
+        """Raft status of the node that answers (stale by default: it is that node's view)."""
+        return self._call(RaftStatus(stale=stale))
+
+    def wait(self, id: str, state: str, timeout: float = 60.0, interval: float = 0.2) -> Task:
+        """Poll until the task reaches ``state``; Timeout after ``timeout`` seconds.
+
+        Raises OrionError("unexpected_state") when the task ends in another terminal state
+        (e.g. Failed while waiting for Running), with the task's reason.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.task(id)
+            if current.state == state:
+                return current
+            if current.state in TERMINAL_STATES:
+                raise OrionError(
+                    "unexpected_state",
+                    f"task {id} is {current.state}, not {state}: {current.reason or 'no reason'}",
+                )
+            if time.monotonic() >= deadline:
+                raise Timeout(
+                    ErrorCode.TIMEOUT,
+                    f"task {id} still {current.state} after {timeout:g}s (waiting for {state})"
+                    + (f": {current.reason}" if current.reason else ""),
+                )
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(0)
+            self._socket = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ Lazy Pirate
+
+    @staticmethod
+    def _checked(fields: dict[str, Any]) -> Request:
+        try:
+            return validate_request(fields)
+        except RequestError as exc:
+            raise InvalidRequest(ErrorCode.INVALID, str(exc)) from None
+
+    def _open(self) -> zmq.Socket:
+        if self._socket is None:
+            sock = self._context.socket(zmq.REQ)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, MAX_REPLY)
+            sock.connect(f"tcp://{self.endpoints[self._current]}")
+            self._socket = sock
+        return self._socket
+
+    def _rotate(self) -> None:
+        """Drop the socket (a REQ socket cannot resend after silence) and try the next endpoint."""
+        self.close()
+        self._current = (self._current + 1) % len(self.endpoints)
+
+    def _call(self, request: Request) -> Any:
+        body = encode_request(request)
+        failures: list[str] = []
+        for _ in range(self.retries * len(self.endpoints)):
+            endpoint = self.endpoints[self._current]
+            sock = self._open()
+            sock.send(body)
+            if not sock.poll(int(self.timeout * 1000), zmq.POLLIN):
+                failures.append(f"{endpoint} (no answer in {self.timeout:g}s)")
+                self._rotate()
+                continue
+            try:
+                reply = decode_reply(sock.recv())
+            except Exception as exc:  # a reply we cannot read: treat the endpoint as broken
+                failures.append(f"{endpoint} (bad reply: {exc})")
+                self._rotate()
+                continue
+            if reply.ok:
+                return typed_result(request, reply.result)
+            error = reply.error
+            code, message = (
+                (error.code, error.message) if error else (ErrorCode.INTERNAL, "error without details")
+            )
+            if code == ErrorCode.UNAVAILABLE:
+                # This node cannot serve now (starting, no leader known): another one may.
+                failures.append(f"{endpoint} ({message})")
+                self._rotate()
+                continue
+            raise error_for(code, message)
+        raise Unavailable(ErrorCode.UNAVAILABLE, "no endpoint answered: " + "; ".join(_dedupe(failures)))
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+# ---------------------------------------------------------------------- module level
+
+_local = threading.local()
+
+
+def _default() -> Client:
+    client = getattr(_local, "client", None)
+    if client is None:
+        client = Client()
+        _local.client = client
+    return client
+
+
+def submit(image: str, **kwargs: Any) -> Task:
+    """Submit a task through the default client (endpoints from ORION_ENDPOINTS)."""
+    return _default().submit(image, **kwargs)
+
+
+def tasks() -> list[Task]:
+    return _default().tasks()
+
+
+def task(id: str) -> Task:
+    return _default().task(id)
+
+
+def stop(id: str) -> Task:
+    return _default().stop(id)
+
+
+def nodes() -> list[NodeInfo]:
+    return _default().nodes()
+
+
+def raft() -> RaftInfo:
+    return _default().raft()
+
+
+def wait(id: str, state: str, timeout: float = 60.0) -> Task:
+    return _default().wait(id, state, timeout)

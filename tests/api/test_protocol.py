@@ -1,0 +1,103 @@
+"""Validation of client API requests on decode: bad input names its field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from orion.api.protocol import (
+    ApiError,
+    GetTask,
+    ListTasks,
+    RaftInfo,
+    RaftStatus,
+    Reply,
+    RequestError,
+    SubmitTask,
+    decode_reply,
+    decode_request,
+    encode,
+    encode_reply,
+    encode_request,
+    typed_result,
+)
+from orion.model import Task
+
+
+def submit(**overrides: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {"op": "SubmitTask", "id": "t1", "name": "web", "image": "nginx"}
+    fields.update(overrides)
+    return fields
+
+
+def rejected(obj: Any) -> RequestError:
+    with pytest.raises(RequestError) as info:
+        decode_request(encode(obj))
+    return info.value
+
+
+def test_valid_requests_round_trip() -> None:
+    request = SubmitTask(
+        id="t1",
+        name="web",
+        image="nginx:1.27",
+        memory=256 * 1024**2,
+        cpu=0.5,
+        port_bindings={"80/tcp": "8080", "53/udp": "5353"},
+        node_selectors={"zone": "a"},
+        command=["sh", "-c", "echo hi"],
+        env={"MODE": "prod"},
+    )
+    assert decode_request(encode_request(request)) == request
+    assert decode_request(encode_request(GetTask(id="t1", stale=True))) == GetTask(id="t1", stale=True)
+    assert decode_request(encode_request(ListTasks())) == ListTasks()
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "reason"),
+    [
+        (submit(memory=-1), "memory", "must be >= 0"),
+        (submit(cpu=-0.5), "cpu", "must be >= 0"),
+        (submit(disk=-3), "disk", "must be >= 0"),
+        (submit(image=""), "image", "must not be empty"),
+        (submit(memory="lots"), "memory", "Expected `int`, got `str`"),
+        (submit(port_bindings={"80/tcp": "70000"}), "port_bindings", "not in 1-65535"),
+        (submit(port_bindings={"0/tcp": "8080"}), "port_bindings", "not in 1-65535"),
+        (submit(port_bindings={"80/xyz": "8080"}), "port_bindings", "key does not match"),
+        (submit(port_bindings={"80/tcp": "http"}), "port_bindings", "value does not match"),
+        (submit(command=["ok", 5]), "command[1]", "Expected `str`, got `int`"),
+        (submit(name="n" * 129), "name", "length must be <= 128"),
+        (submit(surprise=1), "surprise", "unknown field"),
+        ({"op": "SubmitTask", "name": "web", "image": "nginx"}, "id", "is required"),
+        ({"op": "Reboot"}, "op", "Invalid value 'Reboot'"),
+        ({"op": "GetTask", "id": "../etc"}, "id", "does not match"),
+    ],
+)
+def test_bad_fields_are_named(fields: dict[str, Any], field: str, reason: str) -> None:
+    error = rejected(fields)
+    assert error.field == field
+    assert reason in error.reason
+    assert str(error).startswith(f"{field}: ")
+
+
+def test_malformed_and_oversized_requests() -> None:
+    with pytest.raises(RequestError, match="malformed request"):
+        decode_request(b"\xc1\xc1")
+    big = encode(submit(env={"BLOB": "x" * 30_000, "MORE": "y" * 30_000}))
+    with pytest.raises(RequestError, match="request too large"):
+        decode_request(big, max_size=len(big) - 1)
+    assert isinstance(decode_request(big, max_size=len(big)), SubmitTask)
+
+
+def test_replies_round_trip_and_results_come_back_typed() -> None:
+    task = Task(id="t1", name="web", image="nginx", port_bindings={"80/tcp": "8080"})
+    reply = decode_reply(encode_reply(Reply.success(task)))
+    assert reply.ok
+    assert typed_result(SubmitTask(id="t1", name="web", image="nginx"), reply.result) == task
+    info = RaftInfo(node_id="n1", role="leader", term=2, voters=["n1"])
+    assert typed_result(RaftStatus(), decode_reply(encode_reply(Reply.success(info))).result) == info
+    failure = decode_reply(encode_reply(Reply.failure("not_found", "no task t9")))
+    assert failure == Reply(ok=False, error=ApiError(code="not_found", message="no task t9"))
+    assert msgspec.msgpack.decode(encode_reply(failure))["error"]["code"] == "not_found"
