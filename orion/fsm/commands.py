@@ -1,0 +1,112 @@
+"""Commands of the cluster state machine: the data of Raft NORMAL entries.
+
+Every command is a msgspec Struct in one tagged union, encoded as MessagePack. Each carries
+``at``, a timestamp chosen by the proposer, so applying a command never reads a clock and
+every replica computes the same state.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from orion.model import NodeMeta, Task, TaskState
+
+MAX_COMMAND_BYTES = 1 << 20  # a command is small; anything larger is refused before decoding
+
+NodeStatus = Literal["alive", "suspect", "dead", "left"]
+NODE_STATUSES: tuple[str, ...] = ("alive", "suspect", "dead", "left")
+
+
+class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="op"):
+    at: float  # proposer's wall clock, seconds since the epoch
+
+
+class SubmitTask(_Command, tag="submit"):
+    """Create ``task`` as Pending. Idempotent on ``task.id``: a retry returns the existing task."""
+
+    task: Task
+
+
+class StopTask(_Command, tag="stop"):
+    task_id: str
+
+
+class AssignTasks(_Command, tag="assign"):
+    """The scheduler's plan: (task_id, node_id) placements for Pending tasks."""
+
+    assignments: list[tuple[str, str]]
+
+
+class SetPending(_Command, tag="set_pending"):
+    """Tasks the scheduler could not place, with the reason (shown by ``task inspect``)."""
+
+    task_ids: list[str]
+    reason: str
+
+
+class ReportTaskState(_Command, tag="report"):
+    """What the node running a task saw happen to its container."""
+
+    task_id: str
+    node_id: str
+    state: TaskState
+    reason: str = ""
+    exit_code: int | None = None
+    restarts: int = 0
+
+
+class RescheduleNodeTasks(_Command, tag="reschedule_node"):
+    """Move the active tasks of a (dead) node back to Pending."""
+
+    node_id: str
+    reason: str
+
+
+class UpsertNode(_Command, tag="upsert_node"):
+    meta: NodeMeta
+    status: NodeStatus = "alive"
+
+
+class SetNodeStatus(_Command, tag="node_status"):
+    node_id: str
+    status: NodeStatus
+
+
+class RemoveNode(_Command, tag="remove_node"):
+    node_id: str
+
+
+Command = (
+    SubmitTask
+    | StopTask
+    | AssignTasks
+    | SetPending
+    | ReportTaskState
+    | RescheduleNodeTasks
+    | UpsertNode
+    | SetNodeStatus
+    | RemoveNode
+)
+
+
+class CommandError(msgspec.Struct, frozen=True):
+    """Result of a command that changed nothing because it was invalid or refers to nothing."""
+
+    message: str
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Command)
+
+
+def encode_command(command: Command) -> bytes:
+    return _encoder.encode(command)
+
+
+def decode_command(data: bytes) -> Command:
+    """Decode and validate; raise ``msgspec.DecodeError`` (or ``ValueError`` when too large)."""
+    if len(data) > MAX_COMMAND_BYTES:
+        raise ValueError(f"command of {len(data)} bytes exceeds the limit of {MAX_COMMAND_BYTES}")
+    return _decoder.decode(data)

@@ -1,0 +1,342 @@
+"""The replicated cluster state: tasks, nodes and what each node has been given.
+
+``ClusterState`` is deterministic: it changes only through ``apply(index, data)`` with the
+data of committed Raft entries, and never reads a clock or a random source (timestamps come in
+the commands). Two replicas fed the same entries hold the same state and produce byte-identical
+snapshots.
+
+Stored ``Task`` and ``NodeRecord`` values are never mutated after they are stored: a change
+builds a new value (``msgspec.structs.replace``, a shallow copy of one record), so the values
+handed out by the read helpers can be passed to other actors safely. Callers must not mutate
+them either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from orion.fsm.commands import (
+    AssignTasks,
+    Command,
+    CommandError,
+    RemoveNode,
+    ReportTaskState,
+    RescheduleNodeTasks,
+    SetNodeStatus,
+    SetPending,
+    StopTask,
+    SubmitTask,
+    UpsertNode,
+    decode_command,
+)
+from orion.fsm.tables import (
+    NODE_COLUMNS,
+    TASK_COLUMNS,
+    NodeRecord,
+    make_table,
+    node_row,
+    nodes_from_table,
+    task_row,
+    tasks_from_table,
+)
+from orion.model import ACTIVE_STATES, Task, TaskEvent, TaskState
+from orion.raft.tabular import decode_tabular_snapshot
+from orion.raft.types import Table, TabularSnapshot
+
+MAX_HISTORY = 20  # events kept per task
+SNAPSHOT_FORMAT = 1
+SUBMITTED_REASON = "waiting for a node"
+STOPPED_REASON = "stopped by user"
+# States a node may report for a task it runs (Scheduled: waiting to restart after a backoff).
+REPORTABLE_STATES = frozenset({TaskState.SCHEDULED, TaskState.RUNNING, TaskState.FAILED})
+
+
+class AssignResult(msgspec.Struct, frozen=True):
+    assigned: list[str]  # task ids now Scheduled
+    skipped: list[str]  # stale placements: task no longer Pending, or node gone or not alive
+
+
+class TaskIds(msgspec.Struct, frozen=True):
+    """Result of a command over many tasks: the ids it changed."""
+
+    task_ids: list[str]
+
+
+ApplyResult = Task | NodeRecord | AssignResult | TaskIds | CommandError
+
+
+class ClusterState:
+    def __init__(self) -> None:
+        self.applied_index = 0
+        self._tasks: dict[str, Task] = {}  # insertion (submission) order: snapshots are stable
+        self._by_name: dict[str, str] = {}  # name -> id of the latest task with that name
+        self._by_node: dict[str, dict[str, None]] = {}  # node id -> ids of tasks with that node_id
+        self._pending: dict[str, None] = {}  # ids of Pending tasks that should run
+        self._nodes: dict[str, NodeRecord] = {}
+        # node id -> [memory bytes, millicores, disk bytes] of its Scheduled/Running tasks.
+        # Millicores are integers so additions and removals cancel exactly.
+        self._allocated: dict[str, list[int]] = {}
+        self._handlers: dict[type, Callable[[Any], ApplyResult]] = {
+            SubmitTask: self._submit,
+            StopTask: self._stop,
+            AssignTasks: self._assign,
+            SetPending: self._set_pending,
+            ReportTaskState: self._report,
+            RescheduleNodeTasks: self._reschedule_node,
+            UpsertNode: self._upsert_node,
+            SetNodeStatus: self._set_node_status,
+            RemoveNode: self._remove_node,
+        }
+
+    # -- applying ----------------------------------------------------------------------------
+
+    def apply(self, index: int, data: bytes) -> ApplyResult:
+        """Apply the command of committed entry ``index``. Never raises on bad input: an
+        undecodable or invalid command changes nothing and returns a ``CommandError``."""
+        if index <= self.applied_index:
+            return CommandError(f"entry {index} is already applied (applied index {self.applied_index})")
+        self.applied_index = index
+        try:
+            command: Command = decode_command(data)
+        except (msgspec.DecodeError, ValueError) as exc:
+            return CommandError(f"undecodable command: {exc}")
+        return self._handlers[type(command)](command)
+
+    def _submit(self, cmd: SubmitTask) -> ApplyResult:
+        task = cmd.task
+        existing = self._tasks.get(task.id)
+        if existing is not None:
+            return existing  # a retried submit: the client chose the id
+        if not task.id or not task.image:
+            return CommandError("a task needs an id and an image")
+        if task.memory < 0 or task.cpu < 0 or task.disk < 0:
+            return CommandError(f"task {task.id}: resources must not be negative")
+        new = msgspec.structs.replace(
+            task,
+            state=TaskState.PENDING.value,
+            node_id="",
+            reason=SUBMITTED_REASON,
+            created_at=cmd.at,
+            updated_at=cmd.at,
+            desired="run",
+            restarts=0,
+            exit_code=None,
+            history=[TaskEvent(at=cmd.at, state=TaskState.PENDING.value, reason="submitted")],
+        )
+        self._put(None, new)
+        return new
+
+    def _stop(self, cmd: StopTask) -> ApplyResult:
+        task = self._tasks.get(cmd.task_id)
+        if task is None:
+            return CommandError(f"no task with id {cmd.task_id}")
+        if task.state == TaskState.STOPPED:
+            return task
+        return self._change(task, cmd.at, state=TaskState.STOPPED, reason=STOPPED_REASON, desired="stop")
+
+    def _assign(self, cmd: AssignTasks) -> ApplyResult:
+        assigned, skipped = [], []
+        for task_id, node_id in cmd.assignments:
+            task = self._tasks.get(task_id)
+            node = self._nodes.get(node_id)
+            # A plan made on an older state must not override what happened since.
+            if task is None or task_id not in self._pending or node is None or node.status != "alive":
+                skipped.append(task_id)
+                continue
+            self._change(task, cmd.at, state=TaskState.SCHEDULED, node_id=node_id, reason="")
+            assigned.append(task_id)
+        return AssignResult(assigned=assigned, skipped=skipped)
+
+    def _set_pending(self, cmd: SetPending) -> ApplyResult:
+        changed = []
+        for task_id in cmd.task_ids:
+            task = self._tasks.get(task_id)
+            if task is not None and task_id in self._pending and task.reason != cmd.reason:
+                self._change(task, cmd.at, reason=cmd.reason)
+                changed.append(task_id)
+        return TaskIds(changed)
+
+    def _report(self, cmd: ReportTaskState) -> ApplyResult:
+        task = self._tasks.get(cmd.task_id)
+        if task is None:
+            return CommandError(f"no task with id {cmd.task_id}")
+        if cmd.node_id != task.node_id:
+            holder = task.node_id or "no node"
+            return CommandError(f"stale report for task {task.id} from {cmd.node_id}: it is on {holder}")
+        if task.state not in ACTIVE_STATES or task.desired != "run":
+            return CommandError(f"task {task.id} is {task.state}: report of {cmd.state.value} ignored")
+        if cmd.state not in REPORTABLE_STATES:
+            return CommandError(f"a node cannot report state {cmd.state.value}")
+        if (task.state, task.reason, task.exit_code, task.restarts) == (
+            cmd.state,
+            cmd.reason,
+            cmd.exit_code,
+            cmd.restarts,
+        ):
+            return task  # a repeated report changes nothing
+        return self._change(
+            task, cmd.at, state=cmd.state, reason=cmd.reason, exit_code=cmd.exit_code, restarts=cmd.restarts
+        )
+
+    def _reschedule_node(self, cmd: RescheduleNodeTasks) -> ApplyResult:
+        moved = []
+        for task_id in list(self._by_node.get(cmd.node_id, ())):
+            task = self._tasks[task_id]
+            if task.state in ACTIVE_STATES and task.desired == "run":
+                self._change(task, cmd.at, state=TaskState.PENDING, node_id="", reason=cmd.reason)
+                moved.append(task_id)
+        return TaskIds(moved)
+
+    def _upsert_node(self, cmd: UpsertNode) -> ApplyResult:
+        meta = cmd.meta
+        if not meta.id:
+            return CommandError("a node needs an id")
+        old = self._nodes.get(meta.id)
+        if old is not None and old.meta.version > meta.version:
+            meta = old.meta  # gossip may deliver an older meta after a newer one
+        record = NodeRecord(id=meta.id, status=cmd.status, meta=meta, updated_at=cmd.at)
+        self._nodes[meta.id] = record
+        return record
+
+    def _set_node_status(self, cmd: SetNodeStatus) -> ApplyResult:
+        old = self._nodes.get(cmd.node_id)
+        if old is None:
+            return CommandError(f"no node with id {cmd.node_id}")
+        record = msgspec.structs.replace(old, status=cmd.status, updated_at=cmd.at)
+        self._nodes[cmd.node_id] = record
+        return record
+
+    def _remove_node(self, cmd: RemoveNode) -> ApplyResult:
+        record = self._nodes.pop(cmd.node_id, None)
+        if record is None:
+            return CommandError(f"no node with id {cmd.node_id}")
+        return record
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _change(self, task: Task, at: float, **changes: Any) -> Task:
+        """Store a new version of ``task`` with ``changes``, and log the change in its history."""
+        if "state" in changes:
+            changes["state"] = TaskState(changes["state"]).value
+        new = msgspec.structs.replace(task, updated_at=at, **changes)
+        event = TaskEvent(at=at, state=new.state, node_id=new.node_id, reason=new.reason)
+        history = task.history[-(MAX_HISTORY - 1) :]
+        history.append(event)
+        new = msgspec.structs.replace(new, history=history)
+        self._put(task, new)
+        return new
+
+    def _put(self, old: Task | None, new: Task) -> None:
+        if old is not None:
+            self._unindex(old)
+        self._tasks[new.id] = new
+        self._by_name[new.name] = new.id
+        self._index(new)
+
+    def _index(self, task: Task) -> None:
+        if task.node_id:
+            self._by_node.setdefault(task.node_id, {})[task.id] = None
+            if task.state in ACTIVE_STATES:
+                self._add_allocation(task, 1)
+        if task.state == TaskState.PENDING and task.desired == "run":
+            self._pending[task.id] = None
+
+    def _unindex(self, task: Task) -> None:
+        if task.node_id:
+            on_node = self._by_node[task.node_id]
+            del on_node[task.id]
+            if not on_node:
+                del self._by_node[task.node_id]
+            if task.state in ACTIVE_STATES:
+                self._add_allocation(task, -1)
+        self._pending.pop(task.id, None)
+
+    def _add_allocation(self, task: Task, sign: int) -> None:
+        totals = self._allocated.setdefault(task.node_id, [0, 0, 0])
+        totals[0] += sign * task.memory
+        totals[1] += sign * round(task.cpu * 1000)
+        totals[2] += sign * task.disk
+        if totals == [0, 0, 0]:
+            del self._allocated[task.node_id]
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def tasks(self) -> list[Task]:
+        return list(self._tasks.values())
+
+    def task(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    def task_by_name(self, name: str) -> Task | None:
+        """The most recently submitted task with this name."""
+        task_id = self._by_name.get(name)
+        return self._tasks[task_id] if task_id is not None else None
+
+    def tasks_on_node(self, node_id: str) -> list[Task]:
+        """Tasks whose node_id is ``node_id`` in any state (a Stopped one still tells that
+        node's reconciler to remove its container)."""
+        return [self._tasks[task_id] for task_id in self._by_node.get(node_id, ())]
+
+    def pending_tasks(self) -> list[Task]:
+        """Pending tasks that should run, oldest first."""
+        pending = [self._tasks[task_id] for task_id in self._pending]
+        pending.sort(key=lambda t: (t.created_at, t.id))
+        return pending
+
+    def nodes(self) -> list[NodeRecord]:
+        return list(self._nodes.values())
+
+    def node(self, node_id: str) -> NodeRecord | None:
+        return self._nodes.get(node_id)
+
+    def allocated(self, node_id: str) -> tuple[int, float, int]:
+        """(memory bytes, cpu cores, disk bytes) of the Scheduled and Running tasks on a node."""
+        memory, millicores, disk = self._allocated.get(node_id, (0, 0, 0))
+        return memory, millicores / 1000, disk
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The whole state as an msgpack ``TabularSnapshot`` (tables meta, nodes, tasks)."""
+        meta = Table(
+            columns=["key", "value"],
+            types=["VARCHAR", "BIGINT"],
+            rows=[
+                ["format", SNAPSHOT_FORMAT],
+                ["applied_index", self.applied_index],
+                ["tasks", len(self._tasks)],
+                ["nodes", len(self._nodes)],
+            ],
+        )
+        tables = {
+            "meta": meta,
+            "nodes": make_table(NODE_COLUMNS, [node_row(n) for n in self._nodes.values()]),
+            "tasks": make_table(TASK_COLUMNS, [task_row(t) for t in self._tasks.values()]),
+        }
+        return msgspec.msgpack.encode(TabularSnapshot(tables=tables))
+
+    def restore(self, data: bytes) -> None:
+        """Replace the whole state with a snapshot's. Raises ``ValueError`` on bad data and
+        then leaves the current state untouched."""
+        try:
+            tables = decode_tabular_snapshot(data).tables
+            meta = {row[0]: row[1] for row in tables["meta"].rows}
+            if meta.get("format") != SNAPSHOT_FORMAT:
+                raise ValueError(f"snapshot format {meta.get('format')}, expected {SNAPSHOT_FORMAT}")
+            tasks = tasks_from_table(tables["tasks"])
+            nodes = nodes_from_table(tables["nodes"])
+            applied_index = meta["applied_index"]
+        except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"cannot restore the cluster state from this snapshot: {exc}") from exc
+        self._tasks.clear()
+        self._by_name.clear()
+        self._by_node.clear()
+        self._pending.clear()
+        self._allocated.clear()
+        for task in tasks:
+            self._put(None, task)
+        self._nodes = {node.id: node for node in nodes}
+        self.applied_index = applied_index

@@ -1,0 +1,127 @@
+"""The FSM's records as snapshot tables: one row per task or node, scalar fields as DuckDB
+columns, nested fields (dicts, lists, history) as JSON in VARCHAR columns, so an operator can
+query a stopped node with SQL (``select id, state, node_id from snap_tasks``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from orion.model import NodeMeta, Task
+from orion.raft.types import Table
+
+RowValue = int | float | str | bytes | bool | None
+
+
+class NodeRecord(msgspec.Struct, frozen=True):
+    """A cluster member as the replicated state knows it."""
+
+    id: str
+    status: str  # "alive", "suspect", "dead", "left"
+    meta: NodeMeta
+    updated_at: float = 0.0
+
+
+_json_encode = msgspec.json.encode
+
+# (column, DuckDB type, is JSON-encoded)
+TASK_COLUMNS: list[tuple[str, str, bool]] = [
+    ("id", "VARCHAR", False),
+    ("name", "VARCHAR", False),
+    ("image", "VARCHAR", False),
+    ("state", "VARCHAR", False),
+    ("memory", "BIGINT", False),
+    ("cpu", "DOUBLE", False),
+    ("disk", "BIGINT", False),
+    ("node_selectors", "VARCHAR", True),
+    ("port_bindings", "VARCHAR", True),
+    ("command", "VARCHAR", True),
+    ("env", "VARCHAR", True),
+    ("node_id", "VARCHAR", False),
+    ("reason", "VARCHAR", False),
+    ("created_at", "DOUBLE", False),
+    ("updated_at", "DOUBLE", False),
+    ("desired", "VARCHAR", False),
+    ("restarts", "BIGINT", False),
+    ("exit_code", "BIGINT", False),
+    ("history", "VARCHAR", True),
+]
+
+NODE_COLUMNS: list[tuple[str, str, bool]] = [
+    ("id", "VARCHAR", False),
+    ("status", "VARCHAR", False),
+    ("updated_at", "DOUBLE", False),
+    ("role", "VARCHAR", False),
+    ("address", "VARCHAR", False),
+    ("raft_port", "BIGINT", False),
+    ("gossip_port", "BIGINT", False),
+    ("api_port", "BIGINT", False),
+    ("http_port", "BIGINT", False),
+    ("memory_total", "BIGINT", False),
+    ("memory_used", "BIGINT", False),
+    ("cpu_total", "DOUBLE", False),
+    ("disk_total", "BIGINT", False),
+    ("tags", "VARCHAR", True),
+    ("version", "BIGINT", False),
+]
+_META_FIELDS = [c for c, _, _ in NODE_COLUMNS[3:]]
+
+
+def _scalar(value: Any, duck_type: str) -> RowValue:
+    """The exact Python type the DuckDB column gives back, so the snapshot bytes round-trip."""
+    if value is None:
+        return None
+    if duck_type == "DOUBLE":
+        return float(value)
+    if duck_type == "BIGINT":
+        return int(value)
+    return str(value)
+
+
+def _row(values: dict[str, Any], columns: list[tuple[str, str, bool]]) -> list[RowValue]:
+    return [
+        _json_encode(values[name]).decode() if is_json else _scalar(values[name], duck_type)
+        for name, duck_type, is_json in columns
+    ]
+
+
+def task_row(task: Task) -> list[RowValue]:
+    return _row(msgspec.structs.asdict(task), TASK_COLUMNS)
+
+
+def node_row(node: NodeRecord) -> list[RowValue]:
+    values = msgspec.structs.asdict(node.meta)
+    values.update(id=node.id, status=node.status, updated_at=node.updated_at)
+    return _row(values, NODE_COLUMNS)
+
+
+def make_table(columns: list[tuple[str, str, bool]], rows: list[list[RowValue]]) -> Table:
+    return Table(columns=[c for c, _, _ in columns], types=[t for _, t, _ in columns], rows=rows)
+
+
+def _decoded(table: Table, columns: list[tuple[str, str, bool]]) -> list[dict[str, Any]]:
+    if table.columns != [c for c, _, _ in columns]:
+        raise ValueError(f"unexpected snapshot columns {table.columns}")
+    json_columns = {name for name, _, is_json in columns if is_json}
+    records = []
+    for row in table.rows:
+        record = dict(zip(table.columns, row, strict=True))
+        for name in json_columns:
+            record[name] = msgspec.json.decode(record[name])
+        records.append(record)
+    return records
+
+
+def tasks_from_table(table: Table) -> list[Task]:
+    return [msgspec.convert(record, Task) for record in _decoded(table, TASK_COLUMNS)]
+
+
+def nodes_from_table(table: Table) -> list[NodeRecord]:
+    nodes = []
+    for record in _decoded(table, NODE_COLUMNS):
+        meta = msgspec.convert({k: record[k] for k in _META_FIELDS} | {"id": record["id"]}, NodeMeta)
+        nodes.append(
+            NodeRecord(id=record["id"], status=record["status"], meta=meta, updated_at=record["updated_at"])
+        )
+    return nodes
