@@ -1,0 +1,622 @@
+"""The sans-I/O SWIM core with Lifeguard: no sockets, threads or clock inside.
+
+Time comes in as ``now`` (seconds, any monotonic origin), messages come in through ``receive``,
+and what must happen comes out of ``drain_outbox`` (messages to send) and ``drain_events``
+(membership changes). Timeouts are deadlines stored as data and fired by ``tick``; a deadline
+that belongs to an older probe or incarnation is simply ignored.
+
+Incarnation across restarts: a fresh core starts at incarnation 0 and relies on refutation. Any
+update about itself that it did not make (alive with a higher incarnation or other meta from a
+previous life, suspect or dead at its own incarnation or above) makes it jump to one above what it
+heard and broadcast that. A restarted member always hears its old record in the push-pull reply
+to its join, so it overtakes its old incarnation within one round trip, whether the cluster still
+thinks it alive, suspect or dead. No wall clock is needed, and a clock stepping back is harmless.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from orion.gossip.awareness import Awareness
+from orion.gossip.broadcasts import BroadcastQueue
+from orion.gossip.config import GossipConfig
+from orion.gossip.events import EventKind, MemberEvent, MemberStatus, MemberView
+from orion.gossip.messages import (
+    Ack,
+    Alive,
+    Dead,
+    Gossip,
+    GossipMessage,
+    MemberState,
+    Nack,
+    Ping,
+    PingReq,
+    PushPull,
+    Suspect,
+    Update,
+)
+from orion.gossip.suspicion import Suspicion
+from orion.gossip.timing import push_pull_scale, retransmit_limit, suspicion_timeout
+from orion.model import NodeMeta
+
+ALIVE: MemberStatus = "alive"
+SUSPECT: MemberStatus = "suspect"
+DEAD: MemberStatus = "dead"
+LEFT: MemberStatus = "left"
+_LIVE = (ALIVE, SUSPECT)
+
+
+class _Member:
+    __slots__ = ("address", "changed_at", "id", "incarnation", "meta", "status")
+
+    def __init__(self, meta: NodeMeta, incarnation: int, now: float) -> None:
+        self.id = meta.id
+        self.address = meta.gossip_address
+        self.meta = meta
+        self.incarnation = incarnation
+        self.status: MemberStatus = ALIVE
+        self.changed_at = now
+
+
+class _Probe:
+    """The one probe in flight: direct ping, then indirect ping-reqs, then failure at ``end``."""
+
+    __slots__ = ("direct_deadline", "end", "expected_nacks", "indirect_sent", "nacks", "seq", "target_id")
+
+    def __init__(self, seq: int, target_id: str, direct_deadline: float, end: float) -> None:
+        self.seq = seq
+        self.target_id = target_id
+        self.direct_deadline = direct_deadline
+        self.end = end
+        self.indirect_sent = False
+        self.expected_nacks = 0
+        self.nacks = 0
+
+
+class _Relay:
+    """A ping we sent on behalf of a ping-req: forward the ack, or nack at ``deadline``."""
+
+    __slots__ = ("deadline", "requester", "requester_seq", "want_nack")
+
+    def __init__(self, requester: str, requester_seq: int, deadline: float, want_nack: bool) -> None:
+        self.requester = requester
+        self.requester_seq = requester_seq
+        self.deadline = deadline
+        self.want_nack = want_nack
+
+
+class SwimCore:
+    def __init__(self, meta: NodeMeta, config: GossipConfig, rng: random.Random, now: float) -> None:
+        self._config = config
+        self._rng = rng
+        self._meta = meta
+        self._id = meta.id
+        self._address = meta.gossip_address
+        self._incarnation = 0
+        self._left = False
+
+        self._members: dict[str, _Member] = {}
+        # Members alive or suspect, in a list for O(1) random picks and a position map for O(1) removal.
+        self._live: list[str] = []
+        self._live_pos: dict[str, int] = {}
+        self._suspicions: dict[str, Suspicion] = {}
+        self._awareness = Awareness(config.awareness_max_multiplier)
+        self._broadcasts = BroadcastQueue()
+        self._outbox: list[tuple[str, GossipMessage]] = []
+        self._events: list[MemberEvent] = []
+
+        self._seq = rng.getrandbits(32)
+        self._probe: _Probe | None = None
+        self._probe_order: list[str] = []
+        self._probe_index = 0
+        self._relays: dict[int, _Relay] = {}
+        # Jitter the first timers so members started together do not probe in lockstep.
+        self._next_probe = now + rng.uniform(0, config.probe_interval)
+        self._next_gossip = now + rng.uniform(0, config.gossip_interval)
+        self._next_push_pull = now + rng.uniform(0.5, 1.0) * config.push_pull_interval
+        self._next_reconnect = now + rng.uniform(0.5, 1.0) * config.reconnect_interval
+        self._join_seeds: list[str] = []
+        self._next_join_retry: float | None = None
+        self._join_backoff = config.join_retry_interval
+
+        self._handlers: dict[type, Callable[[Any, float], None]] = {
+            Ping: self._on_ping,
+            Ack: self._on_ack,
+            Nack: self._on_nack,
+            PingReq: self._on_ping_req,
+            Gossip: self._on_gossip,
+            PushPull: self._on_push_pull,
+        }
+        self._broadcasts.queue(Alive(self._id, 0, meta))
+
+    # ----- public API -------------------------------------------------------------------------
+
+    @property
+    def node_id(self) -> str:
+        return self._id
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    @property
+    def incarnation(self) -> int:
+        return self._incarnation
+
+    @property
+    def meta(self) -> NodeMeta:
+        return self._meta
+
+    @property
+    def local_health(self) -> int:
+        """Lifeguard's local health score: 0 healthy .. awareness_max_multiplier - 1."""
+        return self._awareness.score
+
+    @property
+    def left(self) -> bool:
+        return self._left
+
+    def join(self, seeds: list[str], now: float) -> None:
+        """Ask seeds for a full state exchange; resent (with backoff) until one answers."""
+        self._join_seeds = [seed for seed in seeds if seed != self._address]
+        if not self._join_seeds:
+            self._next_join_retry = None
+            return
+        self._join_backoff = self._config.join_retry_interval
+        self._send_joins(now)
+
+    def leave(self, now: float) -> None:
+        """Announce a graceful leave; afterwards the core only gossips that announcement."""
+        if self._left:
+            return
+        self._left = True
+        self._probe = None
+        self._relays.clear()
+        self._suspicions.clear()
+        self._next_join_retry = None
+        self._broadcasts.queue(Dead(self._id, self._incarnation, self._id, left=True))
+        self._next_gossip = now
+
+    def update_meta(self, meta: NodeMeta, now: float) -> None:
+        """Adopt new meta (same id), bumping its version and our incarnation so it wins everywhere."""
+        if meta.id != self._id:
+            raise ValueError(f"meta is for {meta.id!r}, this core is {self._id!r}")
+        if msgspec.structs.replace(meta, version=self._meta.version) == self._meta:
+            return
+        version = max(meta.version, self._meta.version + 1)
+        self._meta = msgspec.structs.replace(meta, version=version)
+        self._address = self._meta.gossip_address
+        self._incarnation += 1
+        self._broadcasts.queue(Alive(self._id, self._incarnation, self._meta))
+
+    def tick(self, now: float) -> None:
+        if self._left:
+            self._gossip_tick(now)
+            return
+        if self._next_join_retry is not None and now >= self._next_join_retry:
+            self._join_backoff = min(self._join_backoff * 2, 8 * self._config.join_retry_interval)
+            self._send_joins(now)
+        if self._suspicions:
+            for node_id, suspicion in list(self._suspicions.items()):
+                if now >= suspicion.deadline:
+                    self._suspicion_expired(node_id, suspicion, now)
+        if self._relays:
+            self._relay_tick(now)
+        if self._probe is not None:
+            self._probe_tick(now)
+        if self._probe is None and now >= self._next_probe:
+            self._start_probe(now)
+        self._gossip_tick(now)
+        if now >= self._next_push_pull:
+            self._push_pull_tick(now)
+        if now >= self._next_reconnect:
+            self._reconnect_tick(now)
+
+    def receive(self, msg: GossipMessage, now: float) -> None:
+        if self._left:
+            return
+        handler = self._handlers.get(type(msg))
+        if handler is not None:
+            handler(msg, now)
+
+    def drain_outbox(self) -> list[tuple[str, GossipMessage]]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def drain_events(self) -> list[MemberEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def members(self) -> list[MemberView]:
+        own_status = LEFT if self._left else ALIVE
+        views = [MemberView(self._id, self._address, own_status, self._incarnation, self._meta)]
+        views.extend(
+            MemberView(m.id, m.address, m.status, m.incarnation, m.meta) for m in self._members.values()
+        )
+        return views
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which ``tick`` has work (None: nothing until a message arrives)."""
+        gossip_due = self._broadcasts and (self._live or self._left)
+        if self._left:
+            return self._next_gossip if gossip_due else None
+        candidates: list[float] = []
+        probe = self._probe
+        if probe is None:
+            candidates.append(self._next_probe)
+        else:
+            candidates.append(probe.end if probe.indirect_sent else probe.direct_deadline)
+        if gossip_due:
+            candidates.append(self._next_gossip)
+        if self._live:
+            candidates.append(self._next_push_pull)
+        if len(self._members) > len(self._live):
+            candidates.append(self._next_reconnect)
+        if self._next_join_retry is not None:
+            candidates.append(self._next_join_retry)
+        if self._suspicions:
+            candidates.append(min(s.deadline for s in self._suspicions.values()))
+        if self._relays:
+            candidates.append(min(r.deadline for r in self._relays.values()))
+        return min(candidates)
+
+    # ----- sending ----------------------------------------------------------------------------
+
+    def _send(self, address: str, msg: GossipMessage) -> None:
+        self._outbox.append((address, msg))
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0x7FFF_FFFF_FFFF_FFFF
+        return self._seq
+
+    def _cluster_size(self) -> int:
+        return len(self._live) + 1
+
+    def _piggyback(self, budget: int | None = None) -> list[Update]:
+        if not self._broadcasts:
+            return []
+        limit = retransmit_limit(self._config.retransmit_mult, self._cluster_size())
+        return self._broadcasts.take(self._config.packet_budget if budget is None else budget, limit)
+
+    def _broadcast(self, update: Update) -> None:
+        self._broadcasts.queue(update)
+
+    def _states(self) -> list[MemberState]:
+        states = [MemberState(self._id, self._incarnation, LEFT if self._left else ALIVE, self._meta)]
+        states.extend(MemberState(m.id, m.incarnation, m.status, m.meta) for m in self._members.values())
+        return states
+
+    def _send_joins(self, now: float) -> None:
+        msg = PushPull(self._address, self._id, self._states(), join=True)
+        for seed in self._join_seeds:
+            self._send(seed, msg)
+        self._next_join_retry = now + self._join_backoff
+
+    # ----- probing ----------------------------------------------------------------------------
+
+    def _scaled(self, timeout: float) -> float:
+        return self._awareness.scale(timeout) if self._config.lifeguard_probe else timeout
+
+    def _next_probe_target(self, now: float) -> _Member | None:
+        for _ in range(2):
+            while self._probe_index < len(self._probe_order):
+                member = self._members.get(self._probe_order[self._probe_index])
+                self._probe_index += 1
+                if member is not None and member.status in _LIVE:
+                    return member
+            self._reap(now)
+            self._probe_order = list(self._live)
+            self._rng.shuffle(self._probe_order)
+            self._probe_index = 0
+            if not self._probe_order:
+                return None
+        return None
+
+    def _start_probe(self, now: float) -> None:
+        interval = self._scaled(self._config.probe_interval)
+        self._next_probe = now + interval
+        target = self._next_probe_target(now)
+        if target is None:
+            return
+        seq = self._next_seq()
+        updates: list[Update]
+        if self._config.lifeguard_buddy and target.status == SUSPECT:
+            # Buddy system: tell a suspect it is suspected, so it can refute at once.
+            buddy = Suspect(target.id, target.incarnation, self._id)
+            updates = [buddy, *self._piggyback(self._config.packet_budget - 64)]
+        else:
+            updates = self._piggyback()
+        self._send(target.address, Ping(seq, self._address, target.id, updates))
+        self._probe = _Probe(seq, target.id, now + self._scaled(self._config.probe_timeout), now + interval)
+
+    def _probe_tick(self, now: float) -> None:
+        probe = self._probe
+        assert probe is not None
+        target = self._members.get(probe.target_id)
+        if target is None or target.status not in _LIVE:
+            self._probe = None
+            return
+        if not probe.indirect_sent and now >= probe.direct_deadline:
+            probe.indirect_sent = True
+            helpers = self._pick_live(self._config.indirect_checks, exclude=target.id, alive_only=True)
+            want_nack = self._config.lifeguard_probe
+            for helper in helpers:
+                updates = self._piggyback()
+                req = PingReq(probe.seq, self._address, target.id, target.address, want_nack, updates)
+                self._send(helper.address, req)
+            probe.expected_nacks = len(helpers) if want_nack else 0
+        if now >= probe.end:
+            self._probe = None
+            if self._config.lifeguard_probe:
+                # Missing nacks mean our helpers could not reach us in time either: we may be the slow one.
+                if probe.expected_nacks > 0:
+                    self._awareness.apply_delta(max(0, probe.expected_nacks - probe.nacks))
+                else:
+                    self._awareness.apply_delta(1)
+            self._on_suspect(Suspect(target.id, target.incarnation, self._id), now)
+
+    def _relay_tick(self, now: float) -> None:
+        for seq, relay in list(self._relays.items()):
+            if now >= relay.deadline:
+                del self._relays[seq]
+                if relay.want_nack:
+                    self._send(relay.requester, Nack(relay.requester_seq, self._address))
+
+    def _pick_live(self, k: int, exclude: str, alive_only: bool = False) -> list[_Member]:
+        live = self._live
+        if not live or k <= 0:
+            return []
+        picked = self._rng.sample(live, min(len(live), k + 1))
+        chosen: list[_Member] = []
+        for node_id in picked:
+            member = self._members[node_id]
+            if node_id == exclude or (alive_only and member.status != ALIVE):
+                continue
+            chosen.append(member)
+            if len(chosen) == k:
+                break
+        return chosen
+
+    # ----- gossip and anti-entropy --------------------------------------------------------------
+
+    def _gossip_tick(self, now: float) -> None:
+        if now < self._next_gossip:
+            return
+        self._next_gossip = now + self._config.gossip_interval
+        if not self._broadcasts:
+            return
+        for member in self._pick_live(self._config.gossip_nodes, exclude=self._id):
+            updates = self._piggyback()
+            if not updates:
+                break
+            self._send(member.address, Gossip(self._address, updates))
+
+    def _push_pull_tick(self, now: float) -> None:
+        self._next_push_pull = now + push_pull_scale(self._config.push_pull_interval, self._cluster_size())
+        peers = self._pick_live(1, exclude=self._id, alive_only=True)
+        if peers:
+            self._send(peers[0].address, PushPull(self._address, self._id, self._states()))
+
+    def _reconnect_tick(self, now: float) -> None:
+        """Push-pull with one random dead member (serf's reconnect), so partitions heal.
+
+        Probes and gossip only go to members we think alive; without this, two sides of a healed
+        partition that declared each other dead would never speak again.
+        """
+        self._next_reconnect = now + self._config.reconnect_interval
+        dead = [m for m in self._members.values() if m.status == DEAD]
+        if dead:
+            peer = self._rng.choice(dead)
+            self._send(peer.address, PushPull(self._address, self._id, self._states()))
+
+    # ----- message handlers -------------------------------------------------------------------
+
+    def _apply_updates(self, updates: list[Update], now: float) -> None:
+        for update in updates:
+            if type(update) is Alive:
+                self._on_alive(update, now)
+            elif type(update) is Suspect:
+                self._on_suspect(update, now)
+            else:
+                self._on_dead(update, now)  # type: ignore[arg-type]
+
+    def _on_ping(self, msg: Ping, now: float) -> None:
+        if msg.updates:
+            self._apply_updates(msg.updates, now)
+        if msg.target_id != self._id:
+            return  # meant for a member that used to live at our address
+        self._send(msg.sender, Ack(msg.seq, self._address, self._piggyback()))
+
+    def _on_ack(self, msg: Ack, now: float) -> None:
+        if msg.updates:
+            self._apply_updates(msg.updates, now)
+        probe = self._probe
+        if probe is not None and probe.seq == msg.seq:
+            self._probe = None
+            if self._config.lifeguard_probe:
+                self._awareness.apply_delta(-1)
+            return
+        relay = self._relays.pop(msg.seq, None)
+        if relay is not None:
+            self._send(relay.requester, Ack(relay.requester_seq, self._address, self._piggyback()))
+
+    def _on_nack(self, msg: Nack, now: float) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == msg.seq:
+            probe.nacks += 1
+
+    def _on_ping_req(self, msg: PingReq, now: float) -> None:
+        if msg.updates:
+            self._apply_updates(msg.updates, now)
+        seq = self._next_seq()
+        self._send(msg.target_address, Ping(seq, self._address, msg.target_id, self._piggyback()))
+        # memberlist answers with a nack after one (unscaled) probe timeout without an ack.
+        deadline = now + self._config.probe_timeout
+        self._relays[seq] = _Relay(msg.sender, msg.seq, deadline, msg.want_nack)
+
+    def _on_gossip(self, msg: Gossip, now: float) -> None:
+        self._apply_updates(msg.updates, now)
+
+    def _on_push_pull(self, msg: PushPull, now: float) -> None:
+        if msg.reply and msg.join:
+            self._next_join_retry = None  # a seed answered: we are in
+        incarnation = self._incarnation
+        self._merge_states(msg, now)
+        if not msg.reply:
+            # Merge first, so the answer already carries any refutation the merge caused.
+            answer = PushPull(self._address, self._id, self._states(), join=msg.join, reply=True)
+            self._send(msg.sender, answer)
+        elif self._incarnation != incarnation:
+            # The peer holds us dead or suspect (after a partition or a restart). It may be the
+            # only bridge to its side, and our gossip goes to members we think alive: tell it now.
+            self._send(msg.sender, Gossip(self._address, [Alive(self._id, self._incarnation, self._meta)]))
+
+    def _merge_states(self, msg: PushPull, now: float) -> None:
+        for state in msg.states:
+            status = state.status
+            if status == ALIVE:
+                self._on_alive(Alive(state.node_id, state.incarnation, state.meta), now)
+            elif status == LEFT:
+                self._on_dead(Dead(state.node_id, state.incarnation, state.node_id, left=True), now)
+            else:
+                # Like memberlist: a remote "dead" only makes us suspect, so our own timer (and the
+                # member's chance to refute) decides; one stale peer cannot kill a member here.
+                self._on_suspect(Suspect(state.node_id, state.incarnation, msg.sender_id), now)
+
+    # ----- state transitions ------------------------------------------------------------------
+
+    def _refute(self, heard_incarnation: int) -> None:
+        self._incarnation = max(self._incarnation, heard_incarnation) + 1
+        if self._config.lifeguard_probe:
+            self._awareness.apply_delta(1)  # being suspected hints that we are the slow one
+        self._broadcast(Alive(self._id, self._incarnation, self._meta))
+
+    def _emit(self, kind: EventKind, member: _Member) -> None:
+        self._events.append(MemberEvent(kind, member.id, member.address, member.meta, member.incarnation))
+
+    def _set_live(self, member: _Member, live: bool) -> None:
+        pos = self._live_pos.get(member.id)
+        if live and pos is None:
+            self._live_pos[member.id] = len(self._live)
+            self._live.append(member.id)
+        elif not live and pos is not None:
+            last = self._live.pop()
+            del self._live_pos[member.id]
+            if last != member.id:
+                self._live[pos] = last
+                self._live_pos[last] = pos
+
+    def _on_alive(self, msg: Alive, now: float) -> None:
+        node_id = msg.node_id
+        if node_id == self._id:
+            if msg.incarnation > self._incarnation or (
+                msg.incarnation == self._incarnation and msg.meta != self._meta
+            ):
+                self._refute(msg.incarnation)  # an echo of a previous life of ours
+            return
+        member = self._members.get(node_id)
+        if member is None:
+            member = _Member(msg.meta, msg.incarnation, now)
+            self._members[node_id] = member
+            self._set_live(member, True)
+            # Probe newcomers this round: insert at a random place in what is left of it.
+            position = self._rng.randint(self._probe_index, len(self._probe_order))
+            self._probe_order.insert(position, node_id)
+            self._broadcast(msg)
+            self._emit("joined", member)
+            return
+        newer_meta = (
+            msg.incarnation == member.incarnation
+            and member.status == ALIVE
+            and msg.meta.version > member.meta.version
+        )
+        if msg.incarnation <= member.incarnation and not newer_meta:
+            return
+        previous = member.status
+        meta_changed = msg.meta != member.meta
+        member.incarnation = msg.incarnation
+        member.meta = msg.meta
+        member.address = msg.meta.gossip_address
+        member.status = ALIVE
+        self._suspicions.pop(node_id, None)
+        self._broadcast(msg)
+        if previous in (DEAD, LEFT):
+            member.changed_at = now
+            self._set_live(member, True)
+            self._emit("joined", member)
+        elif previous == SUSPECT:
+            member.changed_at = now
+            self._emit("alive", member)
+            if meta_changed:
+                self._emit("updated", member)
+        elif meta_changed:
+            self._emit("updated", member)
+
+    def _on_suspect(self, msg: Suspect, now: float) -> None:
+        node_id = msg.node_id
+        if node_id == self._id:
+            if msg.incarnation >= self._incarnation:
+                self._refute(msg.incarnation)
+            return
+        member = self._members.get(node_id)
+        if member is None or msg.incarnation < member.incarnation or member.status not in _LIVE:
+            return
+        if member.status == SUSPECT:
+            # Like memberlist, a suspect at a newer incarnation only confirms the open suspicion:
+            # the timer keeps the incarnation it was started for.
+            suspicion = self._suspicions.get(node_id)
+            if suspicion is not None and self._config.lifeguard_suspicion and suspicion.confirm(msg.accuser):
+                self._broadcast(msg)  # spread the independent confirmation
+            return
+        member.status = SUSPECT
+        member.incarnation = msg.incarnation
+        member.changed_at = now
+        self._suspicions[node_id] = self._new_suspicion(msg.accuser, msg.incarnation, now)
+        self._broadcast(msg)
+        self._emit("suspect", member)
+
+    def _new_suspicion(self, accuser: str, incarnation: int, now: float) -> Suspicion:
+        config = self._config
+        n = self._cluster_size()
+        k = config.suspicion_mult - 2 if config.lifeguard_suspicion else 0
+        if n - 2 < k:
+            k = 0  # too few members to ever collect k confirmations
+        min_timeout = suspicion_timeout(config.suspicion_mult, n, config.probe_interval)
+        max_timeout = config.suspicion_max_timeout_mult * min_timeout
+        return Suspicion(accuser, incarnation, k, min_timeout, max_timeout, now)
+
+    def _suspicion_expired(self, node_id: str, suspicion: Suspicion, now: float) -> None:
+        del self._suspicions[node_id]
+        member = self._members.get(node_id)
+        if member is None or member.status != SUSPECT or member.incarnation != suspicion.incarnation:
+            return  # refuted or superseded meanwhile
+        self._on_dead(Dead(node_id, member.incarnation, self._id), now)
+
+    def _on_dead(self, msg: Dead, now: float) -> None:
+        node_id = msg.node_id
+        if node_id == self._id:
+            if msg.incarnation >= self._incarnation:
+                self._refute(msg.incarnation)
+            return
+        member = self._members.get(node_id)
+        if member is None or msg.incarnation < member.incarnation or member.status not in _LIVE:
+            return
+        left = msg.left and msg.accuser == node_id
+        member.status = LEFT if left else DEAD
+        member.incarnation = msg.incarnation
+        member.changed_at = now
+        self._suspicions.pop(node_id, None)
+        self._set_live(member, False)
+        self._broadcast(msg)
+        self._emit("left" if left else "dead", member)
+
+    def _reap(self, now: float) -> None:
+        """Forget members dead or left for longer than dead_reap_time (once per probe round)."""
+        horizon = now - self._config.dead_reap_time
+        stale = [m.id for m in self._members.values() if m.status not in _LIVE and m.changed_at <= horizon]
+        for node_id in stale:
+            del self._members[node_id]

@@ -1,0 +1,125 @@
+"""Gossip wire format: a tagged union of msgspec Structs, MessagePack encoded and validated on decode.
+
+Every message names its sender's gossip address, so a reply needs no transport-level identity.
+Updates (alive, suspect, dead) ride along on probes, acks and gossip messages ("piggybacking").
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from orion.model import NodeMeta
+
+MAX_MESSAGE_BYTES = 512 * 1024  # a push-pull of ~2000 members; everything else is far smaller
+MAX_UPDATES = 512  # piggybacked updates per message
+MAX_STATES = 4096  # members per push-pull
+
+NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Address = Annotated[str, msgspec.Meta(min_length=3, max_length=256, pattern=r"^[^\s:]+:\d{1,5}$")]
+Incarnation = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+class Alive(msgspec.Struct, frozen=True, array_like=True, tag="alive"):
+    node_id: NodeId
+    incarnation: Incarnation
+    meta: NodeMeta
+
+
+class Suspect(msgspec.Struct, frozen=True, array_like=True, tag="suspect"):
+    node_id: NodeId
+    incarnation: Incarnation
+    accuser: NodeId  # who suspects; confirmations from distinct accusers shorten the timeout
+
+
+class Dead(msgspec.Struct, frozen=True, array_like=True, tag="dead"):
+    node_id: NodeId
+    incarnation: Incarnation
+    accuser: NodeId
+    left: bool = False  # a graceful leave, announced by the member itself
+
+
+Update = Alive | Suspect | Dead
+Updates = Annotated[list[Update], msgspec.Meta(max_length=MAX_UPDATES)]
+
+
+class Ping(msgspec.Struct, frozen=True, array_like=True, tag="ping"):
+    seq: Seq
+    sender: Address
+    target_id: NodeId  # a member restarted under another id at the same address must not ack
+    updates: Updates = []
+
+
+class Ack(msgspec.Struct, frozen=True, array_like=True, tag="ack"):
+    seq: Seq
+    sender: Address
+    updates: Updates = []
+
+
+class Nack(msgspec.Struct, frozen=True, array_like=True, tag="nack"):
+    """Lifeguard: an indirect prober saying "I asked, no answer", so the requester knows it is not slow."""
+
+    seq: Seq
+    sender: Address
+
+
+class PingReq(msgspec.Struct, frozen=True, array_like=True, tag="ping_req"):
+    seq: Seq
+    sender: Address
+    target_id: NodeId
+    target_address: Address
+    want_nack: bool = False
+    updates: Updates = []
+
+
+class Gossip(msgspec.Struct, frozen=True, array_like=True, tag="gossip"):
+    sender: Address
+    updates: Updates = []
+
+
+MemberStatusWire = Literal["alive", "suspect", "dead", "left"]
+
+
+class MemberState(msgspec.Struct, frozen=True, array_like=True):
+    node_id: NodeId
+    incarnation: Incarnation
+    status: MemberStatusWire
+    meta: NodeMeta
+
+
+class PushPull(msgspec.Struct, frozen=True, array_like=True, tag="push_pull"):
+    """Full state exchange: on join (``join``) and periodically for anti-entropy."""
+
+    sender: Address
+    sender_id: NodeId
+    states: Annotated[list[MemberState], msgspec.Meta(max_length=MAX_STATES)]
+    join: bool = False
+    reply: bool = False  # an answer; never answered again
+
+
+GossipMessage = Ping | Ack | Nack | PingReq | Gossip | PushPull
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(GossipMessage)
+_update_encoder = msgspec.msgpack.Encoder()
+
+
+class MessageTooLarge(msgspec.ValidationError):
+    """Raised by decode for a buffer over MAX_MESSAGE_BYTES (before any parsing)."""
+
+
+def encode_message(msg: GossipMessage) -> bytes:
+    return _encoder.encode(msg)
+
+
+def decode_message(buf: bytes | bytearray | memoryview) -> GossipMessage:
+    """Parse and validate one message; garbage raises a msgspec error (DecodeError/ValidationError)."""
+    if len(buf) > MAX_MESSAGE_BYTES:
+        raise MessageTooLarge(f"gossip message of {len(buf)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    return _decoder.decode(buf)
+
+
+def encoded_size(update: Update) -> int:
+    return len(_update_encoder.encode(update))
