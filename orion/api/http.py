@@ -121,8 +121,13 @@ class HttpApi:
         timeout: float = 10.0,
         *,
         max_body: int = MAX_REQUEST,
+        poll_interval: float = 0.5,
     ) -> None:
-        """``port=0`` binds a random free port (read ``port`` after ``start``)."""
+        """``port=0`` binds a random free port (read ``port`` after ``start``).
+
+        ``poll_interval`` is how often the serving thread checks for ``stop`` (stdlib server).
+        """
+        self.poll_interval = poll_interval
         self.bind_host = bind_host
         self.port = port
         self.handler = handler
@@ -142,7 +147,9 @@ class HttpApi:
         server.daemon_threads = True
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name=f"http-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(self.poll_interval,), name=f"http-{self.port}", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
