@@ -1,0 +1,934 @@
+"""The sans-I/O Raft core: a deterministic state machine with no sockets, threads or clock.
+
+Inputs: ``tick()``, ``step(message)``, ``propose*()``, membership calls, ``read_index()``.
+Outputs: a ``Ready`` batch, collected by the shell, which must, in this order:
+
+1. if ``ready.snapshot``: ``store.save_snapshot(snapshot)`` then restore the FSM from it;
+2. ``store.save(ready.hard_state, ready.entries)`` (one durable write: group commit);
+3. send ``ready.messages`` (each names its ``dst``);
+4. apply ``ready.committed`` to the FSM in order; serve ``ready.read_states`` once the applied
+   index reaches their index; fail ``ready.failed_reads``;
+5. ``core.advance(ready)``.
+
+Design follows the Raft dissertation and etcd-io/raft: PreVote, CheckQuorum with a leader lease
+on votes, fast conflict backup, per-follower probe/replicate/snapshot pacing with pipelining,
+single-server membership changes that take effect on append, ReadIndex and TimeoutNow.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+
+import msgspec
+
+from orion.raft.log import RaftLog
+from orion.raft.messages import (
+    AppendEntries,
+    AppendResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    InstallSnapshotResponse,
+    Message,
+    RequestVote,
+    TimeoutNow,
+    VoteResponse,
+)
+from orion.raft.progress import Progress, ProgressState
+from orion.raft.types import (
+    Entry,
+    EntryKind,
+    HardState,
+    Membership,
+    Snapshot,
+    SnapshotMeta,
+    StoredState,
+    decode_membership,
+    encode_membership,
+)
+
+LEADER = "leader"
+FOLLOWER = "follower"
+CANDIDATE = "candidate"
+PRECANDIDATE = "precandidate"
+
+_CONFIG = int(EntryKind.CONFIG)
+_NOOP = int(EntryKind.NOOP)
+_NORMAL = int(EntryKind.NORMAL)
+_REPLICATE = ProgressState.REPLICATE
+_PROBE = ProgressState.PROBE
+_SNAPSHOT = ProgressState.SNAPSHOT
+
+
+class RaftConfig(msgspec.Struct, frozen=True):
+    election_ticks: int = 10  # election timeout randomized in [election_ticks, 2*election_ticks)
+    heartbeat_ticks: int = 2
+    max_append_entries: int = 1024  # entries per AppendEntries
+    max_inflight: int = 64  # pipelined AppendEntries per follower
+    snapshot_threshold: int = 8192  # the shell snapshots when applied - snapshot index exceeds this
+    pre_vote: bool = True
+    check_quorum: bool = True
+
+
+class NotLeaderError(Exception):
+    """Raised by leader-only calls on a non-leader; ``leader_id`` is "" if unknown."""
+
+    def __init__(self, leader_id: str = "") -> None:
+        super().__init__(f"not the leader (leader: {leader_id or 'unknown'})")
+        self.leader_id = leader_id
+
+
+class ConfigChangeInProgress(Exception):
+    """A membership change is appended but not committed yet: one change at a time."""
+
+
+class ReadState(msgspec.Struct):
+    """A read is linearizable once the FSM's applied index reaches ``index``."""
+
+    index: int
+    context: bytes
+
+
+class Ready(msgspec.Struct):
+    hard_state: HardState | None  # persist if not None
+    entries: list[Entry]  # persist (store.save replaces entries >= entries[0].index)
+    snapshot: Snapshot | None  # from the leader: persist it, then restore the FSM from it
+    messages: list[Message]  # send AFTER persisting
+    committed: list[Entry]  # apply in order, AFTER persisting
+    read_states: list[ReadState]
+    failed_reads: list[bytes]  # read contexts dropped because leadership was lost
+
+
+class _PendingRead:
+    __slots__ = ("context", "index", "seq")
+
+    def __init__(self, seq: int, index: int, context: bytes) -> None:
+        self.seq = seq
+        self.index = index
+        self.context = context
+
+
+class RaftCore:
+    def __init__(
+        self,
+        node_id: str,
+        stored: StoredState,
+        config: RaftConfig,
+        rng: random.Random,
+        bootstrap: Membership | None = None,
+    ) -> None:
+        self._id = node_id
+        self._config = config
+        self._rng = rng
+        hs = stored.hard_state
+        snap = stored.snapshot
+        if snap is not None:
+            self._log = RaftLog(snap.meta.index, snap.meta.term, list(stored.entries))
+            self._configs: list[tuple[int, Membership]] = [(snap.meta.index, snap.meta.membership)]
+        else:
+            self._log = RaftLog(0, 0, list(stored.entries))
+            self._configs = [(0, Membership())]
+        for e in self._log.entries:
+            if e.kind == _CONFIG:
+                self._configs.append((e.index, decode_membership(e.data)))
+        self._snapshot = snap
+        self._term = hs.term
+        self._vote = hs.vote
+        self._stable = self._log.last_index  # entries <= this are durable
+        self._prev_hs = hs  # the hard state last handed to the shell
+        commit = hs.commit
+        if bootstrap is not None and snap is None and not self._log.entries and hs.term == 0:
+            if node_id not in bootstrap.voters:
+                raise ValueError(f"bootstrap membership must list {node_id} as a voter")
+            # Every bootstrapped node holds this same first entry, so it is committed by fiat.
+            entry = Entry(1, 1, _CONFIG, encode_membership(bootstrap))
+            self._log.append([entry])
+            self._configs.append((1, bootstrap))
+            self._term = 1
+            self._stable = 0
+            commit = 1
+        self._handed = self._stable  # entries <= this were given to a Ready
+        self._commit = min(max(commit, self._log.snapshot_index), self._log.last_index)
+        self._applied = self._log.snapshot_index  # the shell restores the FSM from the snapshot
+        self._apply_handed = self._applied
+        self._pending_snapshot: Snapshot | None = None
+        self._msgs: list[Message] = []
+        self._read_states: list[ReadState] = []
+        self._failed_reads: list[bytes] = []
+        self._role = FOLLOWER
+        self._leader_id = ""
+        self._ticks = 0
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        self._randomized_timeout = 0
+        self._votes: dict[str, bool] = {}
+        self._progress: dict[str, Progress] = {}
+        self._dirty: dict[str, bool] = {}  # peer -> send even an empty AppendEntries
+        self._pending_reads: deque[_PendingRead] = deque()
+        self._reads_before_commit: list[bytes] = []  # until the leader commits in its term
+        self._read_seq = 0
+        self._read_heartbeat = False
+        self._transferee = ""
+        self._reset_randomized_timeout()
+
+    # ------------------------------------------------------------------ read-only state
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def role(self) -> str:
+        return self._role
+
+    @property
+    def term(self) -> int:
+        return self._term
+
+    @property
+    def vote(self) -> str:
+        return self._vote
+
+    @property
+    def leader_id(self) -> str:
+        return self._leader_id
+
+    @property
+    def commit_index(self) -> int:
+        return self._commit
+
+    @property
+    def applied_index(self) -> int:
+        return self._applied
+
+    @property
+    def last_index(self) -> int:
+        return self._log.last_index
+
+    @property
+    def last_term(self) -> int:
+        return self._log.last_term
+
+    @property
+    def snapshot_index(self) -> int:
+        return self._log.snapshot_index
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self._snapshot
+
+    @property
+    def membership(self) -> Membership:
+        return self._configs[-1][1]
+
+    @property
+    def is_voter(self) -> bool:
+        return self._id in self._configs[-1][1].voters
+
+    @property
+    def config(self) -> RaftConfig:
+        return self._config
+
+    @property
+    def transferee(self) -> str:
+        return self._transferee
+
+    def entry_term(self, index: int) -> int | None:
+        """Term of the entry at ``index`` (None if compacted or beyond the end)."""
+        return self._log.term(index)
+
+    def entries(self, lo: int, hi: int) -> list[Entry]:
+        """Entries lo..hi clipped to what the log holds (for inspection and checkers)."""
+        lo = max(lo, self._log.snapshot_index + 1)
+        hi = min(hi, self._log.last_index)
+        return self._log.slice(lo, hi) if lo <= hi else []
+
+    def match_index(self, node_id: str) -> int:
+        if self._role != LEADER:
+            raise NotLeaderError(self._leader_id)
+        if node_id == self._id:
+            return self._stable
+        pr = self._progress.get(node_id)
+        return pr.match if pr is not None else 0
+
+    def last_contact_ticks(self, node_id: str) -> int | None:
+        if self._role != LEADER:
+            return None
+        if node_id == self._id:
+            return 0
+        pr = self._progress.get(node_id)
+        if pr is None or pr.last_heard == 0:
+            return None
+        return self._ticks - pr.last_heard
+
+    # ------------------------------------------------------------------ inputs
+    def tick(self) -> None:
+        self._ticks += 1
+        self._election_elapsed += 1
+        if self._role == LEADER:
+            self._tick_leader()
+            return
+        if not self.is_voter:
+            return
+        voters = self._configs[-1][1].voters
+        if self._election_elapsed >= self._randomized_timeout or len(voters) == 1:
+            self._campaign(pre=self._config.pre_vote)
+
+    def _tick_leader(self) -> None:
+        cfg = self._config
+        if self._election_elapsed >= cfg.election_ticks:
+            self._election_elapsed = 0
+            if cfg.check_quorum and not self._quorum_active():
+                self._become_follower(self._term, "")
+                return
+            self._transferee = ""  # a transfer that did not finish within a timeout is abandoned
+        self._heartbeat_elapsed += 1
+        if self._heartbeat_elapsed >= cfg.heartbeat_ticks:
+            self._heartbeat_elapsed = 0
+            seq = self._pending_reads[-1].seq if self._pending_reads else 0
+            self._bcast_heartbeat(seq)
+            for peer, pr in self._progress.items():
+                if pr.state == _SNAPSHOT:
+                    pr.snapshot_wait += 1
+                    if pr.snapshot_wait * cfg.heartbeat_ticks > 2 * cfg.election_ticks:
+                        pr.become_probe()  # the snapshot or its answer was lost: resend
+                        self._dirty[peer] = True
+
+    def step(self, msg: Message) -> None:
+        if msg.dst != self._id or msg.src == self._id:
+            return
+        term = msg.term
+        if term > self._term:
+            if isinstance(msg, RequestVote):
+                in_lease = (
+                    self._config.check_quorum
+                    and self._leader_id != ""
+                    and self._election_elapsed < self._config.election_ticks
+                )
+                if in_lease and not msg.transfer:
+                    return  # a leader is alive: do not let a disruptive node depose it
+                if not msg.pre_vote:
+                    self._become_follower(term, "")
+            elif isinstance(msg, VoteResponse) and msg.pre_vote and msg.granted:
+                pass  # a granted pre-vote carries the term we would campaign at
+            elif isinstance(msg, AppendEntries | Heartbeat | InstallSnapshot):
+                self._become_follower(term, msg.src)
+            else:
+                self._become_follower(term, "")
+        elif term < self._term:
+            if isinstance(msg, AppendEntries | Heartbeat):
+                # Tell a stale leader about the newer term so it steps down (needed with
+                # CheckQuorum/PreVote, where our term might otherwise never reach it).
+                self._send(HeartbeatResponse(self._id, msg.src, self._term))
+            elif isinstance(msg, RequestVote) and msg.pre_vote:
+                self._send(VoteResponse(self._id, msg.src, self._term, False, True))
+            return
+
+        if isinstance(msg, AppendResponse):
+            if self._role == LEADER:
+                self._on_append_response(msg)
+        elif isinstance(msg, AppendEntries):
+            if self._accept_leader(msg.src):
+                self._on_append(msg)
+        elif isinstance(msg, HeartbeatResponse):
+            if self._role == LEADER:
+                self._on_heartbeat_response(msg)
+        elif isinstance(msg, Heartbeat):
+            if self._accept_leader(msg.src):
+                self._on_heartbeat(msg)
+        elif isinstance(msg, RequestVote):
+            self._on_vote_request(msg)
+        elif isinstance(msg, VoteResponse):
+            self._on_vote_response(msg)
+        elif isinstance(msg, InstallSnapshot):
+            if self._accept_leader(msg.src):
+                self._on_install_snapshot(msg)
+        elif isinstance(msg, InstallSnapshotResponse):
+            if self._role == LEADER:
+                self._on_snapshot_response(msg)
+        elif (
+            isinstance(msg, TimeoutNow)
+            and self._role != LEADER
+            and self.is_voter
+            and msg.src == self._leader_id
+        ):
+            self._campaign(pre=False, transfer=True)
+
+    def _accept_leader(self, src: str) -> bool:
+        """A message from this term's leader: follow it and restart the election timer."""
+        if self._role == LEADER:
+            return False  # two leaders in one term cannot happen; ignore rather than crash
+        if self._role != FOLLOWER or self._leader_id != src:
+            self._become_follower(self._term, src)
+        self._election_elapsed = 0
+        return True
+
+    def propose(self, data: bytes) -> int:
+        return self.propose_batch([data])[0]
+
+    def propose_batch(self, items: list[bytes]) -> list[int]:
+        self._require_leader()
+        start = self._log.last_index + 1
+        term = self._term
+        self._log.append([Entry(start + i, term, _NORMAL, data) for i, data in enumerate(items)])
+        self._mark_all_dirty(False)
+        return list(range(start, start + len(items)))
+
+    def add_non_voter(self, node_id: str, address: str) -> int:
+        self._require_conf_change()
+        current = self.membership
+        if node_id in current.voters or node_id in current.non_voters:
+            raise ValueError(f"{node_id} is already a member")
+        return self._append_config(
+            Membership(voters=dict(current.voters), non_voters={**current.non_voters, node_id: address})
+        )
+
+    def promote(self, node_id: str) -> int:
+        self._require_conf_change()
+        current = self.membership
+        if node_id not in current.non_voters:
+            raise ValueError(f"{node_id} is not a non-voter")
+        non_voters = dict(current.non_voters)
+        address = non_voters.pop(node_id)
+        return self._append_config(
+            Membership(voters={**current.voters, node_id: address}, non_voters=non_voters)
+        )
+
+    def remove(self, node_id: str) -> int:
+        self._require_conf_change()
+        current = self.membership
+        voters = dict(current.voters)
+        non_voters = dict(current.non_voters)
+        if node_id in voters:
+            if len(voters) == 1:
+                raise ValueError("cannot remove the last voter")
+            del voters[node_id]
+        elif node_id in non_voters:
+            del non_voters[node_id]
+        else:
+            raise ValueError(f"{node_id} is not a member")
+        return self._append_config(Membership(voters=voters, non_voters=non_voters))
+
+    def read_index(self, context: bytes) -> None:
+        if self._role != LEADER:
+            raise NotLeaderError(self._leader_id)
+        if self._log.term(self._commit) != self._term:
+            # The commit index is only known to be current once an entry of this term commits.
+            self._reads_before_commit.append(context)
+            return
+        self._start_read(context)
+
+    def transfer_leadership(self, target: str | None = None) -> None:
+        if self._role != LEADER:
+            raise NotLeaderError(self._leader_id)
+        voters = self.membership.voters
+        if target is None:
+            candidates = sorted(v for v in voters if v != self._id and v in self._progress)
+            if not candidates:
+                raise ValueError("no other voter to transfer leadership to")
+            target = max(candidates, key=lambda v: self._progress[v].match)
+        elif target == self._id:
+            return
+        elif target not in voters or target not in self._progress:
+            raise ValueError(f"{target} is not a voter")
+        self._transferee = target
+        self._election_elapsed = 0  # the transfer is abandoned after one election timeout
+        if self._progress[target].match == self._log.last_index:
+            self._send(TimeoutNow(self._id, target, self._term))
+        else:
+            self._dirty[target] = True
+
+    def compact(self, index: int, data: bytes) -> Snapshot:
+        if index > self._applied:
+            raise ValueError(f"compact({index}) beyond the applied index {self._applied}")
+        if index <= self._log.snapshot_index:
+            raise ValueError(f"compact({index}) at or below the snapshot index {self._log.snapshot_index}")
+        membership = self._configs[0][1]
+        keep: list[tuple[int, Membership]] = []
+        for idx, m in self._configs:
+            if idx <= index:
+                membership = m
+            else:
+                keep.append((idx, m))
+        term = self._log.compact(index)
+        self._configs = [(index, membership), *keep]
+        snap = Snapshot(SnapshotMeta(index, term, membership), data)
+        self._snapshot = snap
+        return snap
+
+    # ------------------------------------------------------------------ outputs
+    def has_ready(self) -> bool:
+        if self._msgs or self._dirty or self._read_heartbeat or self._pending_snapshot is not None:
+            return True
+        if self._log.last_index > self._handed or self._read_states or self._failed_reads:
+            return True
+        if min(self._commit, self._log.last_index) > self._apply_handed:
+            return True
+        hs = self._prev_hs
+        return hs.term != self._term or hs.vote != self._vote or hs.commit != self._commit
+
+    def ready(self) -> Ready:
+        if self._role == LEADER:
+            self._flush()
+        log = self._log
+        last = log.last_index
+        entries = log.slice(self._handed + 1, last) if last > self._handed else []
+        self._handed = last
+        hs: HardState | None = None
+        prev = self._prev_hs
+        if prev.term != self._term or prev.vote != self._vote or prev.commit != self._commit:
+            hs = HardState(self._term, self._vote, self._commit)
+            self._prev_hs = hs
+        hi = min(self._commit, last)
+        committed: list[Entry] = []
+        if hi > self._apply_handed:
+            committed = log.slice(self._apply_handed + 1, hi)
+            self._apply_handed = hi
+        ready = Ready(
+            hs, entries, self._pending_snapshot, self._msgs, committed, self._read_states, self._failed_reads
+        )
+        self._pending_snapshot = None
+        self._msgs = []
+        if self._read_states:
+            self._read_states = []
+        if self._failed_reads:
+            self._failed_reads = []
+        return ready
+
+    def advance(self, ready: Ready) -> None:
+        if ready.snapshot is not None:
+            self._applied = max(self._applied, ready.snapshot.meta.index)
+        if ready.entries:
+            last = ready.entries[-1]
+            # Same index and term means the same entry and prefix (log matching), so nothing
+            # persisted by this Ready was truncated meanwhile.
+            if self._log.term(last.index) == last.term and last.index > self._stable:
+                self._stable = last.index
+        if ready.committed:
+            self._applied = max(self._applied, ready.committed[-1].index)
+        if self._role == LEADER:
+            self._maybe_commit()
+
+    # ------------------------------------------------------------------ roles
+    def _reset_randomized_timeout(self) -> None:
+        e = self._config.election_ticks
+        self._randomized_timeout = e + self._rng.randrange(e)
+
+    def _become_follower(self, term: int, leader: str) -> None:
+        if self._role == LEADER:
+            self._fail_reads()
+        if term != self._term:
+            self._term = term
+            self._vote = ""
+        self._role = FOLLOWER
+        self._leader_id = leader
+        self._election_elapsed = 0
+        self._reset_randomized_timeout()
+        self._votes = {}
+        self._progress = {}
+        self._dirty = {}
+        self._transferee = ""
+        self._read_heartbeat = False
+
+    def _fail_reads(self) -> None:
+        self._failed_reads.extend(r.context for r in self._pending_reads)
+        self._failed_reads.extend(self._reads_before_commit)
+        self._pending_reads.clear()
+        self._reads_before_commit = []
+
+    def _campaign(self, pre: bool, transfer: bool = False) -> None:
+        if pre:
+            self._role = PRECANDIDATE
+            vote_term = self._term + 1
+        else:
+            self._term += 1
+            self._vote = self._id
+            self._role = CANDIDATE
+            vote_term = self._term
+        self._leader_id = ""
+        self._election_elapsed = 0
+        self._reset_randomized_timeout()
+        self._votes = {self._id: True}
+        voters = self.membership.voters
+        if len(voters) // 2 + 1 <= 1:
+            if pre:
+                self._campaign(pre=False)
+            else:
+                self._become_leader()
+            return
+        last_index = self._log.last_index
+        last_term = self._log.last_term
+        for peer in voters:
+            if peer != self._id:
+                self._send(RequestVote(self._id, peer, vote_term, last_index, last_term, pre, transfer))
+
+    def _become_leader(self) -> None:
+        self._role = LEADER
+        self._leader_id = self._id
+        self._votes = {}
+        self._transferee = ""
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        next_index = self._log.last_index + 1
+        self._progress = {p: Progress(next_index) for p in self.membership.all_ids() if p != self._id}
+        # A no-op of this term lets entries of earlier terms commit (Figure 8), and lets
+        # ReadIndex learn the current commit index.
+        self._log.append([Entry(next_index, self._term, _NOOP, b"")])
+        self._mark_all_dirty(True)
+
+    # ------------------------------------------------------------------ elections
+    def _on_vote_request(self, msg: RequestVote) -> None:
+        log = self._log
+        up_to_date = msg.last_log_term > log.last_term or (
+            msg.last_log_term == log.last_term and msg.last_log_index >= log.last_index
+        )
+        can_vote = (
+            self._vote == msg.src
+            or (self._vote == "" and self._leader_id == "")
+            or (msg.pre_vote and msg.term > self._term)
+        )
+        if can_vote and up_to_date:
+            self._send(VoteResponse(self._id, msg.src, msg.term, True, msg.pre_vote))
+            if not msg.pre_vote:
+                self._vote = msg.src
+                self._election_elapsed = 0
+        else:
+            self._send(VoteResponse(self._id, msg.src, self._term, False, msg.pre_vote))
+
+    def _on_vote_response(self, msg: VoteResponse) -> None:
+        if msg.pre_vote != (self._role == PRECANDIDATE) or self._role not in (PRECANDIDATE, CANDIDATE):
+            return
+        voters = self.membership.voters
+        if msg.src not in voters:
+            return
+        self._votes[msg.src] = msg.granted
+        granted = sum(1 for v in voters if self._votes.get(v) is True)
+        rejected = sum(1 for v in voters if self._votes.get(v) is False)
+        quorum = len(voters) // 2 + 1
+        if granted >= quorum:
+            if self._role == PRECANDIDATE:
+                self._campaign(pre=False)
+            else:
+                self._become_leader()
+        elif rejected >= quorum:
+            self._become_follower(self._term, "")
+
+    # ------------------------------------------------------------------ follower side
+    def _on_append(self, msg: AppendEntries) -> None:
+        log = self._log
+        prev = msg.prev_index
+        entries = msg.entries
+        n = len(entries)
+        if prev < 0 or (n and (entries[0].index != prev + 1 or entries[-1].index != prev + n)):
+            return  # malformed: ignore
+        last_new = prev + n
+        commit = self._commit
+        if prev < commit:
+            # Entries up to our commit index are committed, hence identical to the leader's.
+            skip = commit - prev
+            entries = entries[skip:] if skip < n else []
+            prev = commit
+        else:
+            term = log.term(prev)
+            if term != msg.prev_term:
+                last = log.last_index
+                if term is None:
+                    hint_term, hint_index = 0, last + 1
+                else:
+                    hint_term, hint_index = term, log.first_index_of_term(prev)
+                self._send(
+                    AppendResponse(
+                        self._id, msg.src, self._term, False, msg.prev_index, hint_term, hint_index
+                    )
+                )
+                return
+        if entries:
+            last = log.last_index
+            first = entries[0].index
+            if first == last + 1:
+                self._append_follower(entries)
+            else:
+                # Skip the prefix we already hold; truncate at the first conflict.
+                i = 0
+                while i < len(entries) and entries[i].index <= last:
+                    e = entries[i]
+                    if log.term(e.index) != e.term:
+                        self._truncate_from(e.index)
+                        break
+                    i += 1
+                if i < len(entries):
+                    self._append_follower(entries[i:] if i else entries)
+        if msg.leader_commit > self._commit:
+            self._commit = max(self._commit, min(msg.leader_commit, last_new))
+        self._send(AppendResponse(self._id, msg.src, self._term, True, max(last_new, self._commit)))
+
+    def _append_follower(self, entries: list[Entry]) -> None:
+        self._log.append(entries)
+        for e in entries:
+            if e.kind == _CONFIG:
+                self._configs.append((e.index, decode_membership(e.data)))
+
+    def _truncate_from(self, index: int) -> None:
+        assert index > self._commit, "never truncate a committed entry"
+        self._log.truncate_from(index)
+        # A configuration takes effect on append, so it is reverted when its entry goes.
+        while self._configs[-1][0] >= index:
+            self._configs.pop()
+        if self._handed >= index:
+            self._handed = index - 1
+        if self._stable >= index:
+            self._stable = index - 1
+
+    def _on_heartbeat(self, msg: Heartbeat) -> None:
+        commit = min(msg.commit, self._log.last_index)
+        if commit > self._commit:
+            self._commit = commit
+        self._send(HeartbeatResponse(self._id, msg.src, self._term, msg.read_seq))
+
+    def _on_install_snapshot(self, msg: InstallSnapshot) -> None:
+        snap = msg.snapshot
+        index = snap.meta.index
+        if index <= self._commit:
+            self._send(InstallSnapshotResponse(self._id, msg.src, self._term, self._commit))
+            return
+        if self._log.term(index) == snap.meta.term:
+            # We already hold that entry: the entries up to it are the leader's, just commit.
+            self._commit = index
+            self._send(InstallSnapshotResponse(self._id, msg.src, self._term, index))
+            return
+        self._log.reset(index, snap.meta.term)
+        self._configs = [(index, snap.meta.membership)]
+        self._commit = index
+        self._handed = self._stable = index
+        self._apply_handed = index
+        self._snapshot = snap
+        self._pending_snapshot = snap
+        self._send(InstallSnapshotResponse(self._id, msg.src, self._term, index))
+
+    # ------------------------------------------------------------------ leader side
+    def _require_leader(self) -> None:
+        if self._role != LEADER:
+            raise NotLeaderError(self._leader_id)
+        if self._transferee:
+            raise NotLeaderError(self._transferee)
+
+    def _require_conf_change(self) -> None:
+        self._require_leader()
+        if self._configs[-1][0] > self._commit:
+            raise ConfigChangeInProgress(f"configuration change at index {self._configs[-1][0]} pending")
+
+    def _append_config(self, membership: Membership) -> int:
+        index = self._log.last_index + 1
+        self._log.append([Entry(index, self._term, _CONFIG, encode_membership(membership))])
+        self._configs.append((index, membership))
+        for peer in membership.all_ids():
+            if peer != self._id and peer not in self._progress:
+                self._progress[peer] = Progress(index)
+        for peer in list(self._progress):
+            if peer not in membership.voters and peer not in membership.non_voters:
+                del self._progress[peer]
+                self._dirty.pop(peer, None)
+        self._mark_all_dirty(False)
+        self._maybe_commit()  # the quorum may have shrunk
+        return index
+
+    def _mark_all_dirty(self, send_if_empty: bool) -> None:
+        dirty = self._dirty
+        for peer in self._progress:
+            if send_if_empty or peer not in dirty:
+                dirty[peer] = send_if_empty or dirty.get(peer, False)
+
+    def _flush(self) -> None:
+        if self._read_heartbeat:
+            self._read_heartbeat = False
+            self._bcast_heartbeat(self._read_seq)
+        if not self._dirty:
+            return
+        last = self._log.last_index
+        progress = self._progress
+        for peer, send_if_empty in self._dirty.items():
+            pr = progress.get(peer)
+            if pr is None:
+                continue
+            if pr.state == _REPLICATE:
+                sent = False
+                while pr.next <= last and self._send_append(peer, pr, False):
+                    sent = True
+                if not sent and send_if_empty:
+                    self._send_append(peer, pr, True)
+            else:
+                self._send_append(peer, pr, send_if_empty)
+        self._dirty = {}
+
+    def _send_append(self, peer: str, pr: Progress, send_if_empty: bool) -> bool:
+        state = pr.state
+        if state == _SNAPSHOT or (state == _PROBE and pr.paused):
+            return False
+        if state == _REPLICATE and len(pr.inflight) >= self._config.max_inflight:
+            return False
+        log = self._log
+        prev = pr.next - 1
+        prev_term = log.term(prev)
+        if prev_term is None:
+            if self._snapshot is None or prev > log.last_index:
+                return False
+            self._send(InstallSnapshot(self._id, peer, self._term, self._snapshot))
+            pr.become_snapshot(self._snapshot.meta.index)
+            return True
+        last = log.last_index
+        if pr.next > last:
+            if not send_if_empty:
+                return False
+            entries: list[Entry] = []
+        else:
+            hi = min(last, prev + self._config.max_append_entries)
+            entries = log.slice(pr.next, hi)
+            if state == _REPLICATE:
+                pr.next = hi + 1
+                pr.inflight.append(hi)
+        if state == _PROBE:
+            pr.paused = True
+        self._send(AppendEntries(self._id, peer, self._term, prev, prev_term, entries, self._commit))
+        return True
+
+    def _bcast_heartbeat(self, read_seq: int) -> None:
+        commit = self._commit
+        for peer, pr in self._progress.items():
+            self._send(Heartbeat(self._id, peer, self._term, min(pr.match, commit), read_seq))
+
+    def _heard_from(self, pr: Progress) -> None:
+        pr.recent_active = True
+        pr.last_heard = self._ticks
+
+    def _on_append_response(self, msg: AppendResponse) -> None:
+        pr = self._progress.get(msg.src)
+        if pr is None:
+            return
+        self._heard_from(pr)
+        if not msg.success:
+            rejected = msg.index
+            if pr.state == _REPLICATE:
+                if rejected <= pr.match:
+                    return  # stale
+            elif pr.state == _PROBE:
+                if rejected != pr.next - 1:
+                    return  # stale
+            else:
+                return
+            if msg.conflict_term > 0:
+                index, term = self._log.last_index_of_term_at_most(msg.conflict_term, rejected)
+                next_index = index + 1 if term == msg.conflict_term else msg.conflict_index
+            else:
+                next_index = msg.conflict_index
+            pr.state = _PROBE
+            pr.paused = False
+            pr.inflight.clear()
+            pr.next = max(min(next_index, rejected), pr.match + 1, 1)
+            self._dirty[msg.src] = True
+            return
+        if pr.update(msg.index):
+            if pr.state != _REPLICATE:
+                pr.become_replicate()
+            self._maybe_commit()
+            if msg.src not in self._dirty:
+                self._dirty[msg.src] = False
+            if msg.src == self._transferee and pr.match == self._log.last_index:
+                self._send(TimeoutNow(self._id, msg.src, self._term))
+        elif pr.state == _PROBE:
+            pr.paused = False
+            self._dirty[msg.src] = True
+
+    def _on_snapshot_response(self, msg: InstallSnapshotResponse) -> None:
+        pr = self._progress.get(msg.src)
+        if pr is None:
+            return
+        self._heard_from(pr)
+        pr.update(msg.index)
+        if pr.state == _SNAPSHOT:
+            pr.become_replicate()
+        self._maybe_commit()
+        self._dirty[msg.src] = True
+
+    def _on_heartbeat_response(self, msg: HeartbeatResponse) -> None:
+        pr = self._progress.get(msg.src)
+        if pr is None:
+            return
+        self._heard_from(pr)
+        pr.paused = False
+        if pr.state == _REPLICATE and len(pr.inflight) >= self._config.max_inflight:
+            pr.inflight.popleft()
+        if msg.read_seq > pr.read_ack:
+            pr.read_ack = msg.read_seq
+            self._advance_reads()
+        if pr.match < self._log.last_index:
+            self._dirty[msg.src] = True
+
+    def _quorum_active(self) -> bool:
+        voters = self.membership.voters
+        active = 1 if self._id in voters else 0
+        for peer, pr in self._progress.items():
+            if pr.recent_active and peer in voters:
+                active += 1
+            pr.recent_active = False
+        return active >= len(voters) // 2 + 1
+
+    def _maybe_commit(self) -> None:
+        membership = self.membership
+        voters = membership.voters
+        matches = []
+        for v in voters:
+            if v == self._id:
+                matches.append(self._stable)
+            else:
+                pr = self._progress.get(v)
+                matches.append(pr.match if pr is not None else 0)
+        matches.sort(reverse=True)
+        candidate = matches[len(voters) // 2]
+        if candidate <= self._commit or self._log.term(candidate) != self._term:
+            return
+        first_in_term = self._log.term(self._commit) != self._term
+        self._commit = candidate
+        self._mark_all_dirty(True)
+        if first_in_term and self._reads_before_commit:
+            waiting, self._reads_before_commit = self._reads_before_commit, []
+            for context in waiting:
+                self._start_read(context)
+        if self._id not in voters and self._configs[-1][0] <= candidate:
+            # Our own removal is committed: tell the others, hand over, and step down.
+            self._flush()
+            best = max(
+                (p for p in self._progress if p in voters),
+                key=lambda p: self._progress[p].match,
+                default="",
+            )
+            if best and self._progress[best].match == self._log.last_index:
+                self._send(TimeoutNow(self._id, best, self._term))
+            self._become_follower(self._term, "")
+
+    # ------------------------------------------------------------------ ReadIndex
+    def _start_read(self, context: bytes) -> None:
+        voters = self.membership.voters
+        if len(voters) == 1 and self._id in voters:
+            self._read_states.append(ReadState(self._commit, context))
+            return
+        self._read_seq += 1
+        self._pending_reads.append(_PendingRead(self._read_seq, self._commit, context))
+        self._read_heartbeat = True
+
+    def _advance_reads(self) -> None:
+        voters = self.membership.voters
+        quorum = len(voters) // 2 + 1
+        pending = self._pending_reads
+        while pending:
+            seq = pending[0].seq
+            acks = 1 if self._id in voters else 0
+            for peer, pr in self._progress.items():
+                if pr.read_ack >= seq and peer in voters:
+                    acks += 1
+            if acks < quorum:
+                return
+            read = pending.popleft()
+            self._read_states.append(ReadState(read.index, read.context))
+
+    def _send(self, msg: Message) -> None:
+        self._msgs.append(msg)

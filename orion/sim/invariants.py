@@ -1,0 +1,85 @@
+"""Safety invariants checked by the simulator after every step of every node.
+
+- Election safety: at most one leader per term.
+- Log matching: an entry with a given index and term has the same content and the same
+  predecessor term wherever it is persisted (by induction, identical prefixes).
+- Leader completeness: a new leader holds every entry applied anywhere so far.
+- State machine safety: every node applies the same entry at each index, in order, and a
+  snapshot installed anywhere carries the same FSM chain as the entries it replaces.
+"""
+
+from __future__ import annotations
+
+from orion.raft.core import LEADER, RaftCore
+from orion.raft.types import Entry
+
+
+class InvariantViolation(AssertionError):
+    pass
+
+
+class InvariantChecker:
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.leaders: dict[int, str] = {}  # term -> leader
+        self.entries: dict[tuple[int, int], tuple[int, bytes, int | None]] = {}
+        self.committed: dict[int, Entry] = {}  # index -> the entry applied there
+        self.chains: dict[int, int] = {}  # index -> FSM chain after applying it
+        self.max_committed = 0
+
+    def fail(self, what: str) -> None:
+        raise InvariantViolation(f"seed={self.seed}: {what}")
+
+    def on_persist(self, node: str, core: RaftCore, entries: list[Entry]) -> None:
+        seen = self.entries
+        prev_term = core.entry_term(entries[0].index - 1)
+        for e in entries:
+            key = (e.index, e.term)
+            old = seen.get(key)
+            if old is None:
+                seen[key] = (e.kind, e.data, prev_term)
+            elif (
+                old[0] != e.kind
+                or old[1] != e.data
+                or (old[2] is not None and prev_term is not None and old[2] != prev_term)
+            ):
+                self.fail(f"log matching: {node} persisted a different entry at {key}")
+            prev_term = e.term
+
+    def on_state(self, node: str, core: RaftCore) -> None:
+        if core.role != LEADER:
+            return
+        term = core.term
+        holder = self.leaders.get(term)
+        if holder is None:
+            self.leaders[term] = node
+            self._check_completeness(node, core)
+        elif holder != node:
+            self.fail(f"two leaders in term {term}: {holder} and {node}")
+
+    def _check_completeness(self, node: str, core: RaftCore) -> None:
+        start = core.snapshot_index + 1
+        snap = self.committed.get(core.snapshot_index)
+        if snap is not None and core.entry_term(core.snapshot_index) != snap.term:
+            self.fail(f"leader completeness: {node}'s snapshot disagrees with committed entries")
+        for index in range(start, self.max_committed + 1):
+            entry = self.committed.get(index)
+            if entry is not None and core.entry_term(index) != entry.term:
+                self.fail(f"leader completeness: leader {node} of term {core.term} lacks entry {index}")
+
+    def on_apply(self, node: str, entry: Entry, expected_index: int, chain: int) -> None:
+        if entry.index != expected_index:
+            self.fail(f"{node} applied index {entry.index}, expected {expected_index}")
+        old = self.committed.get(entry.index)
+        if old is None:
+            self.committed[entry.index] = entry
+            self.chains[entry.index] = chain
+            if entry.index > self.max_committed:
+                self.max_committed = entry.index
+        elif old != entry or self.chains[entry.index] != chain:
+            self.fail(f"state machine safety: {node} applied {entry} at {entry.index}, others {old}")
+
+    def on_restore(self, node: str, index: int, chain: int) -> None:
+        known = self.chains.get(index)
+        if known is not None and known != chain:
+            self.fail(f"state machine safety: {node} restored a snapshot at {index} that differs")

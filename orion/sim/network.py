@@ -1,0 +1,103 @@
+"""A seeded, virtual-time network for the Raft simulator: drops, delays, duplicates, reorders
+and partitions messages. Time is counted in core ticks; delivery order is a pure function of
+the seed."""
+
+from __future__ import annotations
+
+import heapq
+import random
+
+from orion.raft.messages import Message, decode_message, encode_message
+
+
+class SimNetwork:
+    def __init__(
+        self,
+        rng: random.Random,
+        *,
+        drop: float = 0.0,
+        duplicate: float = 0.0,
+        max_delay: int = 0,
+        long_delay: float = 0.0,
+        long_delay_ticks: int = 20,
+        wire: bool = False,
+    ) -> None:
+        self.rng = rng
+        self.drop = drop  # probability a message is lost
+        self.duplicate = duplicate  # probability a message is delivered twice
+        self.max_delay = max_delay  # delay in ticks, uniform in [0, max_delay]: reorders
+        self.long_delay = long_delay  # probability of a long delay (MIT's "long reordering")
+        self.long_delay_ticks = long_delay_ticks
+        self.wire = wire  # encode and decode every message (exercises the codec, counts bytes)
+        self._cut: set[tuple[str, str]] = set()  # directed links that lose everything
+        self._queue: list[tuple[int, int, Message]] = []
+        self._seq = 0
+        self.sent = 0
+        self.bytes_sent = 0
+
+    # -------------------------------------------------------------- faults
+    def disconnect(self, node: str, others: list[str]) -> None:
+        for other in others:
+            if other != node:
+                self._cut.add((node, other))
+                self._cut.add((other, node))
+
+    def connect(self, node: str, others: list[str]) -> None:
+        for other in others:
+            self._cut.discard((node, other))
+            self._cut.discard((other, node))
+
+    def partition(self, *groups: list[str]) -> None:
+        """Only nodes in the same group can talk (previous cuts are replaced)."""
+        self._cut.clear()
+        for i, a in enumerate(groups):
+            for b in groups[i + 1 :]:
+                for x in a:
+                    for y in b:
+                        self._cut.add((x, y))
+                        self._cut.add((y, x))
+
+    def heal(self) -> None:
+        self._cut.clear()
+
+    def connected(self, a: str, b: str) -> bool:
+        return (a, b) not in self._cut
+
+    # -------------------------------------------------------------- traffic
+    def send(self, msg: Message, now: int) -> None:
+        self.sent += 1
+        if self.wire:
+            buf = encode_message(msg)
+            self.bytes_sent += len(buf)
+            msg = decode_message(buf)
+        if (msg.src, msg.dst) in self._cut:
+            return
+        rng = self.rng
+        if self.drop and rng.random() < self.drop:
+            return
+        self._enqueue(msg, now)
+        if self.duplicate and rng.random() < self.duplicate:
+            self._enqueue(msg, now)
+
+    def _enqueue(self, msg: Message, now: int) -> None:
+        delay = 0
+        if self.max_delay:
+            delay = self.rng.randint(0, self.max_delay)
+        if self.long_delay and self.rng.random() < self.long_delay:
+            delay += self.rng.randint(1, self.long_delay_ticks)
+        self._seq += 1
+        heapq.heappush(self._queue, (now + delay, self._seq, msg))
+
+    def due(self, now: int) -> list[Message]:
+        """Messages to deliver now, in delivery order; cut links lose messages in flight."""
+        out: list[Message] = []
+        queue = self._queue
+        cut = self._cut
+        while queue and queue[0][0] <= now:
+            msg = heapq.heappop(queue)[2]
+            if not cut or (msg.src, msg.dst) not in cut:
+                out.append(msg)
+        return out
+
+    def pending(self) -> int:
+        return len(self._queue)
