@@ -68,6 +68,10 @@ class TaskIds(msgspec.Struct, frozen=True):
 ApplyResult = Task | NodeRecord | AssignResult | TaskIds | CommandError
 
 
+def _submission_order(task: Task) -> tuple[float, str]:
+    return task.created_at, task.id
+
+
 class ClusterState:
     def __init__(self) -> None:
         self.applied_index = 0
@@ -183,8 +187,10 @@ class ClusterState:
 
     def _reschedule_node(self, cmd: RescheduleNodeTasks) -> ApplyResult:
         moved = []
-        for task_id in list(self._by_node.get(cmd.node_id, ())):
-            task = self._tasks[task_id]
+        # Index sets are not ordered the same way on a replica restored from a snapshot:
+        # walk them in submission order so every replica returns the same result.
+        for task in self.tasks_on_node(cmd.node_id):
+            task_id = task.id
             if task.state in ACTIVE_STATES and task.desired == "run":
                 self._change(task, cmd.at, state=TaskState.PENDING, node_id="", reason=cmd.reason)
                 moved.append(task_id)
@@ -276,14 +282,16 @@ class ClusterState:
         return self._tasks[task_id] if task_id is not None else None
 
     def tasks_on_node(self, node_id: str) -> list[Task]:
-        """Tasks whose node_id is ``node_id`` in any state (a Stopped one still tells that
-        node's reconciler to remove its container)."""
-        return [self._tasks[task_id] for task_id in self._by_node.get(node_id, ())]
+        """Tasks whose node_id is ``node_id`` in any state, oldest first (a Stopped one still
+        tells that node's reconciler to remove its container)."""
+        on_node = [self._tasks[task_id] for task_id in self._by_node.get(node_id, ())]
+        on_node.sort(key=_submission_order)
+        return on_node
 
     def pending_tasks(self) -> list[Task]:
         """Pending tasks that should run, oldest first."""
         pending = [self._tasks[task_id] for task_id in self._pending]
-        pending.sort(key=lambda t: (t.created_at, t.id))
+        pending.sort(key=_submission_order)
         return pending
 
     def nodes(self) -> list[NodeRecord]:

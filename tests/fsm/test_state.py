@@ -269,7 +269,10 @@ def random_commands(seed: int, count: int) -> list[Command]:
     rng = random.Random(seed)
     nodes = [f"n{i}" for i in range(4)]
     commands: list[Command] = [UpsertNode(at=0.0, meta=node(n), status="alive") for n in nodes]
+    shadow = feed(commands)  # to aim most commands at what is really there
     for step in range(count):
+        if len(commands) > len(shadow.log):
+            shadow(commands[-1])
         at = 100.0 + step * 0.25
         task_id = f"t{rng.randrange(count // 2 + 1)}"
         roll = rng.random()
@@ -287,22 +290,27 @@ def random_commands(seed: int, count: int) -> list[Command]:
                 )
             )
         elif roll < 0.5:
+            pending = shadow.fsm.pending_tasks()
+            if pending and rng.random() < 0.8:
+                task_id = rng.choice(pending).id
             commands.append(AssignTasks(at=at, assignments=[(task_id, rng.choice(nodes))]))
         elif roll < 0.7:
-            state = rng.choice([TaskState.RUNNING, TaskState.FAILED, TaskState.SCHEDULED])
+            state = rng.choice([TaskState.RUNNING, TaskState.RUNNING, TaskState.FAILED, TaskState.SCHEDULED])
+            current = shadow.fsm.task(task_id)
+            node_id = current.node_id if current and rng.random() < 0.7 else rng.choice(nodes)
             commands.append(
                 ReportTaskState(
-                    at=at, task_id=task_id, node_id=rng.choice(nodes), state=state, restarts=rng.randrange(3)
+                    at=at, task_id=task_id, node_id=node_id, state=state, restarts=rng.randrange(3)
                 )
             )
         elif roll < 0.78:
             commands.append(StopTask(at=at, task_id=task_id))
         elif roll < 0.84:
             commands.append(SetPending(at=at, task_ids=[task_id], reason=f"0/4 nodes fit ({step % 3})"))
-        elif roll < 0.9:
+        elif roll < 0.86:
             commands.append(RescheduleNodeTasks(at=at, node_id=rng.choice(nodes), reason="dead"))
         else:
-            status = rng.choice(["alive", "suspect", "dead"])
+            status = rng.choice(["alive", "alive", "alive", "suspect", "dead"])
             commands.append(SetNodeStatus(at=at, node_id=rng.choice(nodes), status=status))
     return commands
 
