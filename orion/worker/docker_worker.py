@@ -1,0 +1,277 @@
+"""The Muscle: start, watch and stop one node's containers through the Docker SDK.
+
+Every call blocks (Docker takes hundreds of milliseconds), so the node runs these on a thread
+pool, never on the actors that drive Raft or gossip. The class keeps no state of its own
+about containers: Docker's labels are the record, which is what lets a restarted node adopt
+what it already runs instead of starting it twice. Several nodes may share one engine, so
+every query is filtered by this node's label.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.utils import parse_repository_tag
+
+from orion.model import Task
+from orion.worker.reasons import pull_failure, start_failure
+from orion.worker.types import (
+    LABEL_MANAGED,
+    LABEL_NODE,
+    LABEL_TASK,
+    ContainerExit,
+    ContainerInfo,
+    WorkerError,
+)
+
+_EVENT_WINDOW = 1.0  # seconds per events request: how soon ``events`` notices it was asked to end
+_RUNNING_STATES = ("running", "restarting", "paused")
+
+
+def container_name(node_id: str, task_id: str) -> str:
+    """One name per task per node, so Docker itself refuses a second container for it."""
+    return f"orion-{node_id}-{task_id}"
+
+
+def _info(container: Container) -> ContainerInfo:
+    state = container.attrs.get("State", {})
+    labels = container.labels
+    status = state.get("Status", container.status)
+    exited = status in ("exited", "dead")
+    return ContainerInfo(
+        task_id=labels.get(LABEL_TASK, ""),
+        node_id=labels.get(LABEL_NODE, ""),
+        container_id=container.id,
+        name=container.name,
+        image=container.attrs.get("Config", {}).get("Image", ""),
+        status=status,
+        exit_code=state.get("ExitCode") if exited else None,
+        oom_killed=bool(state.get("OOMKilled", False)),
+        error=state.get("Error") or "",
+    )
+
+
+def _port_bindings(task: Task, host_ip: str) -> dict[str, tuple[str, int]]:
+    """{"80/tcp": "8080"} -> {"80/tcp": (host_ip, 8080)}; "ip:port" picks its own address."""
+    bindings: dict[str, tuple[str, int]] = {}
+    for container_port, host in task.port_bindings.items():
+        ip, _, port = str(host).rpartition(":")
+        try:
+            bindings[container_port] = (ip or host_ip, int(port))
+        except ValueError as exc:
+            raise WorkerError(
+                f"bad port binding {container_port}: {host!r} (expected a port number)"
+            ) from exc
+    return bindings
+
+
+class DockerWorker:
+    def __init__(
+        self,
+        node_id: str,
+        host_ip: str = "127.0.0.1",
+        stop_timeout: float = 2.0,
+        pull_timeout: float = 30.0,
+        client: docker.DockerClient | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.host_ip = host_ip
+        self.stop_timeout = stop_timeout
+        self.pull_timeout = pull_timeout
+        self.client = client or docker.from_env()
+        self._node_filter = [f"{LABEL_NODE}={node_id}", f"{LABEL_MANAGED}=1"]
+
+    # -- images ---------------------------------------------------------------------------
+
+    def ensure_image(self, image: str) -> None:
+        """Pull ``image`` only if the engine lacks it; WorkerError with the registry's message
+        on failure, or when the pull takes longer than ``pull_timeout``."""
+        try:
+            self.client.images.get(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise WorkerError(f"cannot inspect image {image}: {exc.explanation}") from exc
+        repository, tag = parse_repository_tag(image)
+        outcome: dict[str, BaseException] = {}
+
+        def pull() -> None:
+            try:
+                for event in self.client.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+                    if "error" in event:
+                        raise WorkerError(pull_failure(image, event["error"]))
+            except WorkerError as exc:
+                outcome["error"] = exc
+            except docker.errors.APIError as exc:
+                outcome["error"] = WorkerError(pull_failure(image, str(exc.explanation or exc)))
+            except Exception as exc:  # the connection itself: timeouts, resets
+                outcome["error"] = WorkerError(pull_failure(image, str(exc)))
+
+        # The pull runs on a thread so that the caller's wait is bounded even when the
+        # registry trickles bytes and never trips the socket timeout.
+        puller = threading.Thread(target=pull, name=f"pull {image}", daemon=True)
+        puller.start()
+        puller.join(self.pull_timeout)
+        if puller.is_alive():
+            raise WorkerError(f"cannot pull image {image}: no result within {self.pull_timeout:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+
+    # -- containers -----------------------------------------------------------------------
+
+    def start(self, task: Task) -> ContainerInfo:
+        """Create and start the task's container, or return the one that already exists.
+
+        An existing container is adopted as it is (running or exited: the caller decides what
+        an exit means); one left "created" by a crash between create and start is started.
+        On failure nothing is left behind and WorkerError says why.
+        """
+        existing = self._find(task.id)
+        if existing is not None:
+            if existing.status == "created":
+                return self._start_created(existing, task)
+            return _info(existing)
+        self.ensure_image(task.image)
+        options: dict[str, Any] = {
+            "name": container_name(self.node_id, task.id),
+            "command": task.command,
+            "environment": dict(task.env),
+            "labels": {LABEL_TASK: task.id, LABEL_NODE: self.node_id, LABEL_MANAGED: "1"},
+            "ports": _port_bindings(task, self.host_ip),
+            "detach": True,
+        }
+        if task.memory > 0:
+            # Swap limit equal to the memory limit: the task gets no swap on top of it.
+            options["mem_limit"] = task.memory
+            options["memswap_limit"] = task.memory
+        if task.cpu > 0:
+            options["nano_cpus"] = int(task.cpu * 1e9)
+        try:
+            container = self.client.containers.create(task.image, **options)
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # a concurrent start made it first: adopt that one
+                raced = self._find(task.id)
+                if raced is not None:
+                    return _info(raced)
+            raise WorkerError(start_failure(str(exc.explanation or exc), task.image)) from exc
+        return self._start_created(container, task)
+
+    def _start_created(self, container: Container, task: Task) -> ContainerInfo:
+        try:
+            container.start()
+            container.reload()
+        except docker.errors.APIError as exc:
+            self._remove_quietly(container)
+            raise WorkerError(start_failure(str(exc.explanation or exc), task.image)) from exc
+        return _info(container)
+
+    def inspect(self, task_id: str) -> ContainerInfo | None:
+        container = self._find(task_id)
+        return None if container is None else _info(container)
+
+    def list_managed(self) -> list[ContainerInfo]:
+        """Every container this node manages, in any state."""
+        containers = self.client.containers.list(
+            all=True, filters={"label": self._node_filter}, ignore_removed=True
+        )
+        return [_info(container) for container in containers]
+
+    def stop(self, task_id: str) -> None:
+        """Stop (SIGTERM, then SIGKILL after ``stop_timeout``) and remove; no error if gone."""
+        container = self._find(task_id)
+        if container is None:
+            return
+        try:
+            if container.status in _RUNNING_STATES:
+                container.stop(timeout=max(0, round(self.stop_timeout)))
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            pass  # removal with force below still ends it
+        self._remove_quietly(container)
+
+    def remove_all(self) -> int:
+        """Remove every container of this node at once (force); returns how many. For tests
+        and for a node leaving for good."""
+        containers = self.client.containers.list(
+            all=True, filters={"label": self._node_filter}, ignore_removed=True
+        )
+        for container in containers:
+            self._remove_quietly(container)
+        return len(containers)
+
+    def _find(self, task_id: str) -> Container | None:
+        try:
+            container = self.client.containers.get(container_name(self.node_id, task_id))
+        except docker.errors.NotFound:
+            return None
+        # The name is ours by construction; the labels confirm it is not a stranger's.
+        if container.labels.get(LABEL_NODE) != self.node_id or container.labels.get(LABEL_TASK) != task_id:
+            raise WorkerError(f"container {container.name} exists but is not managed by {self.node_id}")
+        return container
+
+    @staticmethod
+    def _remove_quietly(container: Container) -> None:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: a removal is already in progress
+                raise
+
+    # -- events ---------------------------------------------------------------------------
+
+    def events(self, stop_event: threading.Event) -> Iterator[ContainerExit]:
+        """Yield each exit of this node's containers until ``stop_event`` is set.
+
+        Docker's stream is read in windows of ``_EVENT_WINDOW`` seconds (``since``/``until``),
+        each starting where the last one ended, so no event falls between two windows and the
+        generator notices ``stop_event`` within a window without closing sockets under a
+        blocked reader. Exits are "die" events; an "oom" event just before marks the exit as
+        an OOM kill.
+        """
+        filters = {"type": "container", "label": self._node_filter, "event": ["die", "oom"]}
+        since = time.time()
+        seen: set[tuple[str, str, int]] = set()  # (container, action, timeNano): windows overlap
+        oom_killed: set[str] = set()
+        while not stop_event.is_set():
+            until = time.time() + _EVENT_WINDOW
+            stream = self.client.events(
+                since=f"{since:.9f}", until=f"{until:.9f}", filters=filters, decode=True
+            )
+            for event in stream:
+                action = event.get("Action") or event.get("status", "")
+                container_id = event.get("id", "")
+                key = (container_id, action, int(event.get("timeNano", 0)))
+                if key in seen:
+                    continue
+                seen.add(key)
+                if action == "oom":
+                    oom_killed.add(container_id)
+                elif action == "die":
+                    attributes = event.get("Actor", {}).get("Attributes", {})
+                    yield ContainerExit(
+                        task_id=attributes.get(LABEL_TASK, ""),
+                        container_id=container_id,
+                        exit_code=int(attributes.get("exitCode", -1)),
+                        oom_killed=container_id in oom_killed or self._was_oom_killed(container_id),
+                        at=int(event.get("timeNano", 0)) / 1e9,
+                    )
+                    oom_killed.discard(container_id)
+            since = until
+            if len(seen) > 10_000:  # only the overlap matters; keep memory flat
+                seen.clear()
+
+    def _was_oom_killed(self, container_id: str) -> bool:
+        try:
+            return bool(self.client.api.inspect_container(container_id)["State"].get("OOMKilled"))
+        except docker.errors.APIError:
+            return False  # already removed: the oom event, if any, was the only evidence

@@ -1,0 +1,40 @@
+"""Values the worker returns: what a managed container is doing, and how one ended."""
+
+from __future__ import annotations
+
+import msgspec
+
+LABEL_TASK = "orion.task.id"
+LABEL_NODE = "orion.node.id"
+LABEL_MANAGED = "orion.managed"
+
+
+class WorkerError(Exception):
+    """A container could not be had, with a reason fit for a task's ``reason`` field
+    ("port 8080 on 127.0.0.1 already in use"), never a stack trace."""
+
+
+class ContainerInfo(msgspec.Struct, frozen=True):
+    task_id: str
+    node_id: str
+    container_id: str
+    name: str
+    image: str
+    status: str  # Docker's: "created", "running", "paused", "restarting", "exited", "dead"
+    exit_code: int | None = None  # set once the container has exited
+    oom_killed: bool = False
+    error: str = ""  # Docker's State.Error, e.g. why it could not start
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("running", "restarting", "paused")
+
+
+class ContainerExit(msgspec.Struct, frozen=True):
+    """A managed container died (seen in Docker's event stream)."""
+
+    task_id: str
+    container_id: str
+    exit_code: int
+    oom_killed: bool
+    at: float  # Docker's event time, seconds since the epoch
