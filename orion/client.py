@@ -21,6 +21,7 @@ import time
 import uuid
 from typing import Any
 
+import msgspec
 import zmq
 
 from orion.api.protocol import (
@@ -244,7 +245,8 @@ class Client:
     def _call(self, request: Request) -> Any:
         body = encode_request(request)
         failures: list[str] = []
-        for _ in range(self.retries * len(self.endpoints)):
+        attempts = self.retries * len(self.endpoints)
+        for attempt in range(attempts):
             endpoint = self.endpoints[self._current]
             sock = self._open()
             sock.send(body)
@@ -259,17 +261,25 @@ class Client:
                 self._rotate()
                 continue
             if reply.ok:
-                return typed_result(request, reply.result)
+                try:
+                    return typed_result(request, reply.result)
+                except msgspec.ValidationError as exc:
+                    raise OrionError(
+                        ErrorCode.INTERNAL, f"{endpoint} sent a malformed result: {exc}"
+                    ) from None
             error = reply.error
             code, message = (
                 (error.code, error.message) if error else (ErrorCode.INTERNAL, "error without details")
             )
-            if code == ErrorCode.UNAVAILABLE:
-                # This node cannot serve now (starting, no leader known): another one may.
-                failures.append(f"{endpoint} ({message})")
-                self._rotate()
-                continue
-            raise error_for(code, message)
+            if code != ErrorCode.UNAVAILABLE:
+                raise error_for(code, message)
+            # This node cannot serve now (starting, no leader known yet): another one may.
+            # After a whole round of such answers, back off briefly so an election can finish.
+            failures.append(f"{endpoint} ({message})")
+            self._rotate()
+            round_number, position = divmod(attempt + 1, len(self.endpoints))
+            if position == 0 and attempt + 1 < attempts:
+                time.sleep(min(1.0, 0.1 * 2 ** (round_number - 1)))
         raise Unavailable(ErrorCode.UNAVAILABLE, "no endpoint answered: " + "; ".join(_dedupe(failures)))
 
 

@@ -248,7 +248,12 @@ class _RestHandler(BaseHTTPRequestHandler):
             )
             self._error(_STATUS.get(code, HTTPStatus.INTERNAL_SERVER_ERROR), message, code=code)
             return
-        result = typed_result(request, reply.result)
+        try:
+            result = typed_result(request, reply.result)
+        except msgspec.ValidationError as exc:
+            logger.error("HTTP API: malformed {} result: {}", type(request).__name__, exc)
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"malformed result: {exc}", code=ErrorCode.INTERNAL)
+            return
         self._json(HTTPStatus.CREATED if created else HTTPStatus.OK, to_camel(result))
 
     def _read_body(self) -> bytes | None:

@@ -253,6 +253,6 @@ def typed_result(request: Request, result: Any) -> Any:
     already records. Both come out typed.
     """
     target = RESULT_TYPES[type(request)]
-    if result is None:
-        return None
+    if result is None or (isinstance(target, type) and isinstance(result, target)):
+        return result
     return msgspec.convert(msgspec.to_builtins(result), target)

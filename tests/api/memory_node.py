@@ -36,6 +36,7 @@ class MemoryNode:
         self.swallow_next: int = 0  # this many requests are "lost": handled but never answered
         self.no_quorum = False
         self.unavailable = False
+        self.unavailable_next: int = 0  # this many requests get "unavailable" (e.g. no leader yet)
         self.lock = threading.Lock()
 
     def __call__(self, request: Request, reply: Callable[[Reply], None]) -> None:
@@ -49,6 +50,9 @@ class MemoryNode:
 
     def handle(self, request: Request) -> Reply:
         with self.lock:
+            if self.unavailable_next > 0:
+                self.unavailable_next -= 1
+                return Reply.failure(ErrorCode.UNAVAILABLE, f"{self.node_id}: no leader known yet")
             if self.unavailable:
                 return Reply.failure(ErrorCode.UNAVAILABLE, f"{self.node_id} is starting")
             if isinstance(request, SubmitTask | StopTask) and self.no_quorum:

@@ -141,6 +141,20 @@ def test_unavailable_node_sends_the_client_elsewhere() -> None:
         second.stop()
 
 
+def test_a_node_without_leader_is_retried_after_a_backoff(api: ApiServer, node: MemoryNode) -> None:
+    node.unavailable_next = 2
+    with Client([f"127.0.0.1:{api.port}"], timeout=2.0, retries=3) as client:
+        client.submit("nginx")
+    assert len(node.tasks) == 1
+    node.unavailable_next = 3
+    with (
+        Client([f"127.0.0.1:{api.port}"], timeout=2.0, retries=3) as client,
+        pytest.raises(Unavailable) as info,
+    ):
+        client.tasks()
+    assert "no leader known yet" in info.value.message
+
+
 def test_a_retried_submit_creates_no_duplicate(api: ApiServer, node: MemoryNode) -> None:
     node.swallow_next = 1  # the first attempt is applied but its answer is lost
     with Client([f"127.0.0.1:{api.port}"], timeout=0.3, retries=3) as client:

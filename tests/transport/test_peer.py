@@ -207,3 +207,20 @@ def test_bind_failure_raises_in_start(pair) -> None:
     clash = PeerTransport("127.0.0.1", a.port, Inbox())
     with pytest.raises(OSError, match="cannot bind"):
         clash.start()
+
+
+def test_disconnect_forgets_a_peer_and_later_sends_reconnect(pair) -> None:
+    a, _, b, inbox_b = pair
+    a.send(b.address, Channel.RAFT, b"one")
+    wait_until(lambda: inbox_b.payloads() == [b"one"])
+    a.disconnect(b.address)
+    a.send(b.address, Channel.RAFT, b"two")
+    wait_until(lambda: inbox_b.payloads() == [b"one", b"two"])
+
+
+def test_an_unusable_address_is_counted_not_fatal(pair) -> None:
+    a, _, b, inbox_b = pair
+    a.send("not an address", Channel.RAFT, b"lost")
+    wait_until(lambda: a.stats["dropped_send_error"] == 1)
+    a.send(b.address, Channel.RAFT, b"fine")
+    wait_until(lambda: inbox_b.payloads() == [b"fine"])
