@@ -42,12 +42,13 @@ class _Outgoing:
 class _TokenBucket:
     def __init__(self, rate_per_s: float) -> None:
         self.rate = rate_per_s
-        self.tokens = rate_per_s
+        self.burst = max(1.0, rate_per_s)  # a one-second burst, and at least one request
+        self.tokens = self.burst
         self.at = time.monotonic()
 
     def take(self) -> bool:
         now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
         self.at = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0

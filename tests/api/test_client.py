@@ -204,3 +204,18 @@ def _submit_with_module_helpers() -> Task:
     task = client.submit("nginx", ports={"80/tcp": "8080"})
     assert msgspec.structs.asdict(client.task(task.id)) == msgspec.structs.asdict(task)
     return task
+
+
+def test_rate_limit_answers_unavailable_without_reaching_the_handler() -> None:
+    node = MemoryNode()
+    server = ApiServer("127.0.0.1", 0, node, rate_limit_per_s=0.01)  # one request, then one per 100 s
+    server.start()
+    try:
+        with Client([f"127.0.0.1:{server.port}"], timeout=2.0, retries=1) as client:
+            client.submit("nginx")
+            with pytest.raises(Unavailable, match="rate limited"):
+                client.submit("nginx")
+        assert len(node.submits_seen) == 1
+        assert server.stats["rate_limited"] == 1
+    finally:
+        server.stop()
