@@ -64,8 +64,8 @@ class PeerTransport:
     ) -> None:
         """``port=0`` binds a random free port (read ``port`` after ``start``).
 
-        ``advertise`` is the "host:port" peers use to reach us; it is written in every
-        frame header. Defaults to ``bind_host:port``.
+        ``advertise`` is how peers reach us, written in every frame header: a host (our
+        port is appended, e.g. "10.0.0.5") or a full "host:port". Defaults to ``bind_host``.
         """
         self.bind_host = bind_host
         self.port = port
@@ -101,7 +101,9 @@ class PeerTransport:
     @property
     def address(self) -> str:
         """Our listen address as written in frame headers."""
-        return self._advertise or f"{self.bind_host}:{self.port}"
+        host = self._advertise or self.bind_host
+        _, sep, port = host.rpartition(":")
+        return host if sep and port.isdigit() else f"{host}:{self.port}"
 
     def start(self) -> None:
         """Bind and start the thread; raises here if the bind fails."""

@@ -224,3 +224,14 @@ def test_an_unusable_address_is_counted_not_fatal(pair) -> None:
     wait_until(lambda: a.stats["dropped_send_error"] == 1)
     a.send(b.address, Channel.RAFT, b"fine")
     wait_until(lambda: inbox_b.payloads() == [b"fine"])
+
+
+def test_advertised_host_gets_the_bound_port() -> None:
+    bare = PeerTransport("127.0.0.1", 0, Inbox(), advertise="127.0.0.1")
+    full = PeerTransport("127.0.0.1", 0, Inbox(), advertise="127.0.0.1:7100")
+    bare.start()
+    try:
+        assert bare.address == f"127.0.0.1:{bare.port}"
+        assert full.address == "127.0.0.1:7100"
+    finally:
+        bare.stop()
