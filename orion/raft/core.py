@@ -724,10 +724,8 @@ class RaftCore:
         for peer in membership.all_ids():
             if peer != self._id and peer not in self._progress:
                 self._progress[peer] = Progress(index)
-        for peer in list(self._progress):
-            if peer not in membership.voters and peer not in membership.non_voters:
-                del self._progress[peer]
-                self._dirty.pop(peer, None)
+        # A removed server keeps receiving entries until its removal commits, so it learns
+        # of it and stops campaigning (pruned in _maybe_commit).
         self._mark_all_dirty(False)
         self._maybe_commit()  # the quorum may have shrunk
         return index
@@ -893,6 +891,10 @@ class RaftCore:
             waiting, self._reads_before_commit = self._reads_before_commit, []
             for context in waiting:
                 self._start_read(context)
+        if self._configs[-1][0] <= candidate and len(self._progress) > len(membership.all_ids()) - 1:
+            for peer in [p for p in self._progress if p not in voters and p not in membership.non_voters]:
+                del self._progress[peer]
+                self._dirty.pop(peer, None)
         if self._id not in voters and self._configs[-1][0] <= candidate:
             # Our own removal is committed: tell the others, hand over, and step down.
             self._flush()

@@ -7,7 +7,18 @@ from __future__ import annotations
 import heapq
 import random
 
-from orion.raft.messages import Message, decode_message, encode_message
+from orion.raft.messages import (
+    AppendEntries,
+    Heartbeat,
+    InstallSnapshot,
+    Message,
+    RequestVote,
+    TimeoutNow,
+    decode_message,
+    encode_message,
+)
+
+_REQUESTS = (AppendEntries, Heartbeat, RequestVote, InstallSnapshot, TimeoutNow)
 
 
 class SimNetwork:
@@ -33,6 +44,8 @@ class SimNetwork:
         self._queue: list[tuple[int, int, Message]] = []
         self._seq = 0
         self.sent = 0
+        self.requests = 0  # RPC requests only (what MIT's lab counts as RPCs)
+        self.by_type: dict[type, int] = {}
         self.bytes_sent = 0
 
     # -------------------------------------------------------------- faults
@@ -66,6 +79,10 @@ class SimNetwork:
     # -------------------------------------------------------------- traffic
     def send(self, msg: Message, now: int) -> None:
         self.sent += 1
+        kind = type(msg)
+        self.by_type[kind] = self.by_type.get(kind, 0) + 1
+        if kind in _REQUESTS:
+            self.requests += 1
         if self.wire:
             buf = encode_message(msg)
             self.bytes_sent += len(buf)

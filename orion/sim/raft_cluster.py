@@ -76,6 +76,7 @@ class SimCluster:
         self.digest = 0  # CRC of every observable event: equal digests, equal histories
         self.events = 0
         self.nodes: dict[str, SimNode] = {}
+        self.disconnected: set[str] = set()
         ids = [f"n{i}" for i in range(1, n + 1)]
         membership = Membership(voters={i: f"sim:{i}" for i in ids})
         for node_id in ids:
@@ -118,13 +119,17 @@ class SimCluster:
         self._record(("crash", node_id))
 
     def disconnect(self, node_id: str) -> None:
+        """Cut a node off from everyone (MIT's disconnect)."""
+        self.disconnected.add(node_id)
         self.net.disconnect(node_id, self.ids)
 
     def connect(self, node_id: str) -> None:
-        self.net.connect(node_id, self.ids)
+        """Reconnect a node to every node that is itself connected."""
+        self.disconnected.discard(node_id)
+        self.net.connect(node_id, [i for i in self.ids if i not in self.disconnected])
 
     def connected(self, node_id: str) -> bool:
-        return all(self.net.connected(node_id, o) for o in self.ids if o != node_id)
+        return node_id not in self.disconnected
 
     # -------------------------------------------------------------- driving
     def _record(self, event: tuple[object, ...]) -> None:
@@ -222,6 +227,22 @@ class SimCluster:
         leader = self.leader()
         assert leader is not None
         return leader
+
+    def check_one_leader(self, max_ticks: int = 200) -> str:
+        """MIT's checkOneLeader: a connected leader appears; the checker already guarantees
+        at most one per term."""
+        return self.wait_leader(max_ticks)
+
+    def check_no_leader(self) -> None:
+        leaders = self.leaders()
+        if leaders:
+            raise AssertionError(f"seed={self.seed}: expected no leader among connected, got {leaders}")
+
+    def check_terms(self) -> int:
+        terms = {n.core.term for n in self.nodes.values() if n.core is not None and self.connected(n.id)}
+        if len(terms) != 1:
+            raise AssertionError(f"seed={self.seed}: servers disagree on term: {terms}")
+        return terms.pop()
 
     def n_committed(self, index: int) -> tuple[int, bytes | None]:
         """How many nodes applied ``index`` (the checker guarantees they agree), and its data."""
