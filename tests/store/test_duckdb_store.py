@@ -256,7 +256,8 @@ def test_refuses_an_inconsistent_log(db: Path) -> None:
 def test_refuses_commit_beyond_the_log(db: Path) -> None:
     filled_store(db)
     con = duckdb.connect(str(db))
-    con.execute("update hard_state set commit_index = 99999")
+    bogus = msgspec.msgpack.encode(HardState(term=1, vote="n1", commit=99999))
+    con.execute("insert into log values (-1000000, 1, -1, ?)", [bogus])
     con.close()
     store = DuckDBStore(db)
     with pytest.raises(StoreCorruptError, match="commit index 99999"):
