@@ -95,6 +95,7 @@ class PeerTransport:
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._headers: dict[Channel, bytes] = {}
+        self._header_cache: dict[bytes, tuple[Channel, str]] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -221,6 +222,16 @@ class PeerTransport:
                 return
             self._accept(parts)
 
+    def _decode_header(self, header: bytes) -> tuple[Channel, str]:
+        # A peer sends the same few headers over and over: remember the parsed ones.
+        known = self._header_cache.get(header)
+        if known is None:
+            known = decode_header(header)
+            if len(self._header_cache) >= 4096:
+                self._header_cache.clear()
+            self._header_cache[header] = known
+        return known
+
     def _accept(self, parts: list[bytes]) -> None:
         # parts[0] is the ROUTER's identity of the connection; then header and payload.
         if len(parts) != 3:
@@ -228,7 +239,7 @@ class PeerTransport:
             return
         _, header, payload = parts
         try:
-            channel, sender = decode_header(header)
+            channel, sender = self._decode_header(header)
         except FrameError:
             self._count("dropped_malformed")
             return
@@ -275,16 +286,17 @@ class PeerTransport:
             self._count("dropped_send_error", len(out.payloads))
             return
         header = self._headers[out.channel]
-        for i, payload in enumerate(out.payloads):
-            try:
+        sent = 0
+        try:
+            for payload in out.payloads:
                 sock.send_multipart((header, payload), zmq.NOBLOCK, copy=len(payload) < 65536)
-            except zmq.Again:
-                self._count("dropped_full", len(out.payloads) - i)
-                return
-            except zmq.ZMQError:
-                self._count("dropped_send_error", len(out.payloads) - i)
-                return
-            self._count("sent")
+                sent += 1
+        except zmq.Again:
+            self._count("dropped_full", len(out.payloads) - sent)
+        except zmq.ZMQError:
+            self._count("dropped_send_error", len(out.payloads) - sent)
+        if sent:
+            self._count("sent", sent)
 
     @staticmethod
     def _close_peer(dealers: dict[tuple[str, bool], zmq.Socket], address: str) -> None:
