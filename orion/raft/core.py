@@ -470,6 +470,9 @@ class RaftCore:
     def ready(self) -> Ready:
         if self._role == LEADER:
             self._flush()
+        else:
+            self._dirty = {}
+            self._read_heartbeat = False
         log = self._log
         last = log.last_index
         entries = log.slice(self._handed + 1, last) if last > self._handed else []
@@ -828,6 +831,8 @@ class RaftCore:
             if pr.state != _REPLICATE:
                 pr.become_replicate()
             self._maybe_commit()
+            if self._role != LEADER:
+                return  # our own removal committed: we just stepped down
             if msg.src not in self._dirty:
                 self._dirty[msg.src] = False
             if msg.src == self._transferee and pr.match == self._log.last_index:
@@ -845,7 +850,8 @@ class RaftCore:
         if pr.state == _SNAPSHOT:
             pr.become_replicate()
         self._maybe_commit()
-        self._dirty[msg.src] = True
+        if self._role == LEADER:
+            self._dirty[msg.src] = True
 
     def _on_heartbeat_response(self, msg: HeartbeatResponse) -> None:
         pr = self._progress.get(msg.src)

@@ -18,7 +18,7 @@ import time
 import zlib
 from collections.abc import Callable
 
-from orion.raft.core import LEADER, NotLeaderError, RaftConfig, RaftCore, Ready
+from orion.raft.core import LEADER, ConfigChangeInProgress, NotLeaderError, RaftConfig, RaftCore, Ready
 from orion.raft.memory_store import MemoryStore
 from orion.raft.types import Membership
 from orion.sim.invariants import InvariantChecker, InvariantViolation
@@ -270,14 +270,12 @@ class SimCluster:
         deadline = self.now + max_ticks
         while self.now < deadline:
             index = 0
-            for node in self.nodes.values():
-                core = node.core
-                if core is not None and core.role == LEADER and self.connected(node.id):
-                    try:
-                        index = core.propose(data)
-                    except NotLeaderError:
-                        continue
-                    break
+            leader = self.leader()
+            if leader is not None:
+                try:
+                    index = self.core(leader).propose(data)
+                except NotLeaderError:
+                    pass
             if index:
                 self.settle()
                 wait_until = self.now + 40
@@ -296,7 +294,9 @@ class SimCluster:
         return max((n.core.term for n in self.nodes.values() if n.core is not None), default=0)
 
 
-def random_run(seed: int, fault_ticks: int = 150, heal_ticks: int = 300) -> SimCluster:
+def random_run(
+    seed: int, fault_ticks: int = 150, heal_ticks: int = 300, membership_changes: bool = True
+) -> SimCluster:
     """One randomized run: a random cluster size and fault mix from ``seed``; crashes,
     restarts, partitions, drops, duplicates, reordering, proposals, snapshots, reads, transfers
     and membership changes for ``fault_ticks``; then heal and require progress (liveness).
@@ -348,6 +348,8 @@ def random_run(seed: int, fault_ticks: int = 150, heal_ticks: int = 300) -> SimC
                     cluster.core(leader).read_index(f"r{counter}".encode())
                 except NotLeaderError:
                     pass
+        elif r < 0.23 and membership_changes:
+            _change_membership(cluster, rng)
         for node in cluster.nodes.values():
             core = node.core
             if core is not None and core.role == LEADER and rng.random() < 0.5:
@@ -365,8 +367,38 @@ def random_run(seed: int, fault_ticks: int = 150, heal_ticks: int = 300) -> SimC
     for node_id in ids:
         if not cluster.nodes[node_id].alive:
             cluster.start(node_id)
-    cluster.one(f"final={seed}".encode(), len(ids), retry=True, max_ticks=heal_ticks)
+    leader = cluster.wait_leader(heal_ticks)
+    members = cluster.core(leader).membership.all_ids()
+    quorum = len(cluster.core(leader).membership.voters) // 2 + 1
+    index = cluster.one(f"final={seed}".encode(), quorum, retry=True, max_ticks=heal_ticks)
+    # Every member of the final configuration applies it.
+    if not cluster.run_until(
+        lambda: all(cluster.nodes[m].fsm.applied_index >= index for m in members if m in cluster.nodes),
+        heal_ticks,
+    ):
+        raise AssertionError(f"seed={seed}: members {members} did not all apply index {index}")
     return cluster
+
+
+def _change_membership(cluster: SimCluster, rng: random.Random) -> None:
+    """One single-server change at the leader: remove a member (keeping two voters), add a
+    removed node back as a non-voter, or promote a non-voter."""
+    leader = cluster.leader()
+    if leader is None:
+        return
+    core = cluster.core(leader)
+    membership = core.membership
+    outsiders = [i for i in cluster.ids if i not in membership.all_ids()]
+    try:
+        if membership.non_voters and rng.random() < 0.6:
+            core.promote(rng.choice(sorted(membership.non_voters)))
+        elif outsiders and rng.random() < 0.6:
+            node_id = rng.choice(outsiders)
+            core.add_non_voter(node_id, f"sim:{node_id}")
+        elif len(membership.voters) > 2:
+            core.remove(rng.choice(membership.all_ids()))
+    except (ConfigChangeInProgress, NotLeaderError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
