@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -291,7 +292,6 @@ CRASH_WRITER = textwrap.dedent(
     """
     import random, sys
     from orion.raft.duckdb_store import DuckDBStore
-from orion.raft.tabular import decode_tabular_snapshot
     from orion.raft.types import Entry, HardState, Membership, Snapshot, SnapshotMeta, Table, TabularSnapshot
     import msgspec
 
@@ -302,17 +302,21 @@ from orion.raft.tabular import decode_tabular_snapshot
     last = state.entries[-1].index if state.entries else (state.snapshot.meta.index if state.snapshot else 0)
     term = max(state.hard_state.term, 1)
     terms = {e.index: e.term for e in state.entries[-100:]}
+    snap_at = 0
     if state.snapshot:
-        terms[state.snapshot.meta.index] = state.snapshot.meta.term
+        snap_at = state.snapshot.meta.index
+        terms[snap_at] = state.snapshot.meta.term
     while True:
         roll = rng.random()
         if roll < 0.08 and last > 0:
-            rows = [[f"t{i}", i, float(i), "x" * 50] for i in range(rng.randrange(1, 2000))]
+            rows = [[f"t{i}", i, float(i), "x" * 50] for i in range(rng.randrange(1, 20000))]
             types = ["VARCHAR", "BIGINT", "DOUBLE", "VARCHAR"]
             table = Table(columns=["id", "n", "f", "s"], types=types, rows=rows)
             data = msgspec.msgpack.encode(TabularSnapshot(tables={"tasks": table}))
-            at = rng.choice([i for i in terms if i >= last - 50])
+            at = rng.choice([i for i in terms if i >= max(last - 50, snap_at)])
+            print(f"begin-snap {at}", flush=True)
             store.save_snapshot(Snapshot(SnapshotMeta(at, terms[at], Membership()), data))
+            snap_at = at
             print(f"snap {at} {len(rows)}", flush=True)
         elif roll < 0.12:
             store.checkpoint()
@@ -330,9 +334,10 @@ from orion.raft.tabular import decode_tabular_snapshot
 )
 
 
-def run_until_killed(db: Path, seed: int, acks_before_kill: int) -> list[str]:
-    """Run the writer in a child process, kill -9 it after a number of acknowledged writes,
-    and return the acknowledgements it printed."""
+def run_until_killed(db: Path, seed: int, acks_before_kill: int, mid_snapshot: bool) -> list[list[str]]:
+    """Run the writer in a child process and kill -9 it after a number of acknowledged writes
+    (with ``mid_snapshot``, at the first snapshot it starts after that); return the
+    acknowledgements it printed."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     child = subprocess.Popen(
         [sys.executable, "-c", CRASH_WRITER, str(db), str(seed)],
@@ -343,11 +348,14 @@ def run_until_killed(db: Path, seed: int, acks_before_kill: int) -> list[str]:
     acks: list[str] = []
     try:
         assert child.stdout is not None
-        while len(acks) < acks_before_kill:
+        while True:
             line = child.stdout.readline()
             if not line:
                 break
             acks.append(line.split())
+            enough = len(acks) >= acks_before_kill
+            if enough and (not mid_snapshot or acks[-1][0] == "begin-snap"):
+                break
         child.kill()  # SIGKILL, at whatever point the writer has reached
         child.wait(timeout=30)
         acks.extend(line.split() for line in child.stdout.read().splitlines())
@@ -355,7 +363,7 @@ def run_until_killed(db: Path, seed: int, acks_before_kill: int) -> list[str]:
         if child.poll() is None:
             child.kill()
             child.wait()
-    assert child.returncode != 0 or not acks, "writer exited by itself"
+    assert child.returncode == -signal.SIGKILL, f"writer exited by itself with {child.returncode}"
     return acks
 
 
@@ -364,8 +372,10 @@ def test_reopen_after_kill_9_at_random_points(tmp_path: Path) -> None:
     rng = random.Random(20261126)
     acked_last = 0
     acked_snap = 0
-    for round_ in range(6):
-        acks = run_until_killed(db, seed=round_, acks_before_kill=rng.randint(1, 60))
+    for round_ in range(8):
+        wanted = rng.randint(1, 60)
+        acks = run_until_killed(db, seed=round_, acks_before_kill=wanted, mid_snapshot=round_ % 2 == 1)
+        assert len(acks) >= wanted
         for ack in acks:
             if ack[0] == "save":
                 acked_last = int(ack[2])
