@@ -268,11 +268,23 @@ class RaftCore:
         if self._role == LEADER:
             self._tick_leader()
             return
-        if not self.is_voter:
+        if not self._may_campaign():
             return
         voters = self._configs[-1][1].voters
-        if self._election_elapsed >= self._randomized_timeout or len(voters) == 1:
+        if self._election_elapsed >= self._randomized_timeout or (len(voters) == 1 and self._id in voters):
             self._campaign(pre=self._config.pre_vote)
+
+    def _may_campaign(self) -> bool:
+        """A voter of the latest configuration may campaign; so may a voter of the latest
+        *committed* one whose removal is still uncommitted: it may hold the only up-to-date
+        log (a leader that appended its own removal and lost leadership), and without it the
+        cluster could deadlock. Votes are always counted in the latest configuration."""
+        if self._id in self._configs[-1][1].voters:
+            return True
+        for index, membership in reversed(self._configs):
+            if index <= self._commit:
+                return self._id in membership.voters
+        return False
 
     def _tick_leader(self) -> None:
         cfg = self._config
@@ -349,7 +361,7 @@ class RaftCore:
         elif (
             isinstance(msg, TimeoutNow)
             and self._role != LEADER
-            and self.is_voter
+            and self._may_campaign()
             and msg.src == self._leader_id
         ):
             self._campaign(pre=False, transfer=True)
@@ -553,7 +565,7 @@ class RaftCore:
         self._reset_randomized_timeout()
         self._votes = {self._id: True}
         voters = self.membership.voters
-        if len(voters) // 2 + 1 <= 1:
+        if len(voters) == 1 and self._id in voters:
             if pre:
                 self._campaign(pre=False)
             else:
@@ -719,6 +731,10 @@ class RaftCore:
         self._require_leader()
         if self._configs[-1][0] > self._commit:
             raise ConfigChangeInProgress(f"configuration change at index {self._configs[-1][0]} pending")
+        if self._log.term(self._commit) != self._term:
+            # Ongaro's fix to single-server changes: a new leader must commit an entry of its
+            # own term first, or two leaders' overlapping changes could elect disjoint quorums.
+            raise ConfigChangeInProgress("the leader has not committed an entry in its term yet")
 
     def _append_config(self, membership: Membership) -> int:
         index = self._log.last_index + 1
@@ -899,8 +915,11 @@ class RaftCore:
                 self._start_read(context)
         if self._configs[-1][0] <= candidate and len(self._progress) > len(membership.all_ids()) - 1:
             for peer in [p for p in self._progress if p not in voters and p not in membership.non_voters]:
-                del self._progress[peer]
+                # Last word to a removed server: the commit index, so it sees its removal
+                # committed and stops campaigning (best effort; PreVote contains it anyway).
+                pr = self._progress.pop(peer)
                 self._dirty.pop(peer, None)
+                self._send(Heartbeat(self._id, peer, self._term, min(pr.match, candidate)))
         if self._id not in voters and self._configs[-1][0] <= candidate:
             # Our own removal is committed: tell the others, hand over, and step down.
             self._flush()
