@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import duckdb
 import msgspec
 import pytest
 
@@ -387,8 +388,10 @@ def test_fsm_snapshot_round_trips_through_the_duckdb_store(tmp_path: Path) -> No
     store.close()
     store = DuckDBStore(path)
     state = store.load()
-    tasks_in_sql = store._con.execute("select count(*) from snap_tasks").fetchone()
     store.close()
+    con = duckdb.connect(str(path), read_only=True)  # as an operator would, on a stopped node
+    tasks_in_sql = con.execute("select count(*) from snap_tasks").fetchone()
+    con.close()
     assert state.snapshot == snapshot  # byte-identical data
     assert tasks_in_sql == (len(driver.fsm.tasks()),)
     restored = ClusterState()
