@@ -382,7 +382,7 @@ class DuckDBStore:
         """The snapshot as tables, or None when it must be kept as an opaque blob (not a
         TabularSnapshot, or values the column types would not give back identically)."""
         try:
-            tabular = decode_tabular_snapshot(data)
+            tabular = decode_tabular_snapshot(data, check_rows=False)  # _fits_tables checks them
         except msgspec.DecodeError:
             return None
         if msgspec.msgpack.encode(tabular) != data or not _fits_tables(tabular):
