@@ -193,11 +193,22 @@ def test_snapshot_beyond_the_log(db: Path) -> None:
     store.close()
 
 
-def test_snapshot_data_tables_cannot_hold_is_kept_verbatim(db: Path) -> None:
-    # An int in a DOUBLE column would come back as a float: such data is kept as a blob.
-    odd = msgspec.msgpack.encode(
-        TabularSnapshot(tables={"t": Table(columns=["x"], types=["DOUBLE"], rows=[[1]])})
-    )
+@pytest.mark.parametrize(
+    "tables",
+    [
+        {"t": Table(columns=["x"], types=["DOUBLE"], rows=[[1]])},  # would come back as 1.0
+        {"t": Table(columns=["x"], types=["BIGINT"], rows=[[True]])},  # would come back as 1
+        {"t": Table(columns=["x"], types=["BIGINT"], rows=[[1 << 63]])},  # beyond BIGINT
+        {"t": Table(columns=["x"], types=["HUGEINT"], rows=[[1]])},  # a type we do not map
+        {"t": Table(columns=["x", "X"], types=["BIGINT", "BIGINT"], rows=[[1, 2]])},  # same column to DuckDB
+        {
+            "t": Table(columns=["x"], types=["BIGINT"], rows=[]),
+            "T": Table(columns=["x"], types=["BIGINT"], rows=[]),
+        },
+    ],
+)
+def test_snapshot_data_tables_cannot_hold_is_kept_verbatim(db: Path, tables: dict[str, Table]) -> None:
+    odd = msgspec.msgpack.encode(TabularSnapshot(tables=tables))
     store, _ = open_store(db)
     store.save(HardState(term=1, commit=1), entries(1, 1))
     store.save_snapshot(Snapshot(SnapshotMeta(1, 1, Membership()), odd))
