@@ -8,7 +8,16 @@ Outputs: a ``Ready`` batch, collected by the shell, which must, in this order:
 3. send ``ready.messages`` (each names its ``dst``);
 4. apply ``ready.committed`` to the FSM in order; serve ``ready.read_states`` once the applied
    index reaches their index; fail ``ready.failed_reads``;
-5. ``core.advance(ready)``.
+5. ``core.advance(ready)``, before the next ``ready()``; do not call ``step``/``tick``/
+   ``propose`` between ``ready()`` and ``advance()`` (an actor does all five steps in one go).
+
+Start: load the store, restore the FSM from ``stored.snapshot`` if any, then construct the
+core; ``applied_index`` starts at the snapshot index and later entries come back in
+``committed``. Compaction: when ``applied_index - snapshot_index > snapshot_threshold``, the
+shell snapshots the FSM and calls ``compact(applied_index, data)``, then saves the returned
+snapshot with ``store.save_snapshot``. Reads: ``read_index(ctx)`` on the leader; a
+``ReadState(index, ctx)`` arrives in a later Ready (serve it once the FSM applied ``index``),
+or ``ctx`` arrives in ``failed_reads`` if leadership is lost first.
 
 Design follows the Raft dissertation and etcd-io/raft: PreVote, CheckQuorum with a leader lease
 on votes, fast conflict backup, per-follower probe/replicate/snapshot pacing with pipelining,

@@ -306,7 +306,14 @@ def random_run(
     cluster = SimCluster(
         n,
         seed,
-        RaftConfig(election_ticks=10, heartbeat_ticks=2, max_append_entries=rng.choice((4, 64))),
+        RaftConfig(
+            election_ticks=10,
+            heartbeat_ticks=2,
+            max_append_entries=rng.choice((4, 64)),
+            max_inflight=rng.choice((2, 64)),
+            pre_vote=rng.random() < 0.8,
+            check_quorum=rng.random() < 0.8,
+        ),
         drop=rng.choice((0.0, 0.05, 0.2)),
         duplicate=rng.choice((0.0, 0.05)),
         max_delay=rng.choice((0, 1, 3)),
@@ -368,9 +375,12 @@ def random_run(
         if not cluster.nodes[node_id].alive:
             cluster.start(node_id)
     leader = cluster.wait_leader(heal_ticks)
-    members = cluster.core(leader).membership.all_ids()
     quorum = len(cluster.core(leader).membership.voters) // 2 + 1
     index = cluster.one(f"final={seed}".encode(), quorum, retry=True, max_ticks=heal_ticks)
+    # Any configuration entry before the final one is committed now: its members must apply.
+    members = next(
+        n.core.membership for n in cluster.nodes.values() if n.fsm.applied_index >= index
+    ).all_ids()
     # Every member of the final configuration applies it.
     if not cluster.run_until(
         lambda: all(cluster.nodes[m].fsm.applied_index >= index for m in members if m in cluster.nodes),

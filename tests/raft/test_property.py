@@ -5,6 +5,8 @@ exact replay of a recorded seed. ORION_RAFT_SEEDS sets the number of seeds (defa
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 from orion.sim.raft_cluster import random_run
 
@@ -29,3 +31,14 @@ def test_recorded_seed_replays_identically() -> None:
     assert first.checker.committed == second.checker.committed
     other = random_run(4243)
     assert other.digest != first.digest, "the digest must depend on the run"
+
+
+def test_seed_replays_identically_in_another_process() -> None:
+    """Replay does not depend on the interpreter's hash seed or anything else per process."""
+    here = random_run(4242)
+    code = "from orion.sim.raft_cluster import random_run; c = random_run(4242); print(c.digest, c.events)"
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split() == [str(here.digest), str(here.events)]
