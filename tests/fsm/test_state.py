@@ -182,7 +182,7 @@ def test_stale_reports_are_ignored(run: Driver) -> None:
     assert run.fsm.task("t1") == before
     assert run.fsm.allocated("n1") == (0, 0.0, 0)
     assert run.fsm.allocated("n2") == (GiB, 0.5, 0)
-    # A node may not report Pending or Stopped.
+    # A node may not report Pending (only the leader moves a task back to Pending).
     assert isinstance(run(ReportTaskState(at=6.0, task_id="t1", node_id="n2", state="Pending")), CommandError)
 
 
