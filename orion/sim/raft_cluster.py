@@ -379,7 +379,9 @@ def random_run(
     index = cluster.one(f"final={seed}".encode(), quorum, retry=True, max_ticks=heal_ticks)
     # Any configuration entry before the final one is committed now: its members must apply.
     members = next(
-        n.core.membership for n in cluster.nodes.values() if n.fsm.applied_index >= index
+        n.core.membership
+        for n in cluster.nodes.values()
+        if n.core is not None and n.fsm.applied_index >= index
     ).all_ids()
     # Every member of the final configuration applies it.
     if not cluster.run_until(
