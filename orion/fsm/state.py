@@ -13,6 +13,7 @@ them either.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -116,8 +117,8 @@ class ClusterState:
             return existing  # a retried submit: the client chose the id
         if not task.id or not task.image:
             return CommandError("a task needs an id and an image")
-        if task.memory < 0 or task.cpu < 0 or task.disk < 0:
-            return CommandError(f"task {task.id}: resources must not be negative")
+        if task.memory < 0 or task.disk < 0 or not 0 <= task.cpu < math.inf:  # also refuses NaN
+            return CommandError(f"task {task.id}: resources must be finite and not negative")
         new = msgspec.structs.replace(
             task,
             state=TaskState.PENDING.value,
