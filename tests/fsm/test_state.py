@@ -108,6 +108,8 @@ def test_submit_is_idempotent_on_the_task_id(run: Driver) -> None:
 
 def test_submit_refuses_invalid_tasks(run: Driver) -> None:
     assert isinstance(run(SubmitTask(at=1.0, task=task("t1", memory=-1))), CommandError)
+    assert isinstance(run(SubmitTask(at=1.0, task=task("t1", cpu=float("nan")))), CommandError)
+    assert isinstance(run(SubmitTask(at=1.0, task=task("t1", cpu=float("inf")))), CommandError)
     assert isinstance(run(SubmitTask(at=1.0, task=Task(id="", name="x", image="busybox"))), CommandError)
     assert run.fsm.tasks() == []
 
