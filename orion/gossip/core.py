@@ -104,6 +104,7 @@ class SwimCore:
         self._live: list[str] = []
         self._live_pos: dict[str, int] = {}
         self._suspicions: dict[str, Suspicion] = {}
+        self._earliest_suspicion: float | None = None  # cache for next_deadline; None = recompute
         self._awareness = Awareness(config.awareness_max_multiplier)
         self._broadcasts = BroadcastQueue()
         self._outbox: list[tuple[str, GossipMessage]] = []
@@ -157,6 +158,11 @@ class SwimCore:
         return self._awareness.score
 
     @property
+    def pending_broadcasts(self) -> int:
+        """Updates still waiting to be piggybacked (0 once the cluster is quiet)."""
+        return len(self._broadcasts)
+
+    @property
     def left(self) -> bool:
         return self._left
 
@@ -177,6 +183,7 @@ class SwimCore:
         self._probe = None
         self._relays.clear()
         self._suspicions.clear()
+        self._earliest_suspicion = None
         self._next_join_retry = None
         self._broadcasts.queue(Dead(self._id, self._incarnation, self._id, left=True))
         self._next_gossip = now
@@ -241,28 +248,31 @@ class SwimCore:
 
     def next_deadline(self) -> float | None:
         """The earliest time at which ``tick`` has work (None: nothing until a message arrives)."""
-        gossip_due = self._broadcasts and (self._live or self._left)
+        gossip_due = bool(self._broadcasts) and (bool(self._live) or self._left)
         if self._left:
             return self._next_gossip if gossip_due else None
-        candidates: list[float] = []
         probe = self._probe
         if probe is None:
-            candidates.append(self._next_probe)
+            at = self._next_probe
         else:
-            candidates.append(probe.end if probe.indirect_sent else probe.direct_deadline)
-        if gossip_due:
-            candidates.append(self._next_gossip)
-        if self._live:
-            candidates.append(self._next_push_pull)
-        if len(self._members) > len(self._live):
-            candidates.append(self._next_reconnect)
-        if self._next_join_retry is not None:
-            candidates.append(self._next_join_retry)
+            at = probe.end if probe.indirect_sent else probe.direct_deadline
+        if gossip_due and self._next_gossip < at:
+            at = self._next_gossip
+        if self._live and self._next_push_pull < at:
+            at = self._next_push_pull
+        if len(self._members) > len(self._live) and self._next_reconnect < at:
+            at = self._next_reconnect
+        if self._next_join_retry is not None and self._next_join_retry < at:
+            at = self._next_join_retry
         if self._suspicions:
-            candidates.append(min(s.deadline for s in self._suspicions.values()))
+            earliest = self._earliest_suspicion
+            if earliest is None:
+                earliest = self._earliest_suspicion = min(s.deadline for s in self._suspicions.values())
+            if earliest < at:
+                at = earliest
         if self._relays:
-            candidates.append(min(r.deadline for r in self._relays.values()))
-        return min(candidates)
+            at = min(at, min(r.deadline for r in self._relays.values()))
+        return at
 
     # ----- sending ----------------------------------------------------------------------------
 
@@ -529,12 +539,11 @@ class SwimCore:
             self._broadcast(msg)
             self._emit("joined", member)
             return
-        newer_meta = (
-            msg.incarnation == member.incarnation
-            and member.status == ALIVE
-            and msg.meta.version > member.meta.version
-        )
-        if msg.incarnation <= member.incarnation and not newer_meta:
+        if msg.incarnation < member.incarnation:
+            return  # the common case: an echo of something we already know
+        if msg.incarnation == member.incarnation and not (
+            member.status == ALIVE and msg.meta.version > member.meta.version
+        ):
             return
         previous = member.status
         meta_changed = msg.meta != member.meta
@@ -542,7 +551,8 @@ class SwimCore:
         member.meta = msg.meta
         member.address = msg.meta.gossip_address
         member.status = ALIVE
-        self._suspicions.pop(node_id, None)
+        if self._suspicions.pop(node_id, None) is not None:
+            self._earliest_suspicion = None
         self._broadcast(msg)
         if previous in (DEAD, LEFT):
             member.changed_at = now
@@ -570,12 +580,14 @@ class SwimCore:
             # the timer keeps the incarnation it was started for.
             suspicion = self._suspicions.get(node_id)
             if suspicion is not None and self._config.lifeguard_suspicion and suspicion.confirm(msg.accuser):
+                self._earliest_suspicion = None
                 self._broadcast(msg)  # spread the independent confirmation
             return
         member.status = SUSPECT
         member.incarnation = msg.incarnation
         member.changed_at = now
         self._suspicions[node_id] = self._new_suspicion(msg.accuser, msg.incarnation, now)
+        self._earliest_suspicion = None
         self._broadcast(msg)
         self._emit("suspect", member)
 
@@ -591,6 +603,7 @@ class SwimCore:
 
     def _suspicion_expired(self, node_id: str, suspicion: Suspicion, now: float) -> None:
         del self._suspicions[node_id]
+        self._earliest_suspicion = None
         member = self._members.get(node_id)
         if member is None or member.status != SUSPECT or member.incarnation != suspicion.incarnation:
             return  # refuted or superseded meanwhile
@@ -609,7 +622,8 @@ class SwimCore:
         member.status = LEFT if left else DEAD
         member.incarnation = msg.incarnation
         member.changed_at = now
-        self._suspicions.pop(node_id, None)
+        if self._suspicions.pop(node_id, None) is not None:
+            self._earliest_suspicion = None
         self._set_live(member, False)
         self._broadcast(msg)
         self._emit("left" if left else "dead", member)
