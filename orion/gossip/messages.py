@@ -118,7 +118,11 @@ def decode_message(buf: bytes | bytearray | memoryview) -> GossipMessage:
     """Parse and validate one message; garbage raises a msgspec error (DecodeError/ValidationError)."""
     if len(buf) > MAX_MESSAGE_BYTES:
         raise MessageTooLarge(f"gossip message of {len(buf)} bytes exceeds {MAX_MESSAGE_BYTES}")
-    return _decoder.decode(buf)
+    try:
+        return _decoder.decode(buf)
+    except UnicodeDecodeError as exc:
+        # msgspec lets bad UTF-8 in a union tag escape as UnicodeDecodeError (found by hypothesis).
+        raise msgspec.DecodeError(f"invalid UTF-8 in gossip message: {exc}") from exc
 
 
 def encoded_size(update: Update) -> int:

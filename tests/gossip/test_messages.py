@@ -77,6 +77,7 @@ def test_realistic_meta_stays_under_512_bytes() -> None:
         msgspec.msgpack.encode(["ack", 1, "127.0.0.1:7200", [["alive", "n1", -5, {"id": "n1"}]]]),
         msgspec.msgpack.encode(["push_pull", "127.0.0.1:7200", "n1", [["n1", 1, "zombie", {"id": "n1"}]]]),
         encode_message(SAMPLES[0])[:-4],  # truncated
+        b"\x91\xa7\x00\x00\x00\x00\x00\x00\x80",  # invalid UTF-8 in the tag
     ],
 )
 def test_garbage_is_rejected(bad: bytes) -> None:
