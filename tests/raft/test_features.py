@@ -250,3 +250,20 @@ def test_read_index_with_check_quorum_and_single_node() -> None:
     solo.one(b"z=1", 1)
     solo.core("n1").read_index(b"r3")
     assert solo.run_until(lambda: b"r3" in solo.nodes["n1"].reads, 2)
+
+
+def test_leader_reports_follower_contact_and_match() -> None:
+    c = SimCluster(3, seed=53)
+    index = c.one(b"m=1", 3)
+    leader = c.check_one_leader()
+    core = c.core(leader)
+    quiet, chatty = (i for i in c.ids if i != leader)
+    assert core.match_index(chatty) >= index and core.match_index(leader) >= index
+    c.disconnect(quiet)
+    c.tick(ELECTION // 2)
+    contact_quiet = core.last_contact_ticks(quiet)
+    contact_chatty = core.last_contact_ticks(chatty)
+    assert contact_quiet is not None and contact_chatty is not None
+    assert contact_quiet >= ELECTION // 2 > contact_chatty
+    with pytest.raises(NotLeaderError):
+        c.core(chatty).match_index(quiet)
