@@ -26,6 +26,7 @@ import zmq
 
 from orion.api.protocol import (
     MAX_REPLY,
+    BlockPeers,
     ErrorCode,
     ListNodes,
     ListTasks,
@@ -183,6 +184,10 @@ class Client:
     def raft(self, *, stale: bool = True) -> RaftInfo:
         """Raft status of the node that answers (stale by default: it is that node's view)."""
         return self._call(RaftStatus(stale=stale))
+
+    def block_peers(self, addresses: list[str]) -> list[str]:
+        """Fault injection for tests: the answering node drops traffic with these peers."""
+        return self._call(BlockPeers(addresses=list(addresses)))
 
     def wait(self, id: str, state: str, timeout: float = 60.0, interval: float = 0.2) -> Task:
         """Poll until the task reaches ``state``; Timeout after ``timeout`` seconds.

@@ -93,7 +93,20 @@ class RaftStatus(_Request):
     pass
 
 
-Request = SubmitTask | ListTasks | GetTask | StopTask | ListNodes | RaftStatus
+PeerAddress = Annotated[str, msgspec.Meta(max_length=300)]
+
+
+class BlockPeers(_Request):
+    """Test-only fault injection (the nemesis): drop all peer traffic to and from these
+    "host:port" Raft/gossip addresses; an empty list heals. Refused unless the node runs
+    with ``[testing] fault_injection = true``."""
+
+    addresses: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=300)]], msgspec.Meta(max_length=256)
+    ] = []
+
+
+Request = SubmitTask | ListTasks | GetTask | StopTask | ListNodes | RaftStatus | BlockPeers
 WRITE_REQUESTS = (SubmitTask, StopTask)
 
 # ------------------------------------------------------------------------- results
@@ -130,6 +143,7 @@ RESULT_TYPES: dict[type, Any] = {
     ListTasks: list[Task],
     ListNodes: list[NodeInfo],
     RaftStatus: RaftInfo,
+    BlockPeers: list[str],
 }
 
 # ------------------------------------------------------------------------- replies

@@ -51,8 +51,9 @@ MAX_HISTORY = 20  # events kept per task
 SNAPSHOT_FORMAT = 1
 SUBMITTED_REASON = "waiting for a node"
 STOPPED_REASON = "stopped by user"
-# States a node may report for a task it runs (Scheduled: waiting to restart after a backoff).
-REPORTABLE_STATES = frozenset({TaskState.SCHEDULED, TaskState.RUNNING, TaskState.FAILED})
+# States a node may report for a task it runs (Scheduled: waiting to restart after a backoff;
+# Stopped: its container completed with exit code 0).
+REPORTABLE_STATES = frozenset({TaskState.SCHEDULED, TaskState.RUNNING, TaskState.FAILED, TaskState.STOPPED})
 
 
 class AssignResult(msgspec.Struct, frozen=True):

@@ -1,0 +1,151 @@
+"""The API's shell: turns client requests (ZeroMQ, REST, both through one handler) into
+FSM commands and reads, and answers each when its outcome is known."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import pykka
+from loguru import logger
+
+from orion.actors.messages import Outcome, Propose, Read
+from orion.actors.raft_actor import StateView
+from orion.api import protocol as api
+from orion.api.server import ReplyFn
+from orion.fsm import commands as fsm_commands
+from orion.model import Task, TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    request: api.Request
+    reply: ReplyFn
+
+
+def _reply_with(reply: ReplyFn) -> Any:
+    def callback(outcome: Outcome) -> None:
+        if outcome.ok:
+            value = outcome.value
+            reply(api.Reply.success(value if _is_builtin(value) else msgspec.to_builtins(value)))
+        else:
+            reply(api.Reply.failure(outcome.code or api.ErrorCode.INTERNAL, outcome.message))
+
+    return callback
+
+
+def _is_builtin(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
+def _task_query(task_id: str) -> Any:
+    def query(view: StateView) -> Any:
+        task = view.fsm.task(task_id)
+        if task is None:
+            raise LookupError(f"no task with id {task_id!r}")
+        return msgspec.to_builtins(task)
+
+    return query
+
+
+def _tasks_query(view: StateView) -> Any:
+    # Encoded inside the Raft actor's thread: the FSM's records keep changing after we reply.
+    return msgspec.to_builtins(view.fsm.tasks())
+
+
+def _nodes_query(view: StateView) -> Any:
+    return msgspec.to_builtins(view.nodes())
+
+
+def _raft_query(view: StateView) -> Any:
+    return msgspec.to_builtins(view.raft())
+
+
+class ApiActor(pykka.ThreadingActor):
+    def __init__(
+        self,
+        raft: pykka.ActorRef,
+        request_timeout: float,
+        block_peers: Callable[[set[str]], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.raft = raft
+        self.timeout = request_timeout
+        self.block_peers = block_peers  # set only with [testing] fault_injection = true
+
+    def handler(self) -> Any:
+        """The callable the ZeroMQ and REST servers call from their own threads."""
+        ref = self.actor_ref
+
+        def handle(request: api.Request, reply: ReplyFn) -> None:
+            try:
+                ref.tell(ApiCall(request, reply))
+            except pykka.ActorDeadError:
+                reply(api.Reply.failure(api.ErrorCode.UNAVAILABLE, "node is shutting down"))
+
+        return handle
+
+    def on_receive(self, message: Any) -> Any:
+        if not isinstance(message, ApiCall):
+            logger.warning("api actor: unexpected message {!r}", type(message).__name__)
+            return None
+        try:
+            self._serve(message.request, message.reply)
+        except Exception as exc:  # one bad request must never take the API down
+            logger.exception("api: request {} failed", type(message.request).__name__)
+            message.reply(api.Reply.failure(api.ErrorCode.INTERNAL, f"internal error: {exc}"))
+        return None
+
+    def _serve(self, request: api.Request, reply: ReplyFn) -> None:
+        callback = _reply_with(reply)
+        match request:
+            case api.SubmitTask():
+                now = time.time()
+                task = Task(
+                    id=request.id,
+                    name=request.name or request.id,
+                    image=request.image,
+                    state=TaskState.PENDING,
+                    memory=request.memory,
+                    cpu=request.cpu,
+                    disk=request.disk,
+                    node_selectors=dict(request.node_selectors),
+                    port_bindings=dict(request.port_bindings),
+                    command=list(request.command) if request.command is not None else None,
+                    env=dict(request.env),
+                    created_at=now,
+                    updated_at=now,
+                )
+                command = fsm_commands.SubmitTask(task=task, at=now)
+                self._write(command, callback)
+            case api.StopTask(id=task_id):
+                self._write(fsm_commands.StopTask(task_id=task_id, at=time.time()), callback)
+            case api.ListTasks():
+                self.raft.tell(Read(_tasks_query, callback, stale=request.stale, timeout=self.timeout))
+            case api.GetTask(id=task_id):
+                self.raft.tell(
+                    Read(_task_query(task_id), callback, stale=request.stale, timeout=self.timeout)
+                )
+            case api.ListNodes():
+                self.raft.tell(Read(_nodes_query, callback, stale=request.stale, timeout=self.timeout))
+            case api.RaftStatus():
+                self.raft.tell(Read(_raft_query, callback, stale=True, timeout=self.timeout))
+            case api.BlockPeers(addresses=addresses):
+                if self.block_peers is None:
+                    reply(
+                        api.Reply.failure(
+                            api.ErrorCode.INVALID,
+                            "fault injection is disabled on this node ([testing] fault_injection = false)",
+                        )
+                    )
+                    return
+                self.block_peers(set(addresses))
+                logger.warning("fault injection: blocking peers {}", sorted(addresses) or "none")
+                reply(api.Reply.success(sorted(addresses)))
+
+    def _write(self, command: Any, callback: Any) -> None:
+        data = fsm_commands.encode_command(command)
+        self.raft.tell(Propose(data, callback, timeout=self.timeout))

@@ -1,0 +1,148 @@
+"""The Nerves' shell: owns the SWIM/Lifeguard core and its datagram-like transport.
+
+Every input (a tick, a frame) is fed to the core with the current monotonic time; what the
+core wants sent goes out through the gossip transport (dropped, never queued, when a peer is
+unreachable), and membership events go to the Raft actor, which acts on them as leader.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import pykka
+from loguru import logger
+
+from orion.actors.messages import LocalMeta, MemberEvents, Shutdown, Tick
+from orion.config import NodeConfig
+from orion.gossip.config import GossipConfig
+from orion.gossip.core import SwimCore
+from orion.gossip.messages import decode_message, encode_message
+from orion.model import NodeMeta
+from orion.transport.peer import Channel, PeerTransport
+
+META_REFRESH_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class _GossipFrame:
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    seeds: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateMeta:
+    meta: NodeMeta
+
+
+def gossip_config_from(config: NodeConfig) -> GossipConfig:
+    return msgspec.structs.replace(
+        GossipConfig(),
+        probe_interval=config.probe_interval,
+        probe_timeout=config.probe_timeout,
+        suspicion_mult=config.suspicion_mult,
+        lifeguard_probe=config.lifeguard_probe,
+        lifeguard_suspicion=config.lifeguard_suspicion,
+        lifeguard_buddy=config.lifeguard_buddy,
+    )
+
+
+class GossipActor(pykka.ThreadingActor):
+    def __init__(
+        self,
+        config: NodeConfig,
+        meta: NodeMeta,
+        transport: PeerTransport,
+        raft: pykka.ActorRef,
+        on_fatal: Callable[[str], None],
+        refresh_meta: Callable[[NodeMeta], NodeMeta] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.meta = meta
+        self.transport = transport
+        self.raft = raft
+        self.on_fatal = on_fatal
+        self.refresh_meta = refresh_meta
+        self.core = SwimCore(meta, gossip_config_from(config), random.Random(), time.monotonic())
+        self._left = False
+        self._next_meta_refresh = time.monotonic() + META_REFRESH_S
+
+    def on_start(self) -> None:
+        self.raft.tell(LocalMeta(self.meta))
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        logger.opt(exception=(exception_type, exception_value, traceback)).error("gossip actor failed")
+        self.on_fatal(f"gossip actor failed: {exception_value}")
+
+    def frame_handler(self) -> Callable[[Channel, bytes], None]:
+        ref = self.actor_ref
+
+        def on_frame(channel: Channel, payload: bytes) -> None:
+            if channel == Channel.GOSSIP:
+                ref.tell(_GossipFrame(payload))
+
+        return on_frame
+
+    def on_receive(self, message: Any) -> Any:
+        now = time.monotonic()
+        match message:
+            case _GossipFrame(payload):
+                try:
+                    decoded = decode_message(payload)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    logger.debug("gossip: dropped a malformed frame: {}", exc)
+                    return None
+                self.core.receive(decoded, now)
+            case Tick(_, gate):
+                if gate is not None:
+                    gate.release()
+                if self._left:
+                    return None
+                self.core.tick(now)
+                if self.refresh_meta is not None and now >= self._next_meta_refresh:
+                    self._next_meta_refresh = now + META_REFRESH_S
+                    self._update_meta(self.refresh_meta(self.meta), now)
+            case Join(seeds):
+                if seeds:
+                    logger.info("gossip: joining through {}", ", ".join(seeds))
+                    self.core.join(list(seeds), now)
+            case UpdateMeta(meta):
+                self._update_meta(meta, now)
+            case Shutdown(done):
+                self.core.leave(now)
+                self._left = True
+                self._flush()
+                done()
+                return None
+            case "members":
+                return self.core.members()
+            case _:
+                logger.warning("gossip actor: unexpected message {!r}", type(message).__name__)
+        self._flush()
+        return None
+
+    def _update_meta(self, meta: NodeMeta, now: float) -> None:
+        if meta == self.meta:
+            return
+        self.meta = meta
+        self.core.update_meta(meta, now)
+        self.raft.tell(LocalMeta(meta))
+
+    def _flush(self) -> None:
+        for address, message in self.core.drain_outbox():
+            self.transport.send(address, Channel.GOSSIP, encode_message(message))
+        events = self.core.drain_events()
+        if events:
+            for event in events:
+                if event.kind in ("joined", "dead", "left", "suspect", "alive"):
+                    logger.info("gossip: {} is {} ({})", event.node_id, event.kind, event.address)
+            self.raft.tell(MemberEvents(events))

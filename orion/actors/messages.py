@@ -1,0 +1,131 @@
+"""Messages between the node's actors.
+
+These stay inside one process, so they are frozen dataclasses rather than wire Structs; some
+carry a callback, which the receiving actor calls from its own thread (callbacks must be
+cheap and thread-safe: a ZeroMQ reply hand-off, or another actor's ``tell``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orion.gossip.events import MemberEvent
+from orion.model import NodeMeta, Task
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of a write or a read: a value, or an error code and message."""
+
+    ok: bool
+    value: Any = None
+    code: str = ""
+    message: str = ""
+
+    @staticmethod
+    def success(value: Any = None) -> Outcome:
+        return Outcome(True, value)
+
+    @staticmethod
+    def failure(code: str, message: str) -> Outcome:
+        return Outcome(False, None, code, message)
+
+
+Callback = Callable[[Outcome], None]
+
+
+class TickGate:
+    """Coalesces ticks: the ticker sends a new Tick only once the last one was handled, so an
+    actor that was busy (or a process that was paused) does not find a storm of ticks queued."""
+
+    __slots__ = ("_armed",)
+
+    def __init__(self) -> None:
+        self._armed = False
+
+    def try_arm(self) -> bool:
+        if self._armed:
+            return False
+        self._armed = True
+        return True
+
+    def release(self) -> None:
+        self._armed = False
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Sent by the ticker; ``now`` is monotonic seconds."""
+
+    now: float
+    gate: TickGate | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Raw bytes from the peer transport, decoded by the receiving actor."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Propose:
+    """Commit an FSM command (encoded) and call back with the FSM's result."""
+
+    data: bytes
+    callback: Callback | None = None
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Run ``query`` against the FSM once it is linearizable (or at once when ``stale``)."""
+
+    query: Callable[[Any], Any]
+    callback: Callback
+    stale: bool = False
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEvents:
+    events: list[MemberEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalMeta:
+    """The node's own gossip identity, so the leader can account for itself."""
+
+    meta: NodeMeta
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The FSM applied commands that may matter to the receiver (wake-up, level-triggered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeadershipChanged:
+    is_leader: bool
+    leader_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """Graceful stop: a leader hands leadership over; gossip announces the leave."""
+
+    done: Callable[[], None] = field(default=lambda: None)
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredTasks:
+    tasks: list[Task]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerExited:
+    task_id: str
+    exit_code: int | None
+    oom_killed: bool

@@ -1,0 +1,95 @@
+"""The Muscle's shell: runs Docker calls on a small thread pool, never on the actors that
+drive Raft and gossip (a container start takes ~200 ms), and watches Docker events so an
+exit or an OOM kill wakes the reconciler at once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from orion.actors.messages import Callback, ContainerExited, Outcome
+from orion.model import Task
+from orion.worker.docker_worker import DockerWorker
+from orion.worker.types import WorkerError
+
+DOCKER_THREADS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class StartContainer:
+    task: Task
+    callback: Callback
+
+
+@dataclass(frozen=True, slots=True)
+class StopContainer:
+    task_id: str
+    callback: Callback | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListContainers:
+    callback: Callback
+
+
+class WorkerActor(pykka.ThreadingActor):
+    def __init__(self, worker: DockerWorker, on_exit: Callable[[ContainerExited], None]) -> None:
+        super().__init__()
+        self.worker = worker
+        self.on_exit = on_exit
+        self._pool = ThreadPoolExecutor(DOCKER_THREADS, thread_name_prefix="docker")
+        self._stop_events = threading.Event()
+        self._events_thread = threading.Thread(target=self._watch_events, name="docker-events", daemon=True)
+
+    def on_start(self) -> None:
+        self._events_thread.start()
+
+    def on_stop(self) -> None:
+        self._stop_events.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case StartContainer(task, callback):
+                self._pool.submit(self._call, callback, self._replace_and_start, task)
+            case StopContainer(task_id, callback):
+                self._pool.submit(self._call, callback, self.worker.stop, task_id)
+            case ListContainers(callback):
+                self._pool.submit(self._call, callback, self.worker.list_managed)
+            case _:
+                logger.warning("worker actor: unexpected message {!r}", type(message).__name__)
+        return None
+
+    def _replace_and_start(self, task: Task) -> Any:
+        existing = self.worker.inspect(task.id)
+        if existing is not None and existing.status != "running":
+            self.worker.stop(task.id)  # a dead container of an earlier attempt: replace it
+        self.worker.ensure_image(task.image)
+        return self.worker.start(task)
+
+    @staticmethod
+    def _call(callback: Callback | None, function: Callable[..., Any], *args: Any) -> None:
+        try:
+            outcome = Outcome.success(function(*args))
+        except WorkerError as exc:
+            outcome = Outcome.failure("docker", str(exc))
+        except Exception as exc:  # the engine itself misbehaving: report, never crash the node
+            logger.exception("docker call {} failed", getattr(function, "__name__", function))
+            outcome = Outcome.failure("docker", f"docker engine error: {exc}")
+        if callback is not None:
+            callback(outcome)
+
+    def _watch_events(self) -> None:
+        while not self._stop_events.is_set():
+            try:
+                for exited in self.worker.events(self._stop_events):
+                    self.on_exit(ContainerExited(exited.task_id, exited.exit_code, exited.oom_killed))
+            except Exception as exc:  # the periodic reconcile loop is the backstop
+                logger.warning("docker events stream broke ({}); reconnecting", exc)
+                self._stop_events.wait(1.0)

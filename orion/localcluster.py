@@ -1,0 +1,317 @@
+"""Real local clusters of ``orion node`` processes on 127.0.0.1, for tests, the demo, the
+benchmarks and the nemesis. Each node is a separate process with its own config file, data
+directory and free ports; node ids carry a random prefix so several clusters (and their
+containers) can share one Docker engine without touching each other's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out and released (held together so they differ)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def wait_for(
+    condition: Callable[[], T | None], timeout: float, interval: float = 0.1, what: str = "condition"
+) -> T:
+    """Poll ``condition`` until it returns something truthy; raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # the cluster may be mid-election: keep polling until the deadline
+            last_error = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+@dataclass
+class LocalNode:
+    index: int
+    node_id: str
+    raft_port: int
+    gossip_port: int
+    api_port: int
+    http_port: int
+    config_path: Path
+    data_dir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_endpoint(self) -> str:
+        return f"127.0.0.1:{self.api_port}"
+
+    @property
+    def gossip_address(self) -> str:
+        return f"127.0.0.1:{self.gossip_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+
+@dataclass
+class LocalCluster:
+    """``LocalCluster(3, tmp_path).start()`` gives three joined nodes; ``close()`` ends them."""
+
+    size: int
+    base_dir: Path
+    prefix: str = field(default_factory=lambda: "t" + secrets.token_hex(3))
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra TOML sections
+    per_node: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    nodes: list[LocalNode] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.base_dir = Path(self.base_dir)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        for index in range(1, self.size + 1):
+            self._add_node(index)
+
+    # ------------------------------------------------------------------ layout
+    def _add_node(self, index: int) -> LocalNode:
+        raft, gossip, api, http = free_ports(4)
+        node_id = f"{self.prefix}-n{index}"
+        node = LocalNode(
+            index=index,
+            node_id=node_id,
+            raft_port=raft,
+            gossip_port=gossip,
+            api_port=api,
+            http_port=http,
+            config_path=self.base_dir / f"{node_id}.toml",
+            data_dir=self.base_dir / node_id,
+            log_path=self.base_dir / f"{node_id}.log",
+        )
+        self.nodes.append(node)
+        self._write_config(node)
+        return node
+
+    def add_node(self) -> LocalNode:
+        return self._add_node(len(self.nodes) + 1)
+
+    def _write_config(self, node: LocalNode) -> None:
+        first = self.nodes[0]
+        sections: dict[str, dict[str, Any]] = {
+            "node": {
+                "id": node.node_id,
+                "data_dir": str(node.data_dir),
+                "bootstrap": node.index == 1,
+                "join": [] if node.index == 1 else [first.gossip_address],
+                "log_level": "DEBUG" if os.environ.get("ORION_DEBUG") else "INFO",
+            },
+            "ports": {
+                "raft": node.raft_port,
+                "gossip": node.gossip_port,
+                "api": node.api_port,
+                "http": node.http_port,
+            },
+            "gossip": {"probe_interval": "500ms", "probe_timeout": "250ms"},
+            "raft": {"remove_dead_after": "10s"},
+            "scheduler": {"reconcile_interval": "2s", "reschedule_after": "3s"},
+            "docker": {"stop_timeout": "1s"},
+        }
+        for overrides in (self.settings, self.per_node.get(node.index, {})):
+            for section, values in overrides.items():
+                sections.setdefault(section, {}).update(values)
+        node.config_path.write_text(_to_toml(sections))
+
+    # ------------------------------------------------------------------ processes
+    def start(self, wait: bool = True, timeout: float = 60.0) -> LocalCluster:
+        for node in self.nodes:
+            if not node.running:
+                self.start_node(node.index)
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def start_node(self, index: int) -> LocalNode:
+        node = self.node(index)
+        log = open(node.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        node.process = subprocess.Popen(
+            [sys.executable, "-m", "orion", "node", "--config", str(node.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        return node
+
+    def kill(self, index: int) -> None:
+        """kill -9: no goodbye, no flush beyond what the node already made durable."""
+        node = self.node(index)
+        if node.running:
+            os.kill(node.process.pid, signal.SIGKILL)
+            node.process.wait(10)
+
+    def pause(self, index: int) -> None:
+        node = self.node(index)
+        if node.running:
+            os.kill(node.process.pid, signal.SIGSTOP)
+
+    def resume(self, index: int) -> None:
+        node = self.node(index)
+        if node.running:
+            os.kill(node.process.pid, signal.SIGCONT)
+
+    def stop_node(self, index: int, timeout: float = 20.0) -> int | None:
+        """SIGTERM and wait: the graceful path (leadership handed over, gossip leave)."""
+        node = self.node(index)
+        if not node.running:
+            return node.process.returncode if node.process else None
+        os.kill(node.process.pid, signal.SIGCONT)
+        os.kill(node.process.pid, signal.SIGTERM)
+        try:
+            return node.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(node.process.pid, signal.SIGKILL)
+            return node.process.wait(10)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            if node.running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(node.process.pid, signal.SIGCONT)
+                self.stop_node(node.index, timeout=15.0)
+        self.remove_containers()
+
+    def remove_containers(self) -> None:
+        """Remove every container that any node of this cluster started (by label)."""
+        try:
+            import docker
+
+            engine = docker.from_env()
+        except Exception:
+            return
+        try:
+            for node in self.nodes:
+                for container in engine.containers.list(
+                    all=True, filters={"label": f"orion.node.id={node.node_id}"}
+                ):
+                    with contextlib.suppress(Exception):
+                        container.remove(force=True)
+        finally:
+            engine.close()
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ queries
+    def node(self, index: int) -> LocalNode:
+        return self.nodes[index - 1]
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [n.api_endpoint for n in self.nodes]
+
+    def client(self, *indexes: int, timeout: float = 5.0, retries: int = 2) -> Any:
+        from orion.client import Client
+
+        chosen = [self.node(i) for i in indexes] if indexes else [n for n in self.nodes if n.running]
+        return Client([n.api_endpoint for n in chosen], timeout=timeout, retries=retries)
+
+    def raft_status(self, index: int) -> Any:
+        with self.client(index, timeout=2.0, retries=1) as client:
+            return client.raft()
+
+    def leader_index(self) -> int | None:
+        """The index of the node that some running node reports as leader, if all agree."""
+        leaders = set()
+        for node in self.nodes:
+            if not node.running:
+                continue
+            with contextlib.suppress(Exception):
+                status = self.raft_status(node.index)
+                if status.leader_id:
+                    leaders.add(status.leader_id)
+        if len(leaders) != 1:
+            return None
+        leader = leaders.pop()
+        for node in self.nodes:
+            if node.node_id == leader and node.running:
+                return node.index
+        return None
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until one leader is known and every running node is a voter or non-voter of it."""
+
+        def ready() -> bool:
+            leader = self.leader_index()
+            if leader is None:
+                return False
+            status = self.raft_status(leader)
+            members = set(status.voters) | set(status.non_voters)
+            running = {n.node_id for n in self.nodes if n.running}
+            return running <= members and len(status.voters) == min(len(running), 5)
+
+        try:
+            wait_for(ready, timeout, what=f"a {self.size}-node cluster to form")
+        except TimeoutError:
+            sys.stderr.write(self.logs())
+            raise
+
+    def logs(self, tail: int = 60) -> str:
+        out = []
+        for node in self.nodes:
+            if node.log_path.exists():
+                lines = node.log_path.read_text(errors="replace").splitlines()[-tail:]
+                out.append(f"----- {node.node_id} ({node.log_path}) -----\n" + "\n".join(lines))
+        return "\n".join(out) + "\n"
+
+
+def _to_toml(sections: dict[str, dict[str, Any]]) -> str:
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {value(v)}" for key, v in values.items())
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,301 @@
+"""One Orion node: wires transports, actors, the API servers and the ticker together.
+
+``orion node --config node1.toml`` ends up in ``run_node``. Start order follows the data:
+store and Raft first (everything reads the FSM), then the worker, reconciler and scheduler
+that act on it, then gossip (whose events drive membership), then the client-facing servers.
+A failure in any actor stops the whole node cleanly instead of leaving it half alive.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from orion.actors.api_actor import ApiActor
+from orion.actors.gossip_actor import GossipActor, Join
+from orion.actors.messages import ContainerExited, Outcome, Read, Shutdown
+from orion.actors.raft_actor import RaftActor, StateView
+from orion.actors.reconciler_actor import ReconcilerActor
+from orion.actors.scheduler_actor import SchedulerActor
+from orion.actors.ticker import Ticker
+from orion.actors.worker_actor import WorkerActor
+from orion.api.http import HttpApi
+from orion.api.server import ApiServer
+from orion.config import ConfigError, NodeConfig, load_config
+from orion.model import NodeMeta
+from orion.raft.duckdb_store import DuckDBStore
+from orion.raft.types import StoreCorruptError
+from orion.transport.peer import Channel, PeerTransport
+from orion.worker.docker_worker import DockerWorker
+from orion.worker.restart_policy import RestartPolicy
+
+GOSSIP_TICK_S = 0.05
+SCHEDULER_TICK_S = 1.0
+SHUTDOWN_STEP_S = 5.0
+
+
+def detect_meta(config: NodeConfig) -> NodeMeta:
+    """Capacity from the config when given, else from the machine."""
+    memory_total, memory_used = _memory()
+    disk_total = shutil.disk_usage(config.data_dir).total
+    return NodeMeta(
+        id=config.node_id,
+        role="node",
+        address=config.advertise,
+        raft_port=config.raft_port,
+        gossip_port=config.gossip_port,
+        api_port=config.api_port,
+        http_port=config.http_port,
+        memory_total=config.memory if config.memory is not None else memory_total,
+        memory_used=memory_used,
+        cpu_total=config.cpu if config.cpu is not None else float(os.cpu_count() or 1),
+        disk_total=config.disk if config.disk is not None else disk_total,
+        tags=dict(config.tags),
+        version=1,
+    )
+
+
+def _memory() -> tuple[int, int]:
+    values: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                key, _, rest = line.partition(":")
+                values[key] = int(rest.split()[0]) * 1024
+    except OSError:
+        return 0, 0
+    total = values.get("MemTotal", 0)
+    return total, total - values.get("MemAvailable", total)
+
+
+def _refresh_used(meta: NodeMeta) -> NodeMeta:
+    _, used = _memory()
+    # Only a real change (> 1%) is worth a new version on gossip.
+    if meta.memory_total and abs(used - meta.memory_used) * 100 < meta.memory_total:
+        return meta
+    return NodeMeta(**{**_fields(meta), "memory_used": used, "version": meta.version + 1})
+
+
+def _fields(meta: NodeMeta) -> dict[str, Any]:
+    return {name: getattr(meta, name) for name in meta.__struct_fields__}
+
+
+class _FrameRouter:
+    """Transport callbacks are set before the actors exist; frames arriving early are dropped."""
+
+    def __init__(self) -> None:
+        self.handlers: list[Callable[[Channel, bytes], None]] = []
+
+    def __call__(self, channel: Channel, payload: bytes) -> None:
+        for handler in self.handlers:
+            handler(channel, payload)
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.fatal = threading.Event()
+        self.fatal_reason = ""
+        self._refs: list[pykka.ActorRef] = []
+        self._servers: list[Any] = []
+        self.ticker = Ticker()
+
+    def _on_fatal(self, reason: str) -> None:
+        if not self.fatal.is_set():
+            self.fatal_reason = reason
+            self.fatal.set()
+
+    def start(self) -> None:
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = DuckDBStore(config.data_dir / "raft.duckdb")
+        raft_router, gossip_router = _FrameRouter(), _FrameRouter()
+        self.raft_transport = PeerTransport(
+            config.bind,
+            config.raft_port,
+            raft_router,
+            name=f"{config.node_id}-raft",
+            advertise=config.advertise,
+            allow_fault_injection=config.fault_injection,
+        )
+        self.gossip_transport = PeerTransport(
+            config.bind,
+            config.gossip_port,
+            gossip_router,
+            name=f"{config.node_id}-gossip",
+            advertise=config.advertise,
+            allow_fault_injection=config.fault_injection,
+        )
+        self.raft_transport.start()
+        self.gossip_transport.start()
+
+        raft = RaftActor.start(config, self.store, self.raft_transport, self._on_fatal)
+        self._refs.append(raft)
+        raft_router.handlers.append(raft.proxy().frame_handler().get())
+
+        docker = DockerWorker(
+            config.node_id,
+            host_ip=config.host_ip,
+            stop_timeout=config.stop_timeout,
+            pull_timeout=config.pull_timeout,
+        )
+        reconciler_box: list[pykka.ActorRef] = []
+
+        def on_exit(event: ContainerExited) -> None:
+            if reconciler_box:
+                reconciler_box[0].tell(event)
+
+        worker = WorkerActor.start(docker, on_exit)
+        self._refs.append(worker)
+        policy = RestartPolicy(
+            max_attempts=config.restart_attempts,
+            base=config.restart_backoff,
+            cap=config.restart_backoff_max,
+        )
+        reconciler = ReconcilerActor.start(config.node_id, raft, worker, policy, config.request_timeout)
+        reconciler_box.append(reconciler)
+        self._refs.append(reconciler)
+        scheduler = SchedulerActor.start(raft, config.strategy, config.request_timeout)
+        self._refs.append(scheduler)
+        raft.proxy().add_listener(reconciler).get()
+        raft.proxy().add_listener(scheduler).get()
+
+        meta = detect_meta(config)
+        gossip = GossipActor.start(
+            config, meta, self.gossip_transport, raft, self._on_fatal, refresh_meta=_refresh_used
+        )
+        self._refs.append(gossip)
+        gossip_router.handlers.append(gossip.proxy().frame_handler().get())
+        self.gossip = gossip
+
+        block_peers = None
+        if config.fault_injection:
+            logger.warning("fault injection is enabled ([testing]): never run this way in production")
+
+            def block_peers(addresses: set[str]) -> None:
+                self.raft_transport.block(addresses)
+                self.gossip_transport.block(addresses)
+
+        api_actor = ApiActor.start(raft, config.request_timeout, block_peers)
+        self._refs.append(api_actor)
+        handler = api_actor.proxy().handler().get()
+        api_server = ApiServer(config.bind, config.api_port, handler, name=f"{config.node_id}-api")
+        api_server.start()
+        self._servers.append(api_server)
+        if config.http_port:
+            http = HttpApi(config.bind, config.http_port, handler, timeout=config.request_timeout + 1.0)
+            http.start()
+            self._servers.append(http)
+
+        self.ticker.add(raft, config.tick)
+        self.ticker.add(gossip, GOSSIP_TICK_S)
+        self.ticker.add(reconciler, config.reconcile_interval)
+        self.ticker.add(scheduler, SCHEDULER_TICK_S)
+        self.ticker.start()
+        self.raft = raft
+
+        seeds = list(config.join)
+        for seed in self._known_seeds():
+            if seed not in seeds and seed != config.gossip_address:
+                seeds.append(seed)
+        gossip.tell(Join(seeds))
+        logger.info(
+            "node {} up: raft {} gossip {} api {} http {}",
+            config.node_id,
+            config.raft_port,
+            config.gossip_port,
+            config.api_port,
+            config.http_port or "off",
+        )
+
+    def _known_seeds(self) -> list[str]:
+        done = threading.Event()
+        box: list[Outcome] = []
+
+        def callback(outcome: Outcome) -> None:
+            box.append(outcome)
+            done.set()
+
+        def seeds(view: StateView) -> list[str]:
+            return view.gossip_seeds()
+
+        self.raft.tell(Read(seeds, callback, stale=True))
+        done.wait(5.0)
+        return list(box[0].value) if box and box[0].ok else []
+
+    def stop(self) -> None:
+        """Graceful: hand leadership over, announce the leave, then stop everything."""
+        if not self.fatal.is_set():
+            for ref in (self.raft, self.gossip):
+                finished = threading.Event()
+                try:
+                    ref.tell(Shutdown(finished.set))
+                    finished.wait(SHUTDOWN_STEP_S)
+                except pykka.ActorDeadError:
+                    pass
+        self.ticker.stop()
+        for server in reversed(self._servers):
+            server.stop()
+        for ref in reversed(self._refs):
+            try:
+                ref.stop(timeout=10)
+            except pykka.ActorDeadError:
+                pass
+            except Exception:  # keep stopping the rest: a half-stopped node must still exit
+                logger.exception("stopping an actor failed")
+        self.raft_transport.stop()
+        self.gossip_transport.stop()
+        self.store.close()
+
+
+def setup_logging(config: NodeConfig) -> None:
+    logger.remove()
+    logger.configure(extra={"node": config.node_id})
+    logger.add(
+        sys.stderr,
+        level=config.log_level,
+        format="{time:HH:mm:ss.SSS} {level: <7} [{extra[node]}] {message}",
+        backtrace=False,
+        diagnose=False,  # never print variable values: they may hold secrets
+    )
+
+
+def run_node(config_path: str, bootstrap: bool | None = None, join: list[str] | None = None) -> int:
+    try:
+        config = load_config(config_path, bootstrap=bootstrap, join=join)
+    except ConfigError as exc:
+        print(f"orion node: {config_path}: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config)
+    node = Node(config)
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        logger.info("received {}: shutting down", signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        node.start()
+    except StoreCorruptError as exc:
+        logger.error("refusing to start: {}", exc)
+        return 1
+    except OSError as exc:
+        logger.error("cannot start: {}", exc)
+        return 1
+    while not stop_requested.is_set() and not node.fatal.is_set():
+        stop_requested.wait(0.2)
+    if node.fatal.is_set():
+        logger.error("stopping: {}", node.fatal_reason)
+    node.stop()
+    logger.info("node {} stopped", config.node_id)
+    return 1 if node.fatal.is_set() else 0
