@@ -207,7 +207,8 @@ class SwimCore:
         if self._next_join_retry is not None and now >= self._next_join_retry:
             self._join_backoff = min(self._join_backoff * 2, 8 * self._config.join_retry_interval)
             self._send_joins(now)
-        if self._suspicions:
+        earliest = self._earliest_suspicion
+        if self._suspicions and (earliest is None or now >= earliest):
             for node_id, suspicion in list(self._suspicions.items()):
                 if now >= suspicion.deadline:
                     self._suspicion_expired(node_id, suspicion, now)
