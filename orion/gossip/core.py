@@ -176,7 +176,7 @@ class SwimCore:
         self._send_joins(now)
 
     def leave(self, now: float) -> None:
-        """Announce a graceful leave; afterwards the core only gossips that announcement."""
+        """Announce a graceful leave (datagrams in the outbox at once); then only gossip it."""
         if self._left:
             return
         self._left = True
@@ -186,7 +186,10 @@ class SwimCore:
         self._earliest_suspicion = None
         self._next_join_retry = None
         self._broadcasts.queue(Dead(self._id, self._incarnation, self._id, left=True))
+        # Send the first round now: a shell may stop ticking right after leave(). Ticking on until
+        # next_deadline() is None retransmits it a few more times.
         self._next_gossip = now
+        self._gossip_tick(now)
 
     def update_meta(self, meta: NodeMeta, now: float) -> None:
         """Adopt new meta (same id), bumping its version and our incarnation so it wins everywhere."""

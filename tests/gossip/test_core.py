@@ -6,7 +6,18 @@ import random
 
 from orion.gossip.config import GossipConfig
 from orion.gossip.core import SwimCore
-from orion.gossip.messages import Ack, Alive, Dead, GossipMessage, Nack, Ping, PingReq, PushPull, Suspect
+from orion.gossip.messages import (
+    Ack,
+    Alive,
+    Dead,
+    Gossip,
+    GossipMessage,
+    Nack,
+    Ping,
+    PingReq,
+    PushPull,
+    Suspect,
+)
 from orion.model import NodeMeta
 
 
@@ -202,6 +213,11 @@ def test_leave_is_announced_and_not_refuted() -> None:
     cores, link = make(3)
     link.run(0.0, 3.0)
     cores[2].leave(3.0)
+    announced = [m for _dst, m in cores[2].drain_outbox() if isinstance(m, Gossip)]
+    assert announced and all(Dead("n2", 0, "n2", left=True) in m.updates for m in announced)
+    for msg in announced:
+        for observer in cores[:2]:
+            observer.receive(msg, 3.0)
     link.run(3.0, 5.0)
     for observer in cores[:2]:
         assert statuses(observer)["n2"] == "left"
