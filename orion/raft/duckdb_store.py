@@ -142,7 +142,9 @@ class DuckDBStore:
             self._con.execute("SET checkpoint_threshold = '1TB'")
             self._con.execute("SET preserve_insertion_order = true")
         except duckdb.Error as exc:
-            if "lock" in str(exc).lower():
+            # Another process holding the file is not damage. Match DuckDB's lock message
+            # exactly: a bare "lock" also matches "block" in checksum errors on damaged files.
+            if "could not set lock" in str(exc).lower():
                 raise
             raise StoreCorruptError(f"cannot open Raft store {self.path}: {exc}") from exc
         self._snapshot_index = 0
