@@ -117,6 +117,11 @@ class Node:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = DuckDBStore(config.data_dir / "raft.duckdb")
+        # Read the store once here, before anything starts: a damaged file then reaches
+        # run_node as StoreCorruptError ("refusing to start: ..."). Found by the nemesis: the
+        # Raft actor's own load in on_start failed inside the actor and the node died with an
+        # ActorDeadError traceback instead of naming the file.
+        self.store.load()
         raft_router, gossip_router = _FrameRouter(), _FrameRouter()
         self.raft_transport = PeerTransport(
             config.bind,
