@@ -60,7 +60,7 @@ def test_bad_block_checksum_is_store_damage_not_a_lock(tmp_path: Path) -> None:
     path = tmp_path / "raft.duckdb"
     written_store(path)
     overwrite_blocks(path)
-    with pytest.raises(StoreCorruptError, match="raft.duckdb"):
+    with pytest.raises(StoreCorruptError, match=r"raft\.duckdb"):
         DuckDBStore(path).load()
 
 
@@ -72,7 +72,9 @@ def test_node_refuses_a_damaged_store_with_a_clear_message(tmp_path: Path, damag
     with LocalCluster(1, tmp_path) as cluster:
         cluster.start(timeout=60)
         with cluster.client() as client:
-            client.submit("orion-busybox:latest", memory="8MiB", command=["sleep", "3600"], id="before-damage")
+            client.submit(
+                "orion-busybox:latest", memory="8MiB", command=["sleep", "3600"], id="before-damage"
+            )
         assert cluster.stop_node(1) == 0
         node = cluster.node(1)
         store_path = node.data_dir / "raft.duckdb"
