@@ -146,3 +146,24 @@ def test_same_seed_replays_the_same_run() -> None:
         return [(e.at, e.observer, e.event.kind, e.event.node_id) for e in cluster.events]
 
     assert trace(42) == trace(42)
+
+
+def _false_deaths_with_slow_members(config: GossipConfig) -> tuple[int, GossipCluster]:
+    cluster = started(24, config, seed=17)
+    slow = ["n005", "n011", "n017"]
+    for node in slow:
+        cluster.set_slow(node, (1.0, 12.0))
+    cluster.run_for(300.0)
+    deaths = [e for e in cluster.events if e.event.kind == "dead" and e.event.node_id not in slow]
+    return len(deaths), cluster
+
+
+def test_slow_members_notice_themselves_and_lifeguard_cuts_false_deaths() -> None:
+    swim_deaths, _ = _false_deaths_with_slow_members(CONFIGS["swim"])
+    lifeguard_deaths, cluster = _false_deaths_with_slow_members(CONFIGS["lifeguard"])
+    assert swim_deaths > 10 * max(1, lifeguard_deaths)
+    slow_health = [cluster.cores[node].local_health for node in ("n005", "n011", "n017")]
+    healthy_health = [
+        core.local_health for node, core in cluster.cores.items() if node not in ("n005", "n011", "n017")
+    ]
+    assert min(slow_health) > max(healthy_health)
