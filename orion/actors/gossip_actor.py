@@ -26,6 +26,7 @@ from orion.model import NodeMeta
 from orion.transport.peer import Channel, PeerTransport
 
 META_REFRESH_S = 10.0
+LEAVE_GOSSIP_S = 1.5  # keep gossiping a leave this long at most, so peers hear "left", not "dead"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,8 @@ class GossipActor(pykka.ThreadingActor):
         self.refresh_meta = refresh_meta
         self.core = SwimCore(meta, gossip_config_from(config), random.Random(), time.monotonic())
         self._left = False
+        self._leave_done: Callable[[], None] | None = None
+        self._leave_deadline = 0.0
         self._next_meta_refresh = time.monotonic() + META_REFRESH_S
 
     def on_start(self) -> None:
@@ -105,9 +108,9 @@ class GossipActor(pykka.ThreadingActor):
             case Tick(_, gate):
                 if gate is not None:
                     gate.release()
-                if self._left:
-                    return None
                 self.core.tick(now)
+                if self._left:
+                    self._finish_leave(now)
                 if self.refresh_meta is not None and now >= self._next_meta_refresh:
                     self._next_meta_refresh = now + META_REFRESH_S
                     self._update_meta(self.refresh_meta(self.meta), now)
@@ -120,15 +123,22 @@ class GossipActor(pykka.ThreadingActor):
             case Shutdown(done):
                 self.core.leave(now)
                 self._left = True
-                self._flush()
-                done()
-                return None
+                self._leave_done = done
+                self._leave_deadline = now + LEAVE_GOSSIP_S
             case "members":
                 return self.core.members()
             case _:
                 logger.warning("gossip actor: unexpected message {!r}", type(message).__name__)
         self._flush()
         return None
+
+    def _finish_leave(self, now: float) -> None:
+        if self._leave_done is None:
+            return
+        if self.core.pending_broadcasts and now < self._leave_deadline:
+            return
+        done, self._leave_done = self._leave_done, None
+        done()
 
     def _update_meta(self, meta: NodeMeta, now: float) -> None:
         if meta == self.meta:
