@@ -1,0 +1,182 @@
+"""A 3-member etcd 3.4 cluster on 127.0.0.1 (Debian's ``etcd-server``) and a light asyncio
+client for its JSON gateway (``/v3/kv/put``), used by the side-by-side benchmarks.
+
+Durability: etcd fsyncs its WAL before a put is acknowledged (the same promise as Orion's
+DuckDB log). aiohttp is a benchmark-only dependency (the ``bench`` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench_common import ensure_etcd, free_ports, kill_process, wait_for
+
+
+@dataclass
+class EtcdMember:
+    name: str
+    client_port: int
+    peer_port: int
+    data_dir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class EtcdCluster:
+    base_dir: Path
+    size: int = 3
+    members: list[EtcdMember] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.binary = ensure_etcd()
+        self.base_dir = Path(self.base_dir)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+        self.base_dir.mkdir(parents=True)
+        ports = free_ports(2 * self.size)
+        for i in range(self.size):
+            name = f"e{i + 1}"
+            self.members.append(
+                EtcdMember(
+                    name,
+                    ports[2 * i],
+                    ports[2 * i + 1],
+                    self.base_dir / name,
+                    self.base_dir / f"{name}.log",
+                )
+            )
+
+    def _command(self, m: EtcdMember) -> list[str]:
+        initial = ",".join(f"{x.name}=http://127.0.0.1:{x.peer_port}" for x in self.members)
+        return [
+            self.binary,
+            "--name", m.name,
+            "--data-dir", str(m.data_dir),
+            "--listen-client-urls", m.url,
+            "--advertise-client-urls", m.url,
+            "--listen-peer-urls", f"http://127.0.0.1:{m.peer_port}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{m.peer_port}",
+            "--initial-cluster", initial,
+            "--initial-cluster-state", "new",
+            "--initial-cluster-token", "orion-bench",
+            "--log-level", "warn",
+        ]  # fmt: skip
+
+    def start_member(self, index: int) -> None:
+        m = self.members[index]
+        log = open(m.log_path, "ab")  # noqa: SIM115 - owned by the child
+        m.process = subprocess.Popen(
+            self._command(m), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+
+    def start(self, timeout: float = 30.0) -> EtcdCluster:
+        for i in range(self.size):
+            self.start_member(i)
+        wait_for(lambda: self.leader_index() is not None, timeout, what="an etcd leader")
+        return self
+
+    def kill(self, index: int) -> None:
+        member = self.members[index]
+        if member.process is not None:
+            kill_process(member.process)
+
+    def close(self) -> None:
+        for m in self.members:
+            if m.process is not None:
+                kill_process(m.process, 15)
+
+    def __enter__(self) -> EtcdCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _status(self, m: EtcdMember) -> dict[str, Any]:
+        request = urllib.request.Request(f"{m.url}/v3/maintenance/status", data=b"{}", method="POST")
+        with urllib.request.urlopen(request, timeout=1.0) as response:
+            return json.loads(response.read())
+
+    def leader_index(self) -> int | None:
+        """Index of the member every running member names as leader, if they agree."""
+        ids: dict[str, int] = {}
+        leaders = set()
+        for i, m in enumerate(self.members):
+            if not m.running:
+                continue
+            with contextlib.suppress(Exception):
+                status = self._status(m)
+                ids[status["header"]["member_id"]] = i
+                leaders.add(status.get("leader"))
+        if len(leaders) != 1:
+            return None
+        return ids.get(leaders.pop())
+
+
+def put_body(key: str, value: bytes) -> bytes:
+    return json.dumps(
+        {"key": base64.b64encode(key.encode()).decode(), "value": base64.b64encode(value).decode()}
+    ).encode()
+
+
+async def put_load(url: str, concurrency: int, duration: float, value_size: int = 200) -> dict[str, Any]:
+    """Closed loop: ``concurrency`` coroutines put 200-byte values for ``duration`` seconds."""
+    import aiohttp
+
+    value = os.urandom(value_size // 2).hex().encode()[:value_size]
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        deadline = time.perf_counter() + duration
+
+        async def worker(w: int) -> None:
+            n = 0
+            while time.perf_counter() < deadline:
+                body = put_body(f"bench/{w}/{n % 1000}", value)
+                n += 1
+                start = time.perf_counter()
+                try:
+                    async with session.post(f"{url}/v3/kv/put", data=body) as response:
+                        await response.read()
+                        if response.status != 200:
+                            errors[f"http {response.status}"] = errors.get(f"http {response.status}", 0) + 1
+                            continue
+                except Exception as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    continue
+                latencies.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {"latencies": latencies, "errors": errors, "elapsed": elapsed}
+
+
+def put_once(url: str, key: str, timeout: float) -> bool:
+    """One blocking put (for the failover probe); True when etcd accepted it."""
+    request = urllib.request.Request(f"{url}/v3/kv/put", data=put_body(key, b"x"), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status == 200 and "header" in json.loads(response.read())
+    except Exception:
+        return False
