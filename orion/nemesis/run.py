@@ -1,0 +1,200 @@
+"""One nemesis run: a seeded cluster under load and faults, healed, settled and checked.
+
+    result = run_seed(seed=7, duration=60.0, base_dir=Path("/tmp/nemesis-7"))
+    print(result.report())
+
+The seed picks every fault, target and duration, and each client's choices; timing on a
+shared machine still varies, so a replay repeats the schedule, not the exact interleaving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orion.client import Client
+from orion.localcluster import LocalCluster
+from orion.model import Task
+from orion.nemesis import checker
+from orion.nemesis.checker import Violation
+from orion.nemesis.faults import Nemesis, Timing
+from orion.nemesis.history import History, OpKind
+from orion.nemesis.load import ClientWorker
+from orion.raft.duckdb_store import DuckDBStore
+from orion.raft.types import StoredState
+
+SETTINGS = {
+    "testing": {"fault_injection": True},
+    "gossip": {"probe_interval": "500ms", "probe_timeout": "250ms"},
+    "raft": {"remove_dead_after": "10s"},
+}
+TIMING = Timing(suspicion_timeout=2.0, remove_dead_after=10.0)
+
+
+@dataclass
+class RunResult:
+    seed: int
+    nodes: int
+    duration: float
+    faults: Counter[str]
+    ops: Counter[tuple[str, str]]  # (kind, outcome) -> count
+    violations: list[Violation]
+    history: History
+    notes: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def report(self, context: int = 30) -> str:
+        lines = [
+            f"nemesis seed {self.seed}: {self.nodes} nodes, {self.duration:.0f}s of faults, "
+            f"{self.elapsed:.0f}s in all",
+            "  faults: " + ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())),
+            "  ops: " + ", ".join(f"{k}/{o} {v}" for (k, o), v in sorted(self.ops.items())),
+            f"  violations: {len(self.violations)}",
+        ]
+        lines += [f"  note: {note}" for note in self.notes]
+        for violation in self.violations[:20]:
+            lines.append(f"VIOLATION (seed {self.seed}) {violation.check}: {violation.message}")
+            if violation.at or violation.task_id:
+                around = self.history.around(violation.at, task_id=violation.task_id, limit=context)
+                lines += [f"    {line}" for line in around]
+        if len(self.violations) > 20:
+            lines.append(f"... and {len(self.violations) - 20} more violations")
+        return "\n".join(lines)
+
+
+def run_seed(
+    seed: int,
+    duration: float,
+    base_dir: Path,
+    *,
+    nodes: int = 3,
+    clients: int = 3,
+    settle_timeout: float = 120.0,
+    log: bool = True,
+) -> RunResult:
+    rng = random.Random(seed)
+    history = History()
+    run_prefix = f"s{seed}"
+    started = time.monotonic()
+    cluster = LocalCluster(nodes, Path(base_dir), settings=SETTINGS)
+    nemesis = Nemesis(cluster, history, random.Random(rng.getrandbits(64)), TIMING)
+    violations: list[Violation] = []
+    notes: list[str] = []
+
+    def say(text: str) -> None:
+        if log:
+            print(f"[seed {seed} +{time.monotonic() - started:5.0f}s] {text}", flush=True)
+
+    try:
+        cluster.start(timeout=90)
+        say(f"{nodes} nodes ready ({cluster.prefix}); load and faults for {duration:.0f}s")
+        stop = threading.Event()
+        workers = [
+            ClientWorker(i, cluster.endpoints, history, random.Random(rng.getrandbits(64)), run_prefix, stop)
+            for i in range(1, clients + 1)
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            nemesis.run(duration, stop)
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(60)
+            nemesis.heal_all()
+        say(f"faults healed: {dict(nemesis.injected)}; waiting for the cluster to settle")
+        notes += [f"node crash: {c}" for c in nemesis.crashes]
+        notes += [f"slow recovery: {r}" for r in nemesis.recovery_failures]
+        violations += [Violation("crash", c) for c in nemesis.crashes]
+        try:
+            cluster.wait_ready(timeout=settle_timeout)
+        except TimeoutError as exc:
+            violations.append(Violation("liveness", f"the cluster did not re-form after healing: {exc}"))
+        final, running, settle_violations = settle(cluster, run_prefix, settle_timeout)
+        violations += settle_violations
+        violations += checker.check_submits(history, final)
+        violations += checker.check_refused(history, final)
+        violations += checker.check_reads(history)
+        states = stop_and_load(cluster)
+        violations += checker.check_logs(states)
+        say(f"checked: {len(final)} tasks, {sum(len(v) for v in running.values())} running containers")
+    finally:
+        cluster.close()
+        with contextlib.suppress(OSError):
+            history.dump(Path(base_dir) / "history.jsonl")
+    ops = Counter((op.kind.value, op.outcome.value) for op in history.ops)
+    return RunResult(
+        seed=seed,
+        nodes=nodes,
+        duration=duration,
+        faults=Counter(nemesis.injected),
+        ops=ops,
+        violations=violations,
+        history=history,
+        notes=notes,
+        elapsed=time.monotonic() - started,
+    )
+
+
+def running_containers(cluster: LocalCluster) -> dict[str, list[str]]:
+    """task id -> node ids of running containers labelled by this cluster's nodes."""
+    import docker
+
+    engine = docker.from_env()
+    try:
+        out: dict[str, list[str]] = {}
+        for node in cluster.nodes:
+            for container in engine.containers.list(filters={"label": f"orion.node.id={node.node_id}"}):
+                task_id = container.labels.get("orion.task.id", "")
+                out.setdefault(task_id, []).append(node.node_id)
+        return {task_id: sorted(holders) for task_id, holders in out.items()}
+    finally:
+        engine.close()
+
+
+def settle(
+    cluster: LocalCluster, run_prefix: str, timeout: float
+) -> tuple[list[Task], dict[str, list[str]], list[Violation]]:
+    """Poll until every task is where it should be, or the deadline; the last look is judged."""
+    deadline = time.monotonic() + timeout
+    final: list[Task] = []
+    running: dict[str, list[str]] = {}
+    problems: list[Violation] = [Violation("liveness", "no linearizable read of the task list succeeded")]
+    with Client(cluster.endpoints, timeout=5.0, retries=3) as client:
+        while True:
+            try:
+                final = [t for t in client.tasks() if t.id.startswith(run_prefix)]
+                running = {k: v for k, v in running_containers(cluster).items() if k.startswith(run_prefix)}
+                problems = checker.check_running(final, running)
+            except Exception as exc:  # mid-election: keep trying until the deadline
+                problems = [Violation("liveness", f"cannot read the final state: {exc}")]
+            if not problems or time.monotonic() >= deadline:
+                return final, running, problems
+            time.sleep(1.0)
+
+
+def stop_and_load(cluster: LocalCluster) -> dict[str, StoredState]:
+    """Stop every node (gracefully) and read its Raft log from its DuckDB file."""
+    for node in cluster.nodes:
+        cluster.stop_node(node.index)
+    states = {}
+    for node in cluster.nodes:
+        store = DuckDBStore(node.data_dir / "raft.duckdb")
+        try:
+            states[node.node_id] = store.load()
+        finally:
+            store.close()
+    return states
+
+
+def ops_of_kind(result: RunResult, kind: OpKind) -> int:
+    return sum(v for (k, _), v in result.ops.items() if k == kind.value)

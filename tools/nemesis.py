@@ -1,0 +1,77 @@
+"""Run the nemesis: faults against a live local cluster under client load, then the checker.
+
+    .venv/bin/python tools/nemesis.py --seed 1 --seeds 3 --duration 120
+    .venv/bin/python tools/nemesis.py --duration 1800 --seed 1000   # the long run
+
+``--duration`` is the time of faults per seed; each seed also spends ~30 s on start,
+settling and checking. Exit code 1 if any seed found a violation. A violation prints the
+seed and the history around it; the full history is in BASE_DIR/seed-N/history.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from orion.nemesis.run import RunResult, run_seed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seed", type=int, default=None, help="first seed (default: random)")
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds, from --seed on")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of faults per seed")
+    parser.add_argument("--nodes", type=int, default=3, help="cluster size (3 to 5)")
+    parser.add_argument("--clients", type=int, default=3, help="client threads")
+    parser.add_argument("--base-dir", type=Path, default=Path("/tmp/orion-nemesis"))
+    parser.add_argument("--keep", action="store_true", help="keep data dirs and logs of passing seeds")
+    args = parser.parse_args(argv)
+    first = args.seed if args.seed is not None else random.randrange(1_000_000)
+    results: list[RunResult] = []
+    started = time.monotonic()
+    for seed in range(first, first + args.seeds):
+        base = args.base_dir / f"seed-{seed}"
+        shutil.rmtree(base, ignore_errors=True)
+        result = run_seed(seed, args.duration, base, nodes=args.nodes, clients=args.clients)
+        print(result.report(), flush=True)
+        results.append(result)
+        if result.ok and not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+        elif not result.ok:
+            print(f"kept {base} (node logs, data, history.jsonl)", flush=True)
+    print(summary(results, time.monotonic() - started), flush=True)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def summary(results: list[RunResult], elapsed: float) -> str:
+    faults: Counter[str] = Counter()
+    ops: Counter[tuple[str, str]] = Counter()
+    for result in results:
+        faults.update(result.faults)
+        ops.update(result.ops)
+    outcomes: Counter[str] = Counter()
+    for (_, outcome), count in ops.items():
+        outcomes[outcome] += count
+    violations = sum(len(r.violations) for r in results)
+    lines = [
+        f"=== nemesis summary: {len(results)} seed(s) {[r.seed for r in results]}, {elapsed / 60:.1f} min",
+        f"faults injected ({sum(faults.values())}): "
+        + ", ".join(f"{k} {v}" for k, v in sorted(faults.items())),
+        f"operations ({sum(ops.values())}): " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())),
+        "  by kind: " + ", ".join(f"{k}/{o} {v}" for (k, o), v in sorted(ops.items())),
+        f"violations: {violations}",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
