@@ -242,6 +242,10 @@ def decode_request(buf: bytes, max_size: int = MAX_REQUEST) -> Request:
         return _request_decoder.decode(buf)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise request_error(exc) from None
+    except UnicodeDecodeError as exc:
+        # msgspec lets bad UTF-8 in the "op" tag escape as UnicodeDecodeError; uncaught, it
+        # ended the API server thread, so the node stopped answering clients (found by the nemesis).
+        raise RequestError("", f"malformed request: invalid UTF-8: {exc}") from None
 
 
 def validate_request(obj: Any) -> Request:

@@ -50,4 +50,9 @@ def encode_forward(message: ForwardMessage) -> bytes:
 def decode_forward(buf: bytes) -> ForwardMessage:
     if len(buf) > MAX_FORWARD_FRAME:
         raise msgspec.ValidationError(f"forward frame of {len(buf)} bytes exceeds {MAX_FORWARD_FRAME}")
-    return _decoder.decode(buf)
+    try:
+        return _decoder.decode(buf)
+    except UnicodeDecodeError as exc:
+        # msgspec lets bad UTF-8 in a str field or tag escape as UnicodeDecodeError; uncaught,
+        # it killed the Raft actor that reads forwarded requests (found by the nemesis).
+        raise msgspec.DecodeError(f"invalid UTF-8 in forward frame: {exc}") from exc

@@ -129,7 +129,12 @@ def decode_message(buf: bytes) -> Message:
     (including a negative index or term, which no honest peer sends)."""
     if len(buf) > MAX_MESSAGE_BYTES:
         raise msgspec.DecodeError(f"raft message of {len(buf)} bytes exceeds {MAX_MESSAGE_BYTES}")
-    msg = _decoder.decode(buf)
+    try:
+        msg = _decoder.decode(buf)
+    except UnicodeDecodeError as exc:
+        # msgspec lets bad UTF-8 in a str field escape as UnicodeDecodeError; uncaught, one
+        # such frame from anyone killed the Raft actor and so the node (found by the nemesis).
+        raise msgspec.DecodeError(f"invalid UTF-8 in raft message: {exc}") from exc
     if msg.term < 0 or not msg.src or not msg.dst:
         raise msgspec.ValidationError("raft message with negative term or empty src/dst")
     return msg
