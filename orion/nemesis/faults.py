@@ -139,7 +139,7 @@ class Nemesis:
         fault.end = time.time()
 
     def restart_all(self) -> None:
-        graceful = self.rng.random() < 0.3
+        graceful = self.rng.random() < 0.25
         kind = "restart_all_graceful" if graceful else "restart_all_kill"
         fault = self.history.begin_fault(kind, "SIGTERM every node" if graceful else "kill -9 every node")
         self.injected[kind] += 1

@@ -99,7 +99,17 @@ def run_seed(
         say(f"{nodes} nodes ready ({cluster.prefix}); load and faults for {duration:.0f}s")
         stop = threading.Event()
         workers = [
-            ClientWorker(i, cluster.endpoints, history, random.Random(rng.getrandbits(64)), run_prefix, stop)
+            ClientWorker(
+                i,
+                cluster.endpoints,
+                history,
+                random.Random(rng.getrandbits(64)),
+                run_prefix,
+                stop,
+                # Short timeouts make the client resend (Lazy Pirate) while the first attempt
+                # may still commit: the retried-write paths get exercised too.
+                timeout=rng.choice((1.0, 2.0, 3.0)),
+            )
             for i in range(1, clients + 1)
         ]
         for worker in workers:
