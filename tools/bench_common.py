@@ -126,3 +126,13 @@ def kill_process(process: subprocess.Popen[Any], sig: int = signal.SIGKILL) -> N
 def timed() -> Iterator[Callable[[], float]]:
     start = time.perf_counter()
     yield lambda: time.perf_counter() - start
+
+
+def wait_for_index(find: Callable[[], int | None], timeout: float, what: str) -> int:
+    """Poll ``find`` until it returns an index (0 included, unlike ``wait_for``'s truthiness)."""
+
+    def found() -> tuple[int] | None:
+        index = find()
+        return None if index is None else (index,)
+
+    return wait_for(found, timeout, what=what)[0]
