@@ -47,7 +47,7 @@ from orion.fsm.state import ClusterState
 from orion.model import ACTIVE_STATES, NodeMeta, Task
 from orion.raft.core import NotLeaderError, RaftConfig, RaftCore
 from orion.raft.messages import decode_message, encode_message
-from orion.raft.types import EntryKind, LogStore, Membership
+from orion.raft.types import EntryKind, HardState, LogStore, Membership
 from orion.transport.peer import Channel, PeerTransport
 
 _RESULT_ENCODER = msgspec.msgpack.Encoder()
@@ -142,11 +142,14 @@ class RaftActor(pykka.ThreadingActor):
         self._leader_id = ""
         self._shutdown_done: Callable[[], None] | None = None
         self._shutdown_deadline = 0.0
+        self._saved_hard_state = HardState()
+        self._unsaved_hard_state: HardState | None = None
         self._view = StateView(self)
 
     # ---------------------------------------------------------------- lifecycle
     def on_start(self) -> None:
         stored = self.store.load()
+        self._saved_hard_state = stored.hard_state
         if stored.snapshot is not None:
             self.fsm.restore(stored.snapshot.data)
         empty = stored.snapshot is None and not stored.entries and stored.hard_state.term == 0
@@ -172,6 +175,8 @@ class RaftActor(pykka.ThreadingActor):
         self.on_fatal(f"raft actor failed: {exception_value}")
 
     def on_stop(self) -> None:
+        if self._unsaved_hard_state is not None:
+            self.store.save(self._unsaved_hard_state, [])
         for waiter in self._waiters.values():
             if waiter.callback:
                 waiter.callback(Outcome.failure("unavailable", "node is shutting down"))
@@ -244,8 +249,7 @@ class RaftActor(pykka.ThreadingActor):
                 self.store.save_snapshot(ready.snapshot)
                 self.fsm.restore(ready.snapshot.data)
                 changed = True
-            if ready.hard_state is not None or ready.entries:
-                self.store.save(ready.hard_state, ready.entries)
+            self._persist(ready.hard_state, ready.entries)
             for msg in ready.messages:
                 self._send_raft(msg)
             for entry in ready.committed:
@@ -261,6 +265,24 @@ class RaftActor(pykka.ThreadingActor):
         if changed:
             for listener in self.listeners:
                 listener.tell(StateChanged())
+
+    def _persist(self, hard_state: HardState | None, entries: list[Any]) -> None:
+        """Write what must be durable before anything is sent. As in etcd's MustSync, a hard
+        state whose only change is the commit index needs no fsync of its own (the commit
+        index is recoverable from a quorum); it rides along with the next write."""
+        if hard_state is not None:
+            self._unsaved_hard_state = hard_state
+        saved = self._saved_hard_state
+        latest = self._unsaved_hard_state
+        must_sync = bool(entries) or (
+            latest is not None and (latest.term != saved.term or latest.vote != saved.vote)
+        )
+        if not must_sync:
+            return
+        self.store.save(latest, entries)
+        if latest is not None:
+            self._saved_hard_state = latest
+            self._unsaved_hard_state = None
 
     def _send_raft(self, msg: Any) -> None:
         address = self.core.membership.address_of(msg.dst)

@@ -26,6 +26,9 @@ def selector_key(task: Task) -> SelectorKey:
     return tuple(sorted(task.node_selectors.items()))
 
 
+CPU_DIGITS = 9
+
+
 class Fleet:
     def __init__(self, nodes: Sequence[NodeView], seed: int) -> None:
         # Sort first so that the outcome depends on the seed only, not on the caller's order.
@@ -34,7 +37,9 @@ class Fleet:
         self.nodes: list[NodeView] = ordered
         self.ids = [node.id for node in ordered]
         self.free_memory = [node.meta.memory_total - node.allocated_memory for node in ordered]
-        self.free_cpu = [node.meta.cpu_total - node.allocated_cpu for node in ordered]
+        # Cores are rounded to nano-cores (Docker's unit) after every subtraction: in binary
+        # floating point 1.0 - 0.9 is just under 0.1, and a 0.1-core task would not fit.
+        self.free_cpu = [round(node.meta.cpu_total - node.allocated_cpu, CPU_DIGITS) for node in ordered]
         self.free_disk = [
             math.inf if node.meta.disk_total == 0 else node.meta.disk_total - node.allocated_disk
             for node in ordered
@@ -82,6 +87,6 @@ class Fleet:
     def place(self, index: int, task: Task) -> None:
         """Debit the node at once, so the next task of the same batch sees what is left."""
         self.free_memory[index] -= task.memory
-        self.free_cpu[index] -= task.cpu
+        self.free_cpu[index] = round(self.free_cpu[index] - task.cpu, CPU_DIGITS)
         self.free_disk[index] -= task.disk
         self.placements += 1

@@ -205,3 +205,17 @@ def test_bad_arguments_are_refused() -> None:
 
 def test_nomad_limit_grows_with_log2_of_the_cluster() -> None:
     assert [nomad_limit(n) for n in (1, 3, 1000, 10000)] == [2, 2, 10, 14]
+
+
+def test_tenth_of_a_core_tasks_fill_a_core_exactly():
+    """1.0 - 0.9 is just under 0.1 in binary floating point: the tenth task must still fit."""
+    from orion.model import NodeMeta, Task
+    from orion.scheduler import NodeView, schedule
+
+    node = NodeView("n1", "alive", NodeMeta(id="n1", memory_total=2**30, cpu_total=1.0), 0, 0.9, 0)
+    plan = schedule([node], [Task(id="t", name="t", image="i", cpu=0.1)], "binpack", seed=1)
+    assert plan.assignments == [("t", "n1")]
+    fresh = NodeView("n1", "alive", NodeMeta(id="n1", memory_total=2**30, cpu_total=1.0))
+    tasks = [Task(id=f"t{i}", name="t", image="i", cpu=0.1) for i in range(11)]
+    plan = schedule([fresh], tasks, "binpack", seed=1)
+    assert len(plan.assignments) == 10
