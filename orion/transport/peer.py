@@ -12,17 +12,29 @@ creates lazily per destination and kind:
   probe to a dead peer is dropped instead of arriving late (DESIGN rule 4).
 - raft and forward: IMMEDIATE=0, moderate SNDHWM. Frames wait briefly while ZeroMQ
   reconnects; when the queue is full the frame is dropped (Raft retries on its own).
+
+Security: given the cluster key (``curve=``), every socket uses CURVE. Our ROUTER is a CURVE
+server holding the cluster key pair and admits, through the ZAP handler, only clients that
+present the cluster public key; our DEALERs are CURVE clients with that same key pair. A
+process without the cluster secret key can neither complete a handshake (it cannot decrypt
+or forge the key exchange) nor read the traffic. Socket monitors report failed handshakes
+on both sides (orion.security.handshake). Without ``curve`` the sockets are plain TCP.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import zmq
 from loguru import logger
+from zmq.utils.monitor import recv_monitor_message
 
+from orion.security.handshake import MONITORED_EVENTS, HandshakeLog
+from orion.security.keys import ClusterKey
+from orion.security.zap import ZapHandler
 from orion.transport.frames import Channel, FrameError, decode_header, encode_header
 from orion.transport.mailbox import Mailbox
 
@@ -33,6 +45,8 @@ RELIABLE_SNDHWM = 1000
 RECONNECT_IVL_MS = 100
 RECONNECT_IVL_MAX_MS = 1000
 RECV_BATCH = 256  # frames read per poll wake-up before looking at the outbound mailbox again
+_zap_domains = itertools.count(1)
+_monitor_ids = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +75,14 @@ class PeerTransport:
         name: str = "",
         advertise: str | None = None,
         allow_fault_injection: bool = False,
+        curve: ClusterKey | None = None,
     ) -> None:
         """``port=0`` binds a random free port (read ``port`` after ``start``).
 
         ``advertise`` is how peers reach us, written in every frame header: a host (our
         port is appended, e.g. "10.0.0.5") or a full "host:port". Defaults to ``bind_host``.
+        ``curve`` is the cluster key pair: when given, all traffic is CURVE-encrypted and
+        only holders of that key can connect to us or accept our connections.
         """
         self.bind_host = bind_host
         self.port = port
@@ -74,6 +91,11 @@ class PeerTransport:
         self._on_frame = on_frame
         self._max_frame = max_frame
         self._allow_fault_injection = allow_fault_injection
+        self._curve = curve
+        self._zap_domain = f"{self.name}#{next(_zap_domains)}"
+        self.handshakes = HandshakeLog(self.name)
+        # monitor socket -> (peer address, "" for our ROUTER; the socket it watches)
+        self._monitors: dict[zmq.Socket, tuple[str, zmq.Socket]] = {}
         self._blocked: frozenset[str] = frozenset()
         self._mailbox: Mailbox[_Command] = Mailbox()
         self._stats: dict[str, int] = dict.fromkeys(
@@ -180,19 +202,27 @@ class PeerTransport:
         # A memory guard only: frames between max_frame and this limit are counted and
         # dropped by us; beyond it ZeroMQ drops the connection before buffering the frame.
         router.setsockopt(zmq.MAXMSGSIZE, 4 * self._max_frame + 4096)
+        poller = zmq.Poller()
+        if self._curve is not None:
+            ZapHandler.for_context(context).allow(self._zap_domain, [self._curve.public])
+            router.setsockopt(zmq.ZAP_DOMAIN, self._zap_domain.encode())
+            router.setsockopt(zmq.CURVE_SERVER, 1)
+            router.setsockopt(zmq.CURVE_SECRETKEY, self._curve.secret)
+            router.setsockopt(zmq.CURVE_PUBLICKEY, self._curve.public)
+            self._watch(poller, router, "")
         try:
             if self.port == 0:
                 self.port = router.bind_to_random_port(f"tcp://{self.bind_host}")
             else:
                 router.bind(f"tcp://{self.bind_host}:{self.port}")
         except zmq.ZMQError as exc:
+            self._close_monitors()
             router.close(0)
             self._start_error = OSError(f"cannot bind {self.bind_host}:{self.port}: {exc}")
             self._started.set()
             return
         self._headers = {c: encode_header(c, self.address) for c in Channel}
         dealers: dict[tuple[str, bool], zmq.Socket] = {}
-        poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(self._mailbox.fileno(), zmq.POLLIN)
         self._started.set()
@@ -204,15 +234,65 @@ class PeerTransport:
                 if self._mailbox.fileno() in events:
                     for command in self._mailbox.drain():
                         if isinstance(command, _Outbound):
-                            self._write(context, dealers, command)
+                            self._write(context, poller, dealers, command)
                         else:
-                            self._close_peer(dealers, command.address)
+                            self._close_peer(poller, dealers, command.address)
+                if self._monitors:
+                    for monitor in [m for m in self._monitors if m in events]:
+                        self._read_monitor(monitor)
         except Exception:
             logger.exception("transport {} crashed", self.name)
         finally:
+            self._close_monitors()
             for sock in dealers.values():
                 sock.close(0)
             router.close(0)
+            if self._curve is not None:
+                ZapHandler.for_context(context).forget(self._zap_domain)
+
+    # ----------------------------------------------------------------- handshake reports
+
+    def _watch(self, poller: zmq.Poller, sock: zmq.Socket, address: str) -> None:
+        # A unique address of our own: pyzmq's default names the endpoint after the socket's
+        # file descriptor, which a new socket can reuse before the old one is fully closed.
+        endpoint = f"inproc://orion-monitor-{next(_monitor_ids)}"
+        sock.monitor(endpoint, MONITORED_EVENTS)
+        monitor = sock.context.socket(zmq.PAIR)
+        monitor.setsockopt(zmq.LINGER, 0)
+        monitor.connect(endpoint)
+        self._monitors[monitor] = (address, sock)
+        poller.register(monitor, zmq.POLLIN)
+
+    def _read_monitor(self, monitor: zmq.Socket) -> None:
+        address = self._monitors[monitor][0]
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if address:
+                self.handshakes.dealer_event(address, event)
+            else:
+                self.handshakes.listener_event(event)
+
+    def _unwatch(self, poller: zmq.Poller, address: str) -> None:
+        for monitor in [m for m, (a, _) in self._monitors.items() if a == address]:
+            poller.unregister(monitor)
+            self._stop_monitor(monitor)
+        self.handshakes.forget(address)
+
+    def _close_monitors(self) -> None:
+        for monitor in list(self._monitors):
+            self._stop_monitor(monitor)
+
+    def _stop_monitor(self, monitor: zmq.Socket) -> None:
+        # Stop the monitor from this thread before either socket closes: closing a watched
+        # socket with its monitor still on can hang the context's I/O thread (libzmq 4.3),
+        # which stalls every socket of the process.
+        _, watched = self._monitors.pop(monitor)
+        if not watched.closed:
+            watched.disable_monitor()
+        monitor.close(0)
 
     def _receive_batch(self, router: zmq.Socket) -> None:
         for _ in range(RECV_BATCH):
@@ -258,7 +338,12 @@ class PeerTransport:
             logger.exception("transport {}: on_frame failed for a {} frame", self.name, channel.name)
 
     def _dealer(
-        self, context: zmq.Context, dealers: dict[tuple[str, bool], zmq.Socket], address: str, gossip: bool
+        self,
+        context: zmq.Context,
+        poller: zmq.Poller,
+        dealers: dict[tuple[str, bool], zmq.Socket],
+        address: str,
+        gossip: bool,
     ) -> zmq.Socket:
         key = (address, gossip)
         sock = dealers.get(key)
@@ -269,18 +354,27 @@ class PeerTransport:
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
             sock.setsockopt(zmq.IMMEDIATE, 1 if gossip else 0)
             sock.setsockopt(zmq.SNDHWM, GOSSIP_SNDHWM if gossip else RELIABLE_SNDHWM)
+            if self._curve is not None:
+                sock.setsockopt(zmq.CURVE_SERVERKEY, self._curve.public)
+                sock.setsockopt(zmq.CURVE_PUBLICKEY, self._curve.public)
+                sock.setsockopt(zmq.CURVE_SECRETKEY, self._curve.secret)
+                self._watch(poller, sock, address)
             sock.connect(f"tcp://{address}")
             dealers[key] = sock
         return sock
 
     def _write(
-        self, context: zmq.Context, dealers: dict[tuple[str, bool], zmq.Socket], out: _Outbound
+        self,
+        context: zmq.Context,
+        poller: zmq.Poller,
+        dealers: dict[tuple[str, bool], zmq.Socket],
+        out: _Outbound,
     ) -> None:
         if out.address in self._blocked:
             self._count("dropped_blocked", len(out.payloads))
             return
         try:
-            sock = self._dealer(context, dealers, out.address, out.channel is Channel.GOSSIP)
+            sock = self._dealer(context, poller, dealers, out.address, out.channel is Channel.GOSSIP)
         except zmq.ZMQError as exc:  # e.g. an address that does not parse
             logger.warning("transport {}: cannot connect to {!r}: {}", self.name, out.address, exc)
             self._count("dropped_send_error", len(out.payloads))
@@ -298,8 +392,10 @@ class PeerTransport:
         if sent:
             self._count("sent", sent)
 
-    @staticmethod
-    def _close_peer(dealers: dict[tuple[str, bool], zmq.Socket], address: str) -> None:
+    def _close_peer(
+        self, poller: zmq.Poller, dealers: dict[tuple[str, bool], zmq.Socket], address: str
+    ) -> None:
+        self._unwatch(poller, address)
         for gossip in (True, False):
             sock = dealers.pop((address, gossip), None)
             if sock is not None:
