@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="first seed (default: random)")
     parser.add_argument("--seeds", type=int, default=1, help="how many seeds, from --seed on")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of faults per seed")
-    parser.add_argument("--nodes", type=int, default=3, help="cluster size (3 to 5)")
+    parser.add_argument("--nodes", type=int, default=3, help="cluster size (3 to 5); 0: 3 or 5 by seed")
     parser.add_argument("--clients", type=int, default=3, help="client threads")
     parser.add_argument("--base-dir", type=Path, default=Path("/tmp/orion-nemesis"))
     parser.add_argument("--keep", action="store_true", help="keep data dirs and logs of passing seeds")
@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(first, first + args.seeds):
         base = args.base_dir / f"seed-{seed}"
         shutil.rmtree(base, ignore_errors=True)
-        result = run_seed(seed, args.duration, base, nodes=args.nodes, clients=args.clients)
+        nodes = args.nodes or random.Random(seed).choice((3, 5))
+        result = run_seed(seed, args.duration, base, nodes=nodes, clients=args.clients)
         print(result.report(), flush=True)
         results.append(result)
         if result.ok and not args.keep:

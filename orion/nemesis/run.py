@@ -47,6 +47,7 @@ class RunResult:
     history: History
     notes: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    snapshot_threshold: int = 0
 
     @property
     def ok(self) -> bool:
@@ -55,7 +56,7 @@ class RunResult:
     def report(self, context: int = 30) -> str:
         lines = [
             f"nemesis seed {self.seed}: {self.nodes} nodes, {self.duration:.0f}s of faults, "
-            f"{self.elapsed:.0f}s in all",
+            f"{self.elapsed:.0f}s in all, snapshot every {self.snapshot_threshold} entries",
             "  faults: " + ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())),
             "  ops: " + ", ".join(f"{k}/{o} {v}" for (k, o), v in sorted(self.ops.items())),
             f"  violations: {len(self.violations)}",
@@ -85,7 +86,11 @@ def run_seed(
     history = History()
     run_prefix = f"s{seed}"
     started = time.monotonic()
-    cluster = LocalCluster(nodes, Path(base_dir), settings=SETTINGS)
+    # Small snapshot thresholds make compaction and InstallSnapshot (a node back from a long
+    # outage) happen within a short run; the default keeps the plain log path covered too.
+    snapshot_threshold = rng.choice((64, 256, 8192))
+    settings = {**SETTINGS, "raft": {**SETTINGS["raft"], "snapshot_threshold": snapshot_threshold}}
+    cluster = LocalCluster(nodes, Path(base_dir), settings=settings)
     nemesis = Nemesis(cluster, history, random.Random(rng.getrandbits(64)), TIMING)
     violations: list[Violation] = []
     notes: list[str] = []
@@ -96,7 +101,10 @@ def run_seed(
 
     try:
         cluster.start(timeout=90)
-        say(f"{nodes} nodes ready ({cluster.prefix}); load and faults for {duration:.0f}s")
+        say(
+            f"{nodes} nodes ready ({cluster.prefix}, snapshot every {snapshot_threshold} entries); "
+            f"load and faults for {duration:.0f}s"
+        )
         stop = threading.Event()
         workers = [
             ClientWorker(
@@ -152,6 +160,7 @@ def run_seed(
         history=history,
         notes=notes,
         elapsed=time.monotonic() - started,
+        snapshot_threshold=snapshot_threshold,
     )
 
 
