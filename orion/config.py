@@ -85,6 +85,17 @@ class TestingSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     fault_injection: bool = False  # lets the nemesis cut links in the transport; never in production
 
 
+class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Secure by default: CURVE between nodes, a bearer token for clients (see orion.security)."""
+
+    insecure: bool = False  # true: plain TCP and no token; for local experiments only (warned at start)
+    cluster_key: str = "secrets/cluster.key_secret"  # from `orion keygen`; the same file on every node
+    token_file: str = "secrets/client.token"  # tokens clients must present, one per line
+    http_bind: str = "127.0.0.1"  # the REST mirror listens here, not on [node] bind
+    client_rate_limit: Annotated[float, msgspec.Meta(ge=0)] = 1000.0  # requests/s per connection; 0: off
+    max_request: Size = "1MiB"  # largest client request (ZeroMQ frame or REST body)
+
+
 class RawConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     node: NodeSection
     ports: PortsSection = msgspec.field(default_factory=PortsSection)
@@ -95,6 +106,7 @@ class RawConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     raft: RaftSection = msgspec.field(default_factory=RaftSection)
     gossip: GossipSection = msgspec.field(default_factory=GossipSection)
     testing: TestingSection = msgspec.field(default_factory=TestingSection)
+    security: SecuritySection = msgspec.field(default_factory=SecuritySection)
 
 
 class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,6 +150,12 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     lifeguard_suspicion: bool
     lifeguard_buddy: bool
     fault_injection: bool
+    insecure: bool = False
+    cluster_key_path: Path = Path("secrets/cluster.key_secret")  # paths only: secrets load at start
+    token_path: Path = Path("secrets/client.token")
+    http_bind: str = "127.0.0.1"
+    client_rate_limit: float = 1000.0
+    max_request: int = 1024 * 1024
 
     @property
     def raft_address(self) -> str:
@@ -168,9 +186,10 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
-    data_dir = Path(raw.node.data_dir or f"data/{raw.node.id}")
-    if not data_dir.is_absolute():
-        data_dir = base_dir / data_dir
+    def path(value: str) -> Path:
+        return Path(value) if Path(value).is_absolute() else base_dir / value
+
+    data_dir = path(raw.node.data_dir or f"data/{raw.node.id}")
     join = tuple(_check_address(a, f"node.join[{i}]") for i, a in enumerate(raw.node.join))
     ports = raw.ports
     used = [p for p in (ports.raft, ports.gossip, ports.api, ports.http) if p]
@@ -179,6 +198,9 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
     for name in ("raft", "gossip", "api"):
         if getattr(ports, name) == 0:
             raise ConfigError(f"ports.{name}: must be a port number 1-65535, got 0")
+    max_request = size(raw.security.max_request, "security.max_request") or 0
+    if max_request < 1024:
+        raise ConfigError(f"security.max_request: must be at least 1KiB, got {raw.security.max_request!r}")
     return NodeConfig(
         node_id=raw.node.id,
         data_dir=data_dir,
@@ -218,6 +240,12 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         lifeguard_suspicion=raw.gossip.lifeguard_suspicion,
         lifeguard_buddy=raw.gossip.lifeguard_buddy,
         fault_injection=raw.testing.fault_injection,
+        insecure=raw.security.insecure,
+        cluster_key_path=path(raw.security.cluster_key),
+        token_path=path(raw.security.token_file),
+        http_bind=raw.security.http_bind,
+        client_rate_limit=raw.security.client_rate_limit,
+        max_request=max_request,
     )
 
 
