@@ -33,6 +33,7 @@ from orion.config import ConfigError, NodeConfig, load_config
 from orion.model import NodeMeta
 from orion.raft.duckdb_store import DuckDBStore
 from orion.raft.types import StoreCorruptError
+from orion.security.settings import load_node_security
 from orion.transport.peer import Channel, PeerTransport
 from orion.worker.docker_worker import DockerWorker
 from orion.worker.restart_policy import RestartPolicy
@@ -115,6 +116,8 @@ class Node:
 
     def start(self) -> None:
         config = self.config
+        # Keys first: a node without them must not start at all (KeyFileError is an OSError).
+        security = load_node_security(config)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = DuckDBStore(config.data_dir / "raft.duckdb")
         # Read the store once here, before anything starts: a damaged file then reaches
@@ -130,6 +133,7 @@ class Node:
             name=f"{config.node_id}-raft",
             advertise=config.advertise,
             allow_fault_injection=config.fault_injection,
+            curve=security.peer_key,
         )
         self.gossip_transport = PeerTransport(
             config.bind,
@@ -138,6 +142,7 @@ class Node:
             name=f"{config.node_id}-gossip",
             advertise=config.advertise,
             allow_fault_injection=config.fault_injection,
+            curve=security.peer_key,
         )
         self.raft_transport.start()
         self.gossip_transport.start()
@@ -192,11 +197,26 @@ class Node:
         api_actor = ApiActor.start(raft, config.request_timeout, block_peers)
         self._refs.append(api_actor)
         handler = api_actor.proxy().handler().get()
-        api_server = ApiServer(config.bind, config.api_port, handler, name=f"{config.node_id}-api")
+        api_server = ApiServer(
+            config.bind,
+            config.api_port,
+            handler,
+            max_request=config.max_request,
+            rate_limit_per_s=config.client_rate_limit,
+            tokens=security.tokens,
+            name=f"{config.node_id}-api",
+        )
         api_server.start()
         self._servers.append(api_server)
         if config.http_port:
-            http = HttpApi(config.bind, config.http_port, handler, timeout=config.request_timeout + 1.0)
+            http = HttpApi(
+                config.http_bind,
+                config.http_port,
+                handler,
+                timeout=config.request_timeout + 1.0,
+                max_body=config.max_request,
+                tokens=security.tokens,
+            )
             http.start()
             self._servers.append(http)
 
