@@ -12,7 +12,17 @@ from typing import Any
 
 from orion.api.http import to_camel
 from orion.api.protocol import NodeInfo, RaftInfo
-from orion.client import Client, InvalidRequest, NotFound, OrionError, Timeout, Unavailable, default_endpoints
+from orion.client import (
+    Client,
+    InvalidRequest,
+    NotFound,
+    OrionError,
+    Timeout,
+    Unauthorized,
+    Unavailable,
+    default_endpoints,
+    read_token_file,
+)
 from orion.model import Task
 from orion.units import format_size
 
@@ -21,6 +31,7 @@ EXIT_CLUSTER_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 EXIT_NOT_FOUND = 4
+EXIT_UNAUTHORIZED = 5
 
 EPILOG = """\
 exit codes:
@@ -29,9 +40,27 @@ exit codes:
   2  usage error: bad arguments or a request the cluster rejected as invalid
   3  unavailable: no endpoint answered, or the request timed out
   4  not found: no task with that id
+  5  unauthorized: the cluster wants a valid client token
 
 environment:
-  ORION_ENDPOINTS  comma separated API endpoints, e.g. 127.0.0.1:7300,127.0.0.1:7301
+  ORION_ENDPOINTS   comma separated API endpoints, e.g. 127.0.0.1:7300,127.0.0.1:7301
+  ORION_TOKEN       the client token of a secured cluster
+  ORION_TOKEN_FILE  a file holding it (e.g. secrets/client.token from `orion keygen`)
+"""
+KEYGEN_HELP = """wrote:
+  {secret}  the cluster key pair: copy it to every node, keep it private (mode 0600)
+  {public}  the cluster public key (not secret)
+  {token}  the client token (mode 0600)
+
+Every node's TOML uses them by default (paths relative to where the node starts):
+
+  [security]
+  cluster_key = "{secret}"
+  token_file = "{token}"
+
+Clients (orion CLI, orion.client, tools/loadgen.py) read the token from the environment:
+
+  export ORION_TOKEN_FILE={token}
 """
 
 
@@ -53,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--timeout", type=float, default=argparse.SUPPRESS, help="seconds per attempt (default 5)"
     )
+    common.add_argument(
+        "--token-file", default=argparse.SUPPRESS, help="file holding the client token (ORION_TOKEN_FILE)"
+    )
 
     parser = argparse.ArgumentParser(
         prog="orion",
@@ -63,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--endpoints", default=None, help="comma separated host:port list (ORION_ENDPOINTS)")
     parser.add_argument("--json", action="store_true", default=False, help="machine-readable output")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt (default 5)")
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        help="file holding the client token (default: ORION_TOKEN, ORION_TOKEN_FILE)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     node = commands.add_parser("node", help="run a node", parents=[common])
@@ -71,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--join", action="append", default=None, metavar="HOST:PORT", help="gossip address to join"
     )
+
+    keygen = commands.add_parser("keygen", help="create a cluster key pair and a client token")
+    keygen.add_argument("--dir", default="secrets", help="where to write them (default: ./secrets)")
 
     task = commands.add_parser("task", help="submit, list, inspect and stop tasks", parents=[common])
     task_commands = task.add_subparsers(dest="task_command", required=True, metavar="ACTION")
@@ -244,7 +284,11 @@ def run_client_command(args: argparse.Namespace, command: list[str] | None) -> i
     endpoints = (
         [e.strip() for e in args.endpoints.split(",") if e.strip()] if args.endpoints else default_endpoints()
     )
-    with Client(endpoints, timeout=args.timeout) as client:
+    try:
+        token = read_token_file(args.token_file) if args.token_file else None
+    except OSError as exc:
+        raise UsageError(str(exc)) from None
+    with Client(endpoints, timeout=args.timeout, token=token) as client:
         if args.command == "nodes":
             nodes = client.nodes()
             emit(nodes, args.json, format_nodes(nodes))
@@ -277,6 +321,25 @@ def run_client_command(args: argparse.Namespace, command: list[str] | None) -> i
     return EXIT_OK
 
 
+def run_keygen(directory: str) -> int:
+    from pathlib import Path
+
+    from orion.security.keys import TOKEN_NAME, KeyFileError, write_cluster_key, write_token
+
+    base = Path(directory)
+    try:
+        token_path = base / TOKEN_NAME
+        if token_path.exists():
+            raise KeyFileError(f"{token_path} exists: refusing to overwrite a token (remove it first)")
+        secret, public = write_cluster_key(base)
+        write_token(token_path)
+    except OSError as exc:
+        print(f"orion keygen: {exc}", file=sys.stderr)
+        return EXIT_CLUSTER_ERROR
+    print(KEYGEN_HELP.format(secret=secret, public=public, token=token_path))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after "--" is the task's command, passed through untouched.
@@ -292,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from orion.node import run_node  # the node pulls in every subsystem: import only here
 
         return run_node(args.config, args.bootstrap, args.join)
+    if args.command == "keygen":
+        return run_keygen(args.dir)
     try:
         return run_client_command(args, command)
     except UsageError as exc:
@@ -303,6 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotFound as exc:
         print(f"orion: {exc.message}", file=sys.stderr)
         return EXIT_NOT_FOUND
+    except Unauthorized as exc:
+        print(f"orion: {exc.message}", file=sys.stderr)
+        return EXIT_UNAUTHORIZED
     except (Unavailable, Timeout) as exc:
         print(f"orion: {exc.message}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -9,6 +9,10 @@ timeout, and on silence the socket is closed, reopened on the next endpoint, and
 sent again. A submit carries an id chosen here once, so a retried submit never creates a
 second task.
 
+Credentials: a secured cluster (the default) wants a client token with every request. The
+token is taken from ``Client(token=...)``, else ``ORION_TOKEN``, else the file named by
+``ORION_TOKEN_FILE`` (first line). It travels as its own frame before the request.
+
 Thread safety: a Client owns a ZeroMQ socket, which must not be shared between threads.
 Use one Client per thread. The module-level helpers use one default Client per thread.
 """
@@ -19,6 +23,7 @@ import os
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -41,6 +46,7 @@ from orion.api.protocol import (
     validate_request,
 )
 from orion.model import Task, TaskState
+from orion.security.keys import read_tokens
 from orion.units import parse_size
 
 DEFAULT_ENDPOINT = "127.0.0.1:7300"
@@ -53,8 +59,10 @@ __all__ = [
     "NotFound",
     "OrionError",
     "Timeout",
+    "Unauthorized",
     "Unavailable",
     "default_endpoints",
+    "default_token",
     "nodes",
     "raft",
     "stop",
@@ -94,12 +102,17 @@ class Timeout(OrionError):
     pass
 
 
+class Unauthorized(OrionError):
+    """The cluster wants a (valid) client token: set ORION_TOKEN or pass ``token=``."""
+
+
 _ERRORS: dict[str, type[OrionError]] = {
     ErrorCode.NOT_FOUND: NotFound,
     ErrorCode.INVALID: InvalidRequest,
     ErrorCode.NO_QUORUM: NoQuorum,
     ErrorCode.UNAVAILABLE: Unavailable,
     ErrorCode.TIMEOUT: Timeout,
+    ErrorCode.UNAUTHORIZED: Unauthorized,
 }
 
 
@@ -113,6 +126,20 @@ def default_endpoints() -> list[str]:
     return endpoints or [DEFAULT_ENDPOINT]
 
 
+def default_token() -> str | None:
+    """ORION_TOKEN, else the first token in the file ORION_TOKEN_FILE names, else None."""
+    token = os.environ.get("ORION_TOKEN", "").strip()
+    if token:
+        return token
+    path = os.environ.get("ORION_TOKEN_FILE", "").strip()
+    return read_token_file(path) if path else None
+
+
+def read_token_file(path: str | os.PathLike[str]) -> str:
+    """The first token of a token file (as written by ``orion keygen``)."""
+    return read_tokens(Path(path))[0]
+
+
 def normalize_ports(ports: dict[str, str | int] | None) -> dict[str, str]:
     """{"80/tcp": "8080"}; a container port without protocol means tcp; host ports may be ints."""
     result: dict[str, str] = {}
@@ -123,9 +150,20 @@ def normalize_ports(ports: dict[str, str | int] | None) -> dict[str, str]:
 
 
 class Client:
-    def __init__(self, endpoints: list[str] | None = None, timeout: float = 5.0, retries: int = 3) -> None:
-        """``timeout`` bounds each attempt; ``retries`` is how many rounds over all endpoints."""
+    def __init__(
+        self,
+        endpoints: list[str] | None = None,
+        timeout: float = 5.0,
+        retries: int = 3,
+        token: str | None = None,
+    ) -> None:
+        """``timeout`` bounds each attempt; ``retries`` is how many rounds over all endpoints.
+
+        ``token``: the client token of a secured cluster (default: ``default_token()``).
+        """
         self.endpoints = list(endpoints) if endpoints else default_endpoints()
+        token = token if token is not None else default_token()
+        self._token = token.encode() if token else b""
         if timeout <= 0 or retries < 1:
             raise ValueError("timeout must be > 0 and retries >= 1")
         self.timeout = timeout
@@ -254,7 +292,10 @@ class Client:
         for attempt in range(attempts):
             endpoint = self.endpoints[self._current]
             sock = self._open()
-            sock.send(body)
+            if self._token:
+                sock.send_multipart((self._token, body))
+            else:
+                sock.send(body)
             if not sock.poll(int(self.timeout * 1000), zmq.POLLIN):
                 failures.append(f"{endpoint} (no answer in {self.timeout:g}s)")
                 self._rotate()

@@ -4,6 +4,10 @@ Routes: POST /tasks, GET /tasks, GET /tasks/{id}, DELETE /tasks/{id}, GET /nodes
 Bodies and responses are JSON with the PRD's camelCase keys (``portBindings``, ``nodeId``).
 Requests go to the same ``handler(request, reply)`` as the ZeroMQ server; the HTTP thread
 waits for the reply with a deadline.
+
+With ``tokens`` set (secure clusters) every request needs ``Authorization: Bearer TOKEN``
+(the same token as the ZeroMQ API); without it the answer is 401 and nothing runs. The
+header is never logged.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from orion.api.protocol import (
     typed_result,
     validate_request,
 )
-from orion.api.server import Handler
+from orion.api.server import UNAUTHORIZED_MESSAGE, Handler
+from orion.security.keys import TokenSet
 from orion.units import parse_size
 
 _STATUS = {
@@ -42,6 +47,7 @@ _STATUS = {
     ErrorCode.UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorCode.TIMEOUT: HTTPStatus.GATEWAY_TIMEOUT,
     ErrorCode.INTERNAL: HTTPStatus.INTERNAL_SERVER_ERROR,
+    ErrorCode.UNAUTHORIZED: HTTPStatus.UNAUTHORIZED,
 }
 _TASK_PATH = re.compile(r"^/tasks/(?P<id>[^/]+)$")
 
@@ -122,11 +128,14 @@ class HttpApi:
         *,
         max_body: int = MAX_REQUEST,
         poll_interval: float = 0.5,
+        tokens: TokenSet | None = None,
     ) -> None:
         """``port=0`` binds a random free port (read ``port`` after ``start``).
 
         ``poll_interval`` is how often the serving thread checks for ``stop`` (stdlib server).
+        ``tokens`` (None: no authentication) are the bearer tokens this server accepts.
         """
+        self.tokens = tokens
         self.poll_interval = poll_interval
         self.bind_host = bind_host
         self.port = port
@@ -191,7 +200,28 @@ class _RestHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ routes
 
+    def _authorized(self) -> bool:
+        """True when no token is required or the request carries a valid one; else answers 401."""
+        tokens = self.api.tokens
+        if tokens is None:
+            return True
+        scheme, _, presented = (self.headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() == "bearer" and tokens.accepts(presented.strip().encode()):
+            return True
+        # The body is not read: close the connection instead of parsing what follows it.
+        self._error(
+            HTTPStatus.UNAUTHORIZED,
+            UNAUTHORIZED_MESSAGE.replace(
+                "set ORION_TOKEN, or use --token-file", "send Authorization: Bearer TOKEN"
+            ),
+            code=ErrorCode.UNAUTHORIZED,
+            close=True,
+        )
+        return False
+
     def do_GET(self) -> None:
+        if not self._authorized():
+            return
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
         stale = "stale=true" in self.path.partition("?")[2].lower()
         if path == "/tasks":
@@ -206,6 +236,8 @@ class _RestHandler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.NOT_FOUND, f"no route GET {path}")
 
     def do_POST(self) -> None:
+        if not self._authorized():
+            return
         path = self.path.split("?", 1)[0].rstrip("/")
         if path != "/tasks":
             self._drain_body()
@@ -222,6 +254,8 @@ class _RestHandler(BaseHTTPRequestHandler):
         self._run(request, created=True)
 
     def do_DELETE(self) -> None:
+        if not self._authorized():
+            return
         path = self.path.split("?", 1)[0].rstrip("/")
         match = _TASK_PATH.match(path)
         if match is None:
@@ -293,6 +327,8 @@ class _RestHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if status == HTTPStatus.UNAUTHORIZED:
+            self.send_header("WWW-Authenticate", 'Bearer realm="orion"')
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()

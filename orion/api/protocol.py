@@ -41,6 +41,7 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    UNAUTHORIZED = "unauthorized"  # no valid client token (secure clusters)
 
 
 # ------------------------------------------------------------------------- requests

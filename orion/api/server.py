@@ -5,12 +5,23 @@ Each request is decoded and validated here; a bad one is answered at once with a
 which must return quickly (the node's callback tells an actor). The actor answers later,
 from any thread, by calling ``reply(Reply)``: the reply is handed back to this thread
 through a Mailbox and sent with the client's envelope (DESIGN rules 3 and 8).
+
+Wire format: a REQ client sends ``[body]`` or ``[token, body]``. With ``tokens`` set (secure
+clusters) a request without a token the TokenSet accepts is answered "unauthorized" and
+never reaches the handler. The token travels beside the request, never inside it, so the
+handler, forwarding to the leader and any log line only ever see requests without secrets.
+
+Limits, so one misbehaving client cannot starve the others: ``rate_limit_per_s`` is a token
+bucket per connection (ROUTER identity), checked before anything is decoded, and
+``max_request`` bounds the body (larger frames are refused; far larger ones make ZeroMQ
+drop the connection before buffering them).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,11 +37,17 @@ from orion.api.protocol import (
     decode_request,
     encode_reply,
 )
+from orion.security.keys import MAX_TOKEN_LEN, TokenSet
 from orion.transport.mailbox import Mailbox
 
 ReplyFn = Callable[[Reply], None]
 Handler = Callable[[Request, ReplyFn], None]
 RECV_BATCH = 256
+MAX_BUCKETS = 10_000  # connections tracked by the rate limiter; the least recently seen go first
+REFUSAL_LOG_EVERY_S = 30.0
+UNAUTHORIZED_MESSAGE = (
+    "unauthorized: this cluster requires a client token (set ORION_TOKEN, or use --token-file)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,21 +101,37 @@ class ApiServer:
         *,
         max_request: int = MAX_REQUEST,
         rate_limit_per_s: float | None = None,
+        tokens: TokenSet | None = None,
         name: str = "",
     ) -> None:
-        """``port=0`` binds a random free port (read ``port`` after ``start``)."""
+        """``port=0`` binds a random free port (read ``port`` after ``start``).
+
+        ``rate_limit_per_s`` applies to each client connection; ``tokens`` (None: no
+        authentication) are the client tokens this server accepts.
+        """
         self.bind_host = bind_host
         self.port = port
         self.name = name or f"api-{port}"
         self._handler = handler
         self._max_request = max_request
-        self._bucket = _TokenBucket(rate_limit_per_s) if rate_limit_per_s else None
+        self._rate = rate_limit_per_s or 0.0
+        self._buckets: OrderedDict[bytes, _TokenBucket] = OrderedDict()
+        self._tokens = tokens
+        self._refusals_logged_at = 0.0
+        self._refusals_held = 0
         self._mailbox: Mailbox[_Outgoing] = Mailbox()
         self._thread: threading.Thread | None = None
         self._running = False
         self._started = threading.Event()
         self._start_error: BaseException | None = None
-        self.stats: dict[str, int] = {"requests": 0, "invalid": 0, "rate_limited": 0, "replies": 0, "lost": 0}
+        self.stats: dict[str, int] = {
+            "requests": 0,
+            "invalid": 0,
+            "rate_limited": 0,
+            "unauthorized": 0,
+            "replies": 0,
+            "lost": 0,
+        }
 
     def start(self) -> None:
         if self._thread is not None:
@@ -173,21 +206,28 @@ class ApiServer:
             self._serve(router, parts)
 
     def _serve(self, router: zmq.Socket, parts: list[bytes]) -> None:
-        # A REQ client's message arrives as [identity, b"", body]; keep everything before
-        # the body as the envelope so the reply finds its way back.
-        if len(parts) < 3 or parts[-2] != b"":
+        # A REQ client's message arrives as [identity, b"", (token,) body]; everything up to
+        # the empty delimiter is the envelope the reply must carry back. Identities that
+        # ROUTER sockets give connections are never empty.
+        try:
+            delimiter = parts.index(b"", 1)
+        except ValueError:
+            delimiter = -1
+        content = parts[delimiter + 1 :] if delimiter > 0 else []
+        if not 1 <= len(content) <= 2:
             self.stats["invalid"] += 1
             return  # not a REQ client: there is no envelope we could answer on
-        envelope, body = tuple(parts[:-1]), parts[-1]
+        envelope, body = tuple(parts[: delimiter + 1]), content[-1]
+        token = content[0] if len(content) == 2 else b""
         self.stats["requests"] += 1
-        if self._bucket is not None and not self._bucket.take():
+        if self._rate and not self._bucket(parts[0]).take():
             self.stats["rate_limited"] += 1
-            self._send(
-                router,
-                _Outgoing(
-                    envelope, encode_reply(Reply.failure(ErrorCode.UNAVAILABLE, "rate limited: try again"))
-                ),
-            )
+            self._refuse(router, envelope, ErrorCode.UNAVAILABLE, "rate limited: try again")
+            return
+        if self._tokens is not None and (len(token) > MAX_TOKEN_LEN or not self._tokens.accepts(token)):
+            self.stats["unauthorized"] += 1
+            self._log_refusal()
+            self._refuse(router, envelope, ErrorCode.UNAUTHORIZED, UNAUTHORIZED_MESSAGE)
             return
         try:
             request = decode_request(body, self._max_request)
@@ -201,6 +241,29 @@ class ApiServer:
         except Exception as exc:
             logger.exception("API {}: handler failed on {}", self.name, type(request).__name__)
             reply(Reply.failure(ErrorCode.INTERNAL, f"internal error: {exc}"))
+
+    def _bucket(self, connection: bytes) -> _TokenBucket:
+        bucket = self._buckets.get(connection)
+        if bucket is None:
+            if len(self._buckets) >= MAX_BUCKETS:
+                self._buckets.popitem(last=False)
+            bucket = self._buckets[connection] = _TokenBucket(self._rate)
+        else:
+            self._buckets.move_to_end(connection)
+        return bucket
+
+    def _refuse(self, router: zmq.Socket, envelope: tuple[bytes, ...], code: str, message: str) -> None:
+        self._send(router, _Outgoing(envelope, encode_reply(Reply.failure(code, message))))
+
+    def _log_refusal(self) -> None:
+        # Never the token itself; and at most one line per interval, with a count.
+        now = time.monotonic()
+        if self._refusals_logged_at and now - self._refusals_logged_at < REFUSAL_LOG_EVERY_S:
+            self._refusals_held += 1
+            return
+        more = f" ({self._refusals_held} more since the last report)" if self._refusals_held else ""
+        logger.warning("API {}: refused a request without a valid client token{}", self.name, more)
+        self._refusals_logged_at, self._refusals_held = now, 0
 
     def _send(self, router: zmq.Socket, out: _Outgoing) -> None:
         try:
