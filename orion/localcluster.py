@@ -2,6 +2,10 @@
 benchmarks and the nemesis. Each node is a separate process with its own config file, data
 directory and free ports; node ids carry a random prefix so several clusters (and their
 containers) can share one Docker engine without touching each other's.
+
+Clusters are secured by default, like a real one: a cluster key pair and a client token
+are generated into ``base_dir/secrets`` and every node's TOML points at them; ``client()``
+carries the token. ``LocalCluster(..., insecure=True)`` writes ``[security] insecure = true``.
 """
 
 from __future__ import annotations
@@ -95,10 +99,15 @@ class LocalCluster:
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra TOML sections
     per_node: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
     nodes: list[LocalNode] = field(default_factory=list)
+    insecure: bool = False
+    token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.base_dir = Path(self.base_dir)
         self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.secrets_dir = self.base_dir / "secrets"
+        if not self.insecure:
+            self.token = self._ensure_secrets()
         for index in range(1, self.size + 1):
             self._add_node(index)
 
@@ -120,6 +129,25 @@ class LocalCluster:
         self.nodes.append(node)
         self._write_config(node)
         return node
+
+    def _ensure_secrets(self) -> str:
+        """The cluster key and token in secrets_dir (made once, reused on a second LocalCluster)."""
+        from orion.security.keys import (
+            TOKEN_NAME,
+            cluster_key_paths,
+            read_tokens,
+            write_cluster_key,
+            write_token,
+        )
+
+        secret_path, _ = cluster_key_paths(self.secrets_dir)
+        if not secret_path.exists():
+            write_cluster_key(self.secrets_dir)
+        token_path = self.secrets_dir / TOKEN_NAME
+        if not token_path.exists():
+            write_token(token_path)
+        self.cluster_key_path, self.token_path = secret_path, token_path
+        return read_tokens(token_path)[0]
 
     def add_node(self) -> LocalNode:
         return self._add_node(len(self.nodes) + 1)
@@ -144,6 +172,11 @@ class LocalCluster:
             "raft": {"remove_dead_after": "10s"},
             "scheduler": {"reconcile_interval": "2s", "reschedule_after": "3s"},
             "docker": {"stop_timeout": "1s"},
+            "security": (
+                {"insecure": True}
+                if self.insecure
+                else {"cluster_key": str(self.cluster_key_path), "token_file": str(self.token_path)}
+            ),
         }
         for overrides in (self.settings, self.per_node.get(node.index, {})):
             for section, values in overrides.items():
@@ -246,7 +279,47 @@ class LocalCluster:
         from orion.client import Client
 
         chosen = [self.node(i) for i in indexes] if indexes else [n for n in self.nodes if n.running]
-        return Client([n.api_endpoint for n in chosen], timeout=timeout, retries=retries)
+        return Client(
+            [n.api_endpoint for n in chosen], timeout=timeout, retries=retries, token=self.token or ""
+        )
+
+    def auth_headers(self) -> dict[str, str]:
+        """HTTP headers for the REST mirror (empty for an insecure cluster)."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def client_env(self) -> dict[str, str]:
+        """Environment for a CLI or tool subprocess: endpoints and the token file."""
+        env = {"ORION_ENDPOINTS": ",".join(self.endpoints)}
+        if self.token:
+            env["ORION_TOKEN_FILE"] = str(self.token_path)
+        return env
+
+    def leaked_secrets(self) -> list[str]:
+        """Which secret (a cluster secret key or a client token of any node's config) appears
+        in which node log; empty when none does. Used by tests after every cluster run."""
+        from orion.config import parse_config
+        from orion.security.keys import load_cluster_key, read_tokens
+
+        secrets_found: dict[str, str] = {}  # secret -> what it is (never the secret itself)
+        for node in self.nodes:
+            config = parse_config(node.config_path.read_text(), self.base_dir)
+            if config.insecure:
+                continue
+            with contextlib.suppress(OSError):
+                key = load_cluster_key(config.cluster_key_path)
+                secrets_found[key.secret.decode()] = f"the secret key of {config.cluster_key_path}"
+            with contextlib.suppress(OSError):
+                for token in read_tokens(config.token_path):
+                    secrets_found[token] = f"a client token of {config.token_path}"
+        leaks = []
+        for node in self.nodes:
+            if not node.log_path.exists():
+                continue
+            text = node.log_path.read_text(errors="replace")
+            leaks += [
+                f"{what} in {node.log_path}" for what, secret in secrets_found.items() if secret in text
+            ]
+        return leaks
 
     def raft_status(self, index: int) -> Any:
         with self.client(index, timeout=2.0, retries=1) as client:

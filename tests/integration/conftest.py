@@ -2,6 +2,8 @@
 
 Every cluster is closed by the fixture, even when the test fails: its processes are ended by
 PID and its containers removed by label. On failure the tail of each node's log is printed.
+Clusters are secured (CURVE, client token) unless a test asks for ``insecure=True``; after
+each test the fixture fails it if a cluster key or client token appears in any node log.
 """
 
 from __future__ import annotations
@@ -42,10 +44,14 @@ def make_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cal
 
     yield make
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    leaks: list[str] = []
     for cluster in clusters:
         if failed:
             print(cluster.logs(80))
         cluster.close()
+        leaks += cluster.leaked_secrets()
+    if leaks:  # issue 8: a key or a token in a log is a failure, whatever the test checked
+        pytest.fail("secrets in node logs: " + "; ".join(leaks))
 
 
 @pytest.hookimpl(hookwrapper=True)

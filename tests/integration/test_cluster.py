@@ -180,7 +180,10 @@ def test_garbage_on_every_port_leaves_nodes_up(make_cluster):
             with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
                 raw.sendall(os.urandom(2048))
         request = urllib.request.Request(
-            f"http://127.0.0.1:{node.http_port}/tasks", data=b"{not json", method="POST"
+            f"http://127.0.0.1:{node.http_port}/tasks",
+            data=b"{not json",
+            method="POST",
+            headers=cluster.auth_headers(),
         )
         with pytest.raises(urllib.error.HTTPError) as excinfo:
             urllib.request.urlopen(request, timeout=5)
@@ -197,45 +200,50 @@ def test_rest_round_trip_with_the_prd_payload(make_cluster):
     cluster = make_cluster(3)
     follower = next(n for n in cluster.nodes if n.index != cluster.leader_index())
     base = f"http://127.0.0.1:{follower.http_port}"
+    auth = cluster.auth_headers()
+
+    def get(path: str) -> urllib.request.Request:
+        return urllib.request.Request(f"{base}{path}", headers=auth)
+
     payload = {"image": "orion-busybox:latest", "memory": 1000, "portBindings": {"80/tcp": "8080"}}
     payload["nodeSelectors"] = {"role": "nowhere"}
     request = urllib.request.Request(
         f"{base}/tasks",
         data=json.dumps(payload).encode(),
         method="POST",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **auth},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status in (200, 201)
         created = json.loads(response.read())
     assert created["portBindings"] == {"80/tcp": "8080"}
     task_id = created["id"]
-    with urllib.request.urlopen(f"{base}/tasks/{task_id}", timeout=10) as response:
+    with urllib.request.urlopen(get(f"/tasks/{task_id}"), timeout=10) as response:
         assert json.loads(response.read())["state"] == "Pending"
-    with urllib.request.urlopen(f"{base}/tasks", timeout=10) as response:
+    with urllib.request.urlopen(get("/tasks"), timeout=10) as response:
         assert task_id in [t["id"] for t in json.loads(response.read())]
-    with urllib.request.urlopen(f"{base}/nodes", timeout=10) as response:
+    with urllib.request.urlopen(get("/nodes"), timeout=10) as response:
         assert len(json.loads(response.read())) == 3
-    with urllib.request.urlopen(f"{base}/raft", timeout=10) as response:
+    with urllib.request.urlopen(get("/raft"), timeout=10) as response:
         assert json.loads(response.read())["leaderId"]
     bad = urllib.request.Request(
-        f"{base}/tasks", data=json.dumps({"image": "x", "memory": -5}).encode(), method="POST"
+        f"{base}/tasks", data=json.dumps({"image": "x", "memory": -5}).encode(), method="POST", headers=auth
     )
     with pytest.raises(urllib.error.HTTPError) as excinfo:
         urllib.request.urlopen(bad, timeout=10)
     assert excinfo.value.code == 400
     assert "memory" in json.loads(excinfo.value.read())["error"]
-    delete = urllib.request.Request(f"{base}/tasks/{task_id}", method="DELETE")
+    delete = urllib.request.Request(f"{base}/tasks/{task_id}", method="DELETE", headers=auth)
     with urllib.request.urlopen(delete, timeout=10) as response:
         assert json.loads(response.read())["state"] == "Stopped"
     with pytest.raises(urllib.error.HTTPError) as excinfo:
-        urllib.request.urlopen(f"{base}/tasks/nope", timeout=10)
+        urllib.request.urlopen(get("/tasks/nope"), timeout=10)
     assert excinfo.value.code == 404
 
 
 def test_cli_round_trip(make_cluster):
     cluster = make_cluster(3)
-    env = {**os.environ, "ORION_ENDPOINTS": ",".join(cluster.endpoints)}
+    env = {**os.environ, **cluster.client_env()}
 
     def orion(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
