@@ -6,6 +6,8 @@
   SIGCONT (a slow node, as Lifeguard means);
 - ``partition``: isolate one node (random or the leader) or split the cluster in two, through
   the nodes' test-only ``block_peers`` hook (Raft and gossip transports both drop traffic);
+- ``overlap``: one node isolated while another is paused, so for a while no majority can
+  talk: writes must be refused or left unknown, never acknowledged and then lost;
 - ``restart_all``: every node at once, by ``kill -9`` or by SIGTERM.
 
 Each fault is healed before the next begins, then the cluster gets a quiet moment; the
@@ -24,8 +26,8 @@ from orion.client import Client
 from orion.localcluster import LocalCluster, wait_for
 from orion.nemesis.history import History
 
-FAULT_KINDS = ("kill", "pause", "partition", "restart_all")
-WEIGHTS = (0.3, 0.3, 0.3, 0.1)
+FAULT_KINDS = ("kill", "pause", "partition", "overlap", "restart_all")
+WEIGHTS = (0.25, 0.25, 0.25, 0.15, 0.1)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,28 @@ class Nemesis:
         try:
             self.block(side_a, side_b)
             time.sleep(seconds)
+        finally:
+            self.heal_partitions()
+        fault.end = time.time()
+
+    def overlap(self) -> None:
+        isolated, paused = self.rng.sample(range(1, self.cluster.size + 1), 2)
+        seconds = self.rng.uniform(3.0, 10.0)
+        pause_for = self.rng.uniform(1.0, seconds)
+        others = set(range(1, self.cluster.size + 1)) - {isolated}
+        fault = self.history.begin_fault(
+            "overlap",
+            f"isolate node {isolated} for {seconds:.1f}s, SIGSTOP node {paused} for {pause_for:.1f}s of it",
+        )
+        self.injected["overlap"] += 1
+        try:
+            self.block({isolated}, others)
+            self.cluster.pause(paused)
+            try:
+                time.sleep(pause_for)
+            finally:
+                self.cluster.resume(paused)
+            time.sleep(seconds - pause_for)
         finally:
             self.heal_partitions()
         fault.end = time.time()
