@@ -53,7 +53,7 @@ from orion.api.protocol import (
     encode_request,
     validate_request,
 )
-from orion.client import Client, OrionError, default_endpoints, error_for
+from orion.client import Client, OrionError, default_endpoints, default_token, error_for, read_token_file
 from orion.model import TaskState
 from orion.units import parse_size
 
@@ -247,6 +247,8 @@ class AsyncCaller:
         self.retries = retries
         self.current = 0
         self.sock: zmq.asyncio.Socket | None = None
+        token = default_token()  # a secured cluster's client token travels as its own frame
+        self.auth = [token.encode()] if token else []
 
     def _open(self) -> zmq.asyncio.Socket:
         if self.sock is None:
@@ -273,7 +275,7 @@ class AsyncCaller:
         for attempt in range(attempts):
             endpoint = self.endpoints[self.current]
             sock = self._open()
-            await sock.send_multipart([b"", body])  # the empty delimiter a REQ socket would add
+            await sock.send_multipart([b"", *self.auth, body])  # b"": the delimiter REQ would add
             if not await sock.poll(int(self.timeout * 1000), zmq.POLLIN):
                 failures.append(f"{endpoint} (no answer in {self.timeout:g}s)")
                 self._rotate()
@@ -487,6 +489,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--endpoints", default=None, help="host:port,... (default: $ORION_ENDPOINTS)")
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        help="client token of a secured cluster (default: $ORION_TOKEN, $ORION_TOKEN_FILE)",
+    )
     parser.add_argument("--local", type=int, metavar="N", default=0, help="start an N-node local cluster")
     parser.add_argument("-c", "--concurrency", type=int, default=16)
     group = parser.add_mutually_exclusive_group()
@@ -563,6 +570,8 @@ def _cpu_seconds() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.token_file:  # every client below (threads or asyncio) reads it from here
+        os.environ["ORION_TOKEN"] = read_token_file(args.token_file)
     cluster = None
     try:
         if args.local:
