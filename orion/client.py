@@ -31,6 +31,7 @@ import zmq
 
 from orion.api.protocol import (
     MAX_REPLY,
+    WRITE_REQUESTS,
     BlockPeers,
     ErrorCode,
     ListNodes,
@@ -288,6 +289,7 @@ class Client:
     def _call(self, request: Request) -> Any:
         body = encode_request(request)
         failures: list[str] = []
+        unanswered = False  # an earlier attempt went silent: it may still be applied
         attempts = self.retries * len(self.endpoints)
         for attempt in range(attempts):
             endpoint = self.endpoints[self._current]
@@ -298,12 +300,14 @@ class Client:
                 sock.send(body)
             if not sock.poll(int(self.timeout * 1000), zmq.POLLIN):
                 failures.append(f"{endpoint} (no answer in {self.timeout:g}s)")
+                unanswered = True
                 self._rotate()
                 continue
             try:
                 reply = decode_reply(sock.recv())
             except Exception as exc:  # a reply we cannot read: treat the endpoint as broken
                 failures.append(f"{endpoint} (bad reply: {exc})")
+                unanswered = True
                 self._rotate()
                 continue
             if reply.ok:
@@ -317,6 +321,12 @@ class Client:
             code, message = (
                 (error.code, error.message) if error else (ErrorCode.INTERNAL, "error without details")
             )
+            if code == ErrorCode.NO_QUORUM and unanswered and isinstance(request, WRITE_REQUESTS):
+                # This refusal speaks only for this attempt; the silent one may commit later.
+                raise Timeout(
+                    ErrorCode.TIMEOUT,
+                    f"outcome unknown: {'; '.join(_dedupe(failures))}, then {endpoint}: {message}",
+                )
             if code != ErrorCode.UNAVAILABLE:
                 raise error_for(code, message)
             # This node cannot serve now (starting, no leader known yet): another one may.
