@@ -6,6 +6,11 @@ containers) can share one Docker engine without touching each other's.
 Clusters are secured by default, like a real one: a cluster key pair and a client token
 are generated into ``base_dir/secrets`` and every node's TOML points at them; ``client()``
 carries the token. ``LocalCluster(..., insecure=True)`` writes ``[security] insecure = true``.
+
+Every cluster has its own key, but all clusters of one process share one client token: the
+one in ORION_TOKEN / ORION_TOKEN_FILE if set, else a random one that the first cluster puts
+in this process's ORION_TOKEN. So a tool's plain ``Client(cluster.endpoints)`` works as it
+would against a real cluster with ORION_TOKEN exported.
 """
 
 from __future__ import annotations
@@ -145,7 +150,7 @@ class LocalCluster:
             write_cluster_key(self.secrets_dir)
         token_path = self.secrets_dir / TOKEN_NAME
         if not token_path.exists():
-            write_token(token_path)
+            write_token(token_path, self.token or _process_token())
         self.cluster_key_path, self.token_path = secret_path, token_path
         return read_tokens(token_path)[0]
 
@@ -368,6 +373,17 @@ class LocalCluster:
                 lines = node.log_path.read_text(errors="replace").splitlines()[-tail:]
                 out.append(f"----- {node.node_id} ({node.log_path}) -----\n" + "\n".join(lines))
         return "\n".join(out) + "\n"
+
+
+def _process_token() -> str:
+    """The client token shared by this process's local clusters (see the module doc)."""
+    from orion.client import default_token
+
+    token = default_token()
+    if token is None:
+        token = secrets.token_urlsafe(32)
+        os.environ["ORION_TOKEN"] = token
+    return token
 
 
 def _to_toml(sections: dict[str, dict[str, Any]]) -> str:

@@ -118,11 +118,11 @@ def write_cluster_key(directory: Path, key: ClusterKey | None = None) -> tuple[P
     return secret_path, public_path
 
 
-def write_token(path: Path) -> Path:
-    """Write a new random client token (mode 0600); refuses to overwrite."""
+def write_token(path: Path, token: str | None = None) -> Path:
+    """Write a client token (a new random one by default; mode 0600); refuses to overwrite."""
     if path.exists():
         raise KeyFileError(f"{path} exists: refusing to overwrite a token (remove it first)")
-    _write_secret(path, secrets.token_urlsafe(TOKEN_BYTES) + "\n")
+    _write_secret(path, (token or secrets.token_urlsafe(TOKEN_BYTES)) + "\n")
     return path
 
 
