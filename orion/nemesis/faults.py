@@ -22,7 +22,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from orion.client import Client
 from orion.localcluster import LocalCluster, wait_for
 from orion.nemesis.history import History
 
@@ -197,10 +196,8 @@ class Nemesis:
                 self._set_blocked(node.index, [])
 
     def _set_blocked(self, index: int, addresses: list[str], timeout: float = 30.0) -> None:
-        endpoint = self.cluster.node(index).api_endpoint
-
         def attempt() -> bool:
-            with Client([endpoint], timeout=2.0, retries=1) as client:
+            with self.cluster.client(index, timeout=2.0, retries=1) as client:
                 client.block_peers(addresses)
             return True
 

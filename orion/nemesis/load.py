@@ -33,6 +33,7 @@ class ClientWorker(threading.Thread):
         *,
         max_live: int = 6,
         timeout: float = 3.0,
+        token: str | None = None,
     ) -> None:
         super().__init__(name=f"nemesis-client-{number}", daemon=True)
         self.number = number
@@ -43,11 +44,12 @@ class ClientWorker(threading.Thread):
         self.stop_event = stop
         self.max_live = max_live
         self.timeout = timeout
+        self.token = token
         self.live: list[str] = []  # submitted (ok or unknown) and not yet stopped by us
         self._counter = 0
 
     def run(self) -> None:
-        with Client(self.endpoints, timeout=self.timeout, retries=2) as client:
+        with Client(self.endpoints, timeout=self.timeout, retries=2, token=self.token) as client:
             while not self.stop_event.is_set():
                 self.step(client)
                 self.stop_event.wait(self.rng.uniform(0.05, 0.3))

@@ -17,7 +17,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orion.client import Client
 from orion.localcluster import LocalCluster
 from orion.model import Task
 from orion.nemesis import checker
@@ -117,6 +116,7 @@ def run_seed(
                 # Short timeouts make the client resend (Lazy Pirate) while the first attempt
                 # may still commit: the retried-write paths get exercised too.
                 timeout=rng.choice((1.0, 2.0, 3.0)),
+                token=cluster.token,
             )
             for i in range(1, clients + 1)
         ]
@@ -188,7 +188,7 @@ def settle(
     final: list[Task] = []
     running: dict[str, list[str]] = {}
     problems: list[Violation] = [Violation("liveness", "no linearizable read of the task list succeeded")]
-    with Client(cluster.endpoints, timeout=5.0, retries=3) as client:
+    with cluster.client(timeout=5.0, retries=3) as client:
         while True:
             try:
                 final = [t for t in client.tasks() if t.id.startswith(run_prefix)]
