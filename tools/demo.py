@@ -21,20 +21,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orion.client import Client, OrionError  # noqa: E402
+from orion.client import Client, OrionError, read_token_file  # noqa: E402
 from orion.config import load_config  # noqa: E402
 from orion.localcluster import wait_for  # noqa: E402
+from orion.security.keys import TOKEN_NAME, cluster_key_paths, write_cluster_key, write_token  # noqa: E402
 
 CONFIGS = [ROOT / "config" / f"node{i}.toml" for i in (1, 2, 3)]
 STATE = ROOT / "data" / "demo.json"
 IMAGE = "orion-busybox:latest"
 WEB_PORT = "8080"
+SECRETS = ROOT / "secrets"  # where config/node*.toml's [security] defaults point (nodes run in ROOT)
+
+
+def ensure_secrets() -> str:
+    """Secure by default: make the cluster key and client token once (as `orion keygen` does)."""
+    if not cluster_key_paths(SECRETS)[0].exists():
+        write_cluster_key(SECRETS)
+        print("demo: created the cluster key in secrets/ (as `orion keygen` does)")
+    if not (SECRETS / TOKEN_NAME).exists():
+        write_token(SECRETS / TOKEN_NAME)
+        print(f"demo: created the client token secrets/{TOKEN_NAME}")
+    return read_token_file(SECRETS / TOKEN_NAME)
 
 
 def start() -> None:
     if STATE.exists():
         sys.exit(f"demo: already running (see {STATE}); run `make demo-stop` first")
     configs = [load_config(path) for path in CONFIGS]
+    token = ensure_secrets()
     (ROOT / "data").mkdir(exist_ok=True)
     pids = []
     for path, config in zip(CONFIGS, configs, strict=True):
@@ -50,7 +64,7 @@ def start() -> None:
         print(f"demo: started {config.node_id} (pid {process.pid}), log data/{config.node_id}.log")
     STATE.write_text(json.dumps({"pids": pids, "nodes": [c.node_id for c in configs]}))
     endpoints = [f"127.0.0.1:{c.api_port}" for c in configs]
-    client = Client(endpoints, timeout=3.0, retries=3)
+    client = Client(endpoints, timeout=3.0, retries=3, token=token)
 
     def formed() -> bool:
         raft = client.raft()
@@ -83,9 +97,10 @@ def start() -> None:
         f"""
   curl http://127.0.0.1:{WEB_PORT}/                      # the container, published on 127.0.0.1
   export ORION_ENDPOINTS={",".join(endpoints)}
+  export ORION_TOKEN_FILE=secrets/{TOKEN_NAME}          # secured: clients need the token
   .venv/bin/orion task ls                               # or: orion nodes, orion raft
   .venv/bin/orion task inspect {task.id}
-  curl http://127.0.0.1:{configs[0].http_port}/tasks                   # the REST mirror
+  curl -H "Authorization: Bearer $(cat secrets/{TOKEN_NAME})" http://127.0.0.1:{configs[0].http_port}/tasks
   make demo-stop                                        # stop the nodes and remove their containers
 """
     )
