@@ -324,6 +324,9 @@ class RaftActor(pykka.ThreadingActor):
             return
         snapshot = core.compact(core.applied_index, self.fsm.snapshot())
         self.store.save_snapshot(snapshot)
+        # Auto-checkpointing is off (its stalls would hit heartbeats at random): fold the WAL
+        # into the main file now, right after the snapshot made the log small.
+        self.store.checkpoint()
         logger.info("snapshot at index {} (log compacted)", snapshot.meta.index)
 
     def _note_leadership(self) -> None:
@@ -528,15 +531,11 @@ class RaftActor(pykka.ThreadingActor):
             self._continue_shutdown()
 
     def _expire(self, now: float) -> None:
-        for index, waiter in list(self._waiters.items()):
-            if waiter.deadline <= now:
-                del self._waiters[index]
-                self._finish(waiter, Outcome.failure("timeout", self._timeout_message("write")))
-        for req_id, remote in list(self._remote.items()):
-            if remote.deadline <= now:
-                del self._remote[req_id]
-                if remote.callback:
-                    remote.callback(Outcome.failure("timeout", self._timeout_message(remote.kind)))
+        for waiter in _pop_expired(self._waiters, now):
+            self._finish(waiter, Outcome.failure("timeout", self._timeout_message("write")))
+        for remote in _pop_expired(self._remote, now):
+            if remote.callback:
+                remote.callback(Outcome.failure("timeout", self._timeout_message(remote.kind)))
         if self._no_leader:
             expired = [r for r in self._no_leader if r.deadline <= now]
             self._no_leader = [r for r in self._no_leader if r.deadline > now]
@@ -545,11 +544,9 @@ class RaftActor(pykka.ThreadingActor):
                     remote.callback(
                         Outcome.failure("no_quorum", "no quorum: no leader could be elected in time")
                     )
-        for context, pending in list(self._reads.items()):
-            if pending.deadline <= now:
-                del self._reads[context]
-                if pending.forward_to is None:
-                    pending.callback(Outcome.failure("no_quorum", self._quorum_message()))
+        for pending in _pop_expired(self._reads, now):
+            if pending.forward_to is None:
+                pending.callback(Outcome.failure("no_quorum", self._quorum_message()))
         if self._reads_waiting_apply:
             for pending in [p for p in self._reads_waiting_apply if p.deadline <= now]:
                 self._reads_waiting_apply.remove(pending)
@@ -699,6 +696,18 @@ class RaftActor(pykka.ThreadingActor):
         done, self._shutdown_done = self._shutdown_done, None
         if done is not None:
             done()
+
+
+def _pop_expired(pending: dict[Any, Any], now: float) -> list[Any]:
+    """Remove and return the expired items of an insertion-ordered map of requests. Requests
+    are inserted with near-equal timeouts, so the scan stops at the first live one instead of
+    walking thousands of outstanding writes on every tick."""
+    expired = []
+    for key, item in pending.items():
+        if item.deadline > now:
+            break
+        expired.append(key)
+    return [pending.pop(key) for key in expired]
 
 
 def _capacity_changed(old: NodeMeta, new: NodeMeta) -> bool:

@@ -293,3 +293,23 @@ def test_graceful_leader_shutdown_hands_over_and_leaves(make_cluster):
             what="the stopped node to be seen as left",
         )
     assert time.monotonic() - started < 60
+
+
+def test_snapshots_compact_the_log_and_catch_up_a_new_node(make_cluster):
+    cluster = make_cluster(3, settings={"raft": {"snapshot_threshold": 16}})
+    with cluster.client() as client:
+        submitted = {client.submit("orion-busybox:latest", **UNPLACEABLE).id for _ in range(60)}
+    for node in cluster.nodes:
+        cluster.kill(node.index)
+    cluster.start(timeout=60)  # recovers from snapshot tables plus the log suffix
+    newcomer = cluster.add_node()
+    cluster.start_node(newcomer.index)
+    with cluster.client(newcomer.index, timeout=3.0, retries=5) as client:
+        # The log was compacted long ago: the newcomer can only catch up by InstallSnapshot.
+        tasks = wait_for(
+            lambda: (ts := client.tasks(stale=True)) and len(ts) >= 60 and ts,
+            60,
+            what="the new node to catch up",
+        )
+        assert submitted <= {t.id for t in tasks}
+        wait_for(lambda: newcomer.node_id in client.raft().voters, 30, what="the newcomer promoted")
