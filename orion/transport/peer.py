@@ -204,7 +204,13 @@ class PeerTransport:
         router.setsockopt(zmq.MAXMSGSIZE, 4 * self._max_frame + 4096)
         poller = zmq.Poller()
         if self._curve is not None:
-            ZapHandler.for_context(context).allow(self._zap_domain, [self._curve.public])
+            try:
+                ZapHandler.for_context(context).allow(self._zap_domain, [self._curve.public])
+            except RuntimeError as exc:  # another ZAP handler owns this context
+                router.close(0)
+                self._start_error = OSError(str(exc))
+                self._started.set()
+                return
             router.setsockopt(zmq.ZAP_DOMAIN, self._zap_domain.encode())
             router.setsockopt(zmq.CURVE_SERVER, 1)
             router.setsockopt(zmq.CURVE_SECRETKEY, self._curve.secret)
