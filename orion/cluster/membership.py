@@ -95,6 +95,10 @@ def next_change(
             for node_id in membership.non_voters
             if members.get(node_id) is not None
             and members[node_id].status == "alive"
+            # match > 0: a node holding no entry is never caught up. On a young cluster
+            # (commit < catch_up_lag) a brand-new node looked caught up and was promoted
+            # before it had the log, so it knew the leader's id but not its address.
+            and match_index(node_id) > 0
             and match_index(node_id) >= commit_index - catch_up_lag
         ]
         if candidates:
