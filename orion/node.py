@@ -108,6 +108,11 @@ class Node:
         self._refs: list[pykka.ActorRef] = []
         self._servers: list[Any] = []
         self.ticker = Ticker()
+        self.store: DuckDBStore | None = None
+        self.raft_transport: PeerTransport | None = None
+        self.gossip_transport: PeerTransport | None = None
+        self.raft: pykka.ActorRef | None = None
+        self.gossip: pykka.ActorRef | None = None
 
     def _on_fatal(self, reason: str) -> None:
         if not self.fatal.is_set():
@@ -124,7 +129,7 @@ class Node:
         # run_node as StoreCorruptError ("refusing to start: ..."). Found by the nemesis: the
         # Raft actor's own load in on_start failed inside the actor and the node died with an
         # ActorDeadError traceback instead of naming the file.
-        self.store.load()
+        stored = self.store.load()
         raft_router, gossip_router = _FrameRouter(), _FrameRouter()
         self.raft_transport = PeerTransport(
             config.bind,
@@ -147,7 +152,8 @@ class Node:
         self.raft_transport.start()
         self.gossip_transport.start()
 
-        raft = RaftActor.start(config, self.store, self.raft_transport, self._on_fatal)
+        raft = RaftActor.start(config, self.store, stored, self.raft_transport, self._on_fatal)
+        self.raft = raft
         self._refs.append(raft)
         raft_router.handlers.append(raft.proxy().frame_handler().get())
 
@@ -163,17 +169,19 @@ class Node:
             if reconciler_box:
                 reconciler_box[0].tell(event)
 
-        worker = WorkerActor.start(docker, on_exit)
+        worker = WorkerActor.start(docker, on_exit, self._on_fatal)
         self._refs.append(worker)
         policy = RestartPolicy(
             max_attempts=config.restart_attempts,
             base=config.restart_backoff,
             cap=config.restart_backoff_max,
         )
-        reconciler = ReconcilerActor.start(config.node_id, raft, worker, policy, config.request_timeout)
+        reconciler = ReconcilerActor.start(
+            config.node_id, raft, worker, policy, config.request_timeout, self._on_fatal
+        )
         reconciler_box.append(reconciler)
         self._refs.append(reconciler)
-        scheduler = SchedulerActor.start(raft, config.strategy, config.request_timeout)
+        scheduler = SchedulerActor.start(raft, config.strategy, config.request_timeout, self._on_fatal)
         self._refs.append(scheduler)
         raft.proxy().add_listener(reconciler).get()
         raft.proxy().add_listener(scheduler).get()
@@ -194,7 +202,7 @@ class Node:
                 self.raft_transport.block(addresses)
                 self.gossip_transport.block(addresses)
 
-        api_actor = ApiActor.start(raft, config.request_timeout, block_peers)
+        api_actor = ApiActor.start(raft, config.request_timeout, self._on_fatal, block_peers)
         self._refs.append(api_actor)
         handler = api_actor.proxy().handler().get()
         api_server = ApiServer(
@@ -225,7 +233,6 @@ class Node:
         self.ticker.add(reconciler, config.reconcile_interval)
         self.ticker.add(scheduler, SCHEDULER_TICK_S)
         self.ticker.start()
-        self.raft = raft
 
         seeds = list(config.join)
         for seed in self._known_seeds():
@@ -257,9 +264,10 @@ class Node:
         return list(box[0].value) if box and box[0].ok else []
 
     def stop(self) -> None:
-        """Graceful: hand leadership over, announce the leave, then stop everything."""
+        """Graceful: hand leadership over, announce the leave, then stop everything. Also
+        safe on a node whose start failed half way: it stops what did start."""
         if not self.fatal.is_set():
-            for ref in (self.raft, self.gossip):
+            for ref in filter(None, (self.raft, self.gossip)):
                 finished = threading.Event()
                 try:
                     ref.tell(Shutdown(finished.set))
@@ -276,9 +284,10 @@ class Node:
                 pass
             except Exception:  # keep stopping the rest: a half-stopped node must still exit
                 logger.exception("stopping an actor failed")
-        self.raft_transport.stop()
-        self.gossip_transport.stop()
-        self.store.close()
+        for transport in filter(None, (self.raft_transport, self.gossip_transport)):
+            transport.stop()
+        if self.store is not None:
+            self.store.close()
 
 
 def setup_logging(config: NodeConfig) -> None:
@@ -311,11 +320,11 @@ def run_node(config_path: str, bootstrap: bool | None = None, join: list[str] | 
     signal.signal(signal.SIGINT, on_signal)
     try:
         node.start()
-    except StoreCorruptError as exc:
-        logger.error("refusing to start: {}", exc)
-        return 1
-    except OSError as exc:
-        logger.error("cannot start: {}", exc)
+    except (StoreCorruptError, OSError) as exc:
+        refusal = "refusing to start" if isinstance(exc, StoreCorruptError) else "cannot start"
+        logger.error("{}: {}", refusal, exc)
+        node.fatal.set()  # no graceful hand-over: this node never served
+        node.stop()
         return 1
     while not stop_requested.is_set() and not node.fatal.is_set():
         stop_requested.wait(0.2)

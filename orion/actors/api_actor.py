@@ -12,6 +12,7 @@ import msgspec
 import pykka
 from loguru import logger
 
+from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import Outcome, Propose, Read
 from orion.actors.raft_actor import StateView
 from orion.api import protocol as api
@@ -64,14 +65,15 @@ def _raft_query(view: StateView) -> Any:
     return msgspec.to_builtins(view.raft())
 
 
-class ApiActor(pykka.ThreadingActor):
+class ApiActor(NodeActor):
     def __init__(
         self,
         raft: pykka.ActorRef,
         request_timeout: float,
+        on_fatal: FatalHandler,
         block_peers: Callable[[set[str]], None] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(on_fatal)
         self.raft = raft
         self.timeout = request_timeout
         self.block_peers = block_peers  # set only with [testing] fault_injection = true

@@ -17,6 +17,7 @@ import msgspec
 import pykka
 from loguru import logger
 
+from orion.actors.base import NodeActor
 from orion.actors.messages import LocalMeta, MemberEvents, Shutdown, Tick
 from orion.config import NodeConfig
 from orion.gossip.config import GossipConfig
@@ -56,7 +57,7 @@ def gossip_config_from(config: NodeConfig) -> GossipConfig:
     )
 
 
-class GossipActor(pykka.ThreadingActor):
+class GossipActor(NodeActor):
     def __init__(
         self,
         config: NodeConfig,
@@ -66,12 +67,11 @@ class GossipActor(pykka.ThreadingActor):
         on_fatal: Callable[[str], None],
         refresh_meta: Callable[[NodeMeta], NodeMeta] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(on_fatal)
         self.config = config
         self.meta = meta
         self.transport = transport
         self.raft = raft
-        self.on_fatal = on_fatal
         self.refresh_meta = refresh_meta
         self.core = SwimCore(meta, gossip_config_from(config), random.Random(), time.monotonic())
         self._left = False
@@ -81,10 +81,6 @@ class GossipActor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self.raft.tell(LocalMeta(self.meta))
-
-    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        logger.opt(exception=(exception_type, exception_value, traceback)).error("gossip actor failed")
-        self.on_fatal(f"gossip actor failed: {exception_value}")
 
     def frame_handler(self) -> Callable[[Channel, bytes], None]:
         ref = self.actor_ref

@@ -20,6 +20,7 @@ import msgspec
 import pykka
 from loguru import logger
 
+from orion.actors.base import NodeActor
 from orion.actors.messages import (
     Callback,
     LeadershipChanged,
@@ -47,7 +48,7 @@ from orion.fsm.state import ClusterState
 from orion.model import ACTIVE_STATES, NodeMeta, Task
 from orion.raft.core import NotLeaderError, RaftConfig, RaftCore
 from orion.raft.messages import decode_message, encode_message
-from orion.raft.types import EntryKind, HardState, LogStore, Membership
+from orion.raft.types import EntryKind, HardState, LogStore, Membership, StoredState
 from orion.transport.peer import Channel, PeerTransport
 
 _RESULT_ENCODER = msgspec.msgpack.Encoder()
@@ -108,19 +109,20 @@ class _MirrorEntry:
     meta: NodeMeta
 
 
-class RaftActor(pykka.ThreadingActor):
+class RaftActor(NodeActor):
     def __init__(
         self,
         config: NodeConfig,
         store: LogStore,
+        stored: StoredState,
         peers: PeerTransport,
         on_fatal: Callable[[str], None],
     ) -> None:
-        super().__init__()
+        super().__init__(on_fatal)
         self.config = config
         self.store = store
+        self._stored: StoredState | None = stored  # read once by the node at start
         self.peers = peers
-        self.on_fatal = on_fatal
         self.listeners: list[pykka.ActorRef] = []
         self.fsm = ClusterState()
         self.core: RaftCore | None = None
@@ -148,7 +150,7 @@ class RaftActor(pykka.ThreadingActor):
 
     # ---------------------------------------------------------------- lifecycle
     def on_start(self) -> None:
-        stored = self.store.load()
+        stored, self._stored = self._stored, None
         self._saved_hard_state = stored.hard_state
         if stored.snapshot is not None:
             self.fsm.restore(stored.snapshot.data)
@@ -169,10 +171,6 @@ class RaftActor(pykka.ThreadingActor):
             bootstrap=bootstrap,
         )
         self._drain()
-
-    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        logger.opt(exception=(exception_type, exception_value, traceback)).error("raft actor failed")
-        self.on_fatal(f"raft actor failed: {exception_value}")
 
     def on_stop(self) -> None:
         if self._unsaved_hard_state is not None:

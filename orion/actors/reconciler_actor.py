@@ -17,6 +17,7 @@ import msgspec
 import pykka
 from loguru import logger
 
+from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import ContainerExited, Outcome, Propose, Read, StateChanged, Tick
 from orion.actors.raft_actor import StateView
 from orion.actors.worker_actor import ListContainers, StartContainer, StopContainer
@@ -49,7 +50,7 @@ class _Stopped:
     outcome: Outcome
 
 
-class ReconcilerActor(pykka.ThreadingActor):
+class ReconcilerActor(NodeActor):
     def __init__(
         self,
         node_id: str,
@@ -57,8 +58,9 @@ class ReconcilerActor(pykka.ThreadingActor):
         worker: pykka.ActorRef,
         policy: RestartPolicy,
         request_timeout: float,
+        on_fatal: FatalHandler,
     ) -> None:
-        super().__init__()
+        super().__init__(on_fatal)
         self.node_id = node_id
         self.raft = raft
         self.worker = worker

@@ -12,6 +12,7 @@ import msgspec
 import pykka
 from loguru import logger
 
+from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import LeadershipChanged, Outcome, Propose, Read, StateChanged, Tick
 from orion.actors.raft_actor import StateView
 from orion.fsm import commands as fsm_commands
@@ -56,9 +57,11 @@ def scheduling_input(view: StateView) -> SchedulingInput | None:
     return SchedulingInput(nodes, pending, len(pending_all) > BATCH, view.raft().applied_index)
 
 
-class SchedulerActor(pykka.ThreadingActor):
-    def __init__(self, raft: pykka.ActorRef, strategy: str, request_timeout: float) -> None:
-        super().__init__()
+class SchedulerActor(NodeActor):
+    def __init__(
+        self, raft: pykka.ActorRef, strategy: str, request_timeout: float, on_fatal: FatalHandler
+    ) -> None:
+        super().__init__(on_fatal)
         self.raft = raft
         self.strategy = strategy
         self.timeout = request_timeout

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import pykka
 from loguru import logger
 
+from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import Callback, ContainerExited, Outcome
 from orion.model import Task
 from orion.worker.docker_worker import DockerWorker
@@ -38,9 +38,11 @@ class ListContainers:
     callback: Callback
 
 
-class WorkerActor(pykka.ThreadingActor):
-    def __init__(self, worker: DockerWorker, on_exit: Callable[[ContainerExited], None]) -> None:
-        super().__init__()
+class WorkerActor(NodeActor):
+    def __init__(
+        self, worker: DockerWorker, on_exit: Callable[[ContainerExited], None], on_fatal: FatalHandler
+    ) -> None:
+        super().__init__(on_fatal)
         self.worker = worker
         self.on_exit = on_exit
         self._pool = ThreadPoolExecutor(DOCKER_THREADS, thread_name_prefix="docker")
