@@ -3,8 +3,9 @@ machine's Docker engine) vs Docker Swarm (a single-node swarm on the same engine
 
     .venv/bin/python tools/bench_swarm.py [--sizes 10,50] [--runs 1]
 
-Orion: N submits issued concurrently (N threads, one Client each) to a 3-node LocalCluster,
-then ``tasks()`` polled every 50 ms until all N are Running; the clock starts before the
+Orion, once per scheduler strategy (binpack, the default, puts every task on one node;
+spread uses all three): N submits issued concurrently (N threads, one Client each) to a
+3-node LocalCluster, then ``tasks()`` polled every 50 ms until all N are Running; the clock starts before the
 first submit. Swarm: ``docker service create --replicas N`` of the same image referenced by
 its ID (a tag makes Swarm try to pull), polled with ``docker service ps`` every 50 ms until N
 tasks are Running. Both run ``sleep 3600`` with a 1 s stop grace period. If this script
@@ -21,6 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from bench_common import log, save_result, wait_for
@@ -124,35 +126,52 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="10,50")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--strategies", default="binpack,spread", help="Orion scheduler strategies to run")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     image = image_id(IMAGE)
-    results: dict[str, Any] = {"orion": {}, "swarm": {}}
+    results: dict[str, Any] = {"swarm": {}}
     we_started_swarm = False
     if docker("info", "--format", "{{.Swarm.LocalNodeState}}") != "active":
         docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377")
         we_started_swarm = True
     try:
-        with LocalCluster(3, Path(tempfile.mkdtemp(prefix="orion-bench-swarm-"))) as cluster:
-            cluster.start()
-            for n in sizes:
-                for run in range(args.runs):
-                    orion_s = orion_run(cluster, n)
-                    wait_orion_containers_gone(cluster)
-                    swarm_s = swarm_run(image, n)
-                    results["orion"].setdefault(str(n), []).append(round(orion_s, 3))
-                    results["swarm"].setdefault(str(n), []).append(round(swarm_s, 3))
-                    log(f"n={n} run {run + 1}: orion {orion_s:.2f} s, swarm {swarm_s:.2f} s")
+        for strategy in args.strategies.split(","):
+            base = Path(tempfile.mkdtemp(prefix="orion-bench-swarm-"))
+            settings = {"scheduler": {"strategy": strategy}}
+            with LocalCluster(3, base, settings=settings) as cluster:
+                cluster.start()
+                for n in sizes:
+                    for run in range(args.runs):
+                        orion_s = orion_run(cluster, n)
+                        wait_orion_containers_gone(cluster)
+                        results.setdefault(f"orion {strategy}", {}).setdefault(str(n), []).append(
+                            round(orion_s, 3)
+                        )
+                        log(f"n={n} run {run + 1}: orion ({strategy}) {orion_s:.2f} s")
+        for n in sizes:
+            for run in range(args.runs):
+                swarm_s = swarm_run(image, n)
+                results["swarm"].setdefault(str(n), []).append(round(swarm_s, 3))
+                log(f"n={n} run {run + 1}: swarm {swarm_s:.2f} s")
     finally:
         if we_started_swarm:
             docker("swarm", "leave", "--force", check=False)
     save_result("swarm", {"image": image, "runs": args.runs, "seconds_until_all_running": results})
-    print("| tasks | Orion s | Swarm s | Orion / Swarm |")
-    print("|---|---|---|---|")
+    systems = [k for k in results if k != "swarm"]
+    print(
+        "| tasks | "
+        + " | ".join(f"{k} s" for k in systems)
+        + " | Swarm s | "
+        + " | ".join(f"{k} / Swarm" for k in systems)
+        + " |"
+    )
+    print("|---" * (2 + 2 * len(systems)) + "|")
     for n in sizes:
-        o = sorted(results["orion"][str(n)])[len(results["orion"][str(n)]) // 2]
-        s = sorted(results["swarm"][str(n)])[len(results["swarm"][str(n)]) // 2]
-        print(f"| {n} | {o:.2f} | {s:.2f} | {o / s:.2f} |")
+        swarm = median(results["swarm"][str(n)])
+        ours = [median(results[k][str(n)]) for k in systems]
+        cells = [f"{o:.2f}" for o in ours] + [f"{swarm:.2f}"] + [f"{o / swarm:.2f}" for o in ours]
+        print(f"| {n} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
