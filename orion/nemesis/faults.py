@@ -48,6 +48,7 @@ class Nemesis:
         self.injected: Counter[str] = Counter()
         self.recovery_failures: list[str] = []
         self.crashes: list[str] = []
+        self.fault_errors: list[str] = []
 
     # ------------------------------------------------------------------ schedule
 
@@ -55,22 +56,30 @@ class Nemesis:
         deadline = time.monotonic() + duration
         while time.monotonic() < deadline and not stop.is_set():
             kind = self.rng.choices(FAULT_KINDS, WEIGHTS)[0]
-            getattr(self, kind)()
+            try:
+                getattr(self, kind)()
+            except Exception as exc:  # e.g. a node that died on its own cannot take block_peers
+                self.fault_errors.append(f"{time.time():.3f} {kind} could not be injected or healed: {exc}")
+                self._best_effort_heal()
             self.await_leader()
             stop.wait(self.rng.uniform(*self.timing.quiet))
 
     def await_leader(self, timeout: float = 60.0) -> None:
         """Between faults: every node running and a leader again. A node that exited without
         being killed, or a cluster that cannot elect a leader, is a finding."""
+        self.restart_crashed()
+        try:
+            wait_for(self.cluster.leader_index, timeout, interval=0.2, what="a leader after a fault")
+        except TimeoutError as exc:
+            self.recovery_failures.append(f"{time.time():.3f} {exc}")
+        self.restart_crashed()  # also a node that died while starting up
+
+    def restart_crashed(self) -> None:
         for node in self.cluster.nodes:
             if not node.running:
                 code = node.process.returncode if node.process else None
                 self.crashes.append(f"{time.time():.3f} node {node.index} exited on its own (code {code})")
                 self.cluster.start_node(node.index)
-        try:
-            wait_for(self.cluster.leader_index, timeout, interval=0.2, what="a leader after a fault")
-        except TimeoutError as exc:
-            self.recovery_failures.append(f"{time.time():.3f} {exc}")
 
     def _target(self) -> tuple[int, str]:
         if self.rng.random() < 0.5:
@@ -204,6 +213,14 @@ class Nemesis:
         wait_for(attempt, timeout, interval=0.2, what=f"block_peers on node {index}")
 
     # ------------------------------------------------------------------ heal
+
+    def _best_effort_heal(self) -> None:
+        for node in self.cluster.nodes:
+            self.cluster.resume(node.index)
+        try:
+            self.heal_partitions()
+        except TimeoutError as exc:
+            self.fault_errors.append(f"{time.time():.3f} heal failed: {exc}")
 
     def heal_all(self) -> None:
         """After the run: every node running, none paused, no partition left."""

@@ -128,11 +128,17 @@ def run_seed(
             stop.set()
             for worker in workers:
                 worker.join(60)
-            nemesis.heal_all()
+            try:
+                nemesis.heal_all()
+            except TimeoutError as exc:
+                violations.append(Violation("liveness", f"could not heal the cluster: {exc}"))
         say(f"faults healed: {dict(nemesis.injected)}; waiting for the cluster to settle")
         notes += [f"node crash: {c}" for c in nemesis.crashes]
         notes += [f"slow recovery: {r}" for r in nemesis.recovery_failures]
+        notes += [f"fault error: {e}" for e in nemesis.fault_errors]
         violations += [Violation("crash", c) for c in nemesis.crashes]
+        # A node that cannot be reached to cut or heal a link for 30 s is unresponsive.
+        violations += [Violation("liveness", e) for e in nemesis.fault_errors]
         try:
             cluster.wait_ready(timeout=settle_timeout)
         except TimeoutError as exc:
