@@ -22,7 +22,7 @@ TOOLS = Path(__file__).resolve().parent
 FULL = [
     ["bench_write_throughput.py", "--duration", "5"],
     ["bench_failover.py", "--runs", "10"],
-    ["bench_swarm.py", "--sizes", "10,50", "--runs", "1"],
+    ["bench_swarm.py", "--sizes", "10,50", "--runs", "2"],
     ["bench_container_start.py", "--samples", "20"],
     ["bench_node.py", "--submits", "200", "--kill-runs", "5"],
 ]

@@ -1,7 +1,7 @@
 """N tasks submitted at once until all are Running: Orion (3 local nodes sharing this
 machine's Docker engine) vs Docker Swarm (a single-node swarm on the same engine).
 
-    .venv/bin/python tools/bench_swarm.py [--sizes 10,50] [--runs 1]
+    .venv/bin/python tools/bench_swarm.py [--sizes 10,50] [--runs 2]
 
 Orion, once per scheduler strategy (binpack, the default, puts every task on one node;
 spread uses all three): N submits issued concurrently (N threads, one Client each) to a
@@ -125,7 +125,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="10,50")
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--strategies", default="binpack,spread", help="Orion scheduler strategies to run")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
@@ -136,21 +136,21 @@ def main() -> None:
         docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377")
         we_started_swarm = True
     try:
-        for strategy in args.strategies.split(","):
-            base = Path(tempfile.mkdtemp(prefix="orion-bench-swarm-"))
-            settings = {"scheduler": {"strategy": strategy}}
-            with LocalCluster(3, base, settings=settings) as cluster:
-                cluster.start()
-                for n in sizes:
-                    for run in range(args.runs):
-                        orion_s = orion_run(cluster, n)
-                        wait_orion_containers_gone(cluster)
-                        results.setdefault(f"orion {strategy}", {}).setdefault(str(n), []).append(
-                            round(orion_s, 3)
-                        )
-                        log(f"n={n} run {run + 1}: orion ({strategy}) {orion_s:.2f} s")
+        # Interleaved (each size, each run: Orion with every strategy, then Swarm) so load
+        # from other work on the machine falls on all sides alike.
         for n in sizes:
             for run in range(args.runs):
+                for strategy in args.strategies.split(","):
+                    base = Path(tempfile.mkdtemp(prefix="orion-bench-swarm-"))
+                    settings = {"scheduler": {"strategy": strategy}}
+                    with LocalCluster(3, base, settings=settings) as cluster:
+                        cluster.start()
+                        orion_s = orion_run(cluster, n)
+                        wait_orion_containers_gone(cluster)
+                    results.setdefault(f"orion {strategy}", {}).setdefault(str(n), []).append(
+                        round(orion_s, 3)
+                    )
+                    log(f"n={n} run {run + 1}: orion ({strategy}) {orion_s:.2f} s")
                 swarm_s = swarm_run(image, n)
                 results["swarm"].setdefault(str(n), []).append(round(swarm_s, 3))
                 log(f"n={n} run {run + 1}: swarm {swarm_s:.2f} s")
