@@ -38,7 +38,7 @@ from orion.api.protocol import (
     encode_reply,
 )
 from orion.security.keys import MAX_TOKEN_LEN, TokenSet
-from orion.transport.mailbox import Mailbox
+from orion.transport.socket_thread import SocketThread
 
 ReplyFn = Callable[[Reply], None]
 Handler = Callable[[Request, ReplyFn], None]
@@ -92,7 +92,7 @@ class _OneShotReply:
         self._server._post(self._envelope, reply)
 
 
-class ApiServer:
+class ApiServer(SocketThread[_Outgoing]):
     def __init__(
         self,
         bind_host: str,
@@ -112,6 +112,7 @@ class ApiServer:
         self.bind_host = bind_host
         self.port = port
         self.name = name or f"api-{port}"
+        super().__init__(f"api-{self.name}")
         self._handler = handler
         self._max_request = max_request
         self._rate = rate_limit_per_s or 0.0
@@ -119,11 +120,6 @@ class ApiServer:
         self._tokens = tokens
         self._refusals_logged_at = 0.0
         self._refusals_held = 0
-        self._mailbox: Mailbox[_Outgoing] = Mailbox()
-        self._thread: threading.Thread | None = None
-        self._running = False
-        self._started = threading.Event()
-        self._start_error: BaseException | None = None
         self.stats: dict[str, int] = {
             "requests": 0,
             "invalid": 0,
@@ -132,26 +128,6 @@ class ApiServer:
             "replies": 0,
             "lost": 0,
         }
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("API server already started")
-        self._running = True
-        self._thread = threading.Thread(target=self._run, name=f"api-{self.name}", daemon=True)
-        self._thread.start()
-        self._started.wait()
-        if self._start_error is not None:
-            self._thread.join()
-            raise self._start_error
-
-    def stop(self) -> None:
-        thread = self._thread
-        if thread is None or not self._running:
-            return
-        self._running = False
-        self._mailbox.wake()
-        thread.join()
-        self._mailbox.close()
 
     def _post(self, envelope: tuple[bytes, ...], reply: Reply) -> None:
         try:
@@ -177,13 +153,12 @@ class ApiServer:
                 router.bind(f"tcp://{self.bind_host}:{self.port}")
         except zmq.ZMQError as exc:
             router.close(0)
-            self._start_error = OSError(f"cannot bind API on {self.bind_host}:{self.port}: {exc}")
-            self._started.set()
+            self._ready(OSError(f"cannot bind API on {self.bind_host}:{self.port}: {exc}"))
             return
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(self._mailbox.fileno(), zmq.POLLIN)
-        self._started.set()
+        self._ready()
         try:
             while self._running:
                 events = dict(poller.poll(1000))

@@ -36,7 +36,7 @@ from orion.security.handshake import MONITORED_EVENTS, HandshakeLog
 from orion.security.keys import ClusterKey
 from orion.security.zap import ZapHandler
 from orion.transport.frames import Channel, FrameError, decode_header, encode_header
-from orion.transport.mailbox import Mailbox
+from orion.transport.socket_thread import SocketThread
 
 __all__ = ["Channel", "PeerTransport"]
 
@@ -64,7 +64,7 @@ class _Disconnect:
 _Command = _Outbound | _Disconnect
 
 
-class PeerTransport:
+class PeerTransport(SocketThread[_Command]):
     def __init__(
         self,
         bind_host: str,
@@ -87,6 +87,7 @@ class PeerTransport:
         self.bind_host = bind_host
         self.port = port
         self.name = name or f"peer-{port}"
+        super().__init__(f"transport-{self.name}")
         self._advertise = advertise
         self._on_frame = on_frame
         self._max_frame = max_frame
@@ -97,7 +98,6 @@ class PeerTransport:
         # monitor socket -> (peer address, "" for our ROUTER; the socket it watches)
         self._monitors: dict[zmq.Socket, tuple[str, zmq.Socket]] = {}
         self._blocked: frozenset[str] = frozenset()
-        self._mailbox: Mailbox[_Command] = Mailbox()
         self._stats: dict[str, int] = dict.fromkeys(
             (
                 "sent",
@@ -112,10 +112,6 @@ class PeerTransport:
             0,
         )
         self._stats_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._running = False
-        self._started = threading.Event()
-        self._start_error: BaseException | None = None
         self._headers: dict[Channel, bytes] = {}
         self._header_cache: dict[bytes, tuple[Channel, str]] = {}
 
@@ -127,28 +123,6 @@ class PeerTransport:
         host = self._advertise or self.bind_host
         _, sep, port = host.rpartition(":")
         return host if sep and port.isdigit() else f"{host}:{self.port}"
-
-    def start(self) -> None:
-        """Bind and start the thread; raises here if the bind fails."""
-        if self._thread is not None:
-            raise RuntimeError("transport already started")
-        self._running = True
-        self._thread = threading.Thread(target=self._run, name=f"transport-{self.name}", daemon=True)
-        self._thread.start()
-        self._started.wait()
-        if self._start_error is not None:
-            self._thread.join()
-            raise self._start_error
-
-    def stop(self) -> None:
-        """Close every socket (LINGER=0: unsent frames are dropped) and join the thread."""
-        thread = self._thread
-        if thread is None or not self._running:
-            return
-        self._running = False
-        self._mailbox.wake()
-        thread.join()
-        self._mailbox.close()
 
     # ----------------------------------------------------------------- any thread
 
@@ -208,8 +182,7 @@ class PeerTransport:
                 ZapHandler.for_context(context).allow(self._zap_domain, [self._curve.public])
             except RuntimeError as exc:  # another ZAP handler owns this context
                 router.close(0)
-                self._start_error = OSError(str(exc))
-                self._started.set()
+                self._ready(OSError(str(exc)))
                 return
             router.setsockopt(zmq.ZAP_DOMAIN, self._zap_domain.encode())
             router.setsockopt(zmq.CURVE_SERVER, 1)
@@ -224,14 +197,13 @@ class PeerTransport:
         except zmq.ZMQError as exc:
             self._close_monitors()
             router.close(0)
-            self._start_error = OSError(f"cannot bind {self.bind_host}:{self.port}: {exc}")
-            self._started.set()
+            self._ready(OSError(f"cannot bind {self.bind_host}:{self.port}: {exc}"))
             return
         self._headers = {c: encode_header(c, self.address) for c in Channel}
         dealers: dict[tuple[str, bool], zmq.Socket] = {}
         poller.register(router, zmq.POLLIN)
         poller.register(self._mailbox.fileno(), zmq.POLLIN)
-        self._started.set()
+        self._ready()
         try:
             while self._running:
                 events = dict(poller.poll(1000))
