@@ -25,8 +25,17 @@ lint: setup
 	$(PY) -m ruff check orion tests tools
 	$(PY) -m ruff format --check orion tests tools
 
-bench: setup
+# Side-by-side benchmarks (etcd, PySyncObj, Docker Swarm, docker run); results in BENCHMARKS.md.
+bench: setup docker
+	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) tools/bench_raft.py
+	$(PY) tools/bench_all.py
+
+# A long fault-injection run: make nemesis SEEDS=30 DURATION=60 (seconds of faults per seed).
+SEEDS ?= 30
+DURATION ?= 60
+nemesis: setup docker
+	$(PY) tools/nemesis.py --seeds $(SEEDS) --duration $(DURATION) --nodes 0
 
 demo: setup docker
 	$(PY) tools/demo.py
