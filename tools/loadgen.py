@@ -30,6 +30,7 @@ import itertools
 import json
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -579,7 +580,8 @@ def main(argv: list[str] | None = None) -> int:
 
             base = Path(tempfile.mkdtemp(prefix="orion-loadgen-"))
             sys.stderr.write(f"starting a {args.local}-node local cluster in {base} ...\n")
-            cluster = LocalCluster(args.local, base).start()
+            cluster = LocalCluster(args.local, base)  # assigned first: closed even if start fails
+            cluster.start()
             args.endpoints = cluster.endpoints
         else:
             args.endpoints = (
@@ -592,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close()
+            shutil.rmtree(cluster.base_dir, ignore_errors=True)
     if args.json:
         print(json.dumps(result))
     else:
