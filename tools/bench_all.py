@@ -4,7 +4,8 @@
 
 Each comparison is its own script (also runnable alone); results land in
 benchmarks/results/*.json and each script prints a Markdown table. ``--quick`` runs fewer
-samples and shorter levels for a smoke run. Needs Docker (the local ``orion-busybox`` image
+samples and shorter levels for a smoke run, and writes its results to a temporary
+directory instead. Needs Docker (the local ``orion-busybox`` image
 from tools/docker_setup.py), the ``bench`` extra (pysyncobj, aiohttp), and apt-get for
 Debian's etcd-server if it is missing.
 """
@@ -12,8 +13,10 @@ Debian's etcd-server if it is missing.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,12 +46,18 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated script names to run")
     args = parser.parse_args()
     failed = []
+    env = dict(os.environ)
+    if args.quick:
+        env["ORION_BENCH_RESULTS"] = tempfile.mkdtemp(prefix="orion-bench-quick-")
+        print(f"quick run: results in {env['ORION_BENCH_RESULTS']}", flush=True)
     for command in QUICK if args.quick else FULL:
         if args.only and command[0].removesuffix(".py") not in args.only.split(","):
             continue
         print(f"\n## {' '.join(command)}\n", flush=True)
         start = time.monotonic()
-        code = subprocess.call([sys.executable, str(TOOLS / command[0]), *command[1:]], cwd=TOOLS.parent)
+        code = subprocess.call(
+            [sys.executable, str(TOOLS / command[0]), *command[1:]], cwd=TOOLS.parent, env=env
+        )
         print(f"\n({command[0]}: exit {code}, {time.monotonic() - start:.0f} s)", flush=True)
         if code != 0:
             failed.append(command[0])

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "benchmarks" / "results"
+# ORION_BENCH_RESULTS redirects results (bench_all.py --quick does, so a smoke run never
+# overwrites the figures of a full run).
+RESULTS_DIR = Path(os.environ.get("ORION_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
 T = TypeVar("T")
 
 if str(ROOT) not in sys.path:
