@@ -348,6 +348,10 @@ class LocalCluster:
                 return node.index
         return None
 
+    @property
+    def max_voters(self) -> int:
+        return int(self.settings.get("raft", {}).get("max_voters", 5))
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Until one leader is known and every running node is a voter or non-voter of it."""
 
@@ -358,7 +362,7 @@ class LocalCluster:
             status = self.raft_status(leader)
             members = set(status.voters) | set(status.non_voters)
             running = {n.node_id for n in self.nodes if n.running}
-            return running <= members and len(status.voters) == min(len(running), 5)
+            return running <= members and len(status.voters) == min(len(running), self.max_voters)
 
         try:
             wait_for(ready, timeout, what=f"a {self.size}-node cluster to form")

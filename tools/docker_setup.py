@@ -87,10 +87,14 @@ def build_image(force: bool = False) -> None:
             tar.add(root, arcname=".")
         result = run(
             [
-                "docker", "import",
-                "--change", "ENV PATH=/bin",
-                "--change", 'CMD ["/bin/sh"]',
-                str(tar_path), IMAGE,
+                "docker",
+                "import",
+                "--change",
+                "ENV PATH=/bin",
+                "--change",
+                'CMD ["/bin/sh"]',
+                str(tar_path),
+                IMAGE,
             ]
         )
         if result.returncode != 0:

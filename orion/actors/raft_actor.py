@@ -247,9 +247,21 @@ class RaftActor(NodeActor):
                 self.store.save_snapshot(ready.snapshot)
                 self.fsm.restore(ready.snapshot.data)
                 changed = True
-            self._persist(ready.hard_state, ready.entries)
-            for msg in ready.messages:
-                self._send_raft(msg)
+            hard_state = ready.hard_state
+            vote_settled = hard_state is None or (
+                hard_state.term == self._saved_hard_state.term
+                and hard_state.vote == self._saved_hard_state.vote
+            )
+            if core.role == "leader" and vote_settled:
+                # A leader may replicate its entries while it writes them (Raft thesis 10.2.1):
+                # they count toward its own match only once advance() sees them durable.
+                for msg in ready.messages:
+                    self._send_raft(msg)
+                self._persist(ready.hard_state, ready.entries)
+            else:
+                self._persist(ready.hard_state, ready.entries)
+                for msg in ready.messages:
+                    self._send_raft(msg)
             for entry in ready.committed:
                 changed |= self._apply(entry)
             for read_state in ready.read_states:
@@ -522,6 +534,8 @@ class RaftActor(NodeActor):
         self._ticks += 1
         self.core.tick()
         self._expire(now)
+        # Requests parked while no leader (or no address for it) was known: try again now.
+        self._retry_no_leader()
         if self.core.role == "leader" and self._ticks % MEMBERSHIP_EVERY_TICKS == 0:
             self._manage_membership(now)
             self._sync_nodes_into_fsm(now)

@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import pykka
 from loguru import logger
 
@@ -121,7 +120,7 @@ class ReconcilerActor(NodeActor):
         node_id = self.node_id
 
         def desired(view: StateView) -> list[Task]:
-            return [msgspec.structs.replace(t) for t in view.fsm.tasks_on_node(node_id)]
+            return view.fsm.tasks_on_node(node_id)  # FSM records are never changed in place
 
         self.raft.tell(Read(desired, lambda o: ref.tell(_Desired(o)), stale=True))
         self.worker.tell(ListContainers(lambda o: ref.tell(_Actual(o))))

@@ -1,6 +1,12 @@
 """The Judge's shell: on the leader, reads pending tasks and nodes from the FSM, runs the
-pure scheduler, and commits the plan through Raft. One round is in flight at a time, so a
-round never plans on capacity that an earlier, not yet applied, plan already took."""
+pure scheduler, and commits the plan through Raft.
+
+One round is in flight at a time, so a round never plans on capacity that an earlier, not yet
+applied, plan already took. A round judges the tasks that became Pending since they were last
+judged ("fresh"); tasks already found unplaceable are judged again only when some node's free
+capacity grew (a task ended, a node joined or came back), in windows of ``BATCH`` tasks, so a
+backlog of impossible tasks neither starves new ones nor keeps the leader busy.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import pykka
 from loguru import logger
 
@@ -16,11 +21,14 @@ from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import LeadershipChanged, Outcome, Propose, Read, StateChanged, Tick
 from orion.actors.raft_actor import StateView
 from orion.fsm import commands as fsm_commands
+from orion.model import Task
 from orion.scheduler.judge import nomad_limit, schedule
-from orion.scheduler.types import NodeView
+from orion.scheduler.types import ALIVE, NodeView
 
-BATCH = 512  # pending tasks per round; more wait for the next round, started at once
+BATCH = 512  # tasks judged per round
 EXACT_BELOW = 64  # score every node in small clusters; sample (Nomad's limit) in large ones
+
+Capacity = dict[str, tuple[int, float, int]]  # node id -> free memory, cpu, disk of alive nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,30 +39,73 @@ class _Input:
 @dataclass(frozen=True, slots=True)
 class _Committed:
     outcome: Outcome
-    more: bool
 
 
 @dataclass(frozen=True, slots=True)
 class SchedulingInput:
     nodes: list[NodeView]
-    pending: list[Any]
-    more: bool
+    tasks: list[Task]  # fresh tasks, then the sweep window (if sweeping)
+    fresh_count: int  # how many of ``tasks`` are fresh
+    fresh_left: bool  # more fresh tasks than fit in this round
+    window_end: int  # where the next sweep window starts; -1: the sweep reached the end
     seed: int
 
 
-def scheduling_input(view: StateView) -> SchedulingInput | None:
-    if not view.is_leader:
-        return None
-    fsm = view.fsm
-    pending_all = fsm.pending_tasks()
-    if not pending_all:
-        return None
-    pending = [msgspec.structs.replace(task) for task in pending_all[:BATCH]]
-    nodes = []
-    for record in fsm.nodes():
-        memory, cpu, disk = fsm.allocated(record.meta.id)
-        nodes.append(NodeView(record.meta.id, record.status, record.meta, memory, cpu, disk))
-    return SchedulingInput(nodes, pending, len(pending_all) > BATCH, view.raft().applied_index)
+def free_capacity(nodes: list[NodeView]) -> Capacity:
+    return {
+        n.id: (
+            n.meta.memory_total - n.allocated_memory,
+            n.meta.cpu_total - n.allocated_cpu,
+            n.meta.disk_total - n.allocated_disk,
+        )
+        for n in nodes
+        if n.status == ALIVE and n.eligible
+    }
+
+
+def capacity_grew(before: Capacity, now: Capacity) -> bool:
+    """True when some alive node has more of some resource free than at the last sweep, or a
+    node became alive: only then can a task found unplaceable fit somewhere."""
+    for node_id, free in now.items():
+        old = before.get(node_id)
+        if old is None or any(f > o + 1e-9 for f, o in zip(free, old, strict=True)):
+            return True
+    return False
+
+
+def lowest(a: Capacity, b: Capacity) -> Capacity:
+    """Per node and resource, the least free seen (a node absent from either is dropped: if
+    it comes back, that is growth)."""
+    return {
+        node_id: tuple(min(x, y) for x, y in zip(a[node_id], b[node_id], strict=True))  # type: ignore[misc]
+        for node_id in a.keys() & b.keys()
+    }
+
+
+def scheduling_input(sweep_from: int | None) -> Any:
+    def query(view: StateView) -> SchedulingInput | None:
+        if not view.is_leader:
+            return None
+        fsm = view.fsm
+        fresh = fsm.fresh_pending(BATCH + 1)
+        fresh_left = len(fresh) > BATCH
+        tasks = list(fresh[:BATCH])
+        window_end = -1
+        if sweep_from is not None:
+            window = fsm.pending_window(sweep_from, BATCH)
+            seen = {task.id for task in tasks}
+            tasks.extend(task for task in window if task.id not in seen)
+            end = sweep_from + len(window)
+            window_end = end if end < fsm.pending_count else -1
+        nodes = []
+        for record in fsm.nodes():
+            memory, cpu, disk = fsm.allocated(record.id)
+            nodes.append(NodeView(record.id, record.status, record.meta, memory, cpu, disk))
+        return SchedulingInput(
+            nodes, tasks, min(len(fresh), BATCH), fresh_left, window_end, view.raft().applied_index
+        )
+
+    return query
 
 
 class SchedulerActor(NodeActor):
@@ -68,6 +119,9 @@ class SchedulerActor(NodeActor):
         self._leader = False
         self._in_flight = False
         self._dirty = False
+        self._sweep_from: int | None = 0  # a new leader judges every pending task once
+        self._baseline: Capacity = {}  # free capacity every unplaceable task was judged against
+        self._sweep_low: Capacity = {}
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -78,15 +132,17 @@ class SchedulerActor(NodeActor):
             case StateChanged():
                 self._round()
             case LeadershipChanged(is_leader, _):
+                if is_leader and not self._leader:
+                    self._sweep_from = 0
                 self._leader = is_leader
                 self._round()
             case _Input(outcome):
                 self._plan(outcome)
-            case _Committed(outcome, more):
+            case _Committed(outcome):
                 self._in_flight = False
                 if not outcome.ok:
                     logger.warning("scheduler: plan not committed: {} {}", outcome.code, outcome.message)
-                if more or self._dirty:
+                if self._dirty:
                     self._round()
         return None
 
@@ -99,44 +155,65 @@ class SchedulerActor(NodeActor):
         self._in_flight = True
         self._dirty = False
         ref = self.actor_ref
-        self.raft.tell(Read(scheduling_input, lambda o: ref.tell(_Input(o)), stale=True))
+        self.raft.tell(Read(scheduling_input(self._sweep_from), lambda o: ref.tell(_Input(o)), stale=True))
 
     def _plan(self, outcome: Outcome) -> None:
         data: SchedulingInput | None = outcome.value if outcome.ok else None
         if data is None:
-            self._in_flight = False
-            if self._dirty:
-                self._round()
+            self._finish_round(again=False)
+            return
+        capacity = free_capacity(data.nodes)
+        window_ids: set[str] = set()
+        if self._sweep_from is not None:  # this round carried a sweep window
+            window_ids = {task.id for task in data.tasks[data.fresh_count :]}
+            self._sweep_low = capacity if self._sweep_from == 0 else lowest(self._sweep_low, capacity)
+            self._sweep_from = None if data.window_end < 0 else data.window_end
+            if self._sweep_from is None:
+                self._baseline = self._sweep_low
+        elif capacity_grew(self._baseline, capacity):
+            self._sweep_from = 0  # judge the unplaceable ones again, from the next round on
+        else:
+            self._baseline = capacity  # placements only shrink it: follow it down
+        again = data.fresh_left or self._sweep_from is not None
+        if not data.tasks:
+            self._finish_round(again)
             return
         limit = None if len(data.nodes) < EXACT_BELOW else nomad_limit(len(data.nodes))
-        plan = schedule(data.nodes, data.pending, self.strategy, data.seed, limit=limit)
-        current = {task.id: task.reason for task in data.pending}
-        reasons = {
-            task_id: reason
-            for task_id, reason in plan.pending_reasons.items()
-            if reason != current.get(task_id)
-        }
-        if not plan.assignments and not reasons:
-            self._in_flight = False
-            if data.more:
-                self._round()
-            return
-        if plan.assignments:
-            logger.info("scheduler: placing {} task(s)", len(plan.assignments))
+        plan = schedule(data.nodes, data.tasks, self.strategy, data.seed, limit=limit)
+        if self._sweep_from is not None:
+            # Placed tasks leave the pending list, so the rest of it moved up.
+            self._sweep_from -= sum(1 for task_id, _ in plan.assignments if task_id in window_ids)
+        fresh = {task.id for task in data.tasks[: data.fresh_count]}
+        current = {task.id: task.reason for task in data.tasks}
+        by_reason: dict[str, list[str]] = {}
+        for task_id, reason in plan.pending_reasons.items():
+            # A fresh task is always marked (that is what makes it no longer fresh); an old
+            # one only when its reason changed.
+            if task_id in fresh or reason != current.get(task_id):
+                by_reason.setdefault(reason, []).append(task_id)
         now = time.time()
         commands: list[Any] = []
         if plan.assignments:
+            logger.info("scheduler: placing {} task(s)", len(plan.assignments))
             commands.append(fsm_commands.AssignTasks(assignments=list(plan.assignments), at=now))
-        by_reason: dict[str, list[str]] = {}
-        for task_id, reason in reasons.items():
-            by_reason.setdefault(reason, []).append(task_id)
+        # SetPending also marks the tasks as judged, so they leave the fresh set even when
+        # their reason did not change.
         commands.extend(
             fsm_commands.SetPending(task_ids=ids, reason=reason, at=now) for reason, ids in by_reason.items()
         )
+        if not commands:
+            self._finish_round(again)
+            return
+        if again:
+            self._dirty = True
         ref = self.actor_ref
-        more = data.more
         # The round ends when the last command is applied (Raft applies them in order).
         for position, command in enumerate(commands):
             last = position == len(commands) - 1
-            callback = (lambda o: ref.tell(_Committed(o, more))) if last else None
+            callback = (lambda o: ref.tell(_Committed(o))) if last else None
             self.raft.tell(Propose(fsm_commands.encode_command(command), callback, timeout=self.timeout))
+
+    def _finish_round(self, again: bool) -> None:
+        self._in_flight = False
+        if again or self._dirty:
+            self._round()

@@ -13,6 +13,7 @@ them either.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -81,6 +82,9 @@ class ClusterState:
         self._by_name: dict[str, str] = {}  # name -> id of the latest task with that name
         self._by_node: dict[str, dict[str, None]] = {}  # node id -> ids of tasks with that node_id
         self._pending: dict[str, None] = {}  # ids of Pending tasks that should run
+        # Pending tasks the scheduler has not judged since they became Pending (derived, not
+        # snapshotted: after a restore every Pending task is judged once more).
+        self._fresh: dict[str, None] = {}
         self._nodes: dict[str, NodeRecord] = {}
         # node id -> [memory bytes, millicores, disk bytes] of its Scheduled/Running tasks.
         # Millicores are integers so additions and removals cancel exactly.
@@ -163,6 +167,7 @@ class ClusterState:
             if task is not None and task_id in self._pending and task.reason != cmd.reason:
                 self._change(task, cmd.at, reason=cmd.reason)
                 changed.append(task_id)
+            self._fresh.pop(task_id, None)
         return TaskIds(changed)
 
     def _report(self, cmd: ReportTaskState) -> ApplyResult:
@@ -239,10 +244,16 @@ class ClusterState:
 
     def _put(self, old: Task | None, new: Task) -> None:
         if old is not None:
-            self._unindex(old)
+            # A task that stays Pending keeps its place: the scheduler walks that order.
+            self._unindex(old, keep_pending=new.state == TaskState.PENDING and new.desired == "run")
         self._tasks[new.id] = new
         self._by_name[new.name] = new.id
         self._index(new)
+        if new.state == TaskState.PENDING and new.desired == "run":
+            if old is None or old.state != TaskState.PENDING:
+                self._fresh[new.id] = None
+        else:
+            self._fresh.pop(new.id, None)
 
     def _index(self, task: Task) -> None:
         if task.node_id:
@@ -252,7 +263,7 @@ class ClusterState:
         if task.state == TaskState.PENDING and task.desired == "run":
             self._pending[task.id] = None
 
-    def _unindex(self, task: Task) -> None:
+    def _unindex(self, task: Task, keep_pending: bool = False) -> None:
         if task.node_id:
             on_node = self._by_node[task.node_id]
             del on_node[task.id]
@@ -260,7 +271,8 @@ class ClusterState:
                 del self._by_node[task.node_id]
             if task.state in ACTIVE_STATES:
                 self._add_allocation(task, -1)
-        self._pending.pop(task.id, None)
+        if not keep_pending:
+            self._pending.pop(task.id, None)
 
     def _add_allocation(self, task: Task, sign: int) -> None:
         totals = self._allocated.setdefault(task.node_id, [0, 0, 0])
@@ -295,6 +307,19 @@ class ClusterState:
         pending = [self._tasks[task_id] for task_id in self._pending]
         pending.sort(key=_submission_order)
         return pending
+
+    def fresh_pending(self, limit: int) -> list[Task]:
+        """Up to ``limit`` Pending tasks not yet judged by the scheduler, oldest first."""
+        return [self._tasks[task_id] for task_id in itertools.islice(self._fresh, limit)]
+
+    def pending_window(self, start: int, limit: int) -> list[Task]:
+        """Pending tasks ``start`` to ``start + limit`` in submission order: the scheduler
+        walks them window by window when capacity grew, instead of copying all at once."""
+        return [self._tasks[task_id] for task_id in itertools.islice(self._pending, start, start + limit)]
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
 
     def nodes(self) -> list[NodeRecord]:
         return list(self._nodes.values())
@@ -345,6 +370,7 @@ class ClusterState:
         self._by_name.clear()
         self._by_node.clear()
         self._pending.clear()
+        self._fresh.clear()
         self._allocated.clear()
         for task in tasks:
             self._put(None, task)

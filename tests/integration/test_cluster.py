@@ -313,3 +313,28 @@ def test_snapshots_compact_the_log_and_catch_up_a_new_node(make_cluster):
         )
         assert submitted <= {t.id for t in tasks}
         wait_for(lambda: newcomer.node_id in client.raft().voters, 30, what="the newcomer promoted")
+
+
+def test_dead_voter_is_removed_after_grace_and_a_non_voter_promoted(make_cluster):
+    cluster = make_cluster(4, settings={"raft": {"max_voters": 3, "remove_dead_after": "2s"}})
+    with cluster.client() as client:
+        raft = wait_for(
+            lambda: (r := client.raft()) and len(r.voters) == 3 and len(r.non_voters) == 1 and r, 30
+        )
+    leader = cluster.leader_index()
+    victim = next(n for n in cluster.nodes if n.node_id in raft.voters and n.index != leader)
+    standby = raft.non_voters[0]
+    cluster.kill(victim.index)
+    with cluster.client(leader) as client:
+        after = wait_for(
+            lambda: (
+                (r := client.raft())
+                and victim.node_id not in r.voters + r.non_voters
+                and standby in r.voters
+                and r
+            ),
+            60,
+            what="the dead voter removed and the non-voter promoted",
+        )
+        assert len(after.voters) == 3
+        assert client.submit("orion-busybox:latest", **UNPLACEABLE).state == "Pending"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -86,7 +87,10 @@ def test_a_client_that_knows_the_public_key_but_not_the_secret_is_refused_by_zap
     sock.setsockopt(zmq.CURVE_SECRETKEY, intruder_secret)
     try:
         sock.connect(f"tcp://{ours.address}")
-        sock.send_multipart([encode_header(Channel.RAFT, "127.0.0.1:1"), b"forged"])
+        # NOBLOCK: once ZAP refused the handshake a DEALER has no peer, and a blocking send
+        # would wait forever.
+        with contextlib.suppress(zmq.Again):
+            sock.send_multipart([encode_header(Channel.RAFT, "127.0.0.1:1"), b"forged"], zmq.NOBLOCK)
         wait_until(lambda: ZapHandler.for_context(zmq.Context.instance()).refused > refused_before)
         wait_until(lambda: ours.handshakes.failures > 0)
     finally:
