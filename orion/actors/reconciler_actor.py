@@ -75,15 +75,25 @@ class ReconcilerActor(NodeActor):
         self._handled_exit: dict[str, str] = {}  # task id -> container id whose exit was handled
         self._reported: dict[str, tuple[tuple[str, int, str], float]] = {}
         self._answers = 0
+        self._expected_answers = 2
         self._round_failed = False
+        # Docker's view, as last listed. Only Docker events, our own starts and stops, and the
+        # periodic tick change it, so a round woken by the FSM reuses it instead of asking
+        # Docker again on every replicated write.
+        self._containers: list[Any] | None = None
+        self._containers_stale = True
 
     def on_receive(self, message: Any) -> Any:
         match message:
             case Tick(_, gate):
                 if gate is not None:
                     gate.release()
+                self._containers_stale = True
                 self._begin_round()
-            case StateChanged() | ContainerExited():
+            case ContainerExited():
+                self._containers_stale = True
+                self._begin_round()
+            case StateChanged():
                 self._begin_round()
             case _Desired(outcome) | _Actual(outcome) if not outcome.ok:
                 # Never act on half a picture: an empty desired list would remove everything.
@@ -94,13 +104,15 @@ class ReconcilerActor(NodeActor):
                 self._desired = outcome.value
                 self._maybe_diff(message)
             case _Actual(outcome):
-                self._actual = list(outcome.value)
+                self._actual = self._containers = list(outcome.value)
                 self._maybe_diff(message)
             case _Started(task_id, outcome):
                 self._starting.discard(task_id)
+                self._containers_stale = True
                 self._on_started(task_id, outcome)
             case _Stopped(task_id, outcome):
                 self._stopping.discard(task_id)
+                self._containers_stale = True
                 if not outcome.ok:
                     logger.warning("reconciler: stopping {} failed: {}", task_id, outcome.message)
         return None
@@ -123,11 +135,17 @@ class ReconcilerActor(NodeActor):
             return view.fsm.tasks_on_node(node_id)  # FSM records are never changed in place
 
         self.raft.tell(Read(desired, lambda o: ref.tell(_Desired(o)), stale=True))
-        self.worker.tell(ListContainers(lambda o: ref.tell(_Actual(o))))
+        if self._containers_stale or self._containers is None:
+            self._containers_stale = False
+            self._expected_answers = 2
+            self.worker.tell(ListContainers(lambda o: ref.tell(_Actual(o))))
+        else:
+            self._expected_answers = 1
+            self._actual = self._containers
 
     def _maybe_diff(self, answer: _Desired | _Actual) -> None:
         self._answers += 1
-        if self._answers < 2:
+        if self._answers < self._expected_answers:
             return  # wait for the other half
         try:
             if not self._round_failed and self._desired is not None and self._actual is not None:
