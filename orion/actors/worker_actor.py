@@ -18,7 +18,7 @@ from orion.model import Task
 from orion.worker.docker_worker import DockerWorker
 from orion.worker.types import WorkerError
 
-DOCKER_THREADS = 4
+DOCKER_THREADS = 8  # the engine starts ~9 containers/s from 8 threads, ~5/s from one (ANCHORS.md)
 
 
 @dataclass(frozen=True, slots=True)
