@@ -9,6 +9,7 @@ its mailbox and joins it. Other threads only ever talk to it through the mailbox
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import Generic, TypeVar
 
 from orion.transport.mailbox import Mailbox
@@ -16,7 +17,7 @@ from orion.transport.mailbox import Mailbox
 T = TypeVar("T")
 
 
-class SocketThread(Generic[T]):
+class SocketThread(ABC, Generic[T]):
     def __init__(self, thread_name: str) -> None:
         self._thread_name = thread_name
         self._mailbox: Mailbox[T] = Mailbox()
@@ -52,5 +53,7 @@ class SocketThread(Generic[T]):
         self._start_error = error
         self._started.set()
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """The thread's body: create and bind the sockets, call ``_ready``, then poll them
+        together with the mailbox while ``_running``; close everything before returning."""
