@@ -266,7 +266,7 @@ class RaftActor(NodeActor):
                 changed |= self._apply(entry)
             for read_state in ready.read_states:
                 self._on_read_state(read_state.context, read_state.index)
-            for context in getattr(ready, "failed_reads", ()):
+            for context in ready.failed_reads:
                 self._fail_read(context, "leadership lost before the read was confirmed")
             core.advance(ready)
         self._serve_ready_reads()
