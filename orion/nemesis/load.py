@@ -11,10 +11,15 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from orion.api.protocol import SubmitTask
 from orion.client import Client
+from orion.model import Task
 from orion.nemesis.history import History, Op, OpKind, Outcome, outcome_of
+
+T = TypeVar("T")
 
 IMAGE = "orion-busybox:latest"
 COMMAND = ["sleep", "3600"]
@@ -75,6 +80,20 @@ class ClientWorker(threading.Thread):
 
     # ------------------------------------------------------------------ operations
 
+    def _attempt(self, op: Op, call: Callable[[], T], observe: Callable[[T], None] | None = None) -> None:
+        """Run one client call as ``op``: its outcome (ok, error, unknown), what a successful
+        call showed (``observe``) and its end time, then record it."""
+        try:
+            result = call()
+            op.outcome = Outcome.OK
+            if observe is not None:
+                observe(result)
+        except Exception as exc:
+            op.outcome, op.code = outcome_of(exc)
+            op.detail = str(exc)
+        op.end = time.time()
+        self.history.record(op)
+
     def _next_id(self) -> str:
         self._counter += 1
         return f"{self.run_prefix}-c{self.number}-{self._counter}"
@@ -82,14 +101,9 @@ class ClientWorker(threading.Thread):
     def submit(self, client: Client) -> None:
         task_id = self._next_id()
         op = Op(client=self.number, kind=OpKind.SUBMIT, task_id=task_id, start=time.time())
-        try:
-            client.submit(IMAGE, id=task_id, name=task_id, memory=TASK_MEMORY, command=COMMAND)
-            op.outcome = Outcome.OK
-        except Exception as exc:
-            op.outcome, op.code = outcome_of(exc)
-            op.detail = str(exc)
-        op.end = time.time()
-        self.history.record(op)
+        self._attempt(
+            op, lambda: client.submit(IMAGE, id=task_id, name=task_id, memory=TASK_MEMORY, command=COMMAND)
+        )
         if op.outcome is not Outcome.ERROR:
             self.live.append(task_id)
 
@@ -101,14 +115,7 @@ class ClientWorker(threading.Thread):
         task_id = self._next_id()
         request = SubmitTask(id=task_id, name=task_id, image=IMAGE, memory=-1, command=COMMAND)
         op = Op(client=self.number, kind=OpKind.SUBMIT_INVALID, task_id=task_id, start=time.time())
-        try:
-            client._call(request)
-            op.outcome = Outcome.OK
-        except Exception as exc:
-            op.outcome, op.code = outcome_of(exc)
-            op.detail = str(exc)
-        op.end = time.time()
-        self.history.record(op)
+        self._attempt(op, lambda: client._call(request))
 
     def stop_one(self, client: Client) -> None:
         task_id = self.live.pop(self.rng.randrange(len(self.live)))
@@ -121,24 +128,13 @@ class ClientWorker(threading.Thread):
 
     def _stop_task(self, client: Client, task_id: str) -> Op:
         op = Op(client=self.number, kind=OpKind.STOP, task_id=task_id, start=time.time())
-        try:
-            client.stop(task_id)
-            op.outcome = Outcome.OK
-        except Exception as exc:
-            op.outcome, op.code = outcome_of(exc)
-            op.detail = str(exc)
-        op.end = time.time()
-        self.history.record(op)
+        self._attempt(op, lambda: client.stop(task_id))
         return op
 
     def read(self, client: Client) -> None:
         op = Op(client=self.number, kind=OpKind.READ, start=time.time())
-        try:
-            tasks = client.tasks()
-            op.outcome = Outcome.OK
+
+        def observe(tasks: list[Task]) -> None:
             op.seen = tuple(t.id for t in tasks if t.id.startswith(self.run_prefix))
-        except Exception as exc:
-            op.outcome, op.code = outcome_of(exc)
-            op.detail = str(exc)
-        op.end = time.time()
-        self.history.record(op)
+
+        self._attempt(op, client.tasks, observe)

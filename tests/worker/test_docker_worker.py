@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import docker
 import pytest
 
+from orion.localcluster import wait_for as shared_wait_for
 from orion.model import Task
 from orion.worker import ContainerExit, DockerWorker, WorkerError, container_name
 
@@ -23,15 +24,7 @@ MiB = 1024**2
 HTTPD = ["httpd", "-f", "-p", "80", "-h", "/www"]
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> object:
-    """Poll ``condition`` until it returns something truthy, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+wait_for = functools.partial(shared_wait_for, timeout=20.0)
 
 
 def free_port() -> int:
