@@ -3,7 +3,12 @@
 - Election safety: at most one leader per term.
 - Log matching: an entry with a given index and term has the same content and the same
   predecessor term wherever it is persisted (by induction, identical prefixes).
-- Leader completeness: a new leader holds every entry applied anywhere so far.
+- Leader completeness: the leader of term T holds every entry committed in a term before T.
+  Raft promises no more: an entry committed in term T+1 (by a leader elected while a slow
+  candidate of term T was still collecting late votes) need not be in the log of T's leader.
+  The checker records, for each index, the term in which it was first known committed (the
+  term of the first node seen with that commit index: exact when that node is the leader that
+  committed it, an upper bound otherwise, so the check never reports a false violation).
 - State machine safety: every node applies the same entry at each index, in order, and a
   snapshot installed anywhere carries the same FSM chain as the entries it replaces.
 """
@@ -26,6 +31,8 @@ class InvariantChecker:
         self.committed: dict[int, Entry] = {}  # index -> the entry applied there
         self.chains: dict[int, int] = {}  # index -> FSM chain after applying it
         self.max_committed = 0
+        self.commit_terms: dict[int, int] = {}  # index -> term in which it was first known committed
+        self.known_commit = 0  # highest commit index seen on any node
 
     def fail(self, what: str) -> None:
         raise InvariantViolation(f"seed={self.seed}: {what}")
@@ -47,6 +54,13 @@ class InvariantChecker:
             prev_term = e.term
 
     def on_state(self, node: str, core: RaftCore) -> None:
+        commit = core.commit_index
+        if commit > self.known_commit:
+            term = core.term
+            commit_terms = self.commit_terms
+            for index in range(self.known_commit + 1, commit + 1):
+                commit_terms[index] = term
+            self.known_commit = commit
         if core.role != LEADER:
             return
         term = core.term
@@ -58,14 +72,28 @@ class InvariantChecker:
             self.fail(f"two leaders in term {term}: {holder} and {node}")
 
     def _check_completeness(self, node: str, core: RaftCore) -> None:
-        start = core.snapshot_index + 1
-        snap = self.committed.get(core.snapshot_index)
-        if snap is not None and core.entry_term(core.snapshot_index) != snap.term:
+        """Called when the leader of a term is first seen. Every index committed in an earlier
+        term must hold the committed entry in its log (or lie inside its snapshot, whose last
+        entry must then agree)."""
+        term = core.term
+        snapshot_index = core.snapshot_index
+        commit_terms = self.commit_terms
+        snap = self.committed.get(snapshot_index)
+        if (
+            snap is not None
+            and commit_terms.get(snapshot_index, term) < term
+            and core.entry_term(snapshot_index) != snap.term
+        ):
             self.fail(f"leader completeness: {node}'s snapshot disagrees with committed entries")
-        for index in range(start, self.max_committed + 1):
+        for index in range(snapshot_index + 1, self.max_committed + 1):
             entry = self.committed.get(index)
-            if entry is not None and core.entry_term(index) != entry.term:
-                self.fail(f"leader completeness: leader {node} of term {core.term} lacks entry {index}")
+            if entry is None or commit_terms.get(index, term) >= term:
+                continue  # not applied anywhere yet, or committed in term T or later
+            if core.entry_term(index) != entry.term:
+                self.fail(
+                    f"leader completeness: leader {node} of term {term} lacks entry {index} "
+                    f"committed in term {commit_terms[index]}"
+                )
 
     def on_apply(self, node: str, entry: Entry, expected_index: int, chain: int) -> None:
         if entry.index != expected_index:
