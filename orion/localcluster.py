@@ -16,8 +16,10 @@ would against a real cluster with ORION_TOKEN exported.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -62,6 +64,22 @@ def wait_for(
             detail = f" (last error: {last_error!r})" if last_error else ""
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
         time.sleep(interval)
+
+
+UNPLACEABLE = {"role": "nowhere"}  # a node selector no node matches: the task stays Pending, no Docker
+ENV_VALUE_MAX = 32 * 1024  # the protocol's limit on one env value
+BIG_ENTRY_BYTES = 896_000  # env bytes per big task: the request stays under max_request (1 MiB)
+
+
+def big_env(nbytes: int) -> dict[str, str]:
+    """A task env of ``nbytes`` bytes of incompressible text, in values the protocol accepts
+    (so the bytes travel and are stored as they are: no compression makes the state small)."""
+    env: dict[str, str] = {}
+    while nbytes > 0:
+        size = min(ENV_VALUE_MAX, nbytes)
+        env[f"BULK_{len(env):03d}"] = secrets.token_urlsafe(size)[:size]
+        nbytes -= size
+    return env
 
 
 @dataclass
@@ -227,6 +245,16 @@ class LocalCluster:
         if node.running:
             os.kill(node.process.pid, signal.SIGCONT)
 
+    def wipe(self, index: int, restart: bool = True) -> LocalNode:
+        """Disk loss: ``kill -9``, delete the data dir, and (by default) start the node again
+        with the same config, as an operator replacing a failed disk would."""
+        node = self.node(index)
+        self.kill(index)
+        shutil.rmtree(node.data_dir)
+        if restart:
+            self.start_node(index)
+        return node
+
     def stop_node(self, index: int, timeout: float = 20.0) -> int | None:
         """SIGTERM and wait: the graceful path (leadership handed over, gossip leave)."""
         node = self.node(index)
@@ -347,6 +375,68 @@ class LocalCluster:
             if node.node_id == leader and node.running:
                 return node.index
         return None
+
+    # ------------------------------------------------------------------ big state, catch-up
+    def fill_state(
+        self, megabytes: float, entry_bytes: int = BIG_ENTRY_BYTES, prefix: str = "big"
+    ) -> list[str]:
+        """Submit unplaceable tasks carrying ``entry_bytes`` of env each until their env adds up
+        to ``megabytes`` MiB; the ids, every one acknowledged (a retry reuses the id, so it is
+        never applied twice)."""
+        ids: list[str] = []
+        total = 0
+        with self.client(timeout=15.0, retries=2) as client:
+            while total < megabytes * 2**20:
+                task_id = f"{prefix}-{len(ids):05d}-{secrets.token_hex(4)}"
+                submit = functools.partial(
+                    client.submit,
+                    "orion-busybox:latest",
+                    id=task_id,
+                    node_selectors=UNPLACEABLE,
+                    env=big_env(entry_bytes),
+                )
+                wait_for(
+                    submit,
+                    120,
+                    what=f"submit of {task_id} after {total / 2**20:.1f} MiB",
+                )
+                ids.append(task_id)
+                total += entry_bytes
+        return ids
+
+    def catch_up_gap(self, index: int, task_ids: list[str]) -> str:
+        """What node ``index`` still lacks, for a failure message; empty once it is a voter in
+        the leader's configuration, has the leader's commit index and serves every one of
+        ``task_ids`` from its own replica (stale reads)."""
+        from orion.client import NotFound
+
+        node = self.node(index)
+        leader = self.leader_index()
+        if leader is None:
+            return "the running nodes do not agree on one leader"
+        leader_status = self.raft_status(leader)
+        status = self.raft_status(index)
+        if node.node_id not in leader_status.voters:
+            return (
+                f"{node.node_id} is not a voter of leader {leader_status.node_id} (voters "
+                f"{leader_status.voters}, non-voters {leader_status.non_voters})"
+            )
+        if status.commit_index != leader_status.commit_index:
+            return (
+                f"{node.node_id} has commit index {status.commit_index} (applied {status.applied_index}, "
+                f"term {status.term}, leader {status.leader_id}); leader {leader_status.node_id} has "
+                f"{leader_status.commit_index} (term {leader_status.term})"
+            )
+        with self.client(index, timeout=10.0, retries=1) as client:
+            for position, task_id in enumerate(reversed(task_ids)):  # newest first: likeliest missing
+                try:
+                    client.task(task_id, stale=True)
+                except NotFound:
+                    return (
+                        f"{node.node_id} reached commit index {status.commit_index} but its replica lacks "
+                        f"task {task_id} ({position} of the {len(task_ids)} newest were there)"
+                    )
+        return ""
 
     @property
     def max_voters(self) -> int:
