@@ -14,7 +14,7 @@ from loguru import logger
 
 from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import Outcome, Propose, Read
-from orion.actors.raft_actor import StateView
+from orion.actors.state_view import StateView
 from orion.api import protocol as api
 from orion.api.server import ReplyFn
 from orion.fsm import commands as fsm_commands

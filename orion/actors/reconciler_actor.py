@@ -18,7 +18,7 @@ from loguru import logger
 
 from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import ContainerExited, Outcome, Propose, Read, StateChanged, Tick
-from orion.actors.raft_actor import StateView
+from orion.actors.state_view import StateView
 from orion.actors.worker_actor import ListContainers, StartContainer, StopContainer
 from orion.fsm import commands as fsm_commands
 from orion.model import Task, TaskState

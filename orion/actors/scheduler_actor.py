@@ -19,7 +19,7 @@ from loguru import logger
 
 from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import LeadershipChanged, Outcome, Propose, Read, StateChanged, Tick
-from orion.actors.raft_actor import StateView
+from orion.actors.state_view import StateView
 from orion.fsm import commands as fsm_commands
 from orion.model import Task
 from orion.scheduler.judge import nomad_limit, schedule
