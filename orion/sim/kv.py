@@ -17,6 +17,12 @@ class KVState(msgspec.Struct, array_like=True):
     kv: dict[bytes, bytes] = {}
 
 
+def parse_command(data: bytes) -> tuple[bytes, bytes] | None:
+    """``b"key=value"`` -> (key, value); None for a command that writes no key."""
+    key, sep, value = data.partition(b"=")
+    return (key, value) if sep else None
+
+
 class KVFsm:
     def __init__(self) -> None:
         self.applied_index = 0
@@ -29,9 +35,12 @@ class KVFsm:
             return
         data = entry.data
         self.chain = zlib.crc32(data, self.chain)
-        key, sep, value = data.partition(b"=")
-        if sep:
-            self.kv[key] = value
+        command = parse_command(data)
+        if command is not None:
+            self.kv[command[0]] = command[1]
+
+    def read(self, key: bytes) -> bytes | None:
+        return self.kv.get(key)
 
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(KVState(self.applied_index, self.chain, self.kv))

@@ -20,12 +20,15 @@ from collections.abc import Callable
 
 from orion.raft.core import LEADER, ConfigChangeInProgress, NotLeaderError, RaftConfig, RaftCore, Ready
 from orion.raft.memory_store import MemoryStore
-from orion.raft.types import Membership
+from orion.raft.types import EntryKind, Membership
 from orion.sim.invariants import InvariantChecker, InvariantViolation
-from orion.sim.kv import KVFsm
+from orion.sim.kv import KVFsm, parse_command
+from orion.sim.linearizability import LinearizabilityChecker, LinearizabilityViolation
 from orion.sim.network import SimNetwork
 
-__all__ = ["InvariantViolation", "SimCluster", "SimNode", "random_run"]
+__all__ = ["InvariantViolation", "LinearizabilityViolation", "SimCluster", "SimNode", "random_run"]
+
+KEYS = [f"k{i}".encode() for i in range(5)]  # few keys, so reads see values overwritten
 
 
 class SimNode:
@@ -37,6 +40,7 @@ class SimNode:
         self.fsm = KVFsm()
         self.reads: dict[bytes, int] = {}  # read context -> index it may be served at
         self.failed_reads: list[bytes] = []
+        self.open_reads: set[bytes] = set()  # reads invoked here through SimCluster.read, unanswered
 
     @property
     def alive(self) -> bool:
@@ -72,6 +76,9 @@ class SimCluster:
         self.snapshots = snapshots
         self.snapshot_threshold = snapshot_threshold or self.config.snapshot_threshold
         self.checker = InvariantChecker(seed)
+        self.history = LinearizabilityChecker(seed)
+        self._read_keys: dict[bytes, bytes] = {}  # read context -> key, for reads the history checks
+        self._read_seq = 0
         self.now = 0
         self.digest = 0  # CRC of every observable event: equal digests, equal histories
         self.events = 0
@@ -115,7 +122,12 @@ class SimCluster:
 
     def crash(self, node_id: str) -> None:
         """Lose everything not persisted: the core, the FSM, pending reads."""
-        self.nodes[node_id].core = None
+        node = self.nodes[node_id]
+        node.core = None
+        for context in sorted(node.open_reads):
+            self.history.on_read_lost(context)
+            del self._read_keys[context]
+        node.open_reads.clear()
         self._record(("crash", node_id))
 
     def disconnect(self, node_id: str) -> None:
@@ -155,19 +167,53 @@ class SimCluster:
             send(msg, now)
         fsm = node.fsm
         checker = self.checker
+        history = self.history
         for entry in rd.committed:
             expected = fsm.applied_index + 1
             fsm.apply(entry)
             checker.on_apply(node.id, entry, expected, fsm.chain)
+            command = parse_command(entry.data) if entry.kind == EntryKind.NORMAL else None
+            if command is None:
+                history.on_commit(entry.index, None, b"", now)
+            else:
+                history.on_commit(entry.index, command[0], command[1], now)
         for rs in rd.read_states:
             node.reads[rs.context] = rs.index
-        node.failed_reads.extend(rd.failed_reads)
+        if node.open_reads:
+            self._serve_reads(node)
+        for context in rd.failed_reads:
+            node.failed_reads.append(context)
+            if context in node.open_reads:
+                node.open_reads.discard(context)
+                del self._read_keys[context]
+                history.on_read_failed(context)
         core.advance(rd)
         checker.on_state(node.id, core)
         if self.snapshots and core.applied_index - core.snapshot_index > self.snapshot_threshold:
             snap = core.compact(core.applied_index, fsm.snapshot())
             store.save_snapshot(snap)
         self._record((node.id, core.role, core.term, core.commit_index, core.last_index, len(rd.messages)))
+
+    def _serve_reads(self, node: SimNode) -> None:
+        """Serve every read whose index the FSM has reached, from the FSM as it is now."""
+        fsm = node.fsm
+        for context in sorted(node.open_reads):
+            index = node.reads.get(context)
+            if index is not None and fsm.applied_index >= index:
+                node.open_reads.discard(context)
+                key = self._read_keys.pop(context)
+                self.history.on_read_completed(context, fsm.read(key), fsm.applied_index, self.now)
+
+    def read(self, node_id: str, key: bytes) -> bytes:
+        """A linearizable read of ``key`` through ReadIndex at ``node_id`` (raises NotLeaderError
+        there). The history checks the value when the node serves it. Returns the read's id."""
+        self._read_seq += 1
+        context = f"read{self._read_seq}".encode()
+        self.core(node_id).read_index(context)
+        self._read_keys[context] = key
+        self.nodes[node_id].open_reads.add(context)
+        self.history.on_read_invoked(context, key, self.now)
+        return context
 
     def settle(self, max_rounds: int = 10_000) -> None:
         """Process every node's Ready and deliver due messages until nothing is left to do."""
@@ -349,21 +395,28 @@ def random_run(
                 except (NotLeaderError, ValueError):
                     pass
         elif r < 0.20:
-            leader = cluster.leader()
-            if leader is not None:
-                try:
-                    cluster.core(leader).read_index(f"r{counter}".encode())
-                except NotLeaderError:
-                    pass
+            # A burst: every key read at every node that believes it leads.
+            for node in cluster.nodes.values():
+                if node.core is not None and node.core.role == LEADER:
+                    for key in KEYS:
+                        cluster.read(node.id, key)
         elif r < 0.23 and membership_changes:
             _change_membership(cluster, rng)
         for node in cluster.nodes.values():
             core = node.core
-            if core is not None and core.role == LEADER and rng.random() < 0.5:
-                batch = [f"k{counter + i}=v{seed}".encode() for i in range(rng.randint(1, 4))]
+            if core is None or core.role != LEADER:
+                continue
+            if rng.random() < 0.5:
+                batch = [b"%s=v%d" % (rng.choice(KEYS), counter + i) for i in range(rng.randint(1, 4))]
                 counter += len(batch)
                 try:
                     core.propose_batch(batch)
+                except NotLeaderError:
+                    pass
+            if rng.random() < 0.3:
+                # Any node that believes it leads, even a deposed one cut off in a minority.
+                try:
+                    cluster.read(node.id, rng.choice(KEYS))
                 except NotLeaderError:
                     pass
         cluster.tick()
