@@ -27,6 +27,18 @@ class TaskEvent(msgspec.Struct, frozen=True):
     reason: str = ""
 
 
+class PortClaim(msgspec.Struct, frozen=True, kw_only=True):
+    """One host port taken on a node's port space (orion/scheduler/ports.py says by what)."""
+
+    host_ip: str
+    port: int
+    protocol: str  # "tcp", "udp", "sctp"
+    node_id: str  # the node whose container holds it, or where Docker refused it
+    task_id: str = ""
+    kind: str = "task"  # "task" (active), "held" (left, container maybe still up), "foreign"
+    until: float = 0.0  # foreign claims only: when the block lapses (seconds since the epoch)
+
+
 class Task(msgspec.Struct, kw_only=True):
     id: str
     name: str
@@ -47,6 +59,13 @@ class Task(msgspec.Struct, kw_only=True):
     restarts: int = 0
     exit_code: int | None = None
     history: list[TaskEvent] = []
+    # The host side of ``port_bindings`` as the scheduler assigned it ("80/tcp" -> 8080), with
+    # dynamic ("0") ports resolved, and the address they are published on; empty while Pending.
+    host_ports: dict[str, int] = {}
+    host_ip: str = ""
+    # Ports this task may still hold on nodes it left, or found taken there by something else
+    # (see orion/scheduler/ports.py); the scheduler treats them as taken on those hosts.
+    port_holds: list[PortClaim] = []
 
 
 class NodeMeta(msgspec.Struct, kw_only=True, frozen=True):
@@ -65,6 +84,13 @@ class NodeMeta(msgspec.Struct, kw_only=True, frozen=True):
     disk_total: int = 0
     tags: dict[str, str] = {}
     version: int = 0  # bumped on every change so newer meta wins
+    host_ip: str = ""  # where its Docker engine publishes ports ([docker] host_ip)
+    port_space: str = ""  # nodes with the same value share host ports (one engine): see scheduler/ports.py
+    # Identity, so peers can tell a wiped-and-restarted node and a node of another cluster apart
+    # from the member they knew: the Raft configuration's cluster id ("" until this node has
+    # received the configuration) and the incarnation of this node's data dir ("" = not known).
+    cluster_id: str = ""
+    raft_incarnation: str = ""
 
     @property
     def raft_address(self) -> str:

@@ -11,6 +11,16 @@ previous life, suspect or dead at its own incarnation or above) makes it jump to
 heard and broadcast that. A restarted member always hears its old record in the push-pull reply
 to its join, so it overtakes its old incarnation within one round trip, whether the cluster still
 thinks it alive, suspect or dead. No wall clock is needed, and a clock stepping back is harmless.
+A restarted member that joins through nobody (a wiped bootstrap node with an empty join list) is
+found by the others instead: a ping from a member it does not hold alive makes it push-pull that
+member (at most once per probe interval), and suspects and dead members are reached by buddy
+probes and reconnects. Meta versions only break ties within one incarnation, so a restarted
+member's meta, whose version counter started again, wins through the incarnation it refutes with.
+
+Cluster identity: every message carries the sender's cluster id (the one in its own meta, "" until
+it has received the Raft configuration). A node with a cluster id drops messages, and alive records,
+from another non-empty cluster id and reports each sender once through ``drain_foreign``; "" on
+either side is accepted, so a new node can join and a joining node is heard by everyone.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import msgspec
 from orion.gossip.awareness import Awareness
 from orion.gossip.broadcasts import BroadcastQueue
 from orion.gossip.config import GossipConfig
-from orion.gossip.events import EventKind, MemberEvent, MemberStatus, MemberView
+from orion.gossip.events import EventKind, ForeignGossip, MemberEvent, MemberStatus, MemberView
 from orion.gossip.messages import (
     Ack,
     Alive,
@@ -48,6 +58,7 @@ SUSPECT: MemberStatus = "suspect"
 DEAD: MemberStatus = "dead"
 LEFT: MemberStatus = "left"
 _LIVE = (ALIVE, SUSPECT)
+MAX_FOREIGN_REPORTS = 1024  # distinct foreign senders reported; past it drops are only counted
 
 
 class _Member:
@@ -96,10 +107,12 @@ class SwimCore:
         self._meta = meta
         self._id = meta.id
         self._address = meta.gossip_address
+        self._cluster_id = meta.cluster_id
         self._incarnation = 0
         self._left = False
 
         self._members: dict[str, _Member] = {}
+        self._by_address: dict[str, str] = {}  # gossip address -> id of the member last seen there
         # Members alive or suspect, in a list for O(1) random picks and a position map for O(1) removal.
         self._live: list[str] = []
         self._live_pos: dict[str, int] = {}
@@ -109,6 +122,9 @@ class SwimCore:
         self._broadcasts = BroadcastQueue()
         self._outbox: list[tuple[str, GossipMessage]] = []
         self._events: list[MemberEvent] = []
+        self._foreign: list[ForeignGossip] = []
+        self._foreign_reported: set[tuple[str, str, str]] = set()
+        self._foreign_dropped = 0
 
         self._seq = rng.getrandbits(32)
         self._probe: _Probe | None = None
@@ -123,6 +139,7 @@ class SwimCore:
         self._join_seeds: list[str] = []
         self._next_join_retry: float | None = None
         self._join_backoff = config.join_retry_interval
+        self._next_stranger_sync = now
 
         self._handlers: dict[type, Callable[[Any, float], None]] = {
             Ping: self._on_ping,
@@ -151,6 +168,16 @@ class SwimCore:
     @property
     def meta(self) -> NodeMeta:
         return self._meta
+
+    @property
+    def cluster_id(self) -> str:
+        """The cluster this node belongs to ("" = not known yet: gossip from any cluster is accepted)."""
+        return self._cluster_id
+
+    @property
+    def foreign_dropped(self) -> int:
+        """Messages dropped because they came from another cluster."""
+        return self._foreign_dropped
 
     @property
     def local_health(self) -> int:
@@ -200,8 +227,19 @@ class SwimCore:
         version = max(meta.version, self._meta.version + 1)
         self._meta = msgspec.structs.replace(meta, version=version)
         self._address = self._meta.gossip_address
+        self._cluster_id = self._meta.cluster_id
         self._incarnation += 1
         self._broadcasts.queue(Alive(self._id, self._incarnation, self._meta))
+
+    def set_identity(self, cluster_id: str, raft_incarnation: str, now: float) -> None:
+        """Adopt the cluster id learnt from Raft (and this data dir's incarnation) into our meta.
+
+        From then on gossip from other clusters is dropped, and the new meta spreads as any update.
+        """
+        self.update_meta(
+            msgspec.structs.replace(self._meta, cluster_id=cluster_id, raft_incarnation=raft_incarnation),
+            now,
+        )
 
     def tick(self, now: float) -> None:
         if self._left:
@@ -230,6 +268,9 @@ class SwimCore:
     def receive(self, msg: GossipMessage, now: float) -> None:
         if self._left:
             return
+        if msg.cluster != self._cluster_id and msg.cluster and self._cluster_id:
+            self._drop_foreign(msg.sender, msg.cluster)
+            return
         handler = self._handlers.get(type(msg))
         if handler is not None:
             handler(msg, now)
@@ -241,6 +282,11 @@ class SwimCore:
     def drain_events(self) -> list[MemberEvent]:
         events, self._events = self._events, []
         return events
+
+    def drain_foreign(self) -> list[ForeignGossip]:
+        """Senders from another cluster seen since the last call (each reported once, for a log line)."""
+        foreign, self._foreign = self._foreign, []
+        return foreign
 
     def members(self) -> list[MemberView]:
         own_status = LEFT if self._left else ALIVE
@@ -305,7 +351,7 @@ class SwimCore:
         return states
 
     def _send_joins(self, now: float) -> None:
-        msg = PushPull(self._address, self._id, self._states(), join=True)
+        msg = self._push_pull(join=True)
         for seed in self._join_seeds:
             self._send(seed, msg)
         self._next_join_retry = now + self._join_backoff
@@ -344,7 +390,7 @@ class SwimCore:
             updates = [buddy, *self._piggyback(self._config.packet_budget - 64)]
         else:
             updates = self._piggyback()
-        self._send(target.address, Ping(seq, self._address, target.id, updates))
+        self._send(target.address, Ping(seq, self._address, target.id, updates, cluster=self._cluster_id))
         self._probe = _Probe(seq, target.id, now + self._scaled(self._config.probe_timeout), now + interval)
 
     def _probe_tick(self, now: float) -> None:
@@ -360,7 +406,15 @@ class SwimCore:
             want_nack = self._config.lifeguard_probe
             for helper in helpers:
                 updates = self._piggyback()
-                req = PingReq(probe.seq, self._address, target.id, target.address, want_nack, updates)
+                req = PingReq(
+                    probe.seq,
+                    self._address,
+                    target.id,
+                    target.address,
+                    want_nack,
+                    updates,
+                    cluster=self._cluster_id,
+                )
                 self._send(helper.address, req)
             probe.expected_nacks = len(helpers) if want_nack else 0
         if now >= probe.end:
@@ -378,7 +432,7 @@ class SwimCore:
             if now >= relay.deadline:
                 del self._relays[seq]
                 if relay.want_nack:
-                    self._send(relay.requester, Nack(relay.requester_seq, self._address))
+                    self._send(relay.requester, Nack(relay.requester_seq, self._address, self._cluster_id))
 
     def _pick_live(self, k: int, exclude: str, alive_only: bool = False) -> list[_Member]:
         live = self._live
@@ -407,13 +461,13 @@ class SwimCore:
             updates = self._piggyback()
             if not updates:
                 break
-            self._send(member.address, Gossip(self._address, updates))
+            self._send(member.address, Gossip(self._address, updates, self._cluster_id))
 
     def _push_pull_tick(self, now: float) -> None:
         self._next_push_pull = now + push_pull_scale(self._config.push_pull_interval, self._cluster_size())
         peers = self._pick_live(1, exclude=self._id, alive_only=True)
         if peers:
-            self._send(peers[0].address, PushPull(self._address, self._id, self._states()))
+            self._send(peers[0].address, self._push_pull())
 
     def _reconnect_tick(self, now: float) -> None:
         """Push-pull with one random dead member (serf's reconnect), so partitions heal.
@@ -425,7 +479,10 @@ class SwimCore:
         dead = [m for m in self._members.values() if m.status == DEAD]
         if dead:
             peer = self._rng.choice(dead)
-            self._send(peer.address, PushPull(self._address, self._id, self._states()))
+            self._send(peer.address, self._push_pull())
+
+    def _push_pull(self, *, join: bool = False, reply: bool = False) -> PushPull:
+        return PushPull(self._address, self._id, self._states(), join, reply, self._cluster_id)
 
     # ----- message handlers -------------------------------------------------------------------
 
@@ -443,7 +500,13 @@ class SwimCore:
             self._apply_updates(msg.updates, now)
         if msg.target_id != self._id:
             return  # meant for a member that used to live at our address
-        self._send(msg.sender, Ack(msg.seq, self._address, self._piggyback()))
+        self._send(msg.sender, Ack(msg.seq, self._address, self._piggyback(), self._cluster_id))
+        if now >= self._next_stranger_sync and not self._holds_alive(msg.sender):
+            # It knows us, we do not hold it alive: we restarted with an empty view (and joined
+            # through nobody), or it came back from dead. A push-pull shows it our old record, so
+            # we refute it at once, and gives us its view.
+            self._next_stranger_sync = now + self._config.probe_interval
+            self._send(msg.sender, self._push_pull())
 
     def _on_ack(self, msg: Ack, now: float) -> None:
         if msg.updates:
@@ -456,7 +519,8 @@ class SwimCore:
             return
         relay = self._relays.pop(msg.seq, None)
         if relay is not None:
-            self._send(relay.requester, Ack(relay.requester_seq, self._address, self._piggyback()))
+            ack = Ack(relay.requester_seq, self._address, self._piggyback(), self._cluster_id)
+            self._send(relay.requester, ack)
 
     def _on_nack(self, msg: Nack, now: float) -> None:
         probe = self._probe
@@ -467,7 +531,8 @@ class SwimCore:
         if msg.updates:
             self._apply_updates(msg.updates, now)
         seq = self._next_seq()
-        self._send(msg.target_address, Ping(seq, self._address, msg.target_id, self._piggyback()))
+        ping = Ping(seq, self._address, msg.target_id, self._piggyback(), self._cluster_id)
+        self._send(msg.target_address, ping)
         # memberlist answers with a nack after one (unscaled) probe timeout without an ack.
         deadline = now + self._config.probe_timeout
         self._relays[seq] = _Relay(msg.sender, msg.seq, deadline, msg.want_nack)
@@ -482,12 +547,12 @@ class SwimCore:
         self._merge_states(msg, now)
         if not msg.reply:
             # Merge first, so the answer already carries any refutation the merge caused.
-            answer = PushPull(self._address, self._id, self._states(), join=msg.join, reply=True)
-            self._send(msg.sender, answer)
+            self._send(msg.sender, self._push_pull(join=msg.join, reply=True))
         elif self._incarnation != incarnation:
             # The peer holds us dead or suspect (after a partition or a restart). It may be the
             # only bridge to its side, and our gossip goes to members we think alive: tell it now.
-            self._send(msg.sender, Gossip(self._address, [Alive(self._id, self._incarnation, self._meta)]))
+            alive = Alive(self._id, self._incarnation, self._meta)
+            self._send(msg.sender, Gossip(self._address, [alive], self._cluster_id))
 
     def _merge_states(self, msg: PushPull, now: float) -> None:
         for state in msg.states:
@@ -500,6 +565,23 @@ class SwimCore:
                 # Like memberlist: a remote "dead" only makes us suspect, so our own timer (and the
                 # member's chance to refute) decides; one stale peer cannot kill a member here.
                 self._on_suspect(Suspect(state.node_id, state.incarnation, msg.sender_id), now)
+
+    # ----- cluster identity ---------------------------------------------------------------------
+
+    def _foreign_cluster(self, cluster_id: str) -> bool:
+        return cluster_id != self._cluster_id and bool(cluster_id) and bool(self._cluster_id)
+
+    def _drop_foreign(self, sender: str, cluster_id: str) -> None:
+        self._foreign_dropped += 1
+        key = (sender, cluster_id, self._cluster_id)
+        if key in self._foreign_reported or len(self._foreign_reported) >= MAX_FOREIGN_REPORTS:
+            return
+        self._foreign_reported.add(key)
+        self._foreign.append(ForeignGossip(sender, cluster_id, self._cluster_id))
+
+    def _holds_alive(self, address: str) -> bool:
+        member = self._members.get(self._by_address.get(address, ""))
+        return member is not None and member.status in _LIVE and member.address == address
 
     # ----- state transitions ------------------------------------------------------------------
 
@@ -526,6 +608,8 @@ class SwimCore:
 
     def _on_alive(self, msg: Alive, now: float) -> None:
         node_id = msg.node_id
+        if self._foreign_cluster(msg.meta.cluster_id):
+            return  # a member of another cluster, relayed by a node that has no cluster id yet
         if node_id == self._id:
             if msg.incarnation > self._incarnation or (
                 msg.incarnation == self._incarnation and msg.meta != self._meta
@@ -536,6 +620,7 @@ class SwimCore:
         if member is None:
             member = _Member(msg.meta, msg.incarnation, now)
             self._members[node_id] = member
+            self._by_address[member.address] = node_id
             self._set_live(member, True)
             # Probe newcomers this round: insert at a random place in what is left of it.
             position = self._rng.randint(self._probe_index, len(self._probe_order))
@@ -553,7 +638,11 @@ class SwimCore:
         meta_changed = msg.meta != member.meta
         member.incarnation = msg.incarnation
         member.meta = msg.meta
-        member.address = msg.meta.gossip_address
+        if member.address != msg.meta.gossip_address:
+            if self._by_address.get(member.address) == node_id:
+                del self._by_address[member.address]
+            member.address = msg.meta.gossip_address
+        self._by_address[member.address] = node_id
         member.status = ALIVE
         if self._suspicions.pop(node_id, None) is not None:
             self._earliest_suspicion = None
@@ -637,4 +726,6 @@ class SwimCore:
         horizon = now - self._config.dead_reap_time
         stale = [m.id for m in self._members.values() if m.status not in _LIVE and m.changed_at <= horizon]
         for node_id in stale:
-            del self._members[node_id]
+            member = self._members.pop(node_id)
+            if self._by_address.get(member.address) == node_id:
+                del self._by_address[member.address]

@@ -28,3 +28,14 @@ class MemberView(msgspec.Struct, frozen=True):
     status: MemberStatus
     incarnation: int
     meta: NodeMeta
+
+
+class ForeignGossip(msgspec.Struct, frozen=True):
+    """Gossip from another cluster was dropped: reported once per sender address and pair of ids.
+
+    Two clusters sharing a key, or a wiped node that bootstrapped a cluster of its own by mistake.
+    """
+
+    address: str  # the sender's gossip address, as it names itself
+    cluster_id: str  # the sender's cluster
+    local_cluster_id: str  # ours, when the message was dropped

@@ -1,6 +1,10 @@
 """Gossip wire format: a tagged union of msgspec Structs, MessagePack encoded and validated on decode.
 
-Every message names its sender's gossip address, so a reply needs no transport-level identity.
+Every message names its sender's gossip address, so a reply needs no transport-level identity,
+and its sender's cluster id (``cluster``, "" while the sender has not received the Raft
+configuration), so a node can drop gossip from another cluster that shares the key. ``cluster`` is
+the last field of every message: a decoder that predates it ignores the extra array element, and a
+message from such a node decodes here with ``cluster = ""``, which every node accepts.
 Updates (alive, suspect, dead) ride along on probes, acks and gossip messages ("piggybacking").
 """
 
@@ -20,6 +24,7 @@ NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Address = Annotated[str, msgspec.Meta(min_length=3, max_length=256, pattern=r"^[^\s:]+:\d{1,5}$")]
 Incarnation = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+ClusterId = Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[0-9A-Za-z_-]*$")]  # uuid4().hex
 
 
 class Alive(msgspec.Struct, frozen=True, array_like=True, tag="alive"):
@@ -50,12 +55,14 @@ class Ping(msgspec.Struct, frozen=True, array_like=True, tag="ping"):
     sender: Address
     target_id: NodeId  # a member restarted under another id at the same address must not ack
     updates: Updates = []
+    cluster: ClusterId = ""
 
 
 class Ack(msgspec.Struct, frozen=True, array_like=True, tag="ack"):
     seq: Seq
     sender: Address
     updates: Updates = []
+    cluster: ClusterId = ""
 
 
 class Nack(msgspec.Struct, frozen=True, array_like=True, tag="nack"):
@@ -63,6 +70,7 @@ class Nack(msgspec.Struct, frozen=True, array_like=True, tag="nack"):
 
     seq: Seq
     sender: Address
+    cluster: ClusterId = ""
 
 
 class PingReq(msgspec.Struct, frozen=True, array_like=True, tag="ping_req"):
@@ -72,11 +80,13 @@ class PingReq(msgspec.Struct, frozen=True, array_like=True, tag="ping_req"):
     target_address: Address
     want_nack: bool = False
     updates: Updates = []
+    cluster: ClusterId = ""
 
 
 class Gossip(msgspec.Struct, frozen=True, array_like=True, tag="gossip"):
     sender: Address
     updates: Updates = []
+    cluster: ClusterId = ""
 
 
 MemberStatusWire = Literal["alive", "suspect", "dead", "left"]
@@ -97,6 +107,7 @@ class PushPull(msgspec.Struct, frozen=True, array_like=True, tag="push_pull"):
     states: Annotated[list[MemberState], msgspec.Meta(max_length=MAX_STATES)]
     join: bool = False
     reply: bool = False  # an answer; never answered again
+    cluster: ClusterId = ""
 
 
 GossipMessage = Ping | Ack | Nack | PingReq | Gossip | PushPull

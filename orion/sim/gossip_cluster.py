@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from orion.gossip.config import GossipConfig
 from orion.gossip.core import SwimCore
-from orion.gossip.events import MemberEvent
+from orion.gossip.events import ForeignGossip, MemberEvent
 from orion.gossip.messages import GossipMessage, decode_message, encode_message
 from orion.model import NodeMeta
 from orion.sim.gossip_network import GossipNetwork
@@ -62,6 +62,7 @@ class GossipCluster:
         self._by_address: dict[str, str] = {}
         self.crashed: set[str] = set()
         self.events: list[ObservedEvent] = []
+        self.foreign: list[tuple[str, ForeignGossip]] = []  # (observer, report) for gossip it dropped
         self.on_event: Callable[[ObservedEvent], None] | None = None
         self.core_seconds = 0.0  # CPU time spent inside the cores, when measure_cpu is set
         self.delivered = 0
@@ -107,11 +108,24 @@ class GossipCluster:
         """Stop a member silently: it neither ticks nor processes datagrams any more."""
         self.crashed.add(node_id)
 
-    def restart(self, node_id: str, seeds: list[str]) -> SwimCore:
-        """A new process for a crashed member: fresh core (incarnation 0), same id and address."""
-        core = self.add(self.metas[node_id])
-        self.join(node_id, seeds)
+    def restart(self, node_id: str, seeds: list[str], meta: NodeMeta | None = None) -> SwimCore:
+        """A new process for a crashed member: fresh core (incarnation 0), same id and address.
+
+        ``meta`` replaces the member's meta (same id and address): a wiped data dir comes back with
+        a new ``raft_incarnation`` and a meta version counting from the start again. With no seeds
+        the member joins through nobody and waits for the others to reach it.
+        """
+        if meta is not None and (meta.id != node_id or meta.gossip_address != self.address(node_id)):
+            raise ValueError(f"restart meta must keep id {node_id} and address {self.address(node_id)}")
+        core = self.add(meta or self.metas[node_id])
+        if seeds:
+            self.join(node_id, seeds)
         return core
+
+    def set_identity(self, node_id: str, cluster_id: str, raft_incarnation: str) -> None:
+        """The member learnt its cluster id from Raft (its gossip actor got ClusterIdentity)."""
+        self.cores[node_id].set_identity(cluster_id, raft_incarnation, self.now)
+        self._pump(node_id)
 
     def leave(self, node_id: str) -> None:
         self.cores[node_id].leave(self.now)
@@ -228,6 +242,7 @@ class GossipCluster:
         started = time.process_time() if self._measure else 0.0
         outbox = core.drain_outbox()
         events = core.drain_events()
+        foreign = core.drain_foreign()
         deadline = core.next_deadline()
         if self._measure:
             self.core_seconds += time.process_time() - started
@@ -240,6 +255,7 @@ class GossipCluster:
                 continue
             payload: object = encode_message(msg) if self._encode else msg
             self._push(self.now + latency, _DELIVER, target, payload)
+        self.foreign.extend((node_id, report) for report in foreign)
         if events and (self._record or self.on_event is not None):
             for event in events:
                 observed = ObservedEvent(self.now, node_id, event)

@@ -43,6 +43,8 @@ META = NodeMeta(
     disk_total=2 * 2**40,
     tags={"zone": "eu-west-1a", "rack": "r17", "gpu": "none", "tier": "batch"},
     version=123456,
+    cluster_id="5f0c3a9e8b7d4c2a9e1f0b3c4d5e6f70",  # uuid4().hex, as made at bootstrap
+    raft_incarnation="0a1b2c3d4e5f60718293a4b5c6d7e8f9",
 )
 
 SAMPLES = [
