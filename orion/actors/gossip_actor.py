@@ -3,6 +3,8 @@
 Every input (a tick, a frame) is fed to the core with the current monotonic time; what the
 core wants sent goes out through the gossip transport (dropped, never queued, when a peer is
 unreachable), and membership events go to the Raft actor, which acts on them as leader.
+The node's identity rides in its meta: ``raft_incarnation`` (its data dir's) from the start, and
+the cluster id once Raft sends ``ClusterIdentity``; from then on gossip of other clusters is dropped.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pykka
 from loguru import logger
 
 from orion.actors.base import NodeActor
-from orion.actors.messages import LocalMeta, MemberEvents, Shutdown, Tick
+from orion.actors.messages import ClusterIdentity, LocalMeta, MemberEvents, Shutdown, Tick
 from orion.config import NodeConfig
 from orion.gossip.config import GossipConfig
 from orion.gossip.core import SwimCore
@@ -66,9 +68,12 @@ class GossipActor(NodeActor):
         raft: pykka.ActorRef,
         on_fatal: Callable[[str], None],
         refresh_meta: Callable[[NodeMeta], NodeMeta] | None = None,
+        raft_incarnation: str = "",
     ) -> None:
         super().__init__(on_fatal)
         self.config = config
+        if raft_incarnation:
+            meta = msgspec.structs.replace(meta, raft_incarnation=raft_incarnation)
         self.meta = meta
         self.transport = transport
         self.raft = raft
@@ -116,6 +121,8 @@ class GossipActor(NodeActor):
                     self.core.join(list(seeds), now)
             case UpdateMeta(meta):
                 self._update_meta(meta, now)
+            case ClusterIdentity(cluster_id, raft_incarnation):
+                self._adopt_identity(cluster_id, raft_incarnation, now)
             case Shutdown(done):
                 self.core.leave(now)
                 self._left = True
@@ -123,6 +130,8 @@ class GossipActor(NodeActor):
                 self._leave_deadline = now + LEAVE_GOSSIP_S
             case "members":
                 return self.core.members()
+            case "foreign_dropped":
+                return self.core.foreign_dropped
             case _:
                 logger.warning("gossip actor: unexpected message {!r}", type(message).__name__)
         self._flush()
@@ -136,7 +145,24 @@ class GossipActor(NodeActor):
         done, self._leave_done = self._leave_done, None
         done()
 
+    def _adopt_identity(self, cluster_id: str, raft_incarnation: str, now: float) -> None:
+        # An empty value never erases a known one: Raft may not have the other one yet.
+        identity = msgspec.structs.replace(
+            self.meta,
+            cluster_id=cluster_id or self.meta.cluster_id,
+            raft_incarnation=raft_incarnation or self.meta.raft_incarnation,
+        )
+        if identity.cluster_id != self.meta.cluster_id:
+            logger.info("gossip: cluster id {} (was {!r})", identity.cluster_id, self.meta.cluster_id)
+        self._update_meta(identity, now)
+
     def _update_meta(self, meta: NodeMeta, now: float) -> None:
+        # Whoever refreshes the meta (capacity, tags) may not know the identity: keep it.
+        meta = msgspec.structs.replace(
+            meta,
+            cluster_id=meta.cluster_id or self.meta.cluster_id,
+            raft_incarnation=meta.raft_incarnation or self.meta.raft_incarnation,
+        )
         if meta == self.meta:
             return
         self.meta = meta
@@ -152,3 +178,11 @@ class GossipActor(NodeActor):
                 if event.kind in ("joined", "dead", "left", "suspect", "alive"):
                     logger.info("gossip: {} is {} ({})", event.node_id, event.kind, event.address)
             self.raft.tell(MemberEvents(events))
+        for foreign in self.core.drain_foreign():
+            logger.warning(
+                "gossip: dropping gossip from {} of cluster {}; this node is in cluster {} "
+                "(two clusters sharing a key, or a node that bootstrapped a cluster of its own)",
+                foreign.address,
+                foreign.cluster_id,
+                foreign.local_cluster_id,
+            )

@@ -102,6 +102,15 @@ class LocalMeta:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterIdentity:
+    """Raft to gossip: the cluster id of the configuration this node holds, and its data dir's
+    incarnation. Gossip puts both in the node's meta and from then on drops other clusters' gossip."""
+
+    cluster_id: str
+    raft_incarnation: str
+
+
+@dataclass(frozen=True, slots=True)
 class StateChanged:
     """The FSM applied commands that may matter to the receiver (wake-up, level-triggered)."""
 
