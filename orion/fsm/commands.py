@@ -78,6 +78,25 @@ class RemoveNode(_Command, tag="remove_node"):
     node_id: str
 
 
+class RemoveTask(_Command, tag="remove_task"):
+    """Delete a task from the state (``orion task rm``). A task that is still active (Pending,
+    Scheduled, Running) is refused unless ``force``, which stops and removes it at once, as
+    ``docker rm --force`` does; its node's reconciler then removes the container it no longer
+    finds in the state."""
+
+    task_id: str
+    force: bool = False
+
+
+class CollectGarbage(_Command, tag="collect_garbage"):
+    """Delete up to ``max_tasks`` terminal (Stopped, Failed) tasks last updated before
+    ``before``, oldest first. The proposer picks ``before`` (its clock minus the retention), so
+    every replica removes the same tasks."""
+
+    before: float
+    max_tasks: int = 10_000
+
+
 Command = (
     SubmitTask
     | StopTask
@@ -88,6 +107,8 @@ Command = (
     | UpsertNode
     | SetNodeStatus
     | RemoveNode
+    | RemoveTask
+    | CollectGarbage
 )
 
 

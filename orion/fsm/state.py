@@ -8,11 +8,16 @@ snapshots.
 Stored ``Task`` and ``NodeRecord`` values are never mutated after they are stored: a change
 builds a new value (``msgspec.structs.replace``, a shallow copy of one record), so the values
 handed out by the read helpers can be passed to other actors safely. Callers must not mutate
-them either.
+them either. That is what lets ``snapshot_source()`` capture the state without copying
+records, and ``encode_snapshot`` (orion.fsm.snapshot) encode it in another thread.
+
+Terminal tasks (Stopped, Failed) leave the state through ``CollectGarbage`` (the leader
+proposes it periodically with its clock minus the retention) or ``RemoveTask``.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 from collections.abc import Callable
@@ -22,9 +27,11 @@ import msgspec
 
 from orion.fsm.commands import (
     AssignTasks,
+    CollectGarbage,
     Command,
     CommandError,
     RemoveNode,
+    RemoveTask,
     ReportTaskState,
     RescheduleNodeTasks,
     SetNodeStatus,
@@ -34,24 +41,15 @@ from orion.fsm.commands import (
     UpsertNode,
     decode_command,
 )
-from orion.fsm.tables import (
-    NODE_COLUMNS,
-    TASK_COLUMNS,
-    NodeRecord,
-    make_table,
-    node_row,
-    nodes_from_table,
-    task_row,
-    tasks_from_table,
-)
+from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
+from orion.fsm.tables import NodeRecord
 from orion.model import ACTIVE_STATES, Task, TaskEvent, TaskState
-from orion.raft.tabular import decode_tabular_snapshot
-from orion.raft.types import Table, TabularSnapshot
 
 MAX_HISTORY = 20  # events kept per task
-SNAPSHOT_FORMAT = 1
 SUBMITTED_REASON = "waiting for a node"
 STOPPED_REASON = "stopped by user"
+FORCE_REMOVED_REASON = "removed by user (forced)"
+TERMINAL_STATES = frozenset({TaskState.STOPPED, TaskState.FAILED})
 # States a node may report for a task it runs (Scheduled: waiting to restart after a backoff;
 # Stopped: its container completed with exit code 0).
 REPORTABLE_STATES = frozenset({TaskState.SCHEDULED, TaskState.RUNNING, TaskState.FAILED, TaskState.STOPPED})
@@ -79,7 +77,9 @@ class ClusterState:
     def __init__(self) -> None:
         self.applied_index = 0
         self._tasks: dict[str, Task] = {}  # insertion (submission) order: snapshots are stable
-        self._by_name: dict[str, str] = {}  # name -> id of the latest task with that name
+        # name -> ids of the tasks with that name, in submission order (the last one is the
+        # latest: after a removal the name falls back to the one before, as after a restore).
+        self._by_name: dict[str, list[str]] = {}
         self._by_node: dict[str, dict[str, None]] = {}  # node id -> ids of tasks with that node_id
         self._pending: dict[str, None] = {}  # ids of Pending tasks that should run
         # Pending tasks the scheduler has not judged since they became Pending (derived, not
@@ -89,6 +89,10 @@ class ClusterState:
         # node id -> [memory bytes, millicores, disk bytes] of its Scheduled/Running tasks.
         # Millicores are integers so additions and removals cancel exactly.
         self._allocated: dict[str, list[int]] = {}
+        # (updated_at, id) of terminal tasks, a min-heap: garbage collection pops the oldest.
+        # Entries of tasks removed or changed since are dropped when met. The pop order depends
+        # only on the keys, so a replica restored from a snapshot collects the same tasks.
+        self._terminal: list[tuple[float, str]] = []
         self._handlers: dict[type, Callable[[Any], ApplyResult]] = {
             SubmitTask: self._submit,
             StopTask: self._stop,
@@ -99,6 +103,8 @@ class ClusterState:
             UpsertNode: self._upsert_node,
             SetNodeStatus: self._set_node_status,
             RemoveNode: self._remove_node,
+            RemoveTask: self._remove_task,
+            CollectGarbage: self._collect_garbage,
         }
 
     # -- applying ----------------------------------------------------------------------------
@@ -113,6 +119,11 @@ class ClusterState:
             command: Command = decode_command(data)
         except (msgspec.DecodeError, ValueError) as exc:
             return CommandError(f"undecodable command: {exc}")
+        if not math.isfinite(command.at):
+            # Timestamps order the garbage collector's heap: NaN would break that order.
+            return CommandError(
+                f"command {type(command).__name__}: at must be a finite time, got {command.at}"
+            )
         return self._handlers[type(command)](command)
 
     def _submit(self, cmd: SubmitTask) -> ApplyResult:
@@ -228,6 +239,39 @@ class ClusterState:
             return CommandError(f"no node with id {cmd.node_id}")
         return record
 
+    def _remove_task(self, cmd: RemoveTask) -> ApplyResult:
+        task = self._tasks.get(cmd.task_id)
+        if task is None:
+            return CommandError(f"no task with id {cmd.task_id}")
+        if task.state not in TERMINAL_STATES:
+            if not cmd.force:
+                return CommandError(f"task {task.id} is {task.state}: stop it first, or remove it with force")
+            # What the caller sees: the task as stopped by the removal (it is not stored).
+            task = msgspec.structs.replace(
+                task,
+                state=TaskState.STOPPED.value,
+                desired="stop",
+                reason=FORCE_REMOVED_REASON,
+                updated_at=cmd.at,
+            )
+        self._delete(cmd.task_id)
+        return task
+
+    def _collect_garbage(self, cmd: CollectGarbage) -> ApplyResult:
+        if not math.isfinite(cmd.before) or cmd.max_tasks < 1:
+            return CommandError(
+                f"collect_garbage: before must be a finite time and max_tasks >= 1, "
+                f"got before={cmd.before} max_tasks={cmd.max_tasks}"
+            )
+        removed: list[str] = []
+        heap = self._terminal
+        while heap and heap[0][0] < cmd.before and len(removed) < cmd.max_tasks:
+            updated_at, task_id = heapq.heappop(heap)
+            if self._is_current_terminal(updated_at, task_id):
+                self._delete(task_id)
+                removed.append(task_id)
+        return TaskIds(removed)
+
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def _change(self, task: Task, at: float, **changes: Any) -> Task:
@@ -247,13 +291,33 @@ class ClusterState:
             # A task that stays Pending keeps its place: the scheduler walks that order.
             self._unindex(old, keep_pending=new.state == TaskState.PENDING and new.desired == "run")
         self._tasks[new.id] = new
-        self._by_name[new.name] = new.id
+        if old is None:
+            self._by_name.setdefault(new.name, []).append(new.id)
         self._index(new)
+        if new.state in TERMINAL_STATES and (
+            old is None or old.state not in TERMINAL_STATES or old.updated_at != new.updated_at
+        ):
+            heapq.heappush(self._terminal, (new.updated_at, new.id))
         if new.state == TaskState.PENDING and new.desired == "run":
             if old is None or old.state != TaskState.PENDING:
                 self._fresh[new.id] = None
         else:
             self._fresh.pop(new.id, None)
+
+    def _delete(self, task_id: str) -> None:
+        """Forget a task: its indexes, its allocation, its name. A heap entry stays behind and
+        is dropped when met."""
+        task = self._tasks.pop(task_id)
+        self._unindex(task)
+        self._fresh.pop(task_id, None)
+        same_name = self._by_name[task.name]
+        same_name.remove(task_id)
+        if not same_name:
+            del self._by_name[task.name]
+
+    def _is_current_terminal(self, updated_at: float, task_id: str) -> bool:
+        task = self._tasks.get(task_id)
+        return task is not None and task.state in TERMINAL_STATES and task.updated_at == updated_at
 
     def _index(self, task: Task) -> None:
         if task.node_id:
@@ -292,8 +356,8 @@ class ClusterState:
 
     def task_by_name(self, name: str) -> Task | None:
         """The most recently submitted task with this name."""
-        task_id = self._by_name.get(name)
-        return self._tasks[task_id] if task_id is not None else None
+        ids = self._by_name.get(name)
+        return self._tasks[ids[-1]] if ids else None
 
     def tasks_on_node(self, node_id: str) -> list[Task]:
         """Tasks whose node_id is ``node_id`` in any state, oldest first (a Stopped one still
@@ -321,6 +385,14 @@ class ClusterState:
     def pending_count(self) -> int:
         return len(self._pending)
 
+    def has_garbage(self, before: float) -> bool:
+        """True when ``CollectGarbage(before=before)`` would remove a task. Drops the stale
+        entries of the collector's heap that it meets on top (they change no result)."""
+        heap = self._terminal
+        while heap and not self._is_current_terminal(*heap[0]):
+            heapq.heappop(heap)
+        return bool(heap) and heap[0][0] < before
+
     def nodes(self) -> list[NodeRecord]:
         return list(self._nodes.values())
 
@@ -334,45 +406,32 @@ class ClusterState:
 
     # -- snapshots -----------------------------------------------------------------------------
 
+    def snapshot_source(self) -> SnapshotSource:
+        """What a snapshot of the current state needs, captured in a few milliseconds (a list of
+        references to the stored records, which are never mutated). Encode it with
+        ``encode_snapshot`` in any thread while this state goes on applying entries."""
+        return SnapshotSource(
+            applied_index=self.applied_index,
+            tasks=list(self._tasks.values()),
+            nodes=list(self._nodes.values()),
+        )
+
     def snapshot(self) -> bytes:
         """The whole state as an msgpack ``TabularSnapshot`` (tables meta, nodes, tasks)."""
-        meta = Table(
-            columns=["key", "value"],
-            types=["VARCHAR", "BIGINT"],
-            rows=[
-                ["format", SNAPSHOT_FORMAT],
-                ["applied_index", self.applied_index],
-                ["tasks", len(self._tasks)],
-                ["nodes", len(self._nodes)],
-            ],
-        )
-        tables = {
-            "meta": meta,
-            "nodes": make_table(NODE_COLUMNS, [node_row(n) for n in self._nodes.values()]),
-            "tasks": make_table(TASK_COLUMNS, [task_row(t) for t in self._tasks.values()]),
-        }
-        return msgspec.msgpack.encode(TabularSnapshot(tables=tables))
+        return encode_snapshot(self.snapshot_source())
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with a snapshot's. Raises ``ValueError`` on bad data and
         then leaves the current state untouched."""
-        try:
-            tables = decode_tabular_snapshot(data).tables
-            meta = {row[0]: row[1] for row in tables["meta"].rows}
-            if meta.get("format") != SNAPSHOT_FORMAT:
-                raise ValueError(f"snapshot format {meta.get('format')}, expected {SNAPSHOT_FORMAT}")
-            tasks = tasks_from_table(tables["tasks"])
-            nodes = nodes_from_table(tables["nodes"])
-            applied_index = meta["applied_index"]
-        except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"cannot restore the cluster state from this snapshot: {exc}") from exc
+        source = decode_snapshot(data)
         self._tasks.clear()
         self._by_name.clear()
         self._by_node.clear()
         self._pending.clear()
         self._fresh.clear()
         self._allocated.clear()
-        for task in tasks:
+        self._terminal.clear()
+        for task in source.tasks:
             self._put(None, task)
-        self._nodes = {node.id: node for node in nodes}
-        self.applied_index = applied_index
+        self._nodes = {node.id: node for node in source.nodes}
+        self.applied_index = source.applied_index

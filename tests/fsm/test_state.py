@@ -11,9 +11,11 @@ import pytest
 
 from orion.fsm.commands import (
     AssignTasks,
+    CollectGarbage,
     Command,
     CommandError,
     RemoveNode,
+    RemoveTask,
     ReportTaskState,
     RescheduleNodeTasks,
     SetNodeStatus,
@@ -79,6 +81,8 @@ def test_command_encoding_round_trips() -> None:
         UpsertNode(at=6.0, meta=node("n3", tags={"zone": "a"}), status="suspect"),
         SetNodeStatus(at=7.0, node_id="n3", status="dead"),
         RemoveNode(at=8.0, node_id="n3"),
+        RemoveTask(at=9.0, task_id="t1", force=True),
+        CollectGarbage(at=10.0, before=5.0, max_tasks=100),
     ]
     for command in commands:
         assert decode_command(encode_command(command)) == command
@@ -312,6 +316,12 @@ def random_commands(seed: int, count: int) -> list[Command]:
             commands.append(SetPending(at=at, task_ids=[task_id], reason=f"0/4 nodes fit ({step % 3})"))
         elif roll < 0.86:
             commands.append(RescheduleNodeTasks(at=at, node_id=rng.choice(nodes), reason="dead"))
+        elif roll < 0.88:
+            commands.append(RemoveTask(at=at, task_id=task_id, force=rng.random() < 0.3))
+        elif roll < 0.9:
+            # Collect what ended more than 5-30 s (20-120 steps) ago, a few at a time.
+            before = at - rng.choice([5.0, 30.0])
+            commands.append(CollectGarbage(at=at, before=before, max_tasks=rng.choice([1, 3, 100])))
         else:
             status = rng.choice(["alive", "alive", "alive", "suspect", "dead"])
             commands.append(SetNodeStatus(at=at, node_id=rng.choice(nodes), status=status))
