@@ -1,10 +1,12 @@
 """Why a task fits nowhere: every node counted once, under the first filter it fails.
 
-The filters run in a fixed chain (alive, eligible, node selectors, memory, CPU, disk), so a
-dead node is counted as "not alive" even if it is also full. The reason lists the resource
-shortages first because they are what a user can act on, then selectors, then node health:
-``0/4 nodes fit: 2 insufficient memory (need 100.0 GiB, largest free 15.9 GiB),
-1 node selector zone=b not matched, 1 not alive``.
+The filters run in a fixed chain (alive, eligible, node selectors, memory, CPU, disk, host
+ports), so a dead node is counted as "not alive" even if it is also full. The reason lists the
+resource shortages first because they are what a user can act on, then taken ports, then
+selectors, then node health: ``0/4 nodes fit: 2 insufficient memory (need 100.0 GiB, largest
+free 15.9 GiB), 1 port 8080/tcp in use on node1, 1 not alive``. A port rejection names what
+holds the port (see ``orion.scheduler.ports.describe_claim``); nodes sharing one Docker engine
+are all rejected by the one task that holds it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from orion.model import Task
 from orion.scheduler.fleet import Fleet, selector_key
+from orion.scheduler.ports import describe_blocker, port_requests
 from orion.units import format_size
 
 
@@ -43,6 +46,8 @@ def explain(fleet: Fleet, task: Task) -> str:
     free_memory, free_cpu, free_disk = fleet.free_memory, fleet.free_cpu, fleet.free_disk
     need_memory, need_cpu, need_disk = task.memory, task.cpu, task.disk
     inf = float("inf")
+    requests = port_requests(task)
+    port_blocked: dict[str, int] = {}  # what holds the port -> nodes rejected for it
     fits = short_memory = short_cpu = short_disk = 0
     most_memory = most_cpu = most_disk = -inf  # the most any node rejected for it had free
     for i in fleet.candidates(selectors):
@@ -60,8 +65,14 @@ def explain(fleet: Fleet, task: Task) -> str:
         if free < need_disk:
             short_disk += 1
             most_disk = free if free > most_disk else most_disk
-        else:
-            fits += 1
+            continue
+        if requests:
+            _, blocker = fleet.fit_ports(i, requests)
+            if blocker is not None:
+                text = describe_blocker(blocker)
+                port_blocked[text] = port_blocked.get(text, 0) + 1
+                continue
+        fits += 1
     memory = _Shortage(short_memory, most_memory)
     cpu = _Shortage(short_cpu, most_cpu)
     disk = _Shortage(short_disk, most_disk)
@@ -80,6 +91,8 @@ def explain(fleet: Fleet, task: Task) -> str:
             f"{disk.count} insufficient disk (need {_bytes(need_disk)}, "
             f"largest free {_bytes(disk.largest_free)})"
         )
+    for text, count in sorted(port_blocked.items()):
+        parts.append(f"{count} {text}")
     for text, count in sorted(fleet.unmatched(selectors).items()):
         parts.append(f"{count} node selector {text} not matched")
     if fleet.not_eligible:

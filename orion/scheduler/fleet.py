@@ -8,6 +8,8 @@ Capacity rules (decided here, relied on by the filters and the reasons):
 - memory and CPU: a capacity of 0 means the node offers none; only a task needing 0 fits.
 - disk: a capacity of 0 means the node did not report its disk; it is treated as unlimited,
   because many hosts cannot tell, and refusing every disk request on them would be worse.
+- host ports: taken per port space, not per node (orion/scheduler/ports.py): the claims of
+  every node, alive or not, are booked, since a dead node's containers may still hold theirs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import random
 from collections.abc import Sequence
 
 from orion.model import Task
+from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS, Blocker, PortBook, PortRequest, port_space
 from orion.scheduler.types import ALIVE, NodeView
 
 SelectorKey = tuple[tuple[str, str], ...]
@@ -30,7 +33,13 @@ CPU_DIGITS = 9
 
 
 class Fleet:
-    def __init__(self, nodes: Sequence[NodeView], seed: int) -> None:
+    def __init__(
+        self,
+        nodes: Sequence[NodeView],
+        seed: int,
+        now: float = 0.0,
+        dynamic_ports: tuple[int, int] = DEFAULT_DYNAMIC_PORTS,
+    ) -> None:
         # Sort first so that the outcome depends on the seed only, not on the caller's order.
         ordered = sorted(nodes, key=lambda node: node.id)
         random.Random(seed).shuffle(ordered)
@@ -54,6 +63,12 @@ class Fleet:
         self.not_alive = sum(1 for node in ordered if node.status != ALIVE)
         self.not_eligible = sum(1 for node in ordered if node.status == ALIVE and not node.eligible)
         self.placements = 0  # bumped on every placement: tells when a cached reason is stale
+        self.dynamic_ports = dynamic_ports
+        self.port_spaces = [port_space(node.meta) for node in ordered]
+        self.host_ips = [node.meta.host_ip for node in ordered]
+        self.ports = PortBook(now)
+        for space, node in zip(self.port_spaces, ordered, strict=True):
+            self.ports.add_all(space, node.ports)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -84,9 +99,19 @@ class Fleet:
             self._unmatched[selectors] = found
         return found
 
-    def place(self, index: int, task: Task) -> None:
+    def fit_ports(
+        self, index: int, requests: list[PortRequest]
+    ) -> tuple[dict[str, int] | None, Blocker | None]:
+        """Host ports for ``requests`` on the node at ``index``, or what blocks them there."""
+        return self.ports.fit(self.port_spaces[index], self.host_ips[index], requests, self.dynamic_ports)
+
+    def place(self, index: int, task: Task, host_ports: dict[str, int] | None = None) -> None:
         """Debit the node at once, so the next task of the same batch sees what is left."""
         self.free_memory[index] -= task.memory
         self.free_cpu[index] = round(self.free_cpu[index] - task.cpu, CPU_DIGITS)
         self.free_disk[index] -= task.disk
+        if host_ports:
+            self.ports.claim(
+                self.port_spaces[index], self.host_ips[index], self.ids[index], task.id, host_ports
+            )
         self.placements += 1

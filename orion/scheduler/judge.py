@@ -1,7 +1,8 @@
 """The Judge: a pure, deterministic function from a snapshot and pending tasks to a plan.
 
 It reads, never writes: the leader commits the plan through Raft. Given the same nodes, tasks,
-strategy and seed it returns the same plan, so any decision can be replayed from the log.
+strategy, seed, time and dynamic port range it returns the same plan, so any decision can be
+replayed from the log.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Sequence
 from orion.model import Task
 from orion.scheduler.feasible import explain
 from orion.scheduler.fleet import Fleet, SelectorKey, selector_key
+from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS, port_requests
 from orion.scheduler.rank import NONE, pick_exact, pick_limited
 from orion.scheduler.types import STRATEGIES, NodeView, Plan
 
-_Shape = tuple[int, float, int, SelectorKey]
+_Shape = tuple[int, float, int, SelectorKey, tuple[tuple[str, str], ...]]
 
 
 def nomad_limit(node_count: int) -> int:
@@ -29,6 +31,9 @@ def schedule(
     strategy: str,
     seed: int,
     limit: int | None = None,
+    *,
+    now: float = 0.0,
+    dynamic_ports: tuple[int, int] = DEFAULT_DYNAMIC_PORTS,
 ) -> Plan:
     """Place ``pending`` tasks, in order, on ``nodes``.
 
@@ -36,13 +41,17 @@ def schedule(
     only that many feasible nodes per task, walking the shuffled fleet round-robin (Nomad's
     limit, e.g. ``nomad_limit(len(nodes))``), which keeps large clusters fast. Either way a task
     that fits on some node is placed, and each placement is debited before the next task.
+
+    Host ports are filtered before scoring, on the candidates only: a task without
+    ``port_bindings`` pays nothing for them. ``now`` decides which foreign port blocks have
+    lapsed; dynamic ports are picked lowest-first from ``dynamic_ports``.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1 or None, got {limit}")
-    fleet = Fleet(nodes, seed)
-    plan = Plan(assignments=[], pending_reasons={})
+    fleet = Fleet(nodes, seed, now, dynamic_ports)
+    plan = Plan(assignments=[], pending_reasons={}, host_ports={})
     walk_start: dict[SelectorKey, int] = {}
     # Within one batch free resources only shrink, so a shape that fitted nowhere still fits
     # nowhere: remember it and skip the search. The reason is recomputed only if something
@@ -50,7 +59,9 @@ def schedule(
     failed: dict[_Shape, tuple[int, str]] = {}
     for task in pending:
         selectors = selector_key(task)
-        shape = (task.memory, task.cpu, task.disk, selectors)
+        # Ports, like resources, are only taken within a batch: a port shape that fitted
+        # nowhere still fits nowhere.
+        shape = (task.memory, task.cpu, task.disk, selectors, tuple(sorted(task.port_bindings.items())))
         known = failed.get(shape)
         if known is not None:
             placements_then, reason = known
@@ -60,6 +71,14 @@ def schedule(
             plan.pending_reasons[task.id] = reason
             continue
         candidates = fleet.candidates(selectors)
+        ports_by_node: dict[int, dict[str, int]] = {}
+        if task.port_bindings:
+            requests = port_requests(task)
+            for index in candidates:
+                ports, _ = fleet.fit_ports(index, requests)
+                if ports is not None:
+                    ports_by_node[index] = ports
+            candidates = [index for index in candidates if index in ports_by_node]
         if limit is None:
             best = pick_exact(fleet, candidates, task, strategy)
         else:
@@ -71,6 +90,9 @@ def schedule(
             failed[shape] = (fleet.placements, reason)
             plan.pending_reasons[task.id] = reason
             continue
-        fleet.place(best, task)
+        host_ports = ports_by_node.get(best)
+        fleet.place(best, task, host_ports)
         plan.assignments.append((task.id, fleet.ids[best]))
+        if host_ports:
+            plan.host_ports[task.id] = host_ports
     return plan

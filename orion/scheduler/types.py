@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from orion.model import NodeMeta
+from orion.model import NodeMeta, PortClaim
 
 ALIVE = "alive"
 STRATEGIES = ("binpack", "spread")
@@ -21,6 +21,7 @@ class NodeView(msgspec.Struct, frozen=True):
     allocated_cpu: float = 0.0  # cores already assigned by the FSM
     allocated_disk: int = 0  # bytes already assigned by the FSM
     eligible: bool = True  # False drains the node: it keeps its tasks but takes no new ones
+    ports: tuple[PortClaim, ...] = ()  # host ports the FSM counts as taken on this node
 
 
 class Plan(msgspec.Struct):
@@ -29,3 +30,4 @@ class Plan(msgspec.Struct):
 
     assignments: list[tuple[str, str]] = []  # (task_id, node_id)
     pending_reasons: dict[str, str] = {}  # task_id -> "0/3 nodes fit: ..."
+    host_ports: dict[str, dict[str, int]] = {}  # task_id -> {"80/tcp": 8080}: the ports it was given
