@@ -12,16 +12,31 @@ Outputs: a ``Ready`` batch, collected by the shell, which must, in this order:
    ``propose`` between ``ready()`` and ``advance()`` (an actor does all five steps in one go).
 
 Start: load the store, restore the FSM from ``stored.snapshot`` if any, then construct the
-core; ``applied_index`` starts at the snapshot index and later entries come back in
-``committed``. Compaction: when ``applied_index - snapshot_index > snapshot_threshold``, the
-shell snapshots the FSM and calls ``compact(applied_index, data)``, then saves the returned
-snapshot with ``store.save_snapshot``. Reads: ``read_index(ctx)`` on the leader; a
-``ReadState(index, ctx)`` arrives in a later Ready (serve it once the FSM applied ``index``),
-or ``ctx`` arrives in ``failed_reads`` if leadership is lost first.
+core (stored entries may start before the snapshot's index + 1); ``applied_index`` starts at
+the snapshot index and later entries come back in ``committed``. A new node may be given its
+first configuration with ``bootstrap(membership)`` while it is still empty.
+
+Compaction: when ``applied_index - snapshot_index > snapshot_threshold``, the shell snapshots
+the FSM as of an applied index (``snapshot_meta(index)`` gives the term and membership for a
+snapshot written off the Raft thread), calls ``compact(index, data)``, stores the returned
+snapshot with ``store.write_snapshot`` and then drops what the log no longer holds with
+``store.compact_log(log_first_index - 1)``: the log keeps ``trailing_entries`` entries behind
+the snapshot. A snapshot that arrives in ``ready.snapshot`` (from the leader) goes to
+``store.save_snapshot`` instead.
+
+Snapshots to followers: the core emits one ``InstallSnapshot`` carrying the whole Snapshot; the
+shell may stream it in chunks, calling ``snapshot_progress(peer)`` as chunks are acknowledged
+and ``snapshot_failed(peer)`` if the stream gives up. A repeat of the same (dst, index, term)
+means the same snapshot again (after a timeout or a failure).
+
+Reads: ``read_index(ctx)`` on the leader; a ``ReadState(index, ctx)`` arrives in a later Ready
+(serve it once the FSM applied ``index``), or ``ctx`` arrives in ``failed_reads`` if leadership
+is lost first.
 
 Design follows the Raft dissertation and etcd-io/raft: PreVote, CheckQuorum with a leader lease
-on votes, fast conflict backup, per-follower probe/replicate/snapshot pacing with pipelining,
-single-server membership changes that take effect on append, ReadIndex and TimeoutNow.
+on votes, fast conflict backup, per-follower probe/replicate/snapshot pacing with pipelining
+bounded in messages and bytes, appends bounded in entries and bytes, single-server membership
+changes that take effect on append, ReadIndex and TimeoutNow.
 """
 
 from __future__ import annotations
@@ -78,6 +93,23 @@ class RaftConfig(msgspec.Struct, frozen=True):
     snapshot_threshold: int = 8192  # the shell snapshots when applied - snapshot index exceeds this
     pre_vote: bool = True
     check_quorum: bool = True
+    # Bytes of entries (data plus ENTRY_OVERHEAD_BYTES each) per AppendEntries; a single larger
+    # entry still goes alone, so progress is always possible (etcd's MaxSizePerMsg).
+    max_size_per_msg: int = 1 << 20
+    # Bytes of entries outstanding per follower in REPLICATE state; 0 = unlimited
+    # (etcd's MaxInflightBytes). May be overshot by one message.
+    max_inflight_bytes: int = 32 << 20
+    # Entries kept in memory behind a local snapshot, so a follower slightly behind at
+    # compaction time catches up with entries rather than a whole snapshot (etcd keeps 5,000).
+    trailing_entries: int = 5000
+
+    def __post_init__(self) -> None:
+        for name in ("election_ticks", "heartbeat_ticks", "max_append_entries", "max_inflight"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RaftConfig.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_size_per_msg", "max_inflight_bytes", "trailing_entries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"RaftConfig.{name} must not be negative, got {getattr(self, name)}")
 
 
 class NotLeaderError(Exception):
@@ -132,33 +164,23 @@ class RaftCore:
         self._rng = rng
         hs = stored.hard_state
         snap = stored.snapshot
+        self._log = _log_from_store(snap, stored.entries)
         if snap is not None:
-            self._log = RaftLog(snap.meta.index, snap.meta.term, list(stored.entries))
             self._configs: list[tuple[int, Membership]] = [(snap.meta.index, snap.meta.membership)]
         else:
-            self._log = RaftLog(0, 0, list(stored.entries))
             self._configs = [(0, Membership())]
+        after_snapshot = self._log.snapshot_index
         for e in self._log.entries:
-            if e.kind == _CONFIG:
+            # Configurations at or before the snapshot are summed up by its membership.
+            if e.kind == _CONFIG and e.index > after_snapshot:
                 self._configs.append((e.index, decode_membership(e.data)))
         self._snapshot = snap
         self._term = hs.term
         self._vote = hs.vote
         self._stable = self._log.last_index  # entries <= this are durable
         self._prev_hs = hs  # the hard state last handed to the shell
-        commit = hs.commit
-        if bootstrap is not None and snap is None and not self._log.entries and hs.term == 0:
-            if node_id not in bootstrap.voters:
-                raise ValueError(f"bootstrap membership must list {node_id} as a voter")
-            # Every bootstrapped node holds this same first entry, so it is committed by fiat.
-            entry = Entry(1, 1, _CONFIG, encode_membership(bootstrap))
-            self._log.append([entry])
-            self._configs.append((1, bootstrap))
-            self._term = 1
-            self._stable = 0
-            commit = 1
         self._handed = self._stable  # entries <= this were given to a Ready
-        self._commit = min(max(commit, self._log.snapshot_index), self._log.last_index)
+        self._commit = min(max(hs.commit, self._log.snapshot_index), self._log.last_index)
         self._applied = self._log.snapshot_index  # the shell restores the FSM from the snapshot
         self._apply_handed = self._applied
         self._pending_snapshot: Snapshot | None = None
@@ -180,6 +202,29 @@ class RaftCore:
         self._read_heartbeat = False
         self._transferee = ""
         self._reset_randomized_timeout()
+        if bootstrap is not None and self._is_empty():
+            self.bootstrap(bootstrap)
+
+    def _is_empty(self) -> bool:
+        return self._snapshot is None and self._log.last_index == 0 and self._term == 0
+
+    def bootstrap(self, membership: Membership) -> None:
+        """Create a cluster from nothing: ``membership`` becomes entry 1, committed at once.
+        Only on an empty node (no log, no snapshot, term 0): a node that holds anything, or has
+        heard from a cluster, belongs to one already. Every voter bootstrapped together must be
+        given the same membership."""
+        if not self._is_empty():
+            raise ValueError(
+                f"bootstrap: {self._id} is not empty (last index {self._log.last_index}, "
+                f"snapshot index {self._log.snapshot_index}, term {self._term})"
+            )
+        if self._id not in membership.voters:
+            raise ValueError(f"bootstrap membership must list {self._id} as a voter")
+        # Every bootstrapped node holds this same first entry, so it is committed by fiat.
+        self._log.append([Entry(1, 1, _CONFIG, encode_membership(membership))])
+        self._configs.append((1, membership))
+        self._term = 1
+        self._commit = 1
 
     # ------------------------------------------------------------------ read-only state
     @property
@@ -223,6 +268,12 @@ class RaftCore:
         return self._log.snapshot_index
 
     @property
+    def log_first_index(self) -> int:
+        """First index still held in memory (at most snapshot_index + 1: entries behind the
+        snapshot are kept for followers slightly behind); the store may drop what precedes it."""
+        return self._log.first_index
+
+    @property
     def snapshot(self) -> Snapshot | None:
         return self._snapshot
 
@@ -248,7 +299,7 @@ class RaftCore:
 
     def entries(self, lo: int, hi: int) -> list[Entry]:
         """Entries lo..hi clipped to what the log holds (for inspection and checkers)."""
-        lo = max(lo, self._log.snapshot_index + 1)
+        lo = max(lo, self._log.first_index)
         hi = min(hi, self._log.last_index)
         return self._log.slice(lo, hi) if lo <= hi else []
 
@@ -395,13 +446,24 @@ class RaftCore:
         self._mark_all_dirty(False)
         return list(range(start, start + len(items)))
 
-    def add_non_voter(self, node_id: str, address: str) -> int:
+    # Configuration changes: one at a time, each the whole new Membership (cluster_id carried
+    # forward by msgspec.structs.replace); each returns the index of its entry.
+    def add_non_voter(self, node_id: str, address: str, incarnation: str = "") -> int:
+        """Add ``node_id`` as a non-voter; ``incarnation`` ("" = unknown) identifies the life of
+        its data dir, so a message from an earlier life of the same id can be told apart."""
         self._require_conf_change()
         current = self.membership
         if node_id in current.voters or node_id in current.non_voters:
             raise ValueError(f"{node_id} is already a member")
+        incarnations = {k: v for k, v in current.incarnations.items() if k != node_id}
+        if incarnation:
+            incarnations[node_id] = incarnation
         return self._append_config(
-            Membership(voters=dict(current.voters), non_voters={**current.non_voters, node_id: address})
+            msgspec.structs.replace(
+                current,
+                non_voters={**current.non_voters, node_id: address},
+                incarnations=incarnations,
+            )
         )
 
     def promote(self, node_id: str) -> int:
@@ -412,7 +474,9 @@ class RaftCore:
         non_voters = dict(current.non_voters)
         address = non_voters.pop(node_id)
         return self._append_config(
-            Membership(voters={**current.voters, node_id: address}, non_voters=non_voters)
+            msgspec.structs.replace(
+                current, voters={**current.voters, node_id: address}, non_voters=non_voters
+            )
         )
 
     def remove(self, node_id: str) -> int:
@@ -428,7 +492,28 @@ class RaftCore:
             del non_voters[node_id]
         else:
             raise ValueError(f"{node_id} is not a member")
-        return self._append_config(Membership(voters=voters, non_voters=non_voters))
+        incarnations = {k: v for k, v in current.incarnations.items() if k != node_id}
+        return self._append_config(
+            msgspec.structs.replace(current, voters=voters, non_voters=non_voters, incarnations=incarnations)
+        )
+
+    def update_address(self, node_id: str, address: str) -> int:
+        """Re-address a member (it came back elsewhere): same voters and non-voters, same
+        incarnation, only its Raft address changes."""
+        self._require_conf_change()
+        current = self.membership
+        if node_id in current.voters:
+            group, name = current.voters, "voters"
+        elif node_id in current.non_voters:
+            group, name = current.non_voters, "non_voters"
+        else:
+            raise ValueError(f"update_address: {node_id} is not a member")
+        if not address:
+            raise ValueError(f"update_address: empty address for {node_id}")
+        if group[node_id] == address:
+            raise ValueError(f"update_address: {node_id} already has address {address}")
+        changed = {**group, node_id: address}
+        return self._append_config(msgspec.structs.replace(current, **{name: changed}))
 
     def read_index(self, context: bytes) -> None:
         if self._role != LEADER:
@@ -459,23 +544,56 @@ class RaftCore:
         else:
             self._dirty[target] = True
 
+    def snapshot_meta(self, index: int) -> SnapshotMeta:
+        """Term and membership at ``index`` (snapshot_index <= index <= applied_index): what a
+        snapshot of the FSM as of ``index``, taken off the Raft thread, must carry."""
+        if not self._log.snapshot_index <= index <= self._applied:
+            raise ValueError(
+                f"snapshot_meta({index}): index must lie in [{self._log.snapshot_index}, {self._applied}]"
+                " (snapshot index, applied index)"
+            )
+        term = self._log.term(index)
+        assert term is not None, "entries from the snapshot index on are always held"
+        return SnapshotMeta(index, term, self._membership_at(index))
+
+    def _membership_at(self, index: int) -> Membership:
+        membership = self._configs[0][1]
+        for idx, m in self._configs:
+            if idx > index:
+                break
+            membership = m
+        return membership
+
     def compact(self, index: int, data: bytes) -> Snapshot:
+        """Make ``data`` (the FSM as of ``index``) the snapshot; the log keeps up to
+        ``trailing_entries`` entries behind it (see ``log_first_index``)."""
         if index > self._applied:
             raise ValueError(f"compact({index}) beyond the applied index {self._applied}")
         if index <= self._log.snapshot_index:
             raise ValueError(f"compact({index}) at or below the snapshot index {self._log.snapshot_index}")
-        membership = self._configs[0][1]
-        keep: list[tuple[int, Membership]] = []
-        for idx, m in self._configs:
-            if idx <= index:
-                membership = m
-            else:
-                keep.append((idx, m))
-        term = self._log.compact(index)
-        self._configs = [(index, membership), *keep]
+        membership = self._membership_at(index)
+        term = self._log.compact(index, self._config.trailing_entries)
+        self._configs = [(index, membership), *[c for c in self._configs if c[0] > index]]
         snap = Snapshot(SnapshotMeta(index, term, membership), data)
         self._snapshot = snap
         return snap
+
+    def snapshot_progress(self, peer: str) -> None:
+        """A chunk of the snapshot streamed to ``peer`` was acknowledged: the transfer is
+        alive, so restart the wait that would otherwise give up on it."""
+        pr = self._progress.get(peer) if self._role == LEADER else None
+        if pr is not None and pr.state == _SNAPSHOT:
+            pr.snapshot_wait = 0
+            self._heard_from(pr)
+
+    def snapshot_failed(self, peer: str) -> None:
+        """The stream to ``peer`` gave up: leave SNAPSHOT state and probe from its match index
+        (the next append finds what it needs, a snapshot again if it is still too far behind)."""
+        pr = self._progress.get(peer) if self._role == LEADER else None
+        if pr is not None and pr.state == _SNAPSHOT:
+            pr.snapshot_index = 0  # not installed: probe from the match, not after the snapshot
+            pr.become_probe()
+            self._dirty[peer] = True
 
     # ------------------------------------------------------------------ outputs
     def has_ready(self) -> bool:
@@ -790,12 +908,14 @@ class RaftCore:
         state = pr.state
         if state == _SNAPSHOT or (state == _PROBE and pr.paused):
             return False
-        if state == _REPLICATE and len(pr.inflight) >= self._config.max_inflight:
+        cfg = self._config
+        if state == _REPLICATE and pr.inflight_full(cfg.max_inflight, cfg.max_inflight_bytes):
             return False
         log = self._log
         prev = pr.next - 1
         prev_term = log.term(prev)
         if prev_term is None:
+            # The follower needs an entry before the log's first index: only the snapshot has it.
             if self._snapshot is None or prev > log.last_index:
                 return False
             self._send(InstallSnapshot(self._id, peer, self._term, self._snapshot))
@@ -807,11 +927,13 @@ class RaftCore:
                 return False
             entries: list[Entry] = []
         else:
-            hi = min(last, prev + self._config.max_append_entries)
+            hi, nbytes = log.limit_bytes(
+                pr.next, min(last, prev + cfg.max_append_entries), cfg.max_size_per_msg
+            )
             entries = log.slice(pr.next, hi)
             if state == _REPLICATE:
                 pr.next = hi + 1
-                pr.inflight.append(hi)
+                pr.sent(hi, nbytes)
         if state == _PROBE:
             pr.paused = True
         self._send(AppendEntries(self._id, peer, self._term, prev, prev_term, entries, self._commit))
@@ -848,7 +970,7 @@ class RaftCore:
                 next_index = msg.conflict_index
             pr.state = _PROBE
             pr.paused = False
-            pr.inflight.clear()
+            pr.clear_inflight()
             pr.next = max(min(next_index, rejected), pr.match + 1, 1)
             self._dirty[msg.src] = True
             return
@@ -884,8 +1006,9 @@ class RaftCore:
             return
         self._heard_from(pr)
         pr.paused = False
-        if pr.state == _REPLICATE and len(pr.inflight) >= self._config.max_inflight:
-            pr.inflight.popleft()
+        cfg = self._config
+        if pr.state == _REPLICATE and pr.inflight_full(cfg.max_inflight, cfg.max_inflight_bytes):
+            pr.free_first()
         if msg.read_seq > pr.read_ack:
             pr.read_ack = msg.read_seq
             self._advance_reads()
@@ -968,3 +1091,30 @@ class RaftCore:
 
     def _send(self, msg: Message) -> None:
         self._msgs.append(msg)
+
+
+def _log_from_store(snap: Snapshot | None, stored: list[Entry]) -> RaftLog:
+    """The in-memory log for what a store loaded: the snapshot (if any) plus the stored
+    entries, which may start at or before the snapshot's index + 1 (trailing entries kept
+    behind a local snapshot). Entries that end before the snapshot, or that disagree with it,
+    are dropped: the snapshot sums up everything up to its index."""
+    snap_index, snap_term = (snap.meta.index, snap.meta.term) if snap is not None else (0, 0)
+    if not stored:
+        return RaftLog(snap_index, snap_term, [])
+    first = stored[0].index
+    if stored[-1].index != first + len(stored) - 1:
+        raise ValueError(
+            f"stored entries are not contiguous: {len(stored)} entries from {first} to {stored[-1].index}"
+        )
+    if first > snap_index + 1:
+        raise ValueError(
+            f"stored entries start at {first}, leaving a gap after the snapshot index {snap_index}"
+        )
+    last = stored[-1].index
+    if last < snap_index or (last >= snap_index > first - 1 and stored[snap_index - first].term != snap_term):
+        return RaftLog(snap_index, snap_term, [])
+    if first - 1 == snap_index:
+        return RaftLog(snap_index, snap_term, list(stored))
+    # The term of the entry just before the first one is unknown: the first entry becomes the
+    # anchor (offset) and the log holds what follows it.
+    return RaftLog(snap_index, snap_term, stored[1:], offset=first, offset_term=stored[0].term)

@@ -8,13 +8,15 @@ from enum import IntEnum
 
 class ProgressState(IntEnum):
     PROBE = 0  # one AppendEntries at a time until the follower's log position is found
-    REPLICATE = 1  # pipelined: up to max_inflight AppendEntries outstanding
+    REPLICATE = 1  # pipelined: up to max_inflight AppendEntries (and max_inflight_bytes) outstanding
     SNAPSHOT = 2  # an InstallSnapshot is outstanding; nothing else is sent
 
 
 class Progress:
     __slots__ = (
         "inflight",
+        "inflight_bytes",
+        "inflight_sizes",
         "last_heard",
         "match",
         "next",
@@ -32,6 +34,8 @@ class Progress:
         self.state = ProgressState.PROBE
         self.paused = False  # PROBE: one append outstanding, wait for an answer or a heartbeat
         self.inflight: deque[int] = deque()  # REPLICATE: last index of each outstanding append
+        self.inflight_sizes: deque[int] = deque()  # entry bytes of each, in the same order
+        self.inflight_bytes = 0  # their sum
         self.recent_active = False  # heard from it since the last CheckQuorum round
         self.read_ack = 0  # highest ReadIndex sequence it confirmed in this term
         self.snapshot_index = 0  # SNAPSHOT: index of the snapshot sent
@@ -45,19 +49,43 @@ class Progress:
             self.next = self.match + 1
         self.state = ProgressState.PROBE
         self.paused = False
-        self.inflight.clear()
+        self.clear_inflight()
 
     def become_replicate(self) -> None:
         self.state = ProgressState.REPLICATE
         self.next = self.match + 1
         self.paused = False
-        self.inflight.clear()
+        self.clear_inflight()
 
     def become_snapshot(self, index: int) -> None:
         self.state = ProgressState.SNAPSHOT
         self.snapshot_index = index
         self.snapshot_wait = 0
+        self.clear_inflight()
+
+    def clear_inflight(self) -> None:
         self.inflight.clear()
+        self.inflight_sizes.clear()
+        self.inflight_bytes = 0
+
+    def sent(self, last_index: int, nbytes: int) -> None:
+        """An append ending at ``last_index`` carrying ``nbytes`` of entries is outstanding."""
+        self.inflight.append(last_index)
+        self.inflight_sizes.append(nbytes)
+        self.inflight_bytes += nbytes
+
+    def inflight_full(self, max_count: int, max_bytes: int) -> bool:
+        """No more appends until some are acknowledged (``max_bytes`` 0: no byte limit).
+        The byte limit may be overshot by one message, as in etcd: a message is sent whenever
+        the window is not yet full, so one oversize entry can always go."""
+        return len(self.inflight) >= max_count or (max_bytes > 0 and self.inflight_bytes >= max_bytes)
+
+    def free_first(self) -> None:
+        """Release the oldest outstanding append (its answer was probably lost: a heartbeat
+        answer shows the follower is alive, so let one more through)."""
+        if self.inflight:
+            self.inflight.popleft()
+            self.inflight_bytes -= self.inflight_sizes.popleft()
 
     def update(self, index: int) -> bool:
         """The follower matches up to ``index``; False if that is old news."""
@@ -68,6 +96,11 @@ class Progress:
             self.next = index + 1
         self.paused = False
         inflight = self.inflight
-        while inflight and inflight[0] <= index:
-            inflight.popleft()
+        if inflight and inflight[0] <= index:
+            sizes = self.inflight_sizes
+            freed = 0
+            while inflight and inflight[0] <= index:
+                inflight.popleft()
+                freed += sizes.popleft()
+            self.inflight_bytes -= freed
         return True

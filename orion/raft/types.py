@@ -40,11 +40,17 @@ class Membership(msgspec.Struct, frozen=True):
     """A Raft configuration: node id -> Raft address ("host:port") for voters and non-voters.
 
     Addresses travel with the configuration so a node restarted alone still knows where its
-    peers are before gossip has found them.
+    peers are before gossip has found them. ``cluster_id`` (made at bootstrap, "" for a legacy
+    cluster) and ``incarnations`` (node id -> the incarnation of its data dir, recorded when
+    it was added) travel with it too, so every holder of the log can tell this cluster and
+    each member's current life apart from strangers and from a member's previous life.
+    New fields have defaults: memberships encoded before they existed still decode.
     """
 
     voters: dict[str, str] = {}
     non_voters: dict[str, str] = {}
+    cluster_id: str = ""
+    incarnations: dict[str, str] = {}
 
     def all_ids(self) -> list[str]:
         return sorted({*self.voters, *self.non_voters})
@@ -87,7 +93,9 @@ class StoredState(msgspec.Struct):
 
     hard_state: HardState
     snapshot: Snapshot | None
-    entries: list[Entry]  # contiguous, starting right after the snapshot (or at index 1)
+    # Contiguous; starts at index 1 without a snapshot, else at or before snapshot index + 1
+    # (entries kept behind a local snapshot: "trailing entries"), or is empty.
+    entries: list[Entry]
 
 
 class StoreCorruptError(RuntimeError):
@@ -109,9 +117,25 @@ class LogStore(Protocol):
         ...
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Durably store a snapshot and drop log entries with index <= snapshot.meta.index.
-        Used both for local compaction and for a snapshot installed from the leader (then
-        every entry that does not match the snapshot is dropped too)."""
+        """Durably store a snapshot installed from the leader: drop log entries with index <=
+        snapshot.meta.index and every entry that does not match the snapshot."""
+        ...
+
+    def write_snapshot(self, snapshot: Snapshot) -> None:
+        """Durably store a locally taken snapshot without touching the log; safe to call from
+        a background thread while the Raft thread calls ``save()``."""
+        ...
+
+    def compact_log(self, upto_index: int) -> None:
+        """Drop stored log entries with index <= upto_index (the core's log_first_index - 1)."""
+        ...
+
+    def load_identity(self) -> str | None:
+        """This data dir's incarnation, or None if none was saved yet."""
+        ...
+
+    def save_identity(self, incarnation: str) -> None:
+        """Durably record this data dir's incarnation (made once, when the dir is created)."""
         ...
 
     def close(self) -> None: ...

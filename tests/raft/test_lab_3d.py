@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from orion.raft.core import RaftConfig
 from orion.raft.messages import InstallSnapshot
 from orion.sim.raft_cluster import SimCluster
 
@@ -17,11 +18,22 @@ SNAPSHOT_INTERVAL = 10
 MAX_LOG_ENTRIES = 3 * SNAPSHOT_INTERVAL + 20  # MIT's MAXLOGSIZE, in entries
 
 
+# These tests are about InstallSnapshot: keep no entries behind a snapshot, or a lagging
+# follower would catch up from them instead.
+CONFIG = RaftConfig(trailing_entries=0)
+
+
 def make(n: int, seed: int, reliable: bool = True) -> SimCluster:
     if reliable:
-        return SimCluster(n, seed=seed, snapshots=True, snapshot_threshold=SNAPSHOT_INTERVAL)
+        return SimCluster(n, seed=seed, config=CONFIG, snapshots=True, snapshot_threshold=SNAPSHOT_INTERVAL)
     return SimCluster(
-        n, seed=seed, snapshots=True, snapshot_threshold=SNAPSHOT_INTERVAL, drop=0.1, max_delay=1
+        n,
+        seed=seed,
+        config=CONFIG,
+        snapshots=True,
+        snapshot_threshold=SNAPSHOT_INTERVAL,
+        drop=0.1,
+        max_delay=1,
     )
 
 
