@@ -1,4 +1,6 @@
-from orion.cluster.membership import AddNonVoter, MemberStatus, Promote, Remove, next_change
+import pytest
+
+from orion.cluster.membership import AddNonVoter, MemberStatus, Promote, Remove, UpdateAddress, next_change
 from orion.raft.types import Membership
 
 
@@ -17,13 +19,13 @@ def decide(membership, members, match=None, commit=100, now=100.0, max_voters=5,
 
 
 def alive(port: int, since: float = 0.0) -> MemberStatus:
-    return MemberStatus("alive", since, f"127.0.0.1:{port}")
+    return MemberStatus("alive", since, f"a:{port}")
 
 
 def test_gossip_joined_node_is_added_as_non_voter():
     membership = Membership(voters={"n1": "127.0.0.1:1"})
     change = decide(membership, {"n2": alive(2)})
-    assert change == AddNonVoter("n2", "127.0.0.1:2")
+    assert change == AddNonVoter("n2", "a:2")
 
 
 def test_caught_up_non_voter_is_promoted_but_lagging_one_is_not():
@@ -61,3 +63,167 @@ def test_suspect_member_is_not_removed():
     membership = Membership(voters={"n1": "a:1", "n2": "a:2", "n3": "a:3"})
     members = {"n2": alive(2), "n3": MemberStatus("suspect", 0.0, "a:3")}
     assert decide(membership, members, now=1000.0) is None
+
+
+# ----- identity: replaced members, strangers, re-addressed members ----------------------------
+
+CLUSTER = "c1" * 16
+OTHER = "c2" * 16
+
+
+def member(port: int, incarnation: str = "", status: str = "alive", cluster: str = CLUSTER) -> MemberStatus:
+    return MemberStatus(status, 0.0, f"127.0.0.1:{port}", incarnation, cluster)
+
+
+def config(
+    voters: str, non_voters: str = "", incarnations: bool = True, cluster: str = CLUSTER
+) -> Membership:
+    """Members named by their number: "123" -> n1, n2, n3 at 127.0.0.1:<number>, incarnation i<number>."""
+    address = {f"n{c}": f"127.0.0.1:{c}" for c in voters + non_voters}
+    return Membership(
+        voters={f"n{c}": address[f"n{c}"] for c in voters},
+        non_voters={f"n{c}": address[f"n{c}"] for c in non_voters},
+        cluster_id=cluster,
+        incarnations={n: f"i{n[1:]}" for n in address} if incarnations else {},
+    )
+
+
+IDENTITY_CASES = {
+    "wiped voter in a 3-voter cluster is replaced": (
+        config("123"),
+        {"n2": member(2, "i2"), "n3": member(3, "new3")},
+        Remove("n3", "replaced: data dir recreated (incarnation i3 -> new3)"),
+    ),
+    "wiped follower of a 2-voter cluster is replaced: the leader alone commits the removal": (
+        config("12"),
+        {"n2": member(2, "new2")},
+        Remove("n2", "replaced: data dir recreated (incarnation i2 -> new2)"),
+    ),
+    "wiped voter whose removal would break quorum is not removed": (
+        config("123"),
+        {"n2": member(2, "new2"), "n3": member(3, "i3", status="dead")},
+        None,
+    ),
+    "a voter advertising another cluster is not counted in a removal's quorum": (
+        # Removing dead n3 leaves {n1, n2}; "n2" answers from another cluster: no majority.
+        config("123"),
+        {"n2": member(2, "i2", cluster=OTHER), "n3": member(3, "i3", status="dead")},
+        None,
+    ),
+    "5 voters, one wiped and one dead: the wiped one is replaced first": (
+        config("12345"),
+        {
+            "n2": member(2, "new2"),
+            "n3": member(3, "i3", status="dead"),
+            "n4": member(4, "i4"),
+            "n5": member(5, "i5"),
+        },
+        Remove("n2", "replaced: data dir recreated (incarnation i2 -> new2)"),
+    ),
+    "wiped non-voter is replaced whatever the quorum": (
+        config("12", "3"),
+        {"n2": member(2, "i2", status="dead"), "n3": member(3, "new3")},
+        Remove("n3", "replaced: data dir recreated (incarnation i3 -> new3)"),
+    ),
+    "wiped member comes back as a non-voter carrying its new incarnation": (
+        config("12"),
+        {"n2": member(2, "i2"), "n3": member(3, "new3")},
+        AddNonVoter("n3", "127.0.0.1:3", "new3"),
+    ),
+    "a suspect new life is not acted on until gossip sees it alive": (
+        config("123"),
+        {"n2": member(2, "i2"), "n3": member(3, "new3", status="suspect")},
+        None,
+    ),
+    "node from another cluster is never added": (
+        config("12"),
+        {"n2": member(2, "i2"), "n7": member(7, "i7", cluster=OTHER)},
+        None,
+    ),
+    "node from another cluster with a member's id neither replaces nor re-addresses it": (
+        config("123"),
+        {"n2": member(2, "i2"), "n3": MemberStatus("alive", 0.0, "10.0.0.3:3", "x3", OTHER)},
+        None,
+    ),
+    "a joining node that has no cluster id yet is added": (
+        config("12"),
+        {"n2": member(2, "i2"), "n4": member(4, "i4", cluster="")},
+        AddNonVoter("n4", "127.0.0.1:4", "i4"),
+    ),
+    "address change is re-learned": (
+        config("123"),
+        {"n2": member(2, "i2"), "n3": MemberStatus("alive", 0.0, "10.0.0.3:7100", "i3", CLUSTER)},
+        UpdateAddress("n3", "10.0.0.3:7100"),
+    ),
+    "address change of a member with no recorded incarnation is re-learned": (
+        config("123", incarnations=False),
+        {"n2": member(2), "n3": MemberStatus("alive", 0.0, "10.0.0.3:7100", "i3", CLUSTER)},
+        UpdateAddress("n3", "10.0.0.3:7100"),
+    ),
+    "address change comes before removing a dead voter, whose removal needs the moved one": (
+        config("123"),
+        {"n2": MemberStatus("alive", 0.0, "10.0.0.2:2", "i2", CLUSTER), "n3": member(3, "i3", status="dead")},
+        UpdateAddress("n2", "10.0.0.2:2"),
+    ),
+    "wiped and moved: replaced, not re-addressed": (
+        config("123"),
+        {"n2": member(2, "i2"), "n3": MemberStatus("alive", 0.0, "10.0.0.3:3", "new3", CLUSTER)},
+        Remove("n3", "replaced: data dir recreated (incarnation i3 -> new3)"),
+    ),
+    "legacy configuration without incarnations is left alone": (
+        config("123", incarnations=False, cluster=""),
+        {"n2": member(2, "i2"), "n3": member(3, "anything")},
+        None,
+    ),
+    "a member advertising no incarnation is taken at its word": (
+        config("123"),
+        {"n2": member(2, "i2"), "n3": member(3, "")},
+        None,
+    ),
+    "a caught-up non-voter answering from another cluster is not promoted": (
+        config("12", "3"),
+        {"n2": member(2, "i2"), "n3": member(3, "i3", cluster=OTHER)},
+        None,
+    ),
+    "caught-up non-voter with its recorded incarnation is promoted": (
+        config("12", "3"),
+        {"n2": member(2, "i2"), "n3": member(3, "i3")},
+        Promote("n3"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", IDENTITY_CASES, ids=list(IDENTITY_CASES))
+def test_identity_rules(case: str) -> None:
+    membership, members, expected = IDENTITY_CASES[case]
+    assert decide(membership, members, match={"n3": 100}, now=100.0) == expected
+
+
+def test_wiped_voter_goes_out_comes_back_as_non_voter_and_is_promoted() -> None:
+    members = {"n2": member(2, "i2"), "n3": member(3, "new3")}
+    step = config("123")
+    assert decide(step, members) == Remove("n3", "replaced: data dir recreated (incarnation i3 -> new3)")
+    step = Membership(
+        voters={"n1": "127.0.0.1:1", "n2": "127.0.0.1:2"},
+        cluster_id=CLUSTER,
+        incarnations={"n1": "i1", "n2": "i2"},
+    )
+    assert decide(step, members) == AddNonVoter("n3", "127.0.0.1:3", "new3")
+    step = Membership(
+        voters=dict(step.voters),
+        non_voters={"n3": "127.0.0.1:3"},
+        cluster_id=CLUSTER,
+        incarnations={**step.incarnations, "n3": "new3"},
+    )
+    assert decide(step, members, match={"n3": 10}) is None  # still catching up (by snapshot)
+    assert decide(step, members, match={"n3": 100}) == Promote("n3")
+
+
+def test_blocked_replacement_happens_once_the_dead_voter_is_back() -> None:
+    membership = config("123")
+    members = {"n2": member(2, "new2"), "n3": member(3, "i3", status="dead")}
+    assert decide(membership, members, now=1000.0) is None
+    members["n3"] = member(3, "i3")
+    assert decide(membership, members, now=1000.0) == Remove(
+        "n2", "replaced: data dir recreated (incarnation i2 -> new2)"
+    )
