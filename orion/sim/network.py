@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Callable
 
 from orion.raft.messages import (
     AppendEntries,
@@ -47,6 +48,10 @@ class SimNetwork:
         self.requests = 0  # RPC requests only (what MIT's lab counts as RPCs)
         self.by_type: dict[type, int] = {}
         self.bytes_sent = 0
+        # An adversary's hand on the wire (targeted schedules): messages it matches are held
+        # back, not delivered, until ``release`` lets chosen ones through, in any order.
+        self.hold: Callable[[Message], bool] | None = None
+        self.held: list[Message] = []
 
     # -------------------------------------------------------------- faults
     def disconnect(self, node: str, others: list[str]) -> None:
@@ -87,6 +92,9 @@ class SimNetwork:
             buf = encode_message(msg)
             self.bytes_sent += len(buf)
             msg = decode_message(buf)
+        if self.hold is not None and self.hold(msg):
+            self.held.append(msg)
+            return
         if (msg.src, msg.dst) in self._cut:
             return
         rng = self.rng
@@ -104,6 +112,22 @@ class SimNetwork:
             delay += self.rng.randint(1, self.long_delay_ticks)
         self._seq += 1
         heapq.heappush(self._queue, (now + delay, self._seq, msg))
+
+    def release(self, now: int, match: Callable[[Message], bool] = lambda _msg: True) -> int:
+        """Deliver (at ``now``, in the order sent) the held messages that ``match``; returns how
+        many. Cut links still lose them."""
+        keep: list[Message] = []
+        released = 0
+        for msg in self.held:
+            if match(msg):
+                released += 1
+                if (msg.src, msg.dst) not in self._cut:
+                    self._seq += 1
+                    heapq.heappush(self._queue, (now, self._seq, msg))
+            else:
+                keep.append(msg)
+        self.held = keep
+        return released
 
     def due(self, now: int) -> list[Message]:
         """Messages to deliver now, in delivery order; cut links lose messages in flight."""

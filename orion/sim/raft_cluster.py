@@ -242,6 +242,11 @@ class SimCluster:
                     node.core.tick()
             self.settle()
 
+    def tick_node(self, node_id: str) -> None:
+        """One tick of ``node_id``'s clock alone (the others are paused), for targeted schedules."""
+        self.core(node_id).tick()
+        self.settle()
+
     def run_until(self, cond: Callable[[], bool], max_ticks: int) -> bool:
         self.settle()
         for _ in range(max_ticks):
