@@ -1,45 +1,74 @@
-"""The durable LogStore: a Raft node's log, hard state and snapshot in one DuckDB file.
+"""The durable LogStore: a Raft node's log, hard state, snapshot and identity in one DuckDB file.
 
 Layout (format version ``FORMAT_VERSION``):
 
-- ``orion_store``: one row, the format version; its absence in a non-empty file is refused.
-- ``log``: (idx, term, kind, data); no primary key: measured side by side, a key was no
+- ``orion_store``: one row: the format version, the member incarnation (NULL until
+  ``save_identity``) and their checksum. Its absence in a non-empty file is refused.
+- ``log``: (idx, term, kind, data, crc); no primary key: measured side by side, a key was no
   faster at 1,024 rows per insert and up to 40% slower at 64, and its ART index lengthens
   checkpoints (up to 1.5 s, ANCHORS.md). Appends arrive in index order, so zonemaps keep the
   range deletes cheap; uniqueness and contiguity are checked by this module and at load.
   Rows with ``idx > 0`` are Raft entries. Rows with ``idx < 0`` and ``kind = -1`` are hard
-  state records (``data`` = msgpack HardState), appended with a decreasing ``idx``, so the
-  latest is the lowest. Keeping them in the same table lets a save be one autocommit INSERT:
-  touching a second table in a transaction halves single-entry throughput here. Old records
-  are deleted with snapshots and checkpoints. ``SELECT * FROM log WHERE idx > 0`` is the log.
+  state records (``data`` = msgpack HardState). Every write the Raft thread makes appends one,
+  with ``idx = -(write sequence number)``, so the latest is the lowest and the lowest tells
+  how many writes the file holds (see ``store_integrity.WriteHint``). Keeping them in the same
+  table lets a save be one autocommit INSERT: touching a second table in a transaction halves
+  single-entry throughput here. ``compact_log`` and ``save_snapshot`` delete the old records.
+  ``crc`` is ``store_integrity.entry_checksum`` of the row, verified at load.
 - ``snapshot_meta``: zero or one row: index, term, membership (msgpack), the table layout as
-  JSON, and ``raw_data`` when the snapshot is not a ``TabularSnapshot`` that tables can hold.
+  JSON, ``raw_data`` when the snapshot is not a ``TabularSnapshot`` that tables can hold, and
+  the snapshot's checksum (over all of that and the exact ``Snapshot.data`` bytes).
 - ``snap_<name>``: one DuckDB table per FSM table of the snapshot, with its own column types,
-  so an operator can ``select * from snap_tasks`` on a stopped node.
+  so an operator can ``select * from snap_tasks`` on a stopped node. ``stage_<name>`` tables
+  are a snapshot being written; one left by a crash is dropped by the next snapshot write.
 
-Every write method is one transaction. DuckDB fdatasyncs its WAL on every COMMIT (checked
-with strace: one fdatasync per save), so a returned write is durable. Automatic WAL
-checkpoints (stalls of 100-300 ms) are switched off; the shell calls ``checkpoint()`` off the
-hot path, e.g. after a snapshot.
+Every write method is atomic. DuckDB fdatasyncs its WAL on every COMMIT (checked with
+strace: one fdatasync per save), so a returned write is durable. Automatic WAL checkpoints
+(stalls of 100-300 ms) are switched off; ``write_snapshot`` checkpoints after it has written,
+off the Raft thread, and ``checkpoint()`` may be called from any thread.
 
-Damage: DuckDB checksums every block of the main file, so bytes overwritten there or a
-truncated file are refused at open or at load (``StoreCorruptError`` naming the file), and the
-consistency of what is read is checked too. Known limit: DuckDB replays its WAL up to the
-first entry that fails its checksum and ignores the rest without an error (it cannot tell a
-torn tail from damage in the middle), so a damaged WAL loses the writes after the damage.
-Checkpointing after each snapshot keeps the WAL, and so that exposure, small.
+Threads: the Raft thread calls ``save``, ``compact_log``, ``save_snapshot`` and the identity
+methods on one DuckDB connection; ``write_snapshot`` and ``checkpoint`` may run on another
+thread at the same time, on a second connection to the same database. They write a
+snapshot's tables in commits of about ``SNAPSHOT_CHUNK_BYTES`` (each commit's WAL write and
+fsync makes the Raft thread's commits wait) and swap them in with one small transaction;
+the two snapshot writers are serialized, and an install from the leader stops a local
+snapshot write at its next chunk (the installed snapshot is newer).
+
+Damage. Refusing to start is the answer to any of it: the node's data dir is wiped and the
+node rejoins as a new member (``StoreCorruptError`` says so).
+- DuckDB checksums every block of the main file, so bytes overwritten there or a truncated
+  file are refused at open or at load.
+- This module checksums every log row, the snapshot and the identity row (verified at load),
+  which catches what DuckDB cannot see: a value changed through DuckDB, by a bug or by hand.
+- The WAL, measured with duckdb 2.0.1: each WAL entry is framed as (length, checksum, bytes)
+  after an unframed header. Bytes changed inside an entry, its checksum field, or a length
+  shortened: DuckDB refuses to open ("Corrupt WAL file: entry at byte position N computed
+  checksum ..."). A length field pointing past the end of the file, a damaged WAL header, a
+  zeroed tail starting at a frame, or the WAL file deleted: DuckDB replays what comes before
+  and silently drops the rest (it cannot tell them from a torn last write), and truncates the
+  WAL there at the next write. A torn last write was never acknowledged, so that is right for
+  it; for the others the write hint (``store_integrity.WriteHint``) tells: the file holds
+  fewer writes than were acknowledged, and ``load`` refuses before anything is written. What
+  this cannot catch: such damage among writes made within the ~30 s before a power cut (the
+  hint is not fsync'd, so it may be that old), or the hint file lost along with the WAL.
+  Until ``load`` succeeds, closing does not checkpoint, so a refused store is left as found.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import msgspec
 import pyarrow as pa
 
+from orion.raft.store_integrity import WriteHint, entry_checksum, identity_checksum, snapshot_checksum
 from orion.raft.tabular import decode_tabular_snapshot
 from orion.raft.types import (
     Entry,
@@ -54,7 +83,14 @@ from orion.raft.types import (
     TabularSnapshot,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Format 1 (no checksums, no identity) is migrated at load: checksums are computed once from
+# the rows as read, after the same consistency checks as always.
+_MIGRATES_FROM = 1
+WHAT_TO_DO = "wipe the data dir and start the node again: it rejoins the cluster as a new member"
+# Bytes of snapshot rows per commit while a snapshot is written: bounds how long one commit
+# holds DuckDB's WAL (and so delays a concurrent save) to a few tens of ms.
+SNAPSHOT_CHUNK_BYTES = 4 << 20
 
 # Batches smaller than this go through a prepared multi-row INSERT; larger ones via Arrow,
 # whose fixed registration cost pays off only with a few rows.
@@ -74,17 +110,29 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _VALID_KINDS = frozenset(int(k) for k in EntryKind)
 HARD_STATE_KIND = -1  # kind of the hard state records in the log table
 _LOG_SCHEMA = pa.schema(
-    [("idx", pa.int64()), ("term", pa.int64()), ("kind", pa.int32()), ("data", pa.binary())]
+    [
+        ("idx", pa.int64()),
+        ("term", pa.int64()),
+        ("kind", pa.int32()),
+        ("data", pa.binary()),
+        ("crc", pa.int64()),
+    ]
+)
+_INCARNATION = re.compile(r"[0-9a-f]{1,64}")
+
+_LOG_TABLE_SQL = (
+    "CREATE TABLE {name} (idx BIGINT NOT NULL, term BIGINT NOT NULL, kind INTEGER NOT NULL, "
+    "data BLOB NOT NULL, crc BIGINT NOT NULL)"
+)
+_STORE_TABLE_SQL = (
+    "CREATE TABLE {name} (format_version INTEGER NOT NULL, incarnation VARCHAR, crc BIGINT NOT NULL)"
+)
+_META_TABLE_SQL = (
+    "CREATE TABLE {name} (idx BIGINT NOT NULL, term BIGINT NOT NULL, membership BLOB NOT NULL, "
+    "layout VARCHAR, raw_data BLOB, crc BIGINT NOT NULL)"
 )
 
-_SCHEMA_SQL = """
-CREATE TABLE orion_store (format_version INTEGER NOT NULL);
-CREATE TABLE log (idx BIGINT NOT NULL, term BIGINT NOT NULL, kind INTEGER NOT NULL, data BLOB NOT NULL);
-CREATE TABLE snapshot_meta (
-    idx BIGINT NOT NULL, term BIGINT NOT NULL, membership BLOB NOT NULL,
-    layout VARCHAR, raw_data BLOB
-);
-"""
+LogRow = tuple[int, int, int, bytes, int]
 
 
 class _TableLayout(msgspec.Struct, array_like=True):
@@ -93,12 +141,25 @@ class _TableLayout(msgspec.Struct, array_like=True):
     types: list[str]
 
 
+@dataclass(frozen=True)
+class _PreparedSnapshot:
+    """A snapshot as the store writes it: tables (or an opaque blob) and its checksum."""
+
+    meta: SnapshotMeta
+    membership: bytes
+    tabular: TabularSnapshot | None
+    layout: str | None  # JSON, when tabular
+    raw_data: bytes | None  # when not tabular
+    size: int
+    crc: int
+
+
+class _Superseded(Exception):
+    """A snapshot install is waiting: the local snapshot being written is older, give up."""
+
+
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def _snap_table(name: str) -> str:
-    return _quote("snap_" + name)
 
 
 def _fits_tables(tabular: TabularSnapshot) -> bool:
@@ -128,31 +189,68 @@ def _fits_tables(tabular: TabularSnapshot) -> bool:
     return True
 
 
+def _entry_row(entry: Entry) -> LogRow:
+    kind = int(entry.kind)
+    return (
+        entry.index,
+        entry.term,
+        kind,
+        entry.data,
+        entry_checksum(entry.index, entry.term, kind, entry.data),
+    )
+
+
+def _hard_state_row(hard_state: HardState, seq: int) -> LogRow:
+    data = msgspec.msgpack.encode(hard_state)
+    return (-seq, hard_state.term, HARD_STATE_KIND, data, entry_checksum(-seq, hard_state.term, -1, data))
+
+
 class DuckDBStore:
-    """LogStore on a DuckDB file. Not thread-safe: one owner (the Raft shell) calls it."""
+    """LogStore on a DuckDB file. One Raft thread calls it; ``write_snapshot`` and
+    ``checkpoint`` may also be called from one other thread (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() and self.path.stat().st_size == 0:
             # DuckDB would silently start a new database in an empty file.
-            raise StoreCorruptError(f"Raft store {self.path} is empty (truncated file); refusing to start")
+            raise self._damaged("the file is empty (truncated)")
+        existed = self.path.exists()
         try:
             self._con = duckdb.connect(str(self.path))
+            # Until load() has checked the store, closing must leave the files as they are:
+            # a checkpoint would fold a partly replayed WAL into the main file.
+            self._con.execute("PRAGMA disable_checkpoint_on_shutdown")
             self._con.execute("SET checkpoint_threshold = '1TB'")
             self._con.execute("SET preserve_insertion_order = true")
+            self._bg = self._con.cursor()  # write_snapshot and checkpoint, on their own thread
         except duckdb.Error as exc:
             # Another process holding the file is not damage. Match DuckDB's lock message
             # exactly: a bare "lock" also matches "block" in checksum errors on damaged files.
             if "could not set lock" in str(exc).lower():
                 raise
-            raise StoreCorruptError(f"cannot open Raft store {self.path}: {exc}") from exc
+            raise self._damaged(f"DuckDB cannot open it: {exc}") from exc
+        if not existed:
+            os.chmod(self.path, 0o600)  # holds task secrets; the WAL follows the umask
+        self._hint = WriteHint(self.path.with_name(self.path.name + ".seq"))
+        self._snapshot_lock = threading.Lock()  # one snapshot writer at a time, and checkpoints
+        self._install_waiting = threading.Event()
         self._snapshot_index = 0
         self._snapshot_term = 0
         self._last_index = 0
         self._last_term = 0
-        self._hard_state_seq = 1
+        self._write_seq = 0
+        self._hard_state = HardState()
+        self._incarnation: str | None = None
         self._loaded = False
+        self._closed = False
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _damaged(self, what: str) -> StoreCorruptError:
+        return StoreCorruptError(
+            f"Raft store {self.path} is damaged: {what}; {WHAT_TO_DO} (data dir {self.path.parent})"
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -162,7 +260,9 @@ class DuckDBStore:
         except StoreCorruptError:
             raise
         except (duckdb.Error, msgspec.DecodeError, ValueError, KeyError) as exc:
-            raise StoreCorruptError(f"Raft store {self.path} is damaged: {exc}") from exc
+            raise self._damaged(str(exc)) from exc
+        self._con.execute("PRAGMA enable_checkpoint_on_shutdown")
+        self._hint.record(self._write_seq)
         self._loaded = True
         return state
 
@@ -172,96 +272,150 @@ class DuckDBStore:
             self._create_schema()
             return StoredState(hard_state=HardState(), snapshot=None, entries=[])
         if "orion_store" not in tables:
-            raise StoreCorruptError(f"{self.path} is not an Orion Raft store (no orion_store table)")
-        versions = self._con.execute("SELECT format_version FROM orion_store").fetchall()
-        if versions != [(FORMAT_VERSION,)]:
             raise StoreCorruptError(
-                f"Raft store {self.path} has format version {versions}, expected {FORMAT_VERSION}"
+                f"{self.path} is not an Orion Raft store (no orion_store table); refusing to use it"
             )
-        hard_state = self._load_hard_state()
-        snapshot = self._load_snapshot(tables)
-        entries = self._load_entries()
+        version = self._read_format_version()
+        checked = version == FORMAT_VERSION
+        hard_states, entries = self._load_log(checked)
+        hard_state = hard_states[0][1]
+        snapshot, snapshot_crc = self._load_snapshot(tables, checked)
         self._check_consistency(hard_state, snapshot, entries)
+        self._write_seq = hard_states[0][0]
+        self._check_write_hint()
+        if not checked:
+            self._migrate(hard_states, entries, snapshot, snapshot_crc)
+        self._hard_state = hard_state
         if snapshot is not None:
             self._snapshot_index, self._snapshot_term = snapshot.meta.index, snapshot.meta.term
         self._last_index, self._last_term = self._snapshot_index, self._snapshot_term
-        if entries:
+        if entries and entries[-1].index > self._snapshot_index:
             self._last_index, self._last_term = entries[-1].index, entries[-1].term
         return StoredState(hard_state=hard_state, snapshot=snapshot, entries=entries)
 
     def _create_schema(self) -> None:
+        # A new database: any hint left beside it belongs to a store that is gone.
+        self._write_seq = 1
         con = self._con
         con.execute("BEGIN TRANSACTION")
-        con.execute(_SCHEMA_SQL)
-        con.execute("INSERT INTO orion_store VALUES (?)", [FORMAT_VERSION])
+        con.execute(_STORE_TABLE_SQL.format(name="orion_store"))
+        con.execute(_LOG_TABLE_SQL.format(name="log"))
+        con.execute(_META_TABLE_SQL.format(name="snapshot_meta"))
         con.execute(
-            "INSERT INTO log VALUES (-1, 0, ?, ?)", [HARD_STATE_KIND, msgspec.msgpack.encode(HardState())]
+            "INSERT INTO orion_store VALUES (?, NULL, ?)",
+            [FORMAT_VERSION, identity_checksum(FORMAT_VERSION, None)],
         )
+        con.execute("INSERT INTO log VALUES (?, ?, ?, ?, ?)", list(_hard_state_row(HardState(), 1)))
         con.execute("COMMIT")
         # The empty schema goes to the main file, so the WAL only ever holds Raft writes.
         con.execute("CHECKPOINT")
 
-    def _load_hard_state(self) -> HardState:
-        rows = self._con.execute(
-            "SELECT idx, kind, data FROM log WHERE idx <= 0 ORDER BY idx LIMIT 1"
-        ).fetchall()
-        if not rows:
-            raise StoreCorruptError(f"Raft store {self.path}: no hard state record")
-        idx, kind, data = rows[0]
-        if idx == 0 or kind != HARD_STATE_KIND:
-            raise StoreCorruptError(f"Raft store {self.path}: bad hard state record at {idx} (kind {kind})")
-        self._hard_state_seq = -idx
-        return msgspec.msgpack.decode(data, type=HardState)
-
-    def _load_snapshot(self, tables: set[str]) -> Snapshot | None:
-        rows = self._con.execute(
-            "SELECT idx, term, membership, layout, raw_data FROM snapshot_meta"
-        ).fetchall()
-        if not rows:
-            return None
+    def _read_format_version(self) -> int:
+        columns = {
+            row[0]
+            for row in self._con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'orion_store'"
+            ).fetchall()
+        }
+        if "crc" not in columns:
+            rows = self._con.execute("SELECT format_version FROM orion_store").fetchall()
+            if rows != [(_MIGRATES_FROM,)]:
+                raise StoreCorruptError(
+                    f"Raft store {self.path} has format version {rows}, expected {FORMAT_VERSION}"
+                )
+            return _MIGRATES_FROM
+        rows = self._con.execute("SELECT format_version, incarnation, crc FROM orion_store").fetchall()
         if len(rows) != 1:
-            raise StoreCorruptError(f"Raft store {self.path}: snapshot_meta has {len(rows)} rows")
-        index, term, membership_bytes, layout_json, raw_data = rows[0]
+            raise self._damaged(f"orion_store has {len(rows)} rows instead of one")
+        version, incarnation, crc = rows[0]
+        if version != FORMAT_VERSION:
+            raise StoreCorruptError(
+                f"Raft store {self.path} has format version {version}, expected {FORMAT_VERSION}"
+            )
+        if crc != identity_checksum(version, incarnation):
+            raise self._damaged("the store's header row (format version, incarnation) fails its checksum")
+        self._incarnation = incarnation
+        return version
+
+    def _load_log(self, checked: bool) -> tuple[list[tuple[int, HardState]], list[Entry]]:
+        """Every row of ``log``, verified: the hard state records as (write sequence number,
+        HardState), latest first, and the entries in index order."""
+        crc_column = "crc" if checked else "NULL"
+        arrow = self._con.sql(
+            f"SELECT idx, term, kind, data, {crc_column} FROM log ORDER BY idx"
+        ).to_arrow_table()
+        indexes, terms, kinds, datas, crcs = (arrow.column(i).to_pylist() for i in range(5))
+        hard_states: list[tuple[int, HardState]] = []
+        entries: list[Entry] = []
+        for idx, term, kind, data, crc in zip(indexes, terms, kinds, datas, crcs, strict=True):
+            if checked and crc != entry_checksum(idx, term, kind, data):
+                what = f"log entry {idx}" if idx > 0 else f"hard state record {-idx}"
+                raise self._damaged(f"{what} fails its checksum")
+            if idx > 0:
+                entries.append(Entry(idx, term, kind, data))
+            elif idx < 0 and kind == HARD_STATE_KIND:
+                hard_states.append((-idx, msgspec.msgpack.decode(data, type=HardState)))
+            else:
+                raise self._damaged(f"bad hard state record at {idx} (kind {kind})")
+        if not hard_states:
+            raise self._damaged("no hard state record")
+        return hard_states, entries
+
+    def _load_snapshot(self, tables: set[str], checked: bool) -> tuple[Snapshot | None, int]:
+        """The stored snapshot and its checksum (verified when ``checked``)."""
+        crc_column = "crc" if checked else "NULL"
+        rows = self._con.execute(
+            f"SELECT idx, term, membership, layout, raw_data, {crc_column} FROM snapshot_meta"
+        ).fetchall()
+        if not rows:
+            return None, 0
+        if len(rows) != 1:
+            raise self._damaged(f"snapshot_meta has {len(rows)} rows")
+        index, term, membership_bytes, layout_json, raw_data, stored_crc = rows[0]
+        membership_bytes = bytes(membership_bytes)
         membership = msgspec.msgpack.decode(membership_bytes, type=Membership)
         meta = SnapshotMeta(index=index, term=term, membership=membership)
-        if raw_data is not None:
-            return Snapshot(meta=meta, data=bytes(raw_data))
+        data = bytes(raw_data) if raw_data is not None else self._rebuild_tabular(tables, layout_json)
+        layout_bytes = layout_json.encode() if layout_json is not None else b""
+        crc = snapshot_checksum(index, term, membership_bytes, layout_bytes, data)
+        if checked and crc != stored_crc:
+            raise self._damaged(
+                f"the snapshot at index {index} fails its checksum "
+                "(snapshot_meta or a row of a snap_ table changed)"
+            )
+        return Snapshot(meta=meta, data=data), crc
+
+    def _rebuild_tabular(self, tables: set[str], layout_json: str) -> bytes:
         layouts = msgspec.json.decode(layout_json, type=list[_TableLayout])
         rebuilt: dict[str, Table] = {}
         for layout in layouts:
             if "snap_" + layout.name not in tables:
-                raise StoreCorruptError(
-                    f"Raft store {self.path}: snapshot table snap_{layout.name} is missing"
-                )
+                raise self._damaged(f"snapshot table snap_{layout.name} is missing")
             columns = ", ".join(_quote(c) for c in layout.columns)
             arrow = self._con.sql(
-                f"SELECT {columns} FROM {_snap_table(layout.name)} ORDER BY rowid"
+                f"SELECT {columns} FROM {_quote('snap_' + layout.name)} ORDER BY rowid"
             ).to_arrow_table()
             column_values = [arrow.column(i).to_pylist() for i in range(arrow.num_columns)]
             rows_out = [list(r) for r in zip(*column_values, strict=True)] if column_values else []
             rebuilt[layout.name] = Table(columns=layout.columns, types=layout.types, rows=rows_out)
-        data = msgspec.msgpack.encode(TabularSnapshot(tables=rebuilt))
-        return Snapshot(meta=meta, data=data)
-
-    def _load_entries(self) -> list[Entry]:
-        arrow = self._con.sql(
-            "SELECT idx, term, kind, data FROM log WHERE idx > 0 ORDER BY idx"
-        ).to_arrow_table()
-        indexes = arrow.column(0).to_pylist()
-        terms = arrow.column(1).to_pylist()
-        kinds = arrow.column(2).to_pylist()
-        datas = arrow.column(3).to_pylist()
-        return [Entry(i, t, k, d) for i, t, k, d in zip(indexes, terms, kinds, datas, strict=True)]
+        return msgspec.msgpack.encode(TabularSnapshot(tables=rebuilt))
 
     def _check_consistency(
         self, hard_state: HardState, snapshot: Snapshot | None, entries: list[Entry]
     ) -> None:
         def corrupt(what: str) -> StoreCorruptError:
-            return StoreCorruptError(f"Raft store {self.path} is inconsistent: {what}")
+            return self._damaged(f"inconsistent: {what}")
 
         snap_index = snapshot.meta.index if snapshot else 0
         snap_term = snapshot.meta.term if snapshot else 0
-        expected, prev_term = snap_index + 1, snap_term
+        if entries:
+            first, last = entries[0].index, entries[-1].index
+            if first > snap_index + 1:
+                raise corrupt(f"the log starts at {first}, after the snapshot at {snap_index} + 1 (a gap)")
+            if last < snap_index:
+                raise corrupt(f"the log ends at {last}, before the snapshot at {snap_index}")
+        expected = entries[0].index if entries else snap_index + 1
+        prev_term = 0
         for entry in entries:
             if entry.index != expected:
                 raise corrupt(f"log entry {entry.index} where {expected} was expected (log not contiguous)")
@@ -271,44 +425,126 @@ class DuckDBStore:
                 )
             if entry.kind not in _VALID_KINDS:
                 raise corrupt(f"log entry {entry.index} has unknown kind {entry.kind}")
+            if entry.index == snap_index and entry.term != snap_term:
+                raise corrupt(
+                    f"log entry {entry.index} has term {entry.term} but the snapshot there has {snap_term}"
+                )
+            if entry.index == snap_index + 1 and entry.term < snap_term:
+                raise corrupt(
+                    f"log entry {entry.index} has term {entry.term} below the snapshot's {snap_term}"
+                )
             expected, prev_term = expected + 1, entry.term
-        last_index = expected - 1
+        last_index = max(expected - 1, snap_index)
         if hard_state.commit > last_index:
             raise corrupt(f"commit index {hard_state.commit} is beyond the last index {last_index}")
+        # Not the snapshot's term: an installed snapshot is stored before the hard state of
+        # the term that sent it, and a crash may come between the two writes.
         if entries and hard_state.term < prev_term:
             raise corrupt(f"current term {hard_state.term} is below the last log term {prev_term}")
 
-    # -- writing ---------------------------------------------------------------------------
+    def _check_write_hint(self) -> None:
+        acknowledged = self._hint.read()
+        if acknowledged is not None and acknowledged > self._write_seq:
+            raise self._damaged(
+                f"it holds {self._write_seq} writes but {acknowledged} were acknowledged "
+                f"(recorded in {self._hint.path}): the WAL {self.path}.wal was damaged or removed "
+                "and DuckDB dropped the writes after the damage"
+            )
+
+    def _migrate(
+        self,
+        hard_states: list[tuple[int, HardState]],
+        entries: list[Entry],
+        snapshot: Snapshot | None,
+        snapshot_crc: int,
+    ) -> None:
+        """Rewrite a format 1 store as format 2: the same rows, with checksums."""
+        rows: list[LogRow] = [_hard_state_row(hs, seq) for seq, hs in hard_states]
+        rows += [_entry_row(e) for e in entries]
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(_LOG_TABLE_SQL.format(name="log_v2"))
+            self._insert_rows(con, rows, table="log_v2")
+            con.execute("DROP TABLE log")
+            con.execute("ALTER TABLE log_v2 RENAME TO log")
+            con.execute(_META_TABLE_SQL.format(name="snapshot_meta_v2"))
+            if snapshot is not None:
+                con.execute(
+                    "INSERT INTO snapshot_meta_v2 SELECT idx, term, membership, layout, raw_data, ? "
+                    "FROM snapshot_meta",
+                    [snapshot_crc],
+                )
+            con.execute("DROP TABLE snapshot_meta")
+            con.execute("ALTER TABLE snapshot_meta_v2 RENAME TO snapshot_meta")
+            con.execute("DROP TABLE orion_store")
+            con.execute(_STORE_TABLE_SQL.format(name="orion_store"))
+            con.execute(
+                "INSERT INTO orion_store VALUES (?, NULL, ?)",
+                [FORMAT_VERSION, identity_checksum(FORMAT_VERSION, None)],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("CHECKPOINT")
+
+    # -- identity --------------------------------------------------------------------------
+
+    def load_identity(self) -> str | None:
+        """The member incarnation saved in this store, or None if none was saved yet."""
+        self._require_loaded()
+        return self._incarnation
+
+    def save_identity(self, incarnation: str) -> None:
+        """Durably record this data dir's member incarnation (a uuid4 hex string)."""
+        self._require_loaded()
+        if not isinstance(incarnation, str) or not _INCARNATION.fullmatch(incarnation):
+            raise ValueError(
+                f"incarnation must be a lowercase hex string such as uuid4().hex, not {incarnation!r}"
+            )
+        seq = self._write_seq + 1
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                "UPDATE orion_store SET incarnation = ?, crc = ?",
+                [incarnation, identity_checksum(FORMAT_VERSION, incarnation)],
+            )
+            self._insert_rows(con, [_hard_state_row(self._hard_state, seq)])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self._wrote(seq)
+        self._incarnation = incarnation
+
+    # -- writing the log -------------------------------------------------------------------
 
     def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
         self._require_loaded()
         if entries:
             self._check_batch(entries)
-        rows: list[tuple[int, int, int, bytes]] = [(e.index, e.term, int(e.kind), e.data) for e in entries]
-        if hard_state is not None:
-            self._hard_state_seq += 1
-            hs_row = (
-                -self._hard_state_seq,
-                hard_state.term,
-                HARD_STATE_KIND,
-                msgspec.msgpack.encode(hard_state),
-            )
-            rows.append(hs_row)
-        if not rows:
-            return
+        rows: list[LogRow] = [_entry_row(e) for e in entries]
+        # Every write carries a hard state record, so the file tells how many writes it holds.
+        latest = self._hard_state if hard_state is None else hard_state
+        seq = self._write_seq + 1
+        rows.append(_hard_state_row(latest, seq))
         con = self._con
         if entries and entries[0].index <= self._last_index:
             # A follower replacing a conflicting suffix: delete and insert in one transaction.
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute("DELETE FROM log WHERE idx >= ?", [entries[0].index])
-                self._insert_rows(rows)
+                self._insert_rows(con, rows)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
         else:
-            self._insert_rows(rows)  # one autocommit statement: atomic, WAL fsync'd on commit
+            self._insert_rows(con, rows)  # one autocommit statement: atomic, WAL fsync'd on commit
+        self._wrote(seq)
+        self._hard_state = latest
         if entries:
             self._last_index, self._last_term = entries[-1].index, entries[-1].term
 
@@ -322,10 +558,11 @@ class DuckDBStore:
             if entry.index != first + offset:
                 raise ValueError(f"entries are not contiguous at {entry.index}")
 
-    def _insert_rows(self, rows: list[tuple[int, int, int, bytes]]) -> None:
+    @staticmethod
+    def _insert_rows(con: duckdb.DuckDBPyConnection, rows: list[LogRow], table: str = "log") -> None:
         if len(rows) < _ARROW_MIN_ROWS:
-            placeholders = ", ".join(["(?, ?, ?, ?)"] * len(rows))
-            self._con.execute(f"INSERT INTO log VALUES {placeholders}", [v for row in rows for v in row])
+            placeholders = ", ".join(["(?, ?, ?, ?, ?)"] * len(rows))
+            con.execute(f"INSERT INTO {table} VALUES {placeholders}", [v for row in rows for v in row])
             return
         columns = list(zip(*rows, strict=True))
         batch = pa.Table.from_arrays(
@@ -334,55 +571,172 @@ class DuckDBStore:
                 pa.array(columns[1], pa.int64()),
                 pa.array(columns[2], pa.int32()),
                 pa.array(columns[3], pa.binary()),
+                pa.array(columns[4], pa.int64()),
             ],
             schema=_LOG_SCHEMA,
         )
-        self._con.register("_orion_log_batch", batch)
+        con.register("_orion_log_batch", batch)
         try:
-            self._con.execute("INSERT INTO log SELECT * FROM _orion_log_batch")
+            con.execute(f"INSERT INTO {table} SELECT * FROM _orion_log_batch")
         finally:
-            self._con.unregister("_orion_log_batch")
+            con.unregister("_orion_log_batch")
 
-    def save_snapshot(self, snapshot: Snapshot) -> None:
+    def compact_log(self, upto_index: int) -> None:
+        """Drop stored entries with index <= upto_index, which the stored snapshot covers."""
         self._require_loaded()
-        meta = snapshot.meta
-        if meta.index < self._snapshot_index:
+        if upto_index > self._snapshot_index:
             raise ValueError(
-                f"snapshot at {meta.index} is older than the stored one at {self._snapshot_index}"
+                f"cannot drop log entries up to {upto_index}: the stored snapshot covers only "
+                f"up to {self._snapshot_index}"
             )
+        seq = self._write_seq + 1
         con = self._con
-        tabular = self._as_tabular(snapshot.data)
         con.execute("BEGIN TRANSACTION")
         try:
-            keeps_suffix = self._log_matches(meta.index, meta.term)
-            if keeps_suffix:
-                con.execute("DELETE FROM log WHERE idx > 0 AND idx <= ?", [meta.index])
-            else:
-                con.execute("DELETE FROM log WHERE idx > 0")
-            self._delete_old_hard_states()
-            self._drop_snapshot_tables()
-            con.execute("DELETE FROM snapshot_meta")
-            membership = msgspec.msgpack.encode(meta.membership)
-            if tabular is None:
-                con.execute(
-                    "INSERT INTO snapshot_meta VALUES (?, ?, ?, NULL, ?)",
-                    [meta.index, meta.term, membership, snapshot.data],
-                )
-            else:
-                layout = [_TableLayout(name, t.columns, t.types) for name, t in tabular.tables.items()]
-                con.execute(
-                    "INSERT INTO snapshot_meta VALUES (?, ?, ?, ?, NULL)",
-                    [meta.index, meta.term, membership, msgspec.json.encode(layout).decode()],
-                )
-                for name, table in tabular.tables.items():
-                    self._write_table(name, table)
+            # The old hard state records go too: only the latest one is ever read.
+            con.execute("DELETE FROM log WHERE idx < 0 OR idx <= ?", [upto_index])
+            self._insert_rows(con, [_hard_state_row(self._hard_state, seq)])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        self._snapshot_index, self._snapshot_term = meta.index, meta.term
+        self._wrote(seq)
+
+    def _wrote(self, seq: int) -> None:
+        self._write_seq = seq
+        self._hint.record(seq)
+
+    # -- writing snapshots -----------------------------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Install a snapshot from the leader: store it and drop every log entry it covers
+        or that does not match it, in one transaction."""
+        self._require_loaded()
+        meta = snapshot.meta
+        self._install_waiting.set()  # a local snapshot being written stops at its next chunk
+        with self._snapshot_lock:
+            self._install_waiting.clear()
+            if meta.index < self._snapshot_index:
+                raise ValueError(
+                    f"snapshot at {meta.index} is older than the stored one at {self._snapshot_index}"
+                )
+            prepared = self._prepare(snapshot)
+            con = self._con
+            self._stage(con, prepared, should_stop=None)
+            seq = self._write_seq + 1
+            con.execute("BEGIN TRANSACTION")
+            try:
+                keeps_suffix = self._log_matches(meta.index, meta.term)
+                if keeps_suffix:
+                    con.execute("DELETE FROM log WHERE idx < 0 OR idx <= ?", [meta.index])
+                else:
+                    con.execute("DELETE FROM log")
+                self._insert_rows(con, [_hard_state_row(self._hard_state, seq)])
+                self._swap_in(con, prepared)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            self._wrote(seq)
+            self._snapshot_index, self._snapshot_term = meta.index, meta.term
         if not keeps_suffix or self._last_index < meta.index:
             self._last_index, self._last_term = meta.index, meta.term
+
+    def write_snapshot(self, snapshot: Snapshot) -> None:
+        """Durably store a snapshot taken locally, without touching the log. Safe to call
+        from a background thread while the Raft thread calls ``save``. Does nothing when the
+        store already holds a snapshot at this index or later, or when a snapshot from the
+        leader is installed meanwhile (it is newer). Checkpoints afterwards."""
+        self._require_loaded()
+        meta = snapshot.meta
+        with self._snapshot_lock:
+            if meta.index <= self._snapshot_index:
+                return
+            if meta.index > self._last_index:
+                raise ValueError(
+                    f"snapshot at {meta.index} is beyond the last stored log entry {self._last_index}"
+                )
+            prepared = self._prepare(snapshot)
+            cur = self._bg
+            try:
+                self._stage(cur, prepared, should_stop=self._install_waiting.is_set)
+            except _Superseded:
+                return
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                self._swap_in(cur, prepared)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            self._snapshot_index, self._snapshot_term = meta.index, meta.term
+            # Fold the WAL (the log since the last checkpoint and this snapshot) into the
+            # main file here, off the Raft thread, so a restart replays little.
+            cur.execute("CHECKPOINT")
+
+    def _prepare(self, snapshot: Snapshot) -> _PreparedSnapshot:
+        meta = snapshot.meta
+        membership = msgspec.msgpack.encode(meta.membership)
+        tabular = self._as_tabular(snapshot.data)
+        layout = None
+        if tabular is not None:
+            layout_rows = [_TableLayout(name, t.columns, t.types) for name, t in tabular.tables.items()]
+            layout = msgspec.json.encode(layout_rows).decode()
+        layout_bytes = layout.encode() if layout is not None else b""
+        return _PreparedSnapshot(
+            meta=meta,
+            membership=membership,
+            tabular=tabular,
+            layout=layout,
+            raw_data=None if tabular is not None else snapshot.data,
+            size=len(snapshot.data),
+            crc=snapshot_checksum(meta.index, meta.term, membership, layout_bytes, snapshot.data),
+        )
+
+    def _stage(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        prepared: _PreparedSnapshot,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        """Write the snapshot's rows into ``stage_`` tables, a bounded chunk per commit."""
+        self._drop_tables(con, "stage_")
+        tabular = prepared.tabular
+        if tabular is None:
+            return
+        total_rows = sum(len(t.rows) for t in tabular.tables.values())
+        rows_per_chunk = max(1, SNAPSHOT_CHUNK_BYTES * total_rows // max(prepared.size, 1))
+        for name, table in tabular.tables.items():
+            stage = _quote("stage_" + name)
+            columns = ", ".join(f"{_quote(c)} {t}" for c, t in zip(table.columns, table.types, strict=True))
+            con.execute(f"CREATE TABLE {stage} ({columns})")
+            for start in range(0, len(table.rows), rows_per_chunk):
+                if should_stop is not None and should_stop():
+                    raise _Superseded
+                chunk = table.rows[start : start + rows_per_chunk]
+                arrays = [
+                    pa.array([row[i] for row in chunk], _ARROW_TYPES[t]) for i, t in enumerate(table.types)
+                ]
+                batch = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+                con.register("_orion_snap_batch", batch)
+                try:
+                    con.execute(f"INSERT INTO {stage} SELECT * FROM _orion_snap_batch")
+                finally:
+                    con.unregister("_orion_snap_batch")
+
+    @staticmethod
+    def _swap_in(con: duckdb.DuckDBPyConnection, prepared: _PreparedSnapshot) -> None:
+        """Inside the caller's transaction: replace the stored snapshot by the staged one."""
+        DuckDBStore._drop_tables(con, "snap_")
+        if prepared.tabular is not None:
+            for name in prepared.tabular.tables:
+                con.execute(f"ALTER TABLE {_quote('stage_' + name)} RENAME TO {_quote('snap_' + name)}")
+        meta = prepared.meta
+        con.execute("DELETE FROM snapshot_meta")
+        con.execute(
+            "INSERT INTO snapshot_meta VALUES (?, ?, ?, ?, ?, ?)",
+            [meta.index, meta.term, prepared.membership, prepared.layout, prepared.raw_data, prepared.crc],
+        )
 
     def _log_matches(self, index: int, term: int) -> bool:
         if index == self._snapshot_index:
@@ -402,45 +756,36 @@ class DuckDBStore:
             return None
         return tabular
 
-    def _drop_snapshot_tables(self) -> None:
-        names = self._con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'snap_')"
+    @staticmethod
+    def _drop_tables(con: duckdb.DuckDBPyConnection, prefix: str) -> None:
+        names = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, ?)", [prefix]
         ).fetchall()
         for (name,) in names:
-            self._con.execute(f"DROP TABLE {_quote(name)}")
-
-    def _write_table(self, name: str, table: Table) -> None:
-        columns = ", ".join(f"{_quote(c)} {t}" for c, t in zip(table.columns, table.types, strict=True))
-        self._con.execute(f"CREATE TABLE {_snap_table(name)} ({columns})")
-        if not table.rows:
-            return
-        arrays = [
-            pa.array([row[i] for row in table.rows], _ARROW_TYPES[t]) for i, t in enumerate(table.types)
-        ]
-        batch = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
-        self._con.register("_orion_snap_batch", batch)
-        try:
-            self._con.execute(f"INSERT INTO {_snap_table(name)} SELECT * FROM _orion_snap_batch")
-        finally:
-            self._con.unregister("_orion_snap_batch")
+            con.execute(f"DROP TABLE {_quote(name)}")
 
     # -- housekeeping ----------------------------------------------------------------------
 
     def checkpoint(self) -> None:
-        """Drop superseded hard state records and fold the WAL into the main file. Stalls for
-        up to a few hundred ms: call it off the hot path (after a snapshot, when idle)."""
-        self._delete_old_hard_states()
-        self._con.execute("CHECKPOINT")
-
-    def _delete_old_hard_states(self) -> None:
-        self._con.execute("DELETE FROM log WHERE idx < 0 AND idx > ?", [-self._hard_state_seq])
+        """Fold the WAL into the main file. Safe from any thread; waits for a snapshot write
+        in progress. Stalls for up to a few hundred ms: keep it off the Raft thread."""
+        with self._snapshot_lock:
+            self._bg.execute("CHECKPOINT")
 
     def close(self) -> None:
-        self._con.close()
+        """Close the files. A snapshot write in progress on another thread stops first."""
+        if self._closed:
+            return
+        self._install_waiting.set()
+        with self._snapshot_lock:
+            self._closed = True
+            self._bg.close()
+            self._con.close()
+            self._hint.close()
 
     def _require_loaded(self) -> None:
         if not self._loaded:
-            raise RuntimeError("DuckDBStore.load() must be called before writing")
+            raise RuntimeError("DuckDBStore.load() must be called before using the store")
 
     def __repr__(self) -> str:
         return f"DuckDBStore({str(self.path)!r})"

@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orion.raft.duckdb_store import DuckDBStore
+from orion.raft.memory_store import MemoryStore
+from orion.raft.store_integrity import entry_checksum
 from orion.raft.tabular import decode_tabular_snapshot
 from orion.raft.types import (
     Entry,
@@ -271,7 +273,8 @@ def test_refuses_commit_beyond_the_log(db: Path) -> None:
     filled_store(db)
     con = duckdb.connect(str(db))
     bogus = msgspec.msgpack.encode(HardState(term=1, vote="n1", commit=99999))
-    con.execute("insert into log values (-1000000, 1, -1, ?)", [bogus])
+    crc = entry_checksum(-1000000, 1, -1, bogus)  # a well-formed record: the check is on meaning
+    con.execute("insert into log values (-1000000, 1, -1, ?, ?)", [bogus, crc])
     con.close()
     store = DuckDBStore(db)
     with pytest.raises(StoreCorruptError, match="commit index 99999"):
@@ -420,10 +423,11 @@ class ModelStore:
         self.snapshot: Snapshot | None = None
         self.log: list[Entry] = []
 
-    def last_index(self) -> int:
-        if self.log:
-            return self.log[-1].index
+    def snapshot_index(self) -> int:
         return self.snapshot.meta.index if self.snapshot else 0
+
+    def last_index(self) -> int:
+        return max(self.log[-1].index if self.log else 0, self.snapshot_index())
 
     def save(self, hard_state: HardState | None, batch: list[Entry]) -> None:
         if batch:
@@ -440,10 +444,21 @@ class ModelStore:
         self.log = [e for e in self.log if e.index > index] if matches else []
         self.snapshot = snapshot
 
+    def write_snapshot(self, snapshot: Snapshot) -> None:
+        if snapshot.meta.index > self.snapshot_index():
+            self.snapshot = snapshot
+
+    def compact_log(self, upto_index: int) -> None:
+        self.log = [e for e in self.log if e.index > upto_index]
+
+    def state(self) -> StoredState:
+        return StoredState(self.hard_state, self.snapshot, self.log)
+
 
 operation = st.one_of(
     st.tuples(st.just("append"), st.integers(0, 6), st.integers(1, 40), st.integers(0, 2)),
     st.tuples(st.just("snapshot"), st.integers(0, 8), st.integers(0, 1), st.booleans()),
+    st.tuples(st.just("local"), st.integers(0, 8), st.integers(0, 6), st.booleans()),
     st.tuples(st.just("reopen")),
     st.tuples(st.just("checkpoint")),
 )
@@ -452,8 +467,11 @@ operation = st.one_of(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(operation, min_size=1, max_size=25))
 def test_behaves_like_the_model(ops: list[tuple]) -> None:
+    """The DuckDB store and the memory store both behave as the model, for installs from the
+    leader, local snapshots with trailing entries, truncations and restarts."""
     with tempfile.TemporaryDirectory() as tmp:
         store, _ = open_store(Path(tmp) / "m.duckdb")
+        memory = MemoryStore()
         model = ModelStore()
         term = 1
         try:
@@ -461,17 +479,15 @@ def test_behaves_like_the_model(ops: list[tuple]) -> None:
                 if op[0] == "append":
                     _, back, count, bump = op
                     term += bump
-                    snap_index = model.snapshot.meta.index if model.snapshot else 0
-                    first = max(snap_index + 1, model.last_index() + 1 - back)
+                    first = max(model.snapshot_index() + 1, model.last_index() + 1 - back)
                     batch = entries(first, first + count - 1, term)
                     hard_state = HardState(term=term, vote="n1", commit=min(first - 1, model.last_index()))
-                    store.save(hard_state, batch)
-                    model.save(hard_state, batch)
+                    for target in (store, memory, model):
+                        target.save(hard_state, batch)
                 elif op[0] == "snapshot":
                     _, back, term_shift, tabular = op
                     last = model.last_index()
-                    snap_index = model.snapshot.meta.index if model.snapshot else 0
-                    index = max(snap_index, last - back, 1)
+                    index = max(model.snapshot_index(), last - back, 1)
                     existing = next((e.term for e in model.log if e.index == index), None)
                     if existing is None or term_shift:
                         # A snapshot from the leader: Raft installs only one beyond its commit.
@@ -481,17 +497,32 @@ def test_behaves_like_the_model(ops: list[tuple]) -> None:
                     term = max(term, snap_term)
                     data = tabular_data() if tabular else f"state@{index}".encode()
                     snapshot = Snapshot(SnapshotMeta(index, snap_term, MEMBERS), data)
-                    store.save_snapshot(snapshot)
-                    model.save_snapshot(snapshot)
+                    for target in (store, memory, model):
+                        target.save_snapshot(snapshot)
                     if model.hard_state.term < term:
-                        store.save(HardState(term=term, commit=model.hard_state.commit), [])
-                        model.save(HardState(term=term, commit=model.hard_state.commit), [])
+                        for target in (store, memory, model):
+                            target.save(HardState(term=term, commit=model.hard_state.commit), [])
+                elif op[0] == "local":
+                    # A snapshot taken locally at an entry we hold, then the log compacted
+                    # keeping ``trailing`` entries behind it.
+                    _, back, trailing, tabular = op
+                    held = [e for e in model.log if e.index > model.snapshot_index()]
+                    if not held:
+                        continue
+                    at = held[max(0, len(held) - 1 - back)]
+                    data = tabular_data() if tabular else f"local@{at.index}".encode()
+                    snapshot = Snapshot(SnapshotMeta(at.index, at.term, MEMBERS), data)
+                    upto = max(0, at.index - trailing)
+                    for target in (store, memory, model):
+                        target.write_snapshot(snapshot)
+                        target.compact_log(upto)
                 elif op[0] == "reopen":
                     store, state = reopen(store)
-                    assert state == StoredState(model.hard_state, model.snapshot, model.log)
+                    assert state == model.state()
                 else:
                     store.checkpoint()
+                assert memory.load() == model.state()
             store, state = reopen(store)
-            assert state == StoredState(model.hard_state, model.snapshot, model.log)
+            assert state == model.state()
         finally:
             store.close()
