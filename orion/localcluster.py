@@ -378,14 +378,18 @@ class LocalCluster:
 
     # ------------------------------------------------------------------ big state, catch-up
     def fill_state(
-        self, megabytes: float, entry_bytes: int = BIG_ENTRY_BYTES, prefix: str = "big"
+        self,
+        megabytes: float,
+        entry_bytes: int = BIG_ENTRY_BYTES,
+        prefix: str = "big",
+        via: tuple[int, ...] = (),
     ) -> list[str]:
-        """Submit unplaceable tasks carrying ``entry_bytes`` of env each until their env adds up
-        to ``megabytes`` MiB; the ids, every one acknowledged (a retry reuses the id, so it is
-        never applied twice)."""
+        """Submit unplaceable tasks carrying ``entry_bytes`` of env each (through the nodes
+        ``via``, default every running one) until their env adds up to ``megabytes`` MiB; the
+        ids, every one acknowledged (a retry reuses the id, so it is never applied twice)."""
         ids: list[str] = []
         total = 0
-        with self.client(timeout=15.0, retries=2) as client:
+        with self.client(*via, timeout=15.0, retries=2) as client:
             while total < megabytes * 2**20:
                 task_id = f"{prefix}-{len(ids):05d}-{secrets.token_hex(4)}"
                 submit = functools.partial(
