@@ -26,6 +26,14 @@ stream: any chunk, including a probe, can then (re)open the receiver's partial c
 receiver dropped it (idle timeout, restart, another snapshot in between), and no chunk depends on an
 earlier one having arrived. It costs well under 0.1% of a 1 MiB chunk.
 
+Shell duties: ``start`` each InstallSnapshot instead of sending it; send ``poll()``'s chunks after each
+call; on SnapshotProgress call ``core.snapshot_progress(dst)``, on SnapshotFailed
+``core.snapshot_failed(dst)``; ``cancel_all()`` on stepping down. On the follower, send the acks
+``on_chunk`` returns and step the core with the InstallSnapshot it completes. A chunk frame is at most
+``chunk_bytes`` + len(meta) + the ids + ~60 bytes of msgpack, well under 2 MiB with the defaults.
+Keep the receiver's ``idle_ticks`` above the sender's ``timeout_ticks * max_retries`` (the defaults:
+600 > 100) so a partial copy outlives a sender's silence.
+
 There is no per-chunk checksum: the transport is TCP (ZeroMQ), whose checksums already catch
 transmission errors; the end-to-end CRC catches the rest (memory or software faults) at the price of
 one restart, which is rare enough not to pay a second CRC pass on both sides for every byte.
@@ -474,7 +482,9 @@ class SnapshotReceiver:
         self.idle_ticks = idle_ticks
         self._partial: _Partial | None = None
         # (src, term, index, snap_term, checksum, total) of the last snapshot handed over: repeats
-        # of its chunks (a lost final ack) are answered "complete" instead of starting over.
+        # of its chunks (a lost final ack) are answered "complete" instead of starting over. Only
+        # for the same leader and term: another leader sending it means our core may not have
+        # taken it (it came from a deposed leader), so that stream starts from the beginning.
         self._done: tuple[str, int, int, int, int, int] | None = None
 
     def status(self) -> ReceiveStatus | None:

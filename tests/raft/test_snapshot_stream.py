@@ -13,7 +13,7 @@ from collections.abc import Callable
 import msgspec
 import pytest
 
-from orion.raft.messages import InstallSnapshot
+from orion.raft.messages import InstallSnapshot, Message, RequestVote, encode_message
 from orion.raft.snapshot_stream import (
     PartialSnapshotDropped,
     SenderEvent,
@@ -548,6 +548,18 @@ def test_config_and_codec_errors() -> None:
         decode_stream_message(b"\x93\x0a\xa1")
     ack = SnapshotAck("f", "a", 3, 10, 1, 4096, True)
     assert decode_stream_message(encode_stream_message(ack)) == ack
+
+
+def test_chunks_and_acks_share_the_raft_messages_tagged_union() -> None:
+    """Tags 10 and 11 follow the Raft messages' 1-9, so one decoder can take every frame."""
+    decoder = msgspec.msgpack.Decoder(Message | SnapshotChunk | SnapshotAck)
+    sender = SnapshotSender(chunk_bytes=4)
+    sender.start(install("a", "f", 3, 10, 1, b"abcdefgh"))
+    (probe,) = sender.poll()
+    chunk = decoder.decode(encode_stream_message(probe))
+    assert isinstance(chunk, SnapshotChunk) and chunk == probe and type(chunk.data) is bytes
+    vote = RequestVote("a", "b", 3, 10, 2)
+    assert decoder.decode(encode_message(vote)) == vote
 
 
 def random_schedule(seed: int) -> None:
