@@ -16,7 +16,7 @@ from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import Callback, ContainerExited, Outcome
 from orion.model import Task
 from orion.worker.docker_worker import DockerWorker
-from orion.worker.types import WorkerError
+from orion.worker.types import PortInUseError, WorkerError
 
 DOCKER_THREADS = 8  # the engine starts ~9 containers/s from 8 threads, ~5/s from one (ANCHORS.md)
 
@@ -35,6 +35,14 @@ class StopContainer:
 
 @dataclass(frozen=True, slots=True)
 class ListContainers:
+    callback: Callback
+
+
+@dataclass(frozen=True, slots=True)
+class ListRunningOf:
+    """Task ids of the running containers another node (sharing this engine) left behind."""
+
+    node_id: str
     callback: Callback
 
 
@@ -64,6 +72,8 @@ class WorkerActor(NodeActor):
                 self._pool.submit(self._call, callback, self.worker.stop, task_id)
             case ListContainers(callback):
                 self._pool.submit(self._call, callback, self.worker.list_managed)
+            case ListRunningOf(node_id, callback):
+                self._pool.submit(self._call, callback, self.worker.running_tasks_of, node_id)
             case _:
                 logger.warning("worker actor: unexpected message {!r}", type(message).__name__)
         return None
@@ -79,6 +89,9 @@ class WorkerActor(NodeActor):
     def _call(callback: Callback | None, function: Callable[..., Any], *args: Any) -> None:
         try:
             outcome = Outcome.success(function(*args))
+        except PortInUseError as exc:
+            # The value carries the address and port: the reconciler blocks that port there.
+            outcome = Outcome(False, exc, "port_in_use", str(exc))
         except WorkerError as exc:
             outcome = Outcome.failure("docker", str(exc))
         except Exception as exc:  # the engine itself misbehaving: report, never crash the node

@@ -205,3 +205,24 @@ class PortBook:
                 space,
                 PortClaim(host_ip=host_ip, port=port, protocol=protocol, node_id=node_id, task_id=task_id),
             )
+
+
+class PortMarks(NamedTuple):
+    """What the leader's scheduler remembers about ports between rounds, to know when tasks
+    that waited for a port are worth judging again: the FSM's count of given-up claims, and
+    the earliest time a foreign block lapses."""
+
+    releases: int = 0
+    unblock_at: float = float("inf")
+
+    @staticmethod
+    def read(releases: int, unblocks: Iterable[float], now: float) -> PortMarks:
+        return PortMarks(releases, min((until for until in unblocks if until > now), default=float("inf")))
+
+    def freed_since(self, current: PortMarks, now: float) -> bool:
+        """True when a port claim was given up or a block lapsed since these marks."""
+        return current.releases > self.releases or now >= self.unblock_at
+
+    def merge(self, current: PortMarks) -> PortMarks:
+        """The marks that cover tasks judged against either (the earlier count, the sooner lapse)."""
+        return PortMarks(min(self.releases, current.releases), min(self.unblock_at, current.unblock_at))

@@ -9,6 +9,7 @@ every query is filtered by this node's label.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -20,13 +21,14 @@ from docker.models.containers import Container
 from docker.utils import parse_repository_tag
 
 from orion.model import Task
-from orion.worker.reasons import pull_failure, start_failure
+from orion.worker.reasons import port_in_use, pull_failure, start_failure
 from orion.worker.types import (
     LABEL_MANAGED,
     LABEL_NODE,
     LABEL_TASK,
     ContainerExit,
     ContainerInfo,
+    PortInUseError,
     WorkerError,
 )
 
@@ -54,21 +56,51 @@ def _info(container: Container) -> ContainerInfo:
         exit_code=state.get("ExitCode") if exited else None,
         oom_killed=bool(state.get("OOMKilled", False)),
         error=state.get("Error") or "",
+        host_ports=_published(container.attrs.get("HostConfig", {}).get("PortBindings") or {}),
     )
 
 
+def _published(bindings: dict[str, Any]) -> dict[str, int]:
+    """Docker's {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]} -> {"80/tcp": 8080}."""
+    ports: dict[str, int] = {}
+    for container_port, hosts in bindings.items():
+        for host in hosts or ():
+            port = str(host.get("HostPort") or "")
+            if port.isdigit():
+                ports[container_port] = int(port)
+                break
+    return ports
+
+
 def _port_bindings(task: Task, host_ip: str) -> dict[str, tuple[str, int]]:
-    """{"80/tcp": "8080"} -> {"80/tcp": (host_ip, 8080)}; "ip:port" picks its own address."""
+    """The ports the scheduler assigned (``host_ports`` on ``host_ip``, both recorded in the
+    task), so the container binds exactly what the cluster accounts for. A task placed before
+    ports were assigned falls back to its static bindings: {"80/tcp": "8080"} -> (host_ip,
+    8080); "ip:port" picks its own address."""
+    if task.host_ports:
+        ip = task.host_ip or host_ip
+        return {container_port: (ip, port) for container_port, port in task.host_ports.items()}
     bindings: dict[str, tuple[str, int]] = {}
     for container_port, host in task.port_bindings.items():
         ip, _, port = str(host).rpartition(":")
         try:
-            bindings[container_port] = (ip or host_ip, int(port))
+            number = int(port)
         except ValueError as exc:
             raise WorkerError(
                 f"bad port binding {container_port}: {host!r} (expected a port number)"
             ) from exc
+        if number == 0:
+            raise WorkerError(f"no host port assigned for {container_port}")
+        bindings[container_port] = (ip or host_ip, number)
     return bindings
+
+
+def _start_error(explanation: str, image: str) -> WorkerError:
+    reason = start_failure(explanation, image)
+    taken = port_in_use(explanation)
+    if taken is not None:
+        return PortInUseError(reason, *taken)
+    return WorkerError(reason)
 
 
 class DockerWorker:
@@ -124,6 +156,30 @@ class DockerWorker:
         if "error" in outcome:
             raise outcome["error"]
 
+    # -- host ---------------------------------------------------------------------------
+
+    def port_space(self) -> str:
+        """Which host ports this node shares with others: nodes driving the same Docker engine
+        publish into one network namespace (orion/scheduler/ports.py). A digest of the engine's
+        ID keeps the gossip metadata short; "" when the engine does not answer."""
+        try:
+            engine_id = str(self.client.info().get("ID") or "")
+        except (docker.errors.DockerException, OSError):
+            return ""
+        if not engine_id:
+            return ""
+        return "engine-" + hashlib.sha256(engine_id.encode()).hexdigest()[:16]
+
+    def running_tasks_of(self, node_id: str) -> set[str]:
+        """Ids of the tasks whose containers ``node_id`` left running on this engine. Read
+        only: a node manages its own containers alone, but one sharing its engine may look,
+        to tell the cluster that a node that left has no container holding a port any more."""
+        containers = self.client.containers.list(
+            filters={"label": [f"{LABEL_NODE}={node_id}", f"{LABEL_MANAGED}=1"], "status": "running"},
+            ignore_removed=True,
+        )
+        return {container.labels.get(LABEL_TASK, "") for container in containers}
+
     # -- containers -----------------------------------------------------------------------
 
     def start(self, task: Task) -> ContainerInfo:
@@ -160,7 +216,7 @@ class DockerWorker:
                 raced = self._find(task.id)
                 if raced is not None:
                     return _info(raced)
-            raise WorkerError(start_failure(str(exc.explanation or exc), task.image)) from exc
+            raise _start_error(str(exc.explanation or exc), task.image) from exc
         return self._start_created(container, task)
 
     def _start_created(self, container: Container, task: Task) -> ContainerInfo:
@@ -169,7 +225,7 @@ class DockerWorker:
             container.reload()
         except docker.errors.APIError as exc:
             self._remove_quietly(container)
-            raise WorkerError(start_failure(str(exc.explanation or exc), task.image)) from exc
+            raise _start_error(str(exc.explanation or exc), task.image) from exc
         return _info(container)
 
     def inspect(self, task_id: str) -> ContainerInfo | None:

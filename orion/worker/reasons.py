@@ -19,6 +19,15 @@ _NO_EXECUTABLE = re.compile(r'exec: "(?P<command>[^"]+)": executable file not fo
 _NO_SUCH_FILE = re.compile(r'exec: "(?P<command>[^"]+)": stat [^:]+: no such file or directory')
 
 
+def port_in_use(explanation: str) -> tuple[str, int] | None:
+    """(host ip, port) when Docker refused a container because a host port is taken."""
+    for pattern in (_PORT_ALLOCATED, _PORT_IN_USE):
+        match = pattern.search(explanation)
+        if match:
+            return match["ip"].strip("[]"), int(match["port"])
+    return None
+
+
 def start_failure(explanation: str, image: str) -> str:
     """A reason for a container that Docker would not create or start."""
     for pattern in (_PORT_ALLOCATED, _PORT_IN_USE):

@@ -14,6 +14,16 @@ class WorkerError(Exception):
     ("port 8080 on 127.0.0.1 already in use"), never a stack trace."""
 
 
+class PortInUseError(WorkerError):
+    """Docker refused the container because ``host_ip:port`` is already bound on the host by
+    something the cluster does not know: the task moves elsewhere instead of failing."""
+
+    def __init__(self, message: str, host_ip: str, port: int) -> None:
+        super().__init__(message)
+        self.host_ip = host_ip
+        self.port = port
+
+
 class ContainerInfo(msgspec.Struct, frozen=True):
     task_id: str
     node_id: str
@@ -24,6 +34,7 @@ class ContainerInfo(msgspec.Struct, frozen=True):
     exit_code: int | None = None  # set once the container has exited
     oom_killed: bool = False
     error: str = ""  # Docker's State.Error, e.g. why it could not start
+    host_ports: dict[str, int] = {}  # what it publishes: "80/tcp" -> 8080
 
     @property
     def running(self) -> bool:
