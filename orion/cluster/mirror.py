@@ -1,0 +1,60 @@
+"""The Raft actor's copy of what gossip says about each member: status, since when, metadata.
+
+Gossip events arrive as values; the mirror keeps the latest per node and answers the
+questions the leader asks of it (who is alive, at which Raft address, in which incarnation).
+Pure bookkeeping: time comes in as an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from orion.model import NodeMeta
+
+_STATUS_OF_EVENT = {"joined": "alive", "updated": "alive", "alive": "alive"}
+
+
+@dataclass(slots=True)
+class MirrorEntry:
+    status: str  # alive, suspect, dead, left
+    since: float
+    meta: NodeMeta
+
+
+class MemberMirror:
+    def __init__(self) -> None:
+        self.entries: dict[str, MirrorEntry] = {}
+
+    def get(self, node_id: str) -> MirrorEntry | None:
+        return self.entries.get(node_id)
+
+    def set_local(self, meta: NodeMeta, now: float) -> None:
+        self.entries[meta.id] = MirrorEntry("alive", now, meta)
+
+    def apply_events(self, events: Iterable[Any], now: float) -> None:
+        """Gossip member events (``node_id``, ``kind``, ``meta``): the status keeps its
+        ``since`` while it does not change, so grace periods count from the first report."""
+        for event in events:
+            previous = self.entries.get(event.node_id)
+            status = _STATUS_OF_EVENT.get(event.kind, event.kind)
+            since = previous.since if previous is not None and previous.status == status else now
+            self.entries[event.node_id] = MirrorEntry(status, since, event.meta)
+
+    def raft_address(self, node_id: str, incarnation: str = "") -> str | None:
+        """Gossip's current Raft address of a member, if gossip knows this life of it."""
+        entry = self.entries.get(node_id)
+        if entry is None or not entry.meta.raft_port:
+            return None
+        if incarnation and entry.meta.raft_incarnation and entry.meta.raft_incarnation != incarnation:
+            return None
+        return entry.meta.raft_address
+
+    def clusters_seen(self, own_id: str) -> dict[str, str]:
+        """Cluster ids other members announce (cluster id -> one member announcing it)."""
+        seen: dict[str, str] = {}
+        for node_id, entry in self.entries.items():
+            if node_id != own_id and entry.meta.cluster_id:
+                seen.setdefault(entry.meta.cluster_id, node_id)
+        return seen

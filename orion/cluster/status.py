@@ -1,0 +1,60 @@
+"""Status views of one node: its Raft state, and every member as this node sees it.
+
+Pure functions over the core, the FSM and the gossip mirror; the Raft actor serves them to
+read queries (``orion raft``, ``orion nodes``).
+"""
+
+from __future__ import annotations
+
+from orion.api.protocol import NodeInfo, RaftInfo
+from orion.cluster.mirror import MemberMirror
+from orion.fsm.state import ClusterState
+from orion.raft.core import LEADER, RaftCore
+
+
+def raft_info(node_id: str, core: RaftCore) -> RaftInfo:
+    membership = core.membership
+    return RaftInfo(
+        node_id=node_id,
+        role=core.role,
+        term=core.term,
+        leader_id=core.leader_id,
+        commit_index=core.commit_index,
+        applied_index=core.applied_index,
+        last_index=core.last_index,
+        voters=sorted(membership.voters),
+        non_voters=sorted(membership.non_voters),
+    )
+
+
+def node_infos(core: RaftCore, fsm: ClusterState, mirror: MemberMirror) -> list[NodeInfo]:
+    membership = core.membership
+    records = {record.meta.id: record for record in fsm.nodes()}
+    leader = core.leader_id if core.role != LEADER else core.id
+    infos = []
+    for node_id in sorted({*records, *mirror.entries, *membership.all_ids()}):
+        record = records.get(node_id)
+        entry = mirror.get(node_id)
+        meta = entry.meta if entry else (record.meta if record else None)
+        status = entry.status if entry else (record.status if record else "unknown")
+        memory, cpu, disk = fsm.allocated(node_id)
+        if node_id in membership.voters:
+            suffrage = "voter"
+        elif node_id in membership.non_voters:
+            suffrage = "nonvoter"
+        else:
+            suffrage = "none"
+        infos.append(
+            NodeInfo(
+                id=node_id,
+                address=meta.address if meta else (membership.address_of(node_id) or ""),
+                status=status,
+                role="leader" if node_id == leader else "follower",
+                suffrage=suffrage,
+                meta=meta,
+                allocated_memory=memory,
+                allocated_cpu=cpu,
+                allocated_disk=disk,
+            )
+        )
+    return infos

@@ -1,0 +1,297 @@
+"""The one Ready loop: persist, send, apply and snapshot for a Raft core, with no I/O of its own.
+
+The Raft actor, the simulator and the core benchmark all drive a core through ``RaftShell``,
+so the order they test is the order production runs:
+
+1. a snapshot from the leader: ``store.save_snapshot`` then ``host.restore``;
+2. entries and hard state: one ``store.save`` (group commit). As in etcd's MustSync, a hard
+   state whose only change is the commit index is not written on its own (a quorum can
+   recover it); it rides along with the next write;
+3. messages: after the write, except on a leader whose vote is settled, which sends first and
+   writes while its followers do (Raft thesis 10.2.1: its own entries count toward the
+   commit only once ``advance`` sees them durable);
+4. committed entries to the host's FSM, read states and failed reads to the host;
+5. ``core.advance``.
+
+``InstallSnapshot`` messages are never encoded as one frame: they are streamed in bounded
+chunks (``orion.raft.snapshot_stream``), so no frame exceeds the transport's limit whatever
+the size of the state. Local snapshots are taken off the caller's thread: the shell asks the
+host for a consistent copy of the FSM (cheap) and a job that encodes and durably writes it
+(``store.write_snapshot``); when the host reports it done, the core compacts, keeping
+``trailing_entries`` behind it, and the store drops the log below what the core still holds.
+
+Frames carry an ``Envelope`` (cluster id, both incarnations); a frame from another cluster or
+for another life of a node is dropped here, before the core sees it, and reported to the host
+once per peer and reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from orion.raft.core import LEADER, RaftCore
+from orion.raft.envelope import Envelope, decode_envelope, encode_envelope
+from orion.raft.messages import InstallSnapshot, Message
+from orion.raft.snapshot_stream import (
+    SnapshotAck,
+    SnapshotChunk,
+    SnapshotFailed,
+    SnapshotProgress,
+    SnapshotReceiver,
+    SnapshotSender,
+    snapshot_checksum,
+)
+from orion.raft.types import Entry, HardState, LogStore, Snapshot, SnapshotMeta
+
+# Why a frame was dropped before reaching the core (reported once per peer and reason).
+OTHER_CLUSTER = "other_cluster"
+FOR_EARLIER_LIFE = "for_earlier_life"  # addressed to an incarnation of this node that is gone
+FROM_OTHER_LIFE = "from_other_life"  # the sender's incarnation is not the one the configuration holds
+
+
+class ShellHost(Protocol):
+    """What a shell needs from its owner (the Raft actor or a simulated node)."""
+
+    def send_frame(self, dst: str, frame: bytes) -> None:
+        """Send one encoded envelope to node ``dst`` (best effort: Raft retries)."""
+        ...
+
+    def apply(self, entry: Entry) -> bool:
+        """Apply one committed entry; True when the FSM changed."""
+        ...
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Replace the FSM by a snapshot installed from the leader."""
+        ...
+
+    def snapshot_source(self) -> Any:
+        """A consistent, immutable copy of the FSM as of the applied index (cheap)."""
+        ...
+
+    def start_snapshot(self, meta: SnapshotMeta, source: Any) -> None:
+        """Encode ``source`` and ``store.write_snapshot`` it, off the caller's thread if the
+        host has threads; then call ``RaftShell.snapshot_taken`` on the shell's thread."""
+        ...
+
+    def on_read_state(self, context: bytes, index: int) -> None: ...
+
+    def on_failed_read(self, context: bytes) -> None: ...
+
+    def on_dropped(self, peer: str, reason: str, detail: str) -> None:
+        """A frame was dropped by the identity checks (called once per peer and reason)."""
+        ...
+
+
+class RaftShell:
+    def __init__(
+        self,
+        core: RaftCore,
+        store: LogStore,
+        host: ShellHost,
+        *,
+        incarnation: str,
+        snapshot_threshold: int,
+        chunk_bytes: int = 1 << 20,
+        window_bytes: int = 4 << 20,
+        saved_hard_state: HardState | None = None,
+    ) -> None:
+        self.core = core
+        self.store = store
+        self.host = host
+        self.incarnation = incarnation
+        self.snapshot_threshold = snapshot_threshold
+        self._sender = SnapshotSender(chunk_bytes=chunk_bytes, window_bytes=window_bytes)
+        self._receiver = SnapshotReceiver()
+        # Checksum of the snapshot this node would stream, computed where the snapshot was made
+        # (a background job, or the stream it arrived by), never again on this thread.
+        self._checksum: tuple[int, int, int] | None = None  # (index, term, crc32)
+        self._saved_hard_state = saved_hard_state or HardState()
+        self._unsaved_hard_state: HardState | None = None
+        self._snapshot_job = 0  # index of the local snapshot being taken, 0 if none
+        self._reported: set[tuple[str, str]] = set()
+        self.heard_clusters: dict[str, str] = {}  # cluster id -> a node that spoke for it
+        # Fault points for the simulator: called with "sent_before_persist" and "persisted";
+        # raising there aborts the Ready half done, as a crash would.
+        self.fault_hook: Callable[[str], None] | None = None
+
+    # ------------------------------------------------------------------ frames in
+    def receive(self, frame: bytes) -> None:
+        """One frame from the network; raises msgspec.DecodeError/ValidationError on garbage."""
+        self.receive_envelope(decode_envelope(frame))
+
+    def receive_envelope(self, envelope: Envelope) -> None:
+        body = envelope.body
+        core = self.core
+        if body.dst != core.id or body.src == core.id:
+            return
+        if envelope.cluster:
+            self.heard_clusters.setdefault(envelope.cluster, body.src)
+        membership = core.membership
+        mine = membership.cluster_id
+        if envelope.cluster and mine and envelope.cluster != mine:
+            self._drop(body.src, OTHER_CLUSTER, f"it is in cluster {envelope.cluster}, this node in {mine}")
+            return
+        if envelope.dst_incarnation and envelope.dst_incarnation != self.incarnation:
+            self._drop(
+                body.src,
+                FOR_EARLIER_LIFE,
+                f"it is addressed to incarnation {envelope.dst_incarnation} of this node, which is now "
+                f"{self.incarnation} (its data dir was recreated): waiting to be added back by the leader",
+            )
+            return
+        recorded = membership.incarnations.get(body.src, "")
+        if recorded and envelope.src_incarnation != recorded:
+            self._drop(
+                body.src,
+                FROM_OTHER_LIFE,
+                f"it is incarnation {envelope.src_incarnation or '?'}, the configuration holds {recorded}",
+            )
+            return
+        if isinstance(body, SnapshotChunk):
+            acks, complete = self._receiver.on_chunk(body)
+            for ack in acks:
+                self._send(ack)
+            if complete is not None:
+                meta = complete.snapshot.meta
+                self._checksum = (meta.index, meta.term, body.checksum)
+                core.step(complete)
+        elif isinstance(body, SnapshotAck):
+            self._on_stream_events(self._sender.on_ack(body))
+        else:
+            core.step(body)
+
+    def _drop(self, peer: str, reason: str, detail: str) -> None:
+        key = (peer, reason)
+        if key not in self._reported:
+            self._reported.add(key)
+            self.host.on_dropped(peer, reason, detail)
+
+    # ------------------------------------------------------------------ time
+    def tick(self) -> None:
+        self.core.tick()
+        self._on_stream_events(self._sender.tick())
+        self._receiver.tick()
+
+    def _on_stream_events(self, events: list[Any]) -> None:
+        core = self.core
+        if core.role != LEADER:
+            if self._sender.active():
+                self._sender.cancel_all()  # a deposed leader's streams are the new leader's job
+            return
+        for event in events:
+            # A finished stream needs nothing here: the follower's InstallSnapshotResponse,
+            # sent once its core has taken the snapshot, moves its progress on.
+            if isinstance(event, SnapshotProgress):
+                core.snapshot_progress(event.dst)
+            elif isinstance(event, SnapshotFailed):
+                core.snapshot_failed(event.dst)
+        self._flush_chunks()
+
+    def _flush_chunks(self) -> None:
+        for chunk in self._sender.poll():
+            self._send(chunk)
+
+    # ------------------------------------------------------------------ the Ready loop
+    def drain(self) -> bool:
+        """Process every pending Ready; True when the FSM changed (applied or restored)."""
+        core = self.core
+        host = self.host
+        changed = False
+        while core.has_ready():
+            ready = core.ready()
+            if ready.snapshot is not None:
+                self.store.save_snapshot(ready.snapshot)
+                host.restore(ready.snapshot)
+                changed = True
+            hard_state = ready.hard_state
+            saved = self._saved_hard_state
+            vote_settled = hard_state is None or (
+                hard_state.term == saved.term and hard_state.vote == saved.vote
+            )
+            if core.role == LEADER and vote_settled:
+                self._send_all(ready.messages)
+                if self.fault_hook is not None:
+                    self.fault_hook("sent_before_persist")
+                self._persist(hard_state, ready.entries)
+            else:
+                self._persist(hard_state, ready.entries)
+                if self.fault_hook is not None:
+                    self.fault_hook("persisted")
+                self._send_all(ready.messages)
+            for entry in ready.committed:
+                changed |= host.apply(entry)
+            for read_state in ready.read_states:
+                host.on_read_state(read_state.context, read_state.index)
+            for context in ready.failed_reads:
+                host.on_failed_read(context)
+            core.advance(ready)
+        self._maybe_snapshot()
+        return changed
+
+    def _persist(self, hard_state: HardState | None, entries: list[Entry]) -> None:
+        if hard_state is not None:
+            self._unsaved_hard_state = hard_state
+        latest = self._unsaved_hard_state
+        saved = self._saved_hard_state
+        must_sync = bool(entries) or (
+            latest is not None and (latest.term != saved.term or latest.vote != saved.vote)
+        )
+        if not must_sync:
+            return
+        self.store.save(latest, entries)
+        if latest is not None:
+            self._saved_hard_state = latest
+            self._unsaved_hard_state = None
+
+    def flush_hard_state(self) -> None:
+        """Write a commit-only hard state still held back (at shutdown)."""
+        if self._unsaved_hard_state is not None:
+            self.store.save(self._unsaved_hard_state, [])
+            self._saved_hard_state = self._unsaved_hard_state
+            self._unsaved_hard_state = None
+
+    def _send_all(self, messages: list[Message]) -> None:
+        for msg in messages:
+            if isinstance(msg, InstallSnapshot):
+                meta = msg.snapshot.meta
+                known = self._checksum
+                if known is None or known[:2] != (meta.index, meta.term):
+                    known = (meta.index, meta.term, snapshot_checksum(msg.snapshot.data))
+                    self._checksum = known
+                self._sender.start(msg, known[2])
+            else:
+                self._send(msg)
+        self._flush_chunks()
+
+    def _send(self, body: Message | SnapshotChunk | SnapshotAck) -> None:
+        membership = self.core.membership
+        envelope = Envelope(
+            membership.cluster_id, self.incarnation, membership.incarnations.get(body.dst, ""), body
+        )
+        self.host.send_frame(body.dst, encode_envelope(envelope))
+
+    # ------------------------------------------------------------------ local snapshots
+    @property
+    def snapshot_in_progress(self) -> bool:
+        return self._snapshot_job != 0
+
+    def _maybe_snapshot(self) -> None:
+        core = self.core
+        if self._snapshot_job or core.applied_index - core.snapshot_index < self.snapshot_threshold:
+            return
+        index = core.applied_index
+        self._snapshot_job = index
+        self.host.start_snapshot(core.snapshot_meta(index), self.host.snapshot_source())
+
+    def snapshot_taken(self, snapshot: Snapshot | None, checksum: int | None = None) -> None:
+        """The host's snapshot job finished (``None``: it failed; a later Ready retries).
+        ``checksum``: ``snapshot_checksum(snapshot.data)`` if the job computed it."""
+        self._snapshot_job = 0
+        core = self.core
+        if snapshot is None or snapshot.meta.index <= core.snapshot_index:
+            return  # failed, or a snapshot from the leader overtook it
+        if checksum is not None:
+            self._checksum = (snapshot.meta.index, snapshot.meta.term, checksum)
+        core.compact(snapshot.meta.index, snapshot.data)
+        self.store.compact_log(core.log_first_index - 1)
