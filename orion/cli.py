@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     keygen = commands.add_parser("keygen", help="create a cluster key pair and a client token")
     keygen.add_argument("--dir", default="secrets", help="where to write them (default: ./secrets)")
 
-    task = commands.add_parser("task", help="submit, list, inspect and stop tasks", parents=[common])
+    task = commands.add_parser("task", help="submit, list, inspect, stop and remove tasks", parents=[common])
     task_commands = task.add_subparsers(dest="task_command", required=True, metavar="ACTION")
     submit = task_commands.add_parser(
         "submit",
@@ -143,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("id")
     stop = task_commands.add_parser("stop", help="stop a task", parents=[common])
     stop.add_argument("id")
+    remove = task_commands.add_parser(
+        "rm",
+        help="remove a stopped or failed task from the cluster state",
+        description="Remove a Stopped or Failed task. An active task (Pending, Scheduled, Running) "
+        "is refused (exit 2) unless --force, which stops and removes it.",
+        parents=[common],
+    )
+    remove.add_argument("id")
+    remove.add_argument("-f", "--force", action="store_true", help="stop the task first if it is active")
 
     commands.add_parser("nodes", help="list cluster members", parents=[common])
     commands.add_parser("raft", help="Raft status of the answering node", parents=[common])
@@ -318,6 +327,9 @@ def run_client_command(args: argparse.Namespace, command: list[str] | None) -> i
         elif args.task_command == "stop":
             task = client.stop(args.id)
             emit(task, args.json, f"{task.id}  {task.state}")
+        elif args.task_command == "rm":
+            task = client.remove(args.id, force=args.force)
+            emit(task, args.json, f"{task.id}  removed")
     return EXIT_OK
 
 

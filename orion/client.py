@@ -66,6 +66,7 @@ __all__ = [
     "default_token",
     "nodes",
     "raft",
+    "remove",
     "stop",
     "submit",
     "task",
@@ -216,6 +217,15 @@ class Client:
 
     def stop(self, id: str) -> Task:
         return self._call(self._checked({"op": "StopTask", "id": id}))
+
+    def remove(self, id: str, force: bool = False) -> Task:
+        """Delete a Stopped or Failed task from the cluster state and return it as it was.
+
+        An active task (Pending, Scheduled, Running) is refused with InvalidRequest unless
+        ``force``, which stops and removes it (as ``docker rm --force``). NotFound when there
+        is no such task, also when a retry follows an attempt that got no answer but removed it.
+        """
+        return self._call(self._checked({"op": "RemoveTask", "id": id, "force": force}))
 
     def nodes(self, *, stale: bool = False) -> list[NodeInfo]:
         return self._call(ListNodes(stale=stale))
@@ -371,6 +381,10 @@ def task(id: str) -> Task:
 
 def stop(id: str) -> Task:
     return _default().stop(id)
+
+
+def remove(id: str, force: bool = False) -> Task:
+    return _default().remove(id, force)
 
 
 def nodes() -> list[NodeInfo]:

@@ -51,6 +51,7 @@ class SchedulerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     strategy: Literal["binpack", "spread"] = "binpack"
     reconcile_interval: Duration = "5s"
     reschedule_after: Duration = "5s"  # a dead node's tasks move after this long
+    task_retention: Duration = "1h"  # Stopped/Failed tasks are removed from the state after this long
 
 
 class DockerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -156,6 +157,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     http_bind: str = "127.0.0.1"
     client_rate_limit: float = 1000.0
     max_request: int = 1024 * 1024
+    task_retention: float = 3600.0  # seconds a Stopped/Failed task stays before the leader collects it
 
     @property
     def raft_address(self) -> str:
@@ -198,6 +200,12 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
     for name in ("raft", "gossip", "api"):
         if getattr(ports, name) == 0:
             raise ConfigError(f"ports.{name}: must be a port number 1-65535, got 0")
+    task_retention = duration(raw.scheduler.task_retention, "scheduler.task_retention")
+    if task_retention <= 0:
+        # 0 would remove a task the moment it stops, before anyone could inspect why.
+        raise ConfigError(
+            f"scheduler.task_retention: must be more than 0 (e.g. '1h'), got {raw.scheduler.task_retention!r}"
+        )
     max_request = size(raw.security.max_request, "security.max_request") or 0
     if max_request < 1024:
         raise ConfigError(f"security.max_request: must be at least 1KiB, got {raw.security.max_request!r}")
@@ -220,6 +228,7 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         strategy=raw.scheduler.strategy,
         reconcile_interval=duration(raw.scheduler.reconcile_interval, "scheduler.reconcile_interval"),
         reschedule_after=duration(raw.scheduler.reschedule_after, "scheduler.reschedule_after"),
+        task_retention=task_retention,
         host_ip=raw.docker.host_ip,
         stop_timeout=duration(raw.docker.stop_timeout, "docker.stop_timeout"),
         pull_timeout=duration(raw.docker.pull_timeout, "docker.pull_timeout"),

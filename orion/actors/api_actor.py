@@ -125,6 +125,8 @@ class ApiActor(NodeActor):
                 self._write(command, callback)
             case api.StopTask(id=task_id):
                 self._write(fsm_commands.StopTask(task_id=task_id, at=time.time()), callback)
+            case api.RemoveTask(id=task_id, force=force):
+                self._write(fsm_commands.RemoveTask(task_id=task_id, force=force, at=time.time()), callback)
             case api.ListTasks():
                 self.raft.tell(Read(_tasks_query, callback, stale=request.stale, timeout=self.timeout))
             case api.GetTask(id=task_id):

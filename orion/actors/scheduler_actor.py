@@ -6,11 +6,17 @@ applied, plan already took. A round judges the tasks that became Pending since t
 judged ("fresh"); tasks already found unplaceable are judged again only when some node's free
 capacity grew (a task ended, a node joined or came back), in windows of ``BATCH`` tasks, so a
 backlog of impossible tasks neither starves new ones nor keeps the leader busy.
+
+The same leader-only tick collects garbage: every ``gc_interval`` it asks the FSM whether a
+Stopped or Failed task is older than the retention and, if so, proposes ``CollectGarbage``
+with its clock minus the retention (the FSM reads no clock), at most ``gc_batch`` tasks per
+command so one apply stays short on every replica (after a full batch the next tick goes on).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +27,16 @@ from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import LeadershipChanged, Outcome, Propose, Read, StateChanged, Tick
 from orion.actors.state_view import StateView
 from orion.fsm import commands as fsm_commands
+from orion.fsm.state import TaskIds
 from orion.model import Task
 from orion.scheduler.judge import nomad_limit, schedule
 from orion.scheduler.types import ALIVE, NodeView
 
 BATCH = 512  # tasks judged per round
 EXACT_BELOW = 64  # score every node in small clusters; sample (Nomad's limit) in large ones
+DEFAULT_TASK_RETENTION_S = 3600.0  # [scheduler] task_retention
+GC_INTERVAL_S = 60.0  # how often the leader looks for terminal tasks past the retention
+GC_BATCH = 5000  # tasks removed per CollectGarbage: bounds one apply on every replica's Raft thread
 
 Capacity = dict[str, tuple[int, float, int]]  # node id -> free memory, cpu, disk of alive nodes
 
@@ -38,6 +48,17 @@ class _Input:
 
 @dataclass(frozen=True, slots=True)
 class _Committed:
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class _GarbageFound:
+    outcome: Outcome  # value: True when some terminal task is older than ``before``
+    before: float
+
+
+@dataclass(frozen=True, slots=True)
+class _GarbageCollected:
     outcome: Outcome
 
 
@@ -108,14 +129,33 @@ def scheduling_input(sweep_from: int | None) -> Any:
     return query
 
 
+def garbage_query(before: float) -> Callable[[StateView], bool]:
+    def query(view: StateView) -> bool:
+        return view.is_leader and view.fsm.has_garbage(before)
+
+    return query
+
+
 class SchedulerActor(NodeActor):
     def __init__(
-        self, raft: pykka.ActorRef, strategy: str, request_timeout: float, on_fatal: FatalHandler
+        self,
+        raft: pykka.ActorRef,
+        strategy: str,
+        request_timeout: float,
+        on_fatal: FatalHandler,
+        task_retention: float = DEFAULT_TASK_RETENTION_S,
+        gc_interval: float = GC_INTERVAL_S,
+        gc_batch: int = GC_BATCH,
     ) -> None:
         super().__init__(on_fatal)
         self.raft = raft
         self.strategy = strategy
         self.timeout = request_timeout
+        self.task_retention = task_retention
+        self.gc_interval = gc_interval
+        self.gc_batch = gc_batch
+        self._gc_due = 0.0  # monotonic time of the next look for garbage (0: at the first tick)
+        self._gc_busy = False  # a look or a CollectGarbage is in flight
         self._leader = False
         self._in_flight = False
         self._dirty = False
@@ -125,10 +165,11 @@ class SchedulerActor(NodeActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case Tick(_, gate):
+            case Tick(now, gate):
                 if gate is not None:
                     gate.release()
                 self._round()
+                self._look_for_garbage(now)
             case StateChanged():
                 self._round()
             case LeadershipChanged(is_leader, _):
@@ -144,7 +185,54 @@ class SchedulerActor(NodeActor):
                     logger.warning("scheduler: plan not committed: {} {}", outcome.code, outcome.message)
                 if self._dirty:
                     self._round()
+            case _GarbageFound(outcome, before):
+                self._collect_garbage(outcome, before)
+            case _GarbageCollected(outcome):
+                self._garbage_collected(outcome)
         return None
+
+    def _look_for_garbage(self, now: float) -> None:
+        if not self._leader or self._gc_busy or now < self._gc_due:
+            return
+        self._gc_due = now + self.gc_interval
+        self._gc_busy = True
+        before = time.time() - self.task_retention
+        ref = self.actor_ref
+        self.raft.tell(
+            Read(
+                garbage_query(before),
+                lambda o: ref.tell(_GarbageFound(o, before)),
+                stale=True,
+                timeout=self.timeout,
+            )
+        )
+
+    def _collect_garbage(self, found: Outcome, before: float) -> None:
+        if not (found.ok and found.value):
+            self._gc_busy = False  # nothing old enough (or no longer the leader)
+            return
+        command = fsm_commands.CollectGarbage(before=before, max_tasks=self.gc_batch, at=time.time())
+        ref = self.actor_ref
+        self.raft.tell(
+            Propose(
+                fsm_commands.encode_command(command),
+                lambda o: ref.tell(_GarbageCollected(o)),
+                timeout=self.timeout,
+            )
+        )
+
+    def _garbage_collected(self, outcome: Outcome) -> None:
+        self._gc_busy = False
+        if not outcome.ok:
+            logger.warning(
+                "scheduler: garbage collection not committed: {} {}", outcome.code, outcome.message
+            )
+            return
+        # A proposal forwarded to a new leader comes back without the FSM's result.
+        removed = len(outcome.value.task_ids) if isinstance(outcome.value, TaskIds) else 0
+        logger.info("scheduler: removed {} terminal task(s) older than {:g}s", removed, self.task_retention)
+        if removed >= self.gc_batch:
+            self._gc_due = 0.0  # more are due: go on at the next tick
 
     def _round(self) -> None:
         if not self._leader:

@@ -1,6 +1,7 @@
 """REST mirror of the client API (PRD section 5) on the standard library's HTTP server.
 
-Routes: POST /tasks, GET /tasks, GET /tasks/{id}, DELETE /tasks/{id}, GET /nodes, GET /raft.
+Routes: POST /tasks, GET /tasks, GET /tasks/{id}, DELETE /tasks/{id} (stop),
+DELETE /tasks/{id}?remove=true[&force=true] (``orion task rm``), GET /nodes, GET /raft.
 Bodies and responses are JSON with the PRD's camelCase keys (``portBindings``, ``nodeId``).
 Requests go to the same ``handler(request, reply)`` as the ZeroMQ server; the HTTP thread
 waits for the reply with a deadline.
@@ -19,6 +20,7 @@ import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 import msgspec
 from loguru import logger
@@ -261,7 +263,15 @@ class _RestHandler(BaseHTTPRequestHandler):
         if match is None:
             self._error(HTTPStatus.NOT_FOUND, f"no route DELETE {path}")
             return
-        self._run_fields({"op": "StopTask", "id": match.group("id")})
+        try:
+            flags = delete_flags(self.path.partition("?")[2])
+        except RequestError as exc:
+            self._error(HTTPStatus.BAD_REQUEST, str(exc), exc.field)
+            return
+        if flags["remove"]:
+            self._run_fields({"op": "RemoveTask", "id": match.group("id"), "force": flags["force"]})
+        else:
+            self._run_fields({"op": "StopTask", "id": match.group("id")})
 
     # ------------------------------------------------------------------ helpers
 
@@ -333,6 +343,26 @@ class _RestHandler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
+
+
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def delete_flags(query: str) -> dict[str, bool]:
+    """``remove`` and ``force`` of a DELETE /tasks/{id} query string (both default false).
+    Without ``remove=true`` the task is only stopped, so ``force`` alone is refused rather
+    than silently ignored."""
+    flags = {"remove": False, "force": False}
+    for name, values in parse_qs(query, keep_blank_values=True).items():
+        if name not in flags:
+            continue  # like GET's query, unknown parameters are ignored
+        value = values[-1].lower()
+        if value not in _BOOLEANS:
+            raise RequestError(name, f"expected true or false, got {values[-1]!r}")
+        flags[name] = _BOOLEANS[value]
+    if flags["force"] and not flags["remove"]:
+        raise RequestError("force", "applies only with remove=true (DELETE without remove stops the task)")
+    return flags
 
 
 def _code_for(status: HTTPStatus) -> str:

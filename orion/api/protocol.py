@@ -86,6 +86,14 @@ class StopTask(_Request):
     id: TaskId
 
 
+class RemoveTask(_Request):
+    """``orion task rm``: delete a Stopped or Failed task from the state. An active one is
+    refused unless ``force``, which stops and removes it (as ``docker rm --force``)."""
+
+    id: TaskId
+    force: bool = False
+
+
 class ListNodes(_Request):
     pass
 
@@ -107,8 +115,8 @@ class BlockPeers(_Request):
     ] = []
 
 
-Request = SubmitTask | ListTasks | GetTask | StopTask | ListNodes | RaftStatus | BlockPeers
-WRITE_REQUESTS = (SubmitTask, StopTask)
+Request = SubmitTask | ListTasks | GetTask | StopTask | RemoveTask | ListNodes | RaftStatus | BlockPeers
+WRITE_REQUESTS = (SubmitTask, StopTask, RemoveTask)
 
 # ------------------------------------------------------------------------- results
 
@@ -141,6 +149,7 @@ RESULT_TYPES: dict[type, Any] = {
     SubmitTask: Task,
     GetTask: Task,
     StopTask: Task,
+    RemoveTask: Task,  # the task as it was removed
     ListTasks: list[Task],
     ListNodes: list[NodeInfo],
     RaftStatus: RaftInfo,

@@ -20,6 +20,7 @@ from orion.api.protocol import (
     NodeInfo,
     RaftInfo,
     RaftStatus,
+    RemoveTask,
     Reply,
     Request,
     StopTask,
@@ -55,7 +56,7 @@ class MemoryNode:
                 return Reply.failure(ErrorCode.UNAVAILABLE, f"{self.node_id}: no leader known yet")
             if self.unavailable:
                 return Reply.failure(ErrorCode.UNAVAILABLE, f"{self.node_id} is starting")
-            if isinstance(request, SubmitTask | StopTask) and self.no_quorum:
+            if isinstance(request, SubmitTask | StopTask | RemoveTask) and self.no_quorum:
                 return Reply.failure(
                     ErrorCode.NO_QUORUM,
                     "no quorum: the cluster cannot commit writes (2 of 3 voters unreachable)",
@@ -93,6 +94,17 @@ class MemoryNode:
                     task.state = TaskState.STOPPED
                     task.desired = "stop"
                 return Reply.success(task)
+            if isinstance(request, RemoveTask):
+                # As the FSM does: only a terminal task goes, unless forced.
+                task = self.tasks.get(request.id)
+                if task is None:
+                    return Reply.failure(ErrorCode.NOT_FOUND, f"no task with id {request.id}")
+                if task.state not in (TaskState.STOPPED, TaskState.FAILED) and not request.force:
+                    return Reply.failure(
+                        ErrorCode.INVALID,
+                        f"task {task.id} is {task.state}: stop it first, or remove it with force",
+                    )
+                return Reply.success(self.tasks.pop(request.id))
             if isinstance(request, ListNodes):
                 meta = NodeMeta(id=self.node_id, memory_total=16 * 1024**3, cpu_total=4.0, tags={"zone": "a"})
                 return Reply.success(
