@@ -60,6 +60,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,7 @@ WHAT_TO_DO = "wipe the data dir and start the node again: it rejoins the cluster
 # Bytes of snapshot rows per commit while a snapshot is written: bounds how long one commit
 # holds DuckDB's WAL (and so delays a concurrent save) to a few tens of ms.
 SNAPSHOT_CHUNK_BYTES = 4 << 20
+CHECKPOINT_PATIENCE = 5.0  # seconds a checkpoint retries while the Raft thread's writes are open
 
 # Batches smaller than this go through a prepared multi-row INSERT; larger ones via Arrow,
 # whose fixed registration cost pays off only with a few rows.
@@ -672,7 +674,7 @@ class DuckDBStore:
             self._snapshot_index, self._snapshot_term = meta.index, meta.term
             # Fold the WAL (the log since the last checkpoint and this snapshot) into the
             # main file here, off the Raft thread, so a restart replays little.
-            cur.execute("CHECKPOINT")
+            self._checkpoint_between_writes()
 
     def _prepare(self, snapshot: Snapshot) -> _PreparedSnapshot:
         meta = snapshot.meta
@@ -766,11 +768,29 @@ class DuckDBStore:
 
     # -- housekeeping ----------------------------------------------------------------------
 
-    def checkpoint(self) -> None:
-        """Fold the WAL into the main file. Safe from any thread; waits for a snapshot write
-        in progress. Stalls for up to a few hundred ms: keep it off the Raft thread."""
+    def checkpoint(self) -> bool:
+        """Fold the WAL into the main file; False when the Raft thread's writes left no gap
+        for it within ``CHECKPOINT_PATIENCE`` seconds (the WAL then waits for the next one).
+        Safe from any thread; waits for a snapshot write in progress. Takes up to a few
+        hundred ms: keep it off the Raft thread."""
         with self._snapshot_lock:
-            self._bg.execute("CHECKPOINT")
+            return self._checkpoint_between_writes()
+
+    def _checkpoint_between_writes(self) -> bool:
+        # DuckDB refuses to start a checkpoint while another connection's write transaction
+        # is open (FORCE CHECKPOINT would abort it: a save would fail). Saves are short, so
+        # one of a few quick retries finds a gap; once it runs, commits go on beside it.
+        deadline = time.monotonic() + CHECKPOINT_PATIENCE
+        while True:
+            try:
+                self._bg.execute("CHECKPOINT")
+                return True
+            except duckdb.TransactionException as exc:
+                if "other write transactions" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    return False
+            time.sleep(0.001)
 
     def close(self) -> None:
         """Close the files. A snapshot write in progress on another thread stops first."""
