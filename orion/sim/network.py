@@ -33,6 +33,7 @@ class SimNetwork:
         long_delay: float = 0.0,
         long_delay_ticks: int = 20,
         wire: bool = False,
+        max_frame: int = 0,
     ) -> None:
         self.rng = rng
         self.drop = drop  # probability a message is lost
@@ -41,6 +42,10 @@ class SimNetwork:
         self.long_delay = long_delay  # probability of a long delay (MIT's "long reordering")
         self.long_delay_ticks = long_delay_ticks
         self.wire = wire  # encode and decode every message (exercises the codec, counts bytes)
+        # The transport's frame limit (0 = none): a bigger frame is dropped, as the real
+        # transport drops it, and counted: a sender that respects its limits causes none.
+        self.max_frame = max_frame
+        self.oversize: dict[str, int] = {}  # message type -> frames dropped for their size
         self._cut: set[tuple[str, str]] = set()  # directed links that lose everything
         self._queue: list[tuple[int, int, Message]] = []
         self._seq = 0
@@ -88,10 +93,15 @@ class SimNetwork:
         self.by_type[kind] = self.by_type.get(kind, 0) + 1
         if kind in _REQUESTS:
             self.requests += 1
-        if self.wire:
+        if self.wire or self.max_frame:
             buf = encode_message(msg)
             self.bytes_sent += len(buf)
-            msg = decode_message(buf)
+            if self.max_frame and len(buf) > self.max_frame:
+                name = kind.__name__
+                self.oversize[name] = self.oversize.get(name, 0) + 1
+                return
+            if self.wire:
+                msg = decode_message(buf)
         if self.hold is not None and self.hold(msg):
             self.held.append(msg)
             return

@@ -28,8 +28,6 @@ from orion.sim.network import SimNetwork
 
 __all__ = ["InvariantViolation", "LinearizabilityViolation", "SimCluster", "SimNode", "random_run"]
 
-KEYS = [f"k{i}".encode() for i in range(5)]  # few keys, so reads see values overwritten
-
 
 class SimNode:
     def __init__(self, node_id: str, bootstrap: Membership | None) -> None:
@@ -61,6 +59,9 @@ class SimCluster:
         wire: bool = False,
         snapshots: bool = False,
         snapshot_threshold: int | None = None,
+        max_frame: int = 0,
+        send_before_persist: bool = True,
+        crash_after_send: float = 0.0,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
@@ -72,7 +73,10 @@ class SimCluster:
             max_delay=max_delay,
             long_delay=long_delay,
             wire=wire,
+            max_frame=max_frame,
         )
+        self.send_before_persist = send_before_persist
+        self.crash_after_send = crash_after_send  # probability, per leader Ready with entries
         self.snapshots = snapshots
         self.snapshot_threshold = snapshot_threshold or self.config.snapshot_threshold
         self.checker = InvariantChecker(seed)
@@ -157,14 +161,29 @@ class SimCluster:
             store.save_snapshot(rd.snapshot)
             node.fsm.restore(rd.snapshot.data)
             self.checker.on_restore(node.id, rd.snapshot.meta.index, node.fsm.chain)
-        if rd.entries:
-            self.checker.on_persist(node.id, core, rd.entries)
-        if rd.entries or rd.hard_state is not None:
-            store.save(rd.hard_state, rd.entries)
         now = self.now
         send = self.net.send
-        for msg in rd.messages:
-            send(msg, now)
+        hs = rd.hard_state
+        # Production ordering: a leader whose term and vote are already durable sends first and
+        # writes while its followers do (its own entries count only once advance() sees them).
+        early = (
+            self.send_before_persist
+            and core.role == LEADER
+            and (hs is None or (hs.term == store.hard_state.term and hs.vote == store.hard_state.vote))
+        )
+        if early:
+            for msg in rd.messages:
+                send(msg, now)
+            if self.crash_after_send and rd.entries and self.rng.random() < self.crash_after_send:
+                self.crash(node.id)  # sent, never written: followers may hold what the leader lost
+                return
+        if rd.entries:
+            self.checker.on_persist(node.id, core, rd.entries)
+        if rd.entries or hs is not None:
+            store.save(hs, rd.entries)
+        if not early:
+            for msg in rd.messages:
+                send(msg, now)
         fsm = node.fsm
         checker = self.checker
         history = self.history
@@ -191,7 +210,8 @@ class SimCluster:
         checker.on_state(node.id, core)
         if self.snapshots and core.applied_index - core.snapshot_index > self.snapshot_threshold:
             snap = core.compact(core.applied_index, fsm.snapshot())
-            store.save_snapshot(snap)
+            store.write_snapshot(snap)
+            store.compact_log(core.log_first_index - 1)  # the core keeps trailing entries
         self._record((node.id, core.role, core.term, core.commit_index, core.last_index, len(rd.messages)))
 
     def _serve_reads(self, node: SimNode) -> None:
@@ -346,12 +366,21 @@ class SimCluster:
 
 
 def random_run(
-    seed: int, fault_ticks: int = 150, heal_ticks: int = 300, membership_changes: bool = True
+    seed: int,
+    fault_ticks: int = 150,
+    heal_ticks: int = 300,
+    membership_changes: bool = True,
+    value_bytes: int = 0,
+    max_frame: int = 0,
+    keys: int = 5,
 ) -> SimCluster:
-    """One randomized run: a random cluster size and fault mix from ``seed``; crashes,
-    restarts, partitions, drops, duplicates, reordering, proposals, snapshots, reads, transfers
-    and membership changes for ``fault_ticks``; then heal and require progress (liveness).
-    Invariants are checked on every step throughout."""
+    """One randomized run: a random cluster size and fault mix from ``seed``; crashes (some
+    between a leader's send and its write), restarts, partitions, drops, duplicates,
+    reordering, proposals, snapshots, reads, transfers and membership changes for
+    ``fault_ticks``; then heal and require progress (liveness). Invariants and every read are
+    checked on every step throughout. ``value_bytes`` pads each written value (big entries, big
+    snapshots: about ``keys * value_bytes``); ``max_frame`` drops frames over that size as the
+    transport does. Few keys, so reads see values overwritten."""
     rng = random.Random(seed ^ 0x5EED)
     n = rng.choice((3, 3, 5))
     cluster = SimCluster(
@@ -364,6 +393,9 @@ def random_run(
             max_inflight=rng.choice((2, 64)),
             pre_vote=rng.random() < 0.8,
             check_quorum=rng.random() < 0.8,
+            max_size_per_msg=rng.choice((1 << 20, 64 + value_bytes)),
+            max_inflight_bytes=rng.choice((0, 4 * (64 + value_bytes), 32 << 20)),
+            trailing_entries=rng.choice((0, 8, 5000)),
         ),
         drop=rng.choice((0.0, 0.05, 0.2)),
         duplicate=rng.choice((0.0, 0.05)),
@@ -371,7 +403,12 @@ def random_run(
         long_delay=rng.choice((0.0, 0.02)),
         snapshots=True,
         snapshot_threshold=rng.choice((8, 32)),
+        max_frame=max_frame,
+        send_before_persist=rng.random() < 0.8,
+        crash_after_send=rng.choice((0.0, 0.0, 0.02)),
     )
+    padding = b"." * value_bytes
+    key_names = [b"k%d" % i for i in range(keys)]
     ids = cluster.ids
     counter = 0
     for _ in range(fault_ticks):
@@ -403,7 +440,7 @@ def random_run(
             # A burst: every key read at every node that believes it leads.
             for node in cluster.nodes.values():
                 if node.core is not None and node.core.role == LEADER:
-                    for key in KEYS:
+                    for key in key_names:
                         cluster.read(node.id, key)
         elif r < 0.23 and membership_changes:
             _change_membership(cluster, rng)
@@ -412,7 +449,8 @@ def random_run(
             if core is None or core.role != LEADER:
                 continue
             if rng.random() < 0.5:
-                batch = [b"%s=v%d" % (rng.choice(KEYS), counter + i) for i in range(rng.randint(1, 4))]
+                size = rng.randint(1, 4)
+                batch = [b"%s=v%d%s" % (rng.choice(key_names), counter + i, padding) for i in range(size)]
                 counter += len(batch)
                 try:
                     core.propose_batch(batch)
@@ -421,7 +459,7 @@ def random_run(
             if rng.random() < 0.3:
                 # Any node that believes it leads, even a deposed one cut off in a minority.
                 try:
-                    cluster.read(node.id, rng.choice(KEYS))
+                    cluster.read(node.id, rng.choice(key_names))
                 except NotLeaderError:
                     pass
         cluster.tick()
@@ -429,9 +467,26 @@ def random_run(
     # by every node.
     cluster.net.heal()
     cluster.net.drop = cluster.net.duplicate = cluster.net.long_delay = 0.0
+    cluster.crash_after_send = 0.0
     for node_id in ids:
         if not cluster.nodes[node_id].alive:
             cluster.start(node_id)
+    try:
+        _converge(cluster, seed, heal_ticks)
+    except AssertionError as exc:
+        if cluster.net.oversize:
+            oversize = cluster.net.oversize
+            raise AssertionError(f"{exc}; frames dropped for exceeding max_frame: {oversize}") from exc
+        raise
+    if cluster.net.oversize:
+        # The senders' limits (bytes per append, chunked snapshots) must make these impossible.
+        raise AssertionError(f"seed={seed}: frames dropped for exceeding max_frame: {cluster.net.oversize}")
+    return cluster
+
+
+def _converge(cluster: SimCluster, seed: int, heal_ticks: int) -> None:
+    """A leader appears, a new entry commits, and every member of the final configuration
+    applies it."""
     leader = cluster.wait_leader(heal_ticks)
     quorum = len(cluster.core(leader).membership.voters) // 2 + 1
     index = cluster.one(f"final={seed}".encode(), quorum, retry=True, max_ticks=heal_ticks)
@@ -441,13 +496,11 @@ def random_run(
         for n in cluster.nodes.values()
         if n.core is not None and n.fsm.applied_index >= index
     ).all_ids()
-    # Every member of the final configuration applies it.
     if not cluster.run_until(
         lambda: all(cluster.nodes[m].fsm.applied_index >= index for m in members if m in cluster.nodes),
         heal_ticks,
     ):
         raise AssertionError(f"seed={seed}: members {members} did not all apply index {index}")
-    return cluster
 
 
 def _change_membership(cluster: SimCluster, rng: random.Random) -> None:
