@@ -442,7 +442,7 @@ class RaftCore:
         self._require_leader()
         start = self._log.last_index + 1
         term = self._term
-        self._log.append([Entry(start + i, term, _NORMAL, data) for i, data in enumerate(items)])
+        self._log.append([Entry(start + i, term, _NORMAL, data) for i, data in enumerate(items)], items)
         self._mark_all_dirty(False)
         return list(range(start, start + len(items)))
 

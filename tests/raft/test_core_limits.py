@@ -154,6 +154,21 @@ def test_log_limit_bytes_picks_the_longest_prefix_that_fits() -> None:
     assert log.first_index == 3 and log.limit_bytes(3, 3, 10_000) == (3, 7 + o)
 
 
+def test_log_totals_from_proposed_data_match_totals_summed_from_entries() -> None:
+    payloads = [b"p" * n for n in (5, 500, 50, 5000, 0, 70)]
+    entries = [Entry(i + 1, 1, 0, d) for i, d in enumerate(payloads)]
+    summed = RaftLog(0, 0, list(entries))
+    proposed = RaftLog(0, 0, [])
+    proposed.append(entries[:2], payloads[:2])
+    proposed.append(entries[2:3])  # a configuration, say: no data given, summed later
+    proposed.limit_bytes(1, 3, 1 << 20)
+    proposed.append(entries[3:], payloads[3:])
+    for lo in range(1, 7):
+        for hi in range(lo, 7):
+            for budget in (0, 60, 600, 6000, 1 << 20):
+                assert proposed.limit_bytes(lo, hi, budget) == summed.limit_bytes(lo, hi, budget)
+
+
 def _replicate_with_one_lagging(trailing: int, lag: int) -> tuple[CoreHarness, RaftCore, int]:
     """n3 misses ``lag`` entries, then the leader compacts at its applied index."""
     h = CoreHarness(IDS, RaftConfig(trailing_entries=trailing))
