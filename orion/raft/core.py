@@ -67,6 +67,7 @@ from orion.raft.types import (
     Membership,
     Snapshot,
     SnapshotMeta,
+    StoreCorruptError,
     StoredState,
     decode_membership,
     encode_membership,
@@ -1103,12 +1104,12 @@ def _log_from_store(snap: Snapshot | None, stored: list[Entry]) -> RaftLog:
         return RaftLog(snap_index, snap_term, [])
     first = stored[0].index
     if stored[-1].index != first + len(stored) - 1:
-        raise ValueError(
+        raise StoreCorruptError(
             f"stored entries are not contiguous: {len(stored)} entries from {first} to {stored[-1].index}"
         )
-    if first > snap_index + 1:
-        raise ValueError(
-            f"stored entries start at {first}, leaving a gap after the snapshot index {snap_index}"
+    if first > snap_index + 1 or first < 1:
+        raise StoreCorruptError(
+            f"stored entries start at {first}: a gap after the snapshot index {snap_index}, or no such index"
         )
     last = stored[-1].index
     if last < snap_index or (last >= snap_index > first - 1 and stored[snap_index - first].term != snap_term):

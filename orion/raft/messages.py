@@ -79,7 +79,9 @@ class HeartbeatResponse(msgspec.Struct, tag=6, array_like=True, frozen=True):
 
 
 class InstallSnapshot(msgspec.Struct, tag=7, array_like=True, frozen=True):
-    """The whole snapshot in one message (the FSM state is small enough for that)."""
+    """The whole snapshot, as the core emits it. The shell streams it in chunks
+    (orion/raft/snapshot_stream.py) and never encodes it as one frame; a repeat of the same
+    (dst, snapshot index, snapshot term) asks for the same snapshot again."""
 
     src: str
     dst: str

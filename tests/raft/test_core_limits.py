@@ -18,6 +18,7 @@ from orion.raft.types import (
     Membership,
     Snapshot,
     SnapshotMeta,
+    StoreCorruptError,
     StoredState,
     encode_membership,
 )
@@ -256,9 +257,9 @@ def test_restart_with_stored_entries_that_end_before_or_disagree_with_the_snapsh
     # The stored entry at the snapshot's index has another term: nothing stored matches it.
     core = h.start("n1", StoredState(HardState(3, "n1", 30), _snapshot(30, 2, m), _entries(25, 35, 1)))
     assert (core.last_index, core.snapshot_index, core.entry_term(30)) == (30, 30, 2)
-    with pytest.raises(ValueError, match="gap"):
+    with pytest.raises(StoreCorruptError, match="gap"):
         h.start("n1", StoredState(HardState(), _snapshot(30, 2, m), _entries(35, 40)))
-    with pytest.raises(ValueError, match="not contiguous"):
+    with pytest.raises(StoreCorruptError, match="not contiguous"):
         h.start("n1", StoredState(HardState(), None, [*_entries(1, 3), *_entries(5, 6)]))
 
 
