@@ -169,12 +169,18 @@ def parse_pairs(values: list[str], option: str) -> dict[str, str]:
 
 
 def parse_publish(values: list[str]) -> dict[str, str]:
-    """``-p 8080:80/tcp`` (Docker's order: host first) -> {"80/tcp": "8080"}."""
+    """``-p 8080:80/tcp`` (Docker's order: host first) -> {"80/tcp": "8080"}; ``-p 0:80`` or
+    ``-p 80`` (no host port, as in Docker) asks the cluster for any free host port ("0")."""
     ports: dict[str, str] = {}
     for value in values:
-        host, sep, container = value.partition(":")
-        if not sep or not host.isdigit() or not container:
-            raise UsageError(f"-p: expected HOST:CONTAINER[/PROTO] like 8080:80/tcp, got {value!r}")
+        host, sep, container = value.rpartition(":")
+        if not sep:
+            host = "0"
+        if not host.isdigit() or not container:
+            raise UsageError(
+                f"-p: expected [HOST:]CONTAINER[/PROTO] like 8080:80/tcp or 80 (any free host port), "
+                f"got {value!r}"
+            )
         ports[container if "/" in container else f"{container}/tcp"] = host
     return ports
 
@@ -199,6 +205,19 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def format_ports(t: Task) -> list[str]:
+    """As ``docker ps`` shows them: "127.0.0.1:8080->80/tcp" once the cluster assigned the
+    host port, "any->80/tcp" while a dynamic one waits for a node."""
+    shown = []
+    for container, host in t.port_bindings.items():
+        given = t.host_ports.get(container)
+        if given:
+            shown.append(f"{t.host_ip + ':' if t.host_ip else ''}{given}->{container}")
+        else:
+            shown.append(f"{host if host.strip('0') else 'any'}->{container}")
+    return shown
+
+
 def format_tasks(tasks: list[Task]) -> str:
     rows = [
         [
@@ -209,7 +228,7 @@ def format_tasks(tasks: list[Task]) -> str:
             t.node_id or "-",
             format_size(t.memory) if t.memory else "-",
             f"{t.cpu:g}" if t.cpu else "-",
-            ",".join(f"{h}->{c}" for c, h in t.port_bindings.items()) or "-",
+            ",".join(format_ports(t)) or "-",
             _age(t.created_at),
         ]
         for t in sorted(tasks, key=lambda t: (t.created_at, t.id))
@@ -233,7 +252,7 @@ def format_task(t: Task) -> str:
         f"Disk:       {format_size(t.disk) if t.disk else '-'}",
     ]
     if t.port_bindings:
-        lines.append("Ports:      " + ", ".join(f"{h}->{c}" for c, h in t.port_bindings.items()))
+        lines.append("Ports:      " + ", ".join(format_ports(t)))
     if t.node_selectors:
         lines.append("Selectors:  " + ", ".join(f"{k}={v}" for k, v in t.node_selectors.items()))
     if t.command:

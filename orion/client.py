@@ -142,12 +142,14 @@ def read_token_file(path: str | os.PathLike[str]) -> str:
     return read_tokens(Path(path))[0]
 
 
-def normalize_ports(ports: dict[str, str | int] | None) -> dict[str, str]:
-    """{"80/tcp": "8080"}; a container port without protocol means tcp; host ports may be ints."""
+def normalize_ports(ports: dict[str, str | int | None] | None) -> dict[str, str]:
+    """{"80/tcp": "8080"}; a container port without protocol means tcp; host ports may be ints.
+    A host port of 0, "" or None asks the cluster to pick a free one (the task's
+    ``host_ports`` then says which)."""
     result: dict[str, str] = {}
     for container, host in (ports or {}).items():
         key = str(container)
-        result[key if "/" in key else f"{key}/tcp"] = str(host)
+        result[key if "/" in key else f"{key}/tcp"] = "0" if host in (None, "") else str(host)
     return result
 
 
@@ -184,7 +186,7 @@ class Client:
         memory: int | str = 0,
         cpu: float = 0.0,
         disk: int | str = 0,
-        ports: dict[str, str | int] | None = None,
+        ports: dict[str, str | int | None] | None = None,
         node_selectors: dict[str, str] | None = None,
         command: list[str] | None = None,
         env: dict[str, str] | None = None,

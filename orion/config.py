@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from orion.scheduler.ports import parse_port_range
 from orion.units import parse_duration, parse_size
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -51,6 +52,7 @@ class SchedulerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     strategy: Literal["binpack", "spread"] = "binpack"
     reconcile_interval: Duration = "5s"
     reschedule_after: Duration = "5s"  # a dead node's tasks move after this long
+    dynamic_ports: str = "20000-32000"  # host ports the leader picks from for "-p 0:80"
     task_retention: Duration = "1h"  # Stopped/Failed tasks are removed from the state after this long
 
 
@@ -157,6 +159,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     http_bind: str = "127.0.0.1"
     client_rate_limit: float = 1000.0
     max_request: int = 1024 * 1024
+    dynamic_ports: tuple[int, int] = (20000, 32000)
     task_retention: float = 3600.0  # seconds a Stopped/Failed task stays before the leader collects it
 
     @property
@@ -209,7 +212,12 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
     max_request = size(raw.security.max_request, "security.max_request") or 0
     if max_request < 1024:
         raise ConfigError(f"security.max_request: must be at least 1KiB, got {raw.security.max_request!r}")
+    try:
+        dynamic_ports = parse_port_range(raw.scheduler.dynamic_ports, "scheduler.dynamic_ports")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return NodeConfig(
+        dynamic_ports=dynamic_ports,
         node_id=raw.node.id,
         data_dir=data_dir,
         bind=raw.node.bind,

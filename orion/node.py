@@ -43,8 +43,10 @@ SCHEDULER_TICK_S = 1.0
 SHUTDOWN_STEP_S = 5.0
 
 
-def detect_meta(config: NodeConfig) -> NodeMeta:
-    """Capacity from the config when given, else from the machine."""
+def detect_meta(config: NodeConfig, port_space: str = "") -> NodeMeta:
+    """Capacity from the config when given, else from the machine. ``port_space``: which
+    host ports this node shares (its Docker engine's, orion/scheduler/ports.py); without one
+    the scheduler keys the node's ports by its advertise address."""
     memory_total, memory_used = _memory()
     disk_total = shutil.disk_usage(config.data_dir).total
     return NodeMeta(
@@ -61,6 +63,8 @@ def detect_meta(config: NodeConfig) -> NodeMeta:
         disk_total=config.disk if config.disk is not None else disk_total,
         tags=dict(config.tags),
         version=1,
+        host_ip=config.host_ip,
+        port_space=port_space,
     )
 
 
@@ -181,12 +185,17 @@ class Node:
         )
         reconciler_box.append(reconciler)
         self._refs.append(reconciler)
-        scheduler = SchedulerActor.start(raft, config.strategy, config.request_timeout, self._on_fatal)
+        scheduler = SchedulerActor.start(
+            raft, config.strategy, config.request_timeout, self._on_fatal, dynamic_ports=config.dynamic_ports
+        )
         self._refs.append(scheduler)
         raft.proxy().add_listener(reconciler).get()
         raft.proxy().add_listener(scheduler).get()
 
-        meta = detect_meta(config)
+        port_space = docker.port_space()
+        if not port_space:
+            logger.warning("docker engine not answering: host ports are keyed by the advertise address")
+        meta = detect_meta(config, port_space)
         gossip = GossipActor.start(
             config, meta, self.gossip_transport, raft, self._on_fatal, refresh_meta=_refresh_used
         )

@@ -5,6 +5,14 @@ Docker holds for it (label ``orion.node.id``): it starts what is missing, remove
 longer assigned here (stopped, rescheduled elsewhere while this node was away, unknown), and
 reports state changes (Running, exits, Failed) through Raft. Rounds run every
 ``reconcile_interval`` and at once when the FSM or Docker says something changed.
+
+Host ports (orion/scheduler/ports.py): a start that Docker refuses because the host port is
+taken by something else is not a failure of the task: the reconciler reports a
+``PortConflict`` and the task is placed again elsewhere. Ports held by a task that left this
+node are released (``ReleasePorts``) once no running container of it is left here; for a
+node that is not alive and shares this node's Docker engine, this node looks at that node's
+containers (reading only) and releases what is no longer running, so a port held by a dead
+node's old container frees as soon as that container is gone.
 """
 
 from __future__ import annotations
@@ -19,16 +27,35 @@ from loguru import logger
 from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import ContainerExited, Outcome, Propose, Read, StateChanged, Tick
 from orion.actors.state_view import StateView
-from orion.actors.worker_actor import ListContainers, StartContainer, StopContainer
+from orion.actors.worker_actor import ListContainers, ListRunningOf, StartContainer, StopContainer
 from orion.fsm import commands as fsm_commands
 from orion.model import Task, TaskState
+from orion.scheduler.ports import port_space
 from orion.worker.restart_policy import RestartPolicy
+from orion.worker.types import PortInUseError
 
 REPORT_RETRY_S = 3.0  # a report not yet visible in the FSM after this long is sent again
 
 
 @dataclass(frozen=True, slots=True)
 class _Desired:
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """What the FSM says about this node: its tasks, the tasks whose ports it holds, and the
+    ports held by nodes that are not alive and share its Docker engine."""
+
+    tasks: list[Task]
+    held_here: list[str]
+    held_by_absent: dict[str, list[str]]  # node id -> task ids
+
+
+@dataclass(frozen=True, slots=True)
+class _AbsentRunning:
+    node_id: str
+    held: list[str]
     outcome: Outcome
 
 
@@ -74,6 +101,9 @@ class ReconcilerActor(NodeActor):
         self._restart_at: dict[str, float] = {}
         self._handled_exit: dict[str, str] = {}  # task id -> container id whose exit was handled
         self._reported: dict[str, tuple[tuple[str, int, str], float]] = {}
+        self._held_here: list[str] = []
+        self._released: dict[tuple[str, str], float] = {}  # (node, task) -> when ReleasePorts was sent
+        self._absent_checked: dict[str, float] = {}  # absent node -> when its containers were last listed
         self._answers = 0
         self._expected_answers = 2
         self._round_failed = False
@@ -101,7 +131,10 @@ class ReconcilerActor(NodeActor):
                 self._round_failed = True
                 self._maybe_diff(message)
             case _Desired(outcome):
-                self._desired = outcome.value
+                wanted: _Wanted = outcome.value
+                self._desired = wanted.tasks
+                self._held_here = wanted.held_here
+                self._check_absent(wanted.held_by_absent)
                 self._maybe_diff(message)
             case _Actual(outcome):
                 self._actual = self._containers = list(outcome.value)
@@ -115,6 +148,10 @@ class ReconcilerActor(NodeActor):
                 self._containers_stale = True
                 if not outcome.ok:
                     logger.warning("reconciler: stopping {} failed: {}", task_id, outcome.message)
+            case _AbsentRunning(node_id, held, outcome) if outcome.ok:
+                self._release(node_id, [task_id for task_id in held if task_id not in outcome.value])
+            case _AbsentRunning(node_id, _, outcome):
+                logger.debug("reconciler: cannot list the containers of {}: {}", node_id, outcome.message)
         return None
 
     # ------------------------------------------------------------------ rounds
@@ -131,8 +168,19 @@ class ReconcilerActor(NodeActor):
         ref = self.actor_ref
         node_id = self.node_id
 
-        def desired(view: StateView) -> list[Task]:
-            return view.fsm.tasks_on_node(node_id)  # FSM records are never changed in place
+        def desired(view: StateView) -> _Wanted:
+            fsm = view.fsm
+            me = fsm.node(node_id)
+            absent: dict[str, list[str]] = {}
+            if me is not None:
+                space = port_space(me.meta)
+                for record in fsm.nodes():
+                    if record.id != node_id and record.status != "alive" and port_space(record.meta) == space:
+                        held = fsm.held_port_tasks(record.id)
+                        if held:
+                            absent[record.id] = held
+            # FSM records are never changed in place: the lists may leave the Raft thread.
+            return _Wanted(fsm.tasks_on_node(node_id), fsm.held_port_tasks(node_id), absent)
 
         self.raft.tell(Read(desired, lambda o: ref.tell(_Desired(o)), stale=True))
         if self._containers_stale or self._containers is None:
@@ -178,6 +226,12 @@ class ReconcilerActor(NodeActor):
             if task.id in self._starting or task.id in self._stopping:
                 continue
             container = by_task.get(task.id)
+            if container is not None and container.status == "running" and _ports_differ(task, container):
+                # A container left from an earlier placement here, publishing other ports than
+                # the cluster gave the task this time: replace it.
+                logger.info("reconciler: replacing container of {} (its host ports changed)", task.id)
+                self._remove_container(task.id)
+                continue
             if container is not None and container.status == "running":
                 if task.state != TaskState.RUNNING:
                     self._report(task, TaskState.RUNNING, "", task.restarts, None)
@@ -192,6 +246,53 @@ class ReconcilerActor(NodeActor):
                 continue
             if now >= self._restart_at.get(task.id, 0.0):
                 self._start_container(task)
+        running = {c.task_id for c in containers if c.running}
+        busy = self._starting | self._stopping
+        self._release(self.node_id, [t for t in self._held_here if t not in running and t not in busy])
+
+    # ------------------------------------------------------------------ ports
+    def _release(self, node_id: str, task_ids: list[str]) -> None:
+        """Tell the cluster these tasks' containers on ``node_id`` are gone (at most once per
+        REPORT_RETRY_S each: the FSM drops the hold when it applies it)."""
+        now = time.monotonic()
+        due = [
+            t for t in task_ids if now - self._released.get((node_id, t), -REPORT_RETRY_S) >= REPORT_RETRY_S
+        ]
+        if not due:
+            return
+        for task_id in due:
+            self._released[(node_id, task_id)] = now
+        if len(self._released) > 10_000:  # entries only matter for REPORT_RETRY_S
+            self._released = {k: v for k, v in self._released.items() if now - v < REPORT_RETRY_S}
+        logger.info("reconciler: ports of {} free on {} (no container left)", ", ".join(due), node_id)
+        command = fsm_commands.ReleasePorts(node_id=node_id, task_ids=due, at=time.time())
+        self.raft.tell(Propose(fsm_commands.encode_command(command), _log_failure, timeout=self.timeout))
+
+    def _check_absent(self, held_by_absent: dict[str, list[str]]) -> None:
+        """List the running containers of absent nodes sharing this engine (once per
+        REPORT_RETRY_S each), to release the ports their gone containers held."""
+        now = time.monotonic()
+        ref = self.actor_ref
+        for node_id, held in held_by_absent.items():
+            if now - self._absent_checked.get(node_id, -REPORT_RETRY_S) < REPORT_RETRY_S:
+                continue
+            self._absent_checked[node_id] = now
+            self.worker.tell(
+                ListRunningOf(node_id, lambda o, n=node_id, h=held: ref.tell(_AbsentRunning(n, h, o)))
+            )
+
+    def _port_conflict(self, task: Task, error: PortInUseError, message: str) -> None:
+        reason = f"{message} on {self.node_id}; placing it again"
+        logger.warning("reconciler: cannot start {}: {}", task.id, reason)
+        command = fsm_commands.PortConflict(
+            task_id=task.id,
+            node_id=self.node_id,
+            host_ip=error.host_ip,
+            port=error.port,
+            reason=reason,
+            at=time.time(),
+        )
+        self.raft.tell(Propose(fsm_commands.encode_command(command), _log_failure, timeout=self.timeout))
 
     # ------------------------------------------------------------------ actions
     def _start_container(self, task: Task) -> None:
@@ -213,6 +314,9 @@ class ReconcilerActor(NodeActor):
         if outcome.ok:
             logger.info("reconciler: started {} ({})", task_id, task.image)
             self._report(task, TaskState.RUNNING, "", task.restarts, None)
+        elif isinstance(outcome.value, PortInUseError):
+            # Not the task's fault: if the commit is lost, the next round tries and lands here again.
+            self._port_conflict(task, outcome.value, outcome.message)
         else:
             logger.warning("reconciler: cannot start {}: {}", task_id, outcome.message)
             self._report(task, TaskState.FAILED, outcome.message, task.restarts, None)
@@ -250,6 +354,12 @@ class ReconcilerActor(NodeActor):
             at=time.time(),
         )
         self.raft.tell(Propose(fsm_commands.encode_command(command), _log_failure, timeout=self.timeout))
+
+
+def _ports_differ(task: Task, container: Any) -> bool:
+    """True when the container publishes other host ports than the task was given (only known
+    for tasks placed with ``host_ports``)."""
+    return bool(task.host_ports) and container.host_ports != task.host_ports
 
 
 def _log_failure(outcome: Outcome) -> None:

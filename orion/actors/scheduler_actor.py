@@ -30,6 +30,7 @@ from orion.fsm import commands as fsm_commands
 from orion.fsm.state import TaskIds
 from orion.model import Task
 from orion.scheduler.judge import nomad_limit, schedule
+from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS, PortMarks
 from orion.scheduler.types import ALIVE, NodeView
 
 BATCH = 512  # tasks judged per round
@@ -70,6 +71,8 @@ class SchedulingInput:
     fresh_left: bool  # more fresh tasks than fit in this round
     window_end: int  # where the next sweep window starts; -1: the sweep reached the end
     seed: int
+    port_releases: int = 0  # the FSM's count of given-up port claims
+    port_unblocks: tuple[float, ...] = ()  # when the foreign port blocks lapse
 
 
 def free_capacity(nodes: list[NodeView]) -> Capacity:
@@ -119,11 +122,21 @@ def scheduling_input(sweep_from: int | None) -> Any:
             end = sweep_from + len(window)
             window_end = end if end < fsm.pending_count else -1
         nodes = []
+        unblocks: list[float] = []
         for record in fsm.nodes():
             memory, cpu, disk = fsm.allocated(record.id)
-            nodes.append(NodeView(record.id, record.status, record.meta, memory, cpu, disk))
+            ports = tuple(fsm.port_claims(record.id))
+            unblocks.extend(claim.until for claim in ports if claim.kind == "foreign")
+            nodes.append(NodeView(record.id, record.status, record.meta, memory, cpu, disk, ports=ports))
         return SchedulingInput(
-            nodes, tasks, min(len(fresh), BATCH), fresh_left, window_end, view.raft().applied_index
+            nodes,
+            tasks,
+            min(len(fresh), BATCH),
+            fresh_left,
+            window_end,
+            view.raft().applied_index,
+            fsm.port_releases,
+            tuple(unblocks),
         )
 
     return query
@@ -146,6 +159,7 @@ class SchedulerActor(NodeActor):
         task_retention: float = DEFAULT_TASK_RETENTION_S,
         gc_interval: float = GC_INTERVAL_S,
         gc_batch: int = GC_BATCH,
+        dynamic_ports: tuple[int, int] = DEFAULT_DYNAMIC_PORTS,
     ) -> None:
         super().__init__(on_fatal)
         self.raft = raft
@@ -162,6 +176,10 @@ class SchedulerActor(NodeActor):
         self._sweep_from: int | None = 0  # a new leader judges every pending task once
         self._baseline: Capacity = {}  # free capacity every unplaceable task was judged against
         self._sweep_low: Capacity = {}
+        # Ports freed since unplaceable tasks were judged also call for a sweep (ports.py).
+        self.dynamic_ports = dynamic_ports
+        self._port_baseline = PortMarks()
+        self._sweep_ports = PortMarks()
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -251,23 +269,36 @@ class SchedulerActor(NodeActor):
             self._finish_round(again=False)
             return
         capacity = free_capacity(data.nodes)
+        wall = time.time()
+        ports = PortMarks.read(data.port_releases, data.port_unblocks, wall)
         window_ids: set[str] = set()
         if self._sweep_from is not None:  # this round carried a sweep window
             window_ids = {task.id for task in data.tasks[data.fresh_count :]}
             self._sweep_low = capacity if self._sweep_from == 0 else lowest(self._sweep_low, capacity)
+            self._sweep_ports = ports if self._sweep_from == 0 else self._sweep_ports.merge(ports)
             self._sweep_from = None if data.window_end < 0 else data.window_end
             if self._sweep_from is None:
                 self._baseline = self._sweep_low
-        elif capacity_grew(self._baseline, capacity):
+                self._port_baseline = self._sweep_ports
+        elif capacity_grew(self._baseline, capacity) or self._port_baseline.freed_since(ports, wall):
             self._sweep_from = 0  # judge the unplaceable ones again, from the next round on
         else:
             self._baseline = capacity  # placements only shrink it: follow it down
+            self._port_baseline = self._port_baseline.merge(ports)
         again = data.fresh_left or self._sweep_from is not None
         if not data.tasks:
             self._finish_round(again)
             return
         limit = None if len(data.nodes) < EXACT_BELOW else nomad_limit(len(data.nodes))
-        plan = schedule(data.nodes, data.tasks, self.strategy, data.seed, limit=limit)
+        plan = schedule(
+            data.nodes,
+            data.tasks,
+            self.strategy,
+            data.seed,
+            limit=limit,
+            now=wall,
+            dynamic_ports=self.dynamic_ports,
+        )
         if self._sweep_from is not None:
             # Placed tasks leave the pending list, so the rest of it moved up.
             self._sweep_from -= sum(1 for task_id, _ in plan.assignments if task_id in window_ids)
@@ -283,7 +314,11 @@ class SchedulerActor(NodeActor):
         commands: list[Any] = []
         if plan.assignments:
             logger.info("scheduler: placing {} task(s)", len(plan.assignments))
-            commands.append(fsm_commands.AssignTasks(assignments=list(plan.assignments), at=now))
+            commands.append(
+                fsm_commands.AssignTasks(
+                    assignments=list(plan.assignments), host_ports=dict(plan.host_ports), at=now
+                )
+            )
         # SetPending also marks the tasks as judged, so they leave the fresh set even when
         # their reason did not change.
         commands.extend(

@@ -63,7 +63,7 @@ class RestSubmit(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     memory: int | str = 0
     cpu: float = 0.0
     disk: int | str = 0
-    port_bindings: dict[str, str | int] = {}
+    port_bindings: dict[str, str | int | None] = {}  # "" / 0 / null: any free host port
     node_selectors: dict[str, str] = {}
     command: list[str] | None = None
     env: dict[str, str] = {}
@@ -106,7 +106,10 @@ def submit_request(body: bytes) -> Request:
             "memory": parse_size(rest.memory, "memory"),
             "cpu": rest.cpu,
             "disk": parse_size(rest.disk, "disk"),
-            "port_bindings": {(k if "/" in k else f"{k}/tcp"): str(v) for k, v in rest.port_bindings.items()},
+            "port_bindings": {
+                (k if "/" in k else f"{k}/tcp"): "0" if v in (None, "") else str(v)
+                for k, v in rest.port_bindings.items()
+            },
             "node_selectors": rest.node_selectors,
             "command": rest.command,
             "env": rest.env,

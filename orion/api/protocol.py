@@ -28,7 +28,8 @@ Cores = Annotated[float, msgspec.Meta(ge=0.0, le=4096.0)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Value = Annotated[str, msgspec.Meta(max_length=1024)]
 EnvValue = Annotated[str, msgspec.Meta(max_length=32 * 1024)]
-# "80/tcp" (or "80", meaning tcp) -> "8080"; the range 1-65535 is checked in __post_init__.
+# "80/tcp" (or "80", meaning tcp) -> "8080", or "0" for any free host port; ranges are
+# checked in __post_init__.
 ContainerPort = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,5}(/(tcp|udp|sctp))?$")]
 HostPort = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,5}$")]
 Arg = Annotated[str, msgspec.Meta(max_length=32 * 1024)]
@@ -66,12 +67,18 @@ class SubmitTask(_Request):
     env: Annotated[dict[Key, EnvValue], msgspec.Meta(max_length=256)] = {}
 
     def __post_init__(self) -> None:
+        static: set[tuple[int, str]] = set()
         for container_port, host_port in self.port_bindings.items():
             number = int(container_port.split("/", 1)[0])
             if not 1 <= number <= 65535:
                 raise ValueError(f"port_bindings: container port {container_port!r} is not in 1-65535")
-            if not 1 <= int(host_port) <= 65535:
-                raise ValueError(f"port_bindings: host port {host_port!r} is not in 1-65535")
+            host = int(host_port)
+            if not 0 <= host <= 65535:
+                raise ValueError(f"port_bindings: host port {host_port!r} is not in 1-65535 (or 0: any free)")
+            protocol = container_port.partition("/")[2] or "tcp"
+            if host and (host, protocol) in static:
+                raise ValueError(f"port_bindings: host port {host}/{protocol} is given twice")
+            static.add((host, protocol))
 
 
 class ListTasks(_Request):

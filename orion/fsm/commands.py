@@ -37,6 +37,9 @@ class AssignTasks(_Command, tag="assign"):
     """The scheduler's plan: (task_id, node_id) placements for Pending tasks."""
 
     assignments: list[tuple[str, str]]
+    # task_id -> {"80/tcp": host port}: the ports the scheduler gave each task with bindings
+    # (dynamic ones resolved), so every replica records the same ones.
+    host_ports: dict[str, dict[str, int]] = {}
 
 
 class SetPending(_Command, tag="set_pending"):
@@ -97,6 +100,26 @@ class CollectGarbage(_Command, tag="collect_garbage"):
     max_tasks: int = 10_000
 
 
+class PortConflict(_Command, tag="port_conflict"):
+    """Docker refused to start the task because ``host_ip:port`` is taken by something the
+    cluster does not know: the task goes back to Pending (not Failed) and the port counts as
+    taken on that node's host for a while (orion/scheduler/ports.py)."""
+
+    task_id: str
+    node_id: str
+    host_ip: str
+    port: int
+    reason: str
+
+
+class ReleasePorts(_Command, tag="release_ports"):
+    """The node (or one sharing its Docker engine) sees no running container left for these
+    tasks: the ports they held there since they left it are free."""
+
+    node_id: str
+    task_ids: list[str]
+
+
 Command = (
     SubmitTask
     | StopTask
@@ -109,6 +132,8 @@ Command = (
     | RemoveNode
     | RemoveTask
     | CollectGarbage
+    | PortConflict
+    | ReleasePorts
 )
 
 

@@ -30,6 +30,8 @@ from orion.fsm.commands import (
     CollectGarbage,
     Command,
     CommandError,
+    PortConflict,
+    ReleasePorts,
     RemoveNode,
     RemoveTask,
     ReportTaskState,
@@ -41,9 +43,19 @@ from orion.fsm.commands import (
     UpsertNode,
     decode_command,
 )
+from orion.fsm.port_index import (
+    PortIndex,
+    assigned_ports,
+    frees_ports,
+    has_claims,
+    with_foreign_block,
+    with_ports_held,
+    without_held,
+)
 from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
 from orion.fsm.tables import NodeRecord
-from orion.model import ACTIVE_STATES, Task, TaskEvent, TaskState
+from orion.model import ACTIVE_STATES, PortClaim, Task, TaskEvent, TaskState
+from orion.scheduler.ports import PortBook, port_space
 
 MAX_HISTORY = 20  # events kept per task
 SUBMITTED_REASON = "waiting for a node"
@@ -93,6 +105,7 @@ class ClusterState:
         # Entries of tasks removed or changed since are dropped when met. The pop order depends
         # only on the keys, so a replica restored from a snapshot collects the same tasks.
         self._terminal: list[tuple[float, str]] = []
+        self._ports = PortIndex()  # which tasks hold host ports on which node (derived)
         self._handlers: dict[type, Callable[[Any], ApplyResult]] = {
             SubmitTask: self._submit,
             StopTask: self._stop,
@@ -105,6 +118,8 @@ class ClusterState:
             RemoveNode: self._remove_node,
             RemoveTask: self._remove_task,
             CollectGarbage: self._collect_garbage,
+            PortConflict: self._port_conflict,
+            ReleasePorts: self._release_ports,
         }
 
     # -- applying ----------------------------------------------------------------------------
@@ -146,6 +161,9 @@ class ClusterState:
             restarts=0,
             exit_code=None,
             history=[TaskEvent(at=cmd.at, state=TaskState.PENDING.value, reason="submitted")],
+            host_ports={},
+            host_ip="",
+            port_holds=[],
         )
         self._put(None, new)
         return new
@@ -156,16 +174,45 @@ class ClusterState:
             return CommandError(f"no task with id {cmd.task_id}")
         if task.state == TaskState.STOPPED:
             return task
-        return self._change(task, cmd.at, state=TaskState.STOPPED, reason=STOPPED_REASON, desired="stop")
+        return self._change(
+            task,
+            cmd.at,
+            state=TaskState.STOPPED,
+            reason=STOPPED_REASON,
+            desired="stop",
+            port_holds=with_ports_held(task),
+        )
 
     def _assign(self, cmd: AssignTasks) -> ApplyResult:
         assigned, skipped = [], []
+        book: PortBook | None = None  # host ports taken per port space, built once if needed
         for task_id, node_id in cmd.assignments:
             task = self._tasks.get(task_id)
             node = self._nodes.get(node_id)
             # A plan made on an older state must not override what happened since.
             if task is None or task_id not in self._pending or node is None or node.status != "alive":
                 skipped.append(task_id)
+                continue
+            if task.port_bindings:
+                if book is None:
+                    book = self._ports.book(self._nodes.values(), self._tasks)
+                ports, _ = assigned_ports(task, node, cmd.host_ports.get(task_id, {}), book)
+                if ports is None:  # a port taken since the plan was made: judge it again
+                    skipped.append(task_id)
+                    continue
+                book.claim(port_space(node.meta), node.meta.host_ip, node_id, task_id, ports)
+                holds = [h for h in task.port_holds if h.kind != "foreign" or h.until > cmd.at]
+                self._change(
+                    task,
+                    cmd.at,
+                    state=TaskState.SCHEDULED,
+                    node_id=node_id,
+                    reason="",
+                    host_ports=ports,
+                    host_ip=node.meta.host_ip,
+                    port_holds=holds,
+                )
+                assigned.append(task_id)
                 continue
             self._change(task, cmd.at, state=TaskState.SCHEDULED, node_id=node_id, reason="")
             assigned.append(task_id)
@@ -210,7 +257,18 @@ class ClusterState:
         for task in self.tasks_on_node(cmd.node_id):
             task_id = task.id
             if task.state in ACTIVE_STATES and task.desired == "run":
-                self._change(task, cmd.at, state=TaskState.PENDING, node_id="", reason=cmd.reason)
+                # Its container may live on (a node killed with kill -9 leaves it running):
+                # the ports stay held on that node until the container is seen gone.
+                self._change(
+                    task,
+                    cmd.at,
+                    state=TaskState.PENDING,
+                    node_id="",
+                    reason=cmd.reason,
+                    host_ports={},
+                    host_ip="",
+                    port_holds=with_ports_held(task),
+                )
                 moved.append(task_id)
         return TaskIds(moved)
 
@@ -272,6 +330,38 @@ class ClusterState:
                 removed.append(task_id)
         return TaskIds(removed)
 
+    def _port_conflict(self, cmd: PortConflict) -> ApplyResult:
+        task = self._tasks.get(cmd.task_id)
+        if task is None:
+            return CommandError(f"no task with id {cmd.task_id}")
+        if cmd.node_id != task.node_id or task.state not in ACTIVE_STATES or task.desired != "run":
+            return CommandError(
+                f"stale port conflict for task {task.id} from {cmd.node_id}: it is {task.state}"
+            )
+        return self._change(
+            task,
+            cmd.at,
+            state=TaskState.PENDING,
+            node_id="",
+            reason=cmd.reason,
+            host_ports={},
+            host_ip="",
+            port_holds=with_foreign_block(task, cmd.node_id, cmd.host_ip, cmd.port, cmd.at),
+        )
+
+    def _release_ports(self, cmd: ReleasePorts) -> ApplyResult:
+        released = []
+        for task_id in cmd.task_ids:
+            task = self._tasks.get(task_id)
+            if task is None:
+                continue
+            holds = without_held(task, cmd.node_id)
+            if len(holds) != len(task.port_holds):
+                # Bookkeeping, not an event of the task: no history line, no new updated_at.
+                self._put(task, msgspec.structs.replace(task, port_holds=holds))
+                released.append(task_id)
+        return TaskIds(released)
+
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def _change(self, task: Task, at: float, **changes: Any) -> Task:
@@ -294,6 +384,8 @@ class ClusterState:
         if old is None:
             self._by_name.setdefault(new.name, []).append(new.id)
         self._index(new)
+        if old is not None and frees_ports(old, new):
+            self._ports.releases += 1
         if new.state in TERMINAL_STATES and (
             old is None or old.state not in TERMINAL_STATES or old.updated_at != new.updated_at
         ):
@@ -309,6 +401,8 @@ class ClusterState:
         is dropped when met."""
         task = self._tasks.pop(task_id)
         self._unindex(task)
+        if has_claims(task):
+            self._ports.releases += 1
         self._fresh.pop(task_id, None)
         same_name = self._by_name[task.name]
         same_name.remove(task_id)
@@ -326,6 +420,7 @@ class ClusterState:
                 self._add_allocation(task, 1)
         if task.state == TaskState.PENDING and task.desired == "run":
             self._pending[task.id] = None
+        self._ports.add(task)
 
     def _unindex(self, task: Task, keep_pending: bool = False) -> None:
         if task.node_id:
@@ -337,6 +432,7 @@ class ClusterState:
                 self._add_allocation(task, -1)
         if not keep_pending:
             self._pending.pop(task.id, None)
+        self._ports.remove(task)
 
     def _add_allocation(self, task: Task, sign: int) -> None:
         totals = self._allocated.setdefault(task.node_id, [0, 0, 0])
@@ -404,6 +500,20 @@ class ClusterState:
         memory, millicores, disk = self._allocated.get(node_id, (0, 0, 0))
         return memory, millicores / 1000, disk
 
+    def port_claims(self, node_id: str) -> list[PortClaim]:
+        """Host ports taken on ``node_id``: by its active tasks, held by containers of tasks
+        that left it, or found taken by something else (orion/scheduler/ports.py)."""
+        return self._ports.claims(node_id, self._tasks)
+
+    def held_port_tasks(self, node_id: str) -> list[str]:
+        """Ids of tasks whose ports ``node_id`` holds until it sees their containers gone."""
+        return self._ports.held_task_ids(node_id, self._tasks)
+
+    @property
+    def port_releases(self) -> int:
+        """Bumped whenever a port claim is given up (derived: not in snapshots)."""
+        return self._ports.releases
+
     # -- snapshots -----------------------------------------------------------------------------
 
     def snapshot_source(self) -> SnapshotSource:
@@ -431,6 +541,7 @@ class ClusterState:
         self._fresh.clear()
         self._allocated.clear()
         self._terminal.clear()
+        self._ports.clear()
         for task in source.tasks:
             self._put(None, task)
         self._nodes = {node.id: node for node in source.nodes}

@@ -46,6 +46,9 @@ TASK_COLUMNS: list[tuple[str, str, bool]] = [
     ("restarts", "BIGINT", False),
     ("exit_code", "BIGINT", False),
     ("history", "VARCHAR", True),
+    ("host_ports", "VARCHAR", True),
+    ("host_ip", "VARCHAR", False),
+    ("port_holds", "VARCHAR", True),
 ]
 
 NODE_COLUMNS: list[tuple[str, str, bool]] = [
@@ -64,6 +67,8 @@ NODE_COLUMNS: list[tuple[str, str, bool]] = [
     ("disk_total", "BIGINT", False),
     ("tags", "VARCHAR", True),
     ("version", "BIGINT", False),
+    ("host_ip", "VARCHAR", False),
+    ("port_space", "VARCHAR", False),
 ]
 _META_FIELDS = [c for c, _, _ in NODE_COLUMNS[3:]]
 
@@ -101,9 +106,11 @@ def make_table(columns: list[tuple[str, str, bool]], rows: list[list[RowValue]])
 
 
 def _decoded(table: Table, columns: list[tuple[str, str, bool]]) -> list[dict[str, Any]]:
-    if table.columns != [c for c, _, _ in columns]:
+    expected = [c for c, _, _ in columns]
+    # A snapshot written before later columns were added lacks them: they take their defaults.
+    if not table.columns or table.columns != expected[: len(table.columns)]:
         raise ValueError(f"unexpected snapshot columns {table.columns}")
-    json_columns = {name for name, _, is_json in columns if is_json}
+    json_columns = {name for name, _, is_json in columns if is_json and name in table.columns}
     records = []
     for row in table.rows:
         record = dict(zip(table.columns, row, strict=True))
@@ -120,7 +127,8 @@ def tasks_from_table(table: Table) -> list[Task]:
 def nodes_from_table(table: Table) -> list[NodeRecord]:
     nodes = []
     for record in _decoded(table, NODE_COLUMNS):
-        meta = msgspec.convert({k: record[k] for k in _META_FIELDS} | {"id": record["id"]}, NodeMeta)
+        known = {k: record[k] for k in _META_FIELDS if k in record}
+        meta = msgspec.convert(known | {"id": record["id"]}, NodeMeta)
         nodes.append(
             NodeRecord(id=record["id"], status=record["status"], meta=meta, updated_at=record["updated_at"])
         )

@@ -84,7 +84,7 @@ def test_exit_codes(api: ApiServer, node: MemoryNode) -> None:
     assert missing.returncode == 4 and "no task nope" in missing.stderr
     invalid = orion("task", "submit", "nginx", "--memory", "-5", endpoint=endpoint)
     assert invalid.returncode == 2 and "memory" in invalid.stderr
-    bad_port = orion("task", "submit", "nginx", "-p", "80", endpoint=endpoint)
+    bad_port = orion("task", "submit", "nginx", "-p", "web:80", endpoint=endpoint)
     assert bad_port.returncode == 2 and "-p" in bad_port.stderr
     node.no_quorum = True
     quorum = orion("task", "submit", "nginx", endpoint=endpoint)
