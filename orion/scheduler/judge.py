@@ -61,7 +61,8 @@ def schedule(
         selectors = selector_key(task)
         # Ports, like resources, are only taken within a batch: a port shape that fitted
         # nowhere still fits nowhere.
-        shape = (task.memory, task.cpu, task.disk, selectors, tuple(sorted(task.port_bindings.items())))
+        ports_key = tuple(sorted(task.port_bindings.items())) if task.port_bindings else ()
+        shape = (task.memory, task.cpu, task.disk, selectors, ports_key)
         known = failed.get(shape)
         if known is not None:
             placements_then, reason = known
