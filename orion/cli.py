@@ -176,7 +176,8 @@ def parse_publish(values: list[str]) -> dict[str, str]:
         host, sep, container = value.rpartition(":")
         if not sep:
             host = "0"
-        if not host.isdigit() or not container:
+        number, _, protocol = container.partition("/")
+        if not host.isdigit() or not number.isdigit() or protocol not in ("", "tcp", "udp", "sctp"):
             raise UsageError(
                 f"-p: expected [HOST:]CONTAINER[/PROTO] like 8080:80/tcp or 80 (any free host port), "
                 f"got {value!r}"
