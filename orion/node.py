@@ -13,6 +13,7 @@ import shutil
 import signal
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -22,15 +23,17 @@ from loguru import logger
 from orion.actors.api_actor import ApiActor
 from orion.actors.gossip_actor import GossipActor, Join
 from orion.actors.messages import ContainerExited, Outcome, Read, Shutdown
-from orion.actors.raft_actor import RaftActor, StateView
+from orion.actors.raft_actor import RaftActor
 from orion.actors.reconciler_actor import ReconcilerActor
 from orion.actors.scheduler_actor import SchedulerActor
+from orion.actors.state_view import StateView
 from orion.actors.ticker import Ticker
 from orion.actors.worker_actor import WorkerActor
 from orion.api.http import HttpApi
 from orion.api.server import ApiServer
 from orion.config import ConfigError, NodeConfig, load_config
 from orion.model import NodeMeta
+from orion.raft.data_dir import DataDirInUse, prepare_data_dir
 from orion.raft.duckdb_store import DuckDBStore
 from orion.raft.types import StoreCorruptError
 from orion.security.settings import load_node_security
@@ -43,7 +46,7 @@ SCHEDULER_TICK_S = 1.0
 SHUTDOWN_STEP_S = 5.0
 
 
-def detect_meta(config: NodeConfig, port_space: str = "") -> NodeMeta:
+def detect_meta(config: NodeConfig, port_space: str = "", raft_incarnation: str = "") -> NodeMeta:
     """Capacity from the config when given, else from the machine. ``port_space``: which
     host ports this node shares (its Docker engine's, orion/scheduler/ports.py); without one
     the scheduler keys the node's ports by its advertise address."""
@@ -65,6 +68,7 @@ def detect_meta(config: NodeConfig, port_space: str = "") -> NodeMeta:
         version=1,
         host_ip=config.host_ip,
         port_space=port_space,
+        raft_incarnation=raft_incarnation,
     )
 
 
@@ -117,6 +121,7 @@ class Node:
         self.gossip_transport: PeerTransport | None = None
         self.raft: pykka.ActorRef | None = None
         self.gossip: pykka.ActorRef | None = None
+        self.data_dir_lock: Any = None
 
     def _on_fatal(self, reason: str) -> None:
         if not self.fatal.is_set():
@@ -127,13 +132,20 @@ class Node:
         config = self.config
         # Keys first: a node without them must not start at all (KeyFileError is an OSError).
         security = load_node_security(config)
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir_lock = prepare_data_dir(config.data_dir)
         self.store = DuckDBStore(config.data_dir / "raft.duckdb")
         # Read the store once here, before anything starts: a damaged file then reaches
         # run_node as StoreCorruptError ("refusing to start: ..."). Found by the nemesis: the
         # Raft actor's own load in on_start failed inside the actor and the node died with an
         # ActorDeadError traceback instead of naming the file.
         stored = self.store.load()
+        # The incarnation names this life of the node's data: a node whose data dir was lost
+        # comes back as a new incarnation, which the others never mistake for the old one.
+        incarnation = self.store.load_identity()
+        if incarnation is None:
+            incarnation = uuid.uuid4().hex
+            self.store.save_identity(incarnation)
+            logger.info("new data dir: this node is incarnation {}", incarnation)
         raft_router, gossip_router = _FrameRouter(), _FrameRouter()
         self.raft_transport = PeerTransport(
             config.bind,
@@ -156,7 +168,9 @@ class Node:
         self.raft_transport.start()
         self.gossip_transport.start()
 
-        raft = RaftActor.start(config, self.store, stored, self.raft_transport, self._on_fatal)
+        raft = RaftActor.start(
+            config, self.store, stored, self.raft_transport, self._on_fatal, incarnation=incarnation
+        )
         self.raft = raft
         self._refs.append(raft)
         raft_router.handlers.append(raft.proxy().frame_handler().get())
@@ -176,9 +190,12 @@ class Node:
         worker = WorkerActor.start(docker, on_exit, self._on_fatal)
         self._refs.append(worker)
         policy = RestartPolicy(
+            condition=config.restart_condition,
             max_attempts=config.restart_attempts,
+            interval=config.restart_interval,
             base=config.restart_backoff,
             cap=config.restart_backoff_max,
+            mode=config.restart_mode,
         )
         reconciler = ReconcilerActor.start(
             config.node_id, raft, worker, policy, config.request_timeout, self._on_fatal
@@ -195,10 +212,17 @@ class Node:
         port_space = docker.port_space()
         if not port_space:
             logger.warning("docker engine not answering: host ports are keyed by the advertise address")
-        meta = detect_meta(config, port_space)
+        meta = detect_meta(config, port_space, incarnation)
         gossip = GossipActor.start(
-            config, meta, self.gossip_transport, raft, self._on_fatal, refresh_meta=_refresh_used
+            config,
+            meta,
+            self.gossip_transport,
+            raft,
+            self._on_fatal,
+            refresh_meta=_refresh_used,
+            raft_incarnation=incarnation,
         )
+        raft.proxy().add_identity_listener(gossip).get()  # the cluster id, once the configuration names it
         self._refs.append(gossip)
         gossip_router.handlers.append(gossip.proxy().frame_handler().get())
         self.gossip = gossip
@@ -297,6 +321,8 @@ class Node:
             transport.stop()
         if self.store is not None:
             self.store.close()
+        if self.data_dir_lock is not None:
+            self.data_dir_lock.release()
 
 
 def setup_logging(config: NodeConfig) -> None:
@@ -329,8 +355,8 @@ def run_node(config_path: str, bootstrap: bool | None = None, join: list[str] | 
     signal.signal(signal.SIGINT, on_signal)
     try:
         node.start()
-    except (StoreCorruptError, OSError) as exc:
-        refusal = "refusing to start" if isinstance(exc, StoreCorruptError) else "cannot start"
+    except (StoreCorruptError, DataDirInUse, OSError) as exc:
+        refusal = "refusing to start" if isinstance(exc, StoreCorruptError | DataDirInUse) else "cannot start"
         logger.error("{}: {}", refusal, exc)
         node.fatal.set()  # no graceful hand-over: this node never served
         node.stop()

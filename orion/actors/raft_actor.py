@@ -1,10 +1,12 @@
-"""The Brain's shell: owns the Raft core, the DuckDB store and the cluster FSM.
+"""The Brain's shell: routes requests and frames to one Raft node and answers them.
 
-The order of a Ready is fixed: persist (one transaction per batch: group commit), then
-send, then apply, then advance. Ready is drained once per burst of mailbox messages (a
-``_Flush`` told to itself), so proposals that arrive together share one fsync.
-Writes are answered when their entry is applied; reads when the FSM has caught up with a
-read index confirmed by a quorum. Followers forward both to the leader.
+The Ready loop itself (persist, send, apply, snapshot, identity checks, chunked snapshot
+streams) is ``orion.raft.shell.RaftShell``, shared with the simulator; this actor is its host.
+It drains Ready once per burst of mailbox messages (a ``_Flush`` told to itself), so proposals
+that arrive together share one fsync. Writes are answered when their entry is applied; reads
+when the FSM has caught up with a read index confirmed by a quorum. Followers forward both to
+the leader. Local snapshots are encoded and written on a background thread from a consistent
+copy of the FSM, so a big state never delays a heartbeat.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import itertools
 import random
 import time
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +27,7 @@ from loguru import logger
 from orion.actors.base import NodeActor
 from orion.actors.messages import (
     Callback,
+    ClusterIdentity,
     LeadershipChanged,
     LocalMeta,
     MemberEvents,
@@ -33,7 +38,9 @@ from orion.actors.messages import (
     StateChanged,
     Tick,
 )
+from orion.actors.state_view import StateView, run_query
 from orion.api.protocol import NodeInfo, RaftInfo
+from orion.cluster import status
 from orion.cluster.forwarding import (
     ForwardAnswer,
     ForwardPropose,
@@ -41,14 +48,24 @@ from orion.cluster.forwarding import (
     decode_forward,
     encode_forward,
 )
-from orion.cluster.membership import AddNonVoter, MemberStatus, Promote, Remove, next_change
+from orion.cluster.membership import (
+    AddNonVoter,
+    MemberStatus,
+    Promote,
+    Remove,
+    UpdateAddress,
+    next_change,
+)
+from orion.cluster.mirror import MemberMirror
 from orion.config import NodeConfig
 from orion.fsm import commands as fsm_commands
+from orion.fsm.snapshot import encode_snapshot
 from orion.fsm.state import ClusterState
 from orion.model import ACTIVE_STATES, NodeMeta, Task
-from orion.raft.core import NotLeaderError, RaftConfig, RaftCore
-from orion.raft.messages import decode_message, encode_message
-from orion.raft.types import EntryKind, HardState, LogStore, Membership, StoredState
+from orion.raft.core import LEADER, NotLeaderError, RaftConfig, RaftCore
+from orion.raft.shell import RaftShell
+from orion.raft.snapshot_stream import snapshot_checksum
+from orion.raft.types import Entry, EntryKind, LogStore, Membership, Snapshot, SnapshotMeta, StoredState
 from orion.transport.peer import Channel, PeerTransport
 
 _RESULT_ENCODER = msgspec.msgpack.Encoder()
@@ -102,11 +119,10 @@ class _PendingRead:
     forward_to: tuple[str, int] | None = None  # answer a follower's read-index request instead
 
 
-@dataclass(slots=True)
-class _MirrorEntry:
-    status: str
-    since: float
-    meta: NodeMeta
+@dataclass(frozen=True, slots=True)
+class _SnapshotDone:
+    snapshot: Snapshot | None  # None: taking it failed
+    checksum: int | None = None
 
 
 class RaftActor(NodeActor):
@@ -117,64 +133,82 @@ class RaftActor(NodeActor):
         stored: StoredState,
         peers: PeerTransport,
         on_fatal: Callable[[str], None],
+        incarnation: str = "",
     ) -> None:
         super().__init__(on_fatal)
         self.config = config
         self.store = store
         self._stored: StoredState | None = stored  # read once by the node at start
+        self.incarnation = incarnation or uuid.uuid4().hex
         self.peers = peers
-        self.listeners: list[pykka.ActorRef] = []
+        self.listeners: list[pykka.ActorRef] = []  # told StateChanged and LeadershipChanged
+        self.identity_listeners: list[pykka.ActorRef] = []  # told ClusterIdentity
         self.fsm = ClusterState()
         self.core: RaftCore | None = None
+        self.shell: RaftShell | None = None
         self._flush_scheduled = False
         self._now = time.monotonic()
         self._ticks = 0
-        self._last_heard: dict[str, int] = {}
         self._waiters: dict[int, _Waiter] = {}
         self._remote: dict[int, _Remote] = {}
         self._no_leader: list[_Remote] = []
         self._reads: dict[bytes, _PendingRead] = {}
         self._reads_waiting_apply: list[_PendingRead] = []
         self._req_ids = itertools.count(1)
-        self._mirror: dict[str, _MirrorEntry] = {}
-        self._local_meta: NodeMeta | None = None
+        self.mirror = MemberMirror()
         self._inflight_node_ops: dict[str, float] = {}
         self._config_change_index = 0
         self._was_leader = False
         self._leader_id = ""
+        self._cluster_id = ""
+        self._bootstrap_at: float | None = None  # when an empty bootstrap node may found a cluster
+        self._snapshotter = ThreadPoolExecutor(1, thread_name_prefix=f"{config.node_id}-snapshot")
         self._shutdown_done: Callable[[], None] | None = None
         self._shutdown_deadline = 0.0
-        self._saved_hard_state = HardState()
-        self._unsaved_hard_state: HardState | None = None
         self._view = StateView(self)
 
     # ---------------------------------------------------------------- lifecycle
     def on_start(self) -> None:
         stored, self._stored = self._stored, None
-        self._saved_hard_state = stored.hard_state
         if stored.snapshot is not None:
             self.fsm.restore(stored.snapshot.data)
-        empty = stored.snapshot is None and not stored.entries and stored.hard_state.term == 0
-        bootstrap = None
-        if self.config.bootstrap and empty:
-            bootstrap = Membership(voters={self.config.node_id: self.config.raft_address})
-            logger.info("bootstrapping a new cluster with {} as its only voter", self.config.node_id)
+        config = self.config
         self.core = RaftCore(
-            self.config.node_id,
+            config.node_id,
             stored,
             RaftConfig(
-                election_ticks=self.config.election_ticks,
-                heartbeat_ticks=self.config.heartbeat_ticks,
-                snapshot_threshold=self.config.snapshot_threshold,
+                election_ticks=config.election_ticks,
+                heartbeat_ticks=config.heartbeat_ticks,
+                snapshot_threshold=config.snapshot_threshold,
+                trailing_entries=config.trailing_entries,
+                max_size_per_msg=config.max_size_per_msg,
+                max_inflight_bytes=config.max_inflight_bytes,
             ),
             random.Random(),
-            bootstrap=bootstrap,
         )
+        self.shell = RaftShell(
+            self.core,
+            self.store,
+            self,
+            incarnation=self.incarnation,
+            snapshot_threshold=config.snapshot_threshold,
+            chunk_bytes=config.snapshot_chunk,
+            saved_hard_state=stored.hard_state,
+        )
+        empty = stored.snapshot is None and not stored.entries and stored.hard_state.term == 0
+        if config.bootstrap and empty:
+            self._bootstrap_at = self._now + config.bootstrap_grace
+            logger.info(
+                "empty data dir with bootstrap = true: listening {:.1f}s for an existing cluster first",
+                config.bootstrap_grace,
+            )
+            self._maybe_bootstrap()
         self._drain()
 
     def on_stop(self) -> None:
-        if self._unsaved_hard_state is not None:
-            self.store.save(self._unsaved_hard_state, [])
+        if self.shell is not None:
+            self.shell.flush_hard_state()
+        self._snapshotter.shutdown(wait=True, cancel_futures=True)
         for waiter in self._waiters.values():
             if waiter.callback:
                 waiter.callback(Outcome.failure("unavailable", "node is shutting down"))
@@ -182,6 +216,42 @@ class RaftActor(NodeActor):
 
     def add_listener(self, ref: pykka.ActorRef) -> None:
         self.listeners.append(ref)
+
+    def add_identity_listener(self, ref: pykka.ActorRef) -> None:
+        self.identity_listeners.append(ref)
+        ref.tell(ClusterIdentity(self._cluster_id, self.incarnation))
+
+    def _maybe_bootstrap(self) -> None:
+        """Found a new cluster only if nobody spoke for an existing one during the grace: a
+        bootstrap node whose data dir was lost must rejoin its cluster, never fork it."""
+        if self._bootstrap_at is None:
+            return
+        core = self.core
+        heard = {**self.mirror.clusters_seen(self.config.node_id), **self.shell.heard_clusters}
+        if heard or core.term > 0 or core.last_index > 0:
+            cluster, via = next(iter(heard.items()), (core.membership.cluster_id, core.leader_id))
+            logger.warning(
+                "not bootstrapping: cluster {} exists (heard from {}); this node joins it as a new "
+                "member (incarnation {}) once the leader adds it",
+                cluster or "?",
+                via or "?",
+                self.incarnation,
+            )
+            self._bootstrap_at = None
+            return
+        if self._now < self._bootstrap_at:
+            return
+        self._bootstrap_at = None
+        cluster_id = uuid.uuid4().hex
+        membership = Membership(
+            voters={self.config.node_id: self.config.raft_address},
+            cluster_id=cluster_id,
+            incarnations={self.config.node_id: self.incarnation},
+        )
+        core.bootstrap(membership)
+        logger.info(
+            "bootstrapping a new cluster {} with {} as its only voter", cluster_id, self.config.node_id
+        )
 
     # ---------------------------------------------------------------- dispatch
     def on_receive(self, message: Any) -> Any:
@@ -199,11 +269,7 @@ class RaftActor(NodeActor):
                 self._flush_scheduled = False
                 self._drain()
             case _RaftFrame(payload):
-                msg = decode_message(payload)
-                if msg.dst != self.config.node_id:
-                    return
-                self._last_heard[msg.src] = self._ticks
-                self.core.step(msg)
+                self.shell.receive(payload)
             case _ForwardFrame(payload):
                 self._on_forward(decode_forward(payload))
             case Tick(now, gate):
@@ -215,10 +281,13 @@ class RaftActor(NodeActor):
             case Read():
                 self._read(message)
             case MemberEvents(events):
-                self._on_member_events(events)
+                self.mirror.apply_events(events, self._now)
             case LocalMeta(meta):
-                self._local_meta = meta
-                self._mirror[meta.id] = _MirrorEntry("alive", self._now, meta)
+                self.mirror.set_local(meta, self._now)
+            case _SnapshotDone(snapshot, checksum):
+                self.shell.snapshot_taken(snapshot, checksum)
+                if snapshot is not None:
+                    logger.info("snapshot at index {} (log compacted)", snapshot.meta.index)
             case Shutdown(done):
                 self._begin_shutdown(done)
             case _:
@@ -237,73 +306,27 @@ class RaftActor(NodeActor):
 
         return on_frame
 
-    # ---------------------------------------------------------------- ready loop
+    # ---------------------------------------------------------------- the shell's host
     def _drain(self) -> None:
-        core = self.core
-        changed = False
-        while core.has_ready():
-            ready = core.ready()
-            if ready.snapshot is not None:
-                self.store.save_snapshot(ready.snapshot)
-                self.fsm.restore(ready.snapshot.data)
-                changed = True
-            hard_state = ready.hard_state
-            vote_settled = hard_state is None or (
-                hard_state.term == self._saved_hard_state.term
-                and hard_state.vote == self._saved_hard_state.vote
-            )
-            if core.role == "leader" and vote_settled:
-                # A leader may replicate its entries while it writes them (Raft thesis 10.2.1):
-                # they count toward its own match only once advance() sees them durable.
-                for msg in ready.messages:
-                    self._send_raft(msg)
-                self._persist(ready.hard_state, ready.entries)
-            else:
-                self._persist(ready.hard_state, ready.entries)
-                for msg in ready.messages:
-                    self._send_raft(msg)
-            for entry in ready.committed:
-                changed |= self._apply(entry)
-            for read_state in ready.read_states:
-                self._on_read_state(read_state.context, read_state.index)
-            for context in ready.failed_reads:
-                self._fail_read(context, "leadership lost before the read was confirmed")
-            core.advance(ready)
+        changed = self.shell.drain()
         self._serve_ready_reads()
-        self._maybe_snapshot()
         self._note_leadership()
+        self._note_identity()
         if changed:
             for listener in self.listeners:
                 listener.tell(StateChanged())
 
-    def _persist(self, hard_state: HardState | None, entries: list[Any]) -> None:
-        """Write what must be durable before anything is sent. As in etcd's MustSync, a hard
-        state whose only change is the commit index needs no fsync of its own (the commit
-        index is recoverable from a quorum); it rides along with the next write."""
-        if hard_state is not None:
-            self._unsaved_hard_state = hard_state
-        saved = self._saved_hard_state
-        latest = self._unsaved_hard_state
-        must_sync = bool(entries) or (
-            latest is not None and (latest.term != saved.term or latest.vote != saved.vote)
-        )
-        if not must_sync:
-            return
-        self.store.save(latest, entries)
-        if latest is not None:
-            self._saved_hard_state = latest
-            self._unsaved_hard_state = None
-
-    def _send_raft(self, msg: Any) -> None:
-        address = self.core.membership.address_of(msg.dst)
-        if address is None:
-            mirror = self._mirror.get(msg.dst)
-            address = mirror.meta.raft_address if mirror else None
+    def send_frame(self, dst: str, frame: bytes) -> None:
+        membership = self.core.membership
+        recorded = membership.address_of(dst)
+        # Gossip knows a member's current address (it may have moved); the configuration's
+        # is the fallback before gossip has found it, e.g. right after a restart.
+        address = self.mirror.raft_address(dst, membership.incarnations.get(dst, "")) or recorded
         if address is None:
             return
-        self.peers.send(address, Channel.RAFT, encode_message(msg))
+        self.peers.send(address, Channel.RAFT, frame)
 
-    def _apply(self, entry: Any) -> bool:
+    def apply(self, entry: Entry) -> bool:
         result: Any = None
         if entry.kind == EntryKind.NORMAL:
             result = self.fsm.apply(entry.index, entry.data)
@@ -317,6 +340,39 @@ class RaftActor(NodeActor):
                 self._finish(waiter, _outcome_of(result), entry.index)
         return entry.kind == EntryKind.NORMAL
 
+    def restore(self, snapshot: Snapshot) -> None:
+        self.fsm.restore(snapshot.data)
+
+    def snapshot_source(self) -> Any:
+        return self.fsm.snapshot_source()
+
+    def start_snapshot(self, meta: SnapshotMeta, source: Any) -> None:
+        ref = self.actor_ref
+        store = self.store
+
+        def take() -> None:
+            snapshot: Snapshot | None = None
+            checksum: int | None = None
+            try:
+                snapshot = Snapshot(meta, encode_snapshot(source))
+                checksum = snapshot_checksum(snapshot.data)  # for streaming it, if ever needed
+                store.write_snapshot(snapshot)  # durable, then checkpointed, all off this thread
+            except Exception:
+                logger.exception("taking a snapshot at index {} failed; will retry", meta.index)
+                snapshot = None
+            ref.tell(_SnapshotDone(snapshot, checksum))
+
+        self._snapshotter.submit(take)
+
+    def on_read_state(self, context: bytes, index: int) -> None:
+        self._on_read_state(context, index)
+
+    def on_failed_read(self, context: bytes) -> None:
+        self._fail_read(context, "leadership lost before the read was confirmed")
+
+    def on_dropped(self, peer: str, reason: str, detail: str) -> None:
+        logger.warning("raft: dropping frames from {} ({}): {}", peer, reason, detail)
+
     def _finish(self, waiter: _Waiter, outcome: Outcome, index: int = 0) -> None:
         if waiter.forward_to is not None:
             origin, req_id = waiter.forward_to
@@ -328,20 +384,16 @@ class RaftActor(NodeActor):
         elif waiter.callback is not None:
             waiter.callback(outcome)
 
-    def _maybe_snapshot(self) -> None:
-        core = self.core
-        if core.applied_index - core.snapshot_index < self.config.snapshot_threshold:
-            return
-        snapshot = core.compact(core.applied_index, self.fsm.snapshot())
-        self.store.save_snapshot(snapshot)
-        # Auto-checkpointing is off (its stalls would hit heartbeats at random): fold the WAL
-        # into the main file now, right after the snapshot made the log small.
-        self.store.checkpoint()
-        logger.info("snapshot at index {} (log compacted)", snapshot.meta.index)
+    def _note_identity(self) -> None:
+        cluster_id = self.core.membership.cluster_id
+        if cluster_id != self._cluster_id:
+            self._cluster_id = cluster_id
+            for listener in self.identity_listeners:
+                listener.tell(ClusterIdentity(cluster_id, self.incarnation))
 
     def _note_leadership(self) -> None:
         core = self.core
-        is_leader = core.role == "leader"
+        is_leader = core.role == LEADER
         if is_leader != self._was_leader or core.leader_id != self._leader_id:
             self._was_leader = is_leader
             self._leader_id = core.leader_id
@@ -357,16 +409,19 @@ class RaftActor(NodeActor):
             self._retry_no_leader()
 
     # ---------------------------------------------------------------- writes
-    def _has_quorum_contact(self) -> bool:
-        voters = self.core.membership.voters
+    def _reachable_voters(self) -> list[str]:
+        """Voters the leader heard from within an election timeout (the core tracks it)."""
+        core = self.core
         window = self.config.election_ticks
-        heard = sum(
-            1
-            for node_id in voters
-            if node_id == self.config.node_id
-            or self._ticks - self._last_heard.get(node_id, -(10**9)) <= window
-        )
-        return heard >= len(voters) // 2 + 1
+        reachable = []
+        for node_id in core.membership.voters:
+            ticks = core.last_contact_ticks(node_id)
+            if ticks is not None and ticks <= window:
+                reachable.append(node_id)
+        return reachable
+
+    def _has_quorum_contact(self) -> bool:
+        return len(self._reachable_voters()) >= len(self.core.membership.voters) // 2 + 1
 
     def _propose(self, request: Propose) -> None:
         deadline = self._now + request.timeout
@@ -374,7 +429,7 @@ class RaftActor(NodeActor):
 
     def _propose_or_forward(self, remote: _Remote) -> None:
         core = self.core
-        if core.role == "leader":
+        if core.role == LEADER:
             self._propose_local(remote.data, remote.callback, remote.deadline, None)
         elif core.leader_id:
             self._forward(remote)
@@ -397,16 +452,8 @@ class RaftActor(NodeActor):
 
     def _quorum_message(self) -> str:
         voters = self.core.membership.voters
-        reachable = [
-            n
-            for n in voters
-            if n == self.config.node_id
-            or self._ticks - self._last_heard.get(n, -(10**9)) <= self.config.election_ticks
-        ]
-        return (
-            f"no quorum: the cluster cannot commit writes ({len(voters) - len(reachable)} of "
-            f"{len(voters)} voters unreachable)"
-        )
+        unreachable = len(voters) - len(self._reachable_voters())
+        return f"the cluster cannot commit writes ({unreachable} of {len(voters)} voters unreachable)"
 
     def _forward(self, remote: _Remote) -> None:
         leader = self.core.leader_id
@@ -426,7 +473,7 @@ class RaftActor(NodeActor):
         self.peers.send(address, Channel.FORWARD, encode_forward(message))
 
     def _retry_no_leader(self) -> None:
-        if not self._no_leader or not (self.core.leader_id or self.core.role == "leader"):
+        if not self._no_leader or not (self.core.leader_id or self.core.role == LEADER):
             return
         waiting, self._no_leader = self._no_leader, []
         for remote in waiting:
@@ -438,14 +485,14 @@ class RaftActor(NodeActor):
     def _on_forward(self, message: Any) -> None:
         match message:
             case ForwardPropose(req_id, origin, data):
-                if self.core.role != "leader":
+                if self.core.role != LEADER:
                     answer = ForwardAnswer(req_id, "not_leader", f"{self.config.node_id} is not the leader")
                     self.peers.send(origin, Channel.FORWARD, encode_forward(answer))
                     return
                 deadline = self._now + self.config.request_timeout
                 self._propose_local(data, None, deadline, (origin, req_id))
             case ForwardReadIndex(req_id, origin):
-                if self.core.role != "leader":
+                if self.core.role != LEADER:
                     answer = ForwardAnswer(req_id, "not_leader", f"{self.config.node_id} is not the leader")
                     self.peers.send(origin, Channel.FORWARD, encode_forward(answer))
                     return
@@ -478,14 +525,14 @@ class RaftActor(NodeActor):
     # ---------------------------------------------------------------- reads
     def _read(self, request: Read) -> None:
         if request.stale:
-            request.callback(_run_query(request.query, self._view))
+            request.callback(run_query(request.query, self._view))
             return
         remote = _Remote("read", self._now + request.timeout, request.callback, query=request.query)
         self._read_or_forward(remote)
 
     def _read_or_forward(self, remote: _Remote) -> None:
         core = self.core
-        if core.role == "leader":
+        if core.role == LEADER:
             context = f"l:{next(self._req_ids)}".encode()
             self._reads[context] = _PendingRead(remote.query, remote.callback, remote.deadline)
             core.read_index(context)
@@ -523,7 +570,7 @@ class RaftActor(NodeActor):
         still: list[_PendingRead] = []
         for pending in self._reads_waiting_apply:
             if pending.index <= applied:
-                pending.callback(_run_query(pending.query, self._view))
+                pending.callback(run_query(pending.query, self._view))
             else:
                 still.append(pending)
         self._reads_waiting_apply = still
@@ -532,11 +579,12 @@ class RaftActor(NodeActor):
     def _on_tick(self, now: float) -> None:
         self._now = now
         self._ticks += 1
-        self.core.tick()
+        self.shell.tick()
+        self._maybe_bootstrap()
         self._expire(now)
         # Requests parked while no leader (or no address for it) was known: try again now.
         self._retry_no_leader()
-        if self.core.role == "leader" and self._ticks % MEMBERSHIP_EVERY_TICKS == 0:
+        if self.core.role == LEADER and self._ticks % MEMBERSHIP_EVERY_TICKS == 0:
             self._manage_membership(now)
             self._sync_nodes_into_fsm(now)
         if self._shutdown_done is not None:
@@ -565,27 +613,24 @@ class RaftActor(NodeActor):
                 pending.callback(Outcome.failure("timeout", "read timed out waiting to catch up"))
 
     def _timeout_message(self, kind: str) -> str:
-        if self.core.role == "leader" and not self._has_quorum_contact():
+        if self.core.role == LEADER and not self._has_quorum_contact():
             return self._quorum_message() + f"; the {kind} may or may not be applied later"
         return f"{kind} timed out; outcome unknown (leader {self.core.leader_id or 'unknown'})"
 
     # ---------------------------------------------------------------- membership
-    def _on_member_events(self, events: list[Any]) -> None:
-        for event in events:
-            previous = self._mirror.get(event.node_id)
-            since = previous.since if previous and previous.status == event.kind else self._now
-            status = {"joined": "alive", "updated": "alive", "alive": "alive"}.get(event.kind, event.kind)
-            if previous is not None and previous.status == status:
-                since = previous.since
-            self._mirror[event.node_id] = _MirrorEntry(status, since, event.meta)
-
     def _manage_membership(self, now: float) -> None:
         core = self.core
         if self._config_change_index and self._config_change_index > core.commit_index:
             return
         members = {
-            node_id: MemberStatus(entry.status, entry.since, entry.meta.raft_address)
-            for node_id, entry in self._mirror.items()
+            node_id: MemberStatus(
+                entry.status,
+                entry.since,
+                entry.meta.raft_address,
+                incarnation=entry.meta.raft_incarnation,
+                cluster_id=entry.meta.cluster_id,
+            )
+            for node_id, entry in self.mirror.entries.items()
             if node_id != self.config.node_id
         }
         change = next_change(
@@ -602,8 +647,8 @@ class RaftActor(NodeActor):
             return
         try:
             match change:
-                case AddNonVoter(node_id, address):
-                    self._config_change_index = core.add_non_voter(node_id, address)
+                case AddNonVoter(node_id, address, incarnation):
+                    self._config_change_index = core.add_non_voter(node_id, address, incarnation)
                     logger.info("raft: adding {} ({}) as a non-voter", node_id, address)
                 case Promote(node_id):
                     self._config_change_index = core.promote(node_id)
@@ -611,13 +656,16 @@ class RaftActor(NodeActor):
                 case Remove(node_id, reason):
                     self._config_change_index = core.remove(node_id)
                     logger.info("raft: removing {} from the configuration: {}", node_id, reason)
+                case UpdateAddress(node_id, address):
+                    self._config_change_index = core.update_address(node_id, address)
+                    logger.info("raft: {} moved to {}", node_id, address)
         except Exception as exc:  # a change already in flight, or leadership just lost
             logger.debug("raft: membership change {} deferred: {}", change, exc)
 
     def _sync_nodes_into_fsm(self, now: float) -> None:
         """Record gossip's view of the nodes in the FSM, and reschedule the tasks of dead ones."""
         known = {record.meta.id: record for record in self.fsm.nodes()}
-        for node_id, entry in self._mirror.items():
+        for node_id, entry in self.mirror.entries.items():
             if self._inflight_node_ops.get(node_id, 0.0) > now:
                 continue
             record = known.get(node_id)
@@ -636,53 +684,16 @@ class RaftActor(NodeActor):
                 self._inflight_node_ops[node_id] = now + 2.0
                 self._propose_local(fsm_commands.encode_command(command), None, now + 5.0, None)
 
-    # ---------------------------------------------------------------- status
+    # ---------------------------------------------------------------- status (read queries)
     def status(self) -> RaftInfo:
-        core = self.core
-        return RaftInfo(
-            node_id=self.config.node_id,
-            role=core.role,
-            term=core.term,
-            leader_id=core.leader_id,
-            commit_index=core.commit_index,
-            applied_index=core.applied_index,
-            last_index=core.last_index,
-            voters=sorted(core.membership.voters),
-            non_voters=sorted(core.membership.non_voters),
-        )
+        return status.raft_info(self.config.node_id, self.core)
 
-    def node_infos(self, fsm: ClusterState) -> list[NodeInfo]:
-        membership = self.core.membership
-        records = {record.meta.id: record for record in fsm.nodes()}
-        ids = sorted({*records, *self._mirror, *membership.all_ids()})
-        infos = []
-        for node_id in ids:
-            record = records.get(node_id)
-            mirror = self._mirror.get(node_id)
-            meta = mirror.meta if mirror else (record.meta if record else None)
-            status = mirror.status if mirror else (record.status if record else "unknown")
-            memory, cpu, disk = fsm.allocated(node_id)
-            suffrage = (
-                "voter"
-                if node_id in membership.voters
-                else "nonvoter"
-                if node_id in membership.non_voters
-                else "none"
-            )
-            infos.append(
-                NodeInfo(
-                    id=node_id,
-                    address=meta.address if meta else (membership.address_of(node_id) or ""),
-                    status=status,
-                    role="leader" if node_id == self.core.leader_id else "follower",
-                    suffrage=suffrage,
-                    meta=meta,
-                    allocated_memory=memory,
-                    allocated_cpu=cpu,
-                    allocated_disk=disk,
-                )
-            )
-        return infos
+    def node_infos(self) -> list[NodeInfo]:
+        return status.node_infos(self.core, self.fsm, self.mirror)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.core.role == LEADER
 
     def gossip_seeds(self) -> list[str]:
         """Gossip addresses of every node the replicated state knows (rejoin after a restart)."""
@@ -696,14 +707,14 @@ class RaftActor(NodeActor):
     def _begin_shutdown(self, done: Callable[[], None]) -> None:
         self._shutdown_done = done
         self._shutdown_deadline = self._now + 3.0
-        if self.core.role == "leader" and len(self.core.membership.voters) > 1:
+        if self.core.role == LEADER and len(self.core.membership.voters) > 1:
             logger.info("raft: handing leadership over before shutdown")
             self.core.transfer_leadership(None)
         else:
             self._continue_shutdown()
 
     def _continue_shutdown(self) -> None:
-        if self.core.role == "leader" and self._now < self._shutdown_deadline:
+        if self.core.role == LEADER and self._now < self._shutdown_deadline:
             return
         done, self._shutdown_done = self._shutdown_done, None
         if done is not None:
@@ -741,40 +752,6 @@ def _outcome_of(result: Any) -> Outcome:
         code = "not_found" if result.message.startswith("no task with id") else "invalid"
         return Outcome.failure(code, result.message)
     return Outcome.success(result)
-
-
-class StateView:
-    """What a read query sees: the FSM plus the node's Raft and membership status. Queries
-    run in the Raft actor's thread, so they see a consistent state without copies."""
-
-    __slots__ = ("_actor",)
-
-    def __init__(self, actor: RaftActor) -> None:
-        self._actor = actor
-
-    @property
-    def fsm(self) -> ClusterState:
-        return self._actor.fsm
-
-    def raft(self) -> RaftInfo:
-        return self._actor.status()
-
-    def nodes(self) -> list[NodeInfo]:
-        return self._actor.node_infos(self._actor.fsm)
-
-    def gossip_seeds(self) -> list[str]:
-        return self._actor.gossip_seeds()
-
-    @property
-    def is_leader(self) -> bool:
-        return self._actor.core.role == "leader"
-
-
-def _run_query(query: Callable[[StateView], Any], view: StateView) -> Outcome:
-    try:
-        return Outcome.success(query(view))
-    except LookupError as exc:
-        return Outcome.failure("not_found", str(exc.args[0]) if exc.args else "not found")
 
 
 def _no_query(_fsm: Any) -> None:
