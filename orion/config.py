@@ -21,6 +21,9 @@ Size = int | str
 Duration = float | int | str
 
 
+MAX_RAFT_PAYLOAD = 4 << 20  # half the peer transport's 8 MiB frame limit
+
+
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the key and the reason."""
 
@@ -31,6 +34,9 @@ class NodeSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     bind: str = "127.0.0.1"
     advertise: str = "127.0.0.1"
     bootstrap: bool = False
+    # An empty node with bootstrap = true first listens this long for an existing cluster (a
+    # node whose data dir was lost must rejoin it, never found a second one); 0 = at once.
+    bootstrap_grace: Duration = "3s"
     join: list[str] = []
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
 
@@ -60,9 +66,12 @@ class DockerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host_ip: str = "127.0.0.1"
     stop_timeout: Duration = "2s"
     pull_timeout: Duration = "60s"
-    restart_attempts: Annotated[int, msgspec.Meta(ge=0)] = 3
+    restart: Literal["on-failure", "always", "no"] = "on-failure"  # for tasks without their own policy
+    restart_attempts: Annotated[int, msgspec.Meta(ge=0)] = 3  # restarts allowed within restart_interval
+    restart_interval: Duration = "5m"  # restarts older than this no longer count
     restart_backoff: Duration = "1s"
     restart_backoff_max: Duration = "30s"
+    restart_mode: Literal["fail", "delay"] = "fail"  # attempts used: Failed, or wait for the interval
 
 
 class RaftSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -71,6 +80,10 @@ class RaftSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     election_ticks: Annotated[int, msgspec.Meta(ge=2)] = 10
     heartbeat_ticks: Annotated[int, msgspec.Meta(ge=1)] = 2
     snapshot_threshold: Annotated[int, msgspec.Meta(ge=16)] = 8192
+    trailing_entries: Annotated[int, msgspec.Meta(ge=0)] = 5000  # kept behind a snapshot for slow followers
+    max_size_per_msg: Size = "1MiB"  # entry bytes per AppendEntries (etcd's MaxSizePerMsg)
+    max_inflight_bytes: Size = "32MiB"  # entry bytes in flight per follower; 0 = no limit
+    snapshot_chunk: Size = "1MiB"  # snapshots travel in chunks of this size
     remove_dead_after: Duration = "30s"  # grace before a dead or departed member leaves the configuration
     request_timeout: Duration = "5s"
 
@@ -160,7 +173,15 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     client_rate_limit: float = 1000.0
     max_request: int = 1024 * 1024
     dynamic_ports: tuple[int, int] = (20000, 32000)
+    restart_condition: str = "on-failure"
+    restart_interval: float = 300.0
+    restart_mode: str = "fail"
     task_retention: float = 3600.0  # seconds a Stopped/Failed task stays before the leader collects it
+    bootstrap_grace: float = 3.0
+    trailing_entries: int = 5000
+    max_size_per_msg: int = 1 << 20
+    max_inflight_bytes: int = 32 << 20
+    snapshot_chunk: int = 1 << 20
 
     @property
     def raft_address(self) -> str:
@@ -212,12 +233,36 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
     max_request = size(raw.security.max_request, "security.max_request") or 0
     if max_request < 1024:
         raise ConfigError(f"security.max_request: must be at least 1KiB, got {raw.security.max_request!r}")
+    raft_sizes = {
+        name: size(getattr(raw.raft, name), f"raft.{name}") or 0
+        for name in ("max_size_per_msg", "max_inflight_bytes", "snapshot_chunk")
+    }
+    # Every Raft frame must fit the transport's frame limit with room for its envelope: an
+    # oversize frame would be dropped on every retry and the follower never catch up.
+    for name in ("max_size_per_msg", "snapshot_chunk"):
+        if not 1024 <= raft_sizes[name] <= MAX_RAFT_PAYLOAD:
+            raise ConfigError(
+                f"raft.{name}: must be between 1KiB and {MAX_RAFT_PAYLOAD >> 20}MiB (half the transport's "
+                f"frame limit), got {getattr(raw.raft, name)!r}"
+            )
+    if max_request > MAX_RAFT_PAYLOAD:
+        raise ConfigError(
+            f"security.max_request: must be at most {MAX_RAFT_PAYLOAD >> 20}MiB (one request is one Raft "
+            f"entry and must fit a frame), got {raw.security.max_request!r}"
+        )
     try:
         dynamic_ports = parse_port_range(raw.scheduler.dynamic_ports, "scheduler.dynamic_ports")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    restart_interval = duration(raw.docker.restart_interval, "docker.restart_interval")
+    if restart_interval <= 0:
+        got = raw.docker.restart_interval
+        raise ConfigError(f"docker.restart_interval: must be more than 0, got {got!r}")
     return NodeConfig(
         dynamic_ports=dynamic_ports,
+        restart_condition=raw.docker.restart,
+        restart_interval=restart_interval,
+        restart_mode=raw.docker.restart_mode,
         node_id=raw.node.id,
         data_dir=data_dir,
         bind=raw.node.bind,
@@ -263,6 +308,9 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         http_bind=raw.security.http_bind,
         client_rate_limit=raw.security.client_rate_limit,
         max_request=max_request,
+        bootstrap_grace=duration(raw.node.bootstrap_grace, "node.bootstrap_grace"),
+        trailing_entries=raw.raft.trailing_entries,
+        **raft_sizes,
     )
 
 
