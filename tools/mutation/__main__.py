@@ -1,0 +1,165 @@
+"""Mutation testing of the protocol cores: how many small edits of orion/raft/ and
+orion/gossip/ does the test suite notice?
+
+    .venv/bin/python tools/mutation                      # every mutant of the default files
+    .venv/bin/python tools/mutation --named              # the three mutants of issue 11
+    .venv/bin/python tools/mutation --files orion/raft/log.py --list
+    .venv/bin/python tools/mutation --resume             # continue an interrupted run
+
+The tree is exported (``git archive`` of ``--rev``, HEAD by default) into ``--workdir``; the
+working tree is never touched. One worker: mutants run one after another. Results go to
+WORKDIR/results.jsonl as they come (``--resume`` skips the ones there) and the report to
+WORKDIR/report.txt. Exit code 1 when the score is below ``--min-score`` or a named mutant survives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mutation.named import NAMED
+from mutation.operators import Mutant, generate
+from mutation.runner import (
+    KILLED,
+    SURVIVED,
+    TIMEOUT,
+    UNCOVERED,
+    Coverage,
+    Outcome,
+    Workspace,
+    append_result,
+    export_tree,
+    load_results,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_FILES = [
+    "orion/raft/core.py",
+    "orion/raft/log.py",
+    "orion/raft/progress.py",
+    "orion/gossip/core.py",
+    "orion/gossip/awareness.py",
+    "orion/gossip/broadcasts.py",
+    "orion/gossip/suspicion.py",
+    "orion/gossip/timing.py",
+]
+DEFAULT_SUITE = ["tests/raft", "tests/sim", "tests/gossip"]
+
+
+def collect(tree: Path, files: list[str], named: bool) -> list[Mutant]:
+    if named:
+        mutants = []
+        for nm in NAMED:
+            try:
+                mutants.append(nm.resolve((tree / nm.path).read_bytes()))
+            except ValueError as exc:
+                raise SystemExit(f"named mutant no longer applies: {exc}") from exc
+        return mutants
+    mutants = []
+    for path in files:
+        mutants.extend(generate(path, (tree / path).read_bytes()))
+    return mutants
+
+
+def report(outcomes: list[Outcome], elapsed: float) -> tuple[str, float]:
+    counts = Counter(o.status for o in outcomes)
+    total = len(outcomes)
+    killed = counts[KILLED] + counts[TIMEOUT]
+    score = killed / total if total else 1.0
+    lines = [
+        f"mutants: {total}  killed: {counts[KILLED]}  killed by timeout: {counts[TIMEOUT]}  "
+        f"survived: {counts[SURVIVED]}  not covered: {counts[UNCOVERED]}",
+        f"score: {100 * score:.1f}% killed  ({elapsed / 60:.1f} min)",
+    ]
+    by_file = Counter(o.id.split(":")[0] for o in outcomes)
+    alive_by_file = Counter(o.id.split(":")[0] for o in outcomes if o.status in (SURVIVED, UNCOVERED))
+    for path in sorted(by_file):
+        lines.append(f"  {path}: {by_file[path] - alive_by_file[path]}/{by_file[path]} killed")
+    sections = ((TIMEOUT, "killed by timeout"), (SURVIVED, "survivors"), (UNCOVERED, "not covered"))
+    for status, title in sections:
+        chosen = [o for o in outcomes if o.status == status]
+        if chosen:
+            lines.append(f"{title}:")
+            lines.extend(f"  {o.description}" for o in chosen)
+    return "\n".join(lines), score
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tools/mutation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--files", nargs="+", default=DEFAULT_FILES, help="files to mutate")
+    parser.add_argument("--suite", nargs="+", default=DEFAULT_SUITE, help="test paths of the kill suite")
+    parser.add_argument("--seeds", type=int, default=100, help="simulator seeds in the property test")
+    parser.add_argument("--rev", default="HEAD", help="git revision to test; 'worktree' for the working tree")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/orion-mutation"))
+    parser.add_argument("--named", action="store_true", help="only the named mutants of issue 11")
+    parser.add_argument("--match", default="", help="only mutants whose id contains this text")
+    parser.add_argument("--every", type=int, default=1, help="only every N-th mutant (a quick sample)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument("--resume", action="store_true", help="reuse the tree, baseline and results")
+    parser.add_argument("--min-score", type=float, default=0.0, help="exit 1 below this score (0-100)")
+    args = parser.parse_args(argv)
+    if args.every < 1:
+        parser.error("--every must be at least 1")
+
+    workdir: Path = args.workdir
+    tree = workdir / "tree"
+    results_path = workdir / ("named.jsonl" if args.named else "results.jsonl")
+    coverage_path = workdir / "coverage.json"
+    if not args.resume:
+        workdir.mkdir(parents=True, exist_ok=True)
+        export_tree(REPO, tree, None if args.rev == "worktree" else args.rev)
+        for stale in (results_path, coverage_path):
+            stale.unlink(missing_ok=True)
+    elif not tree.exists():
+        parser.error(f"--resume: no tree in {workdir}")
+
+    mutants = collect(tree, args.files, args.named)
+    mutants = [m for m in mutants if args.match in m.id][:: args.every]
+    if args.list:
+        for m in mutants:
+            print(f"{m.id}  {m.describe()}")
+        print(f"{len(mutants)} mutants")
+        return 0
+
+    began = time.monotonic()
+    workspace = Workspace(tree, seeds=args.seeds)
+    targets = sorted({m.path for m in mutants})
+    if args.resume and coverage_path.exists():
+        coverage = Coverage.load(coverage_path, tree, targets)
+    else:
+        suite = " ".join(args.suite)
+        print(f"baseline: {suite} with {args.seeds} seeds, tracing {len(targets)} files", flush=True)
+        coverage = workspace.baseline(targets, args.suite, coverage_path, timeout=3600)
+        print(f"baseline: {len(coverage.passed)} tests pass ({time.monotonic() - began:.0f} s)", flush=True)
+
+    done = load_results(results_path)
+    outcomes: list[Outcome] = []
+    for i, mutant in enumerate(mutants, start=1):
+        outcome = done.get(mutant.id)
+        if outcome is None:
+            outcome = workspace.run(mutant, coverage)
+            append_result(results_path, outcome)
+            print(
+                f"[{i}/{len(mutants)}] {outcome.status:9} {outcome.seconds:6.1f}s "
+                f"{outcome.tests:4} tests  {outcome.description}",
+                flush=True,
+            )
+        outcomes.append(outcome)
+
+    text, score = report(outcomes, time.monotonic() - began)
+    (workdir / ("named-report.txt" if args.named else "report.txt")).write_text(text + "\n")
+    print(text)
+    if args.named:
+        return 0 if all(o.status in (KILLED, TIMEOUT) for o in outcomes) else 1
+    return 0 if 100 * score >= args.min_score else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
