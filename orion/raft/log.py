@@ -6,18 +6,16 @@ Entry ``i`` lives at ``entries[i - offset - 1]``; the term of entry ``offset`` i
 compaction the log keeps up to ``trailing`` entries behind the snapshot (``offset`` <=
 ``snapshot_index``), so a follower slightly behind gets entries rather than a snapshot.
 
-Byte sizes are kept as running totals of entry data (``_totals[k] - _totals[0]`` is the data
-size of ``entries[:k]``; each entry also counts ``ENTRY_OVERHEAD_BYTES``). The leader extends
-them as it proposes, from the raw data (``map(len, data)``: no attribute access per entry);
-entries appended otherwise (a follower's, a configuration) are summed lazily on the next
-send. The hot path costs a subtraction per message, and a bisect only when a message is cut.
+``_sizes[k]`` is the data size of ``entries[k]`` (each entry also counts
+``ENTRY_OVERHEAD_BYTES``). The leader records sizes as it proposes, from the raw payloads
+(``map(len, data)``: no attribute access, and no new int for a payload under 257 bytes);
+entries appended otherwise (a follower's, a configuration) are measured lazily at the next
+send. Sizing a message is then a C-level ``sum`` over a slice of small ints.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Sequence
-from itertools import accumulate
 
 from orion.raft.types import Entry
 
@@ -27,7 +25,7 @@ ENTRY_OVERHEAD_BYTES = 24
 
 
 class RaftLog:
-    __slots__ = ("_totals", "entries", "offset", "offset_term", "snapshot_index", "snapshot_term")
+    __slots__ = ("_sizes", "entries", "offset", "offset_term", "snapshot_index", "snapshot_term")
 
     def __init__(
         self,
@@ -43,7 +41,7 @@ class RaftLog:
         self.offset = snapshot_index if offset is None else offset
         self.offset_term = snapshot_term if offset_term is None else offset_term
         self.entries = entries
-        self._totals = [0]
+        self._sizes: list[int] = []
 
     @property
     def first_index(self) -> int:
@@ -75,19 +73,17 @@ class RaftLog:
         return self.entries[lo - base : hi - base + 1]
 
     def append(self, entries: list[Entry], data: Sequence[bytes] | None = None) -> None:
-        """Append ``entries``; ``data`` (their payloads, in order) lets the byte totals keep up
+        """Append ``entries``; ``data`` (their payloads, in order) lets the byte sizes keep up
         without touching each entry."""
-        totals = self._totals
-        if data is not None and len(totals) > len(self.entries):
-            # accumulate re-emits its initial value first, so it replaces the popped last total.
-            totals.extend(accumulate(map(len, data), initial=totals.pop()))
+        if data is not None and len(self._sizes) == len(self.entries):
+            self._sizes.extend(map(len, data))
         self.entries.extend(entries)
 
     def truncate_from(self, index: int) -> None:
         """Drop entries with index >= ``index`` (a conflicting suffix)."""
         pos = index - self.offset - 1
         del self.entries[pos:]
-        del self._totals[pos + 1 :]
+        del self._sizes[pos:]
 
     def compact(self, index: int, trailing: int) -> int:
         """Make ``index`` the snapshot point and drop entries more than ``trailing`` behind it;
@@ -101,18 +97,14 @@ class RaftLog:
             drop = new_offset - self.offset
             self.offset_term = self.entries[drop - 1].term
             del self.entries[:drop]
-            totals = self._totals
-            if len(totals) > drop:
-                del totals[:drop]
-            else:
-                self._totals = [0]
+            del self._sizes[:drop]
             self.offset = new_offset
         return term
 
     def reset(self, snapshot_index: int, snapshot_term: int) -> None:
         """Replace the whole log by a snapshot (installed from the leader)."""
         self.entries = []
-        self._totals = [0]
+        self._sizes = []
         self.snapshot_index = self.offset = snapshot_index
         self.snapshot_term = self.offset_term = snapshot_term
 
@@ -134,31 +126,23 @@ class RaftLog:
             index -= 1
         return self.offset, self.offset_term
 
-    def _complete_totals(self) -> list[int]:
-        """The running totals, extended over entries appended without their data sizes."""
-        totals = self._totals
-        done = len(totals) - 1
-        if done < len(self.entries):
-            totals.extend(accumulate([len(e.data) for e in self.entries[done:]], initial=totals.pop()))
-        return totals
-
     def limit_bytes(self, lo: int, hi: int, max_bytes: int) -> tuple[int, int]:
         """The largest ``end`` in [lo, hi] such that entries lo..end fit in ``max_bytes``
         (data plus ENTRY_OVERHEAD_BYTES each), but at least ``lo`` itself (one oversize entry
         still goes alone, so progress is possible); returns (end, bytes of entries lo..end)."""
-        totals = self._totals
-        if len(totals) <= len(self.entries):
-            totals = self._complete_totals()
-        a = lo - self.offset - 1
-        b = hi - self.offset
-        start = totals[a]
-        nbytes = totals[b] - start + ENTRY_OVERHEAD_BYTES * (b - a)
+        sizes = self._sizes
+        done = len(sizes)
+        if done < len(self.entries):
+            sizes.extend([len(e.data) for e in self.entries[done:]])
+        chunk = sizes[lo - self.offset - 1 : hi - self.offset]
+        nbytes = sum(chunk) + ENTRY_OVERHEAD_BYTES * len(chunk)
         if nbytes <= max_bytes:
             return hi, nbytes
-        # Cut the message: the last k with totals[k] + overhead * k within the budget.
-        overhead = ENTRY_OVERHEAD_BYTES
-        budget = start + overhead * a + max_bytes
-        k = bisect_right(range(b + 1), budget, a + 1, b + 1, key=lambda j: totals[j] + overhead * j) - 1
-        if k == a:
-            k = a + 1
-        return k + self.offset, totals[k] - start + overhead * (k - a)
+        # Cut the message: a loop over what is sent, and only for messages that need cutting.
+        nbytes = chunk[0] + ENTRY_OVERHEAD_BYTES  # the first entry goes, however large
+        for k in range(1, len(chunk)):
+            size = chunk[k] + ENTRY_OVERHEAD_BYTES
+            if nbytes + size > max_bytes:
+                return lo + k - 1, nbytes
+            nbytes += size
+        return hi, nbytes  # only a lone oversize entry gets here

@@ -146,8 +146,9 @@ def test_log_limit_bytes_picks_the_longest_prefix_that_fits() -> None:
     assert log.limit_bytes(1, 5, 10 + 20 + 2 * o) == (2, 30 + 2 * o)
     assert log.limit_bytes(1, 5, 10 + 20 + 2 * o - 1) == (1, 10 + o)
     assert log.limit_bytes(4, 5, 100) == (4, 1000 + o)  # a lone oversize entry still goes
+    assert log.limit_bytes(4, 4, 100) == (4, 1000 + o)
     assert log.limit_bytes(2, 3, 0) == (2, 20 + o)
-    # Totals survive truncation, appends and compaction.
+    # Sizes survive truncation, appends and compaction.
     log.truncate_from(3)
     log.append([Entry(3, 2, 0, b"y" * 7)])
     assert log.limit_bytes(2, 3, 10_000) == (3, 27 + 2 * o)
@@ -155,7 +156,7 @@ def test_log_limit_bytes_picks_the_longest_prefix_that_fits() -> None:
     assert log.first_index == 3 and log.limit_bytes(3, 3, 10_000) == (3, 7 + o)
 
 
-def test_log_totals_from_proposed_data_match_totals_summed_from_entries() -> None:
+def test_log_sizes_from_proposed_data_match_sizes_measured_from_entries() -> None:
     payloads = [b"p" * n for n in (5, 500, 50, 5000, 0, 70)]
     entries = [Entry(i + 1, 1, 0, d) for i, d in enumerate(payloads)]
     summed = RaftLog(0, 0, list(entries))
