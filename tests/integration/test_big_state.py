@@ -17,6 +17,10 @@ pytestmark = pytest.mark.cluster
 
 SNAPSHOT_STATE_MB = 52
 LAG_MB = 20
+# Lag entries of 100 KB: more than the leader pipelines to a silent follower (max_inflight
+# appends), so the rest must be re-sent as batches after the outage, and those must be
+# bounded in bytes to pass the transport's frame limit.
+LAG_ENTRY_BYTES = 100_000
 CATCH_UP_S = 240.0
 
 
@@ -60,7 +64,7 @@ def test_follower_lagging_by_20mb_of_entries_catches_up(make_cluster, outage: st
         cluster.pause(follower)
     try:
         others = tuple(n.index for n in cluster.nodes if n.index != follower)
-        acked += cluster.fill_state(LAG_MB, prefix="lag", via=others)
+        acked += cluster.fill_state(LAG_MB, entry_bytes=LAG_ENTRY_BYTES, prefix="lag", via=others)
     finally:
         if outage == "kill":
             cluster.start_node(follower)
