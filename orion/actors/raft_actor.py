@@ -71,6 +71,7 @@ from orion.transport.peer import Channel, PeerTransport
 _RESULT_ENCODER = msgspec.msgpack.Encoder()
 _TASK_DECODER = msgspec.msgpack.Decoder(Task | None)
 MEMBERSHIP_EVERY_TICKS = 4
+STALL_TICKS = 2  # ticks this far apart delayed a heartbeat by more than one tick
 
 
 @dataclass(slots=True)
@@ -149,6 +150,8 @@ class RaftActor(NodeActor):
         self._flush_scheduled = False
         self._now = time.monotonic()
         self._ticks = 0
+        self._stalls = (0, 0.0)  # late ticks since the last report, and the worst gap (s)
+        self._stall_logged = 0.0
         self._waiters: dict[int, _Waiter] = {}
         self._remote: dict[int, _Remote] = {}
         self._no_leader: list[_Remote] = []
@@ -577,6 +580,17 @@ class RaftActor(NodeActor):
 
     # ---------------------------------------------------------------- time
     def _on_tick(self, now: float) -> None:
+        gap = now - self._now
+        if gap > STALL_TICKS * self.config.tick and self._ticks:
+            # Something held this thread (or the interpreter) long enough to delay a heartbeat
+            # by more than a tick. Said at most once a second, with the worst gap and count;
+            # tools/bench_snapshot_pause.py reads these lines.
+            self._stalls = (self._stalls[0] + 1, max(self._stalls[1], gap))
+        if self._stalls[0] and now - self._stall_logged >= 1.0:
+            count, worst = self._stalls
+            logger.warning("raft: {} late tick(s), worst {:.0f} ms between ticks", count, worst * 1000)
+            self._stalls = (0, 0.0)
+            self._stall_logged = now
         self._now = now
         self._ticks += 1
         self.shell.tick()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -112,6 +113,7 @@ class PeerTransport(SocketThread[_Command]):
             0,
         )
         self._stats_lock = threading.Lock()
+        self._oversize_warned = -1e9
         self._headers: dict[Channel, bytes] = {}
         self._header_cache: dict[bytes, tuple[Channel, str]] = {}
 
@@ -138,7 +140,13 @@ class PeerTransport(SocketThread[_Command]):
             return
         fitting = tuple(p for p in payloads if len(p) <= self._max_frame)
         if len(fitting) != len(payloads):
+            # The senders' own limits (Raft's max_size_per_msg, snapshot chunks, gossip's
+            # packet budget) make this impossible; if it happens anyway it must be heard of.
             self._count("dropped_oversized", len(payloads) - len(fitting))
+            self._warn_oversize(
+                f"dropped {len(payloads) - len(fitting)} outgoing {Channel(channel).name} frame(s) to "
+                f"{address} over the {self._max_frame}-byte frame limit"
+            )
         if fitting and not self._mailbox.put(_Outbound(address, Channel(channel), fitting)):
             self._count("dropped_full", len(fitting))
 
@@ -163,6 +171,13 @@ class PeerTransport(SocketThread[_Command]):
             return dict(self._stats)
 
     # ----------------------------------------------------------------- transport thread
+
+    def _warn_oversize(self, text: str) -> None:
+        """At most one warning per 30 s: an oversize frame repeats on every retry."""
+        now = time.monotonic()
+        if now - self._oversize_warned >= 30.0:
+            self._oversize_warned = now
+            logger.warning("transport {}: {}", self.name, text)
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._stats_lock:
@@ -303,6 +318,10 @@ class PeerTransport(SocketThread[_Command]):
             return
         if len(payload) > self._max_frame:
             self._count("dropped_oversized")
+            self._warn_oversize(
+                f"dropped a {len(payload)}-byte {channel.name} frame from {sender}: over the "
+                f"{self._max_frame}-byte frame limit"
+            )
             return
         if sender in self._blocked:
             self._count("dropped_blocked")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import zmq
+from loguru import logger
 
 from orion.localcluster import wait_for
 from orion.transport.frames import Channel, encode_header
@@ -97,18 +98,25 @@ def test_garbage_is_counted_and_the_transport_keeps_working(pair) -> None:
     wait_until(lambda: inbox_b.payloads() == [b"still alive"])
 
 
-def test_oversized_frames_are_dropped_on_both_sides(pair) -> None:
+def test_oversized_frames_are_dropped_on_both_sides_and_never_silently(pair) -> None:
     a, _, b, inbox_b = pair
-    a.send(b.address, Channel.RAFT, b"x" * 1025)
-    assert a.stats["dropped_oversized"] == 1
-    raw = zmq.Context.instance().socket(zmq.DEALER)
-    raw.setsockopt(zmq.LINGER, 0)
-    raw.connect(f"tcp://{b.address}")
+    warnings: list[str] = []
+    sink = logger.add(lambda message: warnings.append(str(message)), level="WARNING")
     try:
-        raw.send_multipart([encode_header(Channel.RAFT, "x:1"), b"y" * 2000])
-        wait_until(lambda: b.stats["dropped_oversized"] == 1)
+        a.send(b.address, Channel.RAFT, b"x" * 1025)
+        assert a.stats["dropped_oversized"] == 1
+        raw = zmq.Context.instance().socket(zmq.DEALER)
+        raw.setsockopt(zmq.LINGER, 0)
+        raw.connect(f"tcp://{b.address}")
+        try:
+            raw.send_multipart([encode_header(Channel.RAFT, "x:1"), b"y" * 2000])
+            wait_until(lambda: b.stats["dropped_oversized"] == 1)
+        finally:
+            raw.close(0)
     finally:
-        raw.close(0)
+        logger.remove(sink)
+    assert any("outgoing RAFT frame" in w and "frame limit" in w for w in warnings), warnings
+    assert any("2000-byte RAFT frame from x:1" in w for w in warnings), warnings
     a.send(b.address, Channel.RAFT, b"z" * 1024)
     wait_until(lambda: inbox_b.payloads() == [b"z" * 1024])
 
