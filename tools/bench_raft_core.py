@@ -1,10 +1,10 @@
 """Benchmark (a): committed entries/s of a 3-node Raft cluster on a perfect in-memory network.
 
-Measures the pure CPU cost of the sans-I/O core plus the shell loop the production node runs
-(MemoryStore writes, message hand-off, applying committed entries by counting them): no
-encoding, no sockets, no fsync. The leader proposes in batches; every Ready is processed in
-the production order (persist, send, apply, advance). An entry counts once all three nodes
-have applied it.
+Measures the pure CPU cost of the sans-I/O core plus the shell the production node runs
+(``RaftShell``: MemoryStore writes, envelope encoding and decoding of every message, applying
+committed entries by counting them): no sockets, no fsync. The leader proposes in batches;
+every Ready is processed by the shell in the production order. An entry counts once all
+three nodes have applied it.
 
 Run: ``.venv/bin/python tools/bench_raft_core.py [--entries N] [--batch B] [--profile]``
 """
@@ -17,40 +17,73 @@ import time
 
 from orion.raft.core import LEADER, RaftConfig, RaftCore
 from orion.raft.memory_store import MemoryStore
-from orion.raft.types import Membership
+from orion.raft.shell import RaftShell
+from orion.raft.types import Entry, Membership, Snapshot, SnapshotMeta
 
 
-def _cluster(config: RaftConfig) -> tuple[dict[str, RaftCore], dict[str, MemoryStore]]:
+class _Host:
+    """The shell's host: counts applied entries, queues frames for the in-memory network."""
+
+    def __init__(self, outbox: list[tuple[str, bytes]]) -> None:
+        self.outbox = outbox
+        self.applied = 0
+
+    def send_frame(self, dst: str, frame: bytes) -> None:
+        self.outbox.append((dst, frame))
+
+    def apply(self, entry: Entry) -> bool:
+        self.applied = entry.index
+        return False
+
+    def restore(self, snapshot: Snapshot) -> None:
+        self.applied = snapshot.meta.index
+
+    def snapshot_source(self) -> int:
+        return self.applied
+
+    def start_snapshot(self, meta: SnapshotMeta, source: object) -> None:
+        raise AssertionError("the benchmark never snapshots")
+
+    def on_read_state(self, context: bytes, index: int) -> None:
+        pass
+
+    def on_failed_read(self, context: bytes) -> None:
+        pass
+
+    def on_dropped(self, peer: str, reason: str, detail: str) -> None:
+        raise AssertionError(f"dropped a frame from {peer}: {reason}")
+
+
+def _cluster(config: RaftConfig) -> tuple[dict[str, RaftShell], dict[str, _Host], list[tuple[str, bytes]]]:
     ids = ["n1", "n2", "n3"]
-    membership = Membership(voters={i: f"bench:{i}" for i in ids})
-    stores = {i: MemoryStore() for i in ids}
-    cores = {
-        i: RaftCore(i, stores[i].load(), config, random.Random(k), bootstrap=membership)
-        for k, i in enumerate(ids)
-    }
-    return cores, stores
+    incarnations = {i: f"{k:032x}" for k, i in enumerate(ids, 1)}
+    membership = Membership(
+        voters={i: f"bench:{i}" for i in ids}, cluster_id="bench", incarnations=incarnations
+    )
+    outbox: list[tuple[str, bytes]] = []
+    shells, hosts = {}, {}
+    for k, i in enumerate(ids):
+        store = MemoryStore()
+        core = RaftCore(i, store.load(), config, random.Random(k), bootstrap=membership)
+        hosts[i] = _Host(outbox)
+        shells[i] = RaftShell(core, store, hosts[i], incarnation=incarnations[i], snapshot_threshold=1 << 62)
+    return shells, hosts, outbox
 
 
-def _pump(cores: dict[str, RaftCore], stores: dict[str, MemoryStore], applied: dict[str, int]) -> None:
-    """Process Readies and deliver messages until the cluster is quiet."""
-    inbox: list = []
+def _pump(shells: dict[str, RaftShell], outbox: list[tuple[str, bytes]]) -> None:
+    """Drain every shell and deliver frames until the cluster is quiet."""
     while True:
         busy = False
-        for node_id, core in cores.items():
-            if core.has_ready():
+        for shell in shells.values():
+            if shell.core.has_ready():
                 busy = True
-                rd = core.ready()
-                if rd.entries or rd.hard_state is not None:
-                    stores[node_id].save(rd.hard_state, rd.entries)
-                inbox.extend(rd.messages)
-                if rd.committed:
-                    applied[node_id] = rd.committed[-1].index
-                core.advance(rd)
-        if inbox:
+                shell.drain()
+        if outbox:
             busy = True
-            batch, inbox = inbox, []
-            for msg in batch:
-                cores[msg.dst].step(msg)
+            batch = outbox[:]
+            outbox.clear()
+            for dst, frame in batch:
+                shells[dst].receive(frame)
         if not busy:
             return
 
@@ -59,16 +92,16 @@ def bench_core(entries: int, batch: int = 512, payload: int = 64) -> dict:
     """Commit ``entries`` entries of ``payload`` bytes, proposed in batches of ``batch``;
     returns the figures (entries/s, elapsed s, Readies processed, store writes)."""
     config = RaftConfig(max_append_entries=1024, max_inflight=64)
-    cores, stores = _cluster(config)
-    applied = {i: 0 for i in cores}
+    shells, hosts, outbox = _cluster(config)
+    stores = {i: shell.store for i, shell in shells.items()}
     # Elect a leader (ticks are virtual; the clock is not part of the measurement).
     for _ in range(100):
-        for core in cores.values():
-            core.tick()
-        _pump(cores, stores, applied)
-        if any(c.role == LEADER for c in cores.values()):
+        for shell in shells.values():
+            shell.tick()
+        _pump(shells, outbox)
+        if any(s.core.role == LEADER for s in shells.values()):
             break
-    leader = next(c for c in cores.values() if c.role == LEADER)
+    leader = next(s.core for s in shells.values() if s.core.role == LEADER)
     data = b"x" * payload
     items = [data] * batch
     saves0 = sum(s.saves for s in stores.values())
@@ -79,11 +112,11 @@ def bench_core(entries: int, batch: int = 512, payload: int = 64) -> dict:
         n = min(batch, entries - proposed)
         target = leader.propose_batch(items[:n])[-1]
         proposed += n
-        _pump(cores, stores, applied)
-    while min(applied.values()) < target:
-        for core in cores.values():
-            core.tick()
-        _pump(cores, stores, applied)
+        _pump(shells, outbox)
+    while min(h.applied for h in hosts.values()) < target:
+        for shell in shells.values():
+            shell.tick()
+        _pump(shells, outbox)
     elapsed = time.perf_counter() - began
     return {
         "entries": entries,
