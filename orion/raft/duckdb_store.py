@@ -70,7 +70,7 @@ import msgspec
 import pyarrow as pa
 
 from orion.raft.store_integrity import WriteHint, entry_checksum, identity_checksum, snapshot_checksum
-from orion.raft.tabular import decode_tabular_snapshot
+from orion.raft.tabular import decode_tabular_snapshot_exactly
 from orion.raft.types import (
     Entry,
     EntryKind,
@@ -749,12 +749,10 @@ class DuckDBStore:
     @staticmethod
     def _as_tabular(data: bytes) -> TabularSnapshot | None:
         """The snapshot as tables, or None when it must be kept as an opaque blob (not a
-        TabularSnapshot, or values the column types would not give back identically)."""
-        try:
-            tabular = decode_tabular_snapshot(data, check_rows=False)  # _fits_tables checks them
-        except msgspec.DecodeError:
-            return None
-        if msgspec.msgpack.encode(tabular) != data or not _fits_tables(tabular):
+        TabularSnapshot, or values the column types would not give back identically).
+        Row by row, so the Raft thread runs in between when this is a background write."""
+        tabular = decode_tabular_snapshot_exactly(data)
+        if tabular is None or not _fits_tables(tabular):
             return None
         return tabular
 

@@ -4,6 +4,11 @@
 ``int | float | str | bytes | bool | None`` holds two str-like types, which msgspec refuses. So
 rows decode as ``Any`` here (MessagePack keeps str and bin apart, so nothing is lost) and the
 shape is validated by hand.
+
+``decode_tabular_exactly`` is for a store that rebuilds the bytes from tables: it returns the
+snapshot only when re-encoding it gives back exactly the same bytes, and it works a row at a
+time, so a thread writing a big snapshot lets the others run between rows (one decode and one
+encode of a 200 MB snapshot hold the GIL for about 0.6 s and 0.4 s here).
 """
 
 from __future__ import annotations
@@ -28,6 +33,23 @@ class _LooseTabular(msgspec.Struct):
 
 
 _decoder = msgspec.msgpack.Decoder(_LooseTabular)
+
+
+class _RawTable(msgspec.Struct):
+    columns: list[str]
+    types: list[str]
+    rows: list[msgspec.Raw]  # each row still encoded: a view into the snapshot's bytes
+
+
+class _RawTabular(msgspec.Struct):
+    tables: dict[str, _RawTable]
+
+
+_raw_decoder = msgspec.msgpack.Decoder(_RawTabular)
+_row_decoder = msgspec.msgpack.Decoder(list[Any])
+_encoder = msgspec.msgpack.Encoder()
+_EMPTY_ARRAY = b"\x90"
+_EMPTY_MAP = b"\x80"
 
 
 def decode_tabular_snapshot(data: bytes, *, check_rows: bool = True) -> TabularSnapshot:
@@ -55,3 +77,70 @@ def decode_tabular_snapshot(data: bytes, *, check_rows: bool = True) -> TabularS
 
 def encode_tabular_snapshot(snapshot: TabularSnapshot) -> bytes:
     return msgspec.msgpack.encode(snapshot)
+
+
+def decode_tabular_snapshot_exactly(data: bytes) -> TabularSnapshot | None:
+    """The ``TabularSnapshot`` whose encoding is exactly ``data``, or None when ``data`` is
+    not one or is encoded any other way than msgspec encodes it. Rows are not validated."""
+    try:
+        skeleton = _raw_decoder.decode(data)
+    except msgspec.DecodeError:
+        return None
+    if not _framing_matches(data, skeleton):
+        return None
+    tables: dict[str, Table] = {}
+    for name, raw_table in skeleton.tables.items():
+        rows: list[list[Any]] = []
+        for raw in raw_table.rows:
+            try:
+                row = _row_decoder.decode(raw)
+            except msgspec.DecodeError:
+                return None
+            if _encoder.encode(row) != memoryview(raw):
+                return None
+            rows.append(row)
+        tables[name] = Table(columns=raw_table.columns, types=raw_table.types, rows=rows)
+    return TabularSnapshot(tables=tables)
+
+
+def _framing_matches(data: bytes, skeleton: _RawTabular) -> bool:
+    """True when ``data`` is the encoding of ``skeleton``'s tables around its rows: every byte
+    that is not a row is what msgspec writes for a ``TabularSnapshot`` with these names,
+    columns and types, and the rows fill exactly the rest. Only these small pieces are
+    encoded; the caller compares the rows one by one."""
+    head = _encoder.encode(TabularSnapshot(tables={}))
+    if not head.endswith(_EMPTY_MAP):
+        return False
+    position = _expect(data, 0, head[: -len(_EMPTY_MAP)] + _map_header(len(skeleton.tables)))
+    for name, table in skeleton.tables.items():
+        without_rows = _encoder.encode(Table(columns=table.columns, types=table.types, rows=[]))
+        if position < 0 or not without_rows.endswith(_EMPTY_ARRAY):  # rows is the last field
+            return False
+        framing = _encoder.encode(name) + without_rows[: -len(_EMPTY_ARRAY)] + _array_header(len(table.rows))
+        position = _expect(data, position, framing)
+        if position >= 0:
+            position += sum(len(raw) for raw in table.rows)
+    return position == len(data)
+
+
+def _expect(data: bytes, position: int, piece: bytes) -> int:
+    """The position after ``piece`` when ``data`` holds it at ``position``, else -1."""
+    if position < 0 or data[position : position + len(piece)] != piece:
+        return -1
+    return position + len(piece)
+
+
+def _map_header(count: int) -> bytes:
+    if count < 16:
+        return bytes([0x80 | count])
+    if count < 1 << 16:
+        return b"\xde" + count.to_bytes(2, "big")
+    return b"\xdf" + count.to_bytes(4, "big")
+
+
+def _array_header(count: int) -> bytes:
+    if count < 16:
+        return bytes([0x90 | count])
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
