@@ -131,8 +131,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--publish",
         action="append",
         default=[],
-        metavar="HOST:CONTAINER[/PROTO]",
-        help="e.g. 8080:80/tcp",
+        metavar="[HOST:]CONTAINER[/PROTO]",
+        help="e.g. 8080:80/tcp; 0:80 or 80 for any free host port",
+    )
+    submit.add_argument(
+        "--restart",
+        choices=["on-failure", "always", "no"],
+        help="when to restart the container (default: the node's [docker] restart)",
+    )
+    submit.add_argument(
+        "--restart-attempts", type=int, metavar="N", help="restarts allowed within the interval"
+    )
+    submit.add_argument(
+        "--restart-interval", metavar="DURATION", help='only restarts this recent count, e.g. "5m"'
+    )
+    submit.add_argument(
+        "--restart-delay", metavar="DURATION", help='first wait, doubled per restart, e.g. "1s"'
+    )
+    submit.add_argument(
+        "--restart-mode", choices=["fail", "delay"], help="attempts used: Failed, or wait for the interval"
     )
     submit.add_argument("--selector", action="append", default=[], metavar="KEY=VALUE", help="node selector")
     submit.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
@@ -206,6 +223,35 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def restart_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The task's own restart policy from --restart*; None leaves the node's default."""
+    given = {
+        "policy": args.restart,
+        "attempts": args.restart_attempts,
+        "interval": args.restart_interval,
+        "delay": args.restart_delay,
+        "mode": args.restart_mode,
+    }
+    return {key: value for key, value in given.items() if value is not None} or None
+
+
+def format_restart(t: Task) -> str:
+    """The task's own restart settings; what it leaves out is the node's default."""
+    spec = t.restart
+    if spec is None:
+        return "node default"
+    parts = [spec.policy or "node default"]
+    if spec.attempts is not None:
+        parts.append(f"{spec.attempts} attempt(s)")
+    if spec.interval is not None:
+        parts.append(f"in {spec.interval:g}s")
+    if spec.delay is not None:
+        parts.append(f"delay {spec.delay:g}s")
+    if spec.mode:
+        parts.append(f"then {spec.mode}")
+    return ", ".join(parts)
+
+
 def format_ports(t: Task) -> list[str]:
     """As ``docker ps`` shows them: "127.0.0.1:8080->80/tcp" once the cluster assigned the
     host port, "any->80/tcp" while a dynamic one waits for a node."""
@@ -263,6 +309,7 @@ def format_task(t: Task) -> str:
     lines.append(
         f"Restarts:   {t.restarts}" + (f" (last exit code {t.exit_code})" if t.exit_code is not None else "")
     )
+    lines.append(f"Restart:    {format_restart(t)}")
     created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t.created_at)) if t.created_at else "-"
     lines.append(f"Created:    {created}")
     if t.history:
@@ -336,6 +383,7 @@ def run_client_command(args: argparse.Namespace, command: list[str] | None) -> i
                 node_selectors=parse_pairs(args.selector, "--selector"),
                 env=parse_pairs(args.env, "--env"),
                 command=command,
+                restart=restart_options(args),
             )
             emit(task, args.json, f"{task.id}  {task.state}" + (f": {task.reason}" if task.reason else ""))
         elif args.task_command == "ls":

@@ -43,10 +43,11 @@ from orion.api.protocol import (
     RequestError,
     decode_reply,
     encode_request,
+    restart_fields,
     typed_result,
     validate_request,
 )
-from orion.model import Task, TaskState
+from orion.model import RestartSpec, Task, TaskState
 from orion.security.keys import read_tokens
 from orion.units import parse_size
 
@@ -191,6 +192,7 @@ class Client:
         command: list[str] | None = None,
         env: dict[str, str] | None = None,
         id: str | None = None,
+        restart: str | dict[str, Any] | RestartSpec | None = None,
     ) -> Task:
         task_id = id or uuid.uuid4().hex  # chosen once: every retry carries the same id
         try:
@@ -206,6 +208,8 @@ class Client:
                 "node_selectors": dict(node_selectors or {}),
                 "command": list(command) if command is not None else None,
                 "env": dict(env or {}),
+                # "always", or {"policy": "on-failure", "attempts": 5, "interval": "10m", ...}
+                "restart": restart_fields(restart),
             }
         except ValueError as exc:
             raise InvalidRequest(ErrorCode.INVALID, str(exc)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -39,6 +40,23 @@ class PortClaim(msgspec.Struct, frozen=True, kw_only=True):
     until: float = 0.0  # foreign claims only: when the block lapses (seconds since the epoch)
 
 
+RESTART_CONDITIONS = ("on-failure", "always", "no")
+RESTART_MODES = ("fail", "delay")
+
+
+class RestartSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A task's restart policy (Nomad's ``restart`` block); an unset field takes the default of
+    the node that runs the task ([docker] restart*)."""
+
+    policy: Literal["", "on-failure", "always", "no"] = ""  # on-failure: restart a non-zero exit
+    attempts: Annotated[int, msgspec.Meta(ge=0, le=1000)] | None = None  # restarts within ``interval``
+    # Seconds: restarts older than ``interval`` no longer count; ``delay`` before a restart,
+    # doubled per restart within the interval.
+    interval: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] | None = None
+    delay: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
+    mode: Literal["", "fail", "delay"] = ""  # attempts used: Failed for good, or wait and go on
+
+
 class Task(msgspec.Struct, kw_only=True):
     id: str
     name: str
@@ -66,6 +84,8 @@ class Task(msgspec.Struct, kw_only=True):
     # Ports this task may still hold on nodes it left, or found taken there by something else
     # (see orion/scheduler/ports.py); the scheduler treats them as taken on those hosts.
     port_holds: list[PortClaim] = []
+    restart: RestartSpec | None = None  # None: the node's default policy
+    restart_times: list[float] = []  # when its recent restarts happened, as its node reported
 
 
 class NodeMeta(msgspec.Struct, kw_only=True, frozen=True):

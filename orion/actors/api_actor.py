@@ -118,6 +118,7 @@ class ApiActor(NodeActor):
                     port_bindings=dict(request.port_bindings),
                     command=list(request.command) if request.command is not None else None,
                     env=dict(request.env),
+                    restart=request.restart,
                     created_at=now,
                     updated_at=now,
                 )

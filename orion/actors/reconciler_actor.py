@@ -6,6 +6,13 @@ longer assigned here (stopped, rescheduled elsewhere while this node was away, u
 reports state changes (Running, exits, Failed) through Raft. Rounds run every
 ``reconcile_interval`` and at once when the FSM or Docker says something changed.
 
+Exits follow the task's restart policy (orion/worker/restart_policy.py; the node's default
+unless the task has its own), counted from the restart times kept in the FSM. A task that
+ended (Stopped, Failed) keeps its container, stopped, until the task leaves the state
+(garbage collection or ``task rm``), so ``docker inspect`` and logs still work. A Running
+task whose container disappeared (``docker rm -f`` behind Orion's back) is a restart with
+that reason in its history, not a silent re-creation.
+
 Host ports (orion/scheduler/ports.py): a start that Docker refuses because the host port is
 taken by something else is not a failure of the task: the reconciler reports a
 ``PortConflict`` and the task is placed again elsewhere. Ports held by a task that left this
@@ -100,6 +107,9 @@ class ReconcilerActor(NodeActor):
         self._stopping: set[str] = set()
         self._restart_at: dict[str, float] = {}
         self._handled_exit: dict[str, str] = {}  # task id -> container id whose exit was handled
+        # Tasks this node found ended (Failed, Stopped) and reported so: never started again
+        # while the report is on its way; the report is sent again until the FSM shows it.
+        self._ended: dict[str, tuple[str, str, int, int | None]] = {}
         self._reported: dict[str, tuple[tuple[str, int, str], float]] = {}
         self._held_here: list[str] = []
         self._released: dict[tuple[str, str], float] = {}  # (node, task) -> when ReleasePorts was sent
@@ -112,6 +122,7 @@ class ReconcilerActor(NodeActor):
         # Docker again on every replicated write.
         self._containers: list[Any] | None = None
         self._containers_stale = True
+        self._listed_this_round = False  # the round's listing is fresh, not the cached one
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -183,7 +194,8 @@ class ReconcilerActor(NodeActor):
             return _Wanted(fsm.tasks_on_node(node_id), fsm.held_port_tasks(node_id), absent)
 
         self.raft.tell(Read(desired, lambda o: ref.tell(_Desired(o)), stale=True))
-        if self._containers_stale or self._containers is None:
+        self._listed_this_round = self._containers_stale or self._containers is None
+        if self._listed_this_round:
             self._containers_stale = False
             self._expected_answers = 2
             self.worker.tell(ListContainers(lambda o: ref.tell(_Actual(o))))
@@ -216,14 +228,30 @@ class ReconcilerActor(NodeActor):
             and t.desired == "run"
             and t.state in (TaskState.SCHEDULED, TaskState.RUNNING)
         }
-        for task_id in by_task:
-            if task_id not in wanted and task_id not in self._starting and task_id not in self._stopping:
-                logger.info("reconciler: removing container of {} (no longer assigned here)", task_id)
-                self._remove_container(task_id)
-                self._restart_at.pop(task_id, None)
-                self._handled_exit.pop(task_id, None)
+        ended = {
+            t.id
+            for t in tasks
+            if t.node_id == self.node_id and t.state in (TaskState.STOPPED, TaskState.FAILED)
+        }
+        for task_id, container in by_task.items():
+            if task_id in wanted or task_id in self._starting or task_id in self._stopping:
+                continue
+            if task_id in ended:
+                if container.running:  # stopped by a user, or reported ended: stop it, keep it
+                    logger.info("reconciler: stopping container of {} (the task ended)", task_id)
+                    self._remove_container(task_id, keep=True)
+                continue
+            logger.info("reconciler: removing container of {} (no longer assigned here)", task_id)
+            self._remove_container(task_id)
+            self._restart_at.pop(task_id, None)
+            self._handled_exit.pop(task_id, None)
+        for task_id in [t for t in self._ended if t not in wanted]:
+            del self._ended[task_id]  # the FSM has it: the task is no longer to run here
         for task in wanted.values():
             if task.id in self._starting or task.id in self._stopping:
+                continue
+            if task.id in self._ended:
+                self._report(task, *self._ended[task.id])
                 continue
             container = by_task.get(task.id)
             if container is not None and container.status == "running" and _ports_differ(task, container):
@@ -243,6 +271,15 @@ class ReconcilerActor(NodeActor):
             ):
                 self._handled_exit[task.id] = container.container_id
                 self._on_exit(task, container.exit_code, container.oom_killed, now)
+                continue
+            if (
+                container is None
+                and task.state == TaskState.RUNNING
+                and self._listed_this_round
+                and task.id not in self._restart_at
+            ):
+                # Docker no longer has a container the cluster saw running: someone removed it.
+                self._on_exit(task, None, False, now, cause="container removed outside Orion")
                 continue
             if now >= self._restart_at.get(task.id, 0.0):
                 self._start_container(task)
@@ -301,10 +338,10 @@ class ReconcilerActor(NodeActor):
         task_id = task.id
         self.worker.tell(StartContainer(task, lambda o: ref.tell(_Started(task_id, o))))
 
-    def _remove_container(self, task_id: str) -> None:
+    def _remove_container(self, task_id: str, keep: bool = False) -> None:
         self._stopping.add(task_id)
         ref = self.actor_ref
-        self.worker.tell(StopContainer(task_id, lambda o: ref.tell(_Stopped(task_id, o))))
+        self.worker.tell(StopContainer(task_id, lambda o: ref.tell(_Stopped(task_id, o)), remove=not keep))
 
     def _on_started(self, task_id: str, outcome: Outcome) -> None:
         task = next((t for t in self._desired or [] if t.id == task_id), None)
@@ -321,23 +358,32 @@ class ReconcilerActor(NodeActor):
             logger.warning("reconciler: cannot start {}: {}", task_id, outcome.message)
             self._report(task, TaskState.FAILED, outcome.message, task.restarts, None)
 
-    def _on_exit(self, task: Task, exit_code: int | None, oom_killed: bool, now: float) -> None:
-        cause = "killed: out of memory" if oom_killed else f"exited with code {exit_code}"
-        if exit_code == 0 and not oom_killed:
-            self._report(task, TaskState.STOPPED, "completed: exited with code 0", task.restarts, 0)
-            return
-        attempt = task.restarts + 1
-        delay = self.policy.delay(attempt)
-        if delay is None:
-            reason = f"{cause}; gave up after {task.restarts} restart(s)"
-            self._report(task, TaskState.FAILED, reason, task.restarts, exit_code)
-            return
-        self._restart_at[task.id] = now + delay
-        reason = f"{cause}; restart {attempt}/{self.policy.max_attempts} in {delay:.1f}s"
-        logger.info("reconciler: {} {}", task.id, reason)
-        self._report(task, TaskState.SCHEDULED, reason, attempt, exit_code)
+    def _on_exit(
+        self, task: Task, exit_code: int | None, oom_killed: bool, now: float, cause: str = ""
+    ) -> None:
+        policy = self.policy.for_task(task.restart)
+        decision = policy.decide(exit_code, oom_killed, task.restart_times, time.time(), cause)
+        if decision.action in ("complete", "fail"):
+            state = TaskState.STOPPED if decision.action == "complete" else TaskState.FAILED
+            self._ended[task.id] = (state, decision.reason, task.restarts, exit_code)
+            self._report(task, state, decision.reason, task.restarts, exit_code)
+        else:
+            self._restart_at[task.id] = now + decision.delay
+            logger.info("reconciler: {} {}", task.id, decision.reason)
+            restarts = task.restarts + 1
+            self._report(
+                task, TaskState.SCHEDULED, decision.reason, restarts, exit_code, decision.restart_times
+            )
 
-    def _report(self, task: Task, state: str, reason: str, restarts: int, exit_code: int | None) -> None:
+    def _report(
+        self,
+        task: Task,
+        state: str,
+        reason: str,
+        restarts: int,
+        exit_code: int | None,
+        restart_times: list[float] | None = None,
+    ) -> None:
         key = (state, restarts, reason)
         previous = self._reported.get(task.id)
         now = time.monotonic()
@@ -351,6 +397,7 @@ class ReconcilerActor(NodeActor):
             reason=reason,
             exit_code=exit_code,
             restarts=restarts,
+            restart_times=restart_times,
             at=time.time(),
         )
         self.raft.tell(Propose(fsm_commands.encode_command(command), _log_failure, timeout=self.timeout))

@@ -31,6 +31,7 @@ class StartContainer:
 class StopContainer:
     task_id: str
     callback: Callback | None = None
+    remove: bool = True  # False: stop it and keep it (a task that ended, until it is removed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +69,9 @@ class WorkerActor(NodeActor):
         match message:
             case StartContainer(task, callback):
                 self._pool.submit(self._call, callback, self._replace_and_start, task)
-            case StopContainer(task_id, callback):
-                self._pool.submit(self._call, callback, self.worker.stop, task_id)
+            case StopContainer(task_id, callback, remove):
+                action = self.worker.stop if remove else self.worker.halt
+                self._pool.submit(self._call, callback, action, task_id)
             case ListContainers(callback):
                 self._pool.submit(self._call, callback, self.worker.list_managed)
             case ListRunningOf(node_id, callback):

@@ -35,6 +35,7 @@ from orion.api.protocol import (
     Request,
     RequestError,
     request_error,
+    restart_fields,
     typed_result,
     validate_request,
 )
@@ -64,6 +65,7 @@ class RestSubmit(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     cpu: float = 0.0
     disk: int | str = 0
     port_bindings: dict[str, str | int | None] = {}  # "" / 0 / null: any free host port
+    restart: str | dict[str, Any] | None = None  # "always" or {"policy": ..., "interval": "5m", ...}
     node_selectors: dict[str, str] = {}
     command: list[str] | None = None
     env: dict[str, str] = {}
@@ -113,6 +115,7 @@ def submit_request(body: bytes) -> Request:
             "node_selectors": rest.node_selectors,
             "command": rest.command,
             "env": rest.env,
+            "restart": restart_fields(rest.restart),
         }
     except ValueError as exc:
         field, _, reason = str(exc).partition(": ")

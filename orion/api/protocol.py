@@ -10,12 +10,14 @@ forwards a request to the leader.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
 import msgspec
 
-from orion.model import NodeMeta, Task
+from orion.model import NodeMeta, RestartSpec, Task
+from orion.units import parse_duration
 
 MAX_REQUEST = 1024 * 1024  # bytes of an encoded request
 MAX_REPLY = 64 * 1024 * 1024
@@ -65,6 +67,7 @@ class SubmitTask(_Request):
     port_bindings: Annotated[dict[ContainerPort, HostPort], msgspec.Meta(max_length=64)] = {}
     command: Annotated[list[Arg], msgspec.Meta(max_length=256)] | None = None
     env: Annotated[dict[Key, EnvValue], msgspec.Meta(max_length=256)] = {}
+    restart: RestartSpec | None = None  # None: the running node's default policy
 
     def __post_init__(self) -> None:
         static: set[tuple[int, str]] = set()
@@ -79,6 +82,23 @@ class SubmitTask(_Request):
             if host and (host, protocol) in static:
                 raise ValueError(f"port_bindings: host port {host}/{protocol} is given twice")
             static.add((host, protocol))
+
+
+def restart_fields(value: str | Mapping[str, Any] | RestartSpec | None) -> dict[str, Any] | None:
+    """A restart policy as the client, the CLI and REST take it: a policy name ("always"), or
+    a mapping of policy, attempts, interval, delay and mode, whose interval and delay may be
+    durations ("5m", "1s") or seconds. Validated with the request (field ``restart``)."""
+    if value is None:
+        return None
+    if isinstance(value, RestartSpec):
+        return msgspec.structs.asdict(value)
+    if isinstance(value, str):
+        return {"policy": value}
+    fields = dict(value)
+    for key in ("interval", "delay"):
+        if isinstance(fields.get(key), str):
+            fields[key] = parse_duration(fields[key], f"restart.{key}")
+    return fields
 
 
 class ListTasks(_Request):

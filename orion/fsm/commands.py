@@ -58,6 +58,7 @@ class ReportTaskState(_Command, tag="report"):
     reason: str = ""
     exit_code: int | None = None
     restarts: int = 0
+    restart_times: list[float] | None = None  # the task's recent restarts, when they changed
 
 
 class RescheduleNodeTasks(_Command, tag="reschedule_node"):

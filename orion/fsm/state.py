@@ -58,6 +58,7 @@ from orion.model import ACTIVE_STATES, PortClaim, Task, TaskEvent, TaskState
 from orion.scheduler.ports import PortBook, port_space
 
 MAX_HISTORY = 20  # events kept per task
+MAX_RESTART_TIMES = 64  # recent restarts kept per task (the restart policy counts them)
 SUBMITTED_REASON = "waiting for a node"
 STOPPED_REASON = "stopped by user"
 FORCE_REMOVED_REASON = "removed by user (forced)"
@@ -164,6 +165,7 @@ class ClusterState:
             host_ports={},
             host_ip="",
             port_holds=[],
+            restart_times=[],
         )
         self._put(None, new)
         return new
@@ -246,8 +248,18 @@ class ClusterState:
             cmd.restarts,
         ):
             return task  # a repeated report changes nothing
+        restart_times = task.restart_times
+        if cmd.restart_times is not None:
+            # Bounded, and finite: NaN would not survive the snapshot's JSON column.
+            restart_times = [t for t in cmd.restart_times if math.isfinite(t)][-MAX_RESTART_TIMES:]
         return self._change(
-            task, cmd.at, state=cmd.state, reason=cmd.reason, exit_code=cmd.exit_code, restarts=cmd.restarts
+            task,
+            cmd.at,
+            state=cmd.state,
+            reason=cmd.reason,
+            exit_code=cmd.exit_code,
+            restarts=cmd.restarts,
+            restart_times=restart_times,
         )
 
     def _reschedule_node(self, cmd: RescheduleNodeTasks) -> ApplyResult:

@@ -49,6 +49,8 @@ TASK_COLUMNS: list[tuple[str, str, bool]] = [
     ("host_ports", "VARCHAR", True),
     ("host_ip", "VARCHAR", False),
     ("port_holds", "VARCHAR", True),
+    ("restart", "VARCHAR", True),
+    ("restart_times", "VARCHAR", True),
 ]
 
 NODE_COLUMNS: list[tuple[str, str, bool]] = [

@@ -253,6 +253,17 @@ class DockerWorker:
             pass  # removal with force below still ends it
         self._remove_quietly(container)
 
+    def halt(self, task_id: str) -> None:
+        """Stop the container but keep it (``docker stop``): a task that ended keeps its
+        container, logs and exit state for inspection until the task is removed."""
+        container = self._find(task_id)
+        if container is None or container.status not in _RUNNING_STATES:
+            return
+        try:
+            container.stop(timeout=max(0, round(self.stop_timeout)))
+        except docker.errors.NotFound:
+            return
+
     def remove_all(self) -> int:
         """Remove every container of this node at once (force); returns how many. For tests
         and for a node leaving for good."""

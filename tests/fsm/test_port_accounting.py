@@ -23,7 +23,7 @@ from orion.fsm.commands import (
     encode_command,
 )
 from orion.fsm.state import AssignResult, ClusterState, TaskIds
-from orion.model import NodeMeta, PortClaim, Task
+from orion.model import NodeMeta, PortClaim, RestartSpec, Task
 from orion.scheduler.ports import FOREIGN_BLOCK_S, WILDCARD_IPS, port_space
 
 GiB = 1 << 30
@@ -281,3 +281,27 @@ def test_claims_never_collide_on_one_engine_and_replicas_agree(seed: int) -> Non
     for record in a.fsm.nodes():
         assert restored.port_claims(record.id) == a.fsm.port_claims(record.id)
         assert restored.held_port_tasks(record.id) == a.fsm.held_port_tasks(record.id)
+
+
+def test_reported_restart_times_are_kept_bounded_and_finite(run: Driver) -> None:
+    spec = RestartSpec(policy="always", attempts=5, interval=60.0, mode="delay")
+    run(SubmitTask(at=2.0, task=Task(id="r", name="r", image="busybox", restart=spec)))
+    run(AssignTasks(at=3.0, assignments=[("r", "n1")]))
+    times = [float("nan"), *(100.0 + i for i in range(100))]
+    report = ReportTaskState(
+        at=4.0,
+        task_id="r",
+        node_id="n1",
+        state="Scheduled",
+        reason="restart",
+        restarts=1,
+        restart_times=times,
+    )
+    task = run(report)
+    assert isinstance(task, Task) and task.restart_times == [100.0 + i for i in range(36, 100)]
+    # A report without restart times keeps them.
+    kept = run(ReportTaskState(at=5.0, task_id="r", node_id="n1", state="Running", restarts=1))
+    assert kept.restart_times == task.restart_times
+    restored = ClusterState()
+    restored.restore(run.fsm.snapshot())
+    assert restored.task("r") == run.fsm.task("r") and restored.task("r").restart == spec

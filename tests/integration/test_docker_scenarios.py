@@ -123,10 +123,14 @@ def test_failing_container_is_restarted_then_failed(make_cluster, docker_engine)
         assert "exited with code 3" in failed.reason
         restarting = [e for e in failed.history if "; restart " in e.reason]
         assert len(restarting) == 2
+        # The failed task keeps its exited container for inspection until it is removed.
+        (kept,) = containers_of(docker_engine, task.id, running_only=False)
+        assert kept.status == "exited"
+        client.remove(task.id)
     wait_for(
         lambda: not containers_of(docker_engine, task.id, running_only=False),
         30,
-        what="the failed task's container to be removed",
+        what="the removed task's container to be removed",
     )
 
 
@@ -161,16 +165,19 @@ def test_killed_node_tasks_move_and_return_does_not_duplicate(make_cluster, dock
         wait_for(exactly_one, 60, what="exactly one running container for the task")
 
 
-def test_stop_removes_the_container(make_cluster, docker_engine):
+def test_stop_stops_the_container_and_remove_removes_it(make_cluster, docker_engine):
     cluster = make_cluster(3)
     with cluster.client() as client:
         task = running_task(client, client.submit(IMAGE, name="stopme", command=SLEEP).id)
         assert len(containers_of(docker_engine, task.id)) == 1
         assert client.stop(task.id).state == "Stopped"
+        wait_for(lambda: not containers_of(docker_engine, task.id), 30, what="the container to stop")
+        assert len(containers_of(docker_engine, task.id, running_only=False)) == 1  # kept, as docker stop
+        client.remove(task.id)
     wait_for(
         lambda: not containers_of(docker_engine, task.id, running_only=False),
         30,
-        what="the stopped task's container to be removed",
+        what="the removed task's container to be removed",
     )
 
 
