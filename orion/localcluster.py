@@ -410,8 +410,8 @@ class LocalCluster:
 
     def catch_up_gap(self, index: int, task_ids: list[str]) -> str:
         """What node ``index`` still lacks, for a failure message; empty once it is a voter in
-        the leader's configuration, has the leader's commit index and serves every one of
-        ``task_ids`` from its own replica (stale reads)."""
+        the leader's configuration, has reached the leader's commit index and serves every one
+        of ``task_ids`` from its own replica (stale reads)."""
         from orion.client import NotFound
 
         node = self.node(index)
@@ -425,7 +425,9 @@ class LocalCluster:
                 f"{node.node_id} is not a voter of leader {leader_status.node_id} (voters "
                 f"{leader_status.voters}, non-voters {leader_status.non_voters})"
             )
-        if status.commit_index != leader_status.commit_index:
+        # The leader is asked first: under load its commit index moves on, and a caught-up
+        # node's answer, read after it, is at least the leader's earlier one.
+        if status.commit_index < leader_status.commit_index:
             return (
                 f"{node.node_id} has commit index {status.commit_index} (applied {status.applied_index}, "
                 f"term {status.term}, leader {status.leader_id}); leader {leader_status.node_id} has "

@@ -2,10 +2,13 @@
 
     .venv/bin/python tools/nemesis.py --seed 1 --seeds 3 --duration 120
     .venv/bin/python tools/nemesis.py --duration 1800 --seed 1000   # the long run
+    .venv/bin/python tools/nemesis.py --seed 7 --big-state --faults wipe,kill,partition
 
 ``--duration`` is the time of faults per seed; each seed also spends ~30 s on start,
-settling and checking. Exit code 1 if any seed found a violation. A violation prints the
-seed and the history around it; the full history is in BASE_DIR/seed-N/history.jsonl.
+settling and checking. ``--big-state`` grows the state past 50 MB with ~500 KB entries
+during the run; ``--faults`` picks the fault kinds (default: all, ``wipe`` included).
+Exit code 1 if any seed found a violation. A violation prints the seed and the history
+around it; the full history is in BASE_DIR/seed-N/history.jsonl.
 """
 
 from __future__ import annotations
@@ -20,7 +23,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from orion.nemesis.faults import FAULT_KINDS
 from orion.nemesis.run import RunResult, run_seed
+
+
+def fault_kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(FAULT_KINDS))
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(
+            f"unknown fault kind(s) {unknown or [text]}; choose from {', '.join(FAULT_KINDS)}"
+        )
+    return kinds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=3, help="client threads")
     parser.add_argument("--base-dir", type=Path, default=Path("/tmp/orion-nemesis"))
     parser.add_argument("--keep", action="store_true", help="keep data dirs and logs of passing seeds")
+    parser.add_argument(
+        "--big-state",
+        action="store_true",
+        help="grow the state past 50 MB with ~500 KB entries during the run",
+    )
+    parser.add_argument(
+        "--faults",
+        type=fault_kinds,
+        default=FAULT_KINDS,
+        help=f"comma-separated fault kinds (default: all of {','.join(FAULT_KINDS)})",
+    )
     args = parser.parse_args(argv)
     first = args.seed if args.seed is not None else random.randrange(1_000_000)
     results: list[RunResult] = []
@@ -42,7 +67,15 @@ def main(argv: list[str] | None = None) -> int:
         base = args.base_dir / f"seed-{seed}"
         shutil.rmtree(base, ignore_errors=True)
         nodes = args.nodes or random.Random(seed).choice((3, 5))
-        result = run_seed(seed, args.duration, base, nodes=nodes, clients=args.clients)
+        result = run_seed(
+            seed,
+            args.duration,
+            base,
+            nodes=nodes,
+            clients=args.clients,
+            big_state=args.big_state,
+            faults=args.faults,
+        )
         print(result.report(), flush=True)
         results.append(result)
         if result.ok and not args.keep:

@@ -8,7 +8,12 @@
   the nodes' test-only ``block_peers`` hook (Raft and gossip transports both drop traffic);
 - ``overlap``: one node isolated while another is paused, so for a while no majority can
   talk: writes must be refused or left unknown, never acknowledged and then lost;
-- ``restart_all``: every node at once, by ``kill -9`` or by SIGTERM.
+- ``restart_all``: every node at once, by ``kill -9`` or by SIGTERM;
+- ``wipe``: disk loss: ``kill -9`` a node (random or the leader, the bootstrap node included),
+  delete its data dir, start it again with the same config after a random downtime. It must
+  rejoin as a new member and catch up (never found a second cluster); the fault lasts until
+  it has, as an operator replaces one disk at a time: a second wipe before the first node
+  holds the data again could leave no majority that does.
 
 Each fault is healed before the next begins, then the cluster gets a quiet moment; the
 faults still overlap with elections, rescheduling and membership changes they set off.
@@ -25,8 +30,8 @@ from dataclasses import dataclass
 from orion.localcluster import LocalCluster, wait_for
 from orion.nemesis.history import History
 
-FAULT_KINDS = ("kill", "pause", "partition", "overlap", "restart_all")
-WEIGHTS = (0.25, 0.25, 0.25, 0.15, 0.1)
+FAULT_KINDS = ("kill", "pause", "partition", "overlap", "restart_all", "wipe")
+WEIGHTS = (0.2, 0.2, 0.25, 0.15, 0.1, 0.1)
 
 
 @dataclass(frozen=True)
@@ -37,25 +42,39 @@ class Timing:
     remove_dead_after: float = 10.0  # Raft: a dead member leaves the configuration after this
     quiet: tuple[float, float] = (1.0, 4.0)
     partition: tuple[float, float] = (2.0, 12.0)
+    catch_up: float = 180.0  # a wiped node not caught up by then is a liveness finding
 
 
 class Nemesis:
-    def __init__(self, cluster: LocalCluster, history: History, rng: random.Random, timing: Timing) -> None:
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        history: History,
+        rng: random.Random,
+        timing: Timing,
+        kinds: tuple[str, ...] = FAULT_KINDS,
+    ) -> None:
+        unknown = sorted(set(kinds) - set(FAULT_KINDS))
+        if unknown or not kinds:
+            raise ValueError(f"fault kinds: expected some of {', '.join(FAULT_KINDS)}, got {list(kinds)}")
         self.cluster = cluster
         self.history = history
         self.rng = rng
         self.timing = timing
+        self.kinds = tuple(k for k in FAULT_KINDS if k in kinds)
+        self.weights = tuple(w for k, w in zip(FAULT_KINDS, WEIGHTS, strict=True) if k in kinds)
         self.injected: Counter[str] = Counter()
         self.recovery_failures: list[str] = []
         self.crashes: list[str] = []
         self.fault_errors: list[str] = []
+        self.not_caught_up: list[str] = []
 
     # ------------------------------------------------------------------ schedule
 
     def run(self, duration: float, stop: threading.Event) -> None:
         deadline = time.monotonic() + duration
         while time.monotonic() < deadline and not stop.is_set():
-            kind = self.rng.choices(FAULT_KINDS, WEIGHTS)[0]
+            kind = self.rng.choices(self.kinds, self.weights)[0]
             try:
                 getattr(self, kind)()
             except Exception as exc:  # e.g. a node that died on its own cannot take block_peers
@@ -183,6 +202,33 @@ class Nemesis:
         time.sleep(self.rng.uniform(0.2, 3.0))
         for node in self.cluster.nodes:
             self.cluster.start_node(node.index)
+        fault.end = time.time()
+
+    def wipe(self) -> None:
+        index, how = self._target()
+        if self.rng.random() < 0.25:  # long enough to be removed as dead first, then rejoin
+            downtime = self.rng.uniform(self.timing.remove_dead_after + 1, self.timing.remove_dead_after + 6)
+        else:
+            downtime = self.rng.uniform(0.5, 6.0)
+        node = self.cluster.node(index)
+        fault = self.history.begin_fault(
+            "wipe", f"kill -9 node {index} ({how}), delete its data dir, restart after {downtime:.1f}s"
+        )
+        self.injected["wipe"] += 1
+        self.cluster.wipe(index, restart=False)
+        time.sleep(downtime)
+        self.cluster.start_node(index)
+        gap = ["no answer"]
+
+        def caught_up() -> bool:
+            gap[0] = "no answer"
+            gap[0] = self.cluster.catch_up_gap(index, [])
+            return not gap[0]
+
+        try:
+            wait_for(caught_up, self.timing.catch_up, interval=0.5, what=f"wiped {node.node_id} to catch up")
+        except TimeoutError as exc:
+            self.not_caught_up.append(f"{time.time():.3f} {exc}: {gap[0]}")
         fault.end = time.time()
 
     # ------------------------------------------------------------------ partitions

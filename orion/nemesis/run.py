@@ -5,6 +5,10 @@
 
 The seed picks every fault, target and duration, and each client's choices; timing on a
 shared machine still varies, so a replay repeats the schedule, not the exact interleaving.
+
+``big_state=True`` adds a ballast writer (orion/nemesis/ballast.py): entries of ~500 KB until
+the state passes BIG_STATE_MB, reached by mid-run, so the later faults (wipes above all) meet
+a state whose snapshot is tens of megabytes.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orion.localcluster import LocalCluster
+from orion.localcluster import LocalCluster, wait_for
 from orion.model import Task
 from orion.nemesis import checker
+from orion.nemesis.ballast import ENTRY_BYTES as BALLAST_ENTRY_BYTES
+from orion.nemesis.ballast import BallastWriter
 from orion.nemesis.checker import Violation
-from orion.nemesis.faults import Nemesis, Timing
+from orion.nemesis.faults import FAULT_KINDS, Nemesis, Timing
 from orion.nemesis.history import History, OpKind
 from orion.nemesis.load import ClientWorker
 from orion.raft.duckdb_store import DuckDBStore
@@ -33,6 +39,8 @@ SETTINGS = {
     "raft": {"remove_dead_after": "10s"},
 }
 TIMING = Timing(suspicion_timeout=2.0, remove_dead_after=10.0)
+# Past 50 MB, below the 64 MiB a task list reply may hold (the checker reads the whole list).
+BIG_STATE_MB = 56.0
 
 
 @dataclass
@@ -47,6 +55,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     elapsed: float = 0.0
     snapshot_threshold: int = 0
+    ballast_mb: float = 0.0  # big-state mode: MiB of ballast env acknowledged
 
     @property
     def ok(self) -> bool:
@@ -55,7 +64,8 @@ class RunResult:
     def report(self, context: int = 30) -> str:
         lines = [
             f"nemesis seed {self.seed}: {self.nodes} nodes, {self.duration:.0f}s of faults, "
-            f"{self.elapsed:.0f}s in all, snapshot every {self.snapshot_threshold} entries",
+            f"{self.elapsed:.0f}s in all, snapshot every {self.snapshot_threshold} entries"
+            + (f", big state: {self.ballast_mb:.0f} MiB of ballast" if self.ballast_mb else ""),
             "  faults: " + ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())),
             "  ops: " + ", ".join(f"{k}/{o} {v}" for (k, o), v in sorted(self.ops.items())),
             f"  violations: {len(self.violations)}",
@@ -80,17 +90,26 @@ def run_seed(
     clients: int = 3,
     settle_timeout: float = 120.0,
     log: bool = True,
+    big_state: bool = False,
+    faults: tuple[str, ...] = FAULT_KINDS,
 ) -> RunResult:
     rng = random.Random(seed)
     history = History()
+    ballast_history = History()
     run_prefix = f"s{seed}"
+    ballast_prefix = f"b{seed}"
     started = time.monotonic()
     # Small snapshot thresholds make compaction and InstallSnapshot (a node back from a long
-    # outage) happen within a short run; the default keeps the plain log path covered too.
-    snapshot_threshold = rng.choice((64, 256, 8192))
-    settings = {**SETTINGS, "raft": {**SETTINGS["raft"], "snapshot_threshold": snapshot_threshold}}
+    # outage, a wiped one) happen within a short run; the default keeps the plain log path
+    # covered too. Half a threshold of entries stays behind each snapshot, so a node briefly
+    # behind catches up from the log while one long gone needs the snapshot.
+    snapshot_threshold = rng.choice((16, 64, 256) if big_state else (64, 256, 8192))
+    raft = {**SETTINGS["raft"], "snapshot_threshold": snapshot_threshold}
+    raft["trailing_entries"] = snapshot_threshold // 2
+    settings = {**SETTINGS, "raft": raft}
     cluster = LocalCluster(nodes, Path(base_dir), settings=settings)
-    nemesis = Nemesis(cluster, history, random.Random(rng.getrandbits(64)), TIMING)
+    nemesis = Nemesis(cluster, history, random.Random(rng.getrandbits(64)), TIMING, kinds=faults)
+    ballast: BallastWriter | None = None
     violations: list[Violation] = []
     notes: list[str] = []
 
@@ -105,7 +124,7 @@ def run_seed(
             f"load and faults for {duration:.0f}s"
         )
         stop = threading.Event()
-        workers = [
+        workers: list[threading.Thread] = [
             ClientWorker(
                 i,
                 cluster.endpoints,
@@ -114,12 +133,25 @@ def run_seed(
                 run_prefix,
                 stop,
                 # Short timeouts make the client resend (Lazy Pirate) while the first attempt
-                # may still commit: the retried-write paths get exercised too.
-                timeout=rng.choice((1.0, 2.0, 3.0)),
+                # may still commit: the retried-write paths get exercised too. A read of a
+                # big state's task list takes about a second by itself.
+                timeout=rng.choice((1.0, 2.0, 3.0)) * (4 if big_state else 1),
                 token=cluster.token,
             )
             for i in range(1, clients + 1)
         ]
+        if big_state:
+            entries = BIG_STATE_MB * 2**20 / BALLAST_ENTRY_BYTES
+            ballast = BallastWriter(
+                cluster.endpoints,
+                ballast_history,
+                ballast_prefix,
+                stop,
+                target_mb=BIG_STATE_MB,
+                interval=duration / 2 / entries,
+                token=cluster.token,
+            )
+            workers.append(ballast)
         for worker in workers:
             worker.start()
         try:
@@ -139,6 +171,7 @@ def run_seed(
         violations += [Violation("crash", c) for c in nemesis.crashes]
         # A node that cannot be reached to cut or heal a link for 30 s is unresponsive.
         violations += [Violation("liveness", e) for e in nemesis.fault_errors]
+        violations += [Violation("liveness", f"wiped node not caught up: {e}") for e in nemesis.not_caught_up]
         try:
             cluster.wait_ready(timeout=settle_timeout)
         except TimeoutError as exc:
@@ -148,6 +181,11 @@ def run_seed(
         violations += checker.check_submits(history, final)
         violations += checker.check_refused(history, final)
         violations += checker.check_reads(history)
+        if ballast is not None:
+            notes.append(f"ballast: {ballast.acked_bytes / 2**20:.1f} MiB acknowledged")
+            ballast_final = read_prefixed(cluster, ballast_prefix, settle_timeout)
+            violations += checker.check_submits(ballast_history, ballast_final)
+            violations += checker.check_refused(ballast_history, ballast_final)
         states = stop_and_load(cluster)
         violations += checker.check_logs(states)
         say(f"checked: {len(final)} tasks, {sum(len(v) for v in running.values())} running containers")
@@ -167,6 +205,7 @@ def run_seed(
         notes=notes,
         elapsed=time.monotonic() - started,
         snapshot_threshold=snapshot_threshold,
+        ballast_mb=ballast.acked_bytes / 2**20 if ballast is not None else 0.0,
     )
 
 
@@ -205,6 +244,13 @@ def settle(
             if not problems or time.monotonic() >= deadline:
                 return final, running, problems
             time.sleep(1.0)
+
+
+def read_prefixed(cluster: LocalCluster, prefix: str, timeout: float) -> list[Task]:
+    """The tasks whose id starts with ``prefix``, from one linearizable read of the task list."""
+    with cluster.client(timeout=30.0, retries=3) as client:
+        tasks = wait_for(client.tasks, timeout, interval=1.0, what=f"a task list with the {prefix} tasks")
+    return [t for t in tasks if t.id.startswith(prefix)]
 
 
 def stop_and_load(cluster: LocalCluster) -> dict[str, StoredState]:
