@@ -135,6 +135,7 @@ _META_TABLE_SQL = (
 )
 
 LogRow = tuple[int, int, int, bytes, int]
+RowValue = int | float | str | bytes | bool | None
 
 
 class _TableLayout(msgspec.Struct, array_like=True):
@@ -189,6 +190,11 @@ def _fits_tables(tabular: TabularSnapshot) -> bool:
                 if py_type is int and not _INT64_MIN <= value <= _INT64_MAX:
                     return False
     return True
+
+
+def _row_size(row: list[RowValue]) -> int:
+    """Roughly the bytes a snapshot row takes: its strings and blobs, 8 per other value."""
+    return sum(len(v) if isinstance(v, str | bytes) else 8 for v in row)
 
 
 def _entry_row(entry: Entry) -> LogRow:
@@ -525,6 +531,8 @@ class DuckDBStore:
 
     def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
         self._require_loaded()
+        if hard_state is None and not entries:
+            return
         if entries:
             self._check_batch(entries)
         rows: list[LogRow] = [_entry_row(e) for e in entries]
@@ -701,30 +709,36 @@ class DuckDBStore:
         prepared: _PreparedSnapshot,
         should_stop: Callable[[], bool] | None,
     ) -> None:
-        """Write the snapshot's rows into ``stage_`` tables, a bounded chunk per commit."""
+        """Write the snapshot's rows into ``stage_`` tables, about ``SNAPSHOT_CHUNK_BYTES``
+        per commit (rows of one table may differ in size by orders of magnitude)."""
         self._drop_tables(con, "stage_")
         tabular = prepared.tabular
         if tabular is None:
             return
-        total_rows = sum(len(t.rows) for t in tabular.tables.values())
-        rows_per_chunk = max(1, SNAPSHOT_CHUNK_BYTES * total_rows // max(prepared.size, 1))
         for name, table in tabular.tables.items():
             stage = _quote("stage_" + name)
             columns = ", ".join(f"{_quote(c)} {t}" for c, t in zip(table.columns, table.types, strict=True))
             con.execute(f"CREATE TABLE {stage} ({columns})")
-            for start in range(0, len(table.rows), rows_per_chunk):
-                if should_stop is not None and should_stop():
-                    raise _Superseded
-                chunk = table.rows[start : start + rows_per_chunk]
-                arrays = [
-                    pa.array([row[i] for row in chunk], _ARROW_TYPES[t]) for i, t in enumerate(table.types)
-                ]
-                batch = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
-                con.register("_orion_snap_batch", batch)
-                try:
-                    con.execute(f"INSERT INTO {stage} SELECT * FROM _orion_snap_batch")
-                finally:
-                    con.unregister("_orion_snap_batch")
+            start, size = 0, 0
+            for end, row in enumerate(table.rows, 1):
+                size += _row_size(row)
+                if size >= SNAPSHOT_CHUNK_BYTES or end == len(table.rows):
+                    if should_stop is not None and should_stop():
+                        raise _Superseded
+                    self._insert_chunk(con, stage, table.types, table.rows[start:end])
+                    start, size = end, 0
+
+    @staticmethod
+    def _insert_chunk(
+        con: duckdb.DuckDBPyConnection, stage: str, types: list[str], rows: list[list[RowValue]]
+    ) -> None:
+        arrays = [pa.array([row[i] for row in rows], _ARROW_TYPES[t]) for i, t in enumerate(types)]
+        batch = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+        con.register("_orion_snap_batch", batch)
+        try:
+            con.execute(f"INSERT INTO {stage} SELECT * FROM _orion_snap_batch")  # one commit
+        finally:
+            con.unregister("_orion_snap_batch")
 
     @staticmethod
     def _swap_in(con: duckdb.DuckDBPyConnection, prepared: _PreparedSnapshot) -> None:
