@@ -345,6 +345,9 @@ class RaftActor(NodeActor):
 
     def restore(self, snapshot: Snapshot) -> None:
         self.fsm.restore(snapshot.data)
+        # The installed snapshot sits in the WAL until a checkpoint folds it in: do that off
+        # this thread, or a restart would replay all of it.
+        self._snapshotter.submit(self.store.checkpoint)
 
     def snapshot_source(self) -> Any:
         return self.fsm.snapshot_source()
