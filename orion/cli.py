@@ -5,25 +5,34 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from importlib import metadata
+from typing import Any, NoReturn
 
+from orion.api.endpoints import EndpointMemory
 from orion.api.http import to_camel
 from orion.api.protocol import NodeInfo, RaftInfo
 from orion.client import (
     Client,
+    Conflict,
+    InvalidEndpoint,
     InvalidRequest,
     NotFound,
     OrionError,
     Timeout,
     Unauthorized,
     Unavailable,
+    checked_endpoints,
     default_endpoints,
     read_token_file,
+    shown_state,
 )
 from orion.model import Task
+from orion.security.keys import KeyFileError
 from orion.units import format_size
 
 EXIT_OK = 0
@@ -36,16 +45,20 @@ EXIT_UNAUTHORIZED = 5
 EPILOG = """\
 exit codes:
   0  success
-  1  the cluster refused the request (e.g. no quorum, internal error)
-  2  usage error: bad arguments or a request the cluster rejected as invalid
+  1  the cluster refused the request (e.g. no quorum, a task id taken by another spec)
+  2  usage error: bad arguments, endpoints or token file, or a request the cluster
+     rejected as invalid
   3  unavailable: no endpoint answered, or the request timed out
   4  not found: no task with that id
   5  unauthorized: the cluster wants a valid client token
 
 environment:
-  ORION_ENDPOINTS   comma separated API endpoints, e.g. 127.0.0.1:7300,127.0.0.1:7301
+  ORION_ENDPOINTS   comma separated API endpoints (host:port of each node's [ports] api);
+                    default 127.0.0.1:7301,127.0.0.1:7302,127.0.0.1:7303 (config/node*.toml)
   ORION_TOKEN       the client token of a secured cluster
   ORION_TOKEN_FILE  a file holding it (e.g. secrets/client.token from `orion keygen`)
+  XDG_CACHE_HOME    the endpoint that answered last is kept in $XDG_CACHE_HOME/orion/endpoint
+                    (default ~/.cache/orion/endpoint) and tried first by the next command
 """
 KEYGEN_HELP = """wrote:
   {secret}  the cluster key pair: copy it to every node, keep it private (mode 0600)
@@ -71,22 +84,48 @@ class UsageError(Exception):
 # ---------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: a usage mistake is one line on stderr, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, e.g. 5 or 0.5, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return value
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("orion")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        from orion import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Global options are accepted both before and after the subcommand; the copies on the
     # subparsers use SUPPRESS so they do not overwrite a value given before the subcommand.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--endpoints", default=argparse.SUPPRESS, help="comma separated host:port list")
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
     )
     common.add_argument(
-        "--timeout", type=float, default=argparse.SUPPRESS, help="seconds per attempt (default 5)"
+        "--timeout", type=positive_seconds, default=argparse.SUPPRESS, help="seconds per attempt (default 5)"
     )
     common.add_argument(
         "--token-file", default=argparse.SUPPRESS, help="file holding the client token (ORION_TOKEN_FILE)"
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="orion",
         description="Orion: a distributed container orchestrator.",
         epilog=EPILOG,
@@ -94,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--endpoints", default=None, help="comma separated host:port list (ORION_ENDPOINTS)")
     parser.add_argument("--json", action="store_true", default=False, help="machine-readable output")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt (default 5)")
+    parser.add_argument(
+        "--timeout", type=positive_seconds, default=5.0, help="seconds per attempt (default 5)"
+    )
+    parser.add_argument("--version", action="version", version=f"orion {package_version()}")
     parser.add_argument(
         "--token-file",
         default=None,
@@ -271,7 +313,7 @@ def format_tasks(tasks: list[Task]) -> str:
             t.id[:12],
             t.name,
             t.image,
-            t.state,
+            shown_state(t),
             t.node_id or "-",
             format_size(t.memory) if t.memory else "-",
             f"{t.cpu:g}" if t.cpu else "-",
@@ -283,12 +325,19 @@ def format_tasks(tasks: list[Task]) -> str:
     return table(["ID", "NAME", "IMAGE", "STATE", "NODE", "MEMORY", "CPU", "PORTS", "AGE"], rows)
 
 
+def format_state(t: Task) -> str:
+    state = shown_state(t)
+    if state != t.state:  # Stopping: stored as Stopped, its container not yet seen stopped
+        return f"{state} (desired: {t.desired}; the container on {t.node_id} is not yet seen stopped)"
+    return state + (f" (desired: {t.desired})" if t.desired != "run" else "")
+
+
 def format_task(t: Task) -> str:
     lines = [
         f"ID:         {t.id}",
         f"Name:       {t.name}",
         f"Image:      {t.image}",
-        f"State:      {t.state}" + (f" (desired: {t.desired})" if t.desired != "run" else ""),
+        f"State:      {format_state(t)}",
     ]
     if t.reason:
         lines.append(f"Reason:     {t.reason}")
@@ -357,48 +406,64 @@ def emit(result: Any, as_json: bool, human: str) -> None:
 
 
 def run_client_command(args: argparse.Namespace, command: list[str] | None) -> int:
-    endpoints = (
-        [e.strip() for e in args.endpoints.split(",") if e.strip()] if args.endpoints else default_endpoints()
-    )
+    if args.endpoints is not None:
+        endpoints = checked_endpoints(args.endpoints, "--endpoints")
+        if not endpoints:
+            raise UsageError("--endpoints: expected host:port[,host:port...], got nothing")
+    else:
+        endpoints = default_endpoints()
     try:
-        token = read_token_file(args.token_file) if args.token_file else None
-    except OSError as exc:
+        token = read_token_file(args.token_file, "--token-file") if args.token_file else None
+        client = Client(endpoints, timeout=args.timeout, token=token)
+    except KeyFileError as exc:  # also ORION_TOKEN_FILE naming no file
         raise UsageError(str(exc)) from None
-    with Client(endpoints, timeout=args.timeout, token=token) as client:
-        if args.command == "nodes":
-            nodes = client.nodes()
-            emit(nodes, args.json, format_nodes(nodes))
-        elif args.command == "raft":
-            status = client.raft()
-            emit(status, args.json, format_raft(status))
-        elif args.task_command == "submit":
-            task = client.submit(
-                args.image,
-                name=args.name,
-                id=args.id,
-                memory=args.memory,
-                cpu=args.cpu,
-                disk=args.disk,
-                ports=parse_publish(args.publish),
-                node_selectors=parse_pairs(args.selector, "--selector"),
-                env=parse_pairs(args.env, "--env"),
-                command=command,
-                restart=restart_options(args),
-            )
-            emit(task, args.json, f"{task.id}  {task.state}" + (f": {task.reason}" if task.reason else ""))
-        elif args.task_command == "ls":
-            tasks = client.tasks()
-            emit(tasks, args.json, format_tasks(tasks))
-        elif args.task_command == "inspect":
-            task = client.task(args.id)
-            emit(task, args.json, format_task(task))
-        elif args.task_command == "stop":
-            task = client.stop(args.id)
-            emit(task, args.json, f"{task.id}  {task.state}")
-        elif args.task_command == "rm":
-            task = client.remove(args.id, force=args.force)
-            emit(task, args.json, f"{task.id}  removed")
+    memory = EndpointMemory()
+    first = memory.recall(endpoints)
+    if first:
+        client.prefer(first)
+    try:
+        with client:
+            dispatch(client, args, command)
+    finally:
+        if len(endpoints) > 1 and client.last_answered and client.last_answered != first:
+            memory.remember(endpoints, client.last_answered)
     return EXIT_OK
+
+
+def dispatch(client: Client, args: argparse.Namespace, command: list[str] | None) -> None:
+    if args.command == "nodes":
+        nodes = client.nodes()
+        emit(nodes, args.json, format_nodes(nodes))
+    elif args.command == "raft":
+        status = client.raft()
+        emit(status, args.json, format_raft(status))
+    elif args.task_command == "submit":
+        task = client.submit(
+            args.image,
+            name=args.name,
+            id=args.id,
+            memory=args.memory,
+            cpu=args.cpu,
+            disk=args.disk,
+            ports=parse_publish(args.publish),
+            node_selectors=parse_pairs(args.selector, "--selector"),
+            env=parse_pairs(args.env, "--env"),
+            command=command,
+            restart=restart_options(args),
+        )
+        emit(task, args.json, f"{task.id}  {shown_state(task)}" + (f": {task.reason}" if task.reason else ""))
+    elif args.task_command == "ls":
+        tasks = client.tasks()
+        emit(tasks, args.json, format_tasks(tasks))
+    elif args.task_command == "inspect":
+        task = client.task(args.id)
+        emit(task, args.json, format_task(task))
+    elif args.task_command == "stop":
+        task = client.stop(args.id)
+        emit(task, args.json, f"{task.id}  {shown_state(task)}")
+    elif args.task_command == "rm":
+        task = client.remove(args.id, force=args.force)
+        emit(task, args.json, f"{task.id}  removed")
 
 
 def run_keygen(directory: str) -> int:
@@ -420,6 +485,25 @@ def run_keygen(directory: str) -> int:
     return EXIT_OK
 
 
+def said_once(exc: OrionError) -> str:
+    """Say "no quorum: ..." rather than "no_quorum: no quorum: ...": the code only when the
+    message does not already begin with it."""
+    words = exc.code.replace("_", " ")
+    return exc.message if exc.message.lower().startswith(words) else f"{words}: {exc.message}"
+
+
+def reload_tokens_on_sighup() -> None:
+    """SIGHUP makes a node re-read its client token file (orion/security/settings.py). The
+    reload runs on a thread of its own: a signal handler interrupts the main thread wherever
+    it is, possibly inside the logger, whose lock it must not take again."""
+    from orion.security.settings import reload_all_tokens
+
+    def on_hangup(_signum: int, _frame: Any) -> None:
+        threading.Thread(target=reload_all_tokens, name="token-reload", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, on_hangup)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after "--" is the task's command, passed through untouched.
@@ -434,14 +518,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "node":
         from orion.node import run_node  # the node pulls in every subsystem: import only here
 
+        reload_tokens_on_sighup()
         return run_node(args.config, args.bootstrap, args.join)
     if args.command == "keygen":
         return run_keygen(args.dir)
     try:
         return run_client_command(args, command)
-    except UsageError as exc:
+    except (UsageError, InvalidEndpoint) as exc:
         print(f"orion: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("orion: interrupted", file=sys.stderr)
+        return 130
     except InvalidRequest as exc:
         print(f"orion: invalid request: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
@@ -454,8 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Unavailable, Timeout) as exc:
         print(f"orion: {exc.message}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except OrionError as exc:
-        print(f"orion: {exc.code}: {exc.message}", file=sys.stderr)
+    except (Conflict, OrionError) as exc:
+        print(f"orion: {said_once(exc)}", file=sys.stderr)
         return EXIT_CLUSTER_ERROR
     except BrokenPipeError:
         # Output piped into e.g. `head`: quiet exit, and no second error when stdout closes.

@@ -2,12 +2,22 @@
 
     from orion import client
     task = client.submit("nginx", memory="256MiB", ports={"80/tcp": "8080"})
-    client.Client(["127.0.0.1:7300", "127.0.0.1:7301"]).wait(task.id, "Running", timeout=30)
+    client.Client(["127.0.0.1:7301", "127.0.0.1:7302"]).wait(task.id, "Running", timeout=30)
+
+Endpoints are "host:port" of the nodes' API ports ([ports] api); without ``endpoints`` and
+ORION_ENDPOINTS, the three of the shipped configs (127.0.0.1:7301-7303). A malformed one, or
+one where a REST (HTTP) server answers, raises InvalidEndpoint naming it.
 
 Requests use the Lazy Pirate pattern (ZeroMQ guide, chapter 4): a REQ socket, a poll with a
 timeout, and on silence the socket is closed, reopened on the next endpoint, and the request
-sent again. A submit carries an id chosen here once, so a retried submit never creates a
-second task.
+sent again. Before a socket is opened, one TCP probe (orion/api/endpoints.py) checks that a
+ZeroMQ peer listens there, so a closed port is skipped at once. A Client keeps using the
+endpoint that answered last. A submit carries an id chosen here once, so a retried submit
+never creates a second task; the same id with a different spec is a ``Conflict``.
+
+``command`` is a list of arguments (``["sleep", "100"]``), never a string: a string is
+refused with InvalidRequest naming the field, as the REST mirror refuses it (400). Orion does
+no shell parsing, so what runs is exactly what was given.
 
 Credentials: a secured cluster (the default) wants a client token with every request. The
 token is taken from ``Client(token=...)``, else ``ORION_TOKEN``, else the file named by
@@ -29,6 +39,7 @@ from typing import Any
 import msgspec
 import zmq
 
+from orion.api.endpoints import InvalidEndpointText, parse_endpoints, probe, zmq_address
 from orion.api.protocol import (
     MAX_REPLY,
     WRITE_REQUESTS,
@@ -48,14 +59,19 @@ from orion.api.protocol import (
     validate_request,
 )
 from orion.model import RestartSpec, Task, TaskState
-from orion.security.keys import read_tokens
+from orion.security.keys import KeyFileError, read_tokens
 from orion.units import parse_size
 
-DEFAULT_ENDPOINT = "127.0.0.1:7300"
+# The API ports of config/node1.toml .. node3.toml.
+DEFAULT_ENDPOINTS = ("127.0.0.1:7301", "127.0.0.1:7302", "127.0.0.1:7303")
 TERMINAL_STATES = frozenset({TaskState.FAILED, TaskState.STOPPED})
+STOPPING = "Stopping"  # shown, never stored: see shown_state
+_STATE_NAMES = {state.value.lower(): state.value for state in TaskState}
 
 __all__ = [
     "Client",
+    "Conflict",
+    "InvalidEndpoint",
     "InvalidRequest",
     "NoQuorum",
     "NotFound",
@@ -68,6 +84,7 @@ __all__ = [
     "nodes",
     "raft",
     "remove",
+    "shown_state",
     "stop",
     "submit",
     "task",
@@ -109,6 +126,17 @@ class Unauthorized(OrionError):
     """The cluster wants a (valid) client token: set ORION_TOKEN or pass ``token=``."""
 
 
+class Conflict(OrionError):
+    """The task id is taken by a task with another spec (a retry with the same spec is not)."""
+
+
+class InvalidEndpoint(OrionError, ValueError):
+    """An endpoint that is not "host:port", or where something else than an Orion API
+    answers (e.g. the REST port); raised at once, without retries: retrying cannot help."""
+
+
+INVALID_ENDPOINT = "invalid_endpoint"  # client side only: no node sends it
+
 _ERRORS: dict[str, type[OrionError]] = {
     ErrorCode.NOT_FOUND: NotFound,
     ErrorCode.INVALID: InvalidRequest,
@@ -116,6 +144,7 @@ _ERRORS: dict[str, type[OrionError]] = {
     ErrorCode.UNAVAILABLE: Unavailable,
     ErrorCode.TIMEOUT: Timeout,
     ErrorCode.UNAUTHORIZED: Unauthorized,
+    ErrorCode.CONFLICT: Conflict,
 }
 
 
@@ -123,10 +152,18 @@ def error_for(code: str, message: str) -> OrionError:
     return _ERRORS.get(code, OrionError)(code, message)
 
 
+def checked_endpoints(endpoints: list[str] | str, source: str = "endpoints") -> list[str]:
+    """The endpoints as given, checked to be "host:port"; InvalidEndpoint names the bad one."""
+    try:
+        return parse_endpoints(endpoints)
+    except InvalidEndpointText as exc:
+        raise InvalidEndpoint(INVALID_ENDPOINT, f"{source}: {exc}") from None
+
+
 def default_endpoints() -> list[str]:
-    raw = os.environ.get("ORION_ENDPOINTS", "")
-    endpoints = [e.strip() for e in raw.split(",") if e.strip()]
-    return endpoints or [DEFAULT_ENDPOINT]
+    """ORION_ENDPOINTS (comma separated), else the API ports of the shipped configs."""
+    endpoints = checked_endpoints(os.environ.get("ORION_ENDPOINTS", ""), "ORION_ENDPOINTS")
+    return endpoints or list(DEFAULT_ENDPOINTS)
 
 
 def default_token() -> str | None:
@@ -135,12 +172,56 @@ def default_token() -> str | None:
     if token:
         return token
     path = os.environ.get("ORION_TOKEN_FILE", "").strip()
-    return read_token_file(path) if path else None
+    return read_token_file(path, "ORION_TOKEN_FILE") if path else None
 
 
-def read_token_file(path: str | os.PathLike[str]) -> str:
-    """The first token of a token file (as written by ``orion keygen``)."""
-    return read_tokens(Path(path))[0]
+def read_token_file(path: str | os.PathLike[str], source: str = "token file") -> str:
+    """The first token of a token file (as written by ``orion keygen``); KeyFileError says
+    which file (and ``source``: where its name came from) and what is wrong."""
+    file = Path(path)
+    if not file.is_file():
+        reason = "is a directory" if file.is_dir() else "no such file"
+        raise KeyFileError(
+            f"{source} {file}: {reason} (want the client token file from `orion keygen`, "
+            "e.g. secrets/client.token)"
+        )
+    try:
+        return read_tokens(file)[0]
+    except KeyFileError as exc:
+        raise KeyFileError(f"{source}: {exc}") from None
+
+
+def shown_state(task: Task) -> str:
+    """The task's state as people read it: the stored one, except ``Stopping`` for a
+    stopped task whose container the cluster still counts as up on its node.
+
+    The FSM marks a task Stopped as soon as the stop commits; its node stops the container
+    afterwards. Until that node reports the container gone, the task's published host ports
+    stay held there (``port_holds`` of kind "held" on its node), and that is what marks it
+    Stopping. A task without published ports carries no such mark in the record, and shows
+    Stopped at once.
+    """
+    if (
+        task.state == TaskState.STOPPED
+        and task.desired == "stop"
+        and task.node_id
+        and any(hold.kind == "held" and hold.node_id == task.node_id for hold in task.port_holds)
+    ):
+        return STOPPING
+    return task.state
+
+
+def state_name(state: str) -> str:
+    """The TaskState value for ``state``, matched without regard to case ("running" is
+    Running: states differ in more than case, and Python code tends to write them lower
+    case); InvalidRequest naming the field ``state`` for anything else."""
+    canonical = _STATE_NAMES.get(str(state).lower())
+    if canonical is None:
+        raise InvalidRequest(
+            ErrorCode.INVALID,
+            f"state: unknown state {state!r}; expected one of {', '.join(s.value for s in TaskState)}",
+        )
+    return canonical
 
 
 def normalize_ports(ports: dict[str, str | int | None] | None) -> dict[str, str]:
@@ -164,18 +245,32 @@ class Client:
     ) -> None:
         """``timeout`` bounds each attempt; ``retries`` is how many rounds over all endpoints.
 
-        ``token``: the client token of a secured cluster (default: ``default_token()``).
+        ``endpoints``: "host:port" of API ports (default: ``default_endpoints()``);
+        InvalidEndpoint for a malformed one. ``token``: the client token of a secured cluster
+        (default: ``default_token()``; KeyFileError if ORION_TOKEN_FILE names no token file).
         """
-        self.endpoints = list(endpoints) if endpoints else default_endpoints()
+        if endpoints is not None and not isinstance(endpoints, str | list | tuple):
+            raise InvalidEndpoint(
+                INVALID_ENDPOINT, f"endpoints: expected a list of host:port, got {endpoints!r}"
+            )
+        checked = checked_endpoints(endpoints) if endpoints else []
+        self.endpoints = checked or default_endpoints()
+        if not timeout > 0 or retries < 1:
+            raise ValueError(f"timeout must be > 0 (got {timeout!r}) and retries >= 1 (got {retries!r})")
         token = token if token is not None else default_token()
         self._token = token.encode() if token else b""
-        if timeout <= 0 or retries < 1:
-            raise ValueError("timeout must be > 0 and retries >= 1")
         self.timeout = timeout
         self.retries = retries
         self._context = zmq.Context.instance()
         self._socket: zmq.Socket | None = None
-        self._current = 0  # index of the endpoint that answered last
+        self._current = 0  # index of the endpoint to try first: the one that answered last
+        self.last_answered: str | None = None  # the endpoint whose node answered last
+
+    def prefer(self, endpoint: str) -> None:
+        """Try ``endpoint`` first from now on (e.g. the one that answered a previous process)."""
+        if endpoint in self.endpoints and self.endpoints.index(endpoint) != self._current:
+            self.close()
+            self._current = self.endpoints.index(endpoint)
 
     # ------------------------------------------------------------------ API
 
@@ -194,6 +289,9 @@ class Client:
         id: str | None = None,
         restart: str | dict[str, Any] | RestartSpec | None = None,
     ) -> Task:
+        """Submit a task; ``command`` is a list of arguments, a string is an InvalidRequest
+        (field ``command``, as REST answers it). Conflict when ``id`` is taken by a task with
+        another spec; the same spec again returns the existing task (a safe retry)."""
         task_id = id or uuid.uuid4().hex  # chosen once: every retry carries the same id
         try:
             fields: dict[str, Any] = {
@@ -206,7 +304,8 @@ class Client:
                 "disk": parse_size(disk, "disk"),
                 "port_bindings": normalize_ports(ports),
                 "node_selectors": dict(node_selectors or {}),
-                "command": list(command) if command is not None else None,
+                # A string goes to validation as it is, to be refused there as REST refuses it.
+                "command": command if command is None or isinstance(command, str) else list(command),
                 "env": dict(env or {}),
                 # "always", or {"policy": "on-failure", "attempts": 5, "interval": "10m", ...}
                 "restart": restart_fields(restart),
@@ -247,9 +346,11 @@ class Client:
     def wait(self, id: str, state: str, timeout: float = 60.0, interval: float = 0.2) -> Task:
         """Poll until the task reaches ``state``; Timeout after ``timeout`` seconds.
 
-        Raises OrionError("unexpected_state") when the task ends in another terminal state
-        (e.g. Failed while waiting for Running), with the task's reason.
+        ``state`` is a TaskState value, in any case ("Running", "running"); anything else is
+        an InvalidRequest at once. Raises OrionError("unexpected_state") when the task ends
+        in another terminal state (e.g. Failed while waiting for Running), with its reason.
         """
+        state = state_name(state)
         deadline = time.monotonic() + timeout
         while True:
             current = self.task(id)
@@ -288,12 +389,26 @@ class Client:
         except RequestError as exc:
             raise InvalidRequest(ErrorCode.INVALID, str(exc)) from None
 
-    def _open(self) -> zmq.Socket:
+    def _open(self) -> zmq.Socket | str:
+        """The socket to the current endpoint, or why that endpoint cannot be used now.
+
+        A new socket is opened only after a probe found a ZeroMQ peer there: a closed port
+        answers the probe at once, where a REQ socket would wait out its whole timeout.
+        InvalidEndpoint when something else (a REST port) answers: no retry can help.
+        """
         if self._socket is None:
+            endpoint = self.endpoints[self._current]
+            found = probe(endpoint, self.timeout)
+            if found.wrong:
+                raise InvalidEndpoint(INVALID_ENDPOINT, found.reason)
+            if not found.usable:
+                return found.reason
             sock = self._context.socket(zmq.REQ)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_REPLY)
-            sock.connect(f"tcp://{self.endpoints[self._current]}")
+            if endpoint.startswith("["):
+                sock.setsockopt(zmq.IPV6, 1)
+            sock.connect(zmq_address(endpoint))
             self._socket = sock
         return self._socket
 
@@ -310,6 +425,11 @@ class Client:
         for attempt in range(attempts):
             endpoint = self.endpoints[self._current]
             sock = self._open()
+            if isinstance(sock, str):  # nothing was sent: this attempt cannot have had an effect
+                failures.append(sock)
+                self._rotate()
+                self._back_off_after_round(attempt, attempts)
+                continue
             if self._token:
                 sock.send_multipart((self._token, body))
             else:
@@ -326,6 +446,10 @@ class Client:
                 unanswered = True
                 self._rotate()
                 continue
+            if not reply.ok and reply.error is not None and reply.error.code == ErrorCode.UNAVAILABLE:
+                pass  # answered, but cannot serve: not an endpoint to start from next time
+            else:
+                self.last_answered = endpoint
             if reply.ok:
                 try:
                     return typed_result(request, reply.result)
@@ -346,13 +470,17 @@ class Client:
             if code != ErrorCode.UNAVAILABLE:
                 raise error_for(code, message)
             # This node cannot serve now (starting, no leader known yet): another one may.
-            # After a whole round of such answers, back off briefly so an election can finish.
             failures.append(f"{endpoint} ({message})")
             self._rotate()
-            round_number, position = divmod(attempt + 1, len(self.endpoints))
-            if position == 0 and attempt + 1 < attempts:
-                time.sleep(min(1.0, 0.1 * 2 ** (round_number - 1)))
+            self._back_off_after_round(attempt, attempts)
         raise Unavailable(ErrorCode.UNAVAILABLE, "no endpoint answered: " + "; ".join(_dedupe(failures)))
+
+    def _back_off_after_round(self, attempt: int, attempts: int) -> None:
+        """After a whole round of quick refusals (a node starting, no leader known yet, a
+        closed port), wait briefly so an election or a restart can finish."""
+        round_number, position = divmod(attempt + 1, len(self.endpoints))
+        if position == 0 and attempt + 1 < attempts:
+            time.sleep(min(1.0, 0.1 * 2 ** (round_number - 1)))
 
 
 def _dedupe(items: list[str]) -> list[str]:

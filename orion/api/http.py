@@ -1,14 +1,21 @@
 """REST mirror of the client API (PRD section 5) on the standard library's HTTP server.
 
 Routes: POST /tasks, GET /tasks, GET /tasks/{id}, DELETE /tasks/{id} (stop),
-DELETE /tasks/{id}?remove=true[&force=true] (``orion task rm``), GET /nodes, GET /raft.
-Bodies and responses are JSON with the PRD's camelCase keys (``portBindings``, ``nodeId``).
-Requests go to the same ``handler(request, reply)`` as the ZeroMQ server; the HTTP thread
-waits for the reply with a deadline.
+DELETE /tasks/{id}?remove=true[&force=true] (``orion task rm``), GET /nodes, GET /raft,
+GET /health. Bodies and responses are JSON with the PRD's camelCase keys (``portBindings``,
+``nodeId``). Requests go to the same ``handler(request, reply)`` as the ZeroMQ server; the
+HTTP thread waits for the reply with a deadline.
 
 With ``tokens`` set (secure clusters) every request needs ``Authorization: Bearer TOKEN``
 (the same token as the ZeroMQ API); without it the answer is 401 and nothing runs. The
 header is never logged.
+
+``GET /health`` needs no token, for load balancers: 200 ``{"status": "ok", "node": "node1",
+"role": "leader", "apiPort": 7301}`` while the node knows a leader (so it can serve or
+forward requests), else 503 with status ``no_leader`` or ``unavailable``. It carries no task
+or member data. The role is shown so a balancer can prefer the leader (one forwarding hop
+less); it tells an outsider which node to attack first, which the REST default bind
+(127.0.0.1) and a firewall keep from outsiders, and losing a leader costs one election.
 """
 
 from __future__ import annotations
@@ -30,16 +37,18 @@ from orion.api.protocol import (
     ErrorCode,
     ListNodes,
     ListTasks,
+    RaftInfo,
     RaftStatus,
     Reply,
     Request,
     RequestError,
+    checked_reply,
     request_error,
     restart_fields,
     typed_result,
     validate_request,
 )
-from orion.api.server import UNAUTHORIZED_MESSAGE, Handler
+from orion.api.server import Handler
 from orion.security.keys import TokenSet
 from orion.units import parse_size
 
@@ -51,7 +60,11 @@ _STATUS = {
     ErrorCode.TIMEOUT: HTTPStatus.GATEWAY_TIMEOUT,
     ErrorCode.INTERNAL: HTTPStatus.INTERNAL_SERVER_ERROR,
     ErrorCode.UNAUTHORIZED: HTTPStatus.UNAUTHORIZED,
+    ErrorCode.CONFLICT: HTTPStatus.CONFLICT,
 }
+NO_TOKEN_MESSAGE = "no token given: send Authorization: Bearer TOKEN (the cluster's client token)"
+WRONG_TOKEN_MESSAGE = "token not accepted: not in the token file of this node"
+HEALTH_TIMEOUT_S = 2.0  # balancers check often, with short timeouts of their own
 _TASK_PATH = re.compile(r"^/tasks/(?P<id>[^/]+)$")
 
 
@@ -137,13 +150,17 @@ class HttpApi:
         max_body: int = MAX_REQUEST,
         poll_interval: float = 0.5,
         tokens: TokenSet | None = None,
+        api_port: int = 0,
     ) -> None:
         """``port=0`` binds a random free port (read ``port`` after ``start``).
 
         ``poll_interval`` is how often the serving thread checks for ``stop`` (stdlib server).
         ``tokens`` (None: no authentication) are the bearer tokens this server accepts.
+        ``api_port``: the node's ZeroMQ API port, named by /health (0: not named), so a
+        client pointed at this port by mistake can say which one it wanted.
         """
         self.tokens = tokens
+        self.api_port = api_port
         self.poll_interval = poll_interval
         self.bind_host = bind_host
         self.port = port
@@ -178,8 +195,9 @@ class HttpApi:
             self._thread.join()
         self._server = None
 
-    def call(self, request: Request) -> Reply:
+    def call(self, request: Request, timeout: float | None = None) -> Reply:
         """Run one request through the handler and wait for its reply (with a deadline)."""
+        timeout = self.timeout if timeout is None else timeout
         done = threading.Event()
         box: list[Reply] = []
 
@@ -193,9 +211,24 @@ class HttpApi:
         except Exception as exc:
             logger.exception("HTTP API: handler failed on {}", type(request).__name__)
             return Reply.failure(ErrorCode.INTERNAL, f"internal error: {exc}")
-        if not done.wait(self.timeout):
-            return Reply.failure(ErrorCode.TIMEOUT, f"no answer within {self.timeout:g}s")
-        return box[0]
+        if not done.wait(timeout):
+            return Reply.failure(ErrorCode.TIMEOUT, f"no answer within {timeout:g}s")
+        return checked_reply(request, box[0])
+
+    def health(self) -> tuple[HTTPStatus, dict[str, Any]]:
+        """Status only, from this node's own Raft view (no leader round trip, no task data)."""
+        reply = self.call(RaftStatus(stale=True), timeout=min(self.timeout, HEALTH_TIMEOUT_S))
+        body: dict[str, Any] = {"status": "unavailable"}
+        status = _raft_info(reply)
+        if status is not None:
+            body = {
+                "status": "ok" if status.leader_id else "no_leader",
+                "node": status.node_id,
+                "role": status.role,
+            }
+        if self.api_port:
+            body["apiPort"] = self.api_port
+        return (HTTPStatus.OK if body["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE), body
 
 
 class _RestHandler(BaseHTTPRequestHandler):
@@ -214,23 +247,26 @@ class _RestHandler(BaseHTTPRequestHandler):
         if tokens is None:
             return True
         scheme, _, presented = (self.headers.get("Authorization") or "").strip().partition(" ")
-        if scheme.lower() == "bearer" and tokens.accepts(presented.strip().encode()):
+        presented = presented.strip()
+        if scheme.lower() == "bearer" and tokens.accepts(presented.encode()):
             return True
+        given = scheme.lower() == "bearer" and presented
         # The body is not read: close the connection instead of parsing what follows it.
         self._error(
             HTTPStatus.UNAUTHORIZED,
-            UNAUTHORIZED_MESSAGE.replace(
-                "set ORION_TOKEN, or use --token-file", "send Authorization: Bearer TOKEN"
-            ),
+            WRONG_TOKEN_MESSAGE if given else NO_TOKEN_MESSAGE,
             code=ErrorCode.UNAUTHORIZED,
             close=True,
         )
         return False
 
     def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        if path == "/health":  # no token: status only, for load balancers
+            self._json(*self.api.health())
+            return
         if not self._authorized():
             return
-        path = self.path.split("?", 1)[0].rstrip("/") or "/"
         stale = "stale=true" in self.path.partition("?")[2].lower()
         if path == "/tasks":
             self._run(ListTasks(stale=stale))
@@ -369,6 +405,15 @@ def delete_flags(query: str) -> dict[str, bool]:
     if flags["force"] and not flags["remove"]:
         raise RequestError("force", "applies only with remove=true (DELETE without remove stops the task)")
     return flags
+
+
+def _raft_info(reply: Reply) -> RaftInfo | None:
+    if not reply.ok:
+        return None
+    try:
+        return typed_result(RaftStatus(stale=True), reply.result)
+    except msgspec.ValidationError:
+        return None
 
 
 def _code_for(status: HTTPStatus) -> str:

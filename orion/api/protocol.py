@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
     UNAUTHORIZED = "unauthorized"  # no valid client token (secure clusters)
+    CONFLICT = "conflict"  # a task id reused with a different spec
 
 
 # ------------------------------------------------------------------------- requests
@@ -260,6 +261,10 @@ def request_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> Request
     elif reason.startswith("Object contains unknown field"):
         field = field or reason.split("`")[1]
         reason = "unknown field"
+    elif field == "command" and reason.endswith("got `str`"):
+        # "sleep 100" would otherwise run as a program named "sleep 100" (or, split by a
+        # client into characters, as "s l e e p ..."): refused, never shell-parsed.
+        reason = 'must be a list of arguments like ["sleep", "100"], not a string (no shell parsing)'
     return RequestError(field, reason)
 
 
@@ -299,6 +304,56 @@ def encode_reply(reply: Reply) -> bytes:
 
 def decode_reply(buf: bytes) -> Reply:
     return _reply_decoder.decode(buf)
+
+
+SPEC_FIELDS = (
+    "name",
+    "image",
+    "memory",
+    "cpu",
+    "disk",
+    "node_selectors",
+    "port_bindings",
+    "command",
+    "env",
+    "restart",
+)
+
+
+def submit_conflict(request: SubmitTask, task: Task) -> list[str]:
+    """The spec fields in which an existing task differs from a submit with its id.
+
+    A retried submit (same id, same spec) returns the existing task: that is how client
+    retries avoid duplicates. The same id with another spec is a different task, refused
+    as a conflict instead of silently answered with the old one. The FSM keeps the first
+    submit; the API edges compare its answer with the request (``checked_reply``).
+    """
+    differs = []
+    for name in SPEC_FIELDS:
+        wanted = getattr(request, name)
+        if name == "name":
+            wanted = wanted or request.id  # as the node names a task submitted without a name
+        if getattr(task, name) != wanted:
+            differs.append(name)
+    return differs
+
+
+def checked_reply(request: Request, reply: Reply) -> Reply:
+    """``reply`` to ``request``, or a ``conflict`` when a submit got back another spec's task."""
+    if not isinstance(request, SubmitTask) or not reply.ok or reply.result is None:
+        return reply
+    try:
+        task = typed_result(request, reply.result)
+    except msgspec.ValidationError:
+        return reply  # malformed results are reported where they are read
+    differs = submit_conflict(request, task)
+    if not differs:
+        return reply
+    return Reply.failure(
+        ErrorCode.CONFLICT,
+        f"task {request.id} already exists with a different {', '.join(differs)}: "
+        f"submit under a new id, or remove the old task first (orion task rm {request.id})",
+    )
 
 
 def typed_result(request: Request, result: Any) -> Any:

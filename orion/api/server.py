@@ -34,6 +34,8 @@ from orion.api.protocol import (
     Reply,
     Request,
     RequestError,
+    SubmitTask,
+    checked_reply,
     decode_request,
     encode_reply,
 )
@@ -45,8 +47,14 @@ Handler = Callable[[Request, ReplyFn], None]
 RECV_BATCH = 256
 MAX_BUCKETS = 10_000  # connections tracked by the rate limiter; the least recently seen go first
 REFUSAL_LOG_EVERY_S = 30.0
-UNAUTHORIZED_MESSAGE = (
-    "unauthorized: this cluster requires a client token (set ORION_TOKEN, or use --token-file)"
+# Missing and wrong tokens are told apart: the fix differs (give one, or give the right one).
+NO_TOKEN_MESSAGE = (
+    "unauthorized: no token given (set ORION_TOKEN_FILE or ORION_TOKEN, or use --token-file): "
+    "this cluster requires a client token"
+)
+WRONG_TOKEN_MESSAGE = (
+    "unauthorized: token not accepted (not in the token file of the node that answered; "
+    "check ORION_TOKEN_FILE, ORION_TOKEN or --token-file)"
 )
 
 
@@ -90,6 +98,19 @@ class _OneShotReply:
                 return
             self._used = True
         self._server._post(self._envelope, reply)
+
+
+class _SubmitReply:
+    """Turns the answer to a submit into a ``conflict`` when the id belongs to another spec."""
+
+    __slots__ = ("_reply", "_request")
+
+    def __init__(self, request: SubmitTask, reply: ReplyFn) -> None:
+        self._request = request
+        self._reply = reply
+
+    def __call__(self, reply: Reply) -> None:
+        self._reply(checked_reply(self._request, reply))
 
 
 class ApiServer(SocketThread[_Outgoing]):
@@ -202,7 +223,8 @@ class ApiServer(SocketThread[_Outgoing]):
         if self._tokens is not None and (len(token) > MAX_TOKEN_LEN or not self._tokens.accepts(token)):
             self.stats["unauthorized"] += 1
             self._log_refusal()
-            self._refuse(router, envelope, ErrorCode.UNAUTHORIZED, UNAUTHORIZED_MESSAGE)
+            message = WRONG_TOKEN_MESSAGE if token else NO_TOKEN_MESSAGE
+            self._refuse(router, envelope, ErrorCode.UNAUTHORIZED, message)
             return
         try:
             request = decode_request(body, self._max_request)
@@ -210,7 +232,9 @@ class ApiServer(SocketThread[_Outgoing]):
             self.stats["invalid"] += 1
             self._send(router, _Outgoing(envelope, encode_reply(exc.reply())))
             return
-        reply = _OneShotReply(self, envelope)
+        reply: ReplyFn = _OneShotReply(self, envelope)
+        if isinstance(request, SubmitTask):
+            reply = _SubmitReply(request, reply)
         try:
             self._handler(request, reply)
         except Exception as exc:

@@ -53,15 +53,32 @@ def fingerprint(public_key: bytes) -> str:
 
 
 class TokenSet:
-    """The client tokens a node accepts; ``accepts`` compares in constant time."""
+    """The client tokens a node accepts; ``accepts`` compares in constant time.
+
+    One TokenSet is shared by a node's API servers; ``replace`` swaps its tokens while they
+    serve (SIGHUP re-reads the token file): the digest list is replaced as one reference,
+    never changed in place, so a check running on a server thread sees the old list or the
+    new one, whole.
+    """
 
     def __init__(self, tokens: list[str]) -> None:
+        self._digests = self._digest(tokens)
+
+    @staticmethod
+    def _digest(tokens: list[str]) -> list[bytes]:
         if not tokens:
             raise ValueError("at least one token is required")
-        self._digests = [hashlib.sha256(t.encode()).digest() for t in tokens]
+        return [hashlib.sha256(t.encode()).digest() for t in tokens]
 
     def __repr__(self) -> str:
         return f"TokenSet({len(self._digests)} tokens)"
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def replace(self, tokens: list[str]) -> None:
+        """Accept ``tokens`` from now on, and no other (ValueError if empty: nothing changes)."""
+        self._digests = self._digest(tokens)
 
     def accepts(self, presented: bytes) -> bool:
         # Compare fixed-size digests, and every one of them, so neither the length of a
@@ -70,7 +87,7 @@ class TokenSet:
             return False
         digest = hashlib.sha256(presented).digest()
         matched = False
-        for known in self._digests:
+        for known in self._digests:  # read once: a concurrent replace swaps the whole list
             matched |= hmac.compare_digest(digest, known)
         return matched
 

@@ -1,31 +1,69 @@
 """What a node loads at start from its ``[security]`` section, and the warnings it logs.
 
-Only paths live in NodeConfig; the secrets themselves are read here, once, into objects
-whose ``repr`` does not show them, so a logged config or a traceback cannot leak them.
+Only paths live in NodeConfig; the secrets themselves are read here, into objects whose
+``repr`` does not show them, so a logged config or a traceback cannot leak them.
+
+Client tokens can change while a node runs: ``NodeSecurity.reload_tokens`` re-reads the
+token file into the TokenSet its API servers share. ``reload_all_tokens`` does that for
+every node security loaded in this process; ``orion node`` calls it on SIGHUP.
 """
 
 from __future__ import annotations
 
 import stat
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 from loguru import logger
 
 from orion.config import NodeConfig
-from orion.security.keys import ClusterKey, TokenSet, load_cluster_key, read_tokens
+from orion.security.keys import ClusterKey, KeyFileError, TokenSet, load_cluster_key, read_tokens
+
+# Weak: a stopped node's security goes with it. A process normally runs one node.
+_loaded: weakref.WeakSet[NodeSecurity] = weakref.WeakSet()
+_reload_lock = threading.Lock()  # reloads run on a thread of their own, never in a signal handler
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NodeSecurity:
     """``peer_key`` for the transports and ``tokens`` for the API servers; both None when insecure."""
 
     peer_key: ClusterKey | None
     tokens: TokenSet | None
+    token_path: Path | None = None
 
     @property
     def insecure(self) -> bool:
         return self.peer_key is None
+
+    def reload_tokens(self) -> bool:
+        """Re-read the token file; the API servers accept the new tokens at once and the old
+        ones no longer. A missing, empty or unreadable file changes nothing (logged as an
+        error): a typo during a rotation must not lock every client out. True if reloaded."""
+        if self.tokens is None or self.token_path is None:
+            logger.info("token reload: security is off, there are no client tokens to reload")
+            return False
+        with _reload_lock:  # two signals in a row: one reader at a time
+            try:
+                tokens = read_tokens(self.token_path)
+                _warn_if_readable_by_others(self.token_path)
+            except (KeyFileError, OSError) as exc:
+                logger.error(
+                    "token reload failed, keeping the {} token(s) loaded before: {}", len(self.tokens), exc
+                )
+                return False
+            before = len(self.tokens)
+            self.tokens.replace(tokens)
+        logger.info("token reload: {} now accepts {} token(s) (was {})", self.token_path, len(tokens), before)
+        return True
+
+
+def reload_all_tokens() -> int:
+    """Reload the client tokens of every node security loaded in this process (SIGHUP);
+    the number of token files reloaded."""
+    return sum(security.reload_tokens() for security in list(_loaded))
 
 
 def load_node_security(config: NodeConfig) -> NodeSecurity:
@@ -36,7 +74,9 @@ def load_node_security(config: NodeConfig) -> NodeSecurity:
             "can reach the ports can join the cluster, and the API accepts every client. "
             "Use this for local experiments only."
         )
-        return NodeSecurity(peer_key=None, tokens=None)
+        security = NodeSecurity(peer_key=None, tokens=None)
+        _loaded.add(security)
+        return security
     key = load_cluster_key(config.cluster_key_path)
     tokens = TokenSet(read_tokens(config.token_path))
     for path in (config.cluster_key_path, config.token_path):
@@ -46,7 +86,9 @@ def load_node_security(config: NodeConfig) -> NodeSecurity:
         key.fingerprint,
         config.http_bind,
     )
-    return NodeSecurity(peer_key=key, tokens=tokens)
+    security = NodeSecurity(peer_key=key, tokens=tokens, token_path=config.token_path)
+    _loaded.add(security)
+    return security
 
 
 def _warn_if_readable_by_others(path: Path) -> None:

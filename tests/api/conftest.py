@@ -8,6 +8,12 @@ from orion.api.server import ApiServer
 from tests.api.memory_node import MemoryNode
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLI runs remember their last endpoint under XDG_CACHE_HOME: keep that out of ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def node() -> MemoryNode:
     return MemoryNode()
