@@ -21,12 +21,13 @@ from loguru import logger
 from orion.config import NodeConfig
 from orion.security.keys import ClusterKey, KeyFileError, TokenSet, load_cluster_key, read_tokens
 
-# Weak: a stopped node's security goes with it. A process normally runs one node.
-_loaded: weakref.WeakSet[NodeSecurity] = weakref.WeakSet()
+# The token sets of the nodes in this process and their files. Weak: the API servers hold a
+# node's TokenSet while they run, and it goes with them. A process normally runs one node.
+_loaded: weakref.WeakKeyDictionary[TokenSet, Path] = weakref.WeakKeyDictionary()
 _reload_lock = threading.Lock()  # reloads run on a thread of their own, never in a signal handler
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class NodeSecurity:
     """``peer_key`` for the transports and ``tokens`` for the API servers; both None when insecure."""
 
@@ -45,25 +46,30 @@ class NodeSecurity:
         if self.tokens is None or self.token_path is None:
             logger.info("token reload: security is off, there are no client tokens to reload")
             return False
-        with _reload_lock:  # two signals in a row: one reader at a time
-            try:
-                tokens = read_tokens(self.token_path)
-                _warn_if_readable_by_others(self.token_path)
-            except (KeyFileError, OSError) as exc:
-                logger.error(
-                    "token reload failed, keeping the {} token(s) loaded before: {}", len(self.tokens), exc
-                )
-                return False
-            before = len(self.tokens)
-            self.tokens.replace(tokens)
-        logger.info("token reload: {} now accepts {} token(s) (was {})", self.token_path, len(tokens), before)
-        return True
+        return _reload(self.tokens, self.token_path)
+
+
+def _reload(token_set: TokenSet, path: Path) -> bool:
+    with _reload_lock:  # two signals in a row: one reader at a time
+        try:
+            tokens = read_tokens(path)
+            _warn_if_readable_by_others(path)
+        except (KeyFileError, OSError) as exc:
+            logger.error("token reload failed, keeping the {} token(s) read before: {}", len(token_set), exc)
+            return False
+        before = len(token_set)
+        token_set.replace(tokens)
+    logger.info("token reload: {} now accepts {} token(s) (was {})", path, len(tokens), before)
+    return True
 
 
 def reload_all_tokens() -> int:
-    """Reload the client tokens of every node security loaded in this process (SIGHUP);
-    the number of token files reloaded."""
-    return sum(security.reload_tokens() for security in list(_loaded))
+    """Re-read the token file of every secured node in this process (SIGHUP); how many were
+    reloaded. Logs a line when there is none (security off)."""
+    loaded = list(_loaded.items())
+    if not loaded:
+        logger.info("token reload: security is off, there are no client tokens to reload")
+    return sum(_reload(token_set, path) for token_set, path in loaded)
 
 
 def load_node_security(config: NodeConfig) -> NodeSecurity:
@@ -74,9 +80,7 @@ def load_node_security(config: NodeConfig) -> NodeSecurity:
             "can reach the ports can join the cluster, and the API accepts every client. "
             "Use this for local experiments only."
         )
-        security = NodeSecurity(peer_key=None, tokens=None)
-        _loaded.add(security)
-        return security
+        return NodeSecurity(peer_key=None, tokens=None)
     key = load_cluster_key(config.cluster_key_path)
     tokens = TokenSet(read_tokens(config.token_path))
     for path in (config.cluster_key_path, config.token_path):
@@ -86,9 +90,8 @@ def load_node_security(config: NodeConfig) -> NodeSecurity:
         key.fingerprint,
         config.http_bind,
     )
-    security = NodeSecurity(peer_key=key, tokens=tokens, token_path=config.token_path)
-    _loaded.add(security)
-    return security
+    _loaded[tokens] = config.token_path
+    return NodeSecurity(peer_key=key, tokens=tokens, token_path=config.token_path)
 
 
 def _warn_if_readable_by_others(path: Path) -> None:
