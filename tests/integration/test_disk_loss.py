@@ -33,6 +33,11 @@ def stored_incarnation(store_path: Path) -> str | None:
         store.close()
 
 
+def gossip_status(cluster: LocalCluster, index: int, node_id: str) -> str:
+    with cluster.client(index, timeout=3.0, retries=1) as client:
+        return next((n.status for n in client.nodes(stale=True) if n.id == node_id), "unknown")
+
+
 def assert_same_tasks_everywhere(cluster: LocalCluster, acked: list[str]) -> None:
     """Nothing but the acknowledged tasks were written, so every replica holds exactly them."""
     for node in cluster.nodes:
@@ -75,6 +80,13 @@ def test_wiped_bootstrap_node_rejoins_and_never_forks(make_cluster, tmp_path: Pa
         wait_for(lambda: cluster.leader_index() not in (None, 1), 30, what="a leader other than node 1")
         cluster.start_node(1)
         cluster.wait_ready(60)
+        # The others held node 1 "left": wait until their gossip sees it alive again, so the
+        # wipe below hits a settled follower (not a node still rejoining after its leave).
+        wait_for(
+            lambda: all(gossip_status(cluster, i, first.node_id) == "alive" for i in (2, 3)),
+            60,
+            what="nodes 2 and 3 to see node 1 alive again after its restart",
+        )
     acked = submit_small(cluster, 20, "before")
     wait_for(
         lambda: (leader := cluster.leader_index()) is not None and (leader == 1) == (node1_role == "leader"),
