@@ -17,6 +17,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from typing import Any
 
 import pytest
@@ -127,21 +128,30 @@ def test_dynamic_ports_from_the_client_the_cli_and_rest_are_picked_shown_and_ans
 
     with cluster.client() as client:
         by_client = submit_web(client, "dyn-client", {"80/tcp": 0}).id
-        cli = orion("--json", "task", "submit", IMAGE, "--name", "dyn-cli", "-p", "80", "--", *HTTPD)
-        assert cli.returncode == 0, cli.stderr
-        by_cli = json.loads(cli.stdout)["id"]
-        node = cluster.node(1)
+        # Submits carry their ids, so a retry on a loaded machine never makes a second task.
+        by_cli, by_rest = f"dyn-cli-{uuid.uuid4().hex[:8]}", f"dyn-rest-{uuid.uuid4().hex[:8]}"
+
+        def submit_by_cli() -> bool:
+            done = orion("--json", "task", "submit", IMAGE, "--id", by_cli, "-p", "80", "--", *HTTPD)
+            assert done.returncode in (0, 1, 3), done.stderr  # 1, 3: the cluster was busy or away
+            return done.returncode == 0
+
+        wait_for(submit_by_cli, 90, interval=1.0, what="the CLI submit")
         body = json.dumps(
-            {"image": IMAGE, "name": "dyn-rest", "portBindings": {"80/tcp": ""}, "command": HTTPD}
-        )
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{node.http_port}/tasks",
-            data=body.encode(),
-            method="POST",
-            headers={"Content-Type": "application/json", **cluster.auth_headers()},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            by_rest = json.loads(response.read())["id"]
+            {"id": by_rest, "image": IMAGE, "portBindings": {"80/tcp": ""}, "command": HTTPD}
+        ).encode()
+
+        def submit_by_rest() -> bool:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{cluster.node(1).http_port}/tasks",
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", **cluster.auth_headers()},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())["id"] == by_rest
+
+        wait_for(submit_by_rest, 90, interval=1.0, what="the REST submit")
         tasks = [
             Watch(client, task_id).until(running, 90, f"task {task_id}")
             for task_id in (by_client, by_cli, by_rest)
