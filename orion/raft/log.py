@@ -10,7 +10,8 @@ compaction the log keeps up to ``trailing`` entries behind the snapshot (``offse
 ``ENTRY_OVERHEAD_BYTES``). The leader records sizes as it proposes, from the raw payloads
 (``map(len, data)``: no attribute access, and no new int for a payload under 257 bytes);
 entries appended otherwise (a follower's, a configuration) are measured lazily at the next
-send. Sizing a message is then a C-level ``sum`` over a slice of small ints.
+send. Sizing a message is then a C-level ``sum`` over a slice of small ints, remembered for
+the next follower, which in steady state is sent the same range.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ ENTRY_OVERHEAD_BYTES = 24
 
 
 class RaftLog:
-    __slots__ = ("_sizes", "entries", "offset", "offset_term", "snapshot_index", "snapshot_term")
+    __slots__ = ("_last_cut", "_sizes", "entries", "offset", "offset_term", "snapshot_index", "snapshot_term")
 
     def __init__(
         self,
@@ -42,6 +43,9 @@ class RaftLog:
         self.offset_term = snapshot_term if offset_term is None else offset_term
         self.entries = entries
         self._sizes: list[int] = []
+        # The last limit_bytes answer, (lo, hi, max_bytes, end, nbytes); reset when entries at
+        # already-sized indices change (truncation, reset), never by appends or compaction.
+        self._last_cut: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
 
     @property
     def first_index(self) -> int:
@@ -84,6 +88,7 @@ class RaftLog:
         pos = index - self.offset - 1
         del self.entries[pos:]
         del self._sizes[pos:]
+        self._last_cut = (0, 0, 0, 0, 0)
 
     def compact(self, index: int, trailing: int) -> int:
         """Make ``index`` the snapshot point and drop entries more than ``trailing`` behind it;
@@ -105,6 +110,7 @@ class RaftLog:
         """Replace the whole log by a snapshot (installed from the leader)."""
         self.entries = []
         self._sizes = []
+        self._last_cut = (0, 0, 0, 0, 0)
         self.snapshot_index = self.offset = snapshot_index
         self.snapshot_term = self.offset_term = snapshot_term
 
@@ -130,6 +136,14 @@ class RaftLog:
         """The largest ``end`` in [lo, hi] such that entries lo..end fit in ``max_bytes``
         (data plus ENTRY_OVERHEAD_BYTES each), but at least ``lo`` itself (one oversize entry
         still goes alone, so progress is possible); returns (end, bytes of entries lo..end)."""
+        cut = self._last_cut
+        if cut[0] == lo and cut[1] == hi and cut[2] == max_bytes:
+            return cut[3], cut[4]  # the same range for the next follower: already sized
+        end, nbytes = self._limit_bytes(lo, hi, max_bytes)
+        self._last_cut = (lo, hi, max_bytes, end, nbytes)
+        return end, nbytes
+
+    def _limit_bytes(self, lo: int, hi: int, max_bytes: int) -> tuple[int, int]:
         sizes = self._sizes
         done = len(sizes)
         if done < len(self.entries):
