@@ -1,6 +1,12 @@
 """A seeded, virtual-time network for the Raft simulator: drops, delays, duplicates, reorders
-and partitions messages. Time is counted in core ticks; delivery order is a pure function of
-the seed."""
+and partitions frames. Time is counted in core ticks; delivery order is a pure function of
+the seed.
+
+It carries what the shells send: encoded ``Envelope`` frames (identity plus a Raft message or a
+snapshot chunk or ack). A frame is decoded once, on the way in, and delivered as an envelope.
+The transport's frame limit is modelled: a frame over ``max_frame`` bytes is dropped and
+counted, as the real transport drops it.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +14,11 @@ import heapq
 import random
 from collections.abc import Callable
 
-from orion.raft.messages import (
-    AppendEntries,
-    Heartbeat,
-    InstallSnapshot,
-    Message,
-    RequestVote,
-    TimeoutNow,
-    decode_message,
-    encode_message,
-)
+from orion.raft.envelope import Body, Envelope, decode_envelope, encode_envelope
+from orion.raft.messages import AppendEntries, Heartbeat, Message, RequestVote, TimeoutNow
+from orion.raft.snapshot_stream import SnapshotChunk
 
-_REQUESTS = (AppendEntries, Heartbeat, RequestVote, InstallSnapshot, TimeoutNow)
+_REQUESTS = (AppendEntries, Heartbeat, RequestVote, SnapshotChunk, TimeoutNow)
 
 
 class SimNetwork:
@@ -32,31 +31,35 @@ class SimNetwork:
         max_delay: int = 0,
         long_delay: float = 0.0,
         long_delay_ticks: int = 20,
-        wire: bool = False,
         max_frame: int = 0,
     ) -> None:
         self.rng = rng
-        self.drop = drop  # probability a message is lost
-        self.duplicate = duplicate  # probability a message is delivered twice
+        self.drop = drop  # probability a frame is lost
+        self.duplicate = duplicate  # probability a frame is delivered twice
         self.max_delay = max_delay  # delay in ticks, uniform in [0, max_delay]: reorders
         self.long_delay = long_delay  # probability of a long delay (MIT's "long reordering")
         self.long_delay_ticks = long_delay_ticks
-        self.wire = wire  # encode and decode every message (exercises the codec, counts bytes)
-        # The transport's frame limit (0 = none): a bigger frame is dropped, as the real
-        # transport drops it, and counted: a sender that respects its limits causes none.
+        # The transport's frame limit (0 = none): a bigger frame is dropped and counted; a
+        # sender that respects its limits (bytes per append, chunked snapshots) causes none.
         self.max_frame = max_frame
-        self.oversize: dict[str, int] = {}  # message type -> frames dropped for their size
+        self.oversize: dict[str, int] = {}  # body type -> frames dropped for their size
+        self.largest_frame = 0
         self._cut: set[tuple[str, str]] = set()  # directed links that lose everything
-        self._queue: list[tuple[int, int, Message]] = []
+        self._queue: list[tuple[int, int, Envelope]] = []
         self._seq = 0
         self.sent = 0
         self.requests = 0  # RPC requests only (what MIT's lab counts as RPCs)
         self.by_type: dict[type, int] = {}
         self.bytes_sent = 0
+        # Frames a test injects as bare messages get the identity their sender's shell would
+        # give them (set by the cluster).
+        self.stamp: Callable[[Message], Envelope] | None = None
+        # Watchers of every message sent (before any loss), for tests.
+        self.observers: list[Callable[[Body], None]] = []
         # An adversary's hand on the wire (targeted schedules): messages it matches are held
         # back, not delivered, until ``release`` lets chosen ones through, in any order.
-        self.hold: Callable[[Message], bool] | None = None
-        self.held: list[Message] = []
+        self.hold: Callable[[Body], bool] | None = None
+        self.held: list[Envelope] = []
 
     # -------------------------------------------------------------- faults
     def disconnect(self, node: str, others: list[str]) -> None:
@@ -87,67 +90,77 @@ class SimNetwork:
         return (a, b) not in self._cut
 
     # -------------------------------------------------------------- traffic
+    def send_frame(self, frame: bytes, now: int) -> None:
+        """One encoded envelope from a shell."""
+        self._send(decode_envelope(frame), len(frame), now)
+
     def send(self, msg: Message, now: int) -> None:
+        """A bare message (a test driving a core by hand), framed as its sender would."""
+        envelope = self.stamp(msg) if self.stamp is not None else Envelope("", "", "", msg)
+        self._send(envelope, len(encode_envelope(envelope)), now)
+
+    def _send(self, envelope: Envelope, size: int, now: int) -> None:
+        body = envelope.body
         self.sent += 1
-        kind = type(msg)
+        kind = type(body)
         self.by_type[kind] = self.by_type.get(kind, 0) + 1
         if kind in _REQUESTS:
             self.requests += 1
-        if self.wire or self.max_frame:
-            buf = encode_message(msg)
-            self.bytes_sent += len(buf)
-            if self.max_frame and len(buf) > self.max_frame:
-                name = kind.__name__
-                self.oversize[name] = self.oversize.get(name, 0) + 1
-                return
-            if self.wire:
-                msg = decode_message(buf)
-        if self.hold is not None and self.hold(msg):
-            self.held.append(msg)
+        self.bytes_sent += size
+        self.largest_frame = max(self.largest_frame, size)
+        for observer in self.observers:
+            observer(body)
+        if self.max_frame and size > self.max_frame:
+            self.oversize[kind.__name__] = self.oversize.get(kind.__name__, 0) + 1
             return
-        if (msg.src, msg.dst) in self._cut:
+        if self.hold is not None and self.hold(body):
+            self.held.append(envelope)
+            return
+        if (body.src, body.dst) in self._cut:
             return
         rng = self.rng
         if self.drop and rng.random() < self.drop:
             return
-        self._enqueue(msg, now)
+        self._enqueue(envelope, now)
         if self.duplicate and rng.random() < self.duplicate:
-            self._enqueue(msg, now)
+            self._enqueue(envelope, now)
 
-    def _enqueue(self, msg: Message, now: int) -> None:
+    def _enqueue(self, envelope: Envelope, now: int) -> None:
         delay = 0
         if self.max_delay:
             delay = self.rng.randint(0, self.max_delay)
         if self.long_delay and self.rng.random() < self.long_delay:
             delay += self.rng.randint(1, self.long_delay_ticks)
         self._seq += 1
-        heapq.heappush(self._queue, (now + delay, self._seq, msg))
+        heapq.heappush(self._queue, (now + delay, self._seq, envelope))
 
-    def release(self, now: int, match: Callable[[Message], bool] = lambda _msg: True) -> int:
-        """Deliver (at ``now``, in the order sent) the held messages that ``match``; returns how
-        many. Cut links still lose them."""
-        keep: list[Message] = []
+    def release(self, now: int, match: Callable[[Body], bool] = lambda _body: True) -> int:
+        """Deliver (at ``now``, in the order sent) the held frames whose body ``match``es;
+        returns how many. Cut links still lose them."""
+        keep: list[Envelope] = []
         released = 0
-        for msg in self.held:
-            if match(msg):
+        for envelope in self.held:
+            body = envelope.body
+            if match(body):
                 released += 1
-                if (msg.src, msg.dst) not in self._cut:
+                if (body.src, body.dst) not in self._cut:
                     self._seq += 1
-                    heapq.heappush(self._queue, (now, self._seq, msg))
+                    heapq.heappush(self._queue, (now, self._seq, envelope))
             else:
-                keep.append(msg)
+                keep.append(envelope)
         self.held = keep
         return released
 
-    def due(self, now: int) -> list[Message]:
-        """Messages to deliver now, in delivery order; cut links lose messages in flight."""
-        out: list[Message] = []
+    def due(self, now: int) -> list[Envelope]:
+        """Frames to deliver now, in delivery order; cut links lose frames in flight."""
+        out: list[Envelope] = []
         queue = self._queue
         cut = self._cut
         while queue and queue[0][0] <= now:
-            msg = heapq.heappop(queue)[2]
-            if not cut or (msg.src, msg.dst) not in cut:
-                out.append(msg)
+            envelope = heapq.heappop(queue)[2]
+            body = envelope.body
+            if not cut or (body.src, body.dst) not in cut:
+                out.append(envelope)
         return out
 
     def pending(self) -> int:

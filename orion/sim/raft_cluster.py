@@ -1,48 +1,46 @@
-"""A deterministic simulation of a Raft cluster: N RaftCores, each with a MemoryStore and a
-tiny KV FSM, over a SimNetwork, on a virtual clock counted in ticks. One seed drives every
-random choice (network, election timeouts, faults), so a seed replays a run exactly.
+"""A deterministic simulation of a Raft cluster: N nodes, each a ``RaftShell`` (the production
+Ready loop, identity checks and snapshot streams) around a ``RaftCore``, with a ``MemoryStore``
+and a tiny KV FSM, over a SimNetwork that carries real encoded frames, on a virtual clock
+counted in ticks. One seed drives every random choice (network, election timeouts, faults),
+so a seed replays a run exactly.
 
-The shell loop for a node is the production contract: save the snapshot (if any), save hard
-state and entries, send messages, apply committed entries, advance. Safety invariants are
-checked after every Ready; a violation raises InvariantViolation naming the seed.
+Faults: crashes (optionally between a leader's send and its write), partitions, loss,
+duplication, reordering, the transport's frame limit, disk loss (a node restarts with an empty
+store and a new incarnation; with ``membership_policy`` the leader replaces it as production
+does), and an adversary that holds messages (``net.hold``) for targeted schedules.
 
-CLI for long runs: ``python -m orion.sim.raft_cluster --seeds 1000 [--start 0]``.
+Checks, on every step: the safety invariants (``InvariantChecker``, one per cluster id), every
+ReadIndex read against the write history (``LinearizabilityChecker``), and no fork: nodes never
+follow leaders of two different clusters. A violation raises naming the seed.
+
+Randomized runs: ``orion.sim.raft_random`` (``python -m orion.sim.raft_random --seeds 1000``).
 """
 
 from __future__ import annotations
 
-import argparse
 import random
-import sys
-import time
 import zlib
 from collections.abc import Callable
 
-from orion.raft.core import LEADER, ConfigChangeInProgress, NotLeaderError, RaftConfig, RaftCore, Ready
-from orion.raft.memory_store import MemoryStore
-from orion.raft.types import EntryKind, Membership
+from orion.cluster.membership import AddNonVoter, MemberStatus, Promote, Remove, UpdateAddress, next_change
+from orion.raft.core import FOLLOWER, LEADER, ConfigChangeInProgress, NotLeaderError, RaftConfig, RaftCore
+from orion.raft.envelope import Envelope
+from orion.raft.messages import Message
+from orion.raft.shell import RaftShell
+from orion.raft.types import Membership
 from orion.sim.invariants import InvariantChecker, InvariantViolation
-from orion.sim.kv import KVFsm, parse_command
+from orion.sim.kv import KVFsm
 from orion.sim.linearizability import LinearizabilityChecker, LinearizabilityViolation
 from orion.sim.network import SimNetwork
+from orion.sim.raft_node import ObservedStore, SimCrash, SimNode
 
-__all__ = ["InvariantViolation", "LinearizabilityViolation", "SimCluster", "SimNode", "random_run"]
+__all__ = ["InvariantViolation", "LinearizabilityViolation", "SimCluster", "SimNode"]
+
+NO_SNAPSHOTS = 1 << 62
 
 
-class SimNode:
-    def __init__(self, node_id: str, bootstrap: Membership | None) -> None:
-        self.id = node_id
-        self.store = MemoryStore()
-        self.bootstrap = bootstrap
-        self.core: RaftCore | None = None
-        self.fsm = KVFsm()
-        self.reads: dict[bytes, int] = {}  # read context -> index it may be served at
-        self.failed_reads: list[bytes] = []
-        self.open_reads: set[bytes] = set()  # reads invoked here through SimCluster.read, unanswered
-
-    @property
-    def alive(self) -> bool:
-        return self.core is not None
+def address(node_id: str) -> str:
+    return f"sim:{node_id}"
 
 
 class SimCluster:
@@ -56,12 +54,15 @@ class SimCluster:
         duplicate: float = 0.0,
         max_delay: int = 0,
         long_delay: float = 0.0,
-        wire: bool = False,
         snapshots: bool = False,
         snapshot_threshold: int | None = None,
+        snapshot_delay: int = 0,
+        chunk_bytes: int = 1 << 20,
+        window_bytes: int = 4 << 20,
         max_frame: int = 0,
-        send_before_persist: bool = True,
         crash_after_send: float = 0.0,
+        identity: bool = True,
+        membership_policy: bool = False,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
@@ -72,27 +73,55 @@ class SimCluster:
             duplicate=duplicate,
             max_delay=max_delay,
             long_delay=long_delay,
-            wire=wire,
             max_frame=max_frame,
         )
-        self.send_before_persist = send_before_persist
-        self.crash_after_send = crash_after_send  # probability, per leader Ready with entries
+        self.net.stamp = self._stamp
         self.snapshots = snapshots
         self.snapshot_threshold = snapshot_threshold or self.config.snapshot_threshold
-        self.checker = InvariantChecker(seed)
-        self.history = LinearizabilityChecker(seed)
+        self.snapshot_delay = snapshot_delay  # ticks a local snapshot job takes (0: at once)
+        self.chunk_bytes = chunk_bytes
+        self.window_bytes = window_bytes
+        # Probability, per Ready of a leader whose vote is settled, of crashing after its
+        # messages left and before its entries were written (production's send-first order).
+        self.crash_after_send = crash_after_send
+        self.identity = identity  # False: a legacy cluster (no cluster id, no incarnations)
+        self.membership_policy = membership_policy  # leaders run orion.cluster.membership
+        self.max_voters = n
+        self.remove_after = float(1 << 30)  # ticks a dead member is kept (never, by default)
+        self.cluster_id = self._hex() if identity else ""
+        self._checkers: dict[str, tuple[InvariantChecker, LinearizabilityChecker]] = {}
+        self.checker, self.history = self.checkers_for(self.cluster_id)
         self._read_keys: dict[bytes, bytes] = {}  # read context -> key, for reads the history checks
         self._read_seq = 0
+        self.followed: dict[str, tuple[str, str]] = {}  # cluster id -> a (follower, leader) seen
         self.now = 0
         self.digest = 0  # CRC of every observable event: equal digests, equal histories
         self.events = 0
         self.nodes: dict[str, SimNode] = {}
+        self.status_since: dict[str, int] = {}  # node -> tick its liveness last changed
         self.disconnected: set[str] = set()
         ids = [f"n{i}" for i in range(1, n + 1)]
-        membership = Membership(voters={i: f"sim:{i}" for i in ids})
+        incarnations = {node_id: self._hex() for node_id in ids}
+        membership = Membership(
+            voters={i: address(i) for i in ids},
+            cluster_id=self.cluster_id,
+            incarnations=incarnations if identity else {},
+        )
         for node_id in ids:
-            self.nodes[node_id] = SimNode(node_id, membership)
+            self.nodes[node_id] = SimNode(self, node_id, membership, incarnations[node_id])
             self.start(node_id)
+
+    def _hex(self) -> str:
+        return f"{self.rng.getrandbits(128):032x}"  # like uuid4().hex, from the seed
+
+    def checkers_for(self, cluster_id: str) -> tuple[InvariantChecker, LinearizabilityChecker]:
+        """The checkers of one cluster ("" is the main one: a legacy or not yet configured node).
+        A node that founded another cluster is a separate system with its own history."""
+        key = cluster_id or self.cluster_id
+        found = self._checkers.get(key)
+        if found is None:
+            found = self._checkers[key] = (InvariantChecker(self.seed), LinearizabilityChecker(self.seed))
+        return found
 
     # -------------------------------------------------------------- node lifecycle
     @property
@@ -106,7 +135,7 @@ class SimCluster:
 
     def add_node(self, node_id: str) -> SimNode:
         """A new, empty node that waits to be added to the configuration by the leader."""
-        node = SimNode(node_id, None)
+        node = SimNode(self, node_id, None, self._hex())
         self.nodes[node_id] = node
         self.start(node_id)
         return node
@@ -116,23 +145,61 @@ class SimCluster:
         node = self.nodes[node_id]
         stored = node.store.load()
         rng = random.Random(self.rng.getrandbits(64))
-        node.core = RaftCore(node_id, stored, self.config, rng, bootstrap=node.bootstrap)
+        core = RaftCore(node_id, stored, self.config, rng, bootstrap=node.bootstrap)
+        shell = RaftShell(
+            core,
+            node.store,
+            node,
+            incarnation=node.incarnation,
+            snapshot_threshold=self.snapshot_threshold if self.snapshots else NO_SNAPSHOTS,
+            chunk_bytes=self.chunk_bytes,
+            window_bytes=self.window_bytes,
+            saved_hard_state=stored.hard_state,
+        )
+        shell.fault_hook = self._fault_hook
+        node.shell = shell
         node.fsm = KVFsm()
         node.reads = {}
+        node.snapshot_jobs = []
         if stored.snapshot is not None:
             node.fsm.restore(stored.snapshot.data)
-            self.checker.on_restore(node_id, stored.snapshot.meta.index, node.fsm.chain)
+            checker = self.checkers_for(stored.snapshot.meta.membership.cluster_id)[0]
+            checker.on_restore(node_id, stored.snapshot.meta.index, node.fsm.chain)
+        self.status_since[node_id] = self.now
         self._record(("start", node_id))
 
     def crash(self, node_id: str) -> None:
-        """Lose everything not persisted: the core, the FSM, pending reads."""
+        """Lose everything not persisted: the shell and core, the FSM, pending reads, snapshot
+        jobs in progress."""
         node = self.nodes[node_id]
-        node.core = None
+        node.shell = None
+        node.snapshot_jobs = []
+        node.bootstrap_at = None
         for context in sorted(node.open_reads):
             self.history.on_read_lost(context)
             del self._read_keys[context]
         node.open_reads.clear()
+        self.status_since[node_id] = self.now
         self._record(("crash", node_id))
+
+    def wipe(self, node_id: str, bootstrap_grace: int | None = None) -> None:
+        """Disk loss: the node dies, its store is replaced by an empty one (a new data dir, so a
+        new incarnation) and it starts again. It waits to be added back by the leader; with
+        ``bootstrap_grace`` it is a ``bootstrap = true`` node and founds a new cluster if it
+        hears none within that many ticks (0: at once, the behaviour before issue 11)."""
+        node = self.nodes[node_id]
+        if node.alive:
+            self.crash(node_id)
+        node.store = ObservedStore()
+        node.store.save_identity(self._hex())
+        node.store.on_save = node.on_save
+        node.bootstrap = None
+        node.failed_reads = []
+        self.start(node_id)
+        self._record(("wipe", node_id, node.incarnation))
+        if bootstrap_grace is not None:
+            node.bootstrap_at = self.now + bootstrap_grace
+            self._maybe_bootstrap(node)
 
     def disconnect(self, node_id: str) -> None:
         """Cut a node off from everyone (MIT's disconnect)."""
@@ -152,67 +219,53 @@ class SimCluster:
         self.events += 1
         self.digest = zlib.crc32(repr((self.now, event)).encode(), self.digest)
 
-    def _process(self, node: SimNode) -> None:
-        core = node.core
-        assert core is not None
-        rd: Ready = core.ready()
-        store = node.store
-        if rd.snapshot is not None:
-            store.save_snapshot(rd.snapshot)
-            node.fsm.restore(rd.snapshot.data)
-            self.checker.on_restore(node.id, rd.snapshot.meta.index, node.fsm.chain)
-        now = self.now
-        send = self.net.send
-        hs = rd.hard_state
-        # Production ordering: a leader whose term and vote are already durable sends first and
-        # writes while its followers do (its own entries count only once advance() sees them).
-        early = (
-            self.send_before_persist
-            and core.role == LEADER
-            and (hs is None or (hs.term == store.hard_state.term and hs.vote == store.hard_state.vote))
-        )
-        if early:
-            for msg in rd.messages:
-                send(msg, now)
-            if self.crash_after_send and rd.entries and self.rng.random() < self.crash_after_send:
-                self.crash(node.id)  # sent, never written: followers may hold what the leader lost
-                return
-        if rd.entries:
-            self.checker.on_persist(node.id, core, rd.entries)
-        if rd.entries or hs is not None:
-            store.save(hs, rd.entries)
-        if not early:
-            for msg in rd.messages:
-                send(msg, now)
-        fsm = node.fsm
-        checker = self.checker
-        history = self.history
-        for entry in rd.committed:
-            expected = fsm.applied_index + 1
-            fsm.apply(entry)
-            checker.on_apply(node.id, entry, expected, fsm.chain)
-            command = parse_command(entry.data) if entry.kind == EntryKind.NORMAL else None
-            if command is None:
-                history.on_commit(entry.index, None, b"", now)
-            else:
-                history.on_commit(entry.index, command[0], command[1], now)
-        for rs in rd.read_states:
-            node.reads[rs.context] = rs.index
+    def _fault_hook(self, phase: str) -> None:
+        if phase != "sent_before_persist" or not self.crash_after_send:
+            return
+        if self.rng.random() < self.crash_after_send:
+            raise SimCrash(phase)
+
+    def _stamp(self, msg: Message) -> Envelope:
+        """The envelope the sender's shell would put around ``msg``."""
+        node = self.nodes[msg.src]
+        membership = self.core(msg.src).membership
+        dst_incarnation = membership.incarnations.get(msg.dst, "")
+        return Envelope(membership.cluster_id, node.incarnation, dst_incarnation, msg)
+
+    def _drain(self, node: SimNode) -> None:
+        shell = node.shell
+        assert shell is not None
+        try:
+            shell.drain()
+        except SimCrash:
+            self.crash(node.id)  # sent, never written: followers may hold what the leader lost
+            return
         if node.open_reads:
             self._serve_reads(node)
-        for context in rd.failed_reads:
-            node.failed_reads.append(context)
-            if context in node.open_reads:
-                node.open_reads.discard(context)
-                del self._read_keys[context]
-                history.on_read_failed(context)
-        core.advance(rd)
-        checker.on_state(node.id, core)
-        if self.snapshots and core.applied_index - core.snapshot_index > self.snapshot_threshold:
-            snap = core.compact(core.applied_index, fsm.snapshot())
-            store.write_snapshot(snap)
-            store.compact_log(core.log_first_index - 1)  # the core keeps trailing entries
-        self._record((node.id, core.role, core.term, core.commit_index, core.last_index, len(rd.messages)))
+        core = shell.core
+        self.checkers_for(core.membership.cluster_id)[0].on_state(node.id, core)
+        self._check_no_fork(node.id, core)
+        self._record((node.id, core.role, core.term, core.commit_index, core.last_index, node.frames_sent))
+
+    def _check_no_fork(self, node_id: str, core: RaftCore) -> None:
+        """Nodes following leaders of two different clusters: a fork others follow."""
+        if core.role != FOLLOWER or not core.leader_id:
+            return
+        leader = self.nodes.get(core.leader_id)
+        lcore = leader.core if leader is not None else None
+        if lcore is None or lcore.role != LEADER or lcore.term != core.term:
+            return
+        cluster = lcore.membership.cluster_id
+        mine = core.membership.cluster_id
+        if cluster and mine and cluster != mine:
+            raise InvariantViolation(
+                f"seed={self.seed}: fork: {node_id} of cluster {mine} follows {lcore.id} of cluster {cluster}"
+            )
+        if cluster and cluster not in self.followed:
+            self.followed[cluster] = (node_id, lcore.id)
+            if len(self.followed) > 1:
+                seen = self.followed
+                raise InvariantViolation(f"seed={self.seed}: fork: leaders of two clusters followed: {seen}")
 
     def _serve_reads(self, node: SimNode) -> None:
         """Serve every read whose index the FSM has reached, from the FSM as it is now."""
@@ -223,6 +276,12 @@ class SimCluster:
                 node.open_reads.discard(context)
                 key = self._read_keys.pop(context)
                 self.history.on_read_completed(context, fsm.read(key), fsm.applied_index, self.now)
+
+    def read_failed(self, node: SimNode, context: bytes) -> None:
+        if context in node.open_reads:
+            node.open_reads.discard(context)
+            del self._read_keys[context]
+            self.history.on_read_failed(context)
 
     def read(self, node_id: str, key: bytes) -> bytes:
         """A linearizable read of ``key`` through ReadIndex at ``node_id`` (raises NotLeaderError
@@ -236,19 +295,19 @@ class SimCluster:
         return context
 
     def settle(self, max_rounds: int = 10_000) -> None:
-        """Process every node's Ready and deliver due messages until nothing is left to do."""
+        """Drain every node's shell and deliver due frames until nothing is left to do."""
         nodes = self.nodes
         for _ in range(max_rounds):
             busy = False
             for node in nodes.values():
                 core = node.core
                 if core is not None and core.has_ready():
-                    self._process(node)
+                    self._drain(node)
                     busy = True
-            for msg in self.net.due(self.now):
-                target = nodes.get(msg.dst)
-                if target is not None and target.core is not None:
-                    target.core.step(msg)
+            for envelope in self.net.due(self.now):
+                target = nodes.get(envelope.body.dst)
+                if target is not None and target.shell is not None:
+                    target.shell.receive_envelope(envelope)
                     busy = True
             if not busy:
                 return
@@ -258,13 +317,27 @@ class SimCluster:
         for _ in range(ticks):
             self.now += 1
             for node in self.nodes.values():
-                if node.core is not None:
-                    node.core.tick()
+                if node.shell is not None:
+                    self._tick_node(node)
             self.settle()
+
+    def _tick_node(self, node: SimNode) -> None:
+        shell = node.shell
+        assert shell is not None
+        shell.tick()
+        if node.snapshot_jobs:
+            due = [job for job in node.snapshot_jobs if job[0] <= self.now]
+            node.snapshot_jobs = [job for job in node.snapshot_jobs if job[0] > self.now]
+            for _, snapshot in due:
+                node.finish_snapshot(snapshot)
+        if node.bootstrap_at is not None:
+            self._maybe_bootstrap(node)
+        if self.membership_policy and shell.core.role == LEADER:
+            self._run_policy(node)
 
     def tick_node(self, node_id: str) -> None:
         """One tick of ``node_id``'s clock alone (the others are paused), for targeted schedules."""
-        self.core(node_id).tick()
+        self._tick_node(self.nodes[node_id])
         self.settle()
 
     def run_until(self, cond: Callable[[], bool], max_ticks: int) -> bool:
@@ -274,6 +347,80 @@ class SimCluster:
                 return True
             self.tick()
         return cond()
+
+    # -------------------------------------------------------------- production policies
+    def _maybe_bootstrap(self, node: SimNode) -> None:
+        """The Raft actor's rule: an empty ``bootstrap = true`` node founds a cluster only if
+        nobody spoke for an existing one during the grace period."""
+        shell = node.shell
+        assert shell is not None and node.bootstrap_at is not None
+        core = shell.core
+        if shell.heard_clusters or core.term > 0 or core.last_index > 0:
+            node.bootstrap_at = None
+            return
+        if self.now < node.bootstrap_at:
+            return
+        node.bootstrap_at = None
+        core.bootstrap(
+            Membership(
+                voters={node.id: address(node.id)},
+                cluster_id=self._hex() if self.identity else "",
+                incarnations={node.id: node.incarnation} if self.identity else {},
+            )
+        )
+        self._record(("bootstrap", node.id, core.membership.cluster_id))
+
+    def member_view(self, viewer: str) -> dict[str, MemberStatus]:
+        """What ``viewer``'s gossip would report: crashed nodes dead, nodes it cannot reach
+        suspect, the others alive, each with the identity it advertises."""
+        view = {}
+        for node in self.nodes.values():
+            core = node.core
+            if core is None:
+                status = "dead"
+            elif self.net.connected(viewer, node.id) and self.net.connected(node.id, viewer):
+                status = "alive"
+            else:
+                status = "suspect"
+            view[node.id] = MemberStatus(
+                status,
+                float(self.status_since.get(node.id, 0)),
+                address(node.id),
+                node.incarnation if self.identity else "",
+                core.membership.cluster_id if core is not None else "",
+            )
+        return view
+
+    def _run_policy(self, node: SimNode) -> None:
+        """The leader makes the membership change the production policy asks for, if any."""
+        core = node.core
+        assert core is not None
+        if core.transferee:
+            return
+        change = next_change(
+            leader_id=node.id,
+            membership=core.membership,
+            members=self.member_view(node.id),
+            match_index=core.match_index,
+            commit_index=core.commit_index,
+            now=float(self.now),
+            max_voters=self.max_voters,
+            remove_after=self.remove_after,
+        )
+        try:
+            if isinstance(change, AddNonVoter):
+                core.add_non_voter(change.node_id, change.address, change.incarnation)
+            elif isinstance(change, Promote):
+                core.promote(change.node_id)
+            elif isinstance(change, Remove):
+                core.remove(change.node_id)
+            elif isinstance(change, UpdateAddress):
+                core.update_address(change.node_id, change.address)
+            else:
+                return
+        except (ConfigChangeInProgress, NotLeaderError):
+            return
+        self._record(("policy", node.id, repr(change)))
 
     # -------------------------------------------------------------- observations
     def leaders(self) -> list[str]:
@@ -363,185 +510,3 @@ class SimCluster:
 
     def max_term(self) -> int:
         return max((n.core.term for n in self.nodes.values() if n.core is not None), default=0)
-
-
-def random_run(
-    seed: int,
-    fault_ticks: int = 150,
-    heal_ticks: int = 300,
-    membership_changes: bool = True,
-    value_bytes: int = 0,
-    max_frame: int = 0,
-    keys: int = 5,
-) -> SimCluster:
-    """One randomized run: a random cluster size and fault mix from ``seed``; crashes (some
-    between a leader's send and its write), restarts, partitions, drops, duplicates,
-    reordering, proposals, snapshots, reads, transfers and membership changes for
-    ``fault_ticks``; then heal and require progress (liveness). Invariants and every read are
-    checked on every step throughout. ``value_bytes`` pads each written value (big entries, big
-    snapshots: about ``keys * value_bytes``); ``max_frame`` drops frames over that size as the
-    transport does. Few keys, so reads see values overwritten."""
-    rng = random.Random(seed ^ 0x5EED)
-    n = rng.choice((3, 3, 5))
-    cluster = SimCluster(
-        n,
-        seed,
-        RaftConfig(
-            election_ticks=10,
-            heartbeat_ticks=2,
-            max_append_entries=rng.choice((4, 64)),
-            max_inflight=rng.choice((2, 64)),
-            pre_vote=rng.random() < 0.8,
-            check_quorum=rng.random() < 0.8,
-            max_size_per_msg=rng.choice((1 << 20, 64 + value_bytes)),
-            max_inflight_bytes=rng.choice((0, 4 * (64 + value_bytes), 32 << 20)),
-            trailing_entries=rng.choice((0, 8, 5000)),
-        ),
-        drop=rng.choice((0.0, 0.05, 0.2)),
-        duplicate=rng.choice((0.0, 0.05)),
-        max_delay=rng.choice((0, 1, 3)),
-        long_delay=rng.choice((0.0, 0.02)),
-        snapshots=True,
-        snapshot_threshold=rng.choice((8, 32)),
-        max_frame=max_frame,
-        send_before_persist=rng.random() < 0.8,
-        crash_after_send=rng.choice((0.0, 0.0, 0.02)),
-    )
-    padding = b"." * value_bytes
-    key_names = [b"k%d" % i for i in range(keys)]
-    ids = cluster.ids
-    counter = 0
-    for _ in range(fault_ticks):
-        r = rng.random()
-        if r < 0.03:
-            victim = rng.choice(ids)
-            if cluster.nodes[victim].alive and sum(n.alive for n in cluster.nodes.values()) > 1:
-                cluster.crash(victim)
-        elif r < 0.08:
-            for node_id in ids:
-                if not cluster.nodes[node_id].alive:
-                    cluster.start(node_id)
-                    break
-        elif r < 0.11:
-            shuffled = ids[:]
-            rng.shuffle(shuffled)
-            cut = rng.randint(1, len(ids) - 1)
-            cluster.net.partition(shuffled[:cut], shuffled[cut:])
-        elif r < 0.15:
-            cluster.net.heal()
-        elif r < 0.17:
-            leader = cluster.leader()
-            if leader is not None:
-                try:
-                    cluster.core(leader).transfer_leadership()
-                except (NotLeaderError, ValueError):
-                    pass
-        elif r < 0.20:
-            # A burst: every key read at every node that believes it leads.
-            for node in cluster.nodes.values():
-                if node.core is not None and node.core.role == LEADER:
-                    for key in key_names:
-                        cluster.read(node.id, key)
-        elif r < 0.23 and membership_changes:
-            _change_membership(cluster, rng)
-        for node in cluster.nodes.values():
-            core = node.core
-            if core is None or core.role != LEADER:
-                continue
-            if rng.random() < 0.5:
-                size = rng.randint(1, 4)
-                batch = [b"%s=v%d%s" % (rng.choice(key_names), counter + i, padding) for i in range(size)]
-                counter += len(batch)
-                try:
-                    core.propose_batch(batch)
-                except NotLeaderError:
-                    pass
-            if rng.random() < 0.3:
-                # Any node that believes it leads, even a deposed one cut off in a minority.
-                try:
-                    cluster.read(node.id, rng.choice(key_names))
-                except NotLeaderError:
-                    pass
-        cluster.tick()
-    # Heal everything and require the cluster to converge: a leader, and a new entry applied
-    # by every node.
-    cluster.net.heal()
-    cluster.net.drop = cluster.net.duplicate = cluster.net.long_delay = 0.0
-    cluster.crash_after_send = 0.0
-    for node_id in ids:
-        if not cluster.nodes[node_id].alive:
-            cluster.start(node_id)
-    try:
-        _converge(cluster, seed, heal_ticks)
-    except AssertionError as exc:
-        if cluster.net.oversize:
-            oversize = cluster.net.oversize
-            raise AssertionError(f"{exc}; frames dropped for exceeding max_frame: {oversize}") from exc
-        raise
-    if cluster.net.oversize:
-        # The senders' limits (bytes per append, chunked snapshots) must make these impossible.
-        raise AssertionError(f"seed={seed}: frames dropped for exceeding max_frame: {cluster.net.oversize}")
-    return cluster
-
-
-def _converge(cluster: SimCluster, seed: int, heal_ticks: int) -> None:
-    """A leader appears, a new entry commits, and every member of the final configuration
-    applies it."""
-    leader = cluster.wait_leader(heal_ticks)
-    quorum = len(cluster.core(leader).membership.voters) // 2 + 1
-    index = cluster.one(f"final={seed}".encode(), quorum, retry=True, max_ticks=heal_ticks)
-    # Any configuration entry before the final one is committed now: its members must apply.
-    members = next(
-        n.core.membership
-        for n in cluster.nodes.values()
-        if n.core is not None and n.fsm.applied_index >= index
-    ).all_ids()
-    if not cluster.run_until(
-        lambda: all(cluster.nodes[m].fsm.applied_index >= index for m in members if m in cluster.nodes),
-        heal_ticks,
-    ):
-        raise AssertionError(f"seed={seed}: members {members} did not all apply index {index}")
-
-
-def _change_membership(cluster: SimCluster, rng: random.Random) -> None:
-    """One single-server change at the leader: remove a member (keeping two voters), add a
-    removed node back as a non-voter, or promote a non-voter."""
-    leader = cluster.leader()
-    if leader is None:
-        return
-    core = cluster.core(leader)
-    membership = core.membership
-    outsiders = [i for i in cluster.ids if i not in membership.all_ids()]
-    try:
-        if membership.non_voters and rng.random() < 0.6:
-            core.promote(rng.choice(sorted(membership.non_voters)))
-        elif outsiders and rng.random() < 0.6:
-            node_id = rng.choice(outsiders)
-            core.add_non_voter(node_id, f"sim:{node_id}")
-        elif len(membership.voters) > 2:
-            core.remove(rng.choice(membership.all_ids()))
-    except (ConfigChangeInProgress, NotLeaderError):
-        pass
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run randomized Raft simulations.")
-    parser.add_argument("--seeds", type=int, default=1000, help="number of seeds to run")
-    parser.add_argument("--start", type=int, default=0, help="first seed")
-    parser.add_argument("--ticks", type=int, default=150, help="fault ticks per run")
-    args = parser.parse_args(argv)
-    began = time.perf_counter()
-    failures = 0
-    for seed in range(args.start, args.start + args.seeds):
-        try:
-            random_run(seed, fault_ticks=args.ticks)
-        except Exception as exc:
-            failures += 1
-            print(f"FAIL seed={seed}: {exc!r}", flush=True)
-    elapsed = time.perf_counter() - began
-    print(f"{args.seeds - failures}/{args.seeds} seeds passed in {elapsed:.1f} s")
-    return 1 if failures else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

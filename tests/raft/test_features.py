@@ -12,7 +12,7 @@ from orion.raft.core import (
     NotLeaderError,
     RaftConfig,
 )
-from orion.raft.messages import InstallSnapshot
+from orion.raft.snapshot_stream import SnapshotChunk
 from orion.sim.raft_cluster import SimCluster
 
 ELECTION = 20
@@ -84,7 +84,7 @@ def test_non_voter_joins_catches_up_by_snapshot_and_is_promoted() -> None:
     with pytest.raises(ConfigChangeInProgress):
         core.add_non_voter("n5", "sim:n5")
     assert c.run_until(lambda: core.match_index("n4") >= index, 4 * ELECTION)
-    assert c.net.by_type.get(InstallSnapshot, 0) > 0
+    assert c.net.by_type.get(SnapshotChunk, 0) > 0  # InstallSnapshot travels as a stream
     assert "n4" in c.core("n4").membership.non_voters
     assert not c.core("n4").is_voter
     # A non-voter does not count towards the quorum: with two voters down nothing commits.

@@ -75,7 +75,7 @@ def test_basic_agree() -> None:
 
 
 def test_rpc_bytes() -> None:
-    c = SimCluster(3, seed=5, wire=True)
+    c = SimCluster(3, seed=5)  # the simulator always sends encoded frames
     c.check_one_leader()
     c.one(b"99", 3)
     bytes0 = c.net.bytes_sent

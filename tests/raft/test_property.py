@@ -1,7 +1,7 @@
 """Randomized runs over many seeds: invariants and linearizable reads on every step, liveness
 after healing, and exact replay of a recorded seed. ORION_RAFT_SEEDS sets the number of seeds
 (default 1000), run in blocks of 50 (one test each, so pytest-xdist can spread them);
-``python -m orion.sim.raft_cluster --seeds N --start S`` runs more on demand."""
+``python -m orion.sim.raft_random --seeds N --start S`` runs more on demand."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from orion.sim.raft_cluster import random_run
+from orion.sim.raft_random import random_run
 
 SEEDS = int(os.environ.get("ORION_RAFT_SEEDS", "1000"))
 BLOCK = 50
@@ -44,7 +44,7 @@ def test_recorded_seed_replays_identically() -> None:
 def test_seed_replays_identically_in_another_process() -> None:
     """Replay does not depend on the interpreter's hash seed or anything else per process."""
     here = random_run(4242)
-    code = "from orion.sim.raft_cluster import random_run; c = random_run(4242); print(c.digest, c.events)"
+    code = "from orion.sim.raft_random import random_run; c = random_run(4242); print(c.digest, c.events)"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=120

@@ -1,23 +1,35 @@
-"""Simulator faults beyond crashes and partitions: the transport's frame limit with big entries,
-and a leader that crashes between sending its entries and writing them."""
+"""Simulator faults beyond crashes and partitions: the transport's frame limit with big entries
+and big snapshots, and a leader that crashes between sending its entries and writing them."""
 
 from __future__ import annotations
 
 import pytest
 
 from orion.raft.core import LEADER, RaftConfig
-from orion.sim.raft_cluster import SimCluster, random_run
+from orion.raft.snapshot_stream import SnapshotChunk
+from orion.sim.raft_cluster import SimCluster
+from orion.sim.raft_random import random_run
 
 MIB = 1 << 20
 MAX_FRAME = 8 * MIB  # the Raft transport's default
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_random_runs_with_1_mib_entries_send_no_oversize_frame(seed: int) -> None:
-    """random_run fails on any frame dropped for its size; a few keys keep the state (and so
-    any snapshot) under the frame limit until snapshots are streamed."""
+    """random_run fails on any frame dropped for its size."""
     cluster = random_run(seed, value_bytes=MIB, max_frame=MAX_FRAME, keys=4)
     assert cluster.net.bytes_sent > 10 * MIB
+
+
+@pytest.mark.parametrize("seed", [1, 5])
+def test_snapshots_over_the_frame_limit_reach_followers_in_chunks(seed: int) -> None:
+    """12 keys of 1 MiB: every snapshot is bigger than a frame may be. Before snapshots were
+    streamed, InstallSnapshot was one frame, dropped every time, and these seeds never healed."""
+    cluster = random_run(seed, value_bytes=MIB, max_frame=MAX_FRAME, keys=12)
+    snapshots = [n.store.snapshot for n in cluster.nodes.values() if n.store.snapshot is not None]
+    assert max(len(s.data) for s in snapshots) > MAX_FRAME
+    assert cluster.net.by_type.get(SnapshotChunk, 0) > 0
+    assert cluster.net.largest_frame < 2 * MIB
 
 
 def _lagging_follower(config: RaftConfig) -> tuple[SimCluster, str, int]:

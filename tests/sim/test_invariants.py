@@ -3,13 +3,17 @@ election rule is still caught."""
 
 from __future__ import annotations
 
+import random
+
 import msgspec
 import pytest
 
 from orion.raft import core as raft_core
+from orion.raft.core import LEADER, RaftConfig, RaftCore
 from orion.raft.messages import RequestVote
-from orion.sim.invariants import InvariantViolation
-from orion.sim.raft_cluster import random_run
+from orion.raft.types import Entry, EntryKind, HardState, Membership, StoredState, encode_membership
+from orion.sim.invariants import InvariantChecker, InvariantViolation
+from orion.sim.raft_random import random_run
 
 
 @pytest.mark.parametrize("seed", [504741, 516048])
@@ -39,3 +43,37 @@ def test_checker_catches_votes_granted_without_the_up_to_date_check(
         except InvariantViolation as exc:
             caught.append(str(exc))
     assert any("leader completeness" in what for what in caught), caught
+
+
+CONFIG_ENTRY = Entry(1, 1, EntryKind.CONFIG, encode_membership(Membership(voters={"a": "sim:a"})))
+
+
+def _leader_of_term_3_with_two_entries() -> RaftCore:
+    """A single-voter core holding entries 1 and 2, elected in term 3."""
+    stored = StoredState(HardState(term=2, commit=2), None, [CONFIG_ENTRY, Entry(2, 2, data=b"x=1")])
+    core = RaftCore("a", stored, RaftConfig(), random.Random(1))
+    for _ in range(100):
+        if core.role == LEADER:
+            break
+        core.tick()
+    assert core.role == LEADER and core.term == 3
+    return core
+
+
+def _checker_knowing_index_3_committed_in(term: int) -> InvariantChecker:
+    checker = InvariantChecker(seed=0)
+    entries = [CONFIG_ENTRY, Entry(2, 2, data=b"x=1"), Entry(3, 2, data=b"x=2")]
+    witness = RaftCore(
+        "b", StoredState(HardState(term=term, commit=3), None, entries), RaftConfig(), random.Random(2)
+    )
+    checker.on_state("b", witness)  # b, in `term`, knows index 3 is committed
+    for entry in entries:
+        checker.on_apply("b", entry, entry.index, 0)
+    return checker
+
+
+def test_leader_completeness_only_requires_entries_committed_in_earlier_terms() -> None:
+    leader = _leader_of_term_3_with_two_entries()
+    _checker_knowing_index_3_committed_in(term=4).on_state("a", leader)  # committed later: fine
+    with pytest.raises(InvariantViolation, match="lacks entry 3 committed in term 2"):
+        _checker_knowing_index_3_committed_in(term=2).on_state("a", leader)
