@@ -6,7 +6,14 @@ import pytest
 
 from orion.model import NodeMeta, PortClaim, Task
 from orion.scheduler import NodeView, Plan, schedule
-from orion.scheduler.ports import FOREIGN_BLOCK_S, PortBook, PortRequest, parse_port_range, port_requests
+from orion.scheduler.ports import (
+    FOREIGN_BLOCK_S,
+    PortBook,
+    PortMarks,
+    PortRequest,
+    parse_port_range,
+    port_requests,
+)
 
 GiB = 1024**3
 ENGINE = "engine-a"
@@ -180,3 +187,14 @@ def test_port_requests_and_ranges_parse() -> None:
     for bad in ("32000-20000", "0-10", "20000", "a-b", "1-70000"):
         with pytest.raises(ValueError, match="dynamic_ports: expected 'LOW-HIGH'"):
             parse_port_range(bad)
+
+
+def test_port_marks_say_when_waiting_tasks_deserve_another_look() -> None:
+    judged = PortMarks.read(releases=4, unblocks=[90.0, 130.0, 110.0], now=100.0)
+    assert judged == PortMarks(4, 110.0)  # the lapsed block at 90 no longer matters
+    assert not judged.freed_since(PortMarks(4, 110.0), now=105.0)
+    assert judged.freed_since(PortMarks(5, 110.0), now=105.0)  # a claim was given up
+    assert judged.freed_since(PortMarks(4, 130.0), now=110.0)  # a block lapsed
+    # Tasks judged across a sweep are covered by the earliest count and the soonest lapse.
+    assert judged.merge(PortMarks(6, 105.0)) == PortMarks(4, 105.0)
+    assert PortMarks() == PortMarks(0, float("inf"))
