@@ -15,7 +15,14 @@ What is taken comes from the replicated state (DESIGN rule 7), as ``PortClaim`` 
   containers running, and on a shared engine they still hold their ports;
 - ``foreign``: Docker refused a start because something Orion does not know holds the port;
   the port is then taken on that host for ``FOREIGN_BLOCK_S`` seconds, after which the
-  scheduler tries again (a foreign process may end; nothing tells the cluster when).
+  scheduler tries again (a foreign process may end; nothing tells the cluster when). The
+  block covers every node of that engine, not just the one that hit it: they share the port,
+  so the task is not walked through each of them only to fail the same way.
+
+The claims live in the task records (``host_ports`` and ``host_ip`` of an active task, its
+``port_holds`` otherwise), so snapshots carry them; orion/fsm/port_index.py indexes them by
+node. A task record removed (``task rm``, garbage collection) takes its holds with it: a port
+still bound then shows up as a start refused, and the block above covers it.
 
 Port spaces: host ports belong to the network namespace of the Docker engine that publishes
 them, not to the node process. Each node reports a ``port_space`` in its metadata, derived
