@@ -257,6 +257,7 @@ class Node:
                 timeout=config.request_timeout + 1.0,
                 max_body=config.max_request,
                 tokens=security.tokens,
+                api_port=config.api_port,
             )
             http.start()
             self._servers.append(http)
