@@ -44,12 +44,18 @@ def node_infos(core: RaftCore, fsm: ClusterState, mirror: MemberMirror) -> list[
             suffrage = "nonvoter"
         else:
             suffrage = "none"
+        if node_id == leader:
+            role = "leader"
+        elif status in ("dead", "left", "unknown"):
+            role = "unknown"  # whatever it was, nobody hears from it: it leads or follows nothing
+        else:
+            role = "follower"
         infos.append(
             NodeInfo(
                 id=node_id,
                 address=meta.address if meta else (membership.address_of(node_id) or ""),
                 status=status,
-                role="leader" if node_id == leader else "follower",
+                role=role,
                 suffrage=suffrage,
                 meta=meta,
                 allocated_memory=memory,
