@@ -22,8 +22,9 @@ ENTRY_BYTES = 500_000
 
 
 class BallastWriter(threading.Thread):
-    """Submits one ballast task every ``interval`` seconds until ``target_mb`` MiB of env were
-    acknowledged or ``stop`` is set; ``acked_bytes`` says how far it got."""
+    """Submits ballast tasks at the pace that acknowledges ``target_mb`` MiB of env within
+    ``within`` seconds (back to back while behind, as after a fault that refused writes), until
+    the target is reached or ``stop`` is set; ``acked_bytes`` says how far it got."""
 
     def __init__(
         self,
@@ -33,29 +34,31 @@ class BallastWriter(threading.Thread):
         stop: threading.Event,
         *,
         target_mb: float,
-        interval: float,
+        within: float,
         timeout: float = 10.0,
         token: str | None = None,
     ) -> None:
         super().__init__(name="nemesis-ballast", daemon=True)
-        if target_mb <= 0 or interval < 0:
-            raise ValueError(f"ballast: target_mb must be > 0 and interval >= 0, got {target_mb}, {interval}")
+        if target_mb <= 0 or within < 0:
+            raise ValueError(f"ballast: target_mb must be > 0 and within >= 0, got {target_mb}, {within}")
         self.endpoints = endpoints
         self.history = history
         self.prefix = prefix
         self.stop_event = stop
         self.target_bytes = int(target_mb * 2**20)
-        self.interval = interval
+        self.within = within
         self.timeout = timeout
         self.token = token
         self.acked_bytes = 0
         self._counter = 0
 
     def run(self) -> None:
+        started = time.monotonic()
         with Client(self.endpoints, timeout=self.timeout, retries=2, token=self.token) as client:
             while not self.stop_event.is_set() and self.acked_bytes < self.target_bytes:
                 self.submit(client)
-                self.stop_event.wait(self.interval)
+                on_schedule = started + self.within * self.acked_bytes / self.target_bytes
+                self.stop_event.wait(max(0.0, on_schedule - time.monotonic()))
 
     def submit(self, client: Client) -> None:
         self._counter += 1

@@ -141,14 +141,13 @@ def run_seed(
             for i in range(1, clients + 1)
         ]
         if big_state:
-            entries = BIG_STATE_MB * 2**20 / BALLAST_ENTRY_BYTES
             ballast = BallastWriter(
                 cluster.endpoints,
                 ballast_history,
                 ballast_prefix,
                 stop,
                 target_mb=BIG_STATE_MB,
-                interval=duration / 2 / entries,
+                within=duration / 2,
                 token=cluster.token,
             )
             workers.append(ballast)
@@ -182,7 +181,12 @@ def run_seed(
         violations += checker.check_refused(history, final)
         violations += checker.check_reads(history)
         if ballast is not None:
-            notes.append(f"ballast: {ballast.acked_bytes / 2**20:.1f} MiB acknowledged")
+            outcomes = Counter(op.outcome.value for op in ballast_history.ops)
+            notes.append(
+                f"ballast: {ballast.acked_bytes / 2**20:.1f} MiB acknowledged in entries of "
+                f"{BALLAST_ENTRY_BYTES} bytes; submits "
+                + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+            )
             ballast_final = read_prefixed(cluster, ballast_prefix, settle_timeout)
             violations += checker.check_submits(ballast_history, ballast_final)
             violations += checker.check_refused(ballast_history, ballast_final)
