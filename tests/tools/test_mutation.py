@@ -108,14 +108,13 @@ def test_end_to_end_on_a_toy_tree(tmp_path: Path) -> None:
     (tree / "tests" / "test_calc.py").write_text(
         "from pkg.calc import double\n\n\ndef test_double():\n    assert double(3) == 6\n"
     )
-    workspace = Workspace(tree)
-    coverage = workspace.baseline(["pkg/calc.py"], ["tests"], tmp_path / "trace.json", timeout=120)
-    assert coverage.passed == ["tests/test_calc.py::test_double"]
-    mutants = {
-        (m.original, m.replacement): m for m in generate("pkg/calc.py", (tree / "pkg/calc.py").read_bytes())
-    }
-    keys = [("return x * 2 + 0", "pass"), ("2", "3"), ("+", "-"), ("-", "+")]
-    outcomes = {key: workspace.run(mutants[key], coverage).status for key in keys}
+    with Workspace(tree, ["tests"]) as workspace:
+        coverage = workspace.baseline(["pkg/calc.py"], tmp_path / "trace.json", timeout=120)
+        assert coverage.passed == ["tests/test_calc.py::test_double"]
+        source = (tree / "pkg/calc.py").read_bytes()
+        mutants = {(m.original, m.replacement): m for m in generate("pkg/calc.py", source)}
+        keys = [("return x * 2 + 0", "pass"), ("2", "3"), ("+", "-"), ("-", "+")]
+        outcomes = {key: workspace.run(mutants[key], coverage).status for key in keys}
     assert outcomes[("return x * 2 + 0", "pass")] == KILLED
     assert outcomes[("2", "3")] == KILLED
     assert outcomes[("+", "-")] == SURVIVED  # x * 2 - 0: an equivalent mutant

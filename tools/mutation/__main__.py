@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--resume", action="store_true", help="reuse the tree, baseline and results")
     parser.add_argument("--min-score", type=float, default=0.0, help="exit 1 below this score (0-100)")
+    parser.add_argument("--no-fork", action="store_true", help="a fresh Python process per mutant (slower)")
     args = parser.parse_args(argv)
     if args.every < 1:
         parser.error("--every must be at least 1")
@@ -129,16 +130,32 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     began = time.monotonic()
-    workspace = Workspace(tree, seeds=args.seeds)
+    with Workspace(tree, args.suite, seeds=args.seeds, fork=not args.no_fork) as workspace:
+        outcomes = _run_all(workspace, args, mutants, coverage_path, results_path, began)
+    text, score = report(outcomes, time.monotonic() - began)
+    (workdir / ("named-report.txt" if args.named else "report.txt")).write_text(text + "\n")
+    print(text)
+    if args.named:
+        return 0 if all(o.status in (KILLED, TIMEOUT) for o in outcomes) else 1
+    return 0 if 100 * score >= args.min_score else 1
+
+
+def _run_all(
+    workspace: Workspace,
+    args: argparse.Namespace,
+    mutants: list[Mutant],
+    coverage_path: Path,
+    results_path: Path,
+    began: float,
+) -> list[Outcome]:
     targets = sorted({m.path for m in mutants})
     if args.resume and coverage_path.exists():
-        coverage = Coverage.load(coverage_path, tree, targets)
+        coverage = Coverage.load(coverage_path, workspace.tree, targets)
     else:
         suite = " ".join(args.suite)
         print(f"baseline: {suite} with {args.seeds} seeds, tracing {len(targets)} files", flush=True)
-        coverage = workspace.baseline(targets, args.suite, coverage_path, timeout=3600)
+        coverage = workspace.baseline(targets, coverage_path, timeout=3600)
         print(f"baseline: {len(coverage.passed)} tests pass ({time.monotonic() - began:.0f} s)", flush=True)
-
     done = load_results(results_path)
     outcomes: list[Outcome] = []
     for i, mutant in enumerate(mutants, start=1):
@@ -152,13 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         outcomes.append(outcome)
-
-    text, score = report(outcomes, time.monotonic() - began)
-    (workdir / ("named-report.txt" if args.named else "report.txt")).write_text(text + "\n")
-    print(text)
-    if args.named:
-        return 0 if all(o.status in (KILLED, TIMEOUT) for o in outcomes) else 1
-    return 0 if 100 * score >= args.min_score else 1
+    return outcomes
 
 
 if __name__ == "__main__":

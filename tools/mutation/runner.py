@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mutation.forkserver import UNPATCHABLE
 from mutation.operators import Mutant
 
 TOOLS_DIR = Path(__file__).resolve().parents[1]  # so the copy's pytest can load mutation.tracer
@@ -104,10 +105,20 @@ def export_tree(repo: Path, dest: Path, rev: str | None) -> None:
 
 
 class Workspace:
-    def __init__(self, tree: Path, python: str = sys.executable, seeds: int = 100) -> None:
+    def __init__(
+        self,
+        tree: Path,
+        suite: list[str],
+        python: str = sys.executable,
+        seeds: int = 100,
+        fork: bool = True,
+    ) -> None:
         self.tree = tree
+        self.suite = suite
         self.python = python
         self.seeds = seeds
+        self.fork = fork  # run mutants in children of a fork server (fresh processes if False)
+        self._server: subprocess.Popen[str] | None = None
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -135,14 +146,14 @@ class Workspace:
             return None, ""
         return proc.returncode, out.decode(errors="replace")[-4000:]
 
-    def baseline(self, targets: Iterable[str], suite: list[str], out: Path, timeout: float) -> Coverage:
+    def baseline(self, targets: Iterable[str], out: Path, timeout: float) -> Coverage:
         """Run the suite once on the unmutated copy with the line tracer."""
         targets = list(targets)
         env = self._env()
         env["MUTATION_TRACE_FILES"] = os.pathsep.join(str((self.tree / t).resolve()) for t in targets)
         env["MUTATION_TRACE_OUT"] = str(out)
         out.unlink(missing_ok=True)
-        code, output = self._pytest(["-p", "mutation.tracer", *suite], env, timeout)
+        code, output = self._pytest(["-p", "mutation.tracer", *self.suite], env, timeout)
         if code is None:
             raise RuntimeError(f"the baseline run did not finish within {timeout:.0f} s")
         if not out.exists():
@@ -158,9 +169,16 @@ class Workspace:
         budget = sum(coverage.durations.get(t, 1.0) for t in tests)
         timeout = max(min_timeout, 3 * budget + 15)
         began = time.monotonic()
+        mutated = mutant.apply(original)
+        if self.fork:
+            self._start_server(mutant.path.split("/")[0], self.suite)
         try:
-            path.write_bytes(mutant.apply(original))
-            code, output = self._pytest(["-x", *tests], self._env(), timeout)
+            path.write_bytes(mutated)  # also for tests that start another Python process
+            code, output = UNPATCHABLE, ""
+            if self.fork:
+                code, output = self._forked(mutant, mutated.decode(), tests, timeout)
+            if code == UNPATCHABLE:
+                code, output = self._pytest(["-x", *tests], self._env(), timeout)
         finally:
             path.write_bytes(original)
         seconds = time.monotonic() - began
@@ -170,6 +188,55 @@ class Workspace:
         if code == 0:
             return Outcome(mutant.id, mutant.describe(), SURVIVED, seconds, len(tests))
         return Outcome(mutant.id, mutant.describe(), KILLED, seconds, len(tests), _first_failure(output))
+
+    def _start_server(self, package: str, suite: list[str]) -> None:
+        """Started while no mutant is on disk, so the server imports the original code."""
+        server = self._server
+        if server is not None and server.poll() is None:
+            return
+        server = self._server = subprocess.Popen(
+            [self.python, "-m", "mutation.forkserver", package, *suite],
+            cwd=self.tree,
+            env=self._env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert server.stdout is not None
+        if json.loads(server.stdout.readline() or "{}").get("ready") is not True:
+            raise RuntimeError("the mutation fork server did not start")
+
+    def _forked(
+        self, mutant: Mutant, source: str, tests: list[str], timeout: float
+    ) -> tuple[int | None, str]:
+        server = self._server
+        assert server is not None and server.stdin is not None and server.stdout is not None
+        module = mutant.path.removesuffix(".py").replace("/", ".")
+        request = {
+            "module": module,
+            "path": str(self.tree / mutant.path),
+            "source": source,
+            "tests": tests,
+            "timeout": timeout,
+        }
+        server.stdin.write(json.dumps(request) + "\n")
+        server.stdin.flush()
+        reply = json.loads(server.stdout.readline())
+        return reply["code"], reply["output"]
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the fork server (it exits when its input closes)."""
+        if self._server is not None:
+            assert self._server.stdin is not None
+            self._server.stdin.close()
+            self._server.wait(timeout=60)
+            self._server = None
 
 
 def _first_failure(output: str) -> str:
