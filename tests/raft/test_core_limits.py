@@ -285,3 +285,12 @@ def test_restarted_leader_serves_a_lagging_follower_from_trailing_entries() -> N
     h.tick(4)
     assert not h.snapshots_to("n3")
     assert h.logs_match("n1", "n3") and h.applied["n3"] == h.core("n1").commit_index
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_size_per_msg", -1), ("max_inflight_bytes", -1), ("trailing_entries", -5), ("max_inflight", 0)],
+)
+def test_config_rejects_bad_limits_naming_the_field(field: str, value: int) -> None:
+    with pytest.raises(ValueError, match=f"RaftConfig.{field}"):
+        RaftConfig(**{field: value})
