@@ -123,6 +123,10 @@ class ReconcilerActor(NodeActor):
         self._containers: list[Any] | None = None
         self._containers_stale = True
         self._listed_this_round = False  # the round's listing is fresh, not the cached one
+        self._listed_at = 0.0  # monotonic time the round's listing was asked for
+        # Task id -> monotonic time this node saw its container started and not yet ended: if a
+        # listing asked for later lacks it, someone removed it, whatever the FSM says yet.
+        self._launched: dict[str, float] = {}
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -196,6 +200,7 @@ class ReconcilerActor(NodeActor):
         self.raft.tell(Read(desired, lambda o: ref.tell(_Desired(o)), stale=True))
         self._listed_this_round = self._containers_stale or self._containers is None
         if self._listed_this_round:
+            self._listed_at = time.monotonic()
             self._containers_stale = False
             self._expected_answers = 2
             self.worker.tell(ListContainers(lambda o: ref.tell(_Actual(o))))
@@ -247,6 +252,8 @@ class ReconcilerActor(NodeActor):
             self._handled_exit.pop(task_id, None)
         for task_id in [t for t in self._ended if t not in wanted]:
             del self._ended[task_id]  # the FSM has it: the task is no longer to run here
+        for task_id in [t for t in self._launched if t not in wanted and t not in self._starting]:
+            del self._launched[task_id]
         for task in wanted.values():
             if task.id in self._starting or task.id in self._stopping:
                 continue
@@ -254,6 +261,8 @@ class ReconcilerActor(NodeActor):
                 self._report(task, *self._ended[task.id])
                 continue
             container = by_task.get(task.id)
+            if container is not None and container.status == "removing":
+                continue  # being removed (docker rm -f): the next round sees it gone and says so
             if container is not None and container.status == "running" and _ports_differ(task, container):
                 # A container left from an earlier placement here, publishing other ports than
                 # the cluster gave the task this time: replace it.
@@ -272,11 +281,14 @@ class ReconcilerActor(NodeActor):
                 self._handled_exit[task.id] = container.container_id
                 self._on_exit(task, container.exit_code, container.oom_killed, now)
                 continue
+            launched = self._launched.get(task.id)
             if (
                 container is None
-                and task.state == TaskState.RUNNING
                 and self._listed_this_round
-                and task.id not in self._restart_at
+                and now >= self._restart_at.get(task.id, 0.0)  # not between an exit and its restart
+                # Started by this node before the listing was asked for, or (after a restart of
+                # this node) Running in the FSM: either way Docker should have it.
+                and (self._listed_at > launched if launched is not None else task.state == TaskState.RUNNING)
             ):
                 # Docker no longer has a container the cluster saw running: someone removed it.
                 self._on_exit(task, None, False, now, cause="container removed outside Orion")
@@ -339,6 +351,7 @@ class ReconcilerActor(NodeActor):
         self.worker.tell(StartContainer(task, lambda o: ref.tell(_Started(task_id, o))))
 
     def _remove_container(self, task_id: str, keep: bool = False) -> None:
+        self._launched.pop(task_id, None)
         self._stopping.add(task_id)
         ref = self.actor_ref
         self.worker.tell(StopContainer(task_id, lambda o: ref.tell(_Stopped(task_id, o)), remove=not keep))
@@ -350,6 +363,7 @@ class ReconcilerActor(NodeActor):
             return
         if outcome.ok:
             logger.info("reconciler: started {} ({})", task_id, task.image)
+            self._launched[task_id] = time.monotonic()
             self._report(task, TaskState.RUNNING, "", task.restarts, None)
         elif isinstance(outcome.value, PortInUseError):
             # Not the task's fault: if the commit is lost, the next round tries and lands here again.
@@ -361,6 +375,7 @@ class ReconcilerActor(NodeActor):
     def _on_exit(
         self, task: Task, exit_code: int | None, oom_killed: bool, now: float, cause: str = ""
     ) -> None:
+        self._launched.pop(task.id, None)
         policy = self.policy.for_task(task.restart)
         decision = policy.decide(exit_code, oom_killed, task.restart_times, time.time(), cause)
         if decision.action in ("complete", "fail"):

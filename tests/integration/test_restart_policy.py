@@ -88,26 +88,37 @@ def test_always_restarts_a_clean_exit_until_the_attempts_are_used(make_cluster, 
 
 def test_delay_mode_keeps_trying_after_the_attempts_are_used(make_cluster, docker_engine):
     cluster = make_cluster(3)
-    policy = {"policy": "on-failure", "attempts": 1, "interval": "2s", "delay": "100ms", "mode": "delay"}
+    # Rounds run every 2 s (reconcile_interval), so the interval is a few rounds long.
+    policy = {"policy": "on-failure", "attempts": 1, "interval": "6s", "delay": "100ms", "mode": "delay"}
     with cluster.client() as client:
         task = client.submit(IMAGE, name="crashy", command=["sh", "-c", "exit 1"], restart=policy)
         later = task_where(client, task.id, lambda t: t.restarts >= 3, 60, "three restarts")
     assert never_failed(later)
-    assert any("1 restart(s) in 2s: next in" in e.reason for e in later.history)
+    assert any("1 restart(s) in 6s: next in" in e.reason for e in later.history)
 
 
 def test_a_container_removed_behind_orions_back_is_a_restart_in_the_history(make_cluster, docker_engine):
     cluster = make_cluster(3)
     with cluster.client() as client:
         task = client.submit(IMAGE, name="victim", command=SLEEP)
-        task_where(client, task.id, lambda t: t.state == "Running", 60, "Running")
-        only_container(docker_engine, task.id).remove(force=True)
+        for removal in (1, 2):  # the second one after a restart too
+            task_where(
+                client,
+                task.id,
+                lambda t, n=removal: t.state == "Running" and t.restarts == n - 1,
+                60,
+                "Running",
+            )
+            only_container(docker_engine, task.id).remove(force=True)
         back = task_where(
-            client, task.id, lambda t: t.state == "Running" and t.restarts == 1, 60, "Running again"
+            client, task.id, lambda t: t.state == "Running" and t.restarts == 2, 60, "Running again"
         )
     reasons = [e.reason for e in back.history]
     # docker rm -f kills the container first: Docker may report that exit, or only the removal.
-    assert any(r.startswith(("container removed outside Orion", "exited with code 137")) for r in reasons)
+    noticed = [
+        r for r in reasons if r.startswith(("container removed outside Orion", "exited with code 137"))
+    ]
+    assert len(noticed) == 2
     assert len(containers_of(docker_engine, task.id)) == 1
 
 
