@@ -761,6 +761,9 @@ def _capacity_changed(old: NodeMeta, new: NodeMeta) -> bool:
         or old.raft_port != new.raft_port
         or old.gossip_port != new.gossip_port
         or old.http_port != new.http_port
+        or old.host_ip != new.host_ip
+        or old.port_space != new.port_space
+        or old.raft_incarnation != new.raft_incarnation
     )
 
 

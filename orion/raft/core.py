@@ -103,12 +103,15 @@ class RaftConfig(msgspec.Struct, frozen=True):
     # Entries kept in memory behind a local snapshot, so a follower slightly behind at
     # compaction time catches up with entries rather than a whole snapshot (etcd keeps 5,000).
     trailing_entries: int = 5000
+    # ... and at most this many bytes of them (0 = no byte cap): 5,000 entries of 1 MiB
+    # would otherwise pin 5 GB of memory.
+    trailing_bytes: int = 64 << 20
 
     def __post_init__(self) -> None:
         for name in ("election_ticks", "heartbeat_ticks", "max_append_entries", "max_inflight"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RaftConfig.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_size_per_msg", "max_inflight_bytes", "trailing_entries"):
+        for name in ("max_size_per_msg", "max_inflight_bytes", "trailing_entries", "trailing_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RaftConfig.{name} must not be negative, got {getattr(self, name)}")
 
@@ -573,11 +576,27 @@ class RaftCore:
         if index <= self._log.snapshot_index:
             raise ValueError(f"compact({index}) at or below the snapshot index {self._log.snapshot_index}")
         membership = self._membership_at(index)
-        term = self._log.compact(index, self._config.trailing_entries)
+        term = self._log.compact(index, self._trailing_behind(index))
         self._configs = [(index, membership), *[c for c in self._configs if c[0] > index]]
         snap = Snapshot(SnapshotMeta(index, term, membership), data)
         self._snapshot = snap
         return snap
+
+    def _trailing_behind(self, index: int) -> int:
+        """How many entries up to ``index`` to keep: ``trailing_entries``, fewer if their data
+        would pass ``trailing_bytes``."""
+        keep = self._config.trailing_entries
+        budget = self._config.trailing_bytes
+        if not budget:
+            return keep
+        log = self._log
+        lowest = max(index - keep + 1, log.offset + 1)
+        total = 0
+        for i in range(index, lowest - 1, -1):
+            total += len(log.entry(i).data)
+            if total > budget:
+                return index - i
+        return keep
 
     def snapshot_progress(self, peer: str) -> None:
         """A chunk of the snapshot streamed to ``peer`` was acknowledged: the transfer is

@@ -222,6 +222,22 @@ def test_compact_keeps_at_most_trailing_entries() -> None:
         leader.compact(leader.applied_index + 1, b"future")
 
 
+def test_compact_keeps_no_more_trailing_bytes_than_the_cap() -> None:
+    h = CoreHarness(["n1"], RaftConfig(trailing_entries=100, trailing_bytes=10_000))
+    leader = h.elect("n1")
+    leader.propose_batch([b"x" * 1000] * 40)
+    h.pump()
+    leader.compact(leader.applied_index, b"s")
+    kept = leader.applied_index - leader.log_first_index + 1
+    assert kept == 10  # ten 1,000-byte entries fit the 10,000-byte cap, the eleventh would not
+    unbounded = CoreHarness(["n1"], RaftConfig(trailing_entries=100, trailing_bytes=0))
+    other = unbounded.elect("n1")
+    other.propose_batch([b"x" * 1000] * 40)
+    unbounded.pump()
+    other.compact(other.applied_index, b"s")
+    assert other.log_first_index == 1  # 0 = no byte cap: every one of the 41 entries is kept
+
+
 def _entries(lo: int, hi: int, term: int = 1) -> list[Entry]:
     return [Entry(i, term, EntryKind.NORMAL, f"e{i}".encode()) for i in range(lo, hi + 1)]
 
