@@ -71,6 +71,8 @@ NODE_COLUMNS: list[tuple[str, str, bool]] = [
     ("version", "BIGINT", False),
     ("host_ip", "VARCHAR", False),
     ("port_space", "VARCHAR", False),
+    ("cluster_id", "VARCHAR", False),
+    ("raft_incarnation", "VARCHAR", False),
 ]
 _META_FIELDS = [c for c, _, _ in NODE_COLUMNS[3:]]
 
