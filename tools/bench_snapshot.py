@@ -2,15 +2,15 @@
 
     .venv/bin/python tools/bench_snapshot.py [--tasks 10000 100000]
 
-For each size: builds a state of N Running tasks (a small env, one port, a 3-event history),
-then times ``snapshot_source()`` (what stays on the Raft thread; best of 20), and
-``encode_snapshot()`` run in a second thread while the main thread plays the Raft thread: it
-wakes every millisecond (as a thread waiting on its sockets does) and records the longest
-wait for the interpreter lock beyond that. For comparison, the same is measured while the
-second thread runs a plain Python loop for as long as the encoding took: any CPU-bound Python
-thread delays the others this much (lock hand-over every 5 ms, plus the OS's scheduling on a
-busy host), so only a stall well above that baseline is the encoder's fault. Prints the
-snapshot bytes per task.
+For each size: builds a state of N Running tasks (a small env, one port, a 3-event history;
+restored from records, not applied), then times ``snapshot_source()`` (what stays on the
+Raft thread; best of 20), and ``encode_snapshot()`` run in a second thread while the main
+thread plays the Raft thread: it wakes every millisecond (as a thread waiting on its sockets
+does) and records the longest wait for the interpreter lock beyond that. For comparison, the
+same is measured while the second thread runs a plain Python loop for as long as the
+encoding took: any CPU-bound Python thread delays the others this much (lock hand-over every
+5 ms, plus the OS's scheduling on a busy host), so only a stall well above that baseline is
+the encoder's fault. Prints the snapshot bytes per task.
 """
 
 from __future__ import annotations
@@ -23,39 +23,52 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from orion.fsm.commands import AssignTasks, ReportTaskState, SubmitTask, UpsertNode, encode_command
-from orion.fsm.snapshot import encode_snapshot
+from orion.fsm.snapshot import SnapshotSource, encode_snapshot
 from orion.fsm.state import ClusterState
-from orion.model import NodeMeta, Task, TaskState
+from orion.fsm.tables import NodeRecord
+from orion.model import NodeMeta, Task, TaskEvent, TaskState
 
 NODES = 10
 
 
 def build(n: int) -> ClusterState:
-    fsm = ClusterState()
-    commands = [UpsertNode(at=0.0, meta=NodeMeta(id=f"n{i}", memory_total=1 << 50)) for i in range(NODES)]
-    for i in range(n):
-        task = Task(
-            id=f"{i:032x}",
-            name=f"web-{i}",
-            image="busybox:latest",
-            memory=64 << 20,
-            cpu=0.1,
-            port_bindings={"80/tcp": str(20000 + i % 40000)},
-            env={"MODE": "production", "LOG_LEVEL": "info"},
-            command=["httpd", "-f", "-p", "80"],
+    """A state of ``n`` Running tasks, restored from records made here: building it through
+    ``apply`` would time the apply path (tools/bench_fsm.py does that), not the snapshot."""
+    nodes = [
+        NodeRecord(
+            id=f"n{i}", status="alive", meta=NodeMeta(id=f"n{i}", memory_total=1 << 50, cpu_total=64.0)
         )
-        commands.append(SubmitTask(at=1.0 + i, task=task))
+        for i in range(NODES)
+    ]
+    tasks = []
     for i in range(n):
-        commands.append(AssignTasks(at=2.0 + n + i, assignments=[(f"{i:032x}", f"n{i % NODES}")]))
-    for i in range(n):
-        commands.append(
-            ReportTaskState(
-                at=3.0 + 2 * n + i, task_id=f"{i:032x}", node_id=f"n{i % NODES}", state=TaskState.RUNNING
+        node_id = f"n{i % NODES}"
+        at = 1.0 + i
+        tasks.append(
+            Task(
+                id=f"{i:032x}",
+                name=f"web-{i}",
+                image="busybox:latest",
+                state=TaskState.RUNNING.value,
+                memory=64 << 20,
+                cpu=0.1,
+                port_bindings={"80/tcp": "0"},
+                host_ports={"80/tcp": 20000 + i % 12000},
+                host_ip="127.0.0.1",
+                env={"MODE": "production", "LOG_LEVEL": "info"},
+                command=["httpd", "-f", "-p", "80"],
+                node_id=node_id,
+                created_at=at,
+                updated_at=at + 2,
+                history=[
+                    TaskEvent(at=at, state=TaskState.PENDING.value, reason="submitted"),
+                    TaskEvent(at=at + 1, state=TaskState.SCHEDULED.value, node_id=node_id),
+                    TaskEvent(at=at + 2, state=TaskState.RUNNING.value, node_id=node_id),
+                ],
             )
         )
-    for index, command in enumerate(commands, 1):
-        fsm.apply(index, encode_command(command))
+    fsm = ClusterState()
+    fsm.restore(encode_snapshot(SnapshotSource(applied_index=3 * n + NODES, tasks=tasks, nodes=nodes)))
     return fsm
 
 
