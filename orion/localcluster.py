@@ -50,7 +50,12 @@ def free_ports(count: int) -> list[int]:
 def wait_for(
     condition: Callable[[], T | None], timeout: float, interval: float = 0.1, what: str = "condition"
 ) -> T:
-    """Poll ``condition`` until it returns something truthy; raise TimeoutError naming ``what``."""
+    """Poll ``condition`` until it returns something truthy; raise TimeoutError naming ``what``.
+
+    An exception from ``condition`` is taken as "not yet" (the cluster may be mid-election),
+    except an AssertionError: an ``assert`` inside a condition is a test's verdict, and polling
+    on would hide the failed check behind a timeout, or pass if a later call went another way.
+    """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
@@ -58,6 +63,8 @@ def wait_for(
             value = condition()
             if value:
                 return value
+        except AssertionError:
+            raise
         except Exception as exc:  # the cluster may be mid-election: keep polling until the deadline
             last_error = exc
         if time.monotonic() >= deadline:
