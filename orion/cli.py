@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from orion.api.endpoints import EndpointMemory
 from orion.api.http import to_camel
-from orion.api.protocol import NodeInfo, RaftInfo
+from orion.api.protocol import NodeInfo, RaftInfo, container_port_problem
 from orion.client import (
     Client,
     Conflict,
@@ -235,12 +235,15 @@ def parse_publish(values: list[str]) -> dict[str, str]:
         host, sep, container = value.rpartition(":")
         if not sep:
             host = "0"
-        number, _, protocol = container.partition("/")
-        if not host.isdigit() or not number.isdigit() or protocol not in ("", "tcp", "udp", "sctp"):
+        number = container.partition("/")[0]
+        if not host.isdigit() or not number.isdigit():
             raise UsageError(
                 f"-p: expected [HOST:]CONTAINER[/PROTO] like 8080:80/tcp or 80 (any free host port), "
                 f"got {value!r}"
             )
+        problem = container_port_problem(container)  # the protocol's rule, as for the client and REST
+        if problem is not None:
+            raise UsageError(f"-p {value}: {problem}")
         ports[container if "/" in container else f"{container}/tcp"] = host
     return ports
 

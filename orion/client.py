@@ -54,6 +54,7 @@ from orion.api.protocol import (
     RequestError,
     decode_reply,
     encode_request,
+    normalize_port_bindings,
     restart_fields,
     typed_result,
     validate_request,
@@ -227,12 +228,8 @@ def state_name(state: str) -> str:
 def normalize_ports(ports: dict[str, str | int | None] | None) -> dict[str, str]:
     """{"80/tcp": "8080"}; a container port without protocol means tcp; host ports may be ints.
     A host port of 0, "" or None asks the cluster to pick a free one (the task's
-    ``host_ports`` then says which)."""
-    result: dict[str, str] = {}
-    for container, host in (ports or {}).items():
-        key = str(container)
-        result[key if "/" in key else f"{key}/tcp"] = "0" if host in (None, "") else str(host)
-    return result
+    ``host_ports`` then says which). The protocol's rule, as REST and the CLI apply it."""
+    return normalize_port_bindings(ports)
 
 
 class Client:

@@ -43,6 +43,7 @@ from orion.api.protocol import (
     Request,
     RequestError,
     checked_reply,
+    normalize_port_bindings,
     request_error,
     restart_fields,
     typed_result,
@@ -121,10 +122,7 @@ def submit_request(body: bytes) -> Request:
             "memory": parse_size(rest.memory, "memory"),
             "cpu": rest.cpu,
             "disk": parse_size(rest.disk, "disk"),
-            "port_bindings": {
-                (k if "/" in k else f"{k}/tcp"): "0" if v in (None, "") else str(v)
-                for k, v in rest.port_bindings.items()
-            },
+            "port_bindings": normalize_port_bindings(rest.port_bindings),
             "node_selectors": rest.node_selectors,
             "command": rest.command,
             "env": rest.env,

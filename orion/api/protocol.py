@@ -30,9 +30,9 @@ Cores = Annotated[float, msgspec.Meta(ge=0.0, le=4096.0)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Value = Annotated[str, msgspec.Meta(max_length=1024)]
 EnvValue = Annotated[str, msgspec.Meta(max_length=32 * 1024)]
-# "80/tcp" (or "80", meaning tcp) -> "8080", or "0" for any free host port; ranges are
-# checked in __post_init__.
-ContainerPort = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,5}(/(tcp|udp|sctp))?$")]
+# "80/tcp" (or "80", meaning tcp) -> "8080", or "0" for any free host port; ranges and
+# protocols are checked in __post_init__ (container_port_problem), which names what is wrong.
+ContainerPort = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,5}(/[a-z0-9]+)?$")]
 HostPort = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,5}$")]
 Arg = Annotated[str, msgspec.Meta(max_length=32 * 1024)]
 
@@ -73,9 +73,9 @@ class SubmitTask(_Request):
     def __post_init__(self) -> None:
         static: set[tuple[int, str]] = set()
         for container_port, host_port in self.port_bindings.items():
-            number = int(container_port.split("/", 1)[0])
-            if not 1 <= number <= 65535:
-                raise ValueError(f"port_bindings: container port {container_port!r} is not in 1-65535")
+            problem = container_port_problem(container_port)
+            if problem is not None:
+                raise ValueError(f"port_bindings: {problem}")
             host = int(host_port)
             if not 0 <= host <= 65535:
                 raise ValueError(f"port_bindings: host port {host_port!r} is not in 1-65535 (or 0: any free)")
@@ -83,6 +83,40 @@ class SubmitTask(_Request):
             if host and (host, protocol) in static:
                 raise ValueError(f"port_bindings: host port {host}/{protocol} is given twice")
             static.add((host, protocol))
+
+
+# ------------------------------------------------------------------------- published ports
+# One rule for the client, the CLI and REST: each puts its ports in the shape below with
+# ``normalize_port_bindings`` and SubmitTask checks them with ``container_port_problem`` (the
+# CLI also asks it directly, to name its ``-p``). Orion publishes tcp and udp only: Docker's
+# userland proxy cannot publish sctp ("protocol not supported", found on the test hosts) and
+# the port accounting (orion/scheduler/ports.py) knows tcp and udp, so "80/sctp" is refused
+# at submit time instead of failing when a node starts the container.
+PORT_PROTOCOLS = ("tcp", "udp")
+
+
+def container_port_problem(container_port: str) -> str | None:
+    """Why ``container_port`` ("80/tcp", "53/udp", "80" meaning tcp) cannot be published, or None."""
+    number, sep, protocol = container_port.partition("/")
+    if not number.isdigit() or not 1 <= int(number) <= 65535:
+        return f"container port {container_port!r} is not in 1-65535"
+    if sep and protocol not in PORT_PROTOCOLS:
+        return (
+            f"container port {container_port!r}: protocol {protocol!r} is not supported "
+            f"(Orion publishes {' and '.join(PORT_PROTOCOLS)})"
+        )
+    return None
+
+
+def normalize_port_bindings(ports: Mapping[Any, str | int | None] | None) -> dict[str, str]:
+    """{"80": 8080, "53/udp": None} -> {"80/tcp": "8080", "53/udp": "0"}: a container port
+    without protocol means tcp; a host port of 0, "" or None asks for any free one. Shape
+    only: SubmitTask's validation then refuses what cannot be published, naming it."""
+    result: dict[str, str] = {}
+    for container, host in (ports or {}).items():
+        key = str(container)
+        result[key if "/" in key else f"{key}/tcp"] = "0" if host in (None, "") else str(host)
+    return result
 
 
 def restart_fields(value: str | Mapping[str, Any] | RestartSpec | None) -> dict[str, Any] | None:

@@ -65,7 +65,7 @@ def test_valid_requests_round_trip() -> None:
         (submit(memory="lots"), "memory", "Expected `int`, got `str`"),
         (submit(port_bindings={"80/tcp": "70000"}), "port_bindings", "not in 1-65535"),
         (submit(port_bindings={"0/tcp": "8080"}), "port_bindings", "not in 1-65535"),
-        (submit(port_bindings={"80/xyz": "8080"}), "port_bindings", "key does not match"),
+        (submit(port_bindings={"80/xyz": "8080"}), "port_bindings", "protocol 'xyz' is not supported"),
         (submit(port_bindings={"80/tcp": "http"}), "port_bindings", "value does not match"),
         (submit(command=["ok", 5]), "command[1]", "Expected `str`, got `int`"),
         (submit(name="n" * 129), "name", "length must be <= 128"),
