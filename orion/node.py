@@ -203,7 +203,12 @@ class Node:
         reconciler_box.append(reconciler)
         self._refs.append(reconciler)
         scheduler = SchedulerActor.start(
-            raft, config.strategy, config.request_timeout, self._on_fatal, dynamic_ports=config.dynamic_ports
+            raft,
+            config.strategy,
+            config.request_timeout,
+            self._on_fatal,
+            dynamic_ports=config.dynamic_ports,
+            task_retention=config.task_retention,
         )
         self._refs.append(scheduler)
         raft.proxy().add_listener(reconciler).get()

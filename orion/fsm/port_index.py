@@ -8,7 +8,8 @@ deterministic, like the state it belongs to.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 
@@ -19,6 +20,7 @@ from orion.scheduler.ports import (
     PortBook,
     claims_of,
     describe_claim,
+    overlap,
     port_requests,
     port_space,
 )
@@ -80,7 +82,7 @@ def without_held(task: Task, node_id: str) -> list[PortClaim]:
 
 
 def assigned_ports(
-    task: Task, node: NodeRecord, chosen: Mapping[str, int], book: PortBook
+    task: Task, node: NodeRecord, chosen: Mapping[str, int], book: PortBook | IndexedBook
 ) -> tuple[dict[str, int] | None, str]:
     """The host ports a placement gives ``task`` on ``node``: its static bindings, and for the
     dynamic ones what the scheduler ``chosen``; (None, why) when one is missing, out of range
@@ -101,11 +103,14 @@ def assigned_ports(
 
 
 class PortIndex:
-    """Node id -> ids of tasks with claims there (active ports, or holds), in first-claim order."""
+    """Node id -> ids of tasks with claims there (active ports, or holds), in first-claim order;
+    and (port, protocol) -> ids of tasks claiming it anywhere, so a placement is checked in
+    time proportional to the claims on its ports, not to every task with a port."""
 
     def __init__(self) -> None:
         self._active: dict[str, dict[str, None]] = {}
         self._holds: dict[str, dict[str, None]] = {}
+        self._by_port: dict[tuple[int, str], dict[str, None]] = {}
         # Bumped whenever a claim is given up: the scheduler re-judges tasks waiting for ports
         # when it moves (derived like the index: a new leader judges every pending task anyway).
         self.releases = 0
@@ -113,18 +118,47 @@ class PortIndex:
     def clear(self) -> None:
         self._active.clear()
         self._holds.clear()
+        self._by_port.clear()
 
     def add(self, task: Task) -> None:
         if holds_active_ports(task):
             self._active.setdefault(task.node_id, {})[task.id] = None
+            for claim in claims_of(task):
+                self._by_port.setdefault((claim.port, claim.protocol), {})[task.id] = None
         for hold in task.port_holds:
             self._holds.setdefault(hold.node_id, {})[task.id] = None
+            self._by_port.setdefault((hold.port, hold.protocol), {})[task.id] = None
 
     def remove(self, task: Task) -> None:
         if holds_active_ports(task):
             _discard(self._active, task.node_id, task.id)
+            for claim in claims_of(task):
+                _discard(self._by_port, (claim.port, claim.protocol), task.id)
         for hold in task.port_holds:
             _discard(self._holds, hold.node_id, task.id)
+            _discard(self._by_port, (hold.port, hold.protocol), task.id)
+
+    def conflict(
+        self,
+        space: str,
+        host_ip: str,
+        port: int,
+        protocol: str,
+        nodes: Mapping[str, NodeRecord],
+        tasks: Mapping[str, Task],
+    ) -> PortClaim | None:
+        """The first active or held claim (foreign blocks are the scheduler's advice, not a
+        rule of the state) that makes ``host_ip:port/protocol`` unusable in ``space``."""
+        for task_id in self._by_port.get((port, protocol), ()):
+            task = tasks[task_id]
+            claims = claims_of(task) if holds_active_ports(task) else []
+            for claim in (*claims, *task.port_holds):
+                if claim.kind == "foreign" or claim.port != port or claim.protocol != protocol:
+                    continue
+                node = nodes.get(claim.node_id)
+                if node is not None and port_space(node.meta) == space and overlap(claim.host_ip, host_ip):
+                    return claim
+        return None
 
     def claims(self, node_id: str, tasks: Mapping[str, Task]) -> list[PortClaim]:
         """Every claim on ``node_id``: its active tasks' ports, then ports held or blocked there."""
@@ -146,23 +180,37 @@ class PortIndex:
             if any(h.kind == "held" and h.node_id == node_id for h in tasks[task_id].port_holds)
         )
 
-    def book(self, nodes: Iterable[NodeRecord], tasks: Mapping[str, Task]) -> PortBook:
-        """Active and held claims of every node by port space (foreign blocks are advice for
-        the scheduler, not a rule the state enforces)."""
-        book = PortBook()
-        for node in nodes:
-            space = port_space(node.meta)
-            book.add_all(space, (c for c in self.claims(node.id, tasks) if c.kind != "foreign"))
-        return book
+    def placement_book(self, nodes: Mapping[str, NodeRecord], tasks: Mapping[str, Task]) -> IndexedBook:
+        """What one AssignTasks batch checks its placements against."""
+        return IndexedBook(self, nodes, tasks)
+
+
+class IndexedBook:
+    """The state's claims read through the index, plus the ports a batch has given so far:
+    the ``conflict``/``claim`` part of a PortBook without building one from every task."""
+
+    def __init__(self, index: PortIndex, nodes: Mapping[str, NodeRecord], tasks: Mapping[str, Task]) -> None:
+        self._index = index
+        self._nodes = nodes
+        self._tasks = tasks
+        self._batch = PortBook()
+
+    def conflict(self, space: str, host_ip: str, port: int, protocol: str) -> PortClaim | None:
+        return self._batch.conflict(space, host_ip, port, protocol) or self._index.conflict(
+            space, host_ip, port, protocol, self._nodes, self._tasks
+        )
+
+    def claim(self, space: str, host_ip: str, node_id: str, task_id: str, ports: Mapping[str, int]) -> None:
+        self._batch.claim(space, host_ip, node_id, task_id, ports)
 
 
 def _claim_order(claim: PortClaim) -> tuple[int, str, str, str, str, float]:
     return claim.port, claim.protocol, claim.host_ip, claim.kind, claim.task_id, claim.until
 
 
-def _discard(index: dict[str, dict[str, None]], node_id: str, task_id: str) -> None:
-    on_node = index.get(node_id)
-    if on_node is not None:
-        on_node.pop(task_id, None)
-        if not on_node:
-            del index[node_id]
+def _discard(index: dict[Any, dict[str, None]], key: Any, task_id: str) -> None:
+    entries = index.get(key)
+    if entries is not None:
+        entries.pop(task_id, None)
+        if not entries:
+            del index[key]

@@ -31,6 +31,7 @@ from orion.fsm.commands import (
     Command,
     CommandError,
     PortConflict,
+    Refusal,
     ReleasePorts,
     RemoveNode,
     RemoveTask,
@@ -44,6 +45,7 @@ from orion.fsm.commands import (
     decode_command,
 )
 from orion.fsm.port_index import (
+    IndexedBook,
     PortIndex,
     assigned_ports,
     frees_ports,
@@ -54,8 +56,8 @@ from orion.fsm.port_index import (
 )
 from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
 from orion.fsm.tables import NodeRecord
-from orion.model import ACTIVE_STATES, PortClaim, Task, TaskEvent, TaskState
-from orion.scheduler.ports import PortBook, port_space
+from orion.model import ACTIVE_STATES, Desired, NodeStatus, PortClaim, Task, TaskEvent, TaskState
+from orion.scheduler.ports import port_space
 
 MAX_HISTORY = 20  # events kept per task
 MAX_RESTART_TIMES = 64  # recent restarts kept per task (the restart policy counts them)
@@ -129,16 +131,19 @@ class ClusterState:
         """Apply the command of committed entry ``index``. Never raises on bad input: an
         undecodable or invalid command changes nothing and returns a ``CommandError``."""
         if index <= self.applied_index:
-            return CommandError(f"entry {index} is already applied (applied index {self.applied_index})")
+            return CommandError(
+                Refusal.INVALID, f"entry {index} is already applied (applied index {self.applied_index})"
+            )
         self.applied_index = index
         try:
             command: Command = decode_command(data)
         except (msgspec.DecodeError, ValueError) as exc:
-            return CommandError(f"undecodable command: {exc}")
+            return CommandError(Refusal.INVALID, f"undecodable command: {exc}")
         if not math.isfinite(command.at):
             # Timestamps order the garbage collector's heap: NaN would break that order.
             return CommandError(
-                f"command {type(command).__name__}: at must be a finite time, got {command.at}"
+                Refusal.INVALID,
+                f"command {type(command).__name__}: at must be a finite time, got {command.at}",
             )
         return self._handlers[type(command)](command)
 
@@ -148,9 +153,9 @@ class ClusterState:
         if existing is not None:
             return existing  # a retried submit: the client chose the id
         if not task.id or not task.image:
-            return CommandError("a task needs an id and an image")
+            return CommandError(Refusal.INVALID, "a task needs an id and an image")
         if task.memory < 0 or task.disk < 0 or not 0 <= task.cpu < math.inf:  # also refuses NaN
-            return CommandError(f"task {task.id}: resources must be finite and not negative")
+            return CommandError(Refusal.INVALID, f"task {task.id}: resources must be finite and not negative")
         new = msgspec.structs.replace(
             task,
             state=TaskState.PENDING.value,
@@ -158,7 +163,7 @@ class ClusterState:
             reason=SUBMITTED_REASON,
             created_at=cmd.at,
             updated_at=cmd.at,
-            desired="run",
+            desired=Desired.RUN,
             restarts=0,
             exit_code=None,
             history=[TaskEvent(at=cmd.at, state=TaskState.PENDING.value, reason="submitted")],
@@ -173,7 +178,7 @@ class ClusterState:
     def _stop(self, cmd: StopTask) -> ApplyResult:
         task = self._tasks.get(cmd.task_id)
         if task is None:
-            return CommandError(f"no task with id {cmd.task_id}")
+            return CommandError(Refusal.NOT_FOUND, f"no task with id {cmd.task_id}")
         if task.state == TaskState.STOPPED:
             return task
         return self._change(
@@ -181,23 +186,28 @@ class ClusterState:
             cmd.at,
             state=TaskState.STOPPED,
             reason=STOPPED_REASON,
-            desired="stop",
+            desired=Desired.STOP,
             port_holds=with_ports_held(task),
         )
 
     def _assign(self, cmd: AssignTasks) -> ApplyResult:
         assigned, skipped = [], []
-        book: PortBook | None = None  # host ports taken per port space, built once if needed
+        book: IndexedBook | None = None  # host ports taken, read through the index
         for task_id, node_id in cmd.assignments:
             task = self._tasks.get(task_id)
             node = self._nodes.get(node_id)
             # A plan made on an older state must not override what happened since.
-            if task is None or task_id not in self._pending or node is None or node.status != "alive":
+            if (
+                task is None
+                or task_id not in self._pending
+                or node is None
+                or node.status != NodeStatus.ALIVE
+            ):
                 skipped.append(task_id)
                 continue
             if task.port_bindings:
                 if book is None:
-                    book = self._ports.book(self._nodes.values(), self._tasks)
+                    book = self._ports.placement_book(self._nodes, self._tasks)
                 ports, _ = assigned_ports(task, node, cmd.host_ports.get(task_id, {}), book)
                 if ports is None:  # a port taken since the plan was made: judge it again
                     skipped.append(task_id)
@@ -233,14 +243,18 @@ class ClusterState:
     def _report(self, cmd: ReportTaskState) -> ApplyResult:
         task = self._tasks.get(cmd.task_id)
         if task is None:
-            return CommandError(f"no task with id {cmd.task_id}")
+            return CommandError(Refusal.NOT_FOUND, f"no task with id {cmd.task_id}")
         if cmd.node_id != task.node_id:
             holder = task.node_id or "no node"
-            return CommandError(f"stale report for task {task.id} from {cmd.node_id}: it is on {holder}")
-        if task.state not in ACTIVE_STATES or task.desired != "run":
-            return CommandError(f"task {task.id} is {task.state}: report of {cmd.state.value} ignored")
+            return CommandError(
+                Refusal.INVALID, f"stale report for task {task.id} from {cmd.node_id}: it is on {holder}"
+            )
+        if task.state not in ACTIVE_STATES or task.desired != Desired.RUN:
+            return CommandError(
+                Refusal.INVALID, f"task {task.id} is {task.state}: report of {cmd.state.value} ignored"
+            )
         if cmd.state not in REPORTABLE_STATES:
-            return CommandError(f"a node cannot report state {cmd.state.value}")
+            return CommandError(Refusal.INVALID, f"a node cannot report state {cmd.state.value}")
         if (task.state, task.reason, task.exit_code, task.restarts) == (
             cmd.state,
             cmd.reason,
@@ -268,7 +282,7 @@ class ClusterState:
         # walk them in submission order so every replica returns the same result.
         for task in self.tasks_on_node(cmd.node_id):
             task_id = task.id
-            if task.state in ACTIVE_STATES and task.desired == "run":
+            if task.state in ACTIVE_STATES and task.desired == Desired.RUN:
                 # Its container may live on (a node killed with kill -9 leaves it running):
                 # the ports stay held on that node until the container is seen gone.
                 self._change(
@@ -287,7 +301,7 @@ class ClusterState:
     def _upsert_node(self, cmd: UpsertNode) -> ApplyResult:
         meta = cmd.meta
         if not meta.id:
-            return CommandError("a node needs an id")
+            return CommandError(Refusal.INVALID, "a node needs an id")
         old = self._nodes.get(meta.id)
         if old is not None and old.meta.version > meta.version:
             meta = old.meta  # gossip may deliver an older meta after a newer one
@@ -298,7 +312,7 @@ class ClusterState:
     def _set_node_status(self, cmd: SetNodeStatus) -> ApplyResult:
         old = self._nodes.get(cmd.node_id)
         if old is None:
-            return CommandError(f"no node with id {cmd.node_id}")
+            return CommandError(Refusal.NOT_FOUND, f"no node with id {cmd.node_id}")
         record = msgspec.structs.replace(old, status=cmd.status, updated_at=cmd.at)
         self._nodes[cmd.node_id] = record
         return record
@@ -306,21 +320,23 @@ class ClusterState:
     def _remove_node(self, cmd: RemoveNode) -> ApplyResult:
         record = self._nodes.pop(cmd.node_id, None)
         if record is None:
-            return CommandError(f"no node with id {cmd.node_id}")
+            return CommandError(Refusal.NOT_FOUND, f"no node with id {cmd.node_id}")
         return record
 
     def _remove_task(self, cmd: RemoveTask) -> ApplyResult:
         task = self._tasks.get(cmd.task_id)
         if task is None:
-            return CommandError(f"no task with id {cmd.task_id}")
+            return CommandError(Refusal.NOT_FOUND, f"no task with id {cmd.task_id}")
         if task.state not in TERMINAL_STATES:
             if not cmd.force:
-                return CommandError(f"task {task.id} is {task.state}: stop it first, or remove it with force")
+                return CommandError(
+                    Refusal.INVALID, f"task {task.id} is {task.state}: stop it first, or remove it with force"
+                )
             # What the caller sees: the task as stopped by the removal (it is not stored).
             task = msgspec.structs.replace(
                 task,
                 state=TaskState.STOPPED.value,
-                desired="stop",
+                desired=Desired.STOP,
                 reason=FORCE_REMOVED_REASON,
                 updated_at=cmd.at,
             )
@@ -330,8 +346,9 @@ class ClusterState:
     def _collect_garbage(self, cmd: CollectGarbage) -> ApplyResult:
         if not math.isfinite(cmd.before) or cmd.max_tasks < 1:
             return CommandError(
+                Refusal.INVALID,
                 f"collect_garbage: before must be a finite time and max_tasks >= 1, "
-                f"got before={cmd.before} max_tasks={cmd.max_tasks}"
+                f"got before={cmd.before} max_tasks={cmd.max_tasks}",
             )
         removed: list[str] = []
         heap = self._terminal
@@ -345,10 +362,11 @@ class ClusterState:
     def _port_conflict(self, cmd: PortConflict) -> ApplyResult:
         task = self._tasks.get(cmd.task_id)
         if task is None:
-            return CommandError(f"no task with id {cmd.task_id}")
-        if cmd.node_id != task.node_id or task.state not in ACTIVE_STATES or task.desired != "run":
+            return CommandError(Refusal.NOT_FOUND, f"no task with id {cmd.task_id}")
+        if cmd.node_id != task.node_id or task.state not in ACTIVE_STATES or task.desired != Desired.RUN:
             return CommandError(
-                f"stale port conflict for task {task.id} from {cmd.node_id}: it is {task.state}"
+                Refusal.INVALID,
+                f"stale port conflict for task {task.id} from {cmd.node_id}: it is {task.state}",
             )
         return self._change(
             task,
@@ -391,7 +409,7 @@ class ClusterState:
     def _put(self, old: Task | None, new: Task) -> None:
         if old is not None:
             # A task that stays Pending keeps its place: the scheduler walks that order.
-            self._unindex(old, keep_pending=new.state == TaskState.PENDING and new.desired == "run")
+            self._unindex(old, keep_pending=new.state == TaskState.PENDING and new.desired == Desired.RUN)
         self._tasks[new.id] = new
         if old is None:
             self._by_name.setdefault(new.name, []).append(new.id)
@@ -402,7 +420,7 @@ class ClusterState:
             old is None or old.state not in TERMINAL_STATES or old.updated_at != new.updated_at
         ):
             heapq.heappush(self._terminal, (new.updated_at, new.id))
-        if new.state == TaskState.PENDING and new.desired == "run":
+        if new.state == TaskState.PENDING and new.desired == Desired.RUN:
             if old is None or old.state != TaskState.PENDING:
                 self._fresh[new.id] = None
         else:
@@ -430,7 +448,7 @@ class ClusterState:
             self._by_node.setdefault(task.node_id, {})[task.id] = None
             if task.state in ACTIVE_STATES:
                 self._add_allocation(task, 1)
-        if task.state == TaskState.PENDING and task.desired == "run":
+        if task.state == TaskState.PENDING and task.desired == Desired.RUN:
             self._pending[task.id] = None
         self._ports.add(task)
 

@@ -124,7 +124,8 @@ def claims_of(task: Task) -> list[PortClaim]:
     return claims
 
 
-def _overlap(a: str, b: str) -> bool:
+def overlap(a: str, b: str) -> bool:
+    """Two host addresses collide: the same one, or either is a wildcard."""
     return a == b or a in WILDCARD_IPS or b in WILDCARD_IPS
 
 
@@ -155,7 +156,7 @@ class PortBook:
         if not by_port:
             return None
         for claim in by_port.get((port, protocol), ()):
-            if _overlap(claim.host_ip, host_ip):
+            if overlap(claim.host_ip, host_ip):
                 return claim
         return None
 

@@ -305,3 +305,48 @@ def test_reported_restart_times_are_kept_bounded_and_finite(run: Driver) -> None
     restored = ClusterState()
     restored.restore(run.fsm.snapshot())
     assert restored.task("r") == run.fsm.task("r") and restored.task("r").restart == spec
+
+
+def test_the_index_finds_exactly_the_conflicts_a_scan_of_every_claim_finds() -> None:
+    """The FSM checks a placement through the (port, protocol) index; a scan over every task's
+    claims is the oracle, over random histories of assigns, stops, reports and removals."""
+    rng = random.Random(7)
+    drive = Driver()
+    for n, (space, ip) in enumerate(
+        [("e1", "127.0.0.1"), ("e1", "127.0.0.2"), ("e2", "127.0.0.1"), ("e1", "0.0.0.0")]
+    ):
+        drive(UpsertNode(meta=meta(f"n{n}", space, ip), status="alive", at=1.0))
+    nodes = [f"n{n}" for n in range(4)]
+    for k in range(300):
+        task_id = f"t{k}"
+        drive(SubmitTask(task=web(task_id, str(rng.choice([8080, 8081, 8082]))), at=2.0))
+        drive(AssignTasks(assignments=[(task_id, rng.choice(nodes))], at=3.0))
+        if rng.random() < 0.3:
+            drive(StopTask(task_id=task_id, at=4.0))
+        if rng.random() < 0.1:
+            drive(RemoveTask(task_id=task_id, force=True, at=5.0))
+    fsm = drive.fsm
+    records = {node.id: node for node in fsm.nodes()}
+    index_book = fsm._ports.placement_book(records, {t.id: t for t in fsm.tasks()})
+    every_claim = [
+        (port_space(records[c.node_id].meta), c)
+        for node_id in records
+        for c in fsm.port_claims(node_id)
+        if c.kind != "foreign"
+    ]
+    found = 0
+    for space in ("e1", "e2"):
+        for ip in ("127.0.0.1", "127.0.0.2", "0.0.0.0"):
+            for port in (8080, 8081, 8082, 9999):
+                expected = any(
+                    s == space
+                    and c.port == port
+                    and c.protocol == "tcp"
+                    and (c.host_ip == ip or c.host_ip in WILDCARD_IPS or ip in WILDCARD_IPS)
+                    for s, c in every_claim
+                )
+                assert (index_book.conflict(space, ip, port, "tcp") is not None) == expected, (
+                    space,
+                    ip,
+                    port,
+                )
