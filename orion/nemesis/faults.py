@@ -12,8 +12,10 @@
 - ``wipe``: disk loss: ``kill -9`` a node (random or the leader, the bootstrap node included),
   delete its data dir, start it again with the same config after a random downtime. It must
   rejoin as a new member and catch up (never found a second cluster); the fault lasts until
-  it has, as an operator replaces one disk at a time: a second wipe before the first node
-  holds the data again could leave no majority that does.
+  it has, as an operator replaces one disk at a time. A wipe waits for every node to be a
+  caught-up voter first (else it is skipped, with a note): losing the disk of a voter while
+  the configuration has shrunk (dead members removed during partitions) can lose a majority
+  of the voters' disks, which no Raft cluster survives.
 
 Each fault is healed before the next begins, then the cluster gets a quiet moment; the
 faults still overlap with elections, rescheduling and membership changes they set off.
@@ -68,6 +70,7 @@ class Nemesis:
         self.crashes: list[str] = []
         self.fault_errors: list[str] = []
         self.not_caught_up: list[str] = []
+        self.skipped: list[str] = []
 
     # ------------------------------------------------------------------ schedule
 
@@ -211,6 +214,11 @@ class Nemesis:
         else:
             downtime = self.rng.uniform(0.5, 6.0)
         node = self.cluster.node(index)
+        every_node = [n.index for n in self.cluster.nodes]
+        settled = self._wait_caught_up(every_node, "every node to be a caught-up voter before a wipe")
+        if settled:
+            self.skipped.append(f"{time.time():.3f} wipe of node {index} skipped: {settled}")
+            return
         fault = self.history.begin_fault(
             "wipe", f"kill -9 node {index} ({how}), delete its data dir, restart after {downtime:.1f}s"
         )
@@ -218,18 +226,29 @@ class Nemesis:
         self.cluster.wipe(index, restart=False)
         time.sleep(downtime)
         self.cluster.start_node(index)
+        stuck = self._wait_caught_up([index], f"wiped {node.node_id} to catch up")
+        if stuck:
+            self.not_caught_up.append(f"{time.time():.3f} {stuck}")
+        fault.end = time.time()
+
+    def _wait_caught_up(self, indexes: list[int], what: str) -> str:
+        """Until every node of ``indexes`` is a voter at the leader's commit index: "" then,
+        else (after ``timing.catch_up``) what was still missing."""
         gap = ["no answer"]
 
         def caught_up() -> bool:
-            gap[0] = "no answer"
-            gap[0] = self.cluster.catch_up_gap(index, [])
-            return not gap[0]
+            for index in indexes:
+                gap[0] = f"no answer about node {index}"
+                gap[0] = self.cluster.catch_up_gap(index, [])
+                if gap[0]:
+                    return False
+            return True
 
         try:
-            wait_for(caught_up, self.timing.catch_up, interval=0.5, what=f"wiped {node.node_id} to catch up")
+            wait_for(caught_up, self.timing.catch_up, interval=0.5, what=what)
+            return ""
         except TimeoutError as exc:
-            self.not_caught_up.append(f"{time.time():.3f} {exc}: {gap[0]}")
-        fault.end = time.time()
+            return f"{exc}: {gap[0]}"
 
     # ------------------------------------------------------------------ partitions
 

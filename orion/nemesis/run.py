@@ -167,6 +167,7 @@ def run_seed(
         notes += [f"node crash: {c}" for c in nemesis.crashes]
         notes += [f"slow recovery: {r}" for r in nemesis.recovery_failures]
         notes += [f"fault error: {e}" for e in nemesis.fault_errors]
+        notes += [f"fault skipped: {e}" for e in nemesis.skipped]
         violations += [Violation("crash", c) for c in nemesis.crashes]
         # A node that cannot be reached to cut or heal a link for 30 s is unresponsive.
         violations += [Violation("liveness", e) for e in nemesis.fault_errors]
@@ -187,9 +188,12 @@ def run_seed(
                 f"{BALLAST_ENTRY_BYTES} bytes; submits "
                 + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
             )
-            ballast_final = read_prefixed(cluster, ballast_prefix, settle_timeout)
-            violations += checker.check_submits(ballast_history, ballast_final)
-            violations += checker.check_refused(ballast_history, ballast_final)
+            try:
+                ballast_final = read_prefixed(cluster, ballast_prefix, settle_timeout)
+                violations += checker.check_submits(ballast_history, ballast_final)
+                violations += checker.check_refused(ballast_history, ballast_final)
+            except TimeoutError as exc:
+                violations.append(Violation("liveness", f"cannot read the ballast tasks: {exc}"))
         states = stop_and_load(cluster)
         violations += checker.check_logs(states)
         say(f"checked: {len(final)} tasks, {sum(len(v) for v in running.values())} running containers")
