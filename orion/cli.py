@@ -31,7 +31,7 @@ from orion.client import (
     read_token_file,
     shown_state,
 )
-from orion.model import Task
+from orion.model import Desired, Task
 from orion.security.keys import KeyFileError
 from orion.units import format_size
 
@@ -332,7 +332,7 @@ def format_state(t: Task) -> str:
     state = shown_state(t)
     if state != t.state:  # Stopping: stored as Stopped, its container not yet seen stopped
         return f"{state} (desired: {t.desired}; the container on {t.node_id} is not yet seen stopped)"
-    return state + (f" (desired: {t.desired})" if t.desired != "run" else "")
+    return state + (f" (desired: {t.desired})" if t.desired != Desired.RUN else "")
 
 
 def format_task(t: Task) -> str:

@@ -42,6 +42,7 @@ import zmq
 from orion.api.endpoints import InvalidEndpointText, parse_endpoints, probe, zmq_address
 from orion.api.protocol import (
     MAX_REPLY,
+    RETRYABLE,
     WRITE_REQUESTS,
     BlockPeers,
     ErrorCode,
@@ -59,7 +60,7 @@ from orion.api.protocol import (
     typed_result,
     validate_request,
 )
-from orion.model import RestartSpec, Task, TaskState
+from orion.model import Desired, RestartSpec, Task, TaskState
 from orion.security.keys import KeyFileError, read_tokens
 from orion.units import parse_size
 
@@ -204,7 +205,7 @@ def shown_state(task: Task) -> str:
     """
     if (
         task.state == TaskState.STOPPED
-        and task.desired == "stop"
+        and task.desired == Desired.STOP
         and task.node_id
         and any(hold.kind == "held" and hold.node_id == task.node_id for hold in task.port_holds)
     ):
@@ -419,7 +420,13 @@ class Client:
         failures: list[str] = []
         unanswered = False  # an earlier attempt went silent: it may still be applied
         attempts = self.retries * len(self.endpoints)
-        for attempt in range(attempts):
+        # not_leader answers (a leader handing over on shutdown) are asked again past the
+        # attempts, a round at a time, until ``timeout`` after the call began: nothing was done,
+        # and the hand-over is over within an election timeout.
+        patient_until = time.monotonic() + self.timeout
+        attempt = -1
+        while attempt + 1 < attempts:
+            attempt += 1
             endpoint = self.endpoints[self._current]
             sock = self._open()
             if isinstance(sock, str):  # nothing was sent: this attempt cannot have had an effect
@@ -443,7 +450,7 @@ class Client:
                 unanswered = True
                 self._rotate()
                 continue
-            if not reply.ok and reply.error is not None and reply.error.code == ErrorCode.UNAVAILABLE:
+            if not reply.ok and reply.error is not None and reply.error.code in RETRYABLE:
                 pass  # answered, but cannot serve: not an endpoint to start from next time
             else:
                 self.last_answered = endpoint
@@ -464,11 +471,14 @@ class Client:
                     ErrorCode.TIMEOUT,
                     f"outcome unknown: {'; '.join(_dedupe(failures))}, then {endpoint}: {message}",
                 )
-            if code != ErrorCode.UNAVAILABLE:
+            if code not in RETRYABLE:
                 raise error_for(code, message)
-            # This node cannot serve now (starting, no leader known yet): another one may.
+            # This node cannot serve now (starting, no leader known yet, handing leadership
+            # over): nothing was done, so another node (or this one, a round later) may serve it.
             failures.append(f"{endpoint} ({message})")
             self._rotate()
+            if code == ErrorCode.NOT_LEADER and attempt + 1 == attempts and time.monotonic() < patient_until:
+                attempts += len(self.endpoints)
             self._back_off_after_round(attempt, attempts)
         raise Unavailable(ErrorCode.UNAVAILABLE, "no endpoint answered: " + "; ".join(_dedupe(failures)))
 

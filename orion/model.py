@@ -19,6 +19,27 @@ class TaskState(StrEnum):
 ACTIVE_STATES = frozenset({TaskState.SCHEDULED, TaskState.RUNNING})
 
 
+class Desired(StrEnum):
+    """What the user wants of a task: it runs until stopped (the state says how far it got)."""
+
+    RUN = "run"
+    STOP = "stop"
+
+
+class NodeStatus(StrEnum):
+    """A member's liveness as gossip (SWIM) sees it; the FSM, the scheduler, the membership
+    policy and ``orion nodes`` use the same words."""
+
+    ALIVE = "alive"  # the only status that takes new work
+    SUSPECT = "suspect"  # missed probes; may still refute
+    DEAD = "dead"  # declared failed
+    LEFT = "left"  # announced its own departure
+
+
+LIVE_STATUSES = frozenset({NodeStatus.ALIVE, NodeStatus.SUSPECT})  # a suspect may still refute
+GONE_STATUSES = frozenset({NodeStatus.DEAD, NodeStatus.LEFT})
+
+
 class TaskEvent(msgspec.Struct, frozen=True):
     """One line of a task's history, shown by ``orion task inspect``."""
 
@@ -73,7 +94,7 @@ class Task(msgspec.Struct, kw_only=True):
     reason: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
-    desired: str = "run"  # "run" or "stop"
+    desired: str = Desired.RUN
     restarts: int = 0
     exit_code: int | None = None
     history: list[TaskEvent] = []

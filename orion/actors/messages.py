@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from orion.api.protocol import ErrorCode
+from orion.fsm.commands import CommandError, Refusal
 from orion.gossip.events import MemberEvent
 from orion.model import NodeMeta, Task
 
@@ -21,7 +23,7 @@ class Outcome:
 
     ok: bool
     value: Any = None
-    code: str = ""
+    code: str = ""  # an ErrorCode on failure ("" on success)
     message: str = ""
 
     @staticmethod
@@ -29,8 +31,18 @@ class Outcome:
         return Outcome(True, value)
 
     @staticmethod
-    def failure(code: str, message: str) -> Outcome:
+    def failure(code: ErrorCode, message: str) -> Outcome:
         return Outcome(False, None, code, message)
+
+
+_CODE_OF_REFUSAL = {Refusal.INVALID: ErrorCode.INVALID, Refusal.NOT_FOUND: ErrorCode.NOT_FOUND}
+
+
+def outcome_of(result: Any) -> Outcome:
+    """The outcome of an applied FSM command: its result, or its refusal's code and message."""
+    if isinstance(result, CommandError):
+        return Outcome.failure(_CODE_OF_REFUSAL[result.code], result.message)
+    return Outcome.success(result)
 
 
 Callback = Callable[[Outcome], None]

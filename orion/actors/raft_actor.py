@@ -37,9 +37,10 @@ from orion.actors.messages import (
     Shutdown,
     StateChanged,
     Tick,
+    outcome_of,
 )
 from orion.actors.state_view import StateView, run_query
-from orion.api.protocol import NodeInfo, RaftInfo
+from orion.api.protocol import ErrorCode, NodeInfo, RaftInfo
 from orion.cluster import status
 from orion.cluster.forwarding import (
     ForwardAnswer,
@@ -61,7 +62,7 @@ from orion.config import NodeConfig
 from orion.fsm import commands as fsm_commands
 from orion.fsm.snapshot import encode_snapshot
 from orion.fsm.state import ClusterState
-from orion.model import ACTIVE_STATES, NodeMeta, Task
+from orion.model import ACTIVE_STATES, GONE_STATUSES, NodeMeta, Task
 from orion.raft.core import LEADER, NotLeaderError, RaftConfig, RaftCore
 from orion.raft.shell import RaftShell
 from orion.raft.snapshot_stream import snapshot_checksum
@@ -214,7 +215,7 @@ class RaftActor(NodeActor):
         self._snapshotter.shutdown(wait=True, cancel_futures=True)
         for waiter in self._waiters.values():
             if waiter.callback:
-                waiter.callback(Outcome.failure("unavailable", "node is shutting down"))
+                waiter.callback(Outcome.failure(ErrorCode.UNAVAILABLE, "node is shutting down"))
         self._waiters.clear()
 
     def add_listener(self, ref: pykka.ActorRef) -> None:
@@ -338,9 +339,11 @@ class RaftActor(NodeActor):
         waiter = self._waiters.pop(entry.index, None)
         if waiter is not None:
             if waiter.term != entry.term:
-                self._finish(waiter, Outcome.failure("unavailable", "leadership changed; not committed"))
+                self._finish(
+                    waiter, Outcome.failure(ErrorCode.UNAVAILABLE, "leadership changed; not committed")
+                )
             else:
-                self._finish(waiter, _outcome_of(result), entry.index)
+                self._finish(waiter, outcome_of(result), entry.index)
         return entry.kind == EntryKind.NORMAL
 
     def restore(self, snapshot: Snapshot) -> None:
@@ -411,7 +414,9 @@ class RaftActor(NodeActor):
                     if index > core.commit_index:
                         # The entry may still commit under the next leader: its fate is unknown.
                         del self._waiters[index]
-                        self._finish(waiter, Outcome.failure("timeout", "leadership lost; outcome unknown"))
+                        self._finish(
+                            waiter, Outcome.failure(ErrorCode.TIMEOUT, "leadership lost; outcome unknown")
+                        )
             self._retry_no_leader()
 
     # ---------------------------------------------------------------- writes
@@ -447,12 +452,14 @@ class RaftActor(NodeActor):
     ) -> None:
         if not self._has_quorum_contact():
             waiter = _Waiter(0, callback, deadline, forward_to)
-            self._finish(waiter, Outcome.failure("no_quorum", self._quorum_message()))
+            self._finish(waiter, Outcome.failure(ErrorCode.NO_QUORUM, self._quorum_message()))
             return
         try:
             index = self.core.propose(data)
         except NotLeaderError as exc:
-            self._finish(_Waiter(0, callback, deadline, forward_to), Outcome.failure("not_leader", str(exc)))
+            self._finish(
+                _Waiter(0, callback, deadline, forward_to), Outcome.failure(ErrorCode.NOT_LEADER, str(exc))
+            )
             return
         self._waiters[index] = _Waiter(self.core.term, callback, deadline, forward_to)
 
@@ -492,14 +499,18 @@ class RaftActor(NodeActor):
         match message:
             case ForwardPropose(req_id, origin, data):
                 if self.core.role != LEADER:
-                    answer = ForwardAnswer(req_id, "not_leader", f"{self.config.node_id} is not the leader")
+                    answer = ForwardAnswer(
+                        req_id, ErrorCode.NOT_LEADER, f"{self.config.node_id} is not the leader"
+                    )
                     self.peers.send(origin, Channel.FORWARD, encode_forward(answer))
                     return
                 deadline = self._now + self.config.request_timeout
                 self._propose_local(data, None, deadline, (origin, req_id))
             case ForwardReadIndex(req_id, origin):
                 if self.core.role != LEADER:
-                    answer = ForwardAnswer(req_id, "not_leader", f"{self.config.node_id} is not the leader")
+                    answer = ForwardAnswer(
+                        req_id, ErrorCode.NOT_LEADER, f"{self.config.node_id} is not the leader"
+                    )
                     self.peers.send(origin, Channel.FORWARD, encode_forward(answer))
                     return
                 context = f"f:{origin}:{req_id}".encode()
@@ -510,12 +521,12 @@ class RaftActor(NodeActor):
                 remote = self._remote.pop(req_id, None)
                 if remote is None:
                     return
-                if code == "not_leader":
+                if code == ErrorCode.NOT_LEADER:
                     if self._now < remote.deadline:
                         self._no_leader.append(remote)  # retried when a leader is known
                         self._retry_no_leader()
                     elif remote.callback:
-                        remote.callback(Outcome.failure("unavailable", text))
+                        remote.callback(Outcome.failure(ErrorCode.UNAVAILABLE, text))
                 elif code:
                     if remote.callback:
                         remote.callback(Outcome.failure(code, text))
@@ -564,10 +575,10 @@ class RaftActor(NodeActor):
             return
         if pending.forward_to is not None:
             origin, req_id = pending.forward_to
-            answer = ForwardAnswer(req_id, "not_leader", reason)
+            answer = ForwardAnswer(req_id, ErrorCode.NOT_LEADER, reason)
             self.peers.send(origin, Channel.FORWARD, encode_forward(answer))
         else:
-            pending.callback(Outcome.failure("unavailable", reason))
+            pending.callback(Outcome.failure(ErrorCode.UNAVAILABLE, reason))
 
     def _serve_ready_reads(self) -> None:
         if not self._reads_waiting_apply:
@@ -609,25 +620,25 @@ class RaftActor(NodeActor):
 
     def _expire(self, now: float) -> None:
         for waiter in _pop_expired(self._waiters, now):
-            self._finish(waiter, Outcome.failure("timeout", self._timeout_message("write")))
+            self._finish(waiter, Outcome.failure(ErrorCode.TIMEOUT, self._timeout_message("write")))
         for remote in _pop_expired(self._remote, now):
             if remote.callback:
-                remote.callback(Outcome.failure("timeout", self._timeout_message(remote.kind)))
+                remote.callback(Outcome.failure(ErrorCode.TIMEOUT, self._timeout_message(remote.kind)))
         if self._no_leader:
             expired = [r for r in self._no_leader if r.deadline <= now]
             self._no_leader = [r for r in self._no_leader if r.deadline > now]
             for remote in expired:
                 if remote.callback:
                     remote.callback(
-                        Outcome.failure("no_quorum", "no quorum: no leader could be elected in time")
+                        Outcome.failure(ErrorCode.NO_QUORUM, "no quorum: no leader could be elected in time")
                     )
         for pending in _pop_expired(self._reads, now):
             if pending.forward_to is None:
-                pending.callback(Outcome.failure("no_quorum", self._quorum_message()))
+                pending.callback(Outcome.failure(ErrorCode.NO_QUORUM, self._quorum_message()))
         if self._reads_waiting_apply:
             for pending in [p for p in self._reads_waiting_apply if p.deadline <= now]:
                 self._reads_waiting_apply.remove(pending)
-                pending.callback(Outcome.failure("timeout", "read timed out waiting to catch up"))
+                pending.callback(Outcome.failure(ErrorCode.TIMEOUT, "read timed out waiting to catch up"))
 
     def _timeout_message(self, kind: str) -> str:
         if self.core.role == LEADER and not self._has_quorum_contact():
@@ -690,7 +701,7 @@ class RaftActor(NodeActor):
             if record is None or record.status != entry.status or _capacity_changed(record.meta, entry.meta):
                 command = fsm_commands.UpsertNode(meta=entry.meta, status=entry.status, at=time.time())
             elif (
-                entry.status in ("dead", "left")
+                entry.status in GONE_STATUSES
                 and now - entry.since >= self.config.reschedule_after
                 and any(t.state in ACTIVE_STATES for t in self.fsm.tasks_on_node(node_id))
             ):
@@ -765,13 +776,6 @@ def _capacity_changed(old: NodeMeta, new: NodeMeta) -> bool:
         or old.port_space != new.port_space
         or old.raft_incarnation != new.raft_incarnation
     )
-
-
-def _outcome_of(result: Any) -> Outcome:
-    if isinstance(result, fsm_commands.CommandError):
-        code = "not_found" if result.message.startswith("no task with id") else "invalid"
-        return Outcome.failure(code, result.message)
-    return Outcome.success(result)
 
 
 def _no_query(_fsm: Any) -> None:

@@ -28,10 +28,10 @@ from orion.actors.messages import LeadershipChanged, Outcome, Propose, Read, Sta
 from orion.actors.state_view import StateView
 from orion.fsm import commands as fsm_commands
 from orion.fsm.state import TaskIds
-from orion.model import Task
+from orion.model import NodeStatus, Task
 from orion.scheduler.judge import nomad_limit, schedule
 from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS, PortMarks
-from orion.scheduler.types import ALIVE, NodeView
+from orion.scheduler.types import NodeView
 
 BATCH = 512  # tasks judged per round
 EXACT_BELOW = 64  # score every node in small clusters; sample (Nomad's limit) in large ones
@@ -86,7 +86,7 @@ def free_capacity(nodes: list[NodeView]) -> Capacity:
             n.meta.disk_total - n.allocated_disk,
         )
         for n in nodes
-        if n.status == ALIVE and n.eligible
+        if n.status == NodeStatus.ALIVE and n.eligible
     }
 
 

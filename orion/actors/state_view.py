@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from orion.actors.messages import Outcome
-from orion.api.protocol import NodeInfo, RaftInfo
+from orion.api.protocol import ErrorCode, NodeInfo, RaftInfo
 from orion.fsm.state import ClusterState
 
 
@@ -55,4 +55,4 @@ def run_query(query: Callable[[StateView], Any], view: StateView) -> Outcome:
     try:
         return Outcome.success(query(view))
     except LookupError as exc:
-        return Outcome.failure("not_found", str(exc.args[0]) if exc.args else "not found")
+        return Outcome.failure(ErrorCode.NOT_FOUND, str(exc.args[0]) if exc.args else "not found")

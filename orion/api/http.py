@@ -10,6 +10,10 @@ With ``tokens`` set (secure clusters) every request needs ``Authorization: Beare
 (the same token as the ZeroMQ API); without it the answer is 401 and nothing runs. The
 header is never logged.
 
+A request refused because nothing can be done just now (codes ``unavailable``: no leader
+known yet; ``not_leader``: the leader is handing leadership over) is a 503 with
+``Retry-After: 1``: nothing was done, so sending it again is safe.
+
 ``GET /health`` needs no token, for load balancers: 200 ``{"status": "ok", "node": "node1",
 "role": "leader", "apiPort": 7301}`` while the node knows a leader (so it can serve or
 forward requests), else 503 with status ``no_leader`` or ``unavailable``. It carries no task
@@ -34,6 +38,7 @@ from loguru import logger
 
 from orion.api.protocol import (
     MAX_REQUEST,
+    RETRYABLE,
     ErrorCode,
     ListNodes,
     ListTasks,
@@ -62,7 +67,9 @@ _STATUS = {
     ErrorCode.INTERNAL: HTTPStatus.INTERNAL_SERVER_ERROR,
     ErrorCode.UNAUTHORIZED: HTTPStatus.UNAUTHORIZED,
     ErrorCode.CONFLICT: HTTPStatus.CONFLICT,
+    ErrorCode.NOT_LEADER: HTTPStatus.SERVICE_UNAVAILABLE,
 }
+RETRY_AFTER_S = 1  # told with a 503 whose cause passes by itself (a leader hand-over, a start)
 NO_TOKEN_MESSAGE = "no token given: send Authorization: Bearer TOKEN (the cluster's client token)"
 WRONG_TOKEN_MESSAGE = "token not accepted: not in the token file of this node"
 HEALTH_TIMEOUT_S = 2.0  # balancers check often, with short timeouts of their own
@@ -330,7 +337,8 @@ class _RestHandler(BaseHTTPRequestHandler):
             code, message = (
                 (error.code, error.message) if error else (ErrorCode.INTERNAL, "error without details")
             )
-            self._error(_STATUS.get(code, HTTPStatus.INTERNAL_SERVER_ERROR), message, code=code)
+            status = _STATUS.get(code, HTTPStatus.INTERNAL_SERVER_ERROR)
+            self._error(status, message, code=code, retry=code in RETRYABLE)
             return
         try:
             result = typed_result(request, reply.result)
@@ -363,20 +371,30 @@ class _RestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _error(
-        self, status: HTTPStatus, message: str, field: str = "", *, code: str = "", close: bool = False
+        self,
+        status: HTTPStatus,
+        message: str,
+        field: str = "",
+        *,
+        code: str = "",
+        close: bool = False,
+        retry: bool = False,
     ) -> None:
+        """``retry``: nothing was done and asking again soon may succeed (Retry-After)."""
         body: dict[str, str] = {"error": message, "code": code or _code_for(status)}
         if field:
             body["field"] = field
         if close:
             self.close_connection = True
-        self._json(status, body)
+        self._json(status, body, retry_after=RETRY_AFTER_S if retry else None)
 
-    def _json(self, status: HTTPStatus, payload: Any) -> None:
+    def _json(self, status: HTTPStatus, payload: Any, retry_after: int | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
         if status == HTTPStatus.UNAUTHORIZED:
             self.send_header("WWW-Authenticate", 'Bearer realm="orion"')
         if self.close_connection:

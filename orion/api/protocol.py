@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from orion.model import NodeMeta, RestartSpec, Task
+from orion.model import NodeMeta, NodeStatus, RestartSpec, Task
+from orion.raft.types import RaftRole
 from orion.units import parse_duration
 
 MAX_REQUEST = 1024 * 1024  # bytes of an encoded request
@@ -46,6 +47,15 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     UNAUTHORIZED = "unauthorized"  # no valid client token (secure clusters)
     CONFLICT = "conflict"  # a task id reused with a different spec
+    # The node that took the write stopped leading before appending it (e.g. it is handing
+    # leadership over on shutdown): nothing was written, so retrying elsewhere is safe.
+    NOT_LEADER = "not_leader"
+    # Between the node's own actors only, never in a reply: Docker refused or failed a call.
+    DOCKER = "docker"
+    PORT_IN_USE = "port_in_use"  # Docker refused a start: a host port is taken
+
+
+RETRYABLE = frozenset({ErrorCode.UNAVAILABLE, ErrorCode.NOT_LEADER})  # nothing was done: ask again
 
 
 # ------------------------------------------------------------------------- requests
@@ -183,12 +193,21 @@ WRITE_REQUESTS = (SubmitTask, StopTask, RemoveTask)
 # ------------------------------------------------------------------------- results
 
 
+class Suffrage(StrEnum):
+    VOTER = "voter"
+    NONVOTER = "nonvoter"
+    NONE = "none"  # not in the Raft configuration (yet, or any more)
+
+
+UNKNOWN = "unknown"  # a status or role the answering node cannot tell (it never heard of that member)
+
+
 class NodeInfo(msgspec.Struct, kw_only=True, frozen=True):
     id: str
     address: str = ""
-    status: str = "alive"  # alive, suspect, dead, left
-    role: str = "follower"  # Raft role as this node last saw it
-    suffrage: str = "none"  # voter, nonvoter, none
+    status: str = NodeStatus.ALIVE  # a NodeStatus, or UNKNOWN
+    role: str = RaftRole.FOLLOWER  # Raft role as this node last saw it, or UNKNOWN
+    suffrage: str = Suffrage.NONE
     meta: NodeMeta | None = None
     allocated_memory: int = 0
     allocated_cpu: float = 0.0

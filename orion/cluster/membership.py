@@ -45,10 +45,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from orion.model import GONE_STATUSES, LIVE_STATUSES, NodeStatus
 from orion.raft.types import Membership
-
-LIVE_STATUSES = frozenset({"alive", "suspect"})  # a suspect may still refute: not gone yet
-GONE_STATUSES = frozenset({"dead", "left"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +54,7 @@ class MemberStatus:
     """A member as the local gossip sees it: status, since when, its Raft address, and the
     incarnation and cluster id it advertises ("" = not advertised)."""
 
-    status: str
+    status: str  # a NodeStatus
     since: float
     raft_address: str
     incarnation: str = ""
@@ -149,7 +147,7 @@ def next_change(
         current = membership.address_of(node_id)
         if (
             node_id != leader_id
-            and member.status == "alive"
+            and member.status == NodeStatus.ALIVE
             and member.raft_address
             and member.raft_address != current
             and is_same_life(node_id, member, membership)
@@ -160,7 +158,7 @@ def next_change(
     for node_id, member in known:
         if (
             node_id != leader_id
-            and member.status == "alive"
+            and member.status == NodeStatus.ALIVE
             and is_replaced(node_id, member, membership)
             and not is_stranger(member, membership)
             and keeps_quorum(node_id)
@@ -182,7 +180,7 @@ def next_change(
     for node_id in sorted(members):
         member = members[node_id]
         if (
-            member.status == "alive"
+            member.status == NodeStatus.ALIVE
             and member.raft_address
             and membership.address_of(node_id) is None
             and not is_stranger(member, membership)
@@ -195,7 +193,7 @@ def next_change(
             node_id
             for node_id in membership.non_voters
             if members.get(node_id) is not None
-            and members[node_id].status == "alive"
+            and members[node_id].status == NodeStatus.ALIVE
             and is_same_life(node_id, members[node_id], membership)
             # match > 0: a node holding no entry is never caught up. On a young cluster
             # (commit < catch_up_lag) a brand-new node looked caught up and was promoted

@@ -11,14 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from orion.model import NodeMeta
+from orion.model import NodeMeta, NodeStatus
 
-_STATUS_OF_EVENT = {"joined": "alive", "updated": "alive", "alive": "alive"}
+# Event kinds that are not themselves a status: both say the member is alive.
+_STATUS_OF_EVENT = {"joined": NodeStatus.ALIVE, "updated": NodeStatus.ALIVE}
 
 
 @dataclass(slots=True)
 class MirrorEntry:
-    status: str  # alive, suspect, dead, left
+    status: NodeStatus
     since: float
     meta: NodeMeta
 
@@ -31,14 +32,14 @@ class MemberMirror:
         return self.entries.get(node_id)
 
     def set_local(self, meta: NodeMeta, now: float) -> None:
-        self.entries[meta.id] = MirrorEntry("alive", now, meta)
+        self.entries[meta.id] = MirrorEntry(NodeStatus.ALIVE, now, meta)
 
     def apply_events(self, events: Iterable[Any], now: float) -> None:
         """Gossip member events (``node_id``, ``kind``, ``meta``): the status keeps its
         ``since`` while it does not change, so grace periods count from the first report."""
         for event in events:
             previous = self.entries.get(event.node_id)
-            status = _STATUS_OF_EVENT.get(event.kind, event.kind)
+            status = _STATUS_OF_EVENT.get(event.kind) or NodeStatus(event.kind)
             since = previous.since if previous is not None and previous.status == status else now
             self.entries[event.node_id] = MirrorEntry(status, since, event.meta)
 

@@ -6,10 +6,12 @@ read queries (``orion raft``, ``orion nodes``).
 
 from __future__ import annotations
 
-from orion.api.protocol import NodeInfo, RaftInfo
+from orion.api.protocol import UNKNOWN, NodeInfo, RaftInfo, Suffrage
 from orion.cluster.mirror import MemberMirror
 from orion.fsm.state import ClusterState
-from orion.raft.core import LEADER, RaftCore
+from orion.model import GONE_STATUSES
+from orion.raft.core import RaftCore
+from orion.raft.types import RaftRole
 
 
 def raft_info(node_id: str, core: RaftCore) -> RaftInfo:
@@ -30,26 +32,27 @@ def raft_info(node_id: str, core: RaftCore) -> RaftInfo:
 def node_infos(core: RaftCore, fsm: ClusterState, mirror: MemberMirror) -> list[NodeInfo]:
     membership = core.membership
     records = {record.meta.id: record for record in fsm.nodes()}
-    leader = core.leader_id if core.role != LEADER else core.id
+    leader = core.leader_id if core.role != RaftRole.LEADER else core.id
     infos = []
     for node_id in sorted({*records, *mirror.entries, *membership.all_ids()}):
         record = records.get(node_id)
         entry = mirror.get(node_id)
         meta = entry.meta if entry else (record.meta if record else None)
-        status = entry.status if entry else (record.status if record else "unknown")
+        status = entry.status if entry else (record.status if record else UNKNOWN)
         memory, cpu, disk = fsm.allocated(node_id)
         if node_id in membership.voters:
-            suffrage = "voter"
+            suffrage = Suffrage.VOTER
         elif node_id in membership.non_voters:
-            suffrage = "nonvoter"
+            suffrage = Suffrage.NONVOTER
         else:
-            suffrage = "none"
+            suffrage = Suffrage.NONE
+        role: str
         if node_id == leader:
-            role = "leader"
-        elif status in ("dead", "left", "unknown"):
-            role = "unknown"  # whatever it was, nobody hears from it: it leads or follows nothing
+            role = RaftRole.LEADER
+        elif status in GONE_STATUSES or status == UNKNOWN:
+            role = UNKNOWN  # whatever it was, nobody hears from it: it leads or follows nothing
         else:
-            role = "follower"
+            role = RaftRole.FOLLOWER
         infos.append(
             NodeInfo(
                 id=node_id,

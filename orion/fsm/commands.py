@@ -7,16 +7,13 @@ every replica computes the same state.
 
 from __future__ import annotations
 
-from typing import Literal
+from enum import StrEnum
 
 import msgspec
 
-from orion.model import NodeMeta, Task, TaskState
+from orion.model import NodeMeta, NodeStatus, Task, TaskState
 
 MAX_COMMAND_BYTES = 1 << 20  # a command is small; anything larger is refused before decoding
-
-NodeStatus = Literal["alive", "suspect", "dead", "left"]
-NODE_STATUSES: tuple[str, ...] = ("alive", "suspect", "dead", "left")
 
 
 class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="op"):
@@ -70,7 +67,7 @@ class RescheduleNodeTasks(_Command, tag="reschedule_node"):
 
 class UpsertNode(_Command, tag="upsert_node"):
     meta: NodeMeta
-    status: NodeStatus = "alive"
+    status: NodeStatus = NodeStatus.ALIVE
 
 
 class SetNodeStatus(_Command, tag="node_status"):
@@ -138,9 +135,17 @@ Command = (
 )
 
 
+class Refusal(StrEnum):
+    """Why a command changed nothing; the Raft actor maps it to the API's ErrorCode."""
+
+    INVALID = "invalid"  # malformed, or not allowed in the current state
+    NOT_FOUND = "not_found"  # names a task or node the state does not hold
+
+
 class CommandError(msgspec.Struct, frozen=True):
     """Result of a command that changed nothing because it was invalid or refers to nothing."""
 
+    code: Refusal
     message: str
 
 

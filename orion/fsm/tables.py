@@ -18,7 +18,7 @@ class NodeRecord(msgspec.Struct, frozen=True):
     """A cluster member as the replicated state knows it."""
 
     id: str
-    status: str  # "alive", "suspect", "dead", "left"
+    status: str  # a NodeStatus
     meta: NodeMeta
     updated_at: float = 0.0
 

@@ -34,7 +34,7 @@ import msgspec
 from orion.gossip.awareness import Awareness
 from orion.gossip.broadcasts import BroadcastQueue
 from orion.gossip.config import GossipConfig
-from orion.gossip.events import EventKind, ForeignGossip, MemberEvent, MemberStatus, MemberView
+from orion.gossip.events import EventKind, ForeignGossip, MemberEvent, MemberView
 from orion.gossip.messages import (
     Ack,
     Alive,
@@ -51,12 +51,12 @@ from orion.gossip.messages import (
 )
 from orion.gossip.suspicion import Suspicion
 from orion.gossip.timing import push_pull_scale, retransmit_limit, suspicion_timeout
-from orion.model import NodeMeta
+from orion.model import NodeMeta, NodeStatus
 
-ALIVE: MemberStatus = "alive"
-SUSPECT: MemberStatus = "suspect"
-DEAD: MemberStatus = "dead"
-LEFT: MemberStatus = "left"
+ALIVE = NodeStatus.ALIVE
+SUSPECT = NodeStatus.SUSPECT
+DEAD = NodeStatus.DEAD
+LEFT = NodeStatus.LEFT
 _LIVE = (ALIVE, SUSPECT)
 MAX_FOREIGN_REPORTS = 1024  # distinct foreign senders reported; past it drops are only counted
 
@@ -69,7 +69,7 @@ class _Member:
         self.address = meta.gossip_address
         self.meta = meta
         self.incarnation = incarnation
-        self.status: MemberStatus = ALIVE
+        self.status: NodeStatus = ALIVE
         self.changed_at = now
 
 

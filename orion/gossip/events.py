@@ -6,9 +6,8 @@ from typing import Literal
 
 import msgspec
 
-from orion.model import NodeMeta
+from orion.model import NodeMeta, NodeStatus
 
-MemberStatus = Literal["alive", "suspect", "dead", "left"]
 EventKind = Literal["joined", "updated", "suspect", "alive", "dead", "left"]
 
 
@@ -25,7 +24,7 @@ class MemberEvent(msgspec.Struct, frozen=True):
 class MemberView(msgspec.Struct, frozen=True):
     id: str
     address: str
-    status: MemberStatus
+    status: NodeStatus
     incarnation: int
     meta: NodeMeta
 

@@ -10,11 +10,11 @@ Updates (alive, suspect, dead) ride along on probes, acks and gossip messages ("
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
-from orion.model import NodeMeta
+from orion.model import NodeMeta, NodeStatus
 
 MAX_MESSAGE_BYTES = 512 * 1024  # a push-pull of ~2000 members; everything else is far smaller
 MAX_UPDATES = 512  # piggybacked updates per message
@@ -89,13 +89,10 @@ class Gossip(msgspec.Struct, frozen=True, array_like=True, tag="gossip"):
     cluster: ClusterId = ""
 
 
-MemberStatusWire = Literal["alive", "suspect", "dead", "left"]
-
-
 class MemberState(msgspec.Struct, frozen=True, array_like=True):
     node_id: NodeId
     incarnation: Incarnation
-    status: MemberStatusWire
+    status: NodeStatus  # encoded as its value ("alive", ...)
     meta: NodeMeta
 
 

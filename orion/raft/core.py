@@ -65,6 +65,7 @@ from orion.raft.types import (
     EntryKind,
     HardState,
     Membership,
+    RaftRole,
     Snapshot,
     SnapshotMeta,
     StoreCorruptError,
@@ -73,10 +74,10 @@ from orion.raft.types import (
     encode_membership,
 )
 
-LEADER = "leader"
-FOLLOWER = "follower"
-CANDIDATE = "candidate"
-PRECANDIDATE = "precandidate"
+LEADER = RaftRole.LEADER
+FOLLOWER = RaftRole.FOLLOWER
+CANDIDATE = RaftRole.CANDIDATE
+PRECANDIDATE = RaftRole.PRECANDIDATE
 
 _CONFIG = int(EntryKind.CONFIG)
 _NOOP = int(EntryKind.NOOP)

@@ -9,10 +9,19 @@ simulator) writes it through a ``LogStore`` *before* sending messages or applyin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Protocol
 
 import msgspec
+
+
+class RaftRole(StrEnum):
+    """A node's part in the Raft protocol; the values are what ``orion raft`` and the API show."""
+
+    LEADER = "leader"
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    PRECANDIDATE = "precandidate"  # polling for votes without raising its term (pre-vote)
 
 
 class EntryKind(IntEnum):

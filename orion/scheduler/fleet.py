@@ -18,9 +18,9 @@ import math
 import random
 from collections.abc import Sequence
 
-from orion.model import Task
+from orion.model import NodeStatus, Task
 from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS, Blocker, PortBook, PortRequest, port_space
-from orion.scheduler.types import ALIVE, NodeView
+from orion.scheduler.types import NodeView
 
 SelectorKey = tuple[tuple[str, str], ...]
 
@@ -56,12 +56,16 @@ class Fleet:
         # Inverse capacities turn "utilisation after placement" into one multiply per node.
         self.inverse_memory = [1.0 / n.meta.memory_total if n.meta.memory_total else 0.0 for n in ordered]
         self.inverse_cpu = [1.0 / n.meta.cpu_total if n.meta.cpu_total else 0.0 for n in ordered]
-        self.usable = [index for index, node in enumerate(ordered) if node.status == ALIVE and node.eligible]
+        self.usable = [
+            index for index, node in enumerate(ordered) if node.status == NodeStatus.ALIVE and node.eligible
+        ]
         self._candidates: dict[SelectorKey, list[int]] = {(): self.usable}
         self._unmatched: dict[SelectorKey, dict[str, int]] = {(): {}}
         # Rejections that no placement can change, counted once per batch.
-        self.not_alive = sum(1 for node in ordered if node.status != ALIVE)
-        self.not_eligible = sum(1 for node in ordered if node.status == ALIVE and not node.eligible)
+        self.not_alive = sum(1 for node in ordered if node.status != NodeStatus.ALIVE)
+        self.not_eligible = sum(
+            1 for node in ordered if node.status == NodeStatus.ALIVE and not node.eligible
+        )
         self.placements = 0  # bumped on every placement: tells when a cached reason is stale
         self.dynamic_ports = dynamic_ports
         self.port_spaces = [port_space(node.meta) for node in ordered]

@@ -6,7 +6,6 @@ import msgspec
 
 from orion.model import NodeMeta, PortClaim
 
-ALIVE = "alive"
 STRATEGIES = ("binpack", "spread")
 
 
@@ -15,7 +14,7 @@ class NodeView(msgspec.Struct, frozen=True):
     already assigns to it (the FSM, not gossip, is the truth about what is taken)."""
 
     id: str
-    status: str  # "alive", "suspect", "dead", "left": only "alive" takes new work
+    status: str  # a NodeStatus: only ALIVE takes new work
     meta: NodeMeta
     allocated_memory: int = 0  # bytes already assigned by the FSM
     allocated_cpu: float = 0.0  # cores already assigned by the FSM

@@ -3,7 +3,7 @@
 It speaks the Raft actor's message contract (``Propose`` and ``Read``, answered through their
 callbacks with an ``Outcome``) and commits every proposal at once, in order, so the actors and
 API edges above it can be tested with the real state machine and without consensus. Results
-of commands are turned into outcomes by the Raft actor's own mapping.
+of commands are turned into outcomes by the Raft actor's own mapping (``outcome_of``).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Any
 
 import pykka
 
-from orion.actors.messages import Propose, Read
-from orion.actors.raft_actor import _outcome_of
+from orion.actors.messages import Propose, Read, outcome_of
 from orion.actors.state_view import StateView, run_query
 from orion.api.protocol import NodeInfo, RaftInfo
 from orion.fsm.commands import Command, decode_command, encode_command
 from orion.fsm.state import ClusterState
+from orion.raft.types import RaftRole
 
 
 class FsmRaft(pykka.ThreadingActor):
@@ -35,7 +35,7 @@ class FsmRaft(pykka.ThreadingActor):
             case Propose(data, callback, _):
                 result = self._apply(data)
                 if callback is not None:
-                    callback(_outcome_of(result))
+                    callback(outcome_of(result))
             case Read(query, callback, _, _):
                 callback(run_query(query, StateView(self)))
         return None
@@ -46,7 +46,7 @@ class FsmRaft(pykka.ThreadingActor):
         index = self.fsm.applied_index
         return RaftInfo(
             node_id=self.node_id,
-            role="leader" if self.leader else "follower",
+            role=RaftRole.LEADER if self.leader else RaftRole.FOLLOWER,
             term=1,
             leader_id=self.node_id if self.leader else None,
             commit_index=index,

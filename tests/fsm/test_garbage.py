@@ -9,6 +9,7 @@ from orion.fsm.commands import (
     AssignTasks,
     CollectGarbage,
     CommandError,
+    Refusal,
     RemoveTask,
     ReportTaskState,
     SetPending,
@@ -148,7 +149,7 @@ def test_rm_force_stops_and_removes_an_active_task(run: Driver) -> None:
 
 def test_rm_of_an_unknown_task_is_not_found(run: Driver) -> None:
     result = run(RemoveTask(at=1.0, task_id="nope"))
-    assert result == CommandError("no task with id nope")  # the Raft actor maps this to not_found
+    assert result == CommandError(Refusal.NOT_FOUND, "no task with id nope")  # not_found to clients
 
 
 def test_removed_tasks_stay_removed_after_a_snapshot_and_replicas_keep_agreeing(run: Driver) -> None:

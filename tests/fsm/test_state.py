@@ -14,6 +14,7 @@ from orion.fsm.commands import (
     CollectGarbage,
     Command,
     CommandError,
+    Refusal,
     RemoveNode,
     RemoveTask,
     ReportTaskState,
@@ -147,7 +148,7 @@ def test_assign_then_reports_then_stop(run: Driver) -> None:
 
 def test_stop_unknown_task_is_an_error_value(run: Driver) -> None:
     result = run(StopTask(at=1.0, task_id="nope"))
-    assert result == CommandError("no task with id nope")
+    assert result == CommandError(Refusal.NOT_FOUND, "no task with id nope")
 
 
 def test_failed_report_frees_resources(run: Driver) -> None:
