@@ -45,6 +45,7 @@ from orion.fsm.commands import (
     decode_command,
 )
 from orion.fsm.port_index import (
+    IndexedBook,
     PortIndex,
     assigned_ports,
     frees_ports,
@@ -56,7 +57,7 @@ from orion.fsm.port_index import (
 from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
 from orion.fsm.tables import NodeRecord
 from orion.model import ACTIVE_STATES, Desired, NodeStatus, PortClaim, Task, TaskEvent, TaskState
-from orion.scheduler.ports import PortBook, port_space
+from orion.scheduler.ports import port_space
 
 MAX_HISTORY = 20  # events kept per task
 MAX_RESTART_TIMES = 64  # recent restarts kept per task (the restart policy counts them)
@@ -191,7 +192,7 @@ class ClusterState:
 
     def _assign(self, cmd: AssignTasks) -> ApplyResult:
         assigned, skipped = [], []
-        book: PortBook | None = None  # host ports taken per port space, built once if needed
+        book: IndexedBook | None = None  # host ports taken, read through the index
         for task_id, node_id in cmd.assignments:
             task = self._tasks.get(task_id)
             node = self._nodes.get(node_id)
@@ -206,7 +207,7 @@ class ClusterState:
                 continue
             if task.port_bindings:
                 if book is None:
-                    book = self._ports.book(self._nodes.values(), self._tasks)
+                    book = self._ports.placement_book(self._nodes, self._tasks)
                 ports, _ = assigned_ports(task, node, cmd.host_ports.get(task_id, {}), book)
                 if ports is None:  # a port taken since the plan was made: judge it again
                     skipped.append(task_id)
