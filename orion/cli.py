@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from orion.api.endpoints import EndpointMemory
 from orion.api.http import to_camel
-from orion.api.protocol import NodeInfo, RaftInfo, container_port_problem
+from orion.api.protocol import NodeInfo, RaftInfo, container_port_problem, normalize_port_bindings
 from orion.client import (
     Client,
     Conflict,
@@ -244,8 +244,8 @@ def parse_publish(values: list[str]) -> dict[str, str]:
         problem = container_port_problem(container)  # the protocol's rule, as for the client and REST
         if problem is not None:
             raise UsageError(f"-p {value}: {problem}")
-        ports[container if "/" in container else f"{container}/tcp"] = host
-    return ports
+        ports[container] = host
+    return normalize_port_bindings(ports)
 
 
 # ---------------------------------------------------------------------- output

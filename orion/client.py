@@ -32,7 +32,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +55,12 @@ from orion.api.protocol import (
     decode_reply,
     encode_request,
     normalize_port_bindings,
-    restart_fields,
     typed_result,
     validate_request,
 )
+from orion.api.requests import build_submit
 from orion.model import Desired, RestartSpec, Task, TaskState
 from orion.security.keys import KeyFileError, read_tokens
-from orion.units import parse_size
 
 # The API ports of config/node1.toml .. node3.toml.
 DEFAULT_ENDPOINTS = ("127.0.0.1:7301", "127.0.0.1:7302", "127.0.0.1:7303")
@@ -290,27 +288,24 @@ class Client:
         """Submit a task; ``command`` is a list of arguments, a string is an InvalidRequest
         (field ``command``, as REST answers it). Conflict when ``id`` is taken by a task with
         another spec; the same spec again returns the existing task (a safe retry)."""
-        task_id = id or uuid.uuid4().hex  # chosen once: every retry carries the same id
         try:
-            fields: dict[str, Any] = {
-                "op": "SubmitTask",
-                "id": task_id,
-                "name": name if name is not None else f"task-{task_id[:8]}",
-                "image": image,
-                "memory": parse_size(memory, "memory"),
-                "cpu": cpu,
-                "disk": parse_size(disk, "disk"),
-                "port_bindings": normalize_ports(ports),
-                "node_selectors": dict(node_selectors or {}),
-                # A string goes to validation as it is, to be refused there as REST refuses it.
-                "command": command if command is None or isinstance(command, str) else list(command),
-                "env": dict(env or {}),
-                # "always", or {"policy": "on-failure", "attempts": 5, "interval": "10m", ...}
-                "restart": restart_fields(restart),
-            }
-        except ValueError as exc:
+            # The id is chosen here once: every retry of this call carries the same one.
+            request = build_submit(
+                image,
+                id=id,
+                name=name,
+                memory=memory,
+                cpu=cpu,
+                disk=disk,
+                ports=ports,
+                node_selectors=node_selectors,
+                command=command,
+                env=env,
+                restart=restart,
+            )
+        except RequestError as exc:
             raise InvalidRequest(ErrorCode.INVALID, str(exc)) from None
-        return self._call(self._checked(fields))
+        return self._call(request)
 
     def tasks(self, *, stale: bool = False) -> list[Task]:
         return self._call(ListTasks(stale=stale))

@@ -78,6 +78,12 @@ class RestartSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     mode: Literal["", "fail", "delay"] = ""  # attempts used: Failed for good, or wait and go on
 
 
+def task_name(name: str | None, task_id: str) -> str:
+    """A task's name: the one given, else ``task-`` and the first 8 characters of its id (the
+    same whichever front end submitted it, so a retry compares equal)."""
+    return name or f"task-{task_id[:8]}"
+
+
 class Task(msgspec.Struct, kw_only=True):
     id: str
     name: str

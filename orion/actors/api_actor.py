@@ -16,9 +16,9 @@ from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import Outcome, Propose, Read
 from orion.actors.state_view import StateView
 from orion.api import protocol as api
+from orion.api.requests import task_of
 from orion.api.server import ReplyFn
 from orion.fsm import commands as fsm_commands
-from orion.model import Task, TaskState
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,23 +106,7 @@ class ApiActor(NodeActor):
         match request:
             case api.SubmitTask():
                 now = time.time()
-                task = Task(
-                    id=request.id,
-                    name=request.name or request.id,
-                    image=request.image,
-                    state=TaskState.PENDING,
-                    memory=request.memory,
-                    cpu=request.cpu,
-                    disk=request.disk,
-                    node_selectors=dict(request.node_selectors),
-                    port_bindings=dict(request.port_bindings),
-                    command=list(request.command) if request.command is not None else None,
-                    env=dict(request.env),
-                    restart=request.restart,
-                    created_at=now,
-                    updated_at=now,
-                )
-                command = fsm_commands.SubmitTask(task=task, at=now)
+                command = fsm_commands.SubmitTask(task=task_of(request, now), at=now)
                 self._write(command, callback)
             case api.StopTask(id=task_id):
                 self._write(fsm_commands.StopTask(task_id=task_id, at=time.time()), callback)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -36,6 +35,7 @@ from urllib.parse import parse_qs
 import msgspec
 from loguru import logger
 
+from orion.api import auth
 from orion.api.protocol import (
     MAX_REQUEST,
     RETRYABLE,
@@ -48,15 +48,13 @@ from orion.api.protocol import (
     Request,
     RequestError,
     checked_reply,
-    normalize_port_bindings,
     request_error,
-    restart_fields,
     typed_result,
     validate_request,
 )
+from orion.api.requests import build_submit
 from orion.api.server import Handler
 from orion.security.keys import TokenSet
-from orion.units import parse_size
 
 _STATUS = {
     ErrorCode.INVALID: HTTPStatus.BAD_REQUEST,
@@ -70,8 +68,6 @@ _STATUS = {
     ErrorCode.NOT_LEADER: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 RETRY_AFTER_S = 1  # told with a 503 whose cause passes by itself (a leader hand-over, a start)
-NO_TOKEN_MESSAGE = "no token given: send Authorization: Bearer TOKEN (the cluster's client token)"
-WRONG_TOKEN_MESSAGE = "token not accepted: not in the token file of this node"
 HEALTH_TIMEOUT_S = 2.0  # balancers check often, with short timeouts of their own
 _TASK_PATH = re.compile(r"^/tasks/(?P<id>[^/]+)$")
 
@@ -119,27 +115,9 @@ def submit_request(body: bytes) -> Request:
         raise request_error(exc) from None
     except msgspec.DecodeError as exc:
         raise RequestError("", f"malformed JSON: {exc}") from None
-    task_id = rest.id or uuid.uuid4().hex
+    fields = msgspec.structs.asdict(rest)  # RestSubmit's fields are build_submit's arguments
     try:
-        fields = {
-            "op": "SubmitTask",
-            "id": task_id,
-            "name": rest.name if rest.name is not None else f"task-{task_id[:8]}",
-            "image": rest.image,
-            "memory": parse_size(rest.memory, "memory"),
-            "cpu": rest.cpu,
-            "disk": parse_size(rest.disk, "disk"),
-            "port_bindings": normalize_port_bindings(rest.port_bindings),
-            "node_selectors": rest.node_selectors,
-            "command": rest.command,
-            "env": rest.env,
-            "restart": restart_fields(rest.restart),
-        }
-    except ValueError as exc:
-        field, _, reason = str(exc).partition(": ")
-        raise RequestError(field, reason) from None
-    try:
-        return validate_request(fields)
+        return build_submit(ports=fields.pop("port_bindings"), **fields)
     except RequestError as exc:
         raise RequestError(camel(exc.field), exc.reason) from None
 
@@ -248,18 +226,13 @@ class _RestHandler(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         """True when no token is required or the request carries a valid one; else answers 401."""
-        tokens = self.api.tokens
-        if tokens is None:
+        why = auth.refusal(self.api.tokens, auth.bearer_token(self.headers.get("Authorization")))
+        if why is None:
             return True
-        scheme, _, presented = (self.headers.get("Authorization") or "").strip().partition(" ")
-        presented = presented.strip()
-        if scheme.lower() == "bearer" and tokens.accepts(presented.encode()):
-            return True
-        given = scheme.lower() == "bearer" and presented
         # The body is not read: close the connection instead of parsing what follows it.
         self._error(
             HTTPStatus.UNAUTHORIZED,
-            WRONG_TOKEN_MESSAGE if given else NO_TOKEN_MESSAGE,
+            auth.refusal_message(auth.Front.REST, why),
             code=ErrorCode.UNAUTHORIZED,
             close=True,
         )

@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from orion.model import NodeMeta, NodeStatus, RestartSpec, Task
+from orion.codec import TooLarge, bounded_decode
+from orion.model import NodeMeta, NodeStatus, RestartSpec, Task, task_name
 from orion.raft.types import RaftRole
 from orion.units import parse_duration
 
@@ -331,16 +332,12 @@ def encode_request(request: Request) -> bytes:
 
 def decode_request(buf: bytes, max_size: int = MAX_REQUEST) -> Request:
     """Decode and validate a request; RequestError (naming the field) on any bad input."""
-    if len(buf) > max_size:
-        raise RequestError("", f"request too large: {len(buf)} bytes > {max_size}")
     try:
-        return _request_decoder.decode(buf)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return bounded_decode(_request_decoder, buf, max_size, "request")
+    except TooLarge:
+        raise RequestError("", f"request too large: {len(buf)} bytes > {max_size}") from None
+    except msgspec.DecodeError as exc:  # ValidationError too
         raise request_error(exc) from None
-    except UnicodeDecodeError as exc:
-        # msgspec lets bad UTF-8 in the "op" tag escape as UnicodeDecodeError; uncaught, it
-        # ended the API server thread, so the node stopped answering clients (found by the nemesis).
-        raise RequestError("", f"malformed request: invalid UTF-8: {exc}") from None
 
 
 def validate_request(obj: Any) -> Request:
@@ -356,7 +353,7 @@ def encode_reply(reply: Reply) -> bytes:
 
 
 def decode_reply(buf: bytes) -> Reply:
-    return _reply_decoder.decode(buf)
+    return bounded_decode(_reply_decoder, buf, MAX_REPLY, "reply")
 
 
 SPEC_FIELDS = (
@@ -385,7 +382,7 @@ def submit_conflict(request: SubmitTask, task: Task) -> list[str]:
     for name in SPEC_FIELDS:
         wanted = getattr(request, name)
         if name == "name":
-            wanted = wanted or request.id  # as the node names a task submitted without a name
+            wanted = task_name(wanted, request.id)  # as the node names a task submitted without one
         if getattr(task, name) != wanted:
             differs.append(name)
     return differs

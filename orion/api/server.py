@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import zmq
 from loguru import logger
 
+from orion.api import auth
 from orion.api.protocol import (
     MAX_REQUEST,
     ErrorCode,
@@ -39,7 +40,7 @@ from orion.api.protocol import (
     decode_request,
     encode_reply,
 )
-from orion.security.keys import MAX_TOKEN_LEN, TokenSet
+from orion.security.keys import TokenSet
 from orion.transport.socket_thread import SocketThread
 
 ReplyFn = Callable[[Reply], None]
@@ -47,15 +48,6 @@ Handler = Callable[[Request, ReplyFn], None]
 RECV_BATCH = 256
 MAX_BUCKETS = 10_000  # connections tracked by the rate limiter; the least recently seen go first
 REFUSAL_LOG_EVERY_S = 30.0
-# Missing and wrong tokens are told apart: the fix differs (give one, or give the right one).
-NO_TOKEN_MESSAGE = (
-    "unauthorized: no token given (set ORION_TOKEN_FILE or ORION_TOKEN, or use --token-file): "
-    "this cluster requires a client token"
-)
-WRONG_TOKEN_MESSAGE = (
-    "unauthorized: token not accepted (not in the token file of the node that answered; "
-    "check ORION_TOKEN_FILE, ORION_TOKEN or --token-file)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,11 +212,11 @@ class ApiServer(SocketThread[_Outgoing]):
             self.stats["rate_limited"] += 1
             self._refuse(router, envelope, ErrorCode.UNAVAILABLE, "rate limited: try again")
             return
-        if self._tokens is not None and (len(token) > MAX_TOKEN_LEN or not self._tokens.accepts(token)):
+        why = auth.refusal(self._tokens, token)
+        if why is not None:
             self.stats["unauthorized"] += 1
             self._log_refusal()
-            message = WRONG_TOKEN_MESSAGE if token else NO_TOKEN_MESSAGE
-            self._refuse(router, envelope, ErrorCode.UNAUTHORIZED, message)
+            self._refuse(router, envelope, ErrorCode.UNAUTHORIZED, auth.refusal_message(auth.Front.ZMQ, why))
             return
         try:
             request = decode_request(body, self._max_request)

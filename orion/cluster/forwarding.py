@@ -11,6 +11,8 @@ from typing import Annotated
 
 import msgspec
 
+from orion.codec import bounded_decode
+
 MAX_FORWARD_FRAME = 4 * 1024 * 1024
 ReqId = Annotated[int, msgspec.Meta(ge=0)]
 Address = Annotated[str, msgspec.Meta(max_length=300)]
@@ -48,11 +50,4 @@ def encode_forward(message: ForwardMessage) -> bytes:
 
 
 def decode_forward(buf: bytes) -> ForwardMessage:
-    if len(buf) > MAX_FORWARD_FRAME:
-        raise msgspec.ValidationError(f"forward frame of {len(buf)} bytes exceeds {MAX_FORWARD_FRAME}")
-    try:
-        return _decoder.decode(buf)
-    except UnicodeDecodeError as exc:
-        # msgspec lets bad UTF-8 in a str field or tag escape as UnicodeDecodeError; uncaught,
-        # it killed the Raft actor that reads forwarded requests (found by the nemesis).
-        raise msgspec.DecodeError(f"invalid UTF-8 in forward frame: {exc}") from exc
+    return bounded_decode(_decoder, buf, MAX_FORWARD_FRAME, "forward frame")

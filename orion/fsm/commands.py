@@ -11,6 +11,7 @@ from enum import StrEnum
 
 import msgspec
 
+from orion.codec import bounded_decode
 from orion.model import NodeMeta, NodeStatus, Task, TaskState
 
 MAX_COMMAND_BYTES = 1 << 20  # a command is small; anything larger is refused before decoding
@@ -158,7 +159,5 @@ def encode_command(command: Command) -> bytes:
 
 
 def decode_command(data: bytes) -> Command:
-    """Decode and validate; raise ``msgspec.DecodeError`` (or ``ValueError`` when too large)."""
-    if len(data) > MAX_COMMAND_BYTES:
-        raise ValueError(f"command of {len(data)} bytes exceeds the limit of {MAX_COMMAND_BYTES}")
-    return _decoder.decode(data)
+    """Decode and validate; raise ``msgspec.DecodeError`` (``TooLarge`` when too large)."""
+    return bounded_decode(_decoder, data, MAX_COMMAND_BYTES, "command")

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import msgspec
 
+from orion.codec import bounded_decode
 from orion.model import NodeMeta, NodeStatus
 
 MAX_MESSAGE_BYTES = 512 * 1024  # a push-pull of ~2000 members; everything else is far smaller
@@ -114,23 +115,13 @@ _decoder = msgspec.msgpack.Decoder(GossipMessage)
 _update_encoder = msgspec.msgpack.Encoder()
 
 
-class MessageTooLarge(msgspec.ValidationError):
-    """Raised by decode for a buffer over MAX_MESSAGE_BYTES (before any parsing)."""
-
-
 def encode_message(msg: GossipMessage) -> bytes:
     return _encoder.encode(msg)
 
 
 def decode_message(buf: bytes | bytearray | memoryview) -> GossipMessage:
     """Parse and validate one message; garbage raises a msgspec error (DecodeError/ValidationError)."""
-    if len(buf) > MAX_MESSAGE_BYTES:
-        raise MessageTooLarge(f"gossip message of {len(buf)} bytes exceeds {MAX_MESSAGE_BYTES}")
-    try:
-        return _decoder.decode(buf)
-    except UnicodeDecodeError as exc:
-        # msgspec lets bad UTF-8 in a union tag escape as UnicodeDecodeError (found by hypothesis).
-        raise msgspec.DecodeError(f"invalid UTF-8 in gossip message: {exc}") from exc
+    return bounded_decode(_decoder, buf, MAX_MESSAGE_BYTES, "gossip message")
 
 
 def encoded_size(update: Update) -> int:

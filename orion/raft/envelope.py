@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import msgspec
 
+from orion.codec import bounded_decode
 from orion.raft.messages import MAX_MESSAGE_BYTES, Message
 from orion.raft.snapshot_stream import SnapshotAck, SnapshotChunk
 
@@ -35,12 +36,7 @@ def encode_envelope(envelope: Envelope) -> bytes:
 
 def decode_envelope(buf: bytes) -> Envelope:
     """Decode and validate one frame; raises msgspec.DecodeError / ValidationError on garbage."""
-    if len(buf) > MAX_MESSAGE_BYTES:
-        raise msgspec.DecodeError(f"raft frame of {len(buf)} bytes exceeds {MAX_MESSAGE_BYTES}")
-    try:
-        envelope = _decoder.decode(buf)
-    except UnicodeDecodeError as exc:
-        raise msgspec.DecodeError(f"invalid UTF-8 in raft frame: {exc}") from exc
+    envelope = bounded_decode(_decoder, buf, MAX_MESSAGE_BYTES, "raft frame")
     body = envelope.body
     if body.term < 0 or not body.src or not body.dst:
         raise msgspec.ValidationError("raft message with negative term or empty src/dst")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
+from orion.codec import bounded_decode
 from orion.raft.types import Entry, Snapshot
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a whole snapshot travels in one InstallSnapshot
@@ -129,14 +130,7 @@ def encode_message(msg: Message) -> bytes:
 def decode_message(buf: bytes) -> Message:
     """Decode and validate one message; raises msgspec.DecodeError / ValidationError on garbage
     (including a negative index or term, which no honest peer sends)."""
-    if len(buf) > MAX_MESSAGE_BYTES:
-        raise msgspec.DecodeError(f"raft message of {len(buf)} bytes exceeds {MAX_MESSAGE_BYTES}")
-    try:
-        msg = _decoder.decode(buf)
-    except UnicodeDecodeError as exc:
-        # msgspec lets bad UTF-8 in a str field escape as UnicodeDecodeError; uncaught, one
-        # such frame from anyone killed the Raft actor and so the node (found by the nemesis).
-        raise msgspec.DecodeError(f"invalid UTF-8 in raft message: {exc}") from exc
+    msg = bounded_decode(_decoder, buf, MAX_MESSAGE_BYTES, "raft message")
     if msg.term < 0 or not msg.src or not msg.dst:
         raise msgspec.ValidationError("raft message with negative term or empty src/dst")
     return msg

@@ -46,7 +46,8 @@ from typing import cast
 
 import msgspec
 
-from orion.raft.messages import InstallSnapshot
+from orion.codec import bounded_decode
+from orion.raft.messages import MAX_MESSAGE_BYTES, InstallSnapshot
 from orion.raft.types import Snapshot, SnapshotMeta
 
 CHECKSUM_REASON = "checksum:"  # prefix of the one refusal after which the sender starts over
@@ -98,10 +99,7 @@ def encode_stream_message(msg: StreamMessage) -> bytes:
 def decode_stream_message(buf: bytes) -> StreamMessage:
     """Decode one chunk or ack; raises msgspec.DecodeError / ValidationError on garbage. Field
     ranges are checked by the receiver (``SnapshotReceiver.on_chunk``), which answers with a reason."""
-    try:
-        return _stream_decoder.decode(buf)
-    except UnicodeDecodeError as exc:  # msgspec lets bad UTF-8 in a str field escape as this
-        raise msgspec.DecodeError(f"invalid UTF-8 in snapshot stream message: {exc}") from exc
+    return bounded_decode(_stream_decoder, buf, MAX_MESSAGE_BYTES, "snapshot stream message")
 
 
 def snapshot_checksum(data: bytes | memoryview) -> int:

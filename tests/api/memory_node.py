@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import msgspec
+
 from orion.api.protocol import (
     ErrorCode,
     GetTask,
@@ -26,7 +28,9 @@ from orion.api.protocol import (
     StopTask,
     SubmitTask,
 )
-from orion.model import NodeMeta, Task, TaskEvent, TaskState
+from orion.api.requests import task_of
+from orion.model import Desired, NodeMeta, Task, TaskEvent, TaskState
+from orion.raft.types import RaftRole
 
 
 class MemoryNode:
@@ -66,20 +70,9 @@ class MemoryNode:
                 task = self.tasks.get(request.id)
                 if task is None:
                     now = time.time()
-                    task = Task(
-                        id=request.id,
-                        name=request.name,
-                        image=request.image,
-                        memory=request.memory,
-                        cpu=request.cpu,
-                        disk=request.disk,
-                        node_selectors=request.node_selectors,
-                        port_bindings=request.port_bindings,
-                        command=request.command,
-                        env=request.env,
+                    task = msgspec.structs.replace(
+                        task_of(request, now),  # as the node's API actor builds it
                         reason="no node has 15.9 GiB of free memory",
-                        created_at=now,
-                        updated_at=now,
                         history=[TaskEvent(at=now, state=TaskState.PENDING, reason="submitted")],
                     )
                     self.tasks[request.id] = task
@@ -92,7 +85,7 @@ class MemoryNode:
                     return Reply.failure(ErrorCode.NOT_FOUND, f"no task {request.id}")
                 if isinstance(request, StopTask):
                     task.state = TaskState.STOPPED
-                    task.desired = "stop"
+                    task.desired = Desired.STOP
                 return Reply.success(task)
             if isinstance(request, RemoveTask):
                 # As the FSM does: only a terminal task goes, unless forced.
@@ -112,7 +105,7 @@ class MemoryNode:
                         NodeInfo(
                             id=self.node_id,
                             address="127.0.0.1:7100",
-                            role="leader",
+                            role=RaftRole.LEADER,
                             suffrage="voter",
                             meta=meta,
                             allocated_memory=sum(t.memory for t in self.tasks.values()),
@@ -123,7 +116,7 @@ class MemoryNode:
                 return Reply.success(
                     RaftInfo(
                         node_id=self.node_id,
-                        role="leader",
+                        role=RaftRole.LEADER,
                         term=3,
                         leader_id=self.node_id,
                         voters=[self.node_id],

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orion.codec import TooLarge
 from orion.gossip.config import GossipConfig
 from orion.gossip.messages import (
     MAX_MESSAGE_BYTES,
@@ -17,7 +18,6 @@ from orion.gossip.messages import (
     Dead,
     Gossip,
     MemberState,
-    MessageTooLarge,
     Nack,
     Ping,
     PingReq,
@@ -88,7 +88,7 @@ def test_garbage_is_rejected(bad: bytes) -> None:
 
 
 def test_oversized_buffer_is_rejected_before_parsing() -> None:
-    with pytest.raises(MessageTooLarge):
+    with pytest.raises(TooLarge):
         decode_message(b"\x00" * (MAX_MESSAGE_BYTES + 1))
 
 
