@@ -298,6 +298,15 @@ class RaftCore:
     def transferee(self) -> str:
         return self._transferee
 
+    def incarnation_of(self, node_id: str) -> str:
+        """The incarnation the newest configuration naming ``node_id`` records for it ("" if
+        none): a member whose removal is appended but not committed is still that life."""
+        for _, membership in reversed(self._configs):
+            incarnation = membership.incarnations.get(node_id)
+            if incarnation:
+                return incarnation
+        return ""
+
     def entry_term(self, index: int) -> int | None:
         """Term of the entry at ``index`` (None if compacted or beyond the end)."""
         return self._log.term(index)

@@ -32,7 +32,15 @@ from typing import Any, Protocol
 
 from orion.raft.core import LEADER, RaftCore
 from orion.raft.envelope import Envelope, decode_envelope, encode_envelope
-from orion.raft.messages import InstallSnapshot, Message
+from orion.raft.messages import (
+    AppendResponse,
+    HeartbeatResponse,
+    InstallSnapshot,
+    InstallSnapshotResponse,
+    Message,
+    RequestVote,
+    VoteResponse,
+)
 from orion.raft.snapshot_stream import (
     SnapshotAck,
     SnapshotChunk,
@@ -43,6 +51,21 @@ from orion.raft.snapshot_stream import (
     snapshot_checksum,
 )
 from orion.raft.types import Entry, HardState, LogStore, Snapshot, SnapshotMeta
+
+# Answers to a leader's replication: only the leader of their term asked for them, and they
+# state facts about the sender's log, so one addressed to an earlier life of a leader (by a
+# member whose configuration predates that leader's replacement) is still true and useful.
+_REPLICATION_ANSWERS = (AppendResponse, HeartbeatResponse, InstallSnapshotResponse, SnapshotAck)
+# What counts as a promise of the sender's life: acknowledgements and votes, and asking for a
+# vote (voters remember whom they voted for by id, so an earlier life's vote would be reused).
+_PROMISES = (
+    AppendResponse,
+    HeartbeatResponse,
+    InstallSnapshotResponse,
+    SnapshotAck,
+    VoteResponse,
+    RequestVote,
+)
 
 # Why a frame was dropped before reaching the core (reported once per peer and reason).
 OTHER_CLUSTER = "other_cluster"
@@ -132,7 +155,11 @@ class RaftShell:
         if envelope.cluster and mine and envelope.cluster != mine:
             self._drop(body.src, OTHER_CLUSTER, f"it is in cluster {envelope.cluster}, this node in {mine}")
             return
-        if envelope.dst_incarnation and envelope.dst_incarnation != self.incarnation:
+        if (
+            envelope.dst_incarnation
+            and envelope.dst_incarnation != self.incarnation
+            and not isinstance(body, _REPLICATION_ANSWERS)
+        ):
             self._drop(
                 body.src,
                 FOR_EARLIER_LIFE,
@@ -140,7 +167,10 @@ class RaftShell:
                 f"{self.incarnation} (its data dir was recreated): waiting to be added back by the leader",
             )
             return
-        recorded = membership.incarnations.get(body.src, "")
+        # Requests from a leader are followed whatever life the configuration names: only an
+        # elected leader sends them, and a stale configuration must be able to learn of the
+        # sender's replacement from the sender itself.
+        recorded = core.incarnation_of(body.src) if isinstance(body, _PROMISES) else ""
         if recorded and envelope.src_incarnation != recorded:
             self._drop(
                 body.src,
@@ -265,10 +295,8 @@ class RaftShell:
         self._flush_chunks()
 
     def _send(self, body: Message | SnapshotChunk | SnapshotAck) -> None:
-        membership = self.core.membership
-        envelope = Envelope(
-            membership.cluster_id, self.incarnation, membership.incarnations.get(body.dst, ""), body
-        )
+        core = self.core
+        envelope = Envelope(core.membership.cluster_id, self.incarnation, core.incarnation_of(body.dst), body)
         self.host.send_frame(body.dst, encode_envelope(envelope))
 
     # ------------------------------------------------------------------ local snapshots

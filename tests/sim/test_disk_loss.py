@@ -121,12 +121,6 @@ def test_without_identity_a_wiped_bootstrap_node_forks_the_cluster() -> None:
         c.tick(300)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: a member whose configuration predates a peer's replacement drops that peer's "
-    "frames (from_other_life) and the peer drops its answers (for_earlier_life); if the peer leads, "
-    "the member never catches up (random_run seeds 46, 502 with disk loss)",
-)
 def test_member_that_missed_a_replacement_catches_up_from_the_replaced_leader() -> None:
     c = SimCluster(5, seed=26, config=CONFIG, membership_policy=True)
     c.one(b"a=1", 5)
@@ -144,14 +138,6 @@ def test_member_that_missed_a_replacement_catches_up_from_the_replaced_leader() 
     assert c.run_until(lambda: c.nodes[absent].fsm.applied_index >= final, 300)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="open: while the removal of a wiped member is appended but not committed, the leader's "
-    "latest configuration no longer records its incarnation, so the new life answers frames meant "
-    "for the old; its rejection is clamped to the old match index and resent at once, forever "
-    "(random_run seeds 469, 756 with disk loss)",
-)
 def test_leader_does_not_ping_pong_with_a_wiped_member_whose_removal_is_pending() -> None:
     c = SimCluster(3, seed=27, config=CONFIG, membership_policy=True)
     c.one(b"a=1", 3)
@@ -159,8 +145,11 @@ def test_leader_does_not_ping_pong_with_a_wiped_member_whose_removal_is_pending(
     cut, victim = (i for i in c.ids if i != leader)
     c.net.partition([leader, victim], [cut])  # the removal cannot commit without it
     c.wipe(victim)
-    c.tick(50)
-    assert c.core(leader).role in (LEADER, FOLLOWER)
+    sent = c.net.sent
+    c.tick(50)  # "cluster did not settle" here was the ping-pong
+    # A few heartbeats, appends and (once CheckQuorum steps the leader down) votes per tick;
+    # the ping-pong was thousands of frames inside one tick.
+    assert c.net.sent - sent < 50 * 20
 
 
 def test_random_runs_with_disk_loss_keep_every_invariant() -> None:
@@ -171,7 +160,6 @@ def test_random_runs_with_disk_loss_keep_every_invariant() -> None:
     assert wiped >= 5, "too few seeds drew disk loss"
 
 
-@pytest.mark.xfail(strict=True, reason="the stale-identity bug above: a member never catches up")
-@pytest.mark.parametrize("seed", [46, 502])
-def test_random_runs_with_disk_loss_that_meet_the_open_bugs(seed: int) -> None:
+@pytest.mark.parametrize("seed", [46, 469, 502, 756])
+def test_random_runs_with_disk_loss_that_met_the_identity_bugs(seed: int) -> None:
     random_run(seed, disk_loss=True)
