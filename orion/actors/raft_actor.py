@@ -163,6 +163,7 @@ class RaftActor(NodeActor):
         self._inflight_node_ops: dict[str, float] = {}
         self._config_change_index = 0
         self._was_leader = False
+        self._led_since = 0  # the tick this node last became leader
         self._leader_id = ""
         self._cluster_id = ""
         self._bootstrap_at: float | None = None  # when an empty bootstrap node may found a cluster
@@ -404,6 +405,8 @@ class RaftActor(NodeActor):
         core = self.core
         is_leader = core.role == LEADER
         if is_leader != self._was_leader or core.leader_id != self._leader_id:
+            if is_leader and not self._was_leader:
+                self._led_since = self._ticks
             self._was_leader = is_leader
             self._leader_id = core.leader_id
             logger.info("raft: role {} term {} leader {}", core.role, core.term, core.leader_id or "-")
@@ -421,13 +424,19 @@ class RaftActor(NodeActor):
 
     # ---------------------------------------------------------------- writes
     def _reachable_voters(self) -> list[str]:
-        """Voters the leader heard from within an election timeout (the core tracks it)."""
+        """Voters the leader heard from within an election timeout (the core tracks it).
+
+        A new leader has heard from no one yet in its term: for its first election timeout
+        (as etcd's CheckQuorum waits one), a voter not yet heard from counts as reachable, so
+        the writes that arrive right after an election (a leader handing over on shutdown)
+        are not refused with no_quorum while a quorum has just voted for it."""
         core = self.core
         window = self.config.election_ticks
+        new_leader = self._ticks - self._led_since <= window
         reachable = []
         for node_id in core.membership.voters:
             ticks = core.last_contact_ticks(node_id)
-            if ticks is not None and ticks <= window:
+            if (ticks is not None and ticks <= window) or (ticks is None and new_leader):
                 reachable.append(node_id)
         return reachable
 
