@@ -42,6 +42,7 @@ class MemoryNode:
         self.no_quorum = False
         self.unavailable = False
         self.unavailable_next: int = 0  # this many requests get "unavailable" (e.g. no leader yet)
+        self.not_leader_next: int = 0  # this many writes get "not_leader" (a leader handing over)
         self.lock = threading.Lock()
 
     def __call__(self, request: Request, reply: Callable[[Reply], None]) -> None:
@@ -58,6 +59,9 @@ class MemoryNode:
             if self.unavailable_next > 0:
                 self.unavailable_next -= 1
                 return Reply.failure(ErrorCode.UNAVAILABLE, f"{self.node_id}: no leader known yet")
+            if isinstance(request, SubmitTask | StopTask | RemoveTask) and self.not_leader_next > 0:
+                self.not_leader_next -= 1
+                return Reply.failure(ErrorCode.NOT_LEADER, "not the leader (leader: node2)")
             if self.unavailable:
                 return Reply.failure(ErrorCode.UNAVAILABLE, f"{self.node_id} is starting")
             if isinstance(request, SubmitTask | StopTask | RemoveTask) and self.no_quorum:

@@ -155,6 +155,20 @@ def test_a_node_without_leader_is_retried_after_a_backoff(api: ApiServer, node: 
     assert "no leader known yet" in info.value.message
 
 
+def test_not_leader_is_asked_again_within_the_timeout(api: ApiServer, node: MemoryNode) -> None:
+    node.not_leader_next = 3  # more refusals than the one attempt that retries=1 allows
+    with Client([f"127.0.0.1:{api.port}"], timeout=5.0, retries=1) as client:
+        task = client.submit("nginx")
+    assert list(node.tasks) == [task.id]
+    node.not_leader_next = 1000  # a hand-over that does not end: given up after the timeout
+    with (
+        Client([f"127.0.0.1:{api.port}"], timeout=0.3, retries=1) as client,
+        pytest.raises(Unavailable, match="not the leader"),
+    ):
+        client.submit("nginx")
+    assert len(node.tasks) == 1
+
+
 def test_a_retried_submit_creates_no_duplicate(api: ApiServer, node: MemoryNode) -> None:
     node.swallow_next = 1  # the first attempt is applied but its answer is lost
     with Client([f"127.0.0.1:{api.port}"], timeout=0.3, retries=3) as client:

@@ -113,3 +113,16 @@ def test_not_found_no_quorum_and_limits(http: HttpApi, node: MemoryNode) -> None
     status, error = call(http, "POST", "/tasks", b'{"image": "nginx"}')
     assert status == 503 and error["code"] == "no_quorum" and "no quorum" in error["error"]
     assert node.tasks == {}
+
+
+def test_a_leader_handing_over_is_a_503_to_retry(http: HttpApi, node: MemoryNode) -> None:
+    node.not_leader_next = 1
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{http.port}/tasks", data=b'{"image": "nginx", "id": "t1"}', method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "1"
+    assert json.loads(refused.value.read())["code"] == "not_leader"
+    assert node.tasks == {}
+    assert call(http, "POST", "/tasks", b'{"image": "nginx", "id": "t1"}')[0] == 201  # the retry
