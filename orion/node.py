@@ -130,9 +130,11 @@ class Node:
 
     def start(self) -> None:
         config = self.config
-        # Keys first: a node without them must not start at all (KeyFileError is an OSError).
-        security = load_node_security(config)
+        # The data dir first: a second process on it refuses with one line before it says or
+        # loads anything else. Then the keys: a node without them must not start at all
+        # (KeyFileError is an OSError).
         self.data_dir_lock = prepare_data_dir(config.data_dir)
+        security = load_node_security(config)
         self.store = DuckDBStore(config.data_dir / "raft.duckdb")
         # Read the store once here, before anything starts: a damaged file then reaches
         # run_node as StoreCorruptError ("refusing to start: ..."). Found by the nemesis: the
@@ -213,6 +215,10 @@ class Node:
         self._refs.append(scheduler)
         raft.proxy().add_listener(reconciler).get()
         raft.proxy().add_listener(scheduler).get()
+        # The cluster id labels this node's containers: the worker touches none and the
+        # reconciler starts no round until the Raft configuration names it (worker told first).
+        raft.proxy().add_identity_listener(worker).get()
+        raft.proxy().add_identity_listener(reconciler).get()
 
         port_space = docker.port_space()
         if not port_space:

@@ -49,7 +49,7 @@ def main() -> None:
     client.images.get(IMAGE)
     run_id = uuid.uuid4().hex[:8]
     node_id = f"bench-{run_id}"
-    worker = DockerWorker(node_id, client=client)
+    worker = DockerWorker(node_id, client=client, cluster_id=f"bench-{run_id}")
     labels = {BENCH_LABEL: run_id}
 
     def orion_start(i: int) -> None:

@@ -1,15 +1,24 @@
 #!/usr/bin/env python3
 """Start the local 3-node cluster from config/, run a real web container on it, and say how
-to reach it. ``--stop`` ends the nodes this demo started (by PID) and removes their containers.
+to reach it. ``--stop`` ends every node of the demo cluster, whoever started it, and removes
+the cluster's containers.
 
 Used by ``make demo``: the first command of the README on a fresh machine.
+
+The nodes are found through their data dirs, not through a list of PIDs this script kept: a
+running node holds an exclusive lock on ``node.lock`` in its data dir and wrote its pid there
+(orion/raft/data_dir.py), so a node restarted by hand is found as well, and a stale pid file
+(the lock is free) is never signalled. Containers are removed by the labels ``orion.cluster.id``
+(read from the nodes' Raft stores once they stopped) and ``orion.node.id``, so another cluster
+on the same Docker engine, even one with the same node ids, keeps its containers.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import fcntl
+import functools
 import os
 import signal
 import subprocess
@@ -22,12 +31,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orion.client import Client, OrionError, read_token_file  # noqa: E402
-from orion.config import load_config  # noqa: E402
+from orion.config import ConfigError, NodeConfig, load_config  # noqa: E402
 from orion.localcluster import wait_for  # noqa: E402
+from orion.raft.data_dir import LOCK_FILE  # noqa: E402
 from orion.security.keys import TOKEN_NAME, cluster_key_paths, write_cluster_key, write_token  # noqa: E402
 
 CONFIGS = [ROOT / "config" / f"node{i}.toml" for i in (1, 2, 3)]
-STATE = ROOT / "data" / "demo.json"
+STATE = ROOT / "data" / "demo.json"  # written by earlier versions (the PIDs they started); removed on stop
+STOP_WAIT_S = 20.0  # a node hands leadership over and says goodbye before it exits
 IMAGE = "orion-busybox:latest"
 WEB_PORT = "8080"
 SECRETS = ROOT / "secrets"  # where config/node*.toml's [security] defaults point (nodes run in ROOT)
@@ -45,12 +56,13 @@ def ensure_secrets() -> str:
 
 
 def start() -> None:
-    if STATE.exists():
-        sys.exit(f"demo: already running (see {STATE}); run `make demo-stop` first")
     configs = [load_config(path) for path in CONFIGS]
+    running = running_nodes(configs)
+    if running:
+        listed = ", ".join(f"{node} (pid {pid})" for node, pid in running.items())
+        sys.exit(f"demo: already running: {listed}; run `make demo-stop` first")
     token = ensure_secrets()
     (ROOT / "data").mkdir(exist_ok=True)
-    pids = []
     for path, config in zip(CONFIGS, configs, strict=True):
         log = open(ROOT / "data" / f"{config.node_id}.log", "ab")  # noqa: SIM115 - the node's
         process = subprocess.Popen(
@@ -60,9 +72,7 @@ def start() -> None:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        pids.append(process.pid)
         print(f"demo: started {config.node_id} (pid {process.pid}), log data/{config.node_id}.log")
-    STATE.write_text(json.dumps({"pids": pids, "nodes": [c.node_id for c in configs]}))
     endpoints = [f"127.0.0.1:{c.api_port}" for c in configs]
     client = Client(endpoints, timeout=3.0, retries=3, token=token)
 
@@ -106,50 +116,130 @@ def start() -> None:
     )
 
 
-def stop() -> None:
-    if not STATE.exists():
-        print("demo: nothing to stop")
-        return
-    state = json.loads(STATE.read_text())
-    for pid in state["pids"]:
+def lock_holder(data_dir: Path) -> int | None:
+    """The pid of the live process holding ``data_dir`` (its ``node.lock``), else None.
+
+    The lock, not the file, says whether a node runs there: the kernel drops it when the node
+    dies, while the pid stays written. A free lock is taken for a moment to find that out.
+    """
+    try:
+        fd = os.open(data_dir / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def running_nodes(configs: list[NodeConfig]) -> dict[str, int]:
+    """Node id -> pid of each node of ``configs`` running now, whoever started it."""
+    holders = {config.node_id: lock_holder(config.data_dir) for config in configs}
+    return {node: pid for node, pid in holders.items() if pid is not None}
+
+
+def _released(data_dir: Path, pid: int) -> bool:
+    return lock_holder(data_dir) != pid
+
+
+def stored_cluster_id(data_dir: Path) -> str:
+    """The cluster id in a stopped node's Raft store ("" when it has none or cannot be read)."""
+    from orion.raft.duckdb_store import DuckDBStore
+    from orion.raft.types import EntryKind, decode_membership
+
+    path = data_dir / "raft.duckdb"
+    if not path.exists():
+        return ""
+    previous_umask = os.umask(0o077)  # files DuckDB makes here stay private, as the node's own
+    try:
+        store = DuckDBStore(path)
+        try:
+            stored = store.load()
+        finally:
+            store.close()
+    except Exception as exc:  # a damaged store: its containers are left for the operator
+        print(f"demo: cannot read {path} ({exc}); its node's containers are left in place")
+        return ""
+    finally:
+        os.umask(previous_umask)
+    configs = [entry for entry in stored.entries if entry.kind == EntryKind.CONFIG]
+    if configs:
+        return decode_membership(configs[-1].data).cluster_id
+    return stored.snapshot.meta.membership.cluster_id if stored.snapshot is not None else ""
+
+
+def stop(config_paths: list[Path]) -> None:
+    configs = [load_config(path) for path in config_paths]
+    running = running_nodes(configs)
+    for node, pid in running.items():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for pid in state["pids"]:
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.1)
-        if _alive(pid):
+            print(f"demo: stopping {node} (pid {pid})")
+    deadline = time.monotonic() + STOP_WAIT_S
+    by_dir = {config.node_id: config.data_dir for config in configs}
+    for node, pid in running.items():
+        released = functools.partial(_released, by_dir[node], pid)
+        try:
+            wait_for(released, max(0.0, deadline - time.monotonic()), what=f"{node} to exit")
+        except TimeoutError:
+            print(f"demo: {node} (pid {pid}) did not stop within {STOP_WAIT_S:.0f} s: killing it")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(Exception):
-        import docker
+            wait_for(released, 10, what=f"{node} to exit")
+    removed = remove_containers(configs)
+    STATE.unlink(missing_ok=True)
+    if not running and not removed:
+        print("demo: nothing to stop")
+        return
+    print(
+        f"demo: stopped {len(running)} node(s), removed {removed} container(s); state stays in the data dirs"
+    )
 
-        engine = docker.from_env()
-        for node_id in state["nodes"]:
-            for container in engine.containers.list(all=True, filters={"label": f"orion.node.id={node_id}"}):
-                container.remove(force=True)
-    STATE.unlink()
-    print("demo: stopped; state stays in data/ (remove it for a fresh cluster)")
 
+def remove_containers(configs: list[NodeConfig]) -> int:
+    """Remove the containers of these nodes in their cluster(s), by both labels; how many."""
+    import docker
 
-def _alive(pid: int) -> bool:
+    clusters = {stored_cluster_id(config.data_dir) for config in configs} - {""}
+    if not clusters:
+        return 0
+    engine = docker.from_env()
+    removed = 0
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    return True
+        for cluster_id in sorted(clusters):
+            for config in configs:
+                labels = [f"orion.cluster.id={cluster_id}", f"orion.node.id={config.node_id}"]
+                for container in engine.containers.list(all=True, filters={"label": labels}):
+                    with contextlib.suppress(docker.errors.NotFound):
+                        container.remove(force=True)
+                        removed += 1
+    finally:
+        engine.close()
+    return removed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stop", action="store_true", help="stop the demo cluster")
+    parser.add_argument(
+        "--config",
+        action="append",
+        type=Path,
+        help="with --stop: the node configs of the cluster to stop (default: config/node1-3.toml)",
+    )
     args = parser.parse_args()
+    configs = [path.resolve() for path in args.config] if args.config else CONFIGS
+    # The demo's nodes run in the repository root, where config/'s relative data dirs point.
+    os.chdir(ROOT)
     try:
-        stop() if args.stop else start()
-    except (OrionError, TimeoutError) as exc:
+        stop(configs) if args.stop else start()
+    except (OrionError, TimeoutError, ConfigError) as exc:
         sys.exit(f"demo: {exc}")
 
 

@@ -1,9 +1,9 @@
 """The Heart: a level-triggered loop that makes this node's containers match the FSM.
 
 Each round compares the tasks the replicated state assigns to this node with the containers
-Docker holds for it (label ``orion.node.id``): it starts what is missing, removes what is no
-longer assigned here (stopped, rescheduled elsewhere while this node was away, unknown), and
-reports state changes (Running, exits, Failed) through Raft. Rounds run every
+Docker holds for it (labels ``orion.node.id`` and ``orion.cluster.id``): it starts what is
+missing, removes what is no longer assigned here (stopped, rescheduled elsewhere while this
+node was away, unknown), and reports state changes (Running, exits, Failed) through Raft. Rounds run every
 ``reconcile_interval`` and at once when the FSM or Docker says something changed.
 
 Exits follow the task's restart policy (orion/worker/restart_policy.py; the node's default
@@ -32,7 +32,15 @@ import pykka
 from loguru import logger
 
 from orion.actors.base import FatalHandler, NodeActor
-from orion.actors.messages import ContainerExited, Outcome, Propose, Read, StateChanged, Tick
+from orion.actors.messages import (
+    ClusterIdentity,
+    ContainerExited,
+    Outcome,
+    Propose,
+    Read,
+    StateChanged,
+    Tick,
+)
 from orion.actors.state_view import StateView
 from orion.actors.worker_actor import ListContainers, ListRunningOf, StartContainer, StopContainer
 from orion.fsm import commands as fsm_commands
@@ -127,6 +135,9 @@ class ReconcilerActor(NodeActor):
         # Task id -> monotonic time this node saw its container started and not yet ended: if a
         # listing asked for later lacks it, someone removed it, whatever the FSM says yet.
         self._launched: dict[str, float] = {}
+        # The cluster id (from the Raft actor): containers are told apart by it, so no round
+        # runs before it is known (a node that has not joined yet has no tasks anyway).
+        self._cluster_id = ""
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -140,6 +151,12 @@ class ReconcilerActor(NodeActor):
                 self._begin_round()
             case StateChanged():
                 self._begin_round()
+            case ClusterIdentity(cluster_id, _):
+                known = bool(self._cluster_id)
+                self._cluster_id = cluster_id
+                if cluster_id and not known:
+                    self._containers_stale = True
+                    self._begin_round()
             case _Desired(outcome) | _Actual(outcome) if not outcome.ok:
                 # Never act on half a picture: an empty desired list would remove everything.
                 logger.warning("reconciler: round abandoned: {}", outcome.message)
@@ -171,6 +188,8 @@ class ReconcilerActor(NodeActor):
 
     # ------------------------------------------------------------------ rounds
     def _begin_round(self) -> None:
+        if not self._cluster_id:
+            return  # the ClusterIdentity that names it starts the first round
         if self._round_active:
             self._dirty = True
             return

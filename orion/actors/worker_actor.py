@@ -13,7 +13,7 @@ from typing import Any
 from loguru import logger
 
 from orion.actors.base import FatalHandler, NodeActor
-from orion.actors.messages import Callback, ContainerExited, Outcome
+from orion.actors.messages import Callback, ClusterIdentity, ContainerExited, Outcome
 from orion.api.protocol import ErrorCode
 from orion.model import Task
 from orion.worker.docker_worker import DockerWorker
@@ -77,9 +77,35 @@ class WorkerActor(NodeActor):
                 self._pool.submit(self._call, callback, self.worker.list_managed)
             case ListRunningOf(node_id, callback):
                 self._pool.submit(self._call, callback, self.worker.running_tasks_of, node_id)
+            case ClusterIdentity(cluster_id, _) if cluster_id and cluster_id != self.worker.cluster_id:
+                # Set here, before any later request is handed to the pool: requests the
+                # reconciler sends once it knows the id find it set.
+                self.worker.set_cluster_id(cluster_id)
+                self._pool.submit(self._name_unclaimed)
+            case ClusterIdentity():
+                pass  # not known yet (""), or already set
             case _:
                 logger.warning("worker actor: unexpected message {!r}", type(message).__name__)
         return None
+
+    def _name_unclaimed(self) -> None:
+        """Say once which containers of this node id carry no cluster id (made by an Orion from
+        before cluster ids): they are never touched, so an operator must remove them."""
+        try:
+            names = self.worker.unclaimed()
+        except Exception as exc:  # a warning only: never stop the node over it
+            logger.debug("worker: cannot list containers without a cluster id: {}", exc)
+            return
+        if names:
+            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+            logger.warning(
+                "worker: {} container(s) labelled orion.node.id={} carry no orion.cluster.id (made by an "
+                "older Orion; not known to belong to this cluster): left alone; remove them with "
+                "docker rm -f: {}",
+                len(names),
+                self.worker.node_id,
+                shown,
+            )
 
     def _replace_and_start(self, task: Task) -> Any:
         existing = self.worker.inspect(task.id)

@@ -2,12 +2,13 @@
 
 from orion.worker.docker_worker import DockerWorker, container_name
 from orion.worker.restart_policy import RestartDecision, RestartPolicy
-from orion.worker.types import ContainerExit, ContainerInfo, WorkerError
+from orion.worker.types import ContainerExit, ContainerInfo, NoClusterIdError, WorkerError
 
 __all__ = [
     "ContainerExit",
     "ContainerInfo",
     "DockerWorker",
+    "NoClusterIdError",
     "RestartDecision",
     "RestartPolicy",
     "WorkerError",

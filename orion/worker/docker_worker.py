@@ -4,7 +4,13 @@ Every call blocks (Docker takes hundreds of milliseconds), so the node runs thes
 pool, never on the actors that drive Raft or gossip. The class keeps no state of its own
 about containers: Docker's labels are the record, which is what lets a restarted node adopt
 what it already runs instead of starting it twice. Several nodes may share one engine, so
-every query is filtered by this node's label.
+every query is filtered by this node's labels: its node id and its cluster id (two clusters on
+one engine may use the same node ids). Until the node knows its cluster id (``set_cluster_id``,
+once it holds the Raft configuration) the worker lists, starts, stops and removes nothing.
+
+Containers that carry this node's id but no cluster id were made by an Orion from before
+cluster ids; nothing proves which cluster they belong to, so they are never touched:
+``unclaimed`` names them so the node can say so once, and an operator removes them.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ from docker.utils import parse_repository_tag
 from orion.model import Task
 from orion.worker.reasons import port_in_use, pull_failure, start_failure
 from orion.worker.types import (
+    LABEL_CLUSTER,
     LABEL_MANAGED,
     LABEL_NODE,
     LABEL_TASK,
     ContainerExit,
     ContainerInfo,
+    NoClusterIdError,
     PortInUseError,
     WorkerError,
 )
@@ -36,9 +44,13 @@ _EVENT_WINDOW = 1.0  # seconds per events request: how soon ``events`` notices i
 _RUNNING_STATES = ("running", "restarting", "paused")
 
 
-def container_name(node_id: str, task_id: str) -> str:
-    """One name per task per node, so Docker itself refuses a second container for it."""
-    return f"orion-{node_id}-{task_id}"
+CLUSTER_IN_NAME = 8  # hex digits of the cluster id in container names
+
+
+def container_name(node_id: str, task_id: str, cluster_id: str) -> str:
+    """One name per task per node per cluster, so Docker itself refuses a second container
+    for it, and two clusters with the same node and task ids do not collide on one engine."""
+    return f"orion-{node_id}-{task_id}-{cluster_id[:CLUSTER_IN_NAME]}"
 
 
 def _info(container: Container) -> ContainerInfo:
@@ -111,13 +123,36 @@ class DockerWorker:
         stop_timeout: float = 2.0,
         pull_timeout: float = 30.0,
         client: docker.DockerClient | None = None,
+        cluster_id: str = "",
     ) -> None:
+        """``cluster_id``: the cluster this node belongs to; "" until ``set_cluster_id``."""
         self.node_id = node_id
         self.host_ip = host_ip
         self.stop_timeout = stop_timeout
         self.pull_timeout = pull_timeout
         self.client = client or docker.from_env()
-        self._node_filter = [f"{LABEL_NODE}={node_id}", f"{LABEL_MANAGED}=1"]
+        self.cluster_id = cluster_id
+
+    def set_cluster_id(self, cluster_id: str) -> None:
+        """Called by the node once its Raft configuration names the cluster (a plain attribute
+        write: the threads that call Docker read it per call)."""
+        self.cluster_id = cluster_id
+
+    def _cluster(self) -> str:
+        cluster_id = self.cluster_id
+        if not cluster_id:
+            raise NoClusterIdError(
+                f"{self.node_id} does not know its cluster id yet: no container is touched"
+            )
+        return cluster_id
+
+    def _filter(self, node_id: str | None = None) -> list[str]:
+        """Docker label filters for the containers of ``node_id`` (default: this node) in this cluster."""
+        return [
+            f"{LABEL_NODE}={node_id or self.node_id}",
+            f"{LABEL_MANAGED}=1",
+            f"{LABEL_CLUSTER}={self._cluster()}",
+        ]
 
     # -- images ---------------------------------------------------------------------------
 
@@ -175,8 +210,7 @@ class DockerWorker:
         only: a node manages its own containers alone, but one sharing its engine may look,
         to tell the cluster that a node that left has no container holding a port any more."""
         containers = self.client.containers.list(
-            filters={"label": [f"{LABEL_NODE}={node_id}", f"{LABEL_MANAGED}=1"], "status": "running"},
-            ignore_removed=True,
+            filters={"label": self._filter(node_id), "status": "running"}, ignore_removed=True
         )
         return {container.labels.get(LABEL_TASK, "") for container in containers}
 
@@ -195,11 +229,17 @@ class DockerWorker:
                 return self._start_created(existing, task)
             return _info(existing)
         self.ensure_image(task.image)
+        cluster_id = self._cluster()
         options: dict[str, Any] = {
-            "name": container_name(self.node_id, task.id),
+            "name": container_name(self.node_id, task.id, cluster_id),
             "command": task.command,
             "environment": dict(task.env),
-            "labels": {LABEL_TASK: task.id, LABEL_NODE: self.node_id, LABEL_MANAGED: "1"},
+            "labels": {
+                LABEL_TASK: task.id,
+                LABEL_NODE: self.node_id,
+                LABEL_MANAGED: "1",
+                LABEL_CLUSTER: cluster_id,
+            },
             "ports": _port_bindings(task, self.host_ip),
             "detach": True,
         }
@@ -235,9 +275,19 @@ class DockerWorker:
     def list_managed(self) -> list[ContainerInfo]:
         """Every container this node manages, in any state."""
         containers = self.client.containers.list(
-            all=True, filters={"label": self._node_filter}, ignore_removed=True
+            all=True, filters={"label": self._filter()}, ignore_removed=True
         )
         return [_info(container) for container in containers]
+
+    def unclaimed(self) -> list[str]:
+        """Names of the containers labelled with this node's id but no cluster id (made by an
+        Orion from before cluster ids): never touched, only named so an operator can remove them."""
+        containers = self.client.containers.list(
+            all=True,
+            filters={"label": [f"{LABEL_NODE}={self.node_id}", f"{LABEL_MANAGED}=1"]},
+            ignore_removed=True,
+        )
+        return sorted(c.name for c in containers if LABEL_CLUSTER not in c.labels)
 
     def stop(self, task_id: str) -> None:
         """Stop (SIGTERM, then SIGKILL after ``stop_timeout``) and remove; no error if gone."""
@@ -268,20 +318,29 @@ class DockerWorker:
         """Remove every container of this node at once (force); returns how many. For tests
         and for a node leaving for good."""
         containers = self.client.containers.list(
-            all=True, filters={"label": self._node_filter}, ignore_removed=True
+            all=True, filters={"label": self._filter()}, ignore_removed=True
         )
         for container in containers:
             self._remove_quietly(container)
         return len(containers)
 
     def _find(self, task_id: str) -> Container | None:
+        cluster_id = self._cluster()
         try:
-            container = self.client.containers.get(container_name(self.node_id, task_id))
+            container = self.client.containers.get(container_name(self.node_id, task_id, cluster_id))
         except docker.errors.NotFound:
             return None
         # The name is ours by construction; the labels confirm it is not a stranger's.
-        if container.labels.get(LABEL_NODE) != self.node_id or container.labels.get(LABEL_TASK) != task_id:
-            raise WorkerError(f"container {container.name} exists but is not managed by {self.node_id}")
+        labels = container.labels
+        if (
+            labels.get(LABEL_NODE) != self.node_id
+            or labels.get(LABEL_TASK) != task_id
+            or labels.get(LABEL_CLUSTER) != cluster_id
+        ):
+            raise WorkerError(
+                f"container {container.name} exists but is not managed by {self.node_id} "
+                f"of cluster {cluster_id}"
+            )
         return container
 
     @staticmethod
@@ -305,11 +364,17 @@ class DockerWorker:
         blocked reader. Exits are "die" events; an "oom" event just before marks the exit as
         an OOM kill.
         """
-        filters = {"type": "container", "label": self._node_filter, "event": ["die", "oom"]}
         since = time.time()
         seen: set[tuple[str, str, int]] = set()  # (container, action, timeNano): windows overlap
         oom_killed: set[str] = set()
         while not stop_event.is_set():
+            if not self.cluster_id:
+                # No container of this node can be told apart yet; the reconciler's listing,
+                # once the id is known, sees any exit missed meanwhile.
+                stop_event.wait(_EVENT_WINDOW)
+                since = time.time()
+                continue
+            filters = {"type": "container", "label": self._filter(), "event": ["die", "oom"]}
             until = time.time() + _EVENT_WINDOW
             stream = self.client.events(
                 since=f"{since:.9f}", until=f"{until:.9f}", filters=filters, decode=True

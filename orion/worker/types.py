@@ -7,11 +7,19 @@ import msgspec
 LABEL_TASK = "orion.task.id"
 LABEL_NODE = "orion.node.id"
 LABEL_MANAGED = "orion.managed"
+# The cluster whose node made the container (the Raft configuration's cluster id): two
+# clusters on one engine may have the same node ids, and neither may touch the other's.
+LABEL_CLUSTER = "orion.cluster.id"
 
 
 class WorkerError(Exception):
     """A container could not be had, with a reason fit for a task's ``reason`` field
     ("port 8080 on 127.0.0.1 already in use"), never a stack trace."""
+
+
+class NoClusterIdError(WorkerError):
+    """The node does not know its cluster id yet (it has not received the Raft configuration):
+    without it the worker cannot tell its containers from another cluster's, so it touches none."""
 
 
 class PortInUseError(WorkerError):

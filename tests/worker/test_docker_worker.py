@@ -15,7 +15,7 @@ import pytest
 
 from orion.localcluster import wait_for as shared_wait_for
 from orion.model import Task
-from orion.worker import ContainerExit, DockerWorker, WorkerError, container_name
+from orion.worker import ContainerExit, DockerWorker, NoClusterIdError, WorkerError, container_name
 
 pytestmark = pytest.mark.docker
 
@@ -61,8 +61,13 @@ def node_id(client: docker.DockerClient) -> Iterator[str]:
 
 
 @pytest.fixture
-def worker(client: docker.DockerClient, node_id: str) -> DockerWorker:
-    return DockerWorker(node_id, stop_timeout=1.0, pull_timeout=20.0, client=client)
+def cluster_id() -> str:
+    return uuid.uuid4().hex
+
+
+@pytest.fixture
+def worker(client: docker.DockerClient, node_id: str, cluster_id: str) -> DockerWorker:
+    return DockerWorker(node_id, stop_timeout=1.0, pull_timeout=20.0, client=client, cluster_id=cluster_id)
 
 
 def fetch(url: str) -> str | None:
@@ -94,11 +99,12 @@ def test_labels_name_limits_command_and_env_are_set(
     )
     info = worker.start(task)
     attrs = client.api.inspect_container(info.container_id)
-    assert attrs["Name"] == f"/{container_name(worker.node_id, 't1')}"
+    assert attrs["Name"] == f"/{container_name(worker.node_id, 't1', worker.cluster_id)}"
     assert attrs["Config"]["Labels"] == {
         "orion.task.id": "t1",
         "orion.node.id": worker.node_id,
         "orion.managed": "1",
+        "orion.cluster.id": worker.cluster_id,
     }
     assert attrs["Config"]["Cmd"] == ["sleep", "300"]
     assert "GREETING=hello" in attrs["Config"]["Env"]
@@ -141,7 +147,7 @@ def test_starting_twice_adopts_the_existing_container(
     first = worker.start(make_task())
     again = worker.start(make_task())
     # A fresh worker for the same node, as after a node restart, adopts it as well.
-    restarted = DockerWorker(worker.node_id, client=client).start(make_task())
+    restarted = DockerWorker(worker.node_id, client=client, cluster_id=worker.cluster_id).start(make_task())
     assert first.container_id == again.container_id == restarted.container_id
     assert [info.task_id for info in worker.list_managed()] == ["t1"]
 
@@ -150,7 +156,7 @@ def test_nodes_sharing_an_engine_see_only_their_own_containers(
     worker: DockerWorker, client: docker.DockerClient
 ) -> None:
     other_node = f"{worker.node_id}-other"
-    other = DockerWorker(other_node, client=client)
+    other = DockerWorker(other_node, client=client, cluster_id=worker.cluster_id)
     try:
         mine = worker.start(make_task("same-id"))
         theirs = other.start(make_task("same-id"))
@@ -159,6 +165,64 @@ def test_nodes_sharing_an_engine_see_only_their_own_containers(
         assert [info.container_id for info in other.list_managed()] == [theirs.container_id]
     finally:
         _remove_by_node_label(client, other_node)
+
+
+def test_two_clusters_with_the_same_node_and_task_ids_never_touch_each_others_containers(
+    worker: DockerWorker, client: docker.DockerClient
+) -> None:
+    """Issue 13: containers were matched by ``orion.node.id`` alone, so a second cluster on the
+    engine with the same node ids (two demos, two test runs) listed, stopped and removed them."""
+    twin = DockerWorker(worker.node_id, stop_timeout=1.0, client=client, cluster_id=uuid.uuid4().hex)
+    mine = worker.start(make_task("same-id"))
+    theirs = twin.start(make_task("same-id"))
+    twin.start(make_task("only-theirs"))
+    assert mine.container_id != theirs.container_id
+    assert [info.container_id for info in worker.list_managed()] == [mine.container_id]
+    assert worker.running_tasks_of(worker.node_id) == {"same-id"}
+    assert worker.inspect("only-theirs") is None
+    worker.halt("same-id")
+    worker.stop("only-theirs")  # nothing of ours by that id: no error, and theirs stays
+    assert worker.remove_all() == 1
+    assert {info.task_id for info in twin.list_managed() if info.running} == {"same-id", "only-theirs"}
+    assert client.containers.get(theirs.container_id).status == "running"
+
+
+def test_without_a_cluster_id_no_container_is_listed_started_or_stopped(
+    worker: DockerWorker, client: docker.DockerClient
+) -> None:
+    running = worker.start(make_task("up"))
+    unknown = DockerWorker(worker.node_id, stop_timeout=1.0, client=client)  # not joined yet
+    for call in (
+        unknown.list_managed,
+        unknown.remove_all,
+        lambda: unknown.start(make_task("new")),
+        lambda: unknown.stop("up"),
+        lambda: unknown.running_tasks_of(worker.node_id),
+    ):
+        with pytest.raises(NoClusterIdError, match="does not know its cluster id yet"):
+            call()
+    assert client.containers.get(running.container_id).status == "running"
+    unknown.set_cluster_id(worker.cluster_id)
+    assert [info.container_id for info in unknown.list_managed()] == [running.container_id]
+
+
+def test_a_container_without_a_cluster_id_is_named_and_left_alone(
+    worker: DockerWorker, client: docker.DockerClient
+) -> None:
+    # As made by an Orion from before cluster ids: it cannot be told to be this cluster's.
+    legacy = client.containers.run(
+        IMAGE,
+        ["sleep", "300"],
+        detach=True,
+        name=f"orion-{worker.node_id}-old",
+        labels={"orion.task.id": "old", "orion.node.id": worker.node_id, "orion.managed": "1"},
+    )
+    assert worker.unclaimed() == [f"orion-{worker.node_id}-old"]
+    assert worker.list_managed() == []
+    assert worker.remove_all() == 0
+    worker.stop("old")
+    legacy.reload()
+    assert legacy.status == "running"
 
 
 class ExitWatcher:
@@ -228,8 +292,13 @@ def test_a_created_but_never_started_container_is_started_on_adoption(
     client.containers.create(
         IMAGE,
         ["sleep", "300"],
-        name=container_name(worker.node_id, "half"),
-        labels={"orion.task.id": "half", "orion.node.id": worker.node_id, "orion.managed": "1"},
+        name=container_name(worker.node_id, "half", worker.cluster_id),
+        labels={
+            "orion.task.id": "half",
+            "orion.node.id": worker.node_id,
+            "orion.managed": "1",
+            "orion.cluster.id": worker.cluster_id,
+        },
     )
     info = worker.start(make_task("half"))
     assert info.status == "running"

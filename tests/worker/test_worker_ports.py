@@ -45,9 +45,12 @@ def client() -> Iterator[docker.DockerClient]:
 def make_worker(client: docker.DockerClient) -> Iterator[object]:
     """Workers with node ids of this test's own; every container they labelled is removed."""
     made: list[DockerWorker] = []
+    cluster_id = uuid.uuid4().hex  # one cluster: its nodes may look at each other's containers
 
     def make() -> DockerWorker:
-        worker = DockerWorker(f"test-{uuid.uuid4().hex[:10]}", stop_timeout=1.0, client=client)
+        worker = DockerWorker(
+            f"test-{uuid.uuid4().hex[:10]}", stop_timeout=1.0, client=client, cluster_id=cluster_id
+        )
         made.append(worker)
         return worker
 
