@@ -22,8 +22,10 @@ Rules, first match wins, and why in this order:
    proof the old data is gone, and until then the old entry holds a seat that cannot vote. Only
    when the remaining voters keep a live majority (the replaced one counts as not live).
 3. ``Remove`` a member gossip reports dead or left for longer than ``remove_after``, under the same
-   quorum rule. After the replacements, so a freshly wiped node is not left waiting behind a
-   grace period.
+   quorum rule; a voter of a configuration with ``min_voters`` voters or fewer only when a
+   caught-up non-voter is there to take its seat (a replaced member's new life comes straight
+   back; a dead one may never). After the
+   replacements, so a freshly wiped node is not left waiting behind a grace period.
 4. ``AddNonVoter`` a member gossip sees alive that the configuration does not hold (this is how a
    replaced member comes back, with its new incarnation), unless it belongs to another cluster.
 5. ``Promote`` the most caught-up healthy non-voter while voter seats are free.
@@ -122,6 +124,7 @@ def next_change(
     max_voters: int,
     remove_after: float,
     catch_up_lag: int = 64,
+    min_voters: int = 3,
 ) -> Change | None:
     def live(node_id: str) -> bool:
         if node_id == leader_id:
@@ -168,11 +171,29 @@ def next_change(
                 node_id, f"replaced: data dir recreated (incarnation {old} -> {member.incarnation})"
             )
 
+    ready_to_vote = [
+        node_id
+        for node_id in membership.non_voters
+        if members.get(node_id) is not None
+        and members[node_id].status == NodeStatus.ALIVE
+        and is_same_life(node_id, members[node_id], membership)
+        # match > 0: a node holding no entry is never caught up. On a young cluster
+        # (commit < catch_up_lag) a brand-new node looked caught up and was promoted
+        # before it had the log, so it knew the leader's id but not its address.
+        and match_index(node_id) > 0
+        and match_index(node_id) >= commit_index - catch_up_lag
+    ]
+
     # 3. Members that are gone for longer than the grace period leave the configuration.
     for node_id, member in known:
         if node_id == leader_id or member.status not in GONE_STATUSES:
             continue
         if now - member.since < remove_after or not keeps_quorum(node_id):
+            continue
+        if node_id in membership.voters and len(membership.voters) <= min_voters and not ready_to_vote:
+            # A floor, like Consul autopilot's min_quorum: pruning every dead voter could leave
+            # one voter holding the data, and losing it then loses the cluster. A dead voter
+            # keeps its seat until a caught-up member is there to take it.
             continue
         return Remove(node_id, f"gossip reports it {member.status} for {now - member.since:.0f}s")
 
@@ -188,20 +209,7 @@ def next_change(
             return AddNonVoter(node_id, member.raft_address, member.incarnation)
 
     # 5. Caught-up, healthy non-voters fill free voter seats, most caught-up first.
-    if len(membership.voters) < max_voters:
-        candidates = [
-            node_id
-            for node_id in membership.non_voters
-            if members.get(node_id) is not None
-            and members[node_id].status == NodeStatus.ALIVE
-            and is_same_life(node_id, members[node_id], membership)
-            # match > 0: a node holding no entry is never caught up. On a young cluster
-            # (commit < catch_up_lag) a brand-new node looked caught up and was promoted
-            # before it had the log, so it knew the leader's id but not its address.
-            and match_index(node_id) > 0
-            and match_index(node_id) >= commit_index - catch_up_lag
-        ]
-        if candidates:
-            best = max(candidates, key=lambda n: (match_index(n), n))
-            return Promote(best)
+    if len(membership.voters) < max_voters and ready_to_vote:
+        best = max(ready_to_vote, key=lambda n: (match_index(n), n))
+        return Promote(best)
     return None

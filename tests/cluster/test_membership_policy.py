@@ -227,3 +227,18 @@ def test_blocked_replacement_happens_once_the_dead_voter_is_back() -> None:
     assert decide(membership, members, now=1000.0) == Remove(
         "n2", "replaced: data dir recreated (incarnation i2 -> new2)"
     )
+
+
+def test_dead_voters_are_not_pruned_below_the_floor_unless_a_member_takes_the_seat():
+    """Nemesis seed 9: with partitions and a short grace, the leader pruned two dead voters
+    and was left the only holder of the data; wiping it then lost the cluster."""
+    three = Membership(voters={"n1": "a:1", "n2": "a:2", "n3": "a:3"})
+    members = {"n2": alive(2), "n3": MemberStatus("dead", 0.0, "a:3")}
+    assert decide(three, members, now=500.0) is None  # 3 voters: the dead one keeps its seat
+    five = Membership(voters={"n1": "a:1", "n2": "a:2", "n3": "a:3", "n4": "a:4", "n5": "a:5"})
+    members5 = {**members, "n4": alive(4), "n5": alive(5)}
+    assert decide(five, members5, now=500.0) == Remove("n3", "gossip reports it dead for 500s")
+    with_spare = Membership(voters=dict(three.voters), non_voters={"n6": "a:6"})
+    members6 = {**members, "n6": alive(6)}
+    change = decide(with_spare, members6, now=500.0, max_voters=3, match={"n6": 100})
+    assert change == Remove("n3", "gossip reports it dead for 500s")
