@@ -26,7 +26,7 @@ def random_run(
     value_bytes: int = 0,
     max_frame: int = 0,
     keys: int = 5,
-    disk_loss: bool = False,
+    disk_loss: bool = True,
 ) -> SimCluster:
     """One randomized run: crashes (some between a leader's send and its write), restarts,
     disk loss (the leader replaces the wiped member, as production's policy does), partitions,
@@ -35,9 +35,8 @@ def random_run(
     progress (liveness). ``value_bytes`` pads each written value (big entries, big snapshots:
     about ``keys * value_bytes``); ``max_frame`` drops frames over that size as the transport
     does, and any such drop fails the run. Few keys, so reads see values overwritten.
-    ``disk_loss`` lets the seeds that draw it wipe members (off by default while the two bugs
-    in tests/sim/test_disk_loss.py are open; the draw is made either way, so a seed replays the
-    same faults otherwise)."""
+    ``disk_loss`` lets the seeds that draw it (about 30%) wipe members; the draw is made either
+    way, so a seed replays the same other faults without it."""
     rng = random.Random(seed ^ 0x5EED)
     n = rng.choice((3, 3, 5))
     wipes = rng.random() < 0.3 and disk_loss  # healed by the membership policy
@@ -107,8 +106,10 @@ def random_run(
                 if node.core is not None and node.core.role == LEADER:
                     for key in key_names:
                         cluster.read(node.id, key)
-        elif r < 0.23 and wipes:
+        elif r < 0.22 and wipes:
             _wipe_one(cluster, rng)
+        elif r < 0.23 and wipes:
+            cluster.readdress(rng.choice(ids))
         elif r < 0.23 and membership_changes:
             _change_membership(cluster, rng)
         for node in cluster.nodes.values():
@@ -179,7 +180,7 @@ def _converge(cluster: SimCluster, seed: int, heal_ticks: int) -> None:
 
 def _membership_healed(cluster: SimCluster) -> bool:
     leader = cluster.leader()
-    return leader is not None and _complete(cluster, cluster.core(leader).membership)
+    return leader is not None and _complete(cluster, cluster.core(leader).membership, leader)
 
 
 def _wipe_one(cluster: SimCluster, rng: random.Random) -> None:
@@ -188,14 +189,21 @@ def _wipe_one(cluster: SimCluster, rng: random.Random) -> None:
     loss of a minority of voters, not through a second loss before the first is repaired."""
     for node in cluster.nodes.values():
         core = node.core
-        if core is None or not _complete(cluster, core.membership):
+        if core is None or not _complete(cluster, core.membership, core.leader_id):
             return
     cluster.wipe(rng.choice(cluster.ids))
 
 
-def _complete(cluster: SimCluster, membership: Membership) -> bool:
+def _complete(cluster: SimCluster, membership: Membership, leader: str) -> bool:
+    """Every node a voter, with its current incarnation and its current address (but the
+    leader's: the policy re-addresses others, never the leader itself)."""
     return len(membership.voters) == cluster.max_voters and all(
-        membership.incarnations.get(node_id) == node.incarnation for node_id, node in cluster.nodes.items()
+        membership.incarnations.get(node_id) == node.incarnation
+        and (
+            node_id == leader
+            or membership.address_of(node_id) == cluster.addresses.get(node_id, address(node_id))
+        )
+        for node_id, node in cluster.nodes.items()
     )
 
 
@@ -225,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1000, help="number of seeds to run")
     parser.add_argument("--start", type=int, default=0, help="first seed")
     parser.add_argument("--ticks", type=int, default=150, help="fault ticks per run")
-    parser.add_argument("--disk-loss", action="store_true", help="let seeds wipe members' stores")
+    parser.add_argument(
+        "--no-disk-loss", dest="disk_loss", action="store_false", help="never wipe members' stores"
+    )
     args = parser.parse_args(argv)
     began = time.perf_counter()
     failures = 0
