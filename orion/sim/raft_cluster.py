@@ -99,6 +99,7 @@ class SimCluster:
         self.events = 0
         self.nodes: dict[str, SimNode] = {}
         self.status_since: dict[str, int] = {}  # node -> tick its liveness last changed
+        self.addresses: dict[str, str] = {}  # node -> the Raft address it advertises now
         self.disconnected: set[str] = set()
         ids = [f"n{i}" for i in range(1, n + 1)]
         incarnations = {node_id: self._hex() for node_id in ids}
@@ -200,6 +201,14 @@ class SimCluster:
         if bootstrap_grace is not None:
             node.bootstrap_at = self.now + bootstrap_grace
             self._maybe_bootstrap(node)
+
+    def readdress(self, node_id: str) -> str:
+        """The node comes back at another Raft address (its data kept): gossip advertises the
+        new one and the leader's policy re-addresses it (frames are routed by node id here, so
+        only the configuration changes)."""
+        self.addresses[node_id] = f"{address(node_id)}#{self.now}"
+        self._record(("readdress", node_id, self.addresses[node_id]))
+        return self.addresses[node_id]
 
     def disconnect(self, node_id: str) -> None:
         """Cut a node off from everyone (MIT's disconnect)."""
@@ -385,7 +394,7 @@ class SimCluster:
             view[node.id] = MemberStatus(
                 status,
                 float(self.status_since.get(node.id, 0)),
-                address(node.id),
+                self.addresses.get(node.id, address(node.id)),
                 node.incarnation if self.identity else "",
                 core.membership.cluster_id if core is not None else "",
             )
