@@ -262,8 +262,8 @@ class _RestHandler(BaseHTTPRequestHandler):
             return
         path = self.path.split("?", 1)[0].rstrip("/")
         if path != "/tasks":
-            self._drain_body()
-            self._error(HTTPStatus.NOT_FOUND, f"no route POST {path}")
+            if self._drain_body():
+                self._error(HTTPStatus.NOT_FOUND, f"no route POST {path}")
             return
         body = self._read_body()
         if body is None:
@@ -336,12 +336,19 @@ class _RestHandler(BaseHTTPRequestHandler):
             return None
         return self.rfile.read(length)
 
-    def _drain_body(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+    def _drain_body(self) -> bool:
+        """Skip the body of a request refused anyway, so the connection can serve the next one;
+        False when a bad Content-Length was answered (400) instead."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._error(HTTPStatus.BAD_REQUEST, "bad Content-Length", close=True)
+            return False
         if 0 < length <= self.api.max_body:
             self.rfile.read(length)
         elif length:
             self.close_connection = True
+        return True
 
     def _error(
         self,

@@ -1,0 +1,100 @@
+"""The REST mirror's edges (orion/api/http.py) that a one-line slip would open: only the Bearer
+scheme carries a token, and a request the server refuses still gets an answer."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from orion.api.http import HttpApi
+from orion.security.keys import TokenSet
+from tests.api.memory_node import MemoryNode
+
+TOKEN = "guard-token-0123456789"
+PAYLOAD = json.dumps({"image": "nginx", "id": "intruder"}).encode()
+
+
+@pytest.fixture
+def secured(node: MemoryNode) -> Iterator[HttpApi]:
+    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, poll_interval=0.02, tokens=TokenSet([TOKEN]))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def open_http(node: MemoryNode) -> Iterator[HttpApi]:
+    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, max_body=16 * 1024, poll_interval=0.02)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def status_of(http: HttpApi, method: str, path: str, authorization: str, body: bytes | None) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{http.port}{path}",
+        data=body,
+        method=method,
+        headers={"Content-Type": "application/json", "Authorization": authorization},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.parametrize("scheme", ["Basic", "Token", "Digest", "Bearer-ish"])
+def test_the_right_token_under_another_scheme_is_refused(
+    secured: HttpApi, node: MemoryNode, scheme: str
+) -> None:
+    """The token is a bearer credential: a header that carries it under any other scheme (a
+    client or proxy that means something else by it) must not be taken as authenticated."""
+    for method, path, body in (
+        ("GET", "/tasks", None),
+        ("POST", "/tasks", PAYLOAD),
+        ("DELETE", "/tasks/a", None),
+    ):
+        assert status_of(secured, method, path, f"{scheme} {TOKEN}", body) == 401, (method, scheme)
+    assert node.submits_seen == []
+    # The same token as a bearer token is accepted: the refusal above is the scheme's.
+    assert status_of(secured, "POST", "/tasks", f"Bearer {TOKEN}", PAYLOAD) == 201
+
+
+def raw_exchange(port: int, request: bytes, deadline_s: float = 10.0) -> bytes:
+    """Send ``request`` on a fresh connection and read until the server closes it."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=deadline_s) as conn:
+        conn.sendall(request)
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            try:
+                chunk = conn.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize("path", ["/nowhere", "/tasks/abc/extra"])
+def test_a_post_to_an_unknown_path_with_a_bad_content_length_gets_400(open_http: HttpApi, path: str) -> None:
+    """Issue 12 item 6: ``_drain_body`` parsed Content-Length unguarded, so ``abc`` raised and
+    the connection closed with no answer at all."""
+    request = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n".encode()
+    answer = raw_exchange(open_http.port, request)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split(b" ")[1:2] == [b"400"], answer
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert "Content-Length" in body["error"]
