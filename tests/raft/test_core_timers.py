@@ -1,0 +1,184 @@
+"""The core's clocks and their edges, tick by tick: heartbeats, CheckQuorum, the leader lease on
+votes, the snapshot resend, stale-term answers and who may make a node campaign at once."""
+
+from __future__ import annotations
+
+from core_harness import CoreHarness
+
+from orion.raft.core import CANDIDATE, FOLLOWER, LEADER, PRECANDIDATE, RaftConfig
+from orion.raft.messages import (
+    AppendEntries,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    RequestVote,
+    TimeoutNow,
+    VoteResponse,
+)
+from orion.raft.types import HardState
+
+ELECTION = 10
+HEARTBEAT = 2
+CONFIG = RaftConfig(election_ticks=ELECTION, heartbeat_ticks=HEARTBEAT)
+IDS = ["n1", "n2", "n3"]
+
+
+def _cluster(config: RaftConfig = CONFIG, seed: int = 1) -> tuple[CoreHarness, object]:
+    h = CoreHarness(IDS, config, seed=seed)
+    leader = h.elect("n1")
+    h.pump()
+    return h, leader
+
+
+def test_a_leader_heartbeats_every_heartbeat_ticks() -> None:
+    h, _ = _cluster()
+    before = len(h.sent)
+    h.tick(10 * HEARTBEAT, only="n1")
+    beats = [m for m in h.sent[before:] if isinstance(m, Heartbeat) and m.dst == "n2"]
+    assert len(beats) == 10
+
+
+def test_check_quorum_steps_down_at_the_second_election_timeout_without_answers() -> None:
+    """Answers to its first appends count for the first timeout; with none after, the leader
+    steps down exactly when the second one ends."""
+    h, leader = _cluster()
+    h.blocked.update({"n2", "n3"})
+    h.tick(2 * ELECTION - 1, only="n1")
+    assert leader.role == LEADER
+    h.tick(1, only="n1")
+    assert leader.role == FOLLOWER and leader.leader_id == ""
+
+
+def test_a_leader_that_keeps_a_quorum_stays() -> None:
+    h, leader = _cluster()
+    h.blocked.add("n3")
+    h.tick(5 * ELECTION, only="n1")
+    assert leader.role == LEADER
+
+
+def test_a_lost_snapshot_is_sent_again_after_twice_the_election_timeout() -> None:
+    h = CoreHarness(IDS, RaftConfig(election_ticks=ELECTION, heartbeat_ticks=HEARTBEAT, trailing_entries=0))
+    leader = h.elect("n1")
+    h.pump()
+    h.blocked.add("n3")
+    index = leader.propose_batch([b"x%d" % i for i in range(5)])[-1]
+    h.pump()
+    leader.compact(index, b"state")
+    h.blocked.discard("n3")
+    h.drop = lambda m: isinstance(m, InstallSnapshot)  # the snapshot is lost
+    h.tick(HEARTBEAT, only="n1")  # n3 answers a heartbeat: the leader finds it needs a snapshot
+    assert len(h.snapshots_to("n3")) == 1
+    h.blocked.add("n3")  # and every answer from now on
+    h.inbox.clear()
+    sent = len(h.sent)
+    ticks = 0
+    while ticks < 10 * ELECTION and not any(
+        isinstance(m, AppendEntries | InstallSnapshot) and m.dst == "n3" for m in h.sent[sent:]
+    ):
+        h.tick(1, only="n1")
+        ticks += 1
+    # Then it probes again, as after any lost answer (a snapshot follows if still needed).
+    assert 2 * ELECTION < ticks <= 2 * ELECTION + HEARTBEAT, f"tried again after {ticks} ticks"
+
+
+def _follower_at_the_end_of_its_lease(seed: int) -> tuple[CoreHarness, object]:
+    """n2 heard its leader, then ELECTION ticks of silence, and it has not campaigned yet."""
+    h, _ = _cluster(seed=seed)
+    follower = h.core("n2")
+    h.blocked.add("n1")
+    h.tick(ELECTION - 1, only="n2")
+    return h, follower
+
+
+def test_a_vote_request_inside_the_leader_lease_is_ignored_and_one_at_its_end_is_heard() -> None:
+    for seed in range(1, 50):
+        h, follower = _follower_at_the_end_of_its_lease(seed)
+        term = follower.term
+        before = len(h.sent)
+        follower.step(RequestVote("n3", "n2", term + 1, 100, term, False, False))
+        h.pump()
+        assert follower.term == term and not any(m.src == "n2" for m in h.sent[before:])
+        h.tick(1, only="n2")
+        if follower.role != FOLLOWER or follower.leader_id != "n1":
+            continue  # this seed's timeout ended the lease by campaigning: try another
+        follower.step(RequestVote("n3", "n2", term + 1, 100, term, False, False))
+        h.pump()
+        assert follower.term == term + 1 and follower.vote == "n3"
+        return
+    raise AssertionError("no seed kept n2 a follower for a whole election timeout")
+
+
+def test_a_transfer_vote_request_goes_through_the_lease() -> None:
+    h, follower = _follower_at_the_end_of_its_lease(seed=1)
+    term = follower.term
+    follower.step(RequestVote("n3", "n2", term + 1, 100, term, False, True))
+    h.pump()
+    assert follower.term == term + 1 and follower.vote == "n3"
+
+
+def test_stale_requests_are_answered_with_the_newer_term() -> None:
+    h, _ = _cluster()
+    follower = h.core("n2")
+    term = follower.term
+    before = len(h.sent)
+    follower.step(RequestVote("n3", "n2", term - 1, 100, term, True, False))  # a stale pre-vote
+    follower.step(RequestVote("n3", "n2", term - 1, 100, term, False, False))  # a stale vote: dropped
+    follower.step(AppendEntries("n3", "n2", term - 1, 0, 0, [], 0))
+    h.pump()
+    answers = [m for m in h.sent[before:] if m.src == "n2"]
+    assert answers == [
+        VoteResponse("n2", "n3", term, False, True),
+        HeartbeatResponse("n2", "n3", term),
+    ]
+    assert follower.term == term and follower.leader_id == "n1"
+
+
+def test_only_the_leader_can_make_a_voter_campaign_at_once() -> None:
+    h, leader = _cluster()
+    follower = h.core("n2")
+    term = follower.term
+    follower.step(TimeoutNow("n3", "n2", term))  # not from its leader
+    assert follower.role == FOLLOWER and follower.term == term
+    leader.step(TimeoutNow("n2", "n1", term))  # a leader never campaigns
+    assert leader.role == LEADER and leader.term == term
+    h.add_empty("n4")
+    leader.add_non_voter("n4", "core:n4")
+    h.pump()
+    learner = h.core("n4")
+    assert learner.leader_id == "n1"
+    learner.step(TimeoutNow("n1", "n4", term))  # a non-voter never campaigns
+    assert learner.role == FOLLOWER and learner.term == term
+    follower.step(TimeoutNow("n1", "n2", term))
+    assert follower.role in (CANDIDATE, LEADER) and follower.term == term + 1
+
+
+def test_a_voter_whose_removal_is_not_committed_may_still_campaign() -> None:
+    """n1 appends n3's removal and reaches only n3 with it, then dies: n3 may hold the only
+    up-to-date log and must be able to campaign (votes count in its latest configuration)."""
+    h, leader = _cluster(RaftConfig(election_ticks=ELECTION, heartbeat_ticks=HEARTBEAT, check_quorum=False))
+    h.blocked.add("n2")
+    leader.remove("n3")
+    h.pump()
+    removed = h.core("n3")
+    assert "n3" not in removed.membership.voters
+    assert removed.commit_index < removed.last_index
+    h.blocked.update({"n1", "n2"})
+    h.tick(3 * ELECTION, only="n3")
+    assert removed.role in (PRECANDIDATE, CANDIDATE)
+
+
+def test_a_voter_whose_removal_is_committed_never_campaigns() -> None:
+    h, leader = _cluster()
+    leader.remove("n3")
+    h.pump()
+    # n3 restarts knowing its removal committed (here: its store says so).
+    stored = h.stores["n3"].load()
+    last = stored.entries[-1].index
+    stored.hard_state = HardState(stored.hard_state.term, stored.hard_state.vote, last)
+    removed = h.start("n3", stored)
+    assert removed.commit_index == last and "n3" not in removed.membership.voters
+    h.blocked.update({"n1", "n2"})
+    term = removed.term
+    h.tick(5 * ELECTION, only="n3")
+    assert removed.role == FOLLOWER and removed.term == term
+    assert not any(isinstance(m, RequestVote) and m.src == "n3" for m in h.sent)
