@@ -9,6 +9,7 @@ the cluster id once Raft sends ``ClusterIdentity``; from then on gossip of other
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -92,7 +93,8 @@ class GossipActor(NodeActor):
 
         def on_frame(channel: Channel, payload: bytes) -> None:
             if channel == Channel.GOSSIP:
-                ref.tell(_GossipFrame(payload))
+                with contextlib.suppress(pykka.ActorDeadError):  # the node is stopping
+                    ref.tell(_GossipFrame(payload))
 
         return on_frame
 

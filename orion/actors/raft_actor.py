@@ -11,6 +11,7 @@ copy of the FSM, so a big state never delays a heartbeat.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import time
@@ -304,10 +305,13 @@ class RaftActor(NodeActor):
         ref = self.actor_ref
 
         def on_frame(channel: Channel, payload: bytes) -> None:
-            if channel == Channel.RAFT:
-                ref.tell(_RaftFrame(payload))
-            elif channel == Channel.FORWARD:
-                ref.tell(_ForwardFrame(payload))
+            try:
+                if channel == Channel.RAFT:
+                    ref.tell(_RaftFrame(payload))
+                elif channel == Channel.FORWARD:
+                    ref.tell(_ForwardFrame(payload))
+            except pykka.ActorDeadError:
+                pass  # the node is stopping: frames still arriving have nobody to go to
 
         return on_frame
 
@@ -318,8 +322,7 @@ class RaftActor(NodeActor):
         self._note_leadership()
         self._note_identity()
         if changed:
-            for listener in self.listeners:
-                listener.tell(StateChanged())
+            _tell_all(self.listeners, StateChanged())
 
     def send_frame(self, dst: str, frame: bytes) -> None:
         membership = self.core.membership
@@ -370,7 +373,8 @@ class RaftActor(NodeActor):
             except Exception:
                 logger.exception("taking a snapshot at index {} failed; will retry", meta.index)
                 snapshot = None
-            ref.tell(_SnapshotDone(snapshot, checksum))
+            with contextlib.suppress(pykka.ActorDeadError):  # stopped while it was being taken
+                ref.tell(_SnapshotDone(snapshot, checksum))
 
         self._snapshotter.submit(take)
 
@@ -398,8 +402,7 @@ class RaftActor(NodeActor):
         cluster_id = self.core.membership.cluster_id
         if cluster_id != self._cluster_id:
             self._cluster_id = cluster_id
-            for listener in self.identity_listeners:
-                listener.tell(ClusterIdentity(cluster_id, self.incarnation))
+            _tell_all(self.identity_listeners, ClusterIdentity(cluster_id, self.incarnation))
 
     def _note_leadership(self) -> None:
         core = self.core
@@ -410,8 +413,7 @@ class RaftActor(NodeActor):
             self._was_leader = is_leader
             self._leader_id = core.leader_id
             logger.info("raft: role {} term {} leader {}", core.role, core.term, core.leader_id or "-")
-            for listener in self.listeners:
-                listener.tell(LeadershipChanged(is_leader, core.leader_id))
+            _tell_all(self.listeners, LeadershipChanged(is_leader, core.leader_id))
             if not is_leader:
                 for index, waiter in list(self._waiters.items()):
                     if index > core.commit_index:
@@ -756,6 +758,14 @@ class RaftActor(NodeActor):
         done, self._shutdown_done = self._shutdown_done, None
         if done is not None:
             done()
+
+
+def _tell_all(refs: list[pykka.ActorRef], message: Any) -> None:
+    """Tell every listener; one that has stopped (the node is shutting down, actors stop one
+    by one) is skipped rather than taking this actor down with it."""
+    for ref in refs:
+        with contextlib.suppress(pykka.ActorDeadError):
+            ref.tell(message)
 
 
 def _pop_expired(pending: dict[Any, Any], now: float) -> list[Any]:
