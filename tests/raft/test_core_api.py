@@ -10,7 +10,7 @@ import pytest
 from core_harness import CoreHarness
 
 from orion.raft.core import FOLLOWER, LEADER, ConfigChangeInProgress, NotLeaderError, RaftConfig, RaftCore
-from orion.raft.messages import TimeoutNow
+from orion.raft.messages import AppendEntries, TimeoutNow
 from orion.raft.types import Entry, EntryKind, HardState, Membership, StoredState, encode_membership
 
 CONFIG = RaftConfig(election_ticks=10, heartbeat_ticks=2)
@@ -64,9 +64,14 @@ def test_accessors_on_a_leader_and_a_follower() -> None:
     assert follower.leader_id == "n1" and follower.role == FOLLOWER
     assert leader.leader_id == "n1"
     assert leader.snapshot is None
-    assert leader.entries(-5, 10**9) == leader.entries(1, leader.last_index)
-    assert [e.index for e in leader.entries(-5, 10**9)] == list(range(1, leader.last_index + 1))
-    assert leader.entries(leader.last_index + 1, leader.last_index + 5) == []
+    leader.propose_batch([b"x%d" % i for i in range(10)])
+    h.pump()
+    last = leader.last_index
+    assert [e.index for e in leader.entries(0, 10**9)] == list(range(1, last + 1))  # clipped
+    assert [e.index for e in leader.entries(3, 5)] == [3, 4, 5]
+    assert [e.index for e in leader.entries(4, 4)] == [4]
+    assert leader.entries(5, 4) == []
+    assert leader.entries(last + 1, last + 5) == []
     assert leader.match_index("n1") == leader.last_index
     assert leader.match_index("n2") == leader.last_index
     assert leader.match_index("nobody") == 0
@@ -81,6 +86,7 @@ def test_last_contact_counts_ticks_since_a_follower_last_answered() -> None:
     assert leader.last_contact_ticks("n2") == 0
     assert leader.last_contact_ticks("nobody") is None
     assert h.core("n2").last_contact_ticks("n1") is None
+    assert h.core("n2").last_contact_ticks("n2") is None  # only a leader keeps contact times
     h.blocked.add("n2")
     h.tick(7, only="n1")
     assert leader.last_contact_ticks("n2") == 7
@@ -237,3 +243,13 @@ def test_a_transfer_that_does_not_finish_is_abandoned_after_an_election_timeout(
     h.tick(1, only="n1")
     assert leader.transferee == "" and leader.role == LEADER
     leader.propose(b"y")  # accepted again
+
+
+def test_step_ignores_messages_for_another_node_or_from_itself() -> None:
+    h, _ = _cluster()
+    follower = h.core("n2")
+    term = follower.term
+    follower.step(AppendEntries("n3", "n3", term + 5, 0, 0, [], 0))  # addressed to n3
+    follower.step(AppendEntries("n2", "n2", term + 5, 0, 0, [], 0))  # from itself
+    assert (follower.term, follower.leader_id) == (term, "n1")
+    assert not follower.has_ready()

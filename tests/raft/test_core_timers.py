@@ -182,3 +182,30 @@ def test_a_voter_whose_removal_is_committed_never_campaigns() -> None:
     h.tick(5 * ELECTION, only="n3")
     assert removed.role == FOLLOWER and removed.term == term
     assert not any(isinstance(m, RequestVote) and m.src == "n3" for m in h.sent)
+
+
+def test_a_single_voter_leads_at_its_first_tick_and_stays_in_its_term() -> None:
+    h = CoreHarness(["n1"], CONFIG)
+    core = h.core("n1")
+    h.tick(1)
+    assert core.role == LEADER
+    term = core.term
+    h.tick(5 * ELECTION)
+    assert core.role == LEADER and core.term == term
+
+
+def test_a_voter_whose_promotion_is_not_committed_may_already_campaign() -> None:
+    """The latest configuration decides: n4's promotion reached only n4 when the leader died;
+    n4 must count itself a voter (and the others follow the configuration they hold)."""
+    h, leader = _cluster(RaftConfig(election_ticks=ELECTION, heartbeat_ticks=HEARTBEAT, check_quorum=False))
+    h.add_empty("n4")
+    leader.add_non_voter("n4", "core:n4")
+    h.pump()
+    h.blocked.update({"n2", "n3"})
+    leader.promote("n4")
+    h.pump()
+    promoted = h.core("n4")
+    assert "n4" in promoted.membership.voters and promoted.commit_index < promoted.last_index
+    h.blocked = {"n1", "n2", "n3"}
+    h.tick(3 * ELECTION, only="n4")
+    assert promoted.role in (PRECANDIDATE, CANDIDATE)

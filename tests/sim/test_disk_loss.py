@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from orion.raft.core import FOLLOWER, LEADER, RaftConfig
+from orion.raft.core import LEADER, RaftConfig
 from orion.raft.shell import OTHER_CLUSTER
 from orion.sim.invariants import InvariantViolation
 from orion.sim.raft_cluster import SimCluster

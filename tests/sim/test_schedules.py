@@ -192,3 +192,24 @@ def test_read_index_waits_for_an_entry_of_the_leaders_term() -> None:
     assert [(r.read_id, r.value) for r in c.history.completed] == [(read, b"1")]
     c.start(n1)
     _heal(c)
+
+
+def test_read_index_is_not_confirmed_by_acknowledgements_from_before_it() -> None:
+    """Heartbeat acknowledgements generated before a read was invoked prove nothing about the
+    leadership after it: the read needs a round of its own."""
+    c = _adversary(3)
+    n1, n2, n3 = c.ids
+    _campaign(c, n1, 2)
+    _deliver(c, _votes(n1, n2, n3))
+    _deliver(c, lambda _m: True)
+    while not any(isinstance(env.body, Heartbeat) for env in c.net.held):
+        c.tick_node(n1)
+    _deliver(c, lambda m: isinstance(m, Heartbeat))  # the acknowledgements stay on the wire
+    older = {id(env.body) for env in c.net.held if isinstance(env.body, HeartbeatResponse)}
+    assert older
+    read = c.read(n1, b"x")
+    c.net.release(c.now, lambda m: id(m) in older)
+    c.settle()
+    assert read not in c.nodes[n1].reads, "served on acknowledgements older than the read"
+    _deliver(c, lambda _m: True)  # the read's own round
+    assert read in c.nodes[n1].reads and c.history.completed[-1].read_id == read
