@@ -209,3 +209,18 @@ def test_a_voter_whose_promotion_is_not_committed_may_already_campaign() -> None
     h.blocked = {"n1", "n2", "n3"}
     h.tick(3 * ELECTION, only="n4")
     assert promoted.role in (PRECANDIDATE, CANDIDATE)
+
+
+def test_a_follower_campaigns_within_one_to_two_election_timeouts_of_silence() -> None:
+    """The randomized timeout is in [ELECTION, 2 * ELECTION): over many seeds both ends are met."""
+    waits = []
+    for seed in range(1, 80):
+        h, _ = _cluster(seed=seed)
+        follower = h.core("n2")
+        h.blocked.add("n1")
+        ticks = 0
+        while follower.role == FOLLOWER and ticks < 3 * ELECTION:
+            h.tick(1, only="n2")
+            ticks += 1
+        waits.append(ticks)
+    assert min(waits) == ELECTION and max(waits) == 2 * ELECTION - 1, sorted(set(waits))

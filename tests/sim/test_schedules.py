@@ -213,3 +213,20 @@ def test_read_index_is_not_confirmed_by_acknowledgements_from_before_it() -> Non
     assert read not in c.nodes[n1].reads, "served on acknowledgements older than the read"
     _deliver(c, lambda _m: True)  # the read's own round
     assert read in c.nodes[n1].reads and c.history.completed[-1].read_id == read
+
+
+def test_a_heartbeat_round_confirms_every_read_pending_before_it() -> None:
+    """Two reads whose own rounds were lost: the next periodic heartbeat carries the newest
+    read's sequence, so one round serves both."""
+    c = _adversary(3)
+    n1, n2, n3 = c.ids
+    _campaign(c, n1, 2)
+    _deliver(c, _votes(n1, n2, n3))
+    _deliver(c, lambda _m: True)
+    first = c.read(n1, b"x")
+    second = c.read(n1, b"y")
+    c.net.held = []  # both reads' own heartbeat rounds are lost
+    while not c.net.held:
+        c.tick_node(n1)
+    _deliver(c, lambda _m: True)
+    assert first in c.nodes[n1].reads and second in c.nodes[n1].reads
