@@ -58,6 +58,9 @@ class SchedulerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     strategy: Literal["binpack", "spread"] = "binpack"
     reconcile_interval: Duration = "5s"
     reschedule_after: Duration = "5s"  # a dead node's tasks move after this long
+    # A node that has not heard the leader for this long, and reaches neither half the voters
+    # nor most members, stops its tasks (they may run elsewhere by now); 0 = never (README).
+    stop_after_disconnect: Duration = "30s"
     dynamic_ports: str = "20000-32000"  # host ports the leader picks from for "-p 0:80"
     task_retention: Duration = "1h"  # Stopped/Failed tasks are removed from the state after this long
 
@@ -177,6 +180,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     restart_interval: float = 300.0
     restart_mode: str = "fail"
     task_retention: float = 3600.0  # seconds a Stopped/Failed task stays before the leader collects it
+    stop_after_disconnect: float = 30.0  # 0: a node cut off from the leader never stops its tasks
     bootstrap_grace: float = 3.0
     trailing_entries: int = 5000
     max_size_per_msg: int = 1 << 20
@@ -281,6 +285,9 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         strategy=raw.scheduler.strategy,
         reconcile_interval=duration(raw.scheduler.reconcile_interval, "scheduler.reconcile_interval"),
         reschedule_after=duration(raw.scheduler.reschedule_after, "scheduler.reschedule_after"),
+        stop_after_disconnect=duration(
+            raw.scheduler.stop_after_disconnect, "scheduler.stop_after_disconnect"
+        ),
         task_retention=task_retention,
         host_ip=raw.docker.host_ip,
         stop_timeout=duration(raw.docker.stop_timeout, "docker.stop_timeout"),

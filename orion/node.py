@@ -200,7 +200,13 @@ class Node:
             mode=config.restart_mode,
         )
         reconciler = ReconcilerActor.start(
-            config.node_id, raft, worker, policy, config.request_timeout, self._on_fatal
+            config.node_id,
+            raft,
+            worker,
+            policy,
+            config.request_timeout,
+            self._on_fatal,
+            stop_after_disconnect=config.stop_after_disconnect,
         )
         reconciler_box.append(reconciler)
         self._refs.append(reconciler)

@@ -50,6 +50,7 @@ from orion.cluster.forwarding import (
     decode_forward,
     encode_forward,
 )
+from orion.cluster.leader_contact import LeaderContact
 from orion.cluster.membership import (
     AddNonVoter,
     MemberStatus,
@@ -63,7 +64,7 @@ from orion.config import NodeConfig
 from orion.fsm import commands as fsm_commands
 from orion.fsm.snapshot import encode_snapshot
 from orion.fsm.state import ClusterState
-from orion.model import ACTIVE_STATES, GONE_STATUSES, NodeMeta, Task
+from orion.model import ACTIVE_STATES, GONE_STATUSES, NodeMeta, NodeStatus, Task
 from orion.raft.core import LEADER, NotLeaderError, RaftConfig, RaftCore
 from orion.raft.shell import RaftShell
 from orion.raft.snapshot_stream import snapshot_checksum
@@ -172,6 +173,9 @@ class RaftActor(NodeActor):
         self._shutdown_done: Callable[[], None] | None = None
         self._shutdown_deadline = 0.0
         self._view = StateView(self)
+        # When this node last heard its leader (leader_contact below). Counted from the start,
+        # so a node that never hears one is silent from then on.
+        self._leader_heard = self._now
 
     # ---------------------------------------------------------------- lifecycle
     def on_start(self) -> None:
@@ -325,6 +329,10 @@ class RaftActor(NodeActor):
             _tell_all(self.listeners, StateChanged())
 
     def send_frame(self, dst: str, frame: bytes) -> None:
+        if dst == self.core.leader_id and self.core.role != LEADER:
+            # A follower sends to its leader only in answer to the leader's own messages
+            # (appends, heartbeats, snapshot chunks): answering it means having heard from it.
+            self._leader_heard = self._now
         membership = self.core.membership
         recorded = membership.address_of(dst)
         # Gossip knows a member's current address (it may have moved); the configuration's
@@ -618,6 +626,8 @@ class RaftActor(NodeActor):
             self._stall_logged = now
         self._now = now
         self._ticks += 1
+        if self.core.role == LEADER:
+            self._leader_heard = now  # a leader is its own contact (CheckQuorum deposes a cut-off one)
         self.shell.tick()
         self._maybe_bootstrap()
         self._expire(now)
@@ -733,6 +743,24 @@ class RaftActor(NodeActor):
     @property
     def is_leader(self) -> bool:
         return self.core.role == LEADER
+
+    def leader_contact(self) -> LeaderContact:
+        """When this node last heard its leader and which peers gossip finds alive: what the
+        reconciler needs to decide whether to stop its tasks (orion/cluster/leader_contact.py)."""
+        me = self.config.node_id
+        membership = self.core.membership
+        alive = {node for node, entry in self.mirror.entries.items() if entry.status == NodeStatus.ALIVE}
+        alive.add(me)
+        members = {*membership.all_ids(), me}
+        voters = set(membership.voters)
+        return LeaderContact(
+            last_heard=self._now if self.core.role == LEADER else self._leader_heard,
+            leader_id=self.core.leader_id,
+            members=len(members),
+            members_reachable=len(members & alive),
+            voters=len(voters),
+            voters_reachable=len(voters & alive),
+        )
 
     def gossip_seeds(self) -> list[str]:
         """Gossip addresses of every node the replicated state knows (rejoin after a restart)."""

@@ -3,8 +3,9 @@
 Each round compares the tasks the replicated state assigns to this node with the containers
 Docker holds for it (labels ``orion.node.id`` and ``orion.cluster.id``): it starts what is
 missing, removes what is no longer assigned here (stopped, rescheduled elsewhere while this
-node was away, unknown), and reports state changes (Running, exits, Failed) through Raft. Rounds run every
-``reconcile_interval`` and at once when the FSM or Docker says something changed.
+node was away, unknown), and reports state changes (Running, exits, Failed) through Raft.
+Rounds run every ``reconcile_interval`` and at once when the FSM or Docker says something
+changed.
 
 Exits follow the task's restart policy (orion/worker/restart_policy.py; the node's default
 unless the task has its own), counted from the restart times kept in the FSM. A task that
@@ -12,6 +13,14 @@ ended (Stopped, Failed) keeps its container, stopped, until the task leaves the 
 (garbage collection or ``task rm``), so ``docker inspect`` and logs still work. A Running
 task whose container disappeared (``docker rm -f`` behind Orion's back) is a restart with
 that reason in its history, not a silent re-creation.
+
+Bounded duplicates (orion/cluster/leader_contact.py): a node that has not heard the leader for
+``stop_after_disconnect`` and reaches neither half the voters nor most members stops its
+containers (keeping them), because the cluster may be running its tasks elsewhere by now;
+meanwhile it starts, reports and removes nothing. When it hears the leader again it reads
+the state through the leader (the local replica may not yet hold what was decided meanwhile),
+starts again what is still assigned to it, with the reason in the task's history ("stopped:
+no contact with the leader for 45s"), and removes what moved.
 
 Host ports (orion/scheduler/ports.py): a start that Docker refuses because the host port is
 taken by something else is not a failure of the task: the reconciler reports a
@@ -43,6 +52,7 @@ from orion.actors.messages import (
 )
 from orion.actors.state_view import StateView
 from orion.actors.worker_actor import ListContainers, ListRunningOf, StartContainer, StopContainer
+from orion.cluster.leader_contact import LeaderContact, disconnect_verdict
 from orion.fsm import commands as fsm_commands
 from orion.model import Desired, NodeStatus, Task, TaskState
 from orion.scheduler.ports import port_space
@@ -65,6 +75,7 @@ class _Wanted:
     tasks: list[Task]
     held_here: list[str]
     held_by_absent: dict[str, list[str]]  # node id -> task ids
+    contact: LeaderContact | None = None  # this node's contact with the leader, as Raft knows it
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +111,12 @@ class ReconcilerActor(NodeActor):
         policy: RestartPolicy,
         request_timeout: float,
         on_fatal: FatalHandler,
+        stop_after_disconnect: float = 0.0,
     ) -> None:
+        """``stop_after_disconnect``: see the module doc and [scheduler] in the README; 0: never."""
         super().__init__(on_fatal)
         self.node_id = node_id
+        self.stop_after_disconnect = stop_after_disconnect
         self.raft = raft
         self.worker = worker
         self.policy = policy
@@ -138,6 +152,16 @@ class ReconcilerActor(NodeActor):
         # The cluster id (from the Raft actor): containers are told apart by it, so no round
         # runs before it is known (a node that has not joined yet has no tasks anyway).
         self._cluster_id = ""
+        # Bounded duplicates: the leader's last contact when this node stopped its tasks for
+        # want of it (None: not stopped), the tasks it stopped then, whether the next round
+        # reads through the leader (contact is back), and whether a silence that leaves the
+        # tasks running (the whole cluster has no leader) was said already.
+        self._contact: LeaderContact | None = None
+        self._silent_since: float | None = None
+        self._cut_off: set[str] = set()
+        self._read_via_leader = False
+        self._round_via_leader = False
+        self._silence_said = False
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -161,11 +185,15 @@ class ReconcilerActor(NodeActor):
                 # Never act on half a picture: an empty desired list would remove everything.
                 logger.warning("reconciler: round abandoned: {}", outcome.message)
                 self._round_failed = True
+                if isinstance(message, _Desired) and self._round_via_leader:
+                    # The leader went silent again: the next round reads locally and judges anew.
+                    self._read_via_leader = False
                 self._maybe_diff(message)
             case _Desired(outcome):
                 wanted: _Wanted = outcome.value
                 self._desired = wanted.tasks
                 self._held_here = wanted.held_here
+                self._contact = wanted.contact
                 self._check_absent(wanted.held_by_absent)
                 self._maybe_diff(message)
             case _Actual(outcome):
@@ -218,9 +246,15 @@ class ReconcilerActor(NodeActor):
                         if held:
                             absent[record.id] = held
             # FSM records are never changed in place: the lists may leave the Raft thread.
-            return _Wanted(fsm.tasks_on_node(node_id), fsm.held_port_tasks(node_id), absent)
+            return _Wanted(
+                fsm.tasks_on_node(node_id), fsm.held_port_tasks(node_id), absent, view.leader_contact()
+            )
 
-        self.raft.tell(Read(desired, lambda o: ref.tell(_Desired(o)), stale=True))
+        self._round_via_leader = self._read_via_leader
+        read = Read(
+            desired, lambda o: ref.tell(_Desired(o)), stale=not self._round_via_leader, timeout=self.timeout
+        )
+        self.raft.tell(read)
         self._listed_this_round = self._containers_stale or self._containers is None
         if self._listed_this_round:
             self._listed_at = time.monotonic()
@@ -248,6 +282,11 @@ class ReconcilerActor(NodeActor):
 
     def _diff(self, tasks: list[Task], containers: list[Any]) -> None:
         now = time.monotonic()
+        if self._contact is not None and self._without_leader(self._contact, containers, now):
+            return
+        resumed, self._cut_off = self._cut_off, set()
+        silent_since, self._silent_since = self._silent_since, None
+        self._read_via_leader = False
         by_task = {c.task_id: c for c in containers}
         wanted = {
             t.id: t
@@ -279,6 +318,9 @@ class ReconcilerActor(NodeActor):
             del self._launched[task_id]
         for task in wanted.values():
             if task.id in self._starting or task.id in self._stopping:
+                continue
+            if task.id in resumed and self._contact is not None and silent_since is not None:
+                self._resume(task, self._contact.last_heard - silent_since)
                 continue
             if task.id in self._ended:
                 self._report(task, *self._ended[task.id])
@@ -321,6 +363,53 @@ class ReconcilerActor(NodeActor):
         running = {c.task_id for c in containers if c.running}
         busy = self._starting | self._stopping
         self._release(self.node_id, [t for t in self._held_here if t not in running and t not in busy])
+
+    # ------------------------------------------------------------------ without the leader
+    def _without_leader(self, contact: LeaderContact, containers: list[Any], now: float) -> bool:
+        """True when this round must leave the replicated state alone: the node stopped its
+        tasks for want of the leader, or hears it again and must first read through it."""
+        verdict = disconnect_verdict(contact, now, self.stop_after_disconnect)
+        if verdict.stop:
+            self._read_via_leader = False  # silent again before the read through it came back
+            self._stop_cut_off(containers, contact, verdict.reason)
+            return True
+        if verdict.reason and not self._silence_said:
+            logger.warning("reconciler: {}", verdict.reason)
+        self._silence_said = bool(verdict.reason)
+        if self._silent_since is None:
+            return False
+        if contact.last_heard <= self._silent_since:
+            return True  # peers are back in sight, the leader is not: stay stopped until it speaks
+        if not self._round_via_leader:
+            # Heard again. The local replica may not yet hold what the cluster decided while
+            # this node was away (the tasks moved, or were stopped): ask through the leader.
+            self._read_via_leader = True
+            self._dirty = True
+            return True
+        return False
+
+    def _stop_cut_off(self, containers: list[Any], contact: LeaderContact, reason: str) -> None:
+        running = sorted(c.task_id for c in containers if c.running and c.task_id not in self._stopping)
+        if self._silent_since is None:
+            self._silent_since = contact.last_heard
+            logger.warning(
+                "reconciler: {}: stopping this node's tasks ({}) so they do not run twice while the "
+                "cluster places them elsewhere; what it still wants here starts again when the "
+                "leader is heard",
+                reason,
+                ", ".join(running) or "none running",
+            )
+        for task_id in running:
+            self._cut_off.add(task_id)
+            self._remove_container(task_id, keep=True)
+
+    def _resume(self, task: Task, silent: float) -> None:
+        """Start again a task this node stopped for want of the leader, which the cluster (read
+        through the leader) still wants here, saying why and how long it was down."""
+        reason = f"stopped: no contact with the leader for {max(0.0, silent):.0f}s"
+        logger.info("reconciler: {} {}; starting it again", task.id, reason)
+        self._report(task, TaskState.SCHEDULED, reason, task.restarts, None)
+        self._start_container(task)
 
     # ------------------------------------------------------------------ ports
     def _release(self, node_id: str, task_ids: list[str]) -> None:

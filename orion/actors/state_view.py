@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from orion.actors.messages import Outcome
 from orion.api.protocol import ErrorCode, NodeInfo, RaftInfo
+from orion.cluster.leader_contact import LeaderContact
 from orion.fsm.state import ClusterState
 
 
@@ -25,6 +26,8 @@ class ViewSource(Protocol):
 
     @property
     def is_leader(self) -> bool: ...
+
+    def leader_contact(self) -> LeaderContact: ...
 
 
 class StateView:
@@ -45,6 +48,9 @@ class StateView:
 
     def gossip_seeds(self) -> list[str]:
         return self._source.gossip_seeds()
+
+    def leader_contact(self) -> LeaderContact:
+        return self._source.leader_contact()
 
     @property
     def is_leader(self) -> bool:
