@@ -103,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=1, help="only every N-th mutant (a quick sample)")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--resume", action="store_true", help="reuse the tree, baseline and results")
+    parser.add_argument(
+        "--keep-killed",
+        action="store_true",
+        help="a fresh tree and baseline, but keep the mutants already killed (same ids: the files "
+        "under mutation are unchanged) and run only the others again",
+    )
     parser.add_argument("--min-score", type=float, default=0.0, help="exit 1 below this score (0-100)")
     parser.add_argument("--no-fork", action="store_true", help="a fresh Python process per mutant (slower)")
     args = parser.parse_args(argv)
@@ -116,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.resume:
         workdir.mkdir(parents=True, exist_ok=True)
         export_tree(REPO, tree, None if args.rev == "worktree" else args.rev)
-        for stale in (results_path, coverage_path):
-            stale.unlink(missing_ok=True)
+        coverage_path.unlink(missing_ok=True)
+        kept = [o for o in load_results(results_path).values() if o.status in (KILLED, TIMEOUT)]
+        results_path.unlink(missing_ok=True)
+        if args.keep_killed:
+            for outcome in kept:
+                append_result(results_path, outcome)
     elif not tree.exists():
         parser.error(f"--resume: no tree in {workdir}")
 
