@@ -253,3 +253,41 @@ def test_step_ignores_messages_for_another_node_or_from_itself() -> None:
     follower.step(AppendEntries("n2", "n2", term + 5, 0, 0, [], 0))  # from itself
     assert (follower.term, follower.leader_id) == (term, "n1")
     assert not follower.has_ready()
+
+
+def test_a_transfer_to_a_lagging_voter_catches_it_up_at_once() -> None:
+    """No tick between the call and the hand-over: the leader sends the missing entries right
+    away, then TimeoutNow once the target has them."""
+    h, leader = _cluster()
+    h.blocked.add("n2")
+    leader.propose(b"x")
+    h.pump()
+    h.blocked.clear()
+    leader.transfer_leadership("n2")
+    h.pump()
+    assert h.core("n2").role == LEADER and leader.role == FOLLOWER
+
+
+def test_a_restarted_node_hands_out_its_committed_entries_at_once() -> None:
+    h, leader = _cluster()
+    indexes = leader.propose_batch([b"a", b"b"])
+    h.pump()
+    h.tick(2, only="n1")  # the followers learn the commit index
+    stored = h.stores["n2"].load()
+    assert stored.hard_state.commit >= indexes[-1]
+    restarted = h.start("n2", stored)
+    assert restarted.has_ready()
+    ready = restarted.ready()
+    assert [e.index for e in ready.committed][-2:] == indexes
+
+
+def test_compaction_refuses_indexes_outside_what_can_be_compacted() -> None:
+    h, leader = _cluster()
+    index = leader.propose(b"x")
+    h.pump()
+    snap = leader.compact(index - 1, b"state")
+    with pytest.raises(ValueError, match=f"compact\\({snap.meta.index}\\) at or below the snapshot index"):
+        leader.compact(snap.meta.index, b"state")
+    with pytest.raises(ValueError, match="beyond the applied index"):
+        leader.compact(leader.applied_index + 1, b"state")
+    assert leader.compact(index, b"state2").meta.index == index
