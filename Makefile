@@ -18,8 +18,15 @@ setup: $(STAMP)
 docker:
 	$(PYTHON) tools/docker_setup.py
 
+# Pure tests (cores, simulators, stores, in-process API) run on both cores with pytest-xdist;
+# tests that start node processes, containers or fault injection run one at a time after them,
+# so their clusters never compete with each other for the two cores.
+SERIAL := tests/integration tests/nemesis tests/actors
+SERIAL_MARKS := docker or cluster or nemesis
 test: setup docker
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 -m "not ($(SERIAL_MARKS))" $(addprefix --ignore=,$(SERIAL)) tests
+	$(PY) -m pytest -q -p no:cacheprovider $(SERIAL)
+	$(PY) -m pytest -q -p no:cacheprovider -m "$(SERIAL_MARKS)" $(addprefix --ignore=,$(SERIAL)) tests
 
 lint: setup
 	$(PY) -m ruff check orion tests tools
