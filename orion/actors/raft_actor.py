@@ -760,6 +760,7 @@ class RaftActor(NodeActor):
             members_reachable=len(members & alive),
             voters=len(voters),
             voters_reachable=len(voters & alive),
+            cluster_id=membership.cluster_id,
         )
 
     def gossip_seeds(self) -> list[str]:

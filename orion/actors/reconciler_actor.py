@@ -60,6 +60,9 @@ from orion.worker.restart_policy import RestartPolicy
 from orion.worker.types import PortInUseError
 
 REPORT_RETRY_S = 3.0  # a report not yet visible in the FSM after this long is sent again
+# Labels the containers of a cluster bootstrapped before cluster ids (its configuration has none):
+# shared by every such cluster on one engine, as the node id alone was before.
+LEGACY_CLUSTER_ID = "legacy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,13 @@ class _AbsentRunning:
 
 @dataclass(frozen=True, slots=True)
 class _Actual:
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """What Raft says of this node's configuration while no ClusterIdentity named the cluster."""
+
     outcome: Outcome
 
 
@@ -175,12 +185,18 @@ class ReconcilerActor(NodeActor):
                 self._begin_round()
             case StateChanged():
                 self._begin_round()
-            case ClusterIdentity(cluster_id, _):
+            case ClusterIdentity(cluster_id, _) if cluster_id:
                 known = bool(self._cluster_id)
                 self._cluster_id = cluster_id
-                if cluster_id and not known:
+                if not known:
                     self._containers_stale = True
                     self._begin_round()
+            case ClusterIdentity():
+                pass  # not named yet
+            case _Probe(outcome) if outcome.ok and not self._cluster_id:
+                self._adopt_legacy(outcome.value)
+            case _Probe():
+                pass
             case _Desired(outcome) | _Actual(outcome) if not outcome.ok:
                 # Never act on half a picture: an empty desired list would remove everything.
                 logger.warning("reconciler: round abandoned: {}", outcome.message)
@@ -217,7 +233,11 @@ class ReconcilerActor(NodeActor):
     # ------------------------------------------------------------------ rounds
     def _begin_round(self) -> None:
         if not self._cluster_id:
-            return  # the ClusterIdentity that names it starts the first round
+            # The ClusterIdentity that names the cluster starts the first round; a configuration
+            # without a cluster id (a legacy cluster) never sends one, so look.
+            ref = self.actor_ref
+            self.raft.tell(Read(_leader_contact, lambda o: ref.tell(_Probe(o)), stale=True))
+            return
         if self._round_active:
             self._dirty = True
             return
@@ -363,6 +383,20 @@ class ReconcilerActor(NodeActor):
         running = {c.task_id for c in containers if c.running}
         busy = self._starting | self._stopping
         self._release(self.node_id, [t for t in self._held_here if t not in running and t not in busy])
+
+    def _adopt_legacy(self, contact: LeaderContact) -> None:
+        if contact.cluster_id or not contact.voters:
+            return  # named (its ClusterIdentity is on its way), or no configuration yet
+        logger.warning(
+            "reconciler: this cluster's configuration has no cluster id (bootstrapped by an Orion "
+            "from before cluster ids): its containers are labelled orion.cluster.id={}, like those of "
+            "any other such cluster on this Docker engine",
+            LEGACY_CLUSTER_ID,
+        )
+        self._cluster_id = LEGACY_CLUSTER_ID
+        self.worker.tell(ClusterIdentity(LEGACY_CLUSTER_ID, ""))  # before the round's listing
+        self._containers_stale = True
+        self._begin_round()
 
     # ------------------------------------------------------------------ without the leader
     def _without_leader(self, contact: LeaderContact, containers: list[Any], now: float) -> bool:
@@ -534,6 +568,10 @@ def _ports_differ(task: Task, container: Any) -> bool:
     """True when the container publishes other host ports than the task was given (only known
     for tasks placed with ``host_ports``)."""
     return bool(task.host_ports) and container.host_ports != task.host_ports
+
+
+def _leader_contact(view: StateView) -> LeaderContact:
+    return view.leader_contact()
 
 
 def _log_failure(outcome: Outcome) -> None:

@@ -41,6 +41,7 @@ class LeaderContact:
     members_reachable: int  # of them, alive to its gossip (itself included)
     voters: int
     voters_reachable: int
+    cluster_id: str = ""  # its configuration's ("" before it holds one, or in a legacy cluster)
 
     @property
     def majority_reachable(self) -> bool:

@@ -5,19 +5,25 @@
 - ``tools/demo.py --stop`` (``make demo-stop``) stops every node of its cluster, whoever started
   it (found by the data dirs' locks), and removes that cluster's containers only.
 - A second node process on a data dir in use refuses with one line and exit code 1.
+- A cluster bootstrapped before cluster ids (its configuration names none) still runs its
+  tasks, labelled ``orion.cluster.id=legacy``.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import docker
 
 from orion.localcluster import LocalCluster, wait_for
+from orion.raft.duckdb_store import DuckDBStore
+from orion.raft.types import Entry, EntryKind, HardState, Membership, encode_membership
 from tests.integration.conftest import IMAGE, SLEEP
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,3 +139,20 @@ def test_a_second_node_on_a_data_dir_in_use_refuses_with_one_line(make_cluster) 
     assert node.running
     with cluster.client(timeout=3.0) as client:
         assert client.raft().leader_id == node.node_id
+
+
+def test_a_cluster_without_a_cluster_id_runs_its_tasks_labelled_legacy(make_cluster, docker_engine) -> None:
+    cluster = make_cluster(1, start=False)
+    node = cluster.node(1)
+    # The data dir as an Orion from before cluster ids left it: its configuration names none.
+    os.makedirs(node.data_dir, mode=0o700)
+    store = DuckDBStore(node.data_dir / "raft.duckdb")
+    store.load()
+    legacy = Membership(voters={node.node_id: f"127.0.0.1:{node.raft_port}"})
+    store.save(HardState(term=1, commit=1), [Entry(1, 1, EntryKind.CONFIG, encode_membership(legacy))])
+    store.save_identity(uuid.uuid4().hex)
+    store.close()
+    cluster.start()
+    run_task(cluster, "web")
+    assert running(docker_engine, "legacy", "web")
+    assert "labelled orion.cluster.id=legacy" in node.log_path.read_text()
