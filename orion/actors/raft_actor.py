@@ -154,6 +154,7 @@ class RaftActor(NodeActor):
         self._now = time.monotonic()
         self._ticks = 0
         self._stalls = (0, 0.0)  # late ticks since the last report, and the worst gap (s)
+        self._leading_since = 0.0  # when this node last became leader (monotonic)
         self._stall_logged = 0.0
         self._waiters: dict[int, _Waiter] = {}
         self._remote: dict[int, _Remote] = {}
@@ -418,6 +419,7 @@ class RaftActor(NodeActor):
         if is_leader != self._was_leader or core.leader_id != self._leader_id:
             if is_leader and not self._was_leader:
                 self._led_since = self._ticks
+                self._leading_since = self._now
             self._was_leader = is_leader
             self._leader_id = core.leader_id
             logger.info("raft: role {} term {} leader {}", core.role, core.term, core.leader_id or "-")
@@ -674,7 +676,7 @@ class RaftActor(NodeActor):
         members = {
             node_id: MemberStatus(
                 entry.status,
-                entry.since,
+                self._trusted_since(entry.since),
                 entry.meta.raft_address,
                 incarnation=entry.meta.raft_incarnation,
                 cluster_id=entry.meta.cluster_id,
@@ -711,6 +713,13 @@ class RaftActor(NodeActor):
         except Exception as exc:  # a change already in flight, or leadership just lost
             logger.debug("raft: membership change {} deferred: {}", change, exc)
 
+    def _trusted_since(self, since: float) -> float:
+        """Since when a member's gossip status counts, for decisions this leader makes: not
+        before it began to lead. A node that was cut off and just won an election may hold
+        stale "dead" reports of healthy nodes; their grace periods start again with its reign,
+        while gossip catches up."""
+        return max(since, self._leading_since)
+
     def _sync_nodes_into_fsm(self, now: float) -> None:
         """Record gossip's view of the nodes in the FSM, and reschedule the tasks of dead ones."""
         known = {record.meta.id: record for record in self.fsm.nodes()}
@@ -723,7 +732,7 @@ class RaftActor(NodeActor):
                 command = fsm_commands.UpsertNode(meta=entry.meta, status=entry.status, at=time.time())
             elif (
                 entry.status in GONE_STATUSES
-                and now - entry.since >= self.config.reschedule_after
+                and now - self._trusted_since(entry.since) >= self.config.reschedule_after
                 and any(t.state in ACTIVE_STATES for t in self.fsm.tasks_on_node(node_id))
             ):
                 command = fsm_commands.RescheduleNodeTasks(
