@@ -224,3 +224,29 @@ def test_a_follower_campaigns_within_one_to_two_election_timeouts_of_silence() -
             ticks += 1
         waits.append(ticks)
     assert min(waits) == ELECTION and max(waits) == 2 * ELECTION - 1, sorted(set(waits))
+
+
+def test_a_freshly_started_node_also_waits_one_to_two_election_timeouts() -> None:
+    firsts = []
+    for seed in range(1, 80):
+        h = CoreHarness(IDS, CONFIG, seed=seed)
+        h.blocked.update(IDS)
+        core = h.core("n2")
+        ticks = 0
+        while core.role == FOLLOWER and ticks < 3 * ELECTION:
+            h.tick(1, only="n2")
+            ticks += 1
+        firsts.append(ticks)
+    assert min(firsts) == ELECTION and max(firsts) == 2 * ELECTION - 1, sorted(set(firsts))
+
+
+def test_a_newer_term_in_an_answer_leaves_the_leader_unknown() -> None:
+    """A deposed leader learns the newer term from a follower's answer: that follower is not the
+    new leader, so the old one must not name it (NotLeaderError would send clients there)."""
+    h, leader = _cluster()
+    term = leader.term
+    leader.step(HeartbeatResponse("n3", "n1", term + 1))
+    assert (leader.role, leader.term, leader.leader_id) == (FOLLOWER, term + 1, "")
+    follower = h.core("n2")
+    follower.step(AppendEntries("n3", "n2", term + 2, 0, 0, [], 0))  # a request from the new leader
+    assert (follower.term, follower.leader_id) == (term + 2, "n3")

@@ -224,7 +224,10 @@ def test_a_heartbeat_round_confirms_every_read_pending_before_it() -> None:
     _deliver(c, _votes(n1, n2, n3))
     _deliver(c, lambda _m: True)
     first = c.read(n1, b"x")
+    c.settle()
     second = c.read(n1, b"y")
+    c.settle()
+    assert sum(isinstance(env.body, Heartbeat) for env in c.net.held) == 4
     c.net.held = []  # both reads' own heartbeat rounds are lost
     while not c.net.held:
         c.tick_node(n1)
