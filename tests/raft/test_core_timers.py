@@ -245,8 +245,13 @@ def test_a_newer_term_in_an_answer_leaves_the_leader_unknown() -> None:
     new leader, so the old one must not name it (NotLeaderError would send clients there)."""
     h, leader = _cluster()
     term = leader.term
+    h.pump()
     leader.step(HeartbeatResponse("n3", "n1", term + 1))
     assert (leader.role, leader.term, leader.leader_id) == (FOLLOWER, term + 1, "")
+    assert leader.has_ready(), "the newer term must be persisted even with nothing to send"
+    ready = leader.ready()
+    assert ready.hard_state is not None and ready.hard_state.term == term + 1 and not ready.messages
+    leader.advance(ready)
     follower = h.core("n2")
     follower.step(AppendEntries("n3", "n2", term + 2, 0, 0, [], 0))  # a request from the new leader
     assert (follower.term, follower.leader_id) == (term + 2, "n3")
