@@ -14,6 +14,7 @@ from orion.raft.core import RaftCore
 from orion.raft.memory_store import MemoryStore
 from orion.raft.shell import RaftShell
 from orion.raft.types import Entry, EntryKind, HardState, Membership, Snapshot, SnapshotMeta
+from orion.sim.invariants import InvariantViolation
 from orion.sim.kv import KVFsm, parse_command
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class SimNode:
         self.reads: dict[bytes, int] = {}  # read context -> index it may be served at
         self.failed_reads: list[bytes] = []
         self.open_reads: set[bytes] = set()  # reads invoked here through SimCluster.read, unanswered
+        self.answered_reads: set[bytes] = set()  # every read context this node answered, any life
         self.dropped: list[tuple[str, str]] = []  # (peer, reason) reported by the identity checks
         self.snapshot_jobs: list[tuple[int, Snapshot]] = []  # (tick it completes, snapshot)
         self.bootstrap_at: int | None = None  # an empty node may found a cluster at this tick
@@ -125,10 +127,20 @@ class SimNode:
         self.store.write_snapshot(snapshot)
         shell.snapshot_taken(snapshot)
 
+    def _answer(self, context: bytes) -> None:
+        """A ReadIndex request is answered once: served, or failed, never both or twice."""
+        if context in self.answered_reads:
+            raise InvariantViolation(
+                f"seed={self.cluster.seed}: read {context!r} answered twice at {self.id}"
+            )
+        self.answered_reads.add(context)
+
     def on_read_state(self, context: bytes, index: int) -> None:
+        self._answer(context)
         self.reads[context] = index
 
     def on_failed_read(self, context: bytes) -> None:
+        self._answer(context)
         self.failed_reads.append(context)
         self.cluster.read_failed(self, context)
 

@@ -83,3 +83,13 @@ def test_a_failed_stream_is_retried_from_the_match_index_with_a_snapshot() -> No
     h.pump()
     to_n3 = [m for m in h.sent[sent:] if m.dst == "n3" and isinstance(m, AppendEntries | InstallSnapshot)]
     assert isinstance(to_n3[0], InstallSnapshot), "probed after a snapshot that was never installed"
+
+
+def test_an_installed_snapshot_counts_as_applied() -> None:
+    h, leader = _streaming()
+    h.drop = lambda _m: False
+    h.inbox.extend(h.snapshots_to("n3"))
+    h.pump()
+    follower = h.core("n3")
+    assert follower.snapshot_index == leader.snapshot_index
+    assert follower.applied_index >= follower.snapshot_index

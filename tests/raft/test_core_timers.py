@@ -255,3 +255,25 @@ def test_a_newer_term_in_an_answer_leaves_the_leader_unknown() -> None:
     follower = h.core("n2")
     follower.step(AppendEntries("n3", "n2", term + 2, 0, 0, [], 0))  # a request from the new leader
     assert (follower.term, follower.leader_id) == (term + 2, "n3")
+
+
+def test_a_newer_term_from_a_refused_candidate_restarts_the_election_timer() -> None:
+    """A follower that moves to a newer term (refusing a candidate whose log is behind) waits a
+    whole randomized timeout from then, not from its last heartbeat."""
+    waits = []
+    config = RaftConfig(election_ticks=ELECTION, heartbeat_ticks=HEARTBEAT, check_quorum=False)
+    for seed in range(1, 60):
+        h, _ = _cluster(config, seed=seed)
+        follower = h.core("n2")
+        h.blocked.update({"n1", "n3"})
+        h.tick(ELECTION - 1, only="n2")
+        if follower.role != FOLLOWER:
+            continue
+        follower.step(RequestVote("n3", "n2", follower.term + 1, 0, 0, False, False))  # log behind
+        assert follower.vote == ""
+        ticks = 0
+        while follower.role == FOLLOWER and ticks < 3 * ELECTION:
+            h.tick(1, only="n2")
+            ticks += 1
+        waits.append(ticks)
+    assert waits and min(waits) == ELECTION, sorted(set(waits))

@@ -233,3 +233,38 @@ def test_a_heartbeat_round_confirms_every_read_pending_before_it() -> None:
         c.tick_node(n1)
     _deliver(c, lambda _m: True)
     assert first in c.nodes[n1].reads and second in c.nodes[n1].reads
+
+
+def test_reads_of_a_deposed_leader_fail_once_and_are_never_served_later() -> None:
+    """A read waiting for its heartbeat round and one waiting for the leader's first commit both
+    fail when their leader is deposed; when that node leads again, neither comes back (the
+    simulator fails any read answered twice)."""
+    c = _adversary(3)
+    n1, n2, n3 = c.ids
+    _campaign(c, n1, 2)
+    _deliver(c, _votes(n1, n2, n3))
+    _deliver(c, lambda _m: True)
+    waiting_round = c.read(n1, b"x")
+    c.settle()
+    c.net.held = []  # its round is lost
+    _campaign(c, n2, 3)
+    _deliver(c, _votes(n2, n1, n3))
+    assert c.core(n2).role == LEADER and c.core(n1).role != LEADER
+    assert waiting_round in c.nodes[n1].failed_reads
+    c.net.held = []  # n2's no-op goes nowhere: n2 has not committed in its term
+    waiting_commit = c.read(n2, b"x")
+    _campaign(c, n1, 4)
+    _deliver(c, _votes(n1, n2, n3))
+    assert c.core(n1).role == LEADER
+    assert waiting_commit in c.nodes[n2].failed_reads
+    _deliver(c, lambda _m: True)
+    for _ in range(3 * c.config.heartbeat_ticks):
+        c.tick_node(n1)
+        _deliver(c, lambda _m: True)
+    _campaign(c, n2, 5)
+    _deliver(c, lambda _m: True)
+    assert c.core(n2).role == LEADER
+    for _ in range(3 * c.config.heartbeat_ticks):
+        c.tick_node(n2)
+        _deliver(c, lambda _m: True)
+    assert waiting_round not in c.nodes[n1].reads and waiting_commit not in c.nodes[n2].reads
