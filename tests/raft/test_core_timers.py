@@ -277,3 +277,47 @@ def test_a_newer_term_from_a_refused_candidate_restarts_the_election_timer() -> 
             ticks += 1
         waits.append(ticks)
     assert waits and min(waits) == ELECTION, sorted(set(waits))
+
+
+def test_a_node_cut_off_from_the_leader_only_cannot_depose_it() -> None:
+    """n3 loses its link to n1 but not to n2, and nothing is written: n3's log stays as good as
+    anyone's. PreVote with CheckQuorum: n2 still hears its leader, so it ignores n3's pre-votes
+    (only a transfer's vote passes the lease) and n1 keeps leading in its term."""
+    h, leader = _cluster()
+    term = leader.term
+    h.drop = lambda m: {m.src, m.dst} == {"n1", "n3"}
+    h.tick(10 * ELECTION)
+    assert leader.role == LEADER and leader.term == term
+    assert h.core("n2").term == term and h.core("n2").leader_id == "n1"
+    assert any(isinstance(m, RequestVote) and m.src == "n3" for m in h.sent), "n3 never tried"
+
+
+def test_a_campaign_forgets_the_leader_and_asks_for_the_next_term() -> None:
+    h, _ = _cluster()
+    follower = h.core("n2")
+    term = follower.term
+    h.blocked.add("n1")
+    sent = len(h.sent)
+    while follower.role == FOLLOWER:
+        h.tick(1, only="n2")
+    assert follower.role == PRECANDIDATE and follower.leader_id == "" and follower.term == term
+    asks = [m for m in h.sent[sent:] if isinstance(m, RequestVote) and m.src == "n2"]
+    assert {(m.term, m.pre_vote, m.transfer) for m in asks} == {(term + 1, True, False)}
+
+
+def test_a_candidate_without_votes_retries_after_one_to_two_election_timeouts() -> None:
+    waits = []
+    config = RaftConfig(election_ticks=ELECTION, heartbeat_ticks=HEARTBEAT, pre_vote=False)
+    for seed in range(1, 60):
+        h, _ = _cluster(config, seed=seed)
+        candidate = h.core("n2")
+        h.blocked.update({"n1", "n3"})
+        while candidate.role != CANDIDATE:
+            h.tick(1, only="n2")
+        term = candidate.term
+        ticks = 0
+        while candidate.term == term and ticks < 3 * ELECTION:
+            h.tick(1, only="n2")
+            ticks += 1
+        waits.append(ticks)
+    assert min(waits) == ELECTION and max(waits) == 2 * ELECTION - 1, sorted(set(waits))
