@@ -89,7 +89,7 @@ def run(tasks: int, directory: Path) -> dict:
     meta = SnapshotMeta(tasks, 1, Membership(voters={"n1": "127.0.0.1:1"}))
     figures: dict[str, float] = {}
 
-    old_store = DuckDBStore(directory / f"old-{tasks}.duckdb")
+    old_store = DuckDBStore(directory / f"old-{tasks}-{time.monotonic_ns()}.duckdb")
     old_store.load()
     old_store.save(HardState(1, "n1", 0), [Entry(i, 1, 0, b"") for i in range(1, tasks + 1)])
 
@@ -100,7 +100,7 @@ def run(tasks: int, directory: Path) -> dict:
     figures.update(old_worst_late_ms=round(worst, 1), old_total_s=round(elapsed, 2))
     old_store.close()
 
-    new_store = DuckDBStore(directory / f"new-{tasks}.duckdb")
+    new_store = DuckDBStore(directory / f"new-{tasks}-{time.monotonic_ns()}.duckdb")
     new_store.load()
     new_store.save(HardState(1, "n1", 0), [Entry(i, 1, 0, b"") for i in range(1, tasks + 1)])
     on_thread: dict[str, float] = {}
