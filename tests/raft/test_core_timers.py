@@ -321,3 +321,34 @@ def test_a_candidate_without_votes_retries_after_one_to_two_election_timeouts() 
             ticks += 1
         waits.append(ticks)
     assert min(waits) == ELECTION and max(waits) == 2 * ELECTION - 1, sorted(set(waits))
+
+
+def test_a_new_leader_starts_its_clocks_at_zero() -> None:
+    """Its CheckQuorum period and its heartbeat phase start when it wins, whatever its clocks
+    said while it campaigned or when it last led."""
+    h, leader = _cluster(RaftConfig(election_ticks=ELECTION, heartbeat_ticks=HEARTBEAT, pre_vote=False))
+    h.blocked.add("n1")
+    h.tick(2 * ELECTION)  # n1 steps down (CheckQuorum) half-way through a heartbeat period
+    assert leader.role == FOLLOWER
+    h.blocked.clear()
+    new = next(core for core in h.cores.values() if core.role == LEADER)
+    h.tick(HEARTBEAT, only=new.id)  # n1 hears the new leader and catches up
+    assert new.match_index("n1") == new.last_index
+    new.transfer_leadership("n1")
+    h.hold = lambda m: isinstance(m, VoteResponse)
+    h.pump()
+    assert leader.role == CANDIDATE
+    h.tick(3, only="n1")  # the votes arrive three ticks into the campaign
+    h.hold = lambda _m: False
+    h.release()
+    assert leader.role == LEADER
+    sent = len(h.sent)
+    h.tick(1, only="n1")
+    assert not any(isinstance(m, Heartbeat) for m in h.sent[sent:]), "heartbeat phase carried over"
+    h.tick(1, only="n1")
+    assert any(isinstance(m, Heartbeat) for m in h.sent[sent:])
+    h.blocked.update({"n2", "n3"})
+    h.tick(2 * ELECTION - 3, only="n1")
+    assert leader.role == LEADER, "CheckQuorum period carried over from the campaign"
+    h.tick(1, only="n1")
+    assert leader.role == FOLLOWER
