@@ -266,6 +266,7 @@ def test_a_transfer_to_a_lagging_voter_catches_it_up_at_once() -> None:
     leader.transfer_leadership("n2")
     h.pump()
     assert h.core("n2").role == LEADER and leader.role == FOLLOWER
+    assert {m.dst for m in h.sent if isinstance(m, TimeoutNow)} == {"n2"}
     assert leader.transferee == ""  # a deposed leader transfers nothing
 
 

@@ -137,6 +137,8 @@ def test_a_rejection_never_sends_the_probe_below_what_the_follower_matched() -> 
     _drain(leader)
     leader.step(AppendResponse("n2", "n1", leader.term, False, 6, 0, 2))
     assert _next_probe(leader, "n2").prev_index == 4
+    leader.propose(b"more")  # a rejection means probing again: one append at a time
+    assert not any(isinstance(m, AppendEntries) and m.dst == "n2" for m in _drain(leader))
 
 
 def test_a_stale_success_to_a_paused_probe_sends_the_next_probe() -> None:
@@ -241,3 +243,18 @@ def test_the_last_word_to_a_removed_member_never_announces_uncommitted_entries()
     h.pump()
     assert leader.commit_index == index
     assert removed.commit_index == index, "a removed member was told of an uncommitted entry"
+
+
+def test_an_acknowledgement_frees_the_window_for_the_next_append_at_once() -> None:
+    h = CoreHarness(IDS, RaftConfig(election_ticks=10, heartbeat_ticks=2, max_inflight=1))
+    leader = h.elect("n1")
+    h.pump()
+    h.hold = lambda m: isinstance(m, AppendResponse)
+    last = 0
+    for i in range(3):  # the first goes out; the window is then full
+        last = leader.propose(b"x%d" % i)
+        h.pump()
+    assert h.core("n2").last_index < last
+    h.hold = lambda _m: False
+    h.release()  # each acknowledgement lets the next append go, with no tick
+    assert h.core("n2").last_index == last and h.core("n3").last_index == last
