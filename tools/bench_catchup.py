@@ -38,7 +38,7 @@ from typing import Any
 from bench_common import log, save_result, summary, wait_for
 
 from orion.client import Client
-from orion.localcluster import BIG_ENTRY_BYTES, LocalCluster
+from orion.testing.localcluster import BIG_ENTRY_BYTES, LocalCluster
 
 LATE_TICKS = re.compile(r"raft: (\d+) late tick\(s\), worst (\d+) ms between ticks")
 ENTRIES_PER_SIZE_MIN = 40  # small states use smaller entries, so that snapshots happen at all

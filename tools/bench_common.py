@@ -29,7 +29,7 @@ T = TypeVar("T")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from orion.localcluster import free_ports, wait_for  # noqa: E402
+from orion.testing.localcluster import free_ports, wait_for  # noqa: E402
 
 __all__ = ["ROOT", "free_ports", "machine", "pct", "save_result", "summary", "wait_for"]
 

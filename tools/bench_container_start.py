@@ -24,7 +24,7 @@ import docker
 from bench_common import log, save_result, summary
 
 from orion.client import Client
-from orion.localcluster import LocalCluster
+from orion.testing.localcluster import LocalCluster
 
 IMAGE = "orion-busybox:latest"
 LABEL = "orion.bench=container-start"

@@ -24,7 +24,7 @@ from etcd_cluster import EtcdCluster, put_once
 from pysyncobj_node import PySyncObjCluster
 
 from orion.client import Client
-from orion.localcluster import LocalCluster
+from orion.testing.localcluster import LocalCluster
 
 PROBE_TIMEOUT_S = 0.3
 UNPLACEABLE = {"orion.bench": "never-matches"}

@@ -25,7 +25,7 @@ from typing import Any
 from bench_common import log, save_result, summary, wait_for
 
 from orion.client import Client
-from orion.localcluster import LocalCluster
+from orion.testing.localcluster import LocalCluster
 
 IMAGE = "orion-busybox:latest"
 UNPLACEABLE = {"orion.bench": "never-matches"}

@@ -27,8 +27,8 @@ import loadgen
 from bench_common import log, save_result, summary, wait_for
 
 from orion.client import Client
-from orion.localcluster import LocalCluster
 from orion.security.keys import ClusterKey
+from orion.testing.localcluster import LocalCluster
 from orion.transport.frames import Channel
 from orion.transport.peer import PeerTransport
 

@@ -28,7 +28,7 @@ from typing import Any
 from bench_common import log, save_result, wait_for
 
 from orion.client import Client
-from orion.localcluster import LocalCluster
+from orion.testing.localcluster import LocalCluster
 
 IMAGE = "orion-busybox:latest"
 POLL_S = 0.05

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.getcwd())
 
-from orion.localcluster import LocalCluster
+from orion.testing.localcluster import LocalCluster
 
 
 def cpu_seconds(pid: int) -> float:

@@ -27,7 +27,7 @@ from bench_common import log, save_result, summary
 from etcd_cluster import EtcdCluster, put_load
 from pysyncobj_node import PySyncObjCluster
 
-from orion.localcluster import LocalCluster
+from orion.testing.localcluster import LocalCluster
 
 
 def row(system: str, concurrency: int | str, result: dict[str, Any], durable: str) -> dict[str, Any]:

@@ -576,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = None
     try:
         if args.local:
-            from orion.localcluster import LocalCluster
+            from orion.testing.localcluster import LocalCluster
 
             base = Path(tempfile.mkdtemp(prefix="orion-loadgen-"))
             sys.stderr.write(f"starting a {args.local}-node local cluster in {base} ...\n")

@@ -14,8 +14,8 @@ import threading
 import time
 
 from orion.client import Client
-from orion.localcluster import UNPLACEABLE, big_env
 from orion.nemesis.history import History, Op, OpKind, Outcome, outcome_of
+from orion.testing.localcluster import UNPLACEABLE, big_env
 
 IMAGE = "orion-busybox:latest"
 ENTRY_BYTES = 500_000

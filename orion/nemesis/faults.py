@@ -29,8 +29,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from orion.localcluster import LocalCluster, wait_for
 from orion.nemesis.history import History
+from orion.testing.localcluster import LocalCluster, wait_for
 
 FAULT_KINDS = ("kill", "pause", "partition", "overlap", "restart_all", "wipe")
 WEIGHTS = (0.2, 0.2, 0.25, 0.15, 0.1, 0.1)

@@ -21,7 +21,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orion.localcluster import LocalCluster, wait_for
 from orion.model import Task
 from orion.nemesis import checker
 from orion.nemesis.ballast import ENTRY_BYTES as BALLAST_ENTRY_BYTES
@@ -32,6 +31,7 @@ from orion.nemesis.history import History, OpKind
 from orion.nemesis.load import ClientWorker
 from orion.raft.duckdb_store import DuckDBStore
 from orion.raft.types import StoredState
+from orion.testing.localcluster import LocalCluster, wait_for
 
 SETTINGS = {
     "testing": {"fault_injection": True},

@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from orion.localcluster import wait_for
+from orion.testing.localcluster import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from orion.localcluster import wait_for
+from orion.testing.localcluster import wait_for
 from tests.integration.conftest import IMAGE
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]

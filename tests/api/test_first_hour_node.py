@@ -19,7 +19,7 @@ import docker
 import pytest
 
 from orion.client import Client, Conflict, Unauthorized
-from orion.localcluster import LocalCluster, wait_for
+from orion.testing.localcluster import LocalCluster, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]
 IMAGE = "orion-busybox:latest"

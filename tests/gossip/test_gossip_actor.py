@@ -17,8 +17,8 @@ from orion.actors.messages import ClusterIdentity, LocalMeta, Shutdown
 from orion.actors.ticker import Ticker
 from orion.config import parse_config
 from orion.gossip.events import MemberView
-from orion.localcluster import wait_for
 from orion.model import NodeMeta
+from orion.testing.localcluster import wait_for
 from orion.transport.frames import Channel
 from orion.transport.peer import PeerTransport
 

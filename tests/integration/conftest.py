@@ -15,7 +15,7 @@ from typing import Any
 import docker
 import pytest
 
-from orion.localcluster import LocalCluster
+from orion.testing.localcluster import LocalCluster
 
 IMAGE = "orion-busybox:latest"
 SLEEP = ["sleep", "3600"]

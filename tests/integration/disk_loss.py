@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from orion.localcluster import UNPLACEABLE, LocalCluster, wait_for
+from orion.testing.localcluster import UNPLACEABLE, LocalCluster, wait_for
 
 IMAGE = "orion-busybox:latest"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from orion.localcluster import wait_for
+from orion.testing.localcluster import wait_for
 from tests.integration.disk_loss import assert_nothing_lost, submit_small, wait_caught_up
 
 pytestmark = pytest.mark.cluster

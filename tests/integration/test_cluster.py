@@ -16,7 +16,7 @@ import pytest
 import zmq
 
 from orion.client import NoQuorum, NotFound, OrionError
-from orion.localcluster import wait_for
+from orion.testing.localcluster import wait_for
 
 pytestmark = pytest.mark.cluster
 UNPLACEABLE = {"node_selectors": {"role": "nowhere"}}  # stays Pending: no Docker involved

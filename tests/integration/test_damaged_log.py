@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orion.localcluster import UNPLACEABLE, LocalCluster
+from orion.testing.localcluster import UNPLACEABLE, LocalCluster
 
 pytestmark = pytest.mark.cluster
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import docker
 
-from orion.localcluster import LocalCluster, LocalNode, wait_for
+from orion.testing.localcluster import LocalCluster, LocalNode, wait_for
 from tests.integration.conftest import IMAGE, SLEEP
 
 STOP_AFTER = "6s"

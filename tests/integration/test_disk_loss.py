@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orion.localcluster import LocalCluster, wait_for
 from orion.raft.duckdb_store import DuckDBStore
+from orion.testing.localcluster import LocalCluster, wait_for
 from tests.integration.disk_loss import (
     assert_nothing_lost,
     stale_task_ids,

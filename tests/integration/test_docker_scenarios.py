@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from orion.localcluster import free_ports, wait_for
+from orion.testing.localcluster import free_ports, wait_for
 from tests.integration.conftest import IMAGE, SLEEP, containers_of
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]

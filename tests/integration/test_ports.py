@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from orion.localcluster import LocalCluster, wait_for
 from orion.model import Task
+from orion.testing.localcluster import LocalCluster, wait_for
 from tests.integration.conftest import IMAGE, containers_of
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]

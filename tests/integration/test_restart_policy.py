@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from orion.localcluster import wait_for
 from orion.model import Task
+from orion.testing.localcluster import wait_for
 from tests.integration.conftest import IMAGE, SLEEP, containers_of
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]

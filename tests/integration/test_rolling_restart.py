@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from orion.client import Client, NotFound, OrionError, Timeout
-from orion.localcluster import wait_for
+from orion.testing.localcluster import wait_for
 
 pytestmark = pytest.mark.cluster
 

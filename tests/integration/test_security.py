@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from orion.client import Client, Unauthorized
-from orion.localcluster import LocalCluster, wait_for
 from orion.security.keys import load_cluster_key, write_cluster_key
+from orion.testing.localcluster import LocalCluster, wait_for
 
 pytestmark = pytest.mark.cluster
 UNPLACEABLE = {"node_selectors": {"role": "nowhere"}}

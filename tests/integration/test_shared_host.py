@@ -21,9 +21,9 @@ from typing import Any
 
 import docker
 
-from orion.localcluster import LocalCluster, wait_for
 from orion.raft.duckdb_store import DuckDBStore
 from orion.raft.types import Entry, EntryKind, HardState, Membership, encode_membership
+from orion.testing.localcluster import LocalCluster, wait_for
 from tests.integration.conftest import IMAGE, SLEEP
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""``wait_for``, the one polling helper of the real-cluster tests (orion/localcluster.py).
+"""``wait_for``, the one polling helper of the real-cluster tests (orion/testing/localcluster.py).
 
 Issue 12 item 6: an ``assert`` inside a condition is the test's verdict. It used to be caught
 like any other exception, so a failed check was polled on until the deadline and surfaced as a
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from orion.localcluster import wait_for
+from orion.testing.localcluster import wait_for
 
 
 def test_an_assertion_inside_the_condition_fails_at_once_and_is_not_retried() -> None:

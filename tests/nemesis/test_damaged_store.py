@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from orion.localcluster import LocalCluster
 from orion.raft.duckdb_store import DuckDBStore
 from orion.raft.types import Entry, HardState, StoreCorruptError
+from orion.testing.localcluster import LocalCluster
 
 PAGE = 4096
 DUCKDB_HEADERS = 3 * PAGE  # the main header and two database headers precede the blocks

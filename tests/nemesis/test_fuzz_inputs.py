@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 from orion.api.protocol import MAX_REPLY, Reply, SubmitTask
 from orion.gossip.messages import Ping
 from orion.gossip.messages import encode_message as encode_gossip
-from orion.localcluster import LocalCluster, wait_for
 from orion.raft.messages import AppendEntries, RequestVote
 from orion.raft.messages import encode_message as encode_raft
 from orion.raft.types import Entry
+from orion.testing.localcluster import LocalCluster, wait_for
 from orion.transport.frames import Channel, encode_header
 
 pytestmark = [pytest.mark.nemesis, pytest.mark.cluster, pytest.mark.docker]

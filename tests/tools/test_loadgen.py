@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import loadgen
 
 from orion.client import NoQuorum, Unavailable
-from orion.localcluster import LocalCluster
+from orion.testing.localcluster import LocalCluster
 
 
 def test_percentile_is_nearest_rank() -> None:

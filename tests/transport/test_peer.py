@@ -10,7 +10,7 @@ import pytest
 import zmq
 from loguru import logger
 
-from orion.localcluster import wait_for
+from orion.testing.localcluster import wait_for
 from orion.transport.frames import Channel, encode_header
 from orion.transport.peer import PeerTransport
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from orion.localcluster import wait_for as shared_wait_for
 from orion.model import Task
+from orion.testing.localcluster import wait_for as shared_wait_for
 from orion.worker import ContainerExit, DockerWorker, NoClusterIdError, WorkerError, container_name
 
 pytestmark = pytest.mark.docker

@@ -1,0 +1,1 @@
+"""Helpers for running real Orion clusters in tests, demos and benchmarks."""
