@@ -78,6 +78,35 @@ class RestartSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     mode: Literal["", "fail", "delay"] = ""  # attempts used: Failed for good, or wait and go on
 
 
+class Health(StrEnum):
+    """A task's health as the node running it sees it (only transitions go through Raft)."""
+
+    NONE = ""  # the task has no health check: available as soon as it runs
+    STARTING = "starting"  # checked, not yet passed (failures in the start period do not count)
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"  # ``retries`` checks in a row failed: the service replaces it
+
+
+class HealthCheck(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the node running a task checks it (Docker's HEALTHCHECK, Nomad's ``check``).
+
+    ``http`` and ``tcp`` reach the container through the host port published for ``port`` on
+    the node's loopback address; ``exec`` runs ``command`` inside the container (exit 0 = pass).
+    """
+
+    kind: Literal["http", "tcp", "exec"]
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0  # container port (http, tcp)
+    path: str = "/"  # http only
+    expect_status: Annotated[int, msgspec.Meta(ge=100, le=599)] = 200  # http only
+    command: list[str] = []  # exec only
+    # Seconds. A check that does not answer within ``timeout`` failed; failures during
+    # ``start_period`` after the container started do not count toward ``retries``.
+    interval: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 2.0
+    retries: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+    start_period: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 0.0
+
+
 def task_name(name: str | None, task_id: str) -> str:
     """A task's name: the one given, else ``task-`` and the first 8 characters of its id (the
     same whichever front end submitted it, so a retry compares equal)."""
@@ -113,6 +142,19 @@ class Task(msgspec.Struct, kw_only=True):
     port_holds: list[PortClaim] = []
     restart: RestartSpec | None = None  # None: the node's default policy
     restart_times: list[float] = []  # when its recent restarts happened, as its node reported
+    # Services (orion/services/spec.py): a task made by a service's controller fills a slot
+    # ("web.2" is slot 2 of "web") with the template of ``version``; "" / 0 for a one-off task.
+    service: str = ""
+    slot: int = 0
+    version: int = 0
+    health_check: HealthCheck | None = None
+    health: str = Health.NONE
+    # When the controller took it out of the ingress (no new connections); it is stopped
+    # once every node had time to see that. 0.0 = serving.
+    drain_at: float = 0.0
+    # Seconds between SIGTERM and SIGKILL when its container stops; None: the node's default
+    # ([docker] stop_timeout).
+    stop_grace: float | None = None
 
 
 class NodeMeta(msgspec.Struct, kw_only=True, frozen=True):
