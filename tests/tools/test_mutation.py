@@ -3,15 +3,29 @@ and one end-to-end run (baseline trace, killed, survived and uncovered mutants) 
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 from mutation.named import NAMED
 from mutation.operators import generate
-from mutation.runner import KILLED, SURVIVED, UNCOVERED, Workspace
+from mutation.runner import (
+    CARRIED_FROM,
+    KILLED,
+    SURVIVED,
+    TIMEOUT,
+    UNCOVERED,
+    Outcome,
+    Workspace,
+    append_result,
+    killed_before,
+    source_digests,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,3 +134,44 @@ def test_end_to_end_on_a_toy_tree(tmp_path: Path) -> None:
     assert outcomes[("+", "-")] == SURVIVED  # x * 2 - 0: an equivalent mutant
     assert outcomes[("-", "+")] == UNCOVERED
     assert (tree / "pkg" / "calc.py").read_text().count("x * 2 + 0") == 1, "the original was not restored"
+
+
+def _earlier_run(workdir: Path, tree: Path, outcomes: list[Outcome]) -> None:
+    workdir.mkdir()
+    (workdir / "sources.json").write_text(json.dumps(source_digests(tree, ["pkg/a.py", "pkg/b.py"])))
+    for outcome in outcomes:
+        append_result(workdir / "results.jsonl", outcome)
+
+
+def test_rejudging_takes_over_only_kills_in_unchanged_files(tmp_path: Path) -> None:
+    """Two runs split by file are merged; a survivor, an uncovered mutant and any verdict on a
+    file edited since are judged again."""
+    tree = tmp_path / "tree"
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "pkg" / "a.py").write_text("A = 1\n")
+    (tree / "pkg" / "b.py").write_text("B = 1\n")
+    _earlier_run(
+        tmp_path / "run-a",
+        tree,
+        [
+            Outcome("pkg/a.py:1:0:num:1", "a1", KILLED, 0.1, 1, "FAILED t::x"),
+            Outcome("pkg/a.py:1:0:num:2", "a2", TIMEOUT, 9.0, 1, "over 9 s"),
+            Outcome("pkg/a.py:1:0:num:3", "a3", SURVIVED, 1.0, 1),
+            Outcome("pkg/a.py:1:0:num:4", "a4", UNCOVERED, 0.0, 0),
+        ],
+    )
+    _earlier_run(
+        tmp_path / "run-b", tree, [Outcome("pkg/b.py:1:0:num:1", "b1", KILLED, 0.1, 1, "FAILED t::y")]
+    )
+    (tree / "pkg" / "b.py").write_text("B = 2\n")  # edited since run-b
+    now = source_digests(tree, ["pkg/a.py", "pkg/b.py"])
+    carried = {o.id: o for o in killed_before([tmp_path / "run-a", tmp_path / "run-b"], now)}
+    assert sorted(carried) == ["pkg/a.py:1:0:num:1", "pkg/a.py:1:0:num:2"]
+    assert carried["pkg/a.py:1:0:num:2"].status == TIMEOUT
+    assert carried["pkg/a.py:1:0:num:1"].detail == f"{CARRIED_FROM}{tmp_path / 'run-a'}: FAILED t::x"
+
+
+def test_rejudging_refuses_a_run_that_recorded_no_sources(tmp_path: Path) -> None:
+    (tmp_path / "old").mkdir()
+    with pytest.raises(ValueError, match=r"no sources\.json"):
+        killed_before([tmp_path / "old"], {})

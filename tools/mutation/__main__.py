@@ -5,6 +5,8 @@ orion/gossip/ does the test suite notice?
     .venv/bin/python tools/mutation --named              # the three mutants of issue 11
     .venv/bin/python tools/mutation --files orion/raft/log.py --list
     .venv/bin/python tools/mutation --resume             # continue an interrupted run
+    .venv/bin/python tools/mutation --workdir NEW --rejudge-survivors-of OLD1 OLD2
+                                                         # run again only what OLD1/OLD2 left alive
 
 The tree is exported (``git archive`` of ``--rev``, HEAD by default) into ``--workdir``; the
 working tree is never touched. One worker: mutants run one after another. Results go to
@@ -15,6 +17,7 @@ WORKDIR/report.txt. Exit code 1 when the score is below ``--min-score`` or a nam
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter
@@ -25,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mutation.named import NAMED
 from mutation.operators import Mutant, generate
 from mutation.runner import (
+    CARRIED_FROM,
     KILLED,
     SURVIVED,
     TIMEOUT,
@@ -34,7 +38,9 @@ from mutation.runner import (
     Workspace,
     append_result,
     export_tree,
+    killed_before,
     load_results,
+    source_digests,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,6 +82,9 @@ def report(outcomes: list[Outcome], elapsed: float) -> tuple[str, float]:
         f"survived: {counts[SURVIVED]}  not covered: {counts[UNCOVERED]}",
         f"score: {100 * score:.1f}% killed  ({elapsed / 60:.1f} min)",
     ]
+    carried = sum(1 for o in outcomes if o.detail.startswith(CARRIED_FROM))
+    if carried:
+        lines.append(f"  of the killed, {carried} carried over from earlier runs (same source files)")
     by_file = Counter(o.id.split(":")[0] for o in outcomes)
     alive_by_file = Counter(o.id.split(":")[0] for o in outcomes if o.status in (SURVIVED, UNCOVERED))
     for path in sorted(by_file):
@@ -109,11 +118,25 @@ def main(argv: list[str] | None = None) -> int:
         help="a fresh tree and baseline, but keep the mutants already killed (same ids: the files "
         "under mutation are unchanged) and run only the others again",
     )
+    parser.add_argument(
+        "--rejudge-survivors-of",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a fresh tree and baseline; mutants that the runs in these workdirs killed (in files "
+        "unchanged since: their sources.json) are taken over, all others run again. Several "
+        "DIRs merge runs split by --files",
+    )
     parser.add_argument("--min-score", type=float, default=0.0, help="exit 1 below this score (0-100)")
     parser.add_argument("--no-fork", action="store_true", help="a fresh Python process per mutant (slower)")
     args = parser.parse_args(argv)
     if args.every < 1:
         parser.error("--every must be at least 1")
+    if args.rejudge_survivors_of and (args.resume or args.keep_killed or args.named):
+        parser.error("--rejudge-survivors-of makes a fresh run: not with --resume, --keep-killed or --named")
+    if args.workdir.resolve() in {d.resolve() for d in args.rejudge_survivors_of}:
+        parser.error("--rejudge-survivors-of: use another --workdir than the runs it reads")
 
     workdir: Path = args.workdir
     tree = workdir / "tree"
@@ -122,10 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.resume:
         workdir.mkdir(parents=True, exist_ok=True)
         export_tree(REPO, tree, None if args.rev == "worktree" else args.rev)
+        digests = source_digests(tree, args.files)
+        (workdir / "sources.json").write_text(json.dumps(digests, indent=1) + "\n")
         coverage_path.unlink(missing_ok=True)
         kept = [o for o in load_results(results_path).values() if o.status in (KILLED, TIMEOUT)]
         results_path.unlink(missing_ok=True)
-        if args.keep_killed:
+        if args.rejudge_survivors_of:
+            try:
+                kept = killed_before(args.rejudge_survivors_of, digests)
+            except ValueError as exc:
+                parser.error(f"--rejudge-survivors-of: {exc}")
+            print(f"taken over from earlier runs: {len(kept)} killed mutants", flush=True)
+        if args.keep_killed or args.rejudge_survivors_of:
             for outcome in kept:
                 append_result(results_path, outcome)
     elif not tree.exists():

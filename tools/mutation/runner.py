@@ -10,6 +10,7 @@ runs the line passed), ``uncovered`` (no test runs the line: a survivor by defin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ KILLED = "killed"
 TIMEOUT = "timeout"
 SURVIVED = "survived"
 UNCOVERED = "uncovered"
+CARRIED_FROM = "earlier run "  # prefix of the detail of a verdict taken over from another run
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,35 @@ def _first_failure(output: str) -> str:
         if line.startswith(("FAILED ", "ERROR ")):
             return line[:200]
     return output.strip().splitlines()[-1][:200] if output.strip() else ""
+
+
+def source_digests(tree: Path, files: Iterable[str]) -> dict[str, str]:
+    """SHA-256 of each file under mutation, as exported (before any mutant is written): an
+    earlier run's verdicts carry over only to a file with the same digest."""
+    return {path: hashlib.sha256((tree / path).read_bytes()).hexdigest() for path in files}
+
+
+def killed_before(workdirs: Iterable[Path], digests: dict[str, str]) -> list[Outcome]:
+    """The mutants earlier runs (their workdirs) killed or timed out, in files whose source is
+    unchanged since (``digests``: the current tree's). A test added since cannot revive a
+    killed mutant, so only survivors, uncovered and unjudged mutants need running again; the
+    detail of each carried verdict names the run it came from."""
+    carried: dict[str, Outcome] = {}
+    for workdir in workdirs:
+        sources = workdir / "sources.json"
+        if not sources.exists():
+            raise ValueError(f"{workdir}: no sources.json, so nothing shows what its mutants were made from")
+        earlier = json.loads(sources.read_text())
+        for outcome in load_results(workdir / "results.jsonl").values():
+            path = outcome.id.split(":")[0]
+            if outcome.status not in (KILLED, TIMEOUT) or outcome.id in carried:
+                continue
+            if path in digests and earlier.get(path) == digests[path]:
+                detail = f"{CARRIED_FROM}{workdir}: {outcome.detail}"
+                carried[outcome.id] = Outcome(
+                    outcome.id, outcome.description, outcome.status, outcome.seconds, outcome.tests, detail
+                )
+    return list(carried.values())
 
 
 def load_results(path: Path) -> dict[str, Outcome]:
