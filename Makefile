@@ -16,7 +16,7 @@ setup: $(STAMP)
 
 # Docker engine plus the local busybox test image (no registry is reachable).
 docker:
-	$(PYTHON) tools/docker_setup.py
+	$(PYTHON) -m tools.docker_setup
 
 # Pure tests (cores, simulators, stores, in-process API) run on both cores with pytest-xdist;
 # tests that start node processes, containers or fault injection run one at a time after them,
@@ -35,20 +35,19 @@ lint: setup
 # Side-by-side benchmarks (etcd, PySyncObj, Docker Swarm, docker run); results in BENCHMARKS.md.
 bench: setup docker
 	$(PY) -m pip install -q -e '.[test,bench]'
-	$(PY) tools/bench_raft.py
-	$(PY) tools/bench_all.py
+	$(PY) -m tools.bench
 
 # A long fault-injection run: make nemesis SEEDS=30 DURATION=60 (seconds of faults per seed).
 SEEDS ?= 30
 DURATION ?= 60
 nemesis: setup docker
-	$(PY) tools/nemesis.py --seeds $(SEEDS) --duration $(DURATION) --nodes 0
+	$(PY) -m tools.nemesis --seeds $(SEEDS) --duration $(DURATION) --nodes 0
 
 demo: setup docker
-	$(PY) tools/demo.py
+	$(PY) -m tools.demo
 
 demo-stop:
-	$(PY) tools/demo.py --stop
+	$(PY) -m tools.demo --stop
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

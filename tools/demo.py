@@ -27,14 +27,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from orion.client import Client, OrionError, read_token_file
+from orion.config import ConfigError, NodeConfig, load_config
+from orion.raft.data_dir import LOCK_FILE
+from orion.security.keys import TOKEN_NAME, cluster_key_paths, write_cluster_key, write_token
+from orion.testing.localcluster import wait_for
 
-from orion.client import Client, OrionError, read_token_file  # noqa: E402
-from orion.config import ConfigError, NodeConfig, load_config  # noqa: E402
-from orion.raft.data_dir import LOCK_FILE  # noqa: E402
-from orion.security.keys import TOKEN_NAME, cluster_key_paths, write_cluster_key, write_token  # noqa: E402
-from orion.testing.localcluster import wait_for  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 CONFIGS = [ROOT / "config" / f"node{i}.toml" for i in (1, 2, 3)]
 STATE = ROOT / "data" / "demo.json"  # written by earlier versions (the PIDs they started); removed on stop

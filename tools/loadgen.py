@@ -1,9 +1,9 @@
 """Load generator for a live Orion cluster: submit tasks, measure acknowledgement latency
 (and with ``--wait-running`` submit-to-Running), count and classify every error.
 
-    python tools/loadgen.py --local 3 --duration 10                  # own 3-node cluster
-    ORION_ENDPOINTS=127.0.0.1:7301,127.0.0.1:7302 python tools/loadgen.py -c 16 --count 5000
-    python tools/loadgen.py --local 3 -c 10 --count 50 --wait-running --placeable --json
+    python -m tools.loadgen --local 3 --duration 10                # own 3-node cluster
+    ORION_ENDPOINTS=127.0.0.1:7301,127.0.0.1:7302 python -m tools.loadgen -c 16 --count 5000
+    python -m tools.loadgen --local 3 -c 10 --count 50 --wait-running --placeable --json
 
 Loops: closed (default: each of ``--concurrency`` workers submits, waits for the answer,
 submits again) or open (``--rate R``: requests are due at a fixed rate whatever the
@@ -45,8 +45,6 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from orion.api.protocol import (
     MAX_REPLY,
     ErrorCode,
@@ -57,20 +55,13 @@ from orion.api.protocol import (
 from orion.client import Client, OrionError, default_endpoints, default_token, error_for, read_token_file
 from orion.model import TaskState
 from orion.units import parse_size
+from tools.stats import percentile
 
 UNPLACEABLE = {"orion.loadgen": "never-matches"}  # a selector no node's tags satisfy
 RUNNING_POLL_S = 0.05
 
 
 # ---------------------------------------------------------------------- results
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted list (0 when empty)."""
-    if not ordered:
-        return 0.0
-    rank = max(1, min(len(ordered), int(q / 100.0 * len(ordered) + 0.999999)))
-    return ordered[rank - 1]
 
 
 def classify(exc: BaseException) -> str:

@@ -1,8 +1,8 @@
 """Run the nemesis: faults against a live local cluster under client load, then the checker.
 
-    .venv/bin/python tools/nemesis.py --seed 1 --seeds 3 --duration 120
-    .venv/bin/python tools/nemesis.py --duration 1800 --seed 1000   # the long run
-    .venv/bin/python tools/nemesis.py --seed 7 --big-state --faults wipe,kill,partition
+    .venv/bin/python -m tools.nemesis --seed 1 --seeds 3 --duration 120
+    .venv/bin/python -m tools.nemesis --duration 1800 --seed 1000   # the long run
+    .venv/bin/python -m tools.nemesis --seed 7 --big-state --faults wipe,kill,partition
 
 ``--duration`` is the time of faults per seed; each seed also spends ~30 s on start,
 settling and checking. ``--big-state`` grows the state past 50 MB with ~500 KB entries
@@ -20,8 +20,6 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from orion.nemesis.faults import FAULT_KINDS
 from orion.nemesis.run import RunResult, run_seed

@@ -38,7 +38,7 @@ EXACT_BELOW = 64  # score every node in small clusters; sample (Nomad's limit) i
 DEFAULT_TASK_RETENTION_S = 3600.0  # [scheduler] task_retention
 GC_INTERVAL_S = 60.0  # how often the leader looks for terminal tasks past the retention
 # Tasks removed per CollectGarbage: one apply on every replica's Raft thread then takes about
-# 10-30 ms (30 us a task at 100k tasks, tools/bench_snapshot.py's state); a full batch goes on
+# 10-30 ms (30 us a task at 100k tasks, tools/bench/snapshot.py's state); a full batch goes on
 # at the next tick (1 s), so up to 1000 terminal tasks a second are collected.
 GC_BATCH = 1000
 

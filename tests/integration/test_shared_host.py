@@ -2,8 +2,8 @@
 
 - Two clusters whose nodes have the same ids share the engine: containers carry the cluster id
   (``orion.cluster.id``) and neither cluster lists, stops or removes the other's.
-- ``tools/demo.py --stop`` (``make demo-stop``) stops every node of its cluster, whoever started
-  it (found by the data dirs' locks), and removes that cluster's containers only.
+- ``python -m tools.demo --stop`` (``make demo-stop``) stops every node of its cluster, whoever
+  started it (found by the data dirs' locks), and removes that cluster's containers only.
 - A second node process on a data dir in use refuses with one line and exit code 1.
 - A cluster bootstrapped before cluster ids (its configuration names none) still runs its
   tasks, labelled ``orion.cluster.id=legacy``.
@@ -105,7 +105,8 @@ def test_demo_stop_stops_every_node_of_its_cluster_whoever_started_it_and_only_i
 
     configs = [arg for node in demo.nodes for arg in ("--config", str(node.config_path))]
     done = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "demo.py"), "--stop", *configs],
+        [sys.executable, "-m", "tools.demo", "--stop", *configs],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,

@@ -4,17 +4,14 @@ and one end-to-end run (baseline trace, killed, survived and uncovered mutants) 
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-from mutation.named import NAMED
-from mutation.operators import generate
-from mutation.runner import (
+from tools.mutation.named import NAMED
+from tools.mutation.operators import generate
+from tools.mutation.runner import (
     CARRIED_FROM,
     KILLED,
     SURVIVED,

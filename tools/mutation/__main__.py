@@ -23,11 +23,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if not __package__:  # ``python tools/mutation``: its imports resolve only as the module tools.mutation
+    import os
 
-from mutation.named import NAMED
-from mutation.operators import Mutant, generate
-from mutation.runner import (
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    os.execve(sys.executable, [sys.executable, "-m", "tools.mutation", *sys.argv[1:]], env)
+
+from .named import NAMED
+from .operators import Mutant, generate
+from .runner import (
     CARRIED_FROM,
     KILLED,
     SURVIVED,

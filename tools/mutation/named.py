@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mutation.operators import Mutant
+from .operators import Mutant
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mutation.forkserver import UNPATCHABLE
-from mutation.operators import Mutant
+from .forkserver import UNPATCHABLE
+from .operators import Mutant
 
 TOOLS_DIR = Path(__file__).resolve().parents[1]  # so the copy's pytest can load mutation.tracer
 KILLED = "killed"

@@ -14,13 +14,32 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_common import ensure_etcd, free_ports, kill_process, wait_for
+from orion.testing.localcluster import free_ports, wait_for
+from tools.baselines.processes import kill_process
+
+
+def ensure_etcd() -> str:
+    """The path of Debian's etcd 3.4 server, installing ``etcd-server`` with apt-get if missing."""
+    found = shutil.which("etcd")
+    if found:
+        return found
+    sys.stderr.write("etcd not found: apt-get install etcd-server\n")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "etcd-server"], check=True, env=env, stdout=subprocess.DEVNULL
+    )
+    found = shutil.which("etcd")
+    if not found:
+        raise RuntimeError("etcd-server installed but no etcd binary on PATH")
+    return found
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Cost of the cluster state machine on the apply path, and of its snapshots.
 
-    .venv/bin/python tools/bench_fsm.py [--tasks N]
+    .venv/bin/python -m tools.bench.fsm [--tasks N]
 
 Applies N SubmitTask, N AssignTasks (one placement each) and N ReportTaskState(Running)
 commands as encoded entries, then times snapshot(), restore(), and the DuckDB store's
@@ -10,13 +10,10 @@ save_snapshot(), checkpoint() and load() of that snapshot.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from orion.fsm.commands import AssignTasks, ReportTaskState, SubmitTask, UpsertNode, encode_command
 from orion.fsm.state import ClusterState

@@ -27,6 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orion.testing.localcluster import free_ports, wait_for
+from tools.baselines.processes import kill_process
+
+ROOT = Path(__file__).resolve().parents[2]  # members run as ``python -m`` from the checkout
+
 
 def member_main(argv: list[str]) -> None:
     from pysyncobj import SyncObj, SyncObjConf
@@ -139,8 +144,6 @@ class PySyncObjCluster:
     processes: list[subprocess.Popen[str] | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from bench_common import free_ports
-
         self.base_dir = Path(self.base_dir)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.ports = free_ports(self.size)
@@ -153,7 +156,8 @@ class PySyncObjCluster:
         others = [self.address(j) for j in range(self.size) if j != i]
         log = open(self.base_dir / f"m{i}.log", "a")  # noqa: SIM115 - owned by the child
         self.processes[i] = subprocess.Popen(
-            [sys.executable, __file__, self.mode, self.address(i), *others],
+            [sys.executable, "-m", "tools.baselines.pysyncobj_node", self.mode, self.address(i), *others],
+            cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -163,8 +167,6 @@ class PySyncObjCluster:
         log.close()
 
     def start(self, timeout: float = 30.0) -> PySyncObjCluster:
-        from bench_common import wait_for
-
         for i in range(self.size):
             self.start_member(i)
         wait_for(lambda: self.leader_index() is not None, timeout, what="a PySyncObj leader")
@@ -189,15 +191,11 @@ class PySyncObjCluster:
         return leaders[0] if len(leaders) == 1 else None
 
     def kill(self, i: int) -> None:
-        from bench_common import kill_process
-
         process = self.processes[i]
         if process is not None:
             kill_process(process)
 
     def close(self) -> None:
-        from bench_common import kill_process
-
         for process in self.processes:
             if process is not None:
                 if process.stdin is not None:

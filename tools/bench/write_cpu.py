@@ -5,9 +5,9 @@ busy machine disturbs far less than throughput does (it counts work, not waiting
 Starts a cluster from the tree it runs in, submits ``--count`` tasks that stay Pending at
 concurrency ``-c`` to the leader with tools/loadgen.py, and reads each node's user+system CPU
 time from /proc before and after. Compare two revisions by running it from each one's tree
-(``PYTHONPATH=<tree>``, cwd ``<tree>``), as tools/bench_revisions.py does for throughput.
+(``PYTHONPATH=<tree>``, cwd ``<tree>``), as tools/bench/revisions.py does for throughput.
 
-Run: ``.venv/bin/python tools/bench_write_cpu.py [--count 3000] [-c 16]``
+Run: ``.venv/bin/python -m tools.bench.write_cpu [--count 3000] [-c 16]``
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, os.getcwd())
 
 from orion.testing.localcluster import LocalCluster
 
@@ -47,7 +45,8 @@ def main() -> None:
         out = subprocess.run(
             [
                 sys.executable,
-                "tools/loadgen.py",
+                "-m",
+                "tools.loadgen",
                 "--endpoints",
                 cluster.node(leader).api_endpoint,
                 "-c",

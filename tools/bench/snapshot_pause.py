@@ -9,7 +9,7 @@ the loop's thread (as the Raft actor did), the new way only takes the source the
 leaves the rest to a thread, which still competes for the interpreter lock. The worst
 lateness is how much longer than a tick a heartbeat could be delayed.
 
-Run: ``.venv/bin/python tools/bench_snapshot_pause.py [--tasks 100000] [--repeat 2]``
+Run: ``.venv/bin/python -m tools.bench.snapshot_pause [--tasks 100000] [--repeat 2]``
 """
 
 from __future__ import annotations
@@ -20,18 +20,13 @@ import threading
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from orion.fsm import commands
 from orion.fsm.snapshot import encode_snapshot
 from orion.fsm.state import ClusterState
 from orion.model import Task
 from orion.raft.duckdb_store import DuckDBStore
 from orion.raft.types import Entry, HardState, Membership, Snapshot, SnapshotMeta
-from tools.bench_common import save_result
+from tools.bench.common import save_result
 
 TICK_S = 0.05
 

@@ -1,6 +1,6 @@
 """Append throughput of the DuckDB LogStore with production durability (WAL fsync per save).
 
-    .venv/bin/python tools/bench_store.py [--entries N] [--dir DIR]
+    .venv/bin/python -m tools.bench.store [--entries N] [--dir DIR]
 
 For each batch size (1, 64, 1,024 entries of 300 bytes) a fresh store receives saves of that
 many entries plus a hard state, as the Raft shell does; prints entries/s and p50/p99 per save.
@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
-
 from orion.raft.duckdb_store import DuckDBStore
 from orion.raft.types import Entry, HardState
+from tools.stats import p50, p99
 
 ENTRY_BYTES = 300
 
@@ -41,9 +38,7 @@ def bench(directory: Path, batch: int, total: int) -> tuple[float, float, float]
         next_index += batch
     elapsed = time.perf_counter() - started
     store.close()
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return saves * batch / elapsed, statistics.median(latencies), p99
+    return saves * batch / elapsed, p50(latencies), p99(latencies)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@
   task is Running on another node; p50 over ``--kill-runs`` runs. The LocalCluster settings
   apply: gossip probe 500 ms / timeout 250 ms, ``reschedule_after`` 3 s.
 
-    .venv/bin/python tools/bench_node.py [--submits 200] [--kill-runs 5]
+    .venv/bin/python -m tools.bench.node [--submits 200] [--kill-runs 5]
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import log, save_result, summary, wait_for
-
 from orion.client import Client
 from orion.testing.localcluster import LocalCluster
+from tools.bench.common import log, save_result, wait_for
+from tools.stats import summary
 
 IMAGE = "orion-busybox:latest"
 UNPLACEABLE = {"orion.bench": "never-matches"}

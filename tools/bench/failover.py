@@ -2,7 +2,7 @@
 by the survivors. Orion vs etcd 3.4 vs PySyncObj 0.3.17, 3 members each on 127.0.0.1,
 ``--runs`` runs each (the killed member is restarted and the cluster settles between runs).
 
-    .venv/bin/python tools/bench_failover.py [--runs 10]
+    .venv/bin/python -m tools.bench.failover [--runs 10]
 
 Election settings are each system's defaults: Orion tick 50 ms x election_ticks 10 (PreVote,
 CheckQuorum); etcd heartbeat 100 ms, election 1,000 ms; PySyncObj raftMinTimeout 0.4 s,
@@ -19,15 +19,37 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench_common import log, save_result, summary, wait_for, wait_for_index
-from etcd_cluster import EtcdCluster, put_once
-from pysyncobj_node import PySyncObjCluster
-
-from orion.client import Client
 from orion.testing.localcluster import LocalCluster
+from tools.baselines.etcd_cluster import EtcdCluster, put_once
+from tools.baselines.pysyncobj_node import PySyncObjCluster
+from tools.bench.common import log, save_result, wait_for, wait_for_index
+from tools.stats import summary
 
 PROBE_TIMEOUT_S = 0.3
+IMAGE = "orion-busybox:latest"
 UNPLACEABLE = {"orion.bench": "never-matches"}
+
+
+def orion_failover_once(cluster: LocalCluster) -> float:
+    """Seconds from kill -9 of the leader until a survivor accepts a write; the killed node is
+    then restarted and the cluster left settled for the next run."""
+    leader = wait_for(cluster.leader_index, 30, what="an Orion leader")
+    survivors = [n.index for n in cluster.nodes if n.index != leader]
+    with cluster.client(timeout=5.0) as client:  # a write before: the cluster works
+        client.submit(IMAGE, node_selectors=UNPLACEABLE)
+    start = time.perf_counter()
+    cluster.kill(leader)
+    with cluster.client(*survivors, timeout=PROBE_TIMEOUT_S, retries=1) as client:
+        while True:
+            try:
+                client.submit(IMAGE, node_selectors=UNPLACEABLE)
+                break
+            except Exception:
+                continue  # no leader yet, or the dead one's endpoint: a fresh attempt
+    elapsed = time.perf_counter() - start
+    cluster.start_node(leader)
+    cluster.wait_ready(60)
+    return elapsed
 
 
 def orion_failover(base: Path, runs: int) -> list[float]:
@@ -35,23 +57,8 @@ def orion_failover(base: Path, runs: int) -> list[float]:
     with LocalCluster(3, base / "orion") as cluster:
         cluster.start()
         for run in range(runs):
-            leader = wait_for(cluster.leader_index, 30, what="an Orion leader")
-            survivors = [n.api_endpoint for n in cluster.nodes if n.index != leader]
-            with Client(survivors, timeout=5.0) as client:  # a write before: the cluster works
-                client.submit("orion-busybox:latest", node_selectors=UNPLACEABLE)
-            start = time.perf_counter()
-            cluster.kill(leader)
-            with Client(survivors, timeout=PROBE_TIMEOUT_S, retries=1) as client:
-                while True:
-                    try:
-                        client.submit("orion-busybox:latest", node_selectors=UNPLACEABLE)
-                        break
-                    except Exception:
-                        continue
-            samples.append(time.perf_counter() - start)
+            samples.append(orion_failover_once(cluster))
             log(f"orion run {run + 1}: {samples[-1]:.3f} s")
-            cluster.start_node(leader)
-            cluster.wait_ready(60)
     return samples
 
 

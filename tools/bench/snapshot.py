@@ -1,6 +1,6 @@
 """Cost of taking an FSM snapshot in two steps: capture on the Raft thread, encode elsewhere.
 
-    .venv/bin/python tools/bench_snapshot.py [--tasks 10000 100000]
+    .venv/bin/python -m tools.bench.snapshot [--tasks 10000 100000]
 
 For each size: builds a state of N Running tasks (a small env, one port, a 3-event history;
 restored from records, not applied), then times ``snapshot_source()`` (what stays on the
@@ -16,12 +16,8 @@ the encoder's fault. Prints the snapshot bytes per task.
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from orion.fsm.snapshot import SnapshotSource, encode_snapshot
 from orion.fsm.state import ClusterState
@@ -33,7 +29,7 @@ NODES = 10
 
 def build(n: int) -> ClusterState:
     """A state of ``n`` Running tasks, restored from records made here: building it through
-    ``apply`` would time the apply path (tools/bench_fsm.py does that), not the snapshot."""
+    ``apply`` would time the apply path (tools/bench/fsm.py does that), not the snapshot."""
     nodes = [
         NodeRecord(
             id=f"n{i}", status="alive", meta=NodeMeta(id=f"n{i}", memory_total=1 << 50, cpu_total=64.0)

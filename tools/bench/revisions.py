@@ -3,12 +3,12 @@
 writes beyond noise.
 
 Each revision is checked out into its own git worktree (under a temporary directory) and
-measured with *its own* ``tools/loadgen.py --local 3`` (a fresh 3-node cluster per point,
+measured with *its own* load generator (``python -m tools.loadgen --local 3``) (a fresh 3-node cluster per point,
 tasks that stay Pending so Docker is not involved), interleaved A, B, A, B at each
 concurrency so drifts in the machine's load hit both alike. Reports submits/s and p50/p99 per
 point and the B/A ratios, with the load average taken before each point.
 
-Run: ``.venv/bin/python tools/bench_revisions.py BASE [HEAD] [--levels 1,16,64] [--duration 8]
+Run: ``.venv/bin/python -m tools.bench.revisions BASE [HEAD] [--levels 1,16,64] [--duration 8]
 [--repeat 2]``
 """
 
@@ -22,11 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tools.bench_common import save_result  # noqa: E402
+from tools.bench.common import ROOT, save_result
 
 
 def checkout(rev: str, into: Path) -> Path:
@@ -39,12 +35,19 @@ def checkout(rev: str, into: Path) -> Path:
     return path
 
 
+def loadgen_command(tree: Path) -> list[str]:
+    """How ``tree`` runs its load generator: a module of the tools package, or in revisions
+    older than that package a script of its own."""
+    if (tree / "tools" / "__init__.py").exists():
+        return [sys.executable, "-m", "tools.loadgen"]
+    return [sys.executable, "tools/loadgen.py"]
+
+
 def measure(tree: Path, concurrency: int, duration: float) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
     done = subprocess.run(
         [
-            sys.executable,
-            "tools/loadgen.py",
+            *loadgen_command(tree),
             "--local",
             "3",
             "-c",

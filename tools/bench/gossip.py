@@ -6,17 +6,13 @@ the indirect-probe and suspicion paths run too). Only CPU time spent inside the 
 (``tick``, ``receive``, ``drain_*``, ``next_deadline``; measured with ``time.process_time`` around
 each call, so the figure includes that call's own overhead, roughly 1 µs per core call).
 
-    python tools/bench_gossip.py [--sizes 64 512] [--seconds 120] [--loss 0.01]
+    python -m tools.bench.gossip [--sizes 64 512] [--seconds 120] [--loss 0.01]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orion.gossip.config import GossipConfig
 from orion.sim.gossip_cluster import GossipCluster

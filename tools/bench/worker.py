@@ -11,34 +11,25 @@ engine drift hits all three alike:
 Containers are removed after each round, outside the timed part. Prints p50/p99 and the
 ratio of each to the SDK. Needs a Docker engine and the image (``tools/docker_setup.py``).
 
-    .venv/bin/python tools/bench_worker.py [--runs 30]
+    .venv/bin/python -m tools.bench.worker [--runs 30]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import docker
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from orion.model import Task
 from orion.worker import DockerWorker
+from tools.stats import p50, p99
 
 IMAGE = "orion-busybox:latest"
 BENCH_LABEL = "orion.bench"
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -86,12 +77,12 @@ def main() -> None:
         worker.remove_all()
         for container in client.containers.list(all=True, filters={"label": f"{BENCH_LABEL}={run_id}"}):
             container.remove(force=True)
-    sdk_p50 = statistics.median(samples["docker SDK containers.run"])
+    sdk_p50 = p50(samples["docker SDK containers.run"])
     print(f"{args.runs} runs each, image {IMAGE}, command sleep 300, until running")
     print(f"{'method':<28} {'p50 ms':>8} {'p99 ms':>8} {'p50 / SDK p50':>14}")
     for name, values in samples.items():
-        p50, p99 = statistics.median(values), percentile(values, 0.99)
-        print(f"{name:<28} {p50 * 1000:>8.1f} {p99 * 1000:>8.1f} {p50 / sdk_p50:>14.2f}")
+        median, tail = p50(values), p99(values)
+        print(f"{name:<28} {median * 1000:>8.1f} {tail * 1000:>8.1f} {median / sdk_p50:>14.2f}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How long a wiped follower takes to catch up, by state size (issue 11).
 
-    .venv/bin/python tools/bench_catchup.py --sizes 10,50,200
+    .venv/bin/python -m tools.bench.catchup --sizes 10,50,200
 
 For each size S (MiB of task env): a fresh local 3-node cluster (secured, as a real one),
 filled with S MiB of unplaceable tasks of up to ~0.9 MB each. The snapshot threshold is a
@@ -35,10 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import log, save_result, summary, wait_for
-
 from orion.client import Client
 from orion.testing.localcluster import BIG_ENTRY_BYTES, LocalCluster
+from tools.bench.common import log, save_result, wait_for
+from tools.stats import summary
 
 LATE_TICKS = re.compile(r"raft: (\d+) late tick\(s\), worst (\d+) ms between ticks")
 ENTRIES_PER_SIZE_MIN = 40  # small states use smaller entries, so that snapshots happen at all

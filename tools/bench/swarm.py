@@ -1,7 +1,7 @@
 """N tasks submitted at once until all are Running: Orion (3 local nodes sharing this
 machine's Docker engine) vs Docker Swarm (a single-node swarm on the same engine).
 
-    .venv/bin/python tools/bench_swarm.py [--sizes 10,50] [--runs 2]
+    .venv/bin/python -m tools.bench.swarm [--sizes 10,50] [--runs 2]
 
 Orion, once per scheduler strategy (binpack, the default, puts every task on one node;
 spread uses all three): N submits issued concurrently (N threads, one Client each) to a
@@ -25,10 +25,9 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from bench_common import log, save_result, wait_for
-
 from orion.client import Client
 from orion.testing.localcluster import LocalCluster
+from tools.bench.common import log, save_result, wait_for
 
 IMAGE = "orion-busybox:latest"
 POLL_S = 0.05

@@ -1,21 +1,23 @@
 """Benchmark of the peer transport on 127.0.0.1: one-way frames/s and round-trip latency.
 
-    .venv/bin/python tools/bench_transport.py [--frames 200000] [--size 128] [--pings 2000]
+    .venv/bin/python -m tools.bench.transport [--frames 200000] [--size 128] [--pings 2000]
 
 One-way: transport A streams RAFT frames to B with at most ``--window`` frames in flight
 (so nothing is dropped at the high-water mark); the rate is frames received per second.
 Round trip: A sends a frame, B's callback echoes it back, A waits for it; sequential.
+Both take a cluster key to measure CURVE's cost (tools/bench/security.py does).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import threading
 import time
 
+from orion.security.keys import ClusterKey
 from orion.transport.frames import Channel
 from orion.transport.peer import PeerTransport
+from tools.stats import p50, p99
 
 
 class Counter:
@@ -33,10 +35,13 @@ class Counter:
             return self.cond.wait_for(lambda: self.count >= n, timeout)
 
 
-def one_way(frames: int, size: int, window: int, batch: int) -> tuple[float, dict[str, int]]:
+def one_way(
+    frames: int, size: int, window: int, batch: int, curve: ClusterKey | None = None
+) -> tuple[float, dict[str, int]]:
     received = Counter()
-    a = PeerTransport("127.0.0.1", 0, lambda c, p: None, name="a", max_frame=max(size, 1024))
-    b = PeerTransport("127.0.0.1", 0, received, name="b", max_frame=max(size, 1024))
+    limit = max(size, 1024)
+    a = PeerTransport("127.0.0.1", 0, lambda c, p: None, name="a", max_frame=limit, curve=curve)
+    b = PeerTransport("127.0.0.1", 0, received, name="b", max_frame=limit, curve=curve)
     a.start()
     b.start()
     try:
@@ -59,15 +64,15 @@ def one_way(frames: int, size: int, window: int, batch: int) -> tuple[float, dic
         b.stop()
 
 
-def round_trip(pings: int, size: int) -> list[float]:
+def round_trip(pings: int, size: int, curve: ClusterKey | None = None) -> list[float]:
     echoed = threading.Event()
     holder: dict[str, PeerTransport] = {}
 
     def echo(channel: Channel, payload: bytes) -> None:
         holder["b"].send(holder["a"].address, channel, payload)
 
-    a = PeerTransport("127.0.0.1", 0, lambda c, p: echoed.set(), name="a")
-    b = PeerTransport("127.0.0.1", 0, echo, name="b")
+    a = PeerTransport("127.0.0.1", 0, lambda c, p: echoed.set(), name="a", curve=curve)
+    b = PeerTransport("127.0.0.1", 0, echo, name="b", curve=curve)
     holder.update(a=a, b=b)
     a.start()
     b.start()
@@ -104,10 +109,11 @@ def main() -> None:
         f"({rate * args.size / 1e6:.1f} MB/s)"
     )
     print(f"  sender stats: {stats}")
-    latencies = sorted(round_trip(args.pings, args.size))
-    p50 = statistics.median(latencies) * 1e6
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1e6
-    print(f"round trip: {args.pings} pings of {args.size} B: p50 {p50:.0f} us, p99 {p99:.0f} us")
+    latencies = round_trip(args.pings, args.size)
+    print(
+        f"round trip: {args.pings} pings of {args.size} B: "
+        f"p50 {p50(latencies) * 1e6:.0f} us, p99 {p99(latencies) * 1e6:.0f} us"
+    )
 
 
 if __name__ == "__main__":

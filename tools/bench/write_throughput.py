@@ -2,7 +2,7 @@
 Orion submits vs etcd 3.4 puts vs PySyncObj 0.3.17 dict sets, 3 members each on 127.0.0.1,
 closed loop at concurrency 1, 16 and 64, all requests sent to the leader.
 
-    .venv/bin/python tools/bench_write_throughput.py [--duration 5] [--levels 1,16,64]
+    .venv/bin/python -m tools.bench.write_throughput [--duration 5] [--levels 1,16,64]
 
 - Orion: tools/loadgen.py's workers (``--mode`` threads or asyncio) against the leader's API;
   tasks carry a node selector no node matches, so they stay Pending and Docker is not
@@ -22,12 +22,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import loadgen
-from bench_common import log, save_result, summary
-from etcd_cluster import EtcdCluster, put_load
-from pysyncobj_node import PySyncObjCluster
-
 from orion.testing.localcluster import LocalCluster
+from tools import loadgen
+from tools.baselines.etcd_cluster import EtcdCluster, put_load
+from tools.baselines.pysyncobj_node import PySyncObjCluster
+from tools.bench.common import log, save_result
+from tools.stats import summary
 
 
 def row(system: str, concurrency: int | str, result: dict[str, Any], durable: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ committed entries by counting them): no sockets, no fsync. The leader proposes i
 every Ready is processed by the shell in the production order. An entry counts once all
 three nodes have applied it.
 
-Run: ``.venv/bin/python tools/bench_raft_core.py [--entries N] [--batch B] [--profile]``
+Run: ``.venv/bin/python -m tools.bench.raft_core [--entries N] [--batch B] [--profile]``
 """
 
 from __future__ import annotations

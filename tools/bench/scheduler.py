@@ -11,19 +11,15 @@ Each case runs in exact mode (every feasible node scored) and with Nomad's limit
 (log2(N) feasible nodes scored per task). Targets from issue 5: >= 1,500/s at 1,000 nodes and
 >= 400/s at 10,000 nodes, with 10,000 pending tasks.
 
-    .venv/bin/python tools/bench_scheduler.py                # all cases
-    .venv/bin/python tools/bench_scheduler.py --quick        # smaller exact runs at 10k nodes
+    .venv/bin/python -m tools.bench.scheduler                # all cases
+    .venv/bin/python -m tools.bench.scheduler --quick        # smaller exact runs at 10k nodes
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orion.model import NodeMeta, Task
 from orion.scheduler import NodeView, nomad_limit, schedule

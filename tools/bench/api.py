@@ -1,6 +1,6 @@
 """Benchmark of the client API edges alone: Client -> ApiServer -> handler -> reply, and REST.
 
-    .venv/bin/python tools/bench_api.py [--requests 2000] [--clients 4]
+    .venv/bin/python -m tools.bench.api [--requests 2000] [--clients 4]
 
 The handler answers at once from the server thread with a stored task, so the figures are
 the cost of the edges (encode, ZeroMQ or HTTP, validation, decode), not of Raft: the
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import threading
 import time
 import urllib.request
@@ -24,6 +23,7 @@ from orion.api.protocol import Reply, Request, SubmitTask
 from orion.api.server import ApiServer
 from orion.client import Client
 from orion.model import Task
+from tools.stats import p50, p99
 
 
 def handler(request: Request, reply: Callable[[Reply], None]) -> None:
@@ -36,9 +36,7 @@ def handler(request: Request, reply: Callable[[Reply], None]) -> None:
 
 
 def percentiles(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)]
-    return f"p50 {statistics.median(ordered) * 1e6:.0f} us, p99 {p99 * 1e6:.0f} us"
+    return f"p50 {p50(samples) * 1e6:.0f} us, p99 {p99(samples) * 1e6:.0f} us"
 
 
 def zmq_latency(port: int, n: int) -> list[float]:

@@ -1,7 +1,7 @@
 """Submit-to-Running of one task vs the same container started directly, interleaved in one
 run on one Docker engine: ``docker run -d`` (CLI) and the Docker SDK's create + start.
 
-    .venv/bin/python tools/bench_container_start.py [--samples 20]
+    .venv/bin/python -m tools.bench.container_start [--samples 20]
 
 Orion: a 3-node LocalCluster; the clock runs from submit until ``task(id)`` (a linearizable
 read, polled every 20 ms) says Running, i.e. it includes scheduling, two Raft commits, the
@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from bench_common import log, save_result, summary
 
 from orion.client import Client
 from orion.testing.localcluster import LocalCluster
+from tools.bench.common import log, save_result
+from tools.stats import summary
 
 IMAGE = "orion-busybox:latest"
 LABEL = "orion.bench=container-start"

@@ -11,7 +11,7 @@ Counted, summed over the observers' event streams:
 - impaired marked dead: the same for impaired members (slow, but not failed either);
 - detection latency: from a crash to the first dead declaration, and to the last healthy member's.
 
-    python tools/lifeguard_experiment.py [--members 64] [--impaired 8] [--seeds 4] [--duration 420]
+    python -m tools.bench.lifeguard_experiment [--members 64] [--impaired 8] [--seeds 4] [--duration 420]
 """
 
 from __future__ import annotations
@@ -19,12 +19,8 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orion.gossip.config import GossipConfig
 from orion.sim.gossip_cluster import GossipCluster, ObservedEvent
