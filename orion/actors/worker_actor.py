@@ -33,6 +33,7 @@ class StopContainer:
     task_id: str
     callback: Callback | None = None
     remove: bool = True  # False: stop it and keep it (a task that ended, until it is removed)
+    grace: float | None = None  # the task's stop_grace (SIGTERM to SIGKILL); None: the node's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +71,9 @@ class WorkerActor(NodeActor):
         match message:
             case StartContainer(task, callback):
                 self._pool.submit(self._call, callback, self._replace_and_start, task)
-            case StopContainer(task_id, callback, remove):
+            case StopContainer(task_id, callback, remove, grace):
                 action = self.worker.stop if remove else self.worker.halt
-                self._pool.submit(self._call, callback, action, task_id)
+                self._pool.submit(self._call, callback, action, task_id, grace)
             case ListContainers(callback):
                 self._pool.submit(self._call, callback, self.worker.list_managed)
             case ListRunningOf(node_id, callback):

@@ -16,6 +16,7 @@ cluster ids; nothing proves which cluster they belong to, so they are never touc
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -289,28 +290,37 @@ class DockerWorker:
         )
         return sorted(c.name for c in containers if LABEL_CLUSTER not in c.labels)
 
-    def stop(self, task_id: str) -> None:
-        """Stop (SIGTERM, then SIGKILL after ``stop_timeout``) and remove; no error if gone."""
+    def _stop_seconds(self, grace: float | None) -> int:
+        """Docker's stop timeout (whole seconds) for a task's ``stop_grace``: rounded up, so a
+        container is never killed before its grace is over; None: this node's ``stop_timeout``."""
+        if grace is None:
+            return max(0, round(self.stop_timeout))
+        return max(0, math.ceil(grace))
+
+    def stop(self, task_id: str, grace: float | None = None) -> None:
+        """Stop (SIGTERM, then SIGKILL after ``grace`` seconds, default ``stop_timeout``) and
+        remove; no error if gone."""
         container = self._find(task_id)
         if container is None:
             return
         try:
             if container.status in _RUNNING_STATES:
-                container.stop(timeout=max(0, round(self.stop_timeout)))
+                container.stop(timeout=self._stop_seconds(grace))
         except docker.errors.NotFound:
             return
         except docker.errors.APIError:
             pass  # removal with force below still ends it
         self._remove_quietly(container)
 
-    def halt(self, task_id: str) -> None:
-        """Stop the container but keep it (``docker stop``): a task that ended keeps its
-        container, logs and exit state for inspection until the task is removed."""
+    def halt(self, task_id: str, grace: float | None = None) -> None:
+        """Stop the container but keep it (``docker stop``, ``grace`` as in ``stop``): a task
+        that ended keeps its container, logs and exit state for inspection until the task is
+        removed."""
         container = self._find(task_id)
         if container is None or container.status not in _RUNNING_STATES:
             return
         try:
-            container.stop(timeout=max(0, round(self.stop_timeout)))
+            container.stop(timeout=self._stop_seconds(grace))
         except docker.errors.NotFound:
             return
 
