@@ -35,7 +35,11 @@ class Outcome:
         return Outcome(False, None, code, message)
 
 
-_CODE_OF_REFUSAL = {Refusal.INVALID: ErrorCode.INVALID, Refusal.NOT_FOUND: ErrorCode.NOT_FOUND}
+_CODE_OF_REFUSAL = {
+    Refusal.INVALID: ErrorCode.INVALID,
+    Refusal.NOT_FOUND: ErrorCode.NOT_FOUND,
+    Refusal.CONFLICT: ErrorCode.CONFLICT,  # services (issue 14, S1)
+}
 
 
 def outcome_of(result: Any) -> Outcome:

@@ -12,7 +12,8 @@ from enum import StrEnum
 import msgspec
 
 from orion.codec import bounded_decode
-from orion.model import NodeMeta, NodeStatus, Task, TaskState
+from orion.model import Health, NodeMeta, NodeStatus, Task, TaskState
+from orion.services.spec import ServiceSpec, UpdateStatus
 
 MAX_COMMAND_BYTES = 1 << 20  # a command is small; anything larger is refused before decoding
 
@@ -119,6 +120,81 @@ class ReleasePorts(_Command, tag="release_ports"):
     task_ids: list[str]
 
 
+# -- services (orion/services/spec.py) ------------------------------------------------------
+# Every change a user makes to a service (create, update, scale, rollback, pause, resume) is
+# one command and bumps ``Service.version``; the controller's ``ServiceStep`` names the version
+# it decided on and is refused once the service moved on, so it never acts on a stale view.
+
+
+class CreateService(_Command, tag="create_service"):
+    """Refused when the name is taken or a published port is (by another service, or by a
+    task's fixed host port on any node: every node's ingress listens on it)."""
+
+    spec: ServiceSpec
+
+
+class UpdateService(_Command, tag="update_service"):
+    """Replace the spec. A new template or new ports start a rolling update; the old template
+    is kept in ``previous`` for rollback. ``expected_version`` != 0 and not the current
+    version is refused as a conflict (read again and retry)."""
+
+    spec: ServiceSpec
+    expected_version: int = 0
+
+
+class ScaleService(_Command, tag="scale_service"):
+    name: str
+    replicas: int
+
+
+class RollbackService(_Command, tag="rollback_service"):
+    """The newest earlier template becomes the template again. ``automatic`` (the controller,
+    on a failed update) is only taken while an update is in progress; ``expected_version``
+    != 0 refuses it once the service changed since the controller looked."""
+
+    name: str
+    reason: str = ""
+    automatic: bool = False
+    expected_version: int = 0
+
+
+class PauseServiceUpdate(_Command, tag="pause_service"):
+    name: str
+
+
+class ResumeServiceUpdate(_Command, tag="resume_service"):
+    name: str
+
+
+class RemoveService(_Command, tag="remove_service"):
+    """Forget the service; every task of it that still runs is stopped."""
+
+    name: str
+
+
+class ServiceStep(_Command, tag="service_step"):
+    """The service controller's decision, applied whole or not at all, and only while the
+    service is at ``expected_version``. ``add``: new Pending tasks of the current template
+    (ids chosen by the controller); ``drain``: task ids taken out of the ingress now;
+    ``stop``: task ids stopped (StopTask); ``status``: the new update status, if it changed."""
+
+    name: str
+    expected_version: int
+    add: list[Task] = []
+    drain: list[str] = []
+    stop: list[str] = []
+    status: UpdateStatus | None = None
+
+
+class ReportHealth(_Command, tag="report_health"):
+    """A health transition seen by the node running the task (ignored if the task moved)."""
+
+    task_id: str
+    node_id: str
+    health: Health
+    reason: str = ""
+
+
 Command = (
     SubmitTask
     | StopTask
@@ -133,6 +209,15 @@ Command = (
     | CollectGarbage
     | PortConflict
     | ReleasePorts
+    | CreateService
+    | UpdateService
+    | ScaleService
+    | RollbackService
+    | PauseServiceUpdate
+    | ResumeServiceUpdate
+    | RemoveService
+    | ServiceStep
+    | ReportHealth
 )
 
 
@@ -140,7 +225,10 @@ class Refusal(StrEnum):
     """Why a command changed nothing; the Raft actor maps it to the API's ErrorCode."""
 
     INVALID = "invalid"  # malformed, or not allowed in the current state
-    NOT_FOUND = "not_found"  # names a task or node the state does not hold
+    NOT_FOUND = "not_found"  # names a task, node or service the state does not hold
+    # Clashes with what the state holds: a service name or published port taken, a version
+    # that moved on (the client reads again and retries), a task submit on a published port.
+    CONFLICT = "conflict"
 
 
 class CommandError(msgspec.Struct, frozen=True):

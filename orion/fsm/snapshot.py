@@ -14,26 +14,33 @@ The bytes are an msgpack ``TabularSnapshot`` with the tables ``meta``, ``nodes``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
 from orion.fsm.tables import (
     NODE_COLUMNS,
+    SERVICE_COLUMNS,
     TASK_COLUMNS,
     NodeRecord,
     make_table,
     node_row,
     nodes_from_table,
+    service_row,
+    services_from_table,
     task_row,
     tasks_from_table,
 )
 from orion.model import Task
-from orion.raft.tabular import decode_tabular_snapshot
+from orion.raft.tabular import array_header, decode_tabular_snapshot
 from orion.raft.types import Table, TabularSnapshot
+from orion.services.spec import Service
 
 SNAPSHOT_FORMAT = 1
 _EMPTY_ARRAY = b"\x90"
+# Bytes of encoded rows per piece of the result: copying one piece holds the interpreter lock
+# for well under a millisecond.
+_PIECE_BYTES = 1 << 20
 _encoder = msgspec.msgpack.Encoder()
 
 
@@ -46,6 +53,7 @@ class SnapshotSource:
     applied_index: int
     tasks: list[Task]
     nodes: list[NodeRecord]
+    services: list[Service] = field(default_factory=list)  # in creation order
 
 
 def encode_snapshot(source: SnapshotSource) -> bytes:
@@ -56,7 +64,9 @@ def encode_snapshot(source: SnapshotSource) -> bytes:
     100k tasks those lists made the interpreter's cyclic collector run about 140 times during
     one encoding, the longest 60-90 ms with the lock held (stalling the Raft thread); row by
     row it does not run at all. One encode call of the whole table also held the lock for tens
-    of milliseconds."""
+    of milliseconds. The rows go into pieces of about ``_PIECE_BYTES`` joined at the end:
+    ``bytes.join`` releases the interpreter lock while it copies a big result, where one
+    ``bytes(buffer)`` of a 26 MB buffer held it for 10-60 ms (page faults on a busy machine)."""
     meta = Table(
         columns=["key", "value"],
         types=["VARCHAR", "BIGINT"],
@@ -70,6 +80,7 @@ def encode_snapshot(source: SnapshotSource) -> bytes:
     tables = {
         "meta": meta,
         "nodes": make_table(NODE_COLUMNS, [node_row(n) for n in source.nodes]),
+        "services": make_table(SERVICE_COLUMNS, [service_row(s) for s in source.services]),
         "tasks": make_table(TASK_COLUMNS, []),
     }
     # The tasks table's rows are the last value of the encoding: encode everything with no
@@ -77,21 +88,16 @@ def encode_snapshot(source: SnapshotSource) -> bytes:
     head = _encoder.encode(TabularSnapshot(tables=tables))
     if head[-1:] != _EMPTY_ARRAY:
         raise AssertionError("the tasks rows are not the last value of the snapshot encoding")
-    buffer = bytearray(head[:-1])
-    buffer += _array_header(len(source.tasks))
+    pieces = [head[:-1], array_header(len(source.tasks))]
+    buffer = bytearray()
     encode_into = _encoder.encode_into
     for task in source.tasks:
         encode_into(task_row(task), buffer, -1)
-    return bytes(buffer)
-
-
-def _array_header(length: int) -> bytes:
-    """The MessagePack array header msgspec writes for ``length`` items (the shortest form)."""
-    if length < 16:
-        return bytes([0x90 | length])
-    if length < 1 << 16:
-        return b"\xdc" + length.to_bytes(2, "big")
-    return b"\xdd" + length.to_bytes(4, "big")
+        if len(buffer) >= _PIECE_BYTES:
+            pieces.append(bytes(buffer))
+            buffer.clear()
+    pieces.append(bytes(buffer))
+    return b"".join(pieces)
 
 
 def decode_snapshot(data: bytes) -> SnapshotSource:
@@ -103,6 +109,8 @@ def decode_snapshot(data: bytes) -> SnapshotSource:
             raise ValueError(f"snapshot format {meta.get('format')}, expected {SNAPSHOT_FORMAT}")
         tasks = tasks_from_table(tables["tasks"])
         nodes = nodes_from_table(tables["nodes"])
+        # Snapshots taken before services existed have no services table.
+        services = services_from_table(tables["services"]) if "services" in tables else []
         applied_index = meta["applied_index"]
     except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"cannot restore the cluster state from this snapshot: {exc}") from exc
@@ -113,6 +121,8 @@ def decode_snapshot(data: bytes) -> SnapshotSource:
         problem = "a task id appears twice"  # it would be counted twice in the allocations
     elif len({node.id for node in nodes}) != len(nodes):
         problem = "a node id appears twice"
+    elif len({service.name for service in services}) != len(services):
+        problem = "a service name appears twice"
     if problem:
         raise ValueError(f"cannot restore the cluster state from this snapshot: {problem}")
-    return SnapshotSource(applied_index=applied_index, tasks=tasks, nodes=nodes)
+    return SnapshotSource(applied_index=applied_index, tasks=tasks, nodes=nodes, services=services)

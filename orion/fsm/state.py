@@ -1,4 +1,4 @@
-"""The replicated cluster state: tasks, nodes and what each node has been given.
+"""The replicated cluster state: tasks, nodes, services and what each node has been given.
 
 ``ClusterState`` is deterministic: it changes only through ``apply(index, data)`` with the
 data of committed Raft entries, and never reads a clock or a random source (timestamps come in
@@ -30,17 +30,26 @@ from orion.fsm.commands import (
     CollectGarbage,
     Command,
     CommandError,
+    CreateService,
+    PauseServiceUpdate,
     PortConflict,
     Refusal,
     ReleasePorts,
     RemoveNode,
+    RemoveService,
     RemoveTask,
+    ReportHealth,
     ReportTaskState,
     RescheduleNodeTasks,
+    ResumeServiceUpdate,
+    RollbackService,
+    ScaleService,
+    ServiceStep,
     SetNodeStatus,
     SetPending,
     StopTask,
     SubmitTask,
+    UpdateService,
     UpsertNode,
     decode_command,
 )
@@ -54,10 +63,12 @@ from orion.fsm.port_index import (
     with_ports_held,
     without_held,
 )
+from orion.fsm.services import ServiceBook, fixed_host_ports
 from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
 from orion.fsm.tables import NodeRecord
-from orion.model import ACTIVE_STATES, Desired, NodeStatus, PortClaim, Task, TaskEvent, TaskState
+from orion.model import ACTIVE_STATES, Desired, Health, NodeStatus, PortClaim, Task, TaskEvent, TaskState
 from orion.scheduler.ports import port_space
+from orion.services.spec import Service
 
 MAX_HISTORY = 20  # events kept per task
 MAX_RESTART_TIMES = 64  # recent restarts kept per task (the restart policy counts them)
@@ -81,7 +92,7 @@ class TaskIds(msgspec.Struct, frozen=True):
     task_ids: list[str]
 
 
-ApplyResult = Task | NodeRecord | AssignResult | TaskIds | CommandError
+ApplyResult = Task | NodeRecord | AssignResult | TaskIds | Service | CommandError
 
 
 def _submission_order(task: Task) -> tuple[float, str]:
@@ -109,6 +120,11 @@ class ClusterState:
         # only on the keys, so a replica restored from a snapshot collects the same tasks.
         self._terminal: list[tuple[float, str]] = []
         self._ports = PortIndex()  # which tasks hold host ports on which node (derived)
+        # (host port, protocol) -> ids of non-terminal tasks binding it as a fixed host port
+        # (derived): a service may not publish it.
+        self._fixed_ports: dict[tuple[int, str], dict[str, None]] = {}
+        self._by_service: dict[str, dict[str, None]] = {}  # service name -> its task ids (derived)
+        self._services = ServiceBook(self)  # the services table and its commands
         self._handlers: dict[type, Callable[[Any], ApplyResult]] = {
             SubmitTask: self._submit,
             StopTask: self._stop,
@@ -123,6 +139,15 @@ class ClusterState:
             CollectGarbage: self._collect_garbage,
             PortConflict: self._port_conflict,
             ReleasePorts: self._release_ports,
+            CreateService: self._services.create,
+            UpdateService: self._services.update,
+            ScaleService: self._services.scale,
+            RollbackService: self._services.rollback,
+            PauseServiceUpdate: self._services.pause,
+            ResumeServiceUpdate: self._services.resume,
+            RemoveService: self._services.remove,
+            ServiceStep: self._services.step,
+            ReportHealth: self._services.report_health,
         }
 
     # -- applying ----------------------------------------------------------------------------
@@ -156,36 +181,51 @@ class ClusterState:
             return CommandError(Refusal.INVALID, "a task needs an id and an image")
         if task.memory < 0 or task.disk < 0 or not 0 <= task.cpu < math.inf:  # also refuses NaN
             return CommandError(Refusal.INVALID, f"task {task.id}: resources must be finite and not negative")
-        new = msgspec.structs.replace(
+        for port, protocol in fixed_host_ports(task):
+            publisher = self._services.publisher(port, protocol)
+            if publisher is not None:
+                return CommandError(
+                    Refusal.CONFLICT,
+                    f"host port {port}/{protocol} is published by service {publisher} on every node: "
+                    "choose another host port (or 0 for any free one)",
+                )
+        self._put(None, self.new_task(task, cmd.at, "submitted"))
+        return self._tasks[task.id]
+
+    def new_task(self, task: Task, at: float, how: str) -> Task:
+        """``task`` as the state stores a new one: Pending, with a fresh history."""
+        return msgspec.structs.replace(
             task,
             state=TaskState.PENDING.value,
             node_id="",
             reason=SUBMITTED_REASON,
-            created_at=cmd.at,
-            updated_at=cmd.at,
+            created_at=at,
+            updated_at=at,
             desired=Desired.RUN,
             restarts=0,
             exit_code=None,
-            history=[TaskEvent(at=cmd.at, state=TaskState.PENDING.value, reason="submitted")],
+            history=[TaskEvent(at=at, state=TaskState.PENDING.value, reason=how)],
             host_ports={},
             host_ip="",
             port_holds=[],
             restart_times=[],
         )
-        self._put(None, new)
-        return new
 
     def _stop(self, cmd: StopTask) -> ApplyResult:
         task = self._tasks.get(cmd.task_id)
         if task is None:
             return CommandError(Refusal.NOT_FOUND, f"no task with id {cmd.task_id}")
+        return self.stop_task(task, cmd.at, STOPPED_REASON)
+
+    def stop_task(self, task: Task, at: float, reason: str) -> Task:
+        """StopTask's change: Stopped at once (its node's reconciler stops the container)."""
         if task.state == TaskState.STOPPED:
             return task
         return self._change(
             task,
-            cmd.at,
+            at,
             state=TaskState.STOPPED,
-            reason=STOPPED_REASON,
+            reason=reason,
             desired=Desired.STOP,
             port_holds=with_ports_held(task),
         )
@@ -398,6 +438,15 @@ class ClusterState:
         """Store a new version of ``task`` with ``changes``, and log the change in its history."""
         if "state" in changes:
             changes["state"] = TaskState(changes["state"]).value
+            # Back to Pending, or waiting to restart: its container is new when it runs again,
+            # so a health check starts over (an old "healthy" would let the ingress in early).
+            if (
+                task.health_check is not None
+                and changes["state"] in (TaskState.PENDING, TaskState.SCHEDULED)
+                and changes["state"] != task.state
+                and "health" not in changes
+            ):
+                changes["health"] = Health.STARTING.value
         new = msgspec.structs.replace(task, updated_at=at, **changes)
         event = TaskEvent(at=at, state=new.state, node_id=new.node_id, reason=new.reason)
         history = task.history[-(MAX_HISTORY - 1) :]
@@ -413,6 +462,8 @@ class ClusterState:
         self._tasks[new.id] = new
         if old is None:
             self._by_name.setdefault(new.name, []).append(new.id)
+            if new.service:
+                self._by_service.setdefault(new.service, {})[new.id] = None
         self._index(new)
         if old is not None and frees_ports(old, new):
             self._ports.releases += 1
@@ -438,6 +489,11 @@ class ClusterState:
         same_name.remove(task_id)
         if not same_name:
             del self._by_name[task.name]
+        if task.service:
+            of_service = self._by_service[task.service]
+            del of_service[task_id]
+            if not of_service:
+                del self._by_service[task.service]
 
     def _is_current_terminal(self, updated_at: float, task_id: str) -> bool:
         task = self._tasks.get(task_id)
@@ -451,6 +507,9 @@ class ClusterState:
         if task.state == TaskState.PENDING and task.desired == Desired.RUN:
             self._pending[task.id] = None
         self._ports.add(task)
+        if task.port_bindings and task.state not in TERMINAL_STATES:
+            for key in fixed_host_ports(task):
+                self._fixed_ports.setdefault(key, {})[task.id] = None
 
     def _unindex(self, task: Task, keep_pending: bool = False) -> None:
         if task.node_id:
@@ -463,6 +522,12 @@ class ClusterState:
         if not keep_pending:
             self._pending.pop(task.id, None)
         self._ports.remove(task)
+        if task.port_bindings and task.state not in TERMINAL_STATES:
+            for key in fixed_host_ports(task):
+                holders = self._fixed_ports[key]
+                del holders[task.id]
+                if not holders:
+                    del self._fixed_ports[key]
 
     def _add_allocation(self, task: Task, sign: int) -> None:
         totals = self._allocated.setdefault(task.node_id, [0, 0, 0])
@@ -481,9 +546,34 @@ class ClusterState:
         return self._tasks.get(task_id)
 
     def task_by_name(self, name: str) -> Task | None:
-        """The most recently submitted task with this name."""
+        """The most recently submitted task with this name that is still active (Pending to
+        run, Scheduled or Running), else the most recently submitted one: several tasks of a
+        service share a slot's name while the slot is being replaced."""
         ids = self._by_name.get(name)
-        return self._tasks[ids[-1]] if ids else None
+        if not ids:
+            return None
+        for task_id in reversed(ids):
+            task = self._tasks[task_id]
+            if task.desired == Desired.RUN and task.state not in TERMINAL_STATES:
+                return task
+        return self._tasks[ids[-1]]
+
+    def services(self) -> list[Service]:
+        """Every service, in creation order."""
+        return self._services.all()
+
+    def service(self, name: str) -> Service | None:
+        return self._services.get(name)
+
+    def service_tasks(self, name: str) -> list[Task]:
+        """The tasks of service ``name`` in any state, oldest first."""
+        tasks = [self._tasks[task_id] for task_id in self._by_service.get(name, ())]
+        tasks.sort(key=_submission_order)
+        return tasks
+
+    def fixed_port_tasks(self, port: int, protocol: str) -> list[str]:
+        """Ids of the non-terminal tasks binding ``port``/``protocol`` as a fixed host port."""
+        return list(self._fixed_ports.get((port, protocol), ()))
 
     def tasks_on_node(self, node_id: str) -> list[Task]:
         """Tasks whose node_id is ``node_id`` in any state, oldest first (a Stopped one still
@@ -554,6 +644,7 @@ class ClusterState:
             applied_index=self.applied_index,
             tasks=list(self._tasks.values()),
             nodes=list(self._nodes.values()),
+            services=self._services.all(),
         )
 
     def snapshot(self) -> bytes:
@@ -572,7 +663,10 @@ class ClusterState:
         self._allocated.clear()
         self._terminal.clear()
         self._ports.clear()
+        self._fixed_ports.clear()
+        self._by_service.clear()
         for task in source.tasks:
             self._put(None, task)
         self._nodes = {node.id: node for node in source.nodes}
+        self._services.restore(source.services)
         self.applied_index = source.applied_index

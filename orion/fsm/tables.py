@@ -1,4 +1,4 @@
-"""The FSM's records as snapshot tables: one row per task or node, scalar fields as DuckDB
+"""The FSM's records as snapshot tables: one row per task, node or service, scalar fields as DuckDB
 columns, nested fields (dicts, lists, history) as JSON in VARCHAR columns, so an operator can
 query a stopped node with SQL (``select id, state, node_id from snap_tasks``)."""
 
@@ -10,6 +10,7 @@ import msgspec
 
 from orion.model import NodeMeta, Task
 from orion.raft.types import Table
+from orion.services.spec import Service
 
 RowValue = int | float | str | bytes | bool | None
 
@@ -51,6 +52,26 @@ TASK_COLUMNS: list[tuple[str, str, bool]] = [
     ("port_holds", "VARCHAR", True),
     ("restart", "VARCHAR", True),
     ("restart_times", "VARCHAR", True),
+    ("service", "VARCHAR", False),
+    ("slot", "BIGINT", False),
+    ("version", "BIGINT", False),
+    ("health_check", "VARCHAR", True),
+    ("health", "VARCHAR", False),
+    ("drain_at", "DOUBLE", False),
+    ("stop_grace", "DOUBLE", False),
+]
+
+# The spec and update status stay whole JSON documents: ``select name, version,
+# json_extract(spec, '$.replicas') from snap_services`` still works.
+SERVICE_COLUMNS: list[tuple[str, str, bool]] = [
+    ("name", "VARCHAR", False),
+    ("version", "BIGINT", False),
+    ("template_version", "BIGINT", False),
+    ("spec", "VARCHAR", True),
+    ("previous", "VARCHAR", True),
+    ("update", "VARCHAR", True),
+    ("created_at", "DOUBLE", False),
+    ("updated_at", "DOUBLE", False),
 ]
 
 NODE_COLUMNS: list[tuple[str, str, bool]] = [
@@ -97,6 +118,14 @@ def _row(values: dict[str, Any], columns: list[tuple[str, str, bool]]) -> list[R
 
 def task_row(task: Task) -> list[RowValue]:
     return _row(msgspec.structs.asdict(task), TASK_COLUMNS)
+
+
+def service_row(service: Service) -> list[RowValue]:
+    return _row(msgspec.structs.asdict(service), SERVICE_COLUMNS)
+
+
+def services_from_table(table: Table) -> list[Service]:
+    return [msgspec.convert(record, Service) for record in _decoded(table, SERVICE_COLUMNS)]
 
 
 def node_row(node: NodeRecord) -> list[RowValue]:
