@@ -101,3 +101,13 @@ def test_replies_round_trip_and_results_come_back_typed() -> None:
     failure = decode_reply(encode_reply(Reply.failure("not_found", "no task t9")))
     assert failure == Reply(ok=False, error=ApiError(code="not_found", message="no task t9"))
     assert msgspec.msgpack.decode(encode_reply(failure))["error"]["code"] == "not_found"
+
+
+# msgspec raises UnicodeDecodeError (not its own DecodeError) for bad UTF-8 in some string fields
+# and union tags; a fuzzed frame like this once killed a node's API server thread.
+BAD_UTF8_STR = b"\xa2\xe0\x80"  # a 2-byte msgpack str that is not UTF-8
+
+
+def test_api_decode_refuses_bad_utf8_in_op() -> None:
+    with pytest.raises(RequestError, match="malformed request"):
+        decode_request(b"\x81\xa2op" + BAD_UTF8_STR)

@@ -1,7 +1,7 @@
 """Issue 11: a log entry or a snapshot whose stored bytes changed refuses to start, with a
 message that names the file, what failed its checksum and what to do.
 
-DuckDB's block checksums catch bytes damaged in its files (tests/nemesis/test_damaged_store.py);
+DuckDB's block checksums catch bytes damaged in its files (tests/raft/test_duckdb_store_damage.py);
 this is damage DuckDB cannot see: a value changed through DuckDB itself, as bit rot before a
 write or a bug would leave it. Only the store's own checksums tell. The byte changed is a
 letter of a task's image name, so the value still decodes: without a checksum the node would

@@ -85,3 +85,20 @@ def test_vote_is_in_hard_state_of_the_same_ready_as_the_grant() -> None:
     rd = core.ready()
     assert rd.hard_state == HardState(5, "a", 1)
     assert any(isinstance(m, VoteResponse) and m.granted for m in rd.messages)
+
+
+# msgspec raises UnicodeDecodeError (not its own DecodeError) for bad UTF-8 in some string fields
+# and union tags; a fuzzed frame like this once killed a node's Raft actor.
+BAD_STR = b"\xa2\xe0\x80"  # a 2-byte msgpack str that is not UTF-8
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"\x96\x01" + BAD_STR + b"\xa1b\x01\x01\x01",  # RequestVote with a bad src
+        b"\x93" + BAD_STR + b"\xa1a\xa1b",  # a bad tag
+    ],
+)
+def test_raft_decode_refuses_bad_utf8(frame: bytes) -> None:
+    with pytest.raises(msgspec.DecodeError):
+        decode_message(frame)
