@@ -1,4 +1,4 @@
-"""The node's TOML configuration (DESIGN.md "Node configuration"), validated on load.
+"""The node's TOML configuration (``orion node --config FILE``, examples in config/), validated.
 
 A wrong key or a wrong type is a ``ConfigError`` naming it (``scheduler.strategy: ...``);
 sizes ("16GiB") and durations ("5s") are parsed here so the rest of the node sees numbers.

@@ -14,7 +14,7 @@ from typing import Any
 from orion.api.protocol import ErrorCode
 from orion.fsm.commands import CommandError, Refusal
 from orion.gossip.events import MemberEvent
-from orion.model import NodeMeta, Task
+from orion.model import NodeMeta
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +80,6 @@ class Tick:
 
 
 @dataclass(frozen=True, slots=True)
-class Frame:
-    """Raw bytes from the peer transport, decoded by the receiving actor."""
-
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class Propose:
     """Commit an FSM command (encoded) and call back with the FSM's result."""
 
@@ -142,11 +135,6 @@ class Shutdown:
     """Graceful stop: a leader hands leadership over; gossip announces the leave."""
 
     done: Callable[[], None] = field(default=lambda: None)
-
-
-@dataclass(frozen=True, slots=True)
-class DesiredTasks:
-    tasks: list[Task]
 
 
 @dataclass(frozen=True, slots=True)

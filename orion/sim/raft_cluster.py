@@ -187,7 +187,7 @@ class SimCluster:
         """Disk loss: the node dies, its store is replaced by an empty one (a new data dir, so a
         new incarnation) and it starts again. It waits to be added back by the leader; with
         ``bootstrap_grace`` it is a ``bootstrap = true`` node and founds a new cluster if it
-        hears none within that many ticks (0: at once, the behaviour before issue 11)."""
+        hears none within that many ticks (0: at once, as nodes did before the identity checks)."""
         node = self.nodes[node_id]
         if node.alive:
             self.crash(node_id)

@@ -1,4 +1,4 @@
-"""Issue 13, "the first hour of a new user": the client and the CLI (endpoints, local mistakes,
+"""The first hour of a new user: the client and the CLI (endpoints, local mistakes,
 the command field, wait, reused ids, Stopping, messages), against in-process API servers in
 front of the in-memory node or the real state machine (tests/api/fsm_raft.py), and the
 ``orion`` console script in subprocesses."""

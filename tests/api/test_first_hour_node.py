@@ -1,6 +1,7 @@
-"""Issue 13 on a real ``orion node`` process and the real Docker engine: SIGHUP re-reads the
-token file, GET /health needs no token, a reused id with another spec is a conflict while a
-retry is not, and ``orion task stop`` says Stopping until the node has stopped the container."""
+"""The first hour of a new user on a real ``orion node`` process and the real Docker engine:
+SIGHUP re-reads the token file, GET /health needs no token, a reused id with another spec is a
+conflict while a retry is not, and ``orion task stop`` says Stopping until the node has stopped
+the container."""
 
 from __future__ import annotations
 

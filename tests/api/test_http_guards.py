@@ -90,7 +90,7 @@ def raw_exchange(port: int, request: bytes, deadline_s: float = 10.0) -> bytes:
 
 @pytest.mark.parametrize("path", ["/nowhere", "/tasks/abc/extra"])
 def test_a_post_to_an_unknown_path_with_a_bad_content_length_gets_400(open_http: HttpApi, path: str) -> None:
-    """Issue 12 item 6: ``_drain_body`` parsed Content-Length unguarded, so ``abc`` raised and
+    """``_drain_body`` used to parse Content-Length unguarded, so ``abc`` raised and
     the connection closed with no answer at all."""
     request = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n".encode()
     answer = raw_exchange(open_http.port, request)

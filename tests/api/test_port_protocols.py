@@ -1,4 +1,4 @@
-"""A published port whose protocol Orion cannot publish (issue 13: ``-p 80:80/sctp`` was
+"""A published port whose protocol Orion cannot publish (``-p 80:80/sctp`` was once
 accepted and failed only when a node started the container) is refused at submit time, by one
 rule (orion/api/protocol.py) applied alike by the Python client, the CLI, REST and the raw
 ZeroMQ request, each naming the field; nothing reaches the cluster."""

@@ -1,4 +1,4 @@
-"""How each way in says "any free host port" (issue 13): the CLI's `-p 0:80` and `-p 80`, the
+"""How each way in says "any free host port": the CLI's `-p 0:80` and `-p 80`, the
 client's 0 / "" / None, REST's "" / null / 0; and what the request validation refuses."""
 
 from __future__ import annotations

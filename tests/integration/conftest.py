@@ -50,7 +50,7 @@ def make_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cal
             print(cluster.logs(80))
         cluster.close()
         leaks += cluster.leaked_secrets()
-    if leaks:  # issue 8: a key or a token in a log is a failure, whatever the test checked
+    if leaks:  # secrets stay out of logs: a key or a token in a log is a failure, whatever the test checked
         pytest.fail("secrets in node logs: " + "; ".join(leaks))
 
 

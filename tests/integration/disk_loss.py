@@ -1,4 +1,4 @@
-"""Helpers of the disk-loss and big-state tests (issue 11): acknowledged writes, catch-up waits
+"""Helpers of the disk-loss and big-state tests: acknowledged writes, catch-up waits
 that say what did not happen, and the check that no committed entry was lost anywhere."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 11: catch-up with a big state. A wiped follower catches up through a snapshot of more
+"""Catch-up with a big state. A wiped follower catches up through a snapshot of more
 than 50 MB (streamed in chunks: one InstallSnapshot frame of that size used to be dropped by
 the transport's 8 MiB frame limit, forever); a follower 20 MB of entries behind catches up
 (AppendEntries bounded in bytes: one batch of 20 MB used to be dropped the same way).

@@ -1,4 +1,4 @@
-"""Issue 4: the node, its actors, auto-join, and the client API on real processes."""
+"""The node, its actors, auto-join, and the client API on real processes."""
 
 from __future__ import annotations
 

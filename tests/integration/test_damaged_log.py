@@ -1,4 +1,4 @@
-"""Issue 11: a log entry or a snapshot whose stored bytes changed refuses to start, with a
+"""A log entry or a snapshot whose stored bytes changed refuses to start, with a
 message that names the file, what failed its checksum and what to do.
 
 DuckDB's block checksums catch bytes damaged in its files (tests/raft/test_duckdb_store_damage.py);

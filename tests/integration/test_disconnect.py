@@ -1,4 +1,4 @@
-"""Issue 13, bounded duplicates, with real node processes, real partitions (the nodes' test-only
+"""Bounded duplicates after a partition, with real node processes, real partitions (the nodes' test-only
 ``block_peers`` hook drops Raft and gossip traffic) and a real Docker engine.
 
 A node cut off from the leader, on the minority side, stops its containers after ``[scheduler]

@@ -1,4 +1,4 @@
-"""Issue 11: a node that loses its data dir and is started again with the same config rejoins
+"""A node that loses its data dir and is started again with the same config rejoins
 the cluster as a new incarnation and catches up; it never founds a second cluster that the
 others follow, and no acknowledged write is lost anywhere. Real ``orion node`` processes,
 real DuckDB files; the tasks are unplaceable, so no container starts."""
@@ -102,7 +102,7 @@ def test_wiped_bootstrap_node_rejoins_and_never_forks(make_cluster, tmp_path: Pa
     cluster.wipe(1)  # same config: bootstrap = true, no join list
 
     # While node 1 rejoins, nodes 2 and 3 may follow it only once it holds what they hold:
-    # following an empty node 1 is the fork of issue 11 (its short log overwrites theirs).
+    # following an empty node 1 is the fork the identity checks prevent (its short log overwrites theirs).
     forks: list[str] = []
 
     def rejoined_without_fork() -> bool:

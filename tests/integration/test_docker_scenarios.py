@@ -1,4 +1,4 @@
-"""Issue 5: the Judge, the Heart and the Muscle on real 3-node clusters and a real Docker engine."""
+"""The Judge, the Heart and the Muscle on real 3-node clusters and a real Docker engine."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 13, item 1: host ports are a scheduled resource, on real `orion node` processes and a
+"""Host ports are a scheduled resource, on real `orion node` processes and a
 real Docker engine.
 
 The nodes of a LocalCluster share one engine. Unless a test gives each node its own address

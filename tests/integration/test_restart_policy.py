@@ -1,4 +1,4 @@
-"""Issue 13, item 2: restart policy per task, on real `orion node` processes and a real Docker
+"""Restart policy per task, on real `orion node` processes and a real Docker
 engine. The restart budget resets after its interval, `no` and `always` do what they say,
 delay mode keeps trying, ended tasks keep their (stopped) containers until removed, and a
 container removed behind Orion's back is a restart in the task's history."""

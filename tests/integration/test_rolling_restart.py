@@ -1,4 +1,4 @@
-"""Issue 12: a rolling restart under writes shows the clients no errors.
+"""A rolling restart under writes shows the clients no errors.
 
 Each node of a three-node cluster is stopped with SIGTERM and started again, in turn (the
 leader first), while clients submit tasks without pause. A leader that is stopping hands its

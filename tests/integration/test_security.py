@@ -1,4 +1,4 @@
-"""Issue 8 on real processes: clusters are secured by default (LocalCluster writes keys and
+"""Security on real processes: clusters are secured by default (LocalCluster writes keys and
 a token), outsiders are refused and change nothing, and the insecure switch is loud.
 
 The fixture (conftest) also fails any test whose node logs contain a key or a token.

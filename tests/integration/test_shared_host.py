@@ -1,4 +1,4 @@
-"""Issue 13, safety on a shared host: real node processes and one real Docker engine.
+"""Safety on a shared host: real node processes and one real Docker engine.
 
 - Two clusters whose nodes have the same ids share the engine: containers carry the cluster id
   (``orion.cluster.id``) and neither cluster lists, stops or removes the other's.

@@ -1,4 +1,4 @@
-"""Issue 13: client tokens re-read while the API servers run (SIGHUP), a missing token told
+"""Client tokens re-read while the API servers run (SIGHUP), a missing token told
 apart from a wrong one, and GET /health for load balancers without a token. In process, with
 the in-memory node or the real state machine behind the servers."""
 

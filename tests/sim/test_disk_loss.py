@@ -1,6 +1,6 @@
 """Disk loss in the simulator: a node restarts with an empty store and a new incarnation. With
 the identity checks and the membership policy it rejoins as a new member and nothing is lost;
-with the checks turned off (a legacy cluster, the code before issue 11) the simulator finds the
+with the checks turned off (a legacy cluster, as the code was before them) the simulator finds the
 old bugs: a wiped voter counted as its old self loses a committed entry, and a wiped bootstrap
 node founds a second cluster that the others follow."""
 
@@ -108,7 +108,7 @@ def _lose_the_holder_of_x(identity: bool) -> tuple[SimCluster, str, str]:
 
 
 def test_without_identity_a_wiped_bootstrap_node_forks_the_cluster() -> None:
-    """The operator's report in issue 11: a bootstrap node whose data dir was deleted founds a
+    """An operator's report: a bootstrap node whose data dir was deleted founds a
     new one-voter cluster at once; with the membership policy it adds the others, who follow
     it and lose their committed entries."""
     c = SimCluster(3, seed=25, config=CONFIG, identity=False, membership_policy=True)

@@ -1,6 +1,6 @@
 """``wait_for``, the one polling helper of the real-cluster tests (orion/testing/localcluster.py).
 
-Issue 12 item 6: an ``assert`` inside a condition is the test's verdict. It used to be caught
+An ``assert`` inside a condition is the test's verdict. It used to be caught
 like any other exception, so a failed check was polled on until the deadline and surfaced as a
 TimeoutError (or passed, if a later call went the other way).
 """

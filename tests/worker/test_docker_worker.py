@@ -170,7 +170,7 @@ def test_nodes_sharing_an_engine_see_only_their_own_containers(
 def test_two_clusters_with_the_same_node_and_task_ids_never_touch_each_others_containers(
     worker: DockerWorker, client: docker.DockerClient
 ) -> None:
-    """Issue 13: containers were matched by ``orion.node.id`` alone, so a second cluster on the
+    """Containers used to be matched by ``orion.node.id`` alone, so a second cluster on the
     engine with the same node ids (two demos, two test runs) listed, stopped and removed them."""
     twin = DockerWorker(worker.node_id, stop_timeout=1.0, client=client, cluster_id=uuid.uuid4().hex)
     mine = worker.start(make_task("same-id"))

@@ -1,4 +1,4 @@
-"""How long a wiped follower takes to catch up, by state size (issue 11).
+"""How long a wiped follower takes to catch up, by state size.
 
     .venv/bin/python -m tools.bench.catchup --sizes 10,50,200
 

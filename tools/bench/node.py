@@ -1,4 +1,4 @@
-"""Node-level figures of issues 4 and 5 on a real 3-node LocalCluster:
+"""Node-level figures on a real 3-node LocalCluster:
 
 - idle RSS of each ``orion node`` process (VmRSS after the cluster formed and sat idle);
 - submit round trip p50/p99 at concurrency 1 through the leader and through a follower

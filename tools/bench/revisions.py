@@ -3,8 +3,8 @@
 writes beyond noise.
 
 Each revision is checked out into its own git worktree (under a temporary directory) and
-measured with *its own* load generator (``python -m tools.loadgen --local 3``) (a fresh 3-node cluster per point,
-tasks that stay Pending so Docker is not involved), interleaved A, B, A, B at each
+measured with *its own* load generator, ``tools/loadgen.py --local 3`` (a fresh 3-node
+cluster per point, tasks that stay Pending so Docker is not involved), interleaved A, B, A, B at each
 concurrency so drifts in the machine's load hit both alike. Reports submits/s and p50/p99 per
 point and the B/A ratios, with the load average taken before each point.
 

@@ -8,7 +8,7 @@ up to 30% already allocated, and T pending tasks of mixed sizes (128 MiB to
 building its working copy of the fleet) and divide the tasks it placed by the wall time.
 "decisions/s" also counts tasks left pending (each with its reason computed).
 Each case runs in exact mode (every feasible node scored) and with Nomad's limit
-(log2(N) feasible nodes scored per task). Targets from issue 5: >= 1,500/s at 1,000 nodes and
+(log2(N) feasible nodes scored per task). Targets: >= 1,500/s at 1,000 nodes and
 >= 400/s at 10,000 nodes, with 10,000 pending tasks.
 
     .venv/bin/python -m tools.bench.scheduler                # all cases
