@@ -22,6 +22,8 @@ from loguru import logger
 
 from orion.actors.api_actor import ApiActor
 from orion.actors.gossip_actor import GossipActor, Join
+from orion.actors.health_actor import TICK_S as HEALTH_TICK_S
+from orion.actors.health_actor import HealthActor
 from orion.actors.messages import ContainerExited, Outcome, Read, Shutdown
 from orion.actors.raft_actor import RaftActor
 from orion.actors.reconciler_actor import ReconcilerActor
@@ -39,6 +41,7 @@ from orion.raft.types import StoreCorruptError
 from orion.security.settings import load_node_security
 from orion.transport.peer import Channel, PeerTransport
 from orion.worker.docker_worker import DockerWorker
+from orion.worker.health_probe import HealthProber
 from orion.worker.restart_policy import RestartPolicy
 
 GOSSIP_TICK_S = 0.05
@@ -221,6 +224,13 @@ class Node:
         self._refs.append(scheduler)
         raft.proxy().add_listener(reconciler).get()
         raft.proxy().add_listener(scheduler).get()
+        # Health checks of this node's tasks (every node): transitions go through Raft.
+        health = HealthActor.start(
+            config.node_id, raft, HealthProber(docker), config.request_timeout, self._on_fatal
+        )
+        self._refs.append(health)
+        raft.proxy().add_listener(health).get()
+        self.ticker.add(health, HEALTH_TICK_S)
         # The cluster id labels this node's containers: the worker touches none and the
         # reconciler starts no round until the Raft configuration names it (worker told first).
         raft.proxy().add_identity_listener(worker).get()

@@ -14,6 +14,9 @@ ended. The tracker applies the check's settings, as Docker's HEALTHCHECK does:
 - one pass turns a starting or unhealthy task healthy.
 
 Only transitions come out (``record`` returns one, else None): they are what goes through Raft.
+``NodeHealth`` keeps a node's tracker in step with the tasks the cluster records for the node,
+and says which reports to propose.
+
 Pure: every time is an argument (any one clock, the caller's); no threads, no I/O.
 """
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orion.model import Health, HealthCheck
+from orion.model import Health, HealthCheck, Task, TaskState
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +159,89 @@ def _describe(check: HealthCheck, what: str, detail: str) -> str:
     else:
         target = f" ({' '.join(check.command)})" if check.command else ""
     return f"{check.kind} check{target} {what}" + (f": {detail}" if detail else "")
+
+
+REPORT_RETRY_S = 3.0  # a report the FSM does not show after this long is sent again
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """A ``ReportHealth`` to propose: the node's view differs from the cluster's."""
+
+    task_id: str
+    health: Health
+    reason: str
+
+
+class NodeHealth:
+    """The health of the tasks one node runs, against what the cluster records.
+
+    ``sync`` takes the FSM's tasks of this node: Running tasks with a check are tracked (from
+    the health the cluster records; afresh from STARTING when the task restarted, which
+    ``restarts`` tells), others are forgotten. Reports go out on transitions, and again
+    (at most every ``retry`` seconds) while the cluster's record differs from the tracker's: a
+    lost proposal or a node that restarted is thus corrected, and nothing is sent while they
+    agree. NONE in the record counts as STARTING (neither is available).
+    """
+
+    def __init__(self, node_id: str, retry: float = REPORT_RETRY_S) -> None:
+        self.node_id = node_id
+        self.retry = retry
+        self.tracker = HealthTracker()
+        self._tasks: dict[str, Task] = {}
+        self._runs: dict[str, int] = {}  # task id -> its ``restarts`` when tracking began
+        self._reasons: dict[str, str] = {}  # task id -> why the tracker's health is what it is
+        self._sent: dict[str, tuple[Health, float]] = {}
+
+    def sync(self, tasks: list[Task], now: float) -> list[HealthReport]:
+        checked = {
+            t.id: t
+            for t in tasks
+            if t.node_id == self.node_id and t.state == TaskState.RUNNING and t.health_check is not None
+        }
+        for task_id in [t for t in self._tasks if t not in checked]:
+            self._forget(task_id)
+        reports: list[HealthReport] = []
+        for task in checked.values():
+            check = task.health_check
+            assert check is not None
+            if task.id in self._runs and self._runs[task.id] != task.restarts:
+                self.tracker.restart(task.id, check, now)
+                self._reasons[task.id] = "its container started again"
+            elif self.tracker.track(task.id, check, now, Health(task.health)):
+                self._reasons.pop(task.id, None)
+            self._runs[task.id] = task.restarts
+            self._tasks[task.id] = task
+            reports.extend(self._correct(task, now))
+        return reports
+
+    def task(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    def due(self, now: float) -> list[tuple[Probe, Task]]:
+        """The checks to begin now, each with the task as last read (its host ports)."""
+        return [(self.tracker.begin(task_id, now), self._tasks[task_id]) for task_id in self.tracker.due(now)]
+
+    def record(self, probe: Probe, result: CheckResult) -> list[HealthReport]:
+        transition = self.tracker.record(probe, result)
+        if transition is None:
+            return []
+        self._reasons[transition.task_id] = transition.reason
+        self._sent[transition.task_id] = (transition.health, result.ended)
+        return [HealthReport(transition.task_id, transition.health, transition.reason)]
+
+    def _correct(self, task: Task, now: float) -> list[HealthReport]:
+        mine = self.tracker.health(task.id)
+        recorded = Health.STARTING if task.health == Health.NONE else Health(task.health)
+        if mine is None or mine == recorded:
+            return []
+        sent = self._sent.get(task.id)
+        if sent is not None and sent[0] == mine and now - sent[1] < self.retry:
+            return []  # on its way
+        self._sent[task.id] = (mine, now)
+        return [HealthReport(task.id, mine, self._reasons.get(task.id, ""))]
+
+    def _forget(self, task_id: str) -> None:
+        self.tracker.forget(task_id)
+        for book in (self._tasks, self._runs, self._reasons, self._sent):
+            book.pop(task_id, None)
