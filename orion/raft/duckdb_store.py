@@ -33,7 +33,11 @@ thread at the same time, on a second connection to the same database. They write
 snapshot's tables in commits of about ``SNAPSHOT_CHUNK_BYTES`` (each commit's WAL write and
 fsync makes the Raft thread's commits wait) and swap them in with one small transaction;
 the two snapshot writers are serialized, and an install from the leader stops a local
-snapshot write at its next chunk (the installed snapshot is newer).
+snapshot write at its next chunk (the installed snapshot is newer). Rows go from the snapshot
+bytes to Arrow in C calls over about ``_CONVERT_BYTES`` of rows each (msgspec decodes a slice
+of rows with the column types, re-encodes it to prove the bytes come back exactly, and Arrow
+takes the columns), so the writer never holds the interpreter lock for long and does little
+Python work per row: a Raft thread waiting for the lock gets it within the switch interval.
 
 Damage. Refusing to start is the answer to any of it: the node's data dir is wiped and the
 node rejoins as a new member (``StoreCorruptError`` says so).
@@ -57,6 +61,8 @@ node rejoins as a new member (``StoreCorruptError`` says so).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import re
 import threading
@@ -64,13 +70,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
 import duckdb
 import msgspec
 import pyarrow as pa
 
 from orion.raft.store_integrity import WriteHint, entry_checksum, identity_checksum, snapshot_checksum
-from orion.raft.tabular import decode_tabular_snapshot_exactly
+from orion.raft.tabular import RawTable, array_header, decode_tabular_skeleton
 from orion.raft.types import (
     Entry,
     EntryKind,
@@ -92,6 +99,9 @@ WHAT_TO_DO = "wipe the data dir and start the node again: it rejoins the cluster
 # Bytes of snapshot rows per commit while a snapshot is written: bounds how long one commit
 # holds DuckDB's WAL (and so delays a concurrent save) to a few tens of ms.
 SNAPSHOT_CHUNK_BYTES = 4 << 20
+# Bytes of snapshot rows converted to Arrow per step: bounds how long one C call holds the
+# interpreter lock beside the Raft thread (decoding 256 KiB of task rows takes about 2 ms).
+_CONVERT_BYTES = 256 << 10
 CHECKPOINT_PATIENCE = 5.0  # seconds a checkpoint retries while the Raft thread's writes are open
 
 # Batches smaller than this go through a prepared multi-row INSERT; larger ones via Arrow,
@@ -105,10 +115,18 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "BLOB": pa.binary(),
     "BOOLEAN": pa.bool_(),
 }
-# The Python type DuckDB gives back for each column type: a value of any other type would not
-# survive the round trip byte for byte (an int in a DOUBLE column comes back as a float).
-_PY_TYPES: dict[str, type] = {"BIGINT": int, "DOUBLE": float, "VARCHAR": str, "BLOB": bytes, "BOOLEAN": bool}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# The Python type DuckDB gives back for each column type, as msgspec decodes it (strictly: a
+# bool is no int, bytes are no str, and an int beyond BIGINT is refused). A value of any other
+# type would not survive the round trip byte for byte; the one msgspec converts (an int in a
+# DOUBLE column becomes a float) is caught by re-encoding.
+_ROW_VALUE_TYPES: dict[str, Any] = {
+    "BIGINT": Annotated[int, msgspec.Meta(ge=_INT64_MIN, le=_INT64_MAX)],
+    "DOUBLE": float,
+    "VARCHAR": str,
+    "BLOB": bytes,
+    "BOOLEAN": bool,
+}
 _VALID_KINDS = frozenset(int(k) for k in EntryKind)
 HARD_STATE_KIND = -1  # kind of the hard state records in the log table
 _LOG_SCHEMA = pa.schema(
@@ -145,15 +163,15 @@ class _TableLayout(msgspec.Struct, array_like=True):
 
 
 @dataclass(frozen=True)
-class _PreparedSnapshot:
-    """A snapshot as the store writes it: tables (or an opaque blob) and its checksum."""
+class _StagedSnapshot:
+    """A snapshot whose rows are in ``stage_`` tables (or that is kept as an opaque blob),
+    ready to be swapped in, with its checksum."""
 
     meta: SnapshotMeta
     membership: bytes
-    tabular: TabularSnapshot | None
+    table_names: list[str]  # staged, when tabular
     layout: str | None  # JSON, when tabular
     raw_data: bytes | None  # when not tabular
-    size: int
     crc: int
 
 
@@ -161,40 +179,65 @@ class _Superseded(Exception):
     """A snapshot install is waiting: the local snapshot being written is older, give up."""
 
 
+class _NotExact(Exception):
+    """Rows the tables would not give back byte for byte: keep the snapshot as a blob."""
+
+
+class _RowConverter:
+    """Snapshot rows of one table layout, still encoded, to an Arrow record batch."""
+
+    _encoder = msgspec.msgpack.Encoder()
+
+    def __init__(self, types: list[str]) -> None:
+        row_type = tuple[tuple(_ROW_VALUE_TYPES[t] | None for t in types)]  # type: ignore[misc]
+        self._decoder = msgspec.msgpack.Decoder(list[row_type])  # type: ignore[valid-type]
+        self._arrow_types = [_ARROW_TYPES[t] for t in types]
+        self._names = [f"c{i}" for i in range(len(types))]
+
+    def batch(self, encoded_rows: list[msgspec.Raw]) -> pa.RecordBatch:
+        """The rows as a record batch; ``_NotExact`` when a value has another type than its
+        column or the rows are encoded any other way than msgspec encodes them."""
+        encoded = array_header(len(encoded_rows)) + b"".join(encoded_rows)
+        try:
+            rows = self._decoder.decode(encoded)
+        except msgspec.DecodeError as exc:
+            raise _NotExact(str(exc)) from exc
+        if self._encoder.encode(rows) != encoded:
+            raise _NotExact("the rows re-encode differently")
+        columns = zip(*rows, strict=True)
+        arrays = [pa.array(c, t) for c, t in zip(columns, self._arrow_types, strict=True)]
+        return pa.RecordBatch.from_arrays(arrays, names=self._names)
+
+
+def _rows_end(ends: list[int], start: int, limit: int) -> int:
+    """Where a slice of rows from ``start`` ends: at the first row that brings its bytes to
+    ``limit`` (so a slice holds less than ``limit`` plus one row), or at the last row.
+    ``ends[i]`` is the byte offset after row ``i``."""
+    before = ends[start - 1] if start else 0
+    return min(bisect.bisect_left(ends, before + limit, lo=start) + 1, len(ends))
+
+
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _fits_tables(tabular: TabularSnapshot) -> bool:
-    """True when every value has exactly the Python type its column gives back, so tables
-    rebuild the identical encoding."""
+def _tables_of(data: bytes) -> dict[str, RawTable] | None:
+    """The snapshot's tables with their rows still encoded, or None when it is no
+    ``TabularSnapshot`` that DuckDB tables can hold (its rows are checked as they are staged)."""
+    skeleton = decode_tabular_skeleton(data)
+    if skeleton is None:
+        return None
     # DuckDB matches identifiers case-insensitively, even quoted ones.
-    if len({name.lower() for name in tabular.tables}) != len(tabular.tables):
-        return False
-    for table in tabular.tables.values():
-        columns = {c.lower() for c in table.columns}
-        if len(table.columns) != len(table.types) or len(columns) != len(table.columns):
-            return False
-        if any(t not in _PY_TYPES for t in table.types):
-            return False
-        expected = [_PY_TYPES[t] for t in table.types]
-        width = len(expected)
-        for row in table.rows:
-            if len(row) != width:
-                return False
-            for value, py_type in zip(row, expected, strict=True):
-                if value is None:
-                    continue
-                if type(value) is not py_type:
-                    return False
-                if py_type is int and not _INT64_MIN <= value <= _INT64_MAX:
-                    return False
-    return True
-
-
-def _row_size(row: list[RowValue]) -> int:
-    """Roughly the bytes a snapshot row takes: its strings and blobs, 8 per other value."""
-    return sum(len(v) if isinstance(v, str | bytes) else 8 for v in row)
+    if len({name.lower() for name in skeleton.tables}) != len(skeleton.tables):
+        return None
+    for table in skeleton.tables.values():
+        if not table.columns or len(table.columns) != len(table.types):
+            return None
+        if len({c.lower() for c in table.columns}) != len(table.columns):
+            return None
+        if any(t not in _ROW_VALUE_TYPES for t in table.types):
+            return None
+    return skeleton.tables
 
 
 def _entry_row(entry: Entry) -> LogRow:
@@ -630,9 +673,8 @@ class DuckDBStore:
                 raise ValueError(
                     f"snapshot at {meta.index} is older than the stored one at {self._snapshot_index}"
                 )
-            prepared = self._prepare(snapshot)
             con = self._con
-            self._stage(con, prepared, should_stop=None)
+            staged = self._stage(con, snapshot, should_stop=None)
             seq = self._write_seq + 1
             con.execute("BEGIN TRANSACTION")
             try:
@@ -642,7 +684,7 @@ class DuckDBStore:
                 else:
                     con.execute("DELETE FROM log")
                 self._insert_rows(con, [_hard_state_row(self._hard_state, seq)])
-                self._swap_in(con, prepared)
+                self._swap_in(con, staged)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -666,15 +708,14 @@ class DuckDBStore:
                 raise ValueError(
                     f"snapshot at {meta.index} is beyond the last stored log entry {self._last_index}"
                 )
-            prepared = self._prepare(snapshot)
             cur = self._bg
             try:
-                self._stage(cur, prepared, should_stop=self._install_waiting.is_set)
+                staged = self._stage(cur, snapshot, should_stop=self._install_waiting.is_set)
             except _Superseded:
                 return
             cur.execute("BEGIN TRANSACTION")
             try:
-                self._swap_in(cur, prepared)
+                self._swap_in(cur, staged)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -684,56 +725,68 @@ class DuckDBStore:
             # main file here, off the Raft thread, so a restart replays little.
             self._checkpoint_between_writes()
 
-    def _prepare(self, snapshot: Snapshot) -> _PreparedSnapshot:
-        meta = snapshot.meta
-        membership = msgspec.msgpack.encode(meta.membership)
-        tabular = self._as_tabular(snapshot.data)
-        layout = None
-        if tabular is not None:
-            layout_rows = [_TableLayout(name, t.columns, t.types) for name, t in tabular.tables.items()]
-            layout = msgspec.json.encode(layout_rows).decode()
-        layout_bytes = layout.encode() if layout is not None else b""
-        return _PreparedSnapshot(
-            meta=meta,
-            membership=membership,
-            tabular=tabular,
-            layout=layout,
-            raw_data=None if tabular is not None else snapshot.data,
-            size=len(snapshot.data),
-            crc=snapshot_checksum(meta.index, meta.term, membership, layout_bytes, snapshot.data),
-        )
-
     def _stage(
         self,
         con: duckdb.DuckDBPyConnection,
-        prepared: _PreparedSnapshot,
+        snapshot: Snapshot,
+        should_stop: Callable[[], bool] | None,
+    ) -> _StagedSnapshot:
+        """Write the snapshot's rows into ``stage_`` tables, about ``SNAPSHOT_CHUNK_BYTES``
+        per commit (rows of one table may differ in size by orders of magnitude), or settle
+        for keeping it as a blob when tables would not give back its exact bytes."""
+        self._drop_tables(con, "stage_")
+        meta = snapshot.meta
+        membership = msgspec.msgpack.encode(meta.membership)
+        tables = _tables_of(snapshot.data)
+        layout: str | None = None
+        if tables is not None:
+            try:
+                for name, table in tables.items():
+                    self._stage_table(con, name, table, should_stop)
+            except _NotExact:
+                self._drop_tables(con, "stage_")
+                tables = None
+            else:
+                layouts = [_TableLayout(name, t.columns, t.types) for name, t in tables.items()]
+                layout = msgspec.json.encode(layouts).decode()
+        layout_bytes = layout.encode() if layout is not None else b""
+        return _StagedSnapshot(
+            meta=meta,
+            membership=membership,
+            table_names=list(tables) if tables is not None else [],
+            layout=layout,
+            raw_data=None if tables is not None else snapshot.data,
+            # zlib releases the interpreter lock while it reads a big buffer.
+            crc=snapshot_checksum(meta.index, meta.term, membership, layout_bytes, snapshot.data),
+        )
+
+    def _stage_table(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        table: RawTable,
         should_stop: Callable[[], bool] | None,
     ) -> None:
-        """Write the snapshot's rows into ``stage_`` tables, about ``SNAPSHOT_CHUNK_BYTES``
-        per commit (rows of one table may differ in size by orders of magnitude)."""
-        self._drop_tables(con, "stage_")
-        tabular = prepared.tabular
-        if tabular is None:
-            return
-        for name, table in tabular.tables.items():
-            stage = _quote("stage_" + name)
-            columns = ", ".join(f"{_quote(c)} {t}" for c, t in zip(table.columns, table.types, strict=True))
-            con.execute(f"CREATE TABLE {stage} ({columns})")
-            start, size = 0, 0
-            for end, row in enumerate(table.rows, 1):
-                size += _row_size(row)
-                if size >= SNAPSHOT_CHUNK_BYTES or end == len(table.rows):
-                    if should_stop is not None and should_stop():
-                        raise _Superseded
-                    self._insert_chunk(con, stage, table.types, table.rows[start:end])
-                    start, size = end, 0
+        stage = _quote("stage_" + name)
+        columns = ", ".join(f"{_quote(c)} {t}" for c, t in zip(table.columns, table.types, strict=True))
+        con.execute(f"CREATE TABLE {stage} ({columns})")
+        rows = table.rows
+        converter = _RowConverter(table.types)
+        ends = list(itertools.accumulate(map(len, rows)))
+        start = 0
+        while start < len(rows):
+            if should_stop is not None and should_stop():
+                raise _Superseded
+            end = _rows_end(ends, start, SNAPSHOT_CHUNK_BYTES)
+            batches = []
+            while start < end:
+                step_end = min(_rows_end(ends, start, _CONVERT_BYTES), end)
+                batches.append(converter.batch(rows[start:step_end]))
+                start = step_end
+            self._insert_chunk(con, stage, pa.Table.from_batches(batches))
 
     @staticmethod
-    def _insert_chunk(
-        con: duckdb.DuckDBPyConnection, stage: str, types: list[str], rows: list[list[RowValue]]
-    ) -> None:
-        arrays = [pa.array([row[i] for row in rows], _ARROW_TYPES[t]) for i, t in enumerate(types)]
-        batch = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+    def _insert_chunk(con: duckdb.DuckDBPyConnection, stage: str, batch: pa.Table) -> None:
         con.register("_orion_snap_batch", batch)
         try:
             con.execute(f"INSERT INTO {stage} SELECT * FROM _orion_snap_batch")  # one commit
@@ -741,17 +794,16 @@ class DuckDBStore:
             con.unregister("_orion_snap_batch")
 
     @staticmethod
-    def _swap_in(con: duckdb.DuckDBPyConnection, prepared: _PreparedSnapshot) -> None:
+    def _swap_in(con: duckdb.DuckDBPyConnection, staged: _StagedSnapshot) -> None:
         """Inside the caller's transaction: replace the stored snapshot by the staged one."""
         DuckDBStore._drop_tables(con, "snap_")
-        if prepared.tabular is not None:
-            for name in prepared.tabular.tables:
-                con.execute(f"ALTER TABLE {_quote('stage_' + name)} RENAME TO {_quote('snap_' + name)}")
-        meta = prepared.meta
+        for name in staged.table_names:
+            con.execute(f"ALTER TABLE {_quote('stage_' + name)} RENAME TO {_quote('snap_' + name)}")
+        meta = staged.meta
         con.execute("DELETE FROM snapshot_meta")
         con.execute(
             "INSERT INTO snapshot_meta VALUES (?, ?, ?, ?, ?, ?)",
-            [meta.index, meta.term, prepared.membership, prepared.layout, prepared.raw_data, prepared.crc],
+            [meta.index, meta.term, staged.membership, staged.layout, staged.raw_data, staged.crc],
         )
 
     def _log_matches(self, index: int, term: int) -> bool:
@@ -759,16 +811,6 @@ class DuckDBStore:
             return term == self._snapshot_term
         row = self._con.execute("SELECT term FROM log WHERE idx = ?", [index]).fetchone()
         return row is not None and row[0] == term
-
-    @staticmethod
-    def _as_tabular(data: bytes) -> TabularSnapshot | None:
-        """The snapshot as tables, or None when it must be kept as an opaque blob (not a
-        TabularSnapshot, or values the column types would not give back identically).
-        Row by row, so the Raft thread runs in between when this is a background write."""
-        tabular = decode_tabular_snapshot_exactly(data)
-        if tabular is None or not _fits_tables(tabular):
-            return None
-        return tabular
 
     @staticmethod
     def _drop_tables(con: duckdb.DuckDBPyConnection, prefix: str) -> None:

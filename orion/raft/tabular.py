@@ -35,17 +35,17 @@ class _LooseTabular(msgspec.Struct):
 _decoder = msgspec.msgpack.Decoder(_LooseTabular)
 
 
-class _RawTable(msgspec.Struct):
+class RawTable(msgspec.Struct):
     columns: list[str]
     types: list[str]
     rows: list[msgspec.Raw]  # each row still encoded: a view into the snapshot's bytes
 
 
-class _RawTabular(msgspec.Struct):
-    tables: dict[str, _RawTable]
+class RawTabular(msgspec.Struct):
+    tables: dict[str, RawTable]
 
 
-_raw_decoder = msgspec.msgpack.Decoder(_RawTabular)
+_raw_decoder = msgspec.msgpack.Decoder(RawTabular)
 _row_decoder = msgspec.msgpack.Decoder(list[Any])
 _encoder = msgspec.msgpack.Encoder()
 _EMPTY_ARRAY = b"\x90"
@@ -82,11 +82,8 @@ def encode_tabular_snapshot(snapshot: TabularSnapshot) -> bytes:
 def decode_tabular_snapshot_exactly(data: bytes) -> TabularSnapshot | None:
     """The ``TabularSnapshot`` whose encoding is exactly ``data``, or None when ``data`` is
     not one or is encoded any other way than msgspec encodes it. Rows are not validated."""
-    try:
-        skeleton = _raw_decoder.decode(data)
-    except msgspec.DecodeError:
-        return None
-    if not _framing_matches(data, skeleton):
+    skeleton = decode_tabular_skeleton(data)
+    if skeleton is None:
         return None
     tables: dict[str, Table] = {}
     for name, raw_table in skeleton.tables.items():
@@ -103,7 +100,19 @@ def decode_tabular_snapshot_exactly(data: bytes) -> TabularSnapshot | None:
     return TabularSnapshot(tables=tables)
 
 
-def _framing_matches(data: bytes, skeleton: _RawTabular) -> bool:
+def decode_tabular_skeleton(data: bytes) -> RawTabular | None:
+    """The tables of ``data`` with every row still encoded, or None when ``data`` is not a
+    ``TabularSnapshot`` framed exactly as msgspec frames one around these rows. The rows
+    themselves are not checked: a caller that needs ``data`` back byte for byte decodes and
+    re-encodes them (in slices, so no single call holds the interpreter lock for long)."""
+    try:
+        skeleton = _raw_decoder.decode(data)
+    except msgspec.DecodeError:
+        return None
+    return skeleton if _framing_matches(data, skeleton) else None
+
+
+def _framing_matches(data: bytes, skeleton: RawTabular) -> bool:
     """True when ``data`` is the encoding of ``skeleton``'s tables around its rows: every byte
     that is not a row is what msgspec writes for a ``TabularSnapshot`` with these names,
     columns and types, and the rows fill exactly the rest. Only these small pieces are
@@ -116,10 +125,10 @@ def _framing_matches(data: bytes, skeleton: _RawTabular) -> bool:
         without_rows = _encoder.encode(Table(columns=table.columns, types=table.types, rows=[]))
         if position < 0 or not without_rows.endswith(_EMPTY_ARRAY):  # rows is the last field
             return False
-        framing = _encoder.encode(name) + without_rows[: -len(_EMPTY_ARRAY)] + _array_header(len(table.rows))
+        framing = _encoder.encode(name) + without_rows[: -len(_EMPTY_ARRAY)] + array_header(len(table.rows))
         position = _expect(data, position, framing)
         if position >= 0:
-            position += sum(len(raw) for raw in table.rows)
+            position += sum(map(len, table.rows))
     return position == len(data)
 
 
@@ -138,7 +147,8 @@ def _map_header(count: int) -> bytes:
     return b"\xdf" + count.to_bytes(4, "big")
 
 
-def _array_header(count: int) -> bytes:
+def array_header(count: int) -> bytes:
+    """The MessagePack array header msgspec writes for ``count`` items (the shortest form)."""
     if count < 16:
         return bytes([0x90 | count])
     if count < 1 << 16:

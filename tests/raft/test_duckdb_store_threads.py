@@ -145,36 +145,3 @@ def test_an_install_stops_a_local_snapshot_being_written(
     tables = sorted(r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall())
     con.close()
     assert tables == ["log", "orion_store", "snap_tasks", "snapshot_meta"]  # no staged leftovers
-
-
-def test_snapshot_commits_are_bounded_in_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rows of very different sizes in one table: no commit holds much more than a chunk."""
-    chunk = 100_000
-    monkeypatch.setattr(duckdb_store, "SNAPSHOT_CHUNK_BYTES", chunk)
-    committed: list[int] = []
-    insert_chunk = DuckDBStore._insert_chunk
-
-    def recording(con, stage, types, rows):  # type: ignore[no-untyped-def]
-        committed.append(sum(duckdb_store._row_size(row) for row in rows))
-        return insert_chunk(con, stage, types, rows)
-
-    monkeypatch.setattr(DuckDBStore, "_insert_chunk", staticmethod(recording))
-    big = 60_000
-    rows = [[f"small-{i}", "x"] for i in range(2_000)]
-    rows += [[f"big-{i}", "y" * big] for i in range(20)]
-    rows += [[f"small-{i}", "z"] for i in range(2_000, 4_000)]
-    data = msgspec.msgpack.encode(
-        TabularSnapshot(
-            tables={"tasks": Table(columns=["id", "env"], types=["VARCHAR", "VARCHAR"], rows=rows)}
-        )
-    )
-    store = DuckDBStore(tmp_path / "raft.duckdb")
-    store.load()
-    store.save(HardState(term=1, commit=1), [entry(1)])
-    store.write_snapshot(Snapshot(SnapshotMeta(1, 1, MEMBERS), data))
-    store.close()
-    assert len(committed) > 10 and max(committed) < chunk + big
-    store = DuckDBStore(tmp_path / "raft.duckdb")
-    state = store.load()
-    store.close()
-    assert state.snapshot is not None and state.snapshot.data == data
