@@ -8,7 +8,7 @@ hands it what it needs, so a seed still replays a run exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from orion.raft.core import RaftCore
 from orion.raft.memory_store import MemoryStore
@@ -20,7 +20,21 @@ from orion.sim.kv import KVFsm, parse_command
 if TYPE_CHECKING:
     from orion.sim.invariants import InvariantChecker
     from orion.sim.linearizability import LinearizabilityChecker
-    from orion.sim.raft_cluster import SimCluster
+    from orion.sim.network import SimNetwork
+
+
+class ClusterHost(Protocol):
+    """What a node needs of the cluster that drives it (``SimCluster`` in raft_cluster.py):
+    named here so the node does not import the cluster that imports it."""
+
+    seed: int
+    now: int
+    net: SimNetwork
+    snapshot_delay: int
+
+    def checkers_for(self, cluster_id: str) -> tuple[InvariantChecker, LinearizabilityChecker]: ...
+
+    def read_failed(self, node: SimNode, context: bytes) -> None: ...
 
 
 class SimCrash(Exception):
@@ -42,7 +56,7 @@ class ObservedStore(MemoryStore):
 
 class SimNode:
     def __init__(
-        self, cluster: SimCluster, node_id: str, bootstrap: Membership | None, incarnation: str
+        self, cluster: ClusterHost, node_id: str, bootstrap: Membership | None, incarnation: str
     ) -> None:
         self.cluster = cluster
         self.id = node_id
