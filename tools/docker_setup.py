@@ -5,11 +5,17 @@ Installs Debian's docker.io and busybox-static when missing, starts dockerd when
 answering, and builds the image ``orion-busybox:latest`` with ``docker import`` from a root
 filesystem that holds only the static busybox binary and its applet links. No registry is
 contacted: every test and the demo use this image.
+
+The service tests and benchmarks also get three web images built the same way (busybox httpd
+on port 80, serving ``/`` and ``/health``): ``orion-web:v1`` and ``orion-web:v2`` answer "v1" and
+"v2" at ``/`` and 200 at ``/health``; ``orion-web:broken`` serves ``/`` but has no ``/health``
+(404), so an http health check on it never passes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +27,14 @@ from pathlib import Path
 
 IMAGE = "orion-busybox:latest"
 APPLETS = ("sh", "sleep", "httpd", "echo", "cat", "true", "false", "ls", "mkdir", "env", "wget", "kill")
+WEB_CONTENT = {"orion-web:v1": "v1", "orion-web:v2": "v2", "orion-web:broken": "broken"}
+# Bumped when the web images' files change, so a stale image is rebuilt without --rebuild.
+WEB_REVISION = "1"
+WEB_LABEL = "orion.web.revision"
+# httpd as PID 1 ignores SIGTERM (no handler), so every stop would wait the whole grace period
+# for SIGKILL; a shell that exits on TERM ends the container at once. By then the ingress has
+# stopped sending to the task (it drains first), so no request is cut.
+WEB_COMMAND = "trap 'exit 0' TERM; httpd -f -p 80 -h /www & wait"
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -70,9 +84,9 @@ def busybox_binary() -> str:
     sys.exit("docker_setup: no busybox binary (install busybox-static)")
 
 
-def build_image(force: bool = False) -> None:
-    if not force and run(["docker", "image", "inspect", IMAGE]).returncode == 0:
-        return
+def import_rootfs(image: str, www: dict[str, str], changes: list[str]) -> None:
+    """``docker import`` a root filesystem of busybox, its applets and the files ``www``
+    (name -> text) under /www, as ``image``."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp, "rootfs")
         (root / "bin").mkdir(parents=True)
@@ -81,25 +95,37 @@ def build_image(force: bool = False) -> None:
         shutil.copy2(busybox_binary(), root / "bin" / "busybox")
         for applet in APPLETS:
             os.symlink("busybox", root / "bin" / applet)
-        (root / "www" / "index.html").write_text("<h1>served by orion</h1>\n")
+        for name, text in www.items():
+            (root / "www" / name).write_text(text)
         tar_path = Path(tmp, "rootfs.tar")
         with tarfile.open(tar_path, "w") as tar:
             tar.add(root, arcname=".")
-        result = run(
-            [
-                "docker",
-                "import",
-                "--change",
-                "ENV PATH=/bin",
-                "--change",
-                'CMD ["/bin/sh"]',
-                str(tar_path),
-                IMAGE,
-            ]
-        )
+        change_args = [arg for change in ["ENV PATH=/bin", *changes] for arg in ("--change", change)]
+        result = run(["docker", "import", *change_args, str(tar_path), image])
         if result.returncode != 0:
-            sys.exit(f"docker_setup: docker import failed: {result.stderr.strip()}")
-    print(f"docker_setup: built {IMAGE}", flush=True)
+            sys.exit(f"docker_setup: docker import of {image} failed: {result.stderr.strip()}")
+    print(f"docker_setup: built {image}", flush=True)
+
+
+def build_image(force: bool = False) -> None:
+    if not force and run(["docker", "image", "inspect", IMAGE]).returncode == 0:
+        return
+    import_rootfs(IMAGE, {"index.html": "<h1>served by orion</h1>\n"}, ['CMD ["/bin/sh"]'])
+
+
+def build_web_images(force: bool = False) -> None:
+    """The service test images; each is rebuilt only when missing or of an older revision."""
+    for image, content in WEB_CONTENT.items():
+        label = run(
+            ["docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{WEB_LABEL}"}}}}', image]
+        )
+        if not force and label.returncode == 0 and label.stdout.strip() == WEB_REVISION:
+            continue
+        www = {"index.html": f"{content}\n"}
+        if content != "broken":
+            www["health"] = "ok\n"
+        command = json.dumps(["/bin/sh", "-c", WEB_COMMAND])
+        import_rootfs(image, www, [f"CMD {command}", f"LABEL {WEB_LABEL}={WEB_REVISION}", "EXPOSE 80/tcp"])
 
 
 def main() -> None:
@@ -110,7 +136,8 @@ def main() -> None:
         install_packages()
         start_dockerd()
     build_image(force=args.rebuild)
-    print(f"docker_setup: engine up, image {IMAGE} ready", flush=True)
+    build_web_images(force=args.rebuild)
+    print(f"docker_setup: engine up, images {IMAGE} and {', '.join(WEB_CONTENT)} ready", flush=True)
 
 
 if __name__ == "__main__":
