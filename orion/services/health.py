@@ -201,6 +201,11 @@ class NodeHealth:
         }
         for task_id in [t for t in self._tasks if t not in checked]:
             self._forget(task_id)
+        # A task between two runs (Scheduled after an exit) keeps its run count, so its next
+        # run is known for a new one: checked afresh, not trusted to be as healthy as the last.
+        between_runs = {t.id for t in tasks if t.node_id == self.node_id and t.state == TaskState.SCHEDULED}
+        for task_id in [t for t in self._runs if t not in checked and t not in between_runs]:
+            del self._runs[task_id]
         reports: list[HealthReport] = []
         for task in checked.values():
             check = task.health_check
@@ -243,5 +248,5 @@ class NodeHealth:
 
     def _forget(self, task_id: str) -> None:
         self.tracker.forget(task_id)
-        for book in (self._tasks, self._runs, self._reasons, self._sent):
+        for book in (self._tasks, self._reasons, self._sent):
             book.pop(task_id, None)

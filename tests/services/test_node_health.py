@@ -92,3 +92,16 @@ def test_failures_in_a_row_report_unhealthy_and_a_task_that_stops_running_is_for
     stopped = msgspec.structs.replace(task("t1"), state=TaskState.STOPPED)
     assert health.sync([stopped], 3.0) == []
     assert health.tracker.tracked() == [] and health.task("t1") is None
+
+
+def test_a_task_seen_between_two_runs_is_checked_afresh_when_it_runs_again() -> None:
+    health = NodeHealth(NODE)
+    health.sync([task("t1", health=Health.HEALTHY)], 0.0)
+    between = task("t1", state=TaskState.SCHEDULED, health=Health.HEALTHY, restarts=1)
+    assert health.sync([between], 1.0) == []
+    assert health.tracker.tracked() == []
+    again = task("t1", health=Health.HEALTHY, restarts=1)
+    assert health.sync([again], 2.0) == [HealthReport("t1", Health.STARTING, "its container started again")]
+    # A task that left the node is forgotten for good.
+    assert health.sync([], 3.0) == []
+    assert health.sync([task("t1", health=Health.HEALTHY, restarts=2)], 4.0) == []
