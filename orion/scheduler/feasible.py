@@ -1,10 +1,11 @@
 """Why a task fits nowhere: every node counted once, under the first filter it fails.
 
-The filters run in a fixed chain (alive, eligible, node selectors, memory, CPU, disk, host
-ports), so a dead node is counted as "not alive" even if it is also full. The reason lists the
-resource shortages first because they are what a user can act on, then taken ports, then
-selectors, then node health: ``0/4 nodes fit: 2 insufficient memory (need 100.0 GiB, largest
-free 15.9 GiB), 1 port 8080/tcp in use on node1, 1 not alive``. A port rejection names what
+The filters run in a fixed chain (alive, eligible, node selectors, a service's max per node,
+memory, CPU, disk, host ports), so a dead node is counted as "not alive" even if it is also
+full. The reason lists the resource shortages first because they are what a user can act on,
+then taken ports (and a service's max per node), then selectors, then node health:
+``0/4 nodes fit: 2 insufficient memory (need 100.0 GiB, largest free 15.9 GiB), 1 port
+8080/tcp in use on node1, 1 not alive``. A port rejection names what
 holds the port (see ``orion.scheduler.ports.describe_claim``); nodes sharing one Docker engine
 are all rejected by the one task that holds it.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from orion.model import Task
 from orion.scheduler.fleet import Fleet, selector_key
 from orion.scheduler.ports import describe_blocker, port_requests
+from orion.scheduler.spread import SpreadGroup
 from orion.units import format_size
 
 
@@ -35,8 +37,9 @@ def _bytes(value: float) -> str:
     return format_size(max(value, 0))
 
 
-def explain(fleet: Fleet, task: Task) -> str:
-    """The pending reason for ``task`` against the fleet as it stands now.
+def explain(fleet: Fleet, task: Task, group: SpreadGroup | None = None) -> str:
+    """The pending reason for ``task`` against the fleet as it stands now (``group``: the
+    task's service version, whose ``max_per_node`` rejects nodes before resources do).
 
     Health and selector rejections are counted once per batch by the fleet; only the resource
     check walks the candidates, in one tight loop, because it is redone for every task that
@@ -48,9 +51,12 @@ def explain(fleet: Fleet, task: Task) -> str:
     inf = float("inf")
     requests = port_requests(task)
     port_blocked: dict[str, int] = {}  # what holds the port -> nodes rejected for it
-    fits = short_memory = short_cpu = short_disk = 0
+    fits = short_memory = short_cpu = short_disk = at_max = 0
     most_memory = most_cpu = most_disk = -inf  # the most any node rejected for it had free
     for i in fleet.candidates(selectors):
+        if group is not None and not group.allows(i):
+            at_max += 1
+            continue
         free = free_memory[i]
         if free < need_memory:
             short_memory += 1
@@ -93,6 +99,8 @@ def explain(fleet: Fleet, task: Task) -> str:
         )
     for text, count in sorted(port_blocked.items()):
         parts.append(f"{count} {text}")
+    if at_max and group is not None:
+        parts.append(group.describe_full(at_max))
     for text, count in sorted(fleet.unmatched(selectors).items()):
         parts.append(f"{count} node selector {text} not matched")
     if fleet.not_eligible:

@@ -8,16 +8,17 @@ replayed from the log.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from orion.model import Task
 from orion.scheduler.feasible import explain
 from orion.scheduler.fleet import Fleet, SelectorKey, selector_key
 from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS, port_requests
-from orion.scheduler.rank import NONE, pick_exact, pick_limited
-from orion.scheduler.types import STRATEGIES, NodeView, Plan
+from orion.scheduler.rank import NONE, pick_exact, pick_limited, pick_spread
+from orion.scheduler.spread import SpreadBook
+from orion.scheduler.types import STRATEGIES, NodeView, Plan, ServiceLayout
 
-_Shape = tuple[int, float, int, SelectorKey, tuple[tuple[str, str], ...]]
+_Shape = tuple[int, float, int, SelectorKey, tuple[tuple[str, str], ...], tuple[str, int]]
 
 
 def nomad_limit(node_count: int) -> int:
@@ -34,6 +35,7 @@ def schedule(
     *,
     now: float = 0.0,
     dynamic_ports: tuple[int, int] = DEFAULT_DYNAMIC_PORTS,
+    services: Mapping[str, ServiceLayout] | None = None,
 ) -> Plan:
     """Place ``pending`` tasks, in order, on ``nodes``.
 
@@ -45,12 +47,18 @@ def schedule(
     Host ports are filtered before scoring, on the candidates only: a task without
     ``port_bindings`` pays nothing for them. ``now`` decides which foreign port blocks have
     lapsed; dynamic ports are picked lowest-first from ``dynamic_ports``.
+
+    Tasks of a service (``task.service``) are spread (orion/scheduler/spread.py) by the
+    ``services`` layouts (a service missing there spreads over nodes, counting only this
+    batch); every feasible node is scored for them, whatever ``limit`` says, since spreading
+    needs the whole picture and services are small next to the fleet.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1 or None, got {limit}")
     fleet = Fleet(nodes, seed, now, dynamic_ports)
+    spread = SpreadBook(services or {}, fleet.ids, [node.meta.tags for node in fleet.nodes])
     plan = Plan(assignments=[], pending_reasons={}, host_ports={})
     walk_start: dict[SelectorKey, int] = {}
     # Within one batch free resources only shrink, so a shape that fitted nowhere still fits
@@ -59,15 +67,16 @@ def schedule(
     failed: dict[_Shape, tuple[int, str]] = {}
     for task in pending:
         selectors = selector_key(task)
+        group = spread.group(task)
         # Ports, like resources, are only taken within a batch: a port shape that fitted
-        # nowhere still fits nowhere.
+        # nowhere still fits nowhere. So are a service version's places (max_per_node).
         ports_key = tuple(sorted(task.port_bindings.items())) if task.port_bindings else ()
-        shape = (task.memory, task.cpu, task.disk, selectors, ports_key)
+        shape = (task.memory, task.cpu, task.disk, selectors, ports_key, (task.service, task.version))
         known = failed.get(shape)
         if known is not None:
             placements_then, reason = known
             if placements_then != fleet.placements:
-                reason = explain(fleet, task)
+                reason = explain(fleet, task, group)
                 failed[shape] = (fleet.placements, reason)
             plan.pending_reasons[task.id] = reason
             continue
@@ -80,19 +89,24 @@ def schedule(
                 if ports is not None:
                     ports_by_node[index] = ports
             candidates = [index for index in candidates if index in ports_by_node]
-        if limit is None:
+        if group is not None:
+            candidates = [index for index in candidates if group.allows(index)]
+            best = pick_spread(fleet, candidates, task, strategy, group.key)
+        elif limit is None:
             best = pick_exact(fleet, candidates, task, strategy)
         else:
             best, walk_start[selectors] = pick_limited(
                 fleet, candidates, task, strategy, limit, walk_start.get(selectors, 0)
             )
         if best == NONE:
-            reason = explain(fleet, task)
+            reason = explain(fleet, task, group)
             failed[shape] = (fleet.placements, reason)
             plan.pending_reasons[task.id] = reason
             continue
         host_ports = ports_by_node.get(best)
         fleet.place(best, task, host_ports)
+        if group is not None:
+            group.place(best)
         plan.assignments.append((task.id, fleet.ids[best]))
         if host_ports:
             plan.host_ports[task.id] = host_ports

@@ -7,12 +7,17 @@ ties:
   ``(free_memory - need) / memory_total + (free_cpu - need) / cpu_total``, which is the key.
 - spread (the PRD's phase 2): prefer the node with the most free memory; key ``-free_memory``.
 
+Tasks of a service (``pick_spread``) put the service's spread key first (orion/scheduler/spread.py)
+and the strategy's key only breaks its ties.
+
 With ``limit`` (Nomad's ``LimitIterator``), the walk stops after ``limit`` feasible nodes and
 resumes where it stopped for the next task, so successive tasks sample different nodes. A task
 that fits somewhere is still always placed: the walk only gives up after every candidate.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from orion.model import Task
 from orion.scheduler.fleet import Fleet
@@ -70,3 +75,28 @@ def pick_limited(
             if found >= limit:
                 break
     return best, (start + step + 1) % count
+
+
+def pick_spread(
+    fleet: Fleet,
+    candidates: list[int],
+    task: Task,
+    strategy: str,
+    spread_key: Callable[[int], tuple[int, int]],
+) -> int:
+    """Score every feasible candidate by (spread key, strategy key); return the best or NONE."""
+    free_memory, free_cpu, free_disk = fleet.free_memory, fleet.free_cpu, fleet.free_disk
+    inverse_memory, inverse_cpu = fleet.inverse_memory, fleet.inverse_cpu
+    memory, cpu, disk = task.memory, task.cpu, task.disk
+    binpack = strategy == "binpack"
+    best, best_key = NONE, (float("inf"),)
+    for i in candidates:
+        if free_memory[i] >= memory and free_cpu[i] >= cpu and free_disk[i] >= disk:
+            if binpack:
+                score = (free_memory[i] - memory) * inverse_memory[i] + (free_cpu[i] - cpu) * inverse_cpu[i]
+            else:
+                score = -free_memory[i]
+            key = (*spread_key(i), score)
+            if key < best_key:
+                best, best_key = i, key
+    return best

@@ -30,3 +30,11 @@ class Plan(msgspec.Struct):
     assignments: list[tuple[str, str]] = []  # (task_id, node_id)
     pending_reasons: dict[str, str] = {}  # task_id -> "0/3 nodes fit: ..."
     host_ports: dict[str, dict[str, int]] = {}  # task_id -> {"80/tcp": 8080}: the ports it was given
+
+
+class ServiceLayout(msgspec.Struct, frozen=True):
+    """A service's placement rules and where its tasks run (orion/scheduler/spread.py)."""
+
+    spread: str = ""  # node tag to spread over; "" = over nodes
+    max_per_node: int = 0  # 0 = no limit
+    placed: dict[int, dict[str, int]] = {}  # template version -> node id -> active tasks of it there

@@ -233,6 +233,7 @@ def test_a_node_dying_mid_update_has_its_tasks_replaced_elsewhere() -> None:
     world.settle()
     assert versions(world.live()) == {2: 3}
     assert all(t.node_id != victim for t in world.live())
+    assert len({t.node_id for t in world.live()}) == 2  # spread over the two nodes left
     # The node returns: nothing of it runs any more, and nothing extra is started.
     world.revive_node(victim)
     world.settle()

@@ -1,7 +1,7 @@
 """A tiny cluster for driving the service controller's core tick by tick: the real FSM
-(orion/fsm/state.py) and the real scheduler, with nodes played by this module: a Scheduled
-task starts at the next tick, and one tick later its health check passes, or fails for the
-images marked bad. Time is simulated (``now`` moves by ``tick``'s step)."""
+(orion/fsm/state.py) and the real scheduler (spreading the service), with nodes played by
+this module: a Scheduled task starts at the next tick, and one tick later its health check
+passes, or fails for the images marked bad. Time is simulated (``now`` moves by ``tick``'s step)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from orion.fsm import commands as c
 from orion.fsm.state import ClusterState
 from orion.model import HealthCheck, NodeMeta, NodeStatus, Task, TaskState
 from orion.scheduler.judge import schedule
+from orion.scheduler.spread import service_layout
 from orion.scheduler.types import NodeView
 from orion.services.controller import Decision, Rollback, Settings, Step, decide
 from orion.services.slots import is_available, is_draining, is_live
@@ -201,7 +202,7 @@ class World:
             )
 
     def placement_inputs(self) -> dict[str, object]:
-        return {}
+        return {"services": {self.name: service_layout(self.service, self.tasks())}}
 
     def run(self) -> None:
         """Scheduled tasks on alive nodes start (or crash); Running ones pass their check (or
