@@ -32,8 +32,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import zmq
@@ -46,6 +47,7 @@ from orion.api.protocol import (
     BlockPeers,
     ErrorCode,
     ListNodes,
+    ListServices,
     ListTasks,
     NodeInfo,
     RaftInfo,
@@ -58,9 +60,18 @@ from orion.api.protocol import (
     typed_result,
     validate_request,
 )
-from orion.api.requests import build_submit
+from orion.api.requests import (
+    build_create_service,
+    build_submit,
+    build_update_service,
+    service_fields,
+    service_spec,
+)
 from orion.model import Desired, RestartSpec, Task, TaskState
 from orion.security.keys import KeyFileError, read_tokens
+from orion.services.spec import Service, ServiceSpec, UpdateState
+
+T = TypeVar("T")
 
 # The API ports of config/node1.toml .. node3.toml.
 DEFAULT_ENDPOINTS = ("127.0.0.1:7301", "127.0.0.1:7302", "127.0.0.1:7303")
@@ -336,6 +347,100 @@ class Client:
         """Fault injection for tests: the answering node drops traffic with these peers."""
         return self._call(BlockPeers(addresses=list(addresses)))
 
+    # ------------------------------------------------------------------ services
+
+    def create_service(
+        self,
+        name: str,
+        image: str | None = None,
+        *,
+        spec: ServiceSpec | Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> Service:
+        """Create a service from ``name``, ``image`` and friendly fields (``replicas=3,
+        ports=["8080:80"], memory="64MiB", health={"kind": "http", "port": 80}``, see
+        ``service_fields``), or from a whole ``spec``. Conflict when the name or a published
+        port is taken; InvalidRequest naming the field for a bad spec."""
+        if spec is None:
+            if image is None:
+                raise InvalidRequest(ErrorCode.INVALID, "image: is required")
+            spec = _checked_spec(service_fields, None, name=name, image=image, **fields)
+        elif fields or image is not None:
+            raise InvalidRequest(ErrorCode.INVALID, "give either a spec or fields, not both")
+        return self._call(_checked_spec(build_create_service, spec))
+
+    def update_service(
+        self,
+        name: str,
+        *,
+        spec: ServiceSpec | Mapping[str, Any] | None = None,
+        change: Callable[[ServiceSpec], ServiceSpec] | None = None,
+        attempts: int = 5,
+        **fields: Any,
+    ) -> Service:
+        """Change a service: read it, apply ``fields`` (as ``create_service`` takes them; None
+        leaves one unchanged), or ``change``, or replace it with ``spec``; then send it with the
+        version read, so a change made meanwhile by someone else is never overwritten: on such
+        a conflict it reads again and retries (``attempts`` times). An unchanged spec sends
+        nothing and returns the service as it is."""
+        for attempt in range(attempts):
+            current = self.service(name)
+            if spec is not None:
+                wanted = self._spec_of(spec)
+            else:
+                wanted = _checked_spec(service_fields, current.spec, **fields)
+            if change is not None:
+                wanted = change(wanted)
+            if wanted == current.spec:
+                return current
+            request = _checked_spec(build_update_service, wanted, current.version)
+            try:
+                return self._call(request)
+            except Conflict:
+                if self.service(name).version == current.version or attempt + 1 == attempts:
+                    raise  # not a version race: a port or name taken
+        raise AssertionError("unreachable")
+
+    def scale_service(self, name: str, replicas: int) -> Service:
+        return self._call(self._checked({"op": "ScaleService", "name": name, "replicas": replicas}))
+
+    def rollback_service(self, name: str) -> Service:
+        """Back to the template before the current one (InvalidRequest if there is none)."""
+        current = self.service(name)
+        fields = {"op": "RollbackService", "name": name, "expected_version": current.version}
+        try:
+            return self._call(self._checked(fields))
+        except Conflict:
+            # A retry after an unanswered attempt that was applied: that rollback is ours.
+            after = self.service(name)
+            if after.version == current.version + 1 and after.update.state == UpdateState.ROLLING_BACK:
+                return after
+            raise
+
+    def pause_service(self, name: str) -> Service:
+        return self._call(self._checked({"op": "PauseService", "name": name}))
+
+    def resume_service(self, name: str) -> Service:
+        return self._call(self._checked({"op": "ResumeService", "name": name}))
+
+    def remove_service(self, name: str) -> Service:
+        """Remove the service and stop its tasks; returns the service as it was."""
+        return self._call(self._checked({"op": "RemoveService", "name": name}))
+
+    def services(self, *, stale: bool = False) -> list[Service]:
+        return self._call(ListServices(stale=stale))
+
+    def service(self, name: str, *, stale: bool = False) -> Service:
+        return self._call(self._checked({"op": "GetService", "name": name, "stale": stale}))
+
+    def service_tasks(self, name: str, *, stale: bool = False) -> list[Task]:
+        """The service's tasks in any state, oldest first (``shown_state`` for display)."""
+        return self._call(self._checked({"op": "ServiceTasks", "name": name, "stale": stale}))
+
+    @staticmethod
+    def _spec_of(spec: ServiceSpec | Mapping[str, Any]) -> ServiceSpec:
+        return spec if isinstance(spec, ServiceSpec) else _checked_spec(service_spec, spec)
+
     def wait(self, id: str, state: str, timeout: float = 60.0, interval: float = 0.2) -> Task:
         """Poll until the task reaches ``state``; Timeout after ``timeout`` seconds.
 
@@ -485,6 +590,14 @@ class Client:
             time.sleep(min(1.0, 0.1 * 2 ** (round_number - 1)))
 
 
+def _checked_spec(build: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``build(...)`` of a spec or a service request, a RequestError raised as InvalidRequest."""
+    try:
+        return build(*args, **kwargs)
+    except RequestError as exc:
+        raise InvalidRequest(ErrorCode.INVALID, str(exc)) from None
+
+
 def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
@@ -533,3 +646,43 @@ def raft() -> RaftInfo:
 
 def wait(id: str, state: str, timeout: float = 60.0) -> Task:
     return _default().wait(id, state, timeout)
+
+
+def create_service(name: str, image: str | None = None, **kwargs: Any) -> Service:
+    return _default().create_service(name, image, **kwargs)
+
+
+def update_service(name: str, **kwargs: Any) -> Service:
+    return _default().update_service(name, **kwargs)
+
+
+def scale_service(name: str, replicas: int) -> Service:
+    return _default().scale_service(name, replicas)
+
+
+def rollback_service(name: str) -> Service:
+    return _default().rollback_service(name)
+
+
+def pause_service(name: str) -> Service:
+    return _default().pause_service(name)
+
+
+def resume_service(name: str) -> Service:
+    return _default().resume_service(name)
+
+
+def remove_service(name: str) -> Service:
+    return _default().remove_service(name)
+
+
+def services() -> list[Service]:
+    return _default().services()
+
+
+def service(name: str) -> Service:
+    return _default().service(name)
+
+
+def service_tasks(name: str) -> list[Task]:
+    return _default().service_tasks(name)

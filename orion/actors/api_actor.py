@@ -65,6 +65,52 @@ def _raft_query(view: StateView) -> Any:
     return msgspec.to_builtins(view.raft())
 
 
+def _services_query(view: StateView) -> Any:
+    return msgspec.to_builtins(view.fsm.services())
+
+
+def _service_query(name: str) -> Any:
+    def query(view: StateView) -> Any:
+        service = view.fsm.service(name)
+        if service is None:
+            raise LookupError(f"no service named {name}")
+        return msgspec.to_builtins(service)
+
+    return query
+
+
+def _service_tasks_query(name: str) -> Any:
+    def query(view: StateView) -> Any:
+        tasks = view.fsm.service_tasks(name)
+        if not tasks and view.fsm.service(name) is None:
+            raise LookupError(f"no service named {name}")
+        return msgspec.to_builtins(tasks)
+
+    return query
+
+
+def service_command(request: api.Request, now: float) -> fsm_commands.Command | None:
+    """The FSM command a service write asks for (None: not a service write)."""
+    match request:
+        case api.CreateService(spec=spec):
+            return fsm_commands.CreateService(spec=spec, at=now)
+        case api.UpdateService(spec=spec, expected_version=expected):
+            return fsm_commands.UpdateService(spec=spec, expected_version=expected, at=now)
+        case api.ScaleService(name=name, replicas=replicas):
+            return fsm_commands.ScaleService(name=name, replicas=replicas, at=now)
+        case api.RollbackService(name=name, expected_version=expected):
+            return fsm_commands.RollbackService(
+                name=name, reason="by user", expected_version=expected, at=now
+            )
+        case api.PauseService(name=name):
+            return fsm_commands.PauseServiceUpdate(name=name, at=now)
+        case api.ResumeService(name=name):
+            return fsm_commands.ResumeServiceUpdate(name=name, at=now)
+        case api.RemoveService(name=name):
+            return fsm_commands.RemoveService(name=name, at=now)
+    return None
+
+
 class ApiActor(NodeActor):
     def __init__(
         self,
@@ -103,6 +149,10 @@ class ApiActor(NodeActor):
 
     def _serve(self, request: api.Request, reply: ReplyFn) -> None:
         callback = _reply_with(reply)
+        command = service_command(request, time.time())
+        if command is not None:
+            self._write(command, callback)
+            return
         match request:
             case api.SubmitTask():
                 now = time.time()
@@ -120,6 +170,12 @@ class ApiActor(NodeActor):
                 )
             case api.ListNodes():
                 self.raft.tell(Read(_nodes_query, callback, stale=request.stale, timeout=self.timeout))
+            case api.ListServices():
+                self.raft.tell(Read(_services_query, callback, stale=request.stale, timeout=self.timeout))
+            case api.GetService(name=name):
+                self._read(_service_query(name), callback, request.stale)
+            case api.ServiceTasks(name=name):
+                self._read(_service_tasks_query(name), callback, request.stale)
             case api.RaftStatus():
                 self.raft.tell(Read(_raft_query, callback, stale=True, timeout=self.timeout))
             case api.BlockPeers(addresses=addresses):
@@ -134,6 +190,9 @@ class ApiActor(NodeActor):
                 self.block_peers(set(addresses))
                 logger.warning("fault injection: blocking peers {}", sorted(addresses) or "none")
                 reply(api.Reply.success(sorted(addresses)))
+
+    def _read(self, query: Any, callback: Any, stale: bool) -> None:
+        self.raft.tell(Read(query, callback, stale=stale, timeout=self.timeout))
 
     def _write(self, command: Any, callback: Any) -> None:
         data = fsm_commands.encode_command(command)

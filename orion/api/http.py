@@ -2,9 +2,10 @@
 
 Routes: POST /tasks, GET /tasks, GET /tasks/{id}, DELETE /tasks/{id} (stop),
 DELETE /tasks/{id}?remove=true[&force=true] (``orion task rm``), GET /nodes, GET /raft,
-GET /health. Bodies and responses are JSON with the PRD's camelCase keys (``portBindings``,
-``nodeId``). Requests go to the same ``handler(request, reply)`` as the ZeroMQ server; the
-HTTP thread waits for the reply with a deadline.
+GET /health, and the services' routes (orion/api/rest_services.py). Bodies and responses
+are JSON with the PRD's camelCase keys (``portBindings``, ``nodeId``). Requests go to the
+same ``handler(request, reply)`` as the ZeroMQ server; the HTTP thread waits for the reply
+with a deadline.
 
 With ``tokens`` set (secure clusters) every request needs ``Authorization: Bearer TOKEN``
 (the same token as the ZeroMQ API); without it the answer is 401 and nothing runs. The
@@ -53,6 +54,7 @@ from orion.api.protocol import (
     validate_request,
 )
 from orion.api.requests import build_submit
+from orion.api.rest_services import NoRoute, camel_field, is_service_path, service_request
 from orion.api.server import Handler
 from orion.security.keys import TokenSet
 
@@ -246,7 +248,9 @@ class _RestHandler(BaseHTTPRequestHandler):
         if not self._authorized():
             return
         stale = "stale=true" in self.path.partition("?")[2].lower()
-        if path == "/tasks":
+        if is_service_path(path):
+            self._service_route("GET", path, b"")
+        elif path == "/tasks":
             self._run(ListTasks(stale=stale))
         elif path == "/nodes":
             self._run(ListNodes(stale=stale))
@@ -261,6 +265,11 @@ class _RestHandler(BaseHTTPRequestHandler):
         if not self._authorized():
             return
         path = self.path.split("?", 1)[0].rstrip("/")
+        if is_service_path(path):
+            body = self._read_body()
+            if body is not None:
+                self._service_route("POST", path, body)
+            return
         if path != "/tasks":
             if self._drain_body():
                 self._error(HTTPStatus.NOT_FOUND, f"no route POST {path}")
@@ -279,6 +288,9 @@ class _RestHandler(BaseHTTPRequestHandler):
         if not self._authorized():
             return
         path = self.path.split("?", 1)[0].rstrip("/")
+        if is_service_path(path):
+            self._service_route("DELETE", path, b"")
+            return
         match = _TASK_PATH.match(path)
         if match is None:
             self._error(HTTPStatus.NOT_FOUND, f"no route DELETE {path}")
@@ -293,7 +305,32 @@ class _RestHandler(BaseHTTPRequestHandler):
         else:
             self._run_fields({"op": "StopTask", "id": match.group("id")})
 
+    def do_PUT(self) -> None:
+        if not self._authorized():
+            return
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if not is_service_path(path):
+            if self._drain_body():
+                self._error(HTTPStatus.NOT_FOUND, f"no route PUT {path}")
+            return
+        body = self._read_body()
+        if body is not None:
+            self._service_route("PUT", path, body)
+
     # ------------------------------------------------------------------ helpers
+
+    def _service_route(self, method: str, path: str, body: bytes) -> None:
+        """/services and /services/{name}[/action] (orion/api/rest_services.py)."""
+        query = {k: v[-1] for k, v in parse_qs(self.path.partition("?")[2]).items()}
+        try:
+            request = service_request(method, path, query, body)
+        except NoRoute as exc:
+            self._error(HTTPStatus.NOT_FOUND, str(exc))
+            return
+        except RequestError as exc:
+            self._error(HTTPStatus.BAD_REQUEST, str(exc), camel_field(exc.field))
+            return
+        self._run(request, created=method == "POST" and path == "/services")
 
     def _run_fields(self, fields: dict[str, Any]) -> None:
         try:

@@ -19,6 +19,8 @@ import msgspec
 from orion.codec import TooLarge, bounded_decode
 from orion.model import NodeMeta, NodeStatus, RestartSpec, Task, task_name
 from orion.raft.types import RaftRole
+from orion.services.spec import Service, ServiceSpec
+from orion.services.validate import SpecError, name_problem, validate_spec
 from orion.units import parse_duration
 
 MAX_REQUEST = 1024 * 1024  # bytes of an encoded request
@@ -188,8 +190,119 @@ class BlockPeers(_Request):
     ] = []
 
 
-Request = SubmitTask | ListTasks | GetTask | StopTask | RemoveTask | ListNodes | RaftStatus | BlockPeers
-WRITE_REQUESTS = (SubmitTask, StopTask, RemoveTask)
+# ------------------------------------------------------------------------- services
+# Specs are checked on decode by orion.services.validate (the FSM checks them again), so every
+# front end refuses a bad one with the same words: "spec.template.health.port: ...".
+
+ServiceName = Annotated[str, msgspec.Meta(max_length=128)]  # name_problem says what is wrong
+
+
+def _check_name(name: str, field: str = "name") -> None:
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(f"{field}: {problem}")
+
+
+def _check_spec(spec: ServiceSpec) -> None:
+    try:
+        validate_spec(spec)
+    except SpecError as exc:
+        raise ValueError(f"spec.{exc}") from None
+
+
+class CreateService(_Request):
+    spec: ServiceSpec
+
+    def __post_init__(self) -> None:
+        _check_spec(self.spec)
+
+
+class UpdateService(_Request):
+    """Replace a service's spec; ``expected_version`` != 0: only if it is still at that version."""
+
+    spec: ServiceSpec
+    expected_version: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+    def __post_init__(self) -> None:
+        _check_spec(self.spec)
+
+
+class _Named(_Request):
+    name: ServiceName
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+
+
+class ScaleService(_Named):
+    replicas: int  # range checked by the FSM, so a negative count is named as such
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        if self.replicas < 0:
+            raise ValueError("replicas: must be >= 0")
+
+
+class RollbackService(_Named):
+    expected_version: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class PauseService(_Named):
+    pass
+
+
+class ResumeService(_Named):
+    pass
+
+
+class RemoveService(_Named):
+    pass
+
+
+class GetService(_Named):
+    pass
+
+
+class ServiceTasks(_Named):
+    pass
+
+
+class ListServices(_Request):
+    pass
+
+
+Request = (
+    SubmitTask
+    | ListTasks
+    | GetTask
+    | StopTask
+    | RemoveTask
+    | ListNodes
+    | RaftStatus
+    | BlockPeers
+    | CreateService
+    | UpdateService
+    | ScaleService
+    | RollbackService
+    | PauseService
+    | ResumeService
+    | RemoveService
+    | ListServices
+    | GetService
+    | ServiceTasks
+)
+WRITE_REQUESTS = (
+    SubmitTask,
+    StopTask,
+    RemoveTask,
+    CreateService,
+    UpdateService,
+    ScaleService,
+    RollbackService,
+    PauseService,
+    ResumeService,
+    RemoveService,
+)
 
 # ------------------------------------------------------------------------- results
 
@@ -236,6 +349,16 @@ RESULT_TYPES: dict[type, Any] = {
     ListNodes: list[NodeInfo],
     RaftStatus: RaftInfo,
     BlockPeers: list[str],
+    CreateService: Service,
+    UpdateService: Service,
+    ScaleService: Service,
+    RollbackService: Service,
+    PauseService: Service,
+    ResumeService: Service,
+    RemoveService: Service,  # the service as it was removed
+    GetService: Service,
+    ListServices: list[Service],
+    ServiceTasks: list[Task],
 }
 
 # ------------------------------------------------------------------------- replies
@@ -282,7 +405,7 @@ _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _PATTERN = re.compile(r"^Expected `str` matching regex '(?P<pattern>.*)'$", re.DOTALL | re.IGNORECASE)
 _BOUND = re.compile(r"^Expected `\w+` (?P<op>>=|<=|>|<) (?P<value>\S+)$")
 _LENGTH = re.compile(r"^Expected `(?P<kind>\w+)` of length (?P<op>>=|<=) (?P<value>\d+)$")
-_FIELD_PREFIX = re.compile(r"^(?P<field>[a-z_]+): (?P<reason>.*)$", re.DOTALL)
+_FIELD_PREFIX = re.compile(r"^(?P<field>[a-z_][a-z_.]*): (?P<reason>.*)$", re.DOTALL)
 
 
 def request_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> RequestError:
@@ -313,7 +436,8 @@ def request_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> Request
         what = "key" if reason.startswith("key ") else "value"
         reason = f"{what} does not match {pattern.group('pattern')!r}"
     elif reason.startswith("Object contains unknown field"):
-        field = field or reason.split("`")[1]
+        unknown = reason.split("`")[1]
+        field = f"{field}.{unknown}" if field else unknown
         reason = "unknown field"
     elif field == "command" and reason.endswith("got `str`"):
         # "sleep 100" would otherwise run as a program named "sleep 100" (or, split by a

@@ -1,4 +1,4 @@
-"""A task submit, built and checked the same way whichever front end takes it.
+"""Task submits and service specs, built and checked the same way whichever front end takes them.
 
 The Python client (and the CLI through it) and the REST mirror take a submit in friendly
 shapes: sizes as "256MiB", ports as ``{"80": 8080}``, a restart policy by name, no id, no
@@ -14,15 +14,21 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, cast
 
+import msgspec
+
 from orion.api.protocol import (
+    CreateService,
     RequestError,
     SubmitTask,
+    UpdateService,
     normalize_port_bindings,
     restart_fields,
     validate_request,
 )
-from orion.model import RestartSpec, Task, TaskState, task_name
-from orion.units import parse_size
+from orion.model import HealthCheck, RestartSpec, Task, TaskState, task_name
+from orion.services.spec import Placement, ServicePort, ServiceSpec, TaskTemplate, UpdatePolicy
+from orion.services.validate import SpecError, spec_from_builtins, validate_spec
+from orion.units import parse_duration, parse_size
 
 
 def build_submit(
@@ -86,3 +92,177 @@ def task_of(request: SubmitTask, now: float) -> Task:
         created_at=now,
         updated_at=now,
     )
+
+
+# ------------------------------------------------------------------------- services
+# A service spec in friendly shapes, as the client, the CLI, REST and ``apply -f`` take it:
+# the fields of ServiceSpec, with sizes as "256MiB", durations as "5s", ports as "8080:80"
+# (or {"published": 8080, "target": 80}), a restart policy by name. ``service_spec`` turns
+# them into one validated ServiceSpec, so every front end refuses the same things the same way.
+
+_SIZES = ("memory", "disk")
+_DURATIONS = {
+    "template": ("stop_grace",),
+    "health": ("interval", "timeout", "start_period"),
+    "policy": ("delay", "monitor"),
+}
+
+
+def parse_service_port(value: Any, field: str = "ports") -> dict[str, Any]:
+    """ "8080:80" / "8080:80/tcp" / {"published": 8080, "target": 80} -> ServicePort fields."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, ServicePort):
+        return msgspec.structs.asdict(value)
+    if not isinstance(value, str):
+        raise RequestError(field, f"expected PUBLISHED:TARGET[/tcp] like '8080:80', got {value!r}")
+    text, _, protocol = value.strip().partition("/")
+    published, sep, target = text.partition(":")
+    if not sep or not published.isdigit() or not target.isdigit():
+        raise RequestError(field, f"expected PUBLISHED:TARGET[/tcp] like '8080:80', got {value!r}")
+    fields: dict[str, Any] = {"published": int(published), "target": int(target)}
+    if protocol:
+        fields["protocol"] = protocol
+    return fields
+
+
+def _durations(fields: dict[str, Any], names: tuple[str, ...], path: str) -> None:
+    for name in names:
+        if isinstance(fields.get(name), str):
+            fields[name] = parse_duration(fields[name], f"{path}.{name}")
+
+
+def friendly_spec_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """ServiceSpec's fields with friendly values turned into plain ones (sizes, durations,
+    ports, restart); ValueError "field.path: reason" when one cannot be read."""
+    result = dict(fields)
+    template = result.get("template")
+    if isinstance(template, TaskTemplate):
+        template = msgspec.structs.asdict(template)
+    if isinstance(template, Mapping):
+        template = dict(template)
+        for name in _SIZES:
+            if name in template and isinstance(template[name], str):
+                template[name] = parse_size(template[name], f"template.{name}")
+        _durations(template, _DURATIONS["template"], "template")
+        if template.get("restart") is not None:
+            template["restart"] = restart_fields(template["restart"])
+        health = template.get("health")
+        if isinstance(health, HealthCheck):
+            health = msgspec.structs.asdict(health)
+        if isinstance(health, Mapping):
+            health = dict(health)
+            _durations(health, _DURATIONS["health"], "template.health")
+            template["health"] = health
+        result["template"] = template
+    if isinstance(result.get("ports"), list):
+        result["ports"] = [parse_service_port(port, "ports") for port in result["ports"]]
+    for policy_name in ("update", "rollback"):
+        policy = result.get(policy_name)
+        if isinstance(policy, UpdatePolicy):
+            policy = msgspec.structs.asdict(policy)
+        if isinstance(policy, Mapping):
+            policy = dict(policy)
+            _durations(policy, _DURATIONS["policy"], policy_name)
+            result[policy_name] = policy
+    if isinstance(result.get("placement"), Placement):
+        result["placement"] = msgspec.structs.asdict(result["placement"])
+    return result
+
+
+def service_spec(fields: Mapping[str, Any]) -> ServiceSpec:
+    """A validated ServiceSpec from friendly fields; RequestError naming the field path."""
+    try:
+        plain = friendly_spec_fields(fields)
+    except ValueError as exc:
+        if isinstance(exc, RequestError):
+            raise
+        field, _, reason = str(exc).partition(": ")
+        raise (RequestError(field, reason) if reason else RequestError("", field)) from None
+    try:
+        return spec_from_builtins(plain)
+    except SpecError as exc:
+        raise RequestError(exc.field, exc.reason) from None
+
+
+def spec_fields(spec: ServiceSpec) -> dict[str, Any]:
+    """A spec as nested plain fields (the shape ``service_spec`` takes back)."""
+    return cast(dict[str, Any], msgspec.to_builtins(spec))
+
+
+def build_create_service(spec: ServiceSpec | Mapping[str, Any]) -> CreateService:
+    """A validated CreateService request; RequestError names the field by its path in the
+    spec ("template.memory"), as the user wrote it."""
+    checked = _checked_spec(spec)
+    return cast(
+        CreateService, validate_request({"op": "CreateService", "spec": msgspec.to_builtins(checked)})
+    )
+
+
+def build_update_service(spec: ServiceSpec | Mapping[str, Any], expected_version: int = 0) -> UpdateService:
+    checked = _checked_spec(spec)
+    fields = {
+        "op": "UpdateService",
+        "spec": msgspec.to_builtins(checked),
+        "expected_version": expected_version,
+    }
+    return cast(UpdateService, validate_request(fields))
+
+
+def _checked_spec(spec: ServiceSpec | Mapping[str, Any]) -> ServiceSpec:
+    if not isinstance(spec, ServiceSpec):
+        return service_spec(spec)
+    try:
+        return validate_spec(spec)
+    except SpecError as exc:
+        raise RequestError(exc.field, exc.reason) from None
+
+
+# Keyword arguments of ``create_service`` / ``update_service`` (client, CLI) -> where each goes
+# in the spec. ``update`` and ``rollback`` take a mapping merged over the current policy.
+SERVICE_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "name": ("name",),
+    "image": ("template", "image"),
+    "command": ("template", "command"),
+    "env": ("template", "env"),
+    "memory": ("template", "memory"),
+    "cpu": ("template", "cpu"),
+    "disk": ("template", "disk"),
+    "restart": ("template", "restart"),
+    "health": ("template", "health"),
+    "stop_grace": ("template", "stop_grace"),
+    "replicas": ("replicas",),
+    "ports": ("ports",),
+    "constraints": ("placement", "constraints"),
+    "spread": ("placement", "spread"),
+    "max_per_node": ("placement", "max_per_node"),
+    "update": ("update",),
+    "rollback": ("rollback",),
+}
+
+
+def service_fields(base: ServiceSpec | None, **changes: Any) -> ServiceSpec:
+    """``base`` (or an empty spec) with ``changes`` by keyword (SERVICE_KEYWORDS), validated.
+    A change of None leaves the field as it is; ``health=False`` removes the health check.
+    RequestError names the field (by its path in the spec) when the result is not valid."""
+    unknown = sorted(set(changes) - set(SERVICE_KEYWORDS))
+    if unknown:
+        raise RequestError(unknown[0], f"unknown service field (known: {', '.join(SERVICE_KEYWORDS)})")
+    fields: dict[str, Any] = spec_fields(base) if base is not None else {"template": {}}
+    for keyword, value in changes.items():
+        if value is None:
+            continue
+        *parents, leaf = SERVICE_KEYWORDS[keyword]
+        target = fields
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        if keyword == "health" and value is False:
+            value = None
+        elif keyword in ("update", "rollback") and isinstance(value, Mapping):
+            value = {**target.get(leaf, {}), **value}
+        elif isinstance(value, msgspec.Struct):
+            value = msgspec.to_builtins(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        target[leaf] = value
+    return service_spec(fields)

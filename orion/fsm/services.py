@@ -101,7 +101,10 @@ class ServiceBook:
         problem = _invalid(spec)
         if problem is not None:
             return problem
-        if spec.name in self._services:
+        existing = self._services.get(spec.name)
+        if existing is not None:
+            if existing.spec == spec:
+                return existing  # a retried create (the first attempt went unanswered)
             return CommandError(Refusal.CONFLICT, f"service {spec.name} already exists: update it instead")
         clash = self._port_clash(spec.name, spec.ports)
         if clash is not None:
@@ -346,6 +349,8 @@ class ServiceBook:
         if old is None:
             return _no_service(name)
         current = UpdateState(old.update.state)
+        if current in moves.values():
+            return old  # already there (a retried pause or resume)
         if current not in moves:
             return CommandError(Refusal.INVALID, f"service {name}: {refusal} (update {current.value})")
         update = msgspec.structs.replace(old.update, state=moves[current].value, message=message)

@@ -141,7 +141,7 @@ def _check_health(spec: ServiceSpec) -> None:
         if not 1 <= check.port <= 65535:
             targets = sorted({p.target for p in spec.ports})
             hint = f" (the published targets are {targets})" if targets else ""
-            raise SpecError(f"{field}.port", f"a {check.kind} check needs the container port to check{hint}")
+            raise SpecError(f"{field}.port", f"{check.kind} checks need the container port to check{hint}")
         if check.command:
             raise SpecError(f"{field}.command", f"only exec checks run a command, this one is {check.kind}")
     else:

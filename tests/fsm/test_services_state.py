@@ -124,7 +124,8 @@ def test_create_records_the_service_at_version_one(run: Driver) -> None:
 
 
 def test_create_refuses_a_taken_name_and_invalid_specs(run: Driver) -> None:
-    run(CreateService(at=1.0, spec=spec()))
+    created = run(CreateService(at=1.0, spec=spec()))
+    assert run(CreateService(at=1.5, spec=spec())) == created  # a retry of the same create
     taken = run(CreateService(at=2.0, spec=spec(image="other")))
     assert refusal(taken) == Refusal.CONFLICT
     assert "already exists" in taken.message  # type: ignore[union-attr]
@@ -284,7 +285,7 @@ def test_pause_and_resume_an_update(run: Driver) -> None:
     paused = run(PauseServiceUpdate(at=3.0, name="web"))
     assert isinstance(paused, Service)
     assert (paused.update.state, paused.version, paused.update.to_version) == ("paused", 3, 2)
-    assert refusal(run(PauseServiceUpdate(at=4.0, name="web"))) == Refusal.INVALID
+    assert run(PauseServiceUpdate(at=4.0, name="web")) == paused  # a retry changes nothing
     resumed = run(ResumeServiceUpdate(at=4.0, name="web"))
     assert isinstance(resumed, Service)
     assert (resumed.update.state, resumed.version) == ("updating", 4)
@@ -293,7 +294,13 @@ def test_pause_and_resume_an_update(run: Driver) -> None:
     assert paused.update.state == "rollback_paused"  # type: ignore[union-attr]
     resumed = run(ResumeServiceUpdate(at=7.0, name="web"))
     assert resumed.update.state == "rolling_back"  # type: ignore[union-attr]
-    assert refusal(run(ResumeServiceUpdate(at=8.0, name="web"))) == Refusal.INVALID
+    assert run(ResumeServiceUpdate(at=8.0, name="web")) == resumed
+    run(
+        ServiceStep(
+            at=9.0, name="web", expected_version=7, status=UpdateStatus(state=UpdateState.ROLLED_BACK)
+        )
+    )
+    assert refusal(run(ResumeServiceUpdate(at=10.0, name="web"))) == Refusal.INVALID
     assert refusal(run(PauseServiceUpdate(at=8.0, name="nope"))) == Refusal.NOT_FOUND
 
 
