@@ -74,6 +74,15 @@ def spec_from_builtins(value: Any) -> ServiceSpec:
     return validate_spec(spec)
 
 
+# The words a field of a Literal type takes, named when another is given.
+CHOICES = {
+    "order": ("start-first", "stop-first"),
+    "failure_action": ("rollback", "pause", "continue"),
+    "kind": ("http", "tcp", "exec"),
+    "protocol": ("tcp",),
+    "policy": ("on-failure", "always", "no"),
+    "mode": ("fail", "delay"),
+}
 _AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _BOUND = re.compile(r"^Expected `\w+` (?P<op>>=|<=|>|<) (?P<value>\S+)$")
@@ -92,6 +101,9 @@ def spec_error_of(exc: msgspec.ValidationError) -> SpecError:
     elif (missing := _MISSING.match(reason)) is not None:
         field = f"{field}.{missing.group('field')}" if field else missing.group("field")
         reason = "is required"
+    elif reason.startswith("Invalid enum value") and field.rpartition(".")[2] in CHOICES:
+        given = reason.removeprefix("Invalid enum value ").strip()
+        reason = f"{given} is not one of {', '.join(CHOICES[field.rpartition('.')[2]])}"
     elif reason.startswith("Object contains unknown field"):
         unknown = reason.split("`")[1]
         field = f"{field}.{unknown}" if field else unknown
