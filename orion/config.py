@@ -115,6 +115,15 @@ class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_request: Size = "1MiB"  # largest client request (ZeroMQ frame or REST body)
 
 
+class ServicesSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The service controller (leader only, orion/actors/service_actor.py)."""
+
+    # A drained task is stopped this long after it left the ingress, so every node's ingress
+    # saw the drain before its container gets SIGTERM.
+    drain_delay: Duration = "2s"
+    controller_interval: Duration = "500ms"  # how often the leader looks at every service
+
+
 class RawConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     node: NodeSection
     ports: PortsSection = msgspec.field(default_factory=PortsSection)
@@ -126,6 +135,7 @@ class RawConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     gossip: GossipSection = msgspec.field(default_factory=GossipSection)
     testing: TestingSection = msgspec.field(default_factory=TestingSection)
     security: SecuritySection = msgspec.field(default_factory=SecuritySection)
+    services: ServicesSection = msgspec.field(default_factory=ServicesSection)
 
 
 class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -186,6 +196,8 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_size_per_msg: int = 1 << 20
     max_inflight_bytes: int = 32 << 20
     snapshot_chunk: int = 1 << 20
+    drain_delay: float = 2.0  # [services]
+    controller_interval: float = 0.5
 
     @property
     def raft_address(self) -> str:
@@ -262,7 +274,18 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
     if restart_interval <= 0:
         got = raw.docker.restart_interval
         raise ConfigError(f"docker.restart_interval: must be more than 0, got {got!r}")
+    drain_delay = duration(raw.services.drain_delay, "services.drain_delay")
+    if not 0 <= drain_delay <= 600:
+        got = raw.services.drain_delay
+        raise ConfigError(f"services.drain_delay: must be between 0 and 10m, got {got!r}")
+    controller_interval = duration(raw.services.controller_interval, "services.controller_interval")
+    if not 0.05 <= controller_interval <= 60:
+        # Faster would keep the leader busy for nothing; slower would let updates crawl.
+        got = raw.services.controller_interval
+        raise ConfigError(f"services.controller_interval: must be between 50ms and 60s, got {got!r}")
     return NodeConfig(
+        drain_delay=drain_delay,
+        controller_interval=controller_interval,
         dynamic_ports=dynamic_ports,
         restart_condition=raw.docker.restart,
         restart_interval=restart_interval,

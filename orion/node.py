@@ -28,6 +28,7 @@ from orion.actors.messages import ContainerExited, Outcome, Read, Shutdown
 from orion.actors.raft_actor import RaftActor
 from orion.actors.reconciler_actor import ReconcilerActor
 from orion.actors.scheduler_actor import SchedulerActor
+from orion.actors.service_actor import ServiceActor
 from orion.actors.state_view import StateView
 from orion.actors.ticker import Ticker
 from orion.actors.worker_actor import WorkerActor
@@ -231,6 +232,13 @@ class Node:
         self._refs.append(health)
         raft.proxy().add_listener(health).get()
         self.ticker.add(health, HEALTH_TICK_S)
+        # The service controller (acts on the leader only): its decisions go through Raft.
+        services = ServiceActor.start(
+            raft, config.request_timeout, self._on_fatal, drain_delay=config.drain_delay
+        )
+        self._refs.append(services)
+        raft.proxy().add_listener(services).get()
+        self.ticker.add(services, config.controller_interval)
         # The cluster id labels this node's containers: the worker touches none and the
         # reconciler starts no round until the Raft configuration names it (worker told first).
         raft.proxy().add_identity_listener(worker).get()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -31,7 +31,8 @@ from orion.fsm.state import TaskIds
 from orion.model import NodeStatus, Task
 from orion.scheduler.judge import nomad_limit, schedule
 from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS, PortMarks
-from orion.scheduler.types import NodeView
+from orion.scheduler.spread import service_layout
+from orion.scheduler.types import NodeView, ServiceLayout
 
 BATCH = 512  # tasks judged per round
 EXACT_BELOW = 64  # score every node in small clusters; sample (Nomad's limit) in large ones
@@ -76,6 +77,7 @@ class SchedulingInput:
     seed: int
     port_releases: int = 0  # the FSM's count of given-up port claims
     port_unblocks: tuple[float, ...] = ()  # when the foreign port blocks lapse
+    services: dict[str, ServiceLayout] = field(default_factory=dict)  # of the services with tasks here
 
 
 def free_capacity(nodes: list[NodeView]) -> Capacity:
@@ -131,6 +133,11 @@ def scheduling_input(sweep_from: int | None) -> Any:
             ports = tuple(fsm.port_claims(record.id))
             unblocks.extend(claim.until for claim in ports if claim.kind == "foreign")
             nodes.append(NodeView(record.id, record.status, record.meta, memory, cpu, disk, ports=ports))
+        services = {}
+        for name in {task.service for task in tasks if task.service}:
+            service = fsm.service(name)
+            if service is not None:
+                services[name] = service_layout(service, fsm.service_tasks(name))
         return SchedulingInput(
             nodes,
             tasks,
@@ -140,6 +147,7 @@ def scheduling_input(sweep_from: int | None) -> Any:
             view.raft().applied_index,
             fsm.port_releases,
             tuple(unblocks),
+            services,
         )
 
     return query
@@ -301,6 +309,7 @@ class SchedulerActor(NodeActor):
             limit=limit,
             now=wall,
             dynamic_ports=self.dynamic_ports,
+            services=data.services,
         )
         if self._sweep_from is not None:
             # Placed tasks leave the pending list, so the rest of it moved up.

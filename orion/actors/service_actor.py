@@ -1,0 +1,196 @@
+"""The service controller's shell: on the leader, reads every service and its tasks from the
+FSM, runs the pure core (orion/services/controller.py) for each, and proposes its decisions.
+
+A round runs every ``[services] controller_interval`` and after FSM changes, one at a time: a
+round reads (linearizably, so a new leader never decides on a view that misses its
+predecessor's last steps), decides, proposes at most one command per service, and ends when
+every proposal came back. A ``ServiceStep`` names the service version it was decided on; the
+FSM refuses it as a conflict when a user changed the service in between, which only means
+the next round looks again. Time (wall clock, like every command's ``at``) and task ids are
+the shell's; the core reads neither.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from orion.actors.base import FatalHandler, NodeActor
+from orion.actors.messages import LeadershipChanged, Outcome, Propose, Read, StateChanged, Tick
+from orion.actors.state_view import StateView
+from orion.api.protocol import ErrorCode
+from orion.fsm import commands as fsm_commands
+from orion.model import GONE_STATUSES, Task
+from orion.services.controller import DEFAULT_DRAIN_DELAY, Decision, Rollback, Settings, Step, decide
+from orion.services.spec import Service
+
+DEFAULT_CONTROLLER_INTERVAL = 0.5  # [services] controller_interval
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerInput:
+    services: list[tuple[Service, list[Task]]]  # every service with every task of it
+    down_nodes: frozenset[str]  # dead or departed: their tasks are lost
+
+
+def controller_input(view: StateView) -> ControllerInput | None:
+    """What a round decides on; None on a node that is not the leader."""
+    if not view.is_leader:
+        return None
+    fsm = view.fsm
+    down = frozenset(record.id for record in fsm.nodes() if record.status in GONE_STATUSES)
+    return ControllerInput([(s, fsm.service_tasks(s.name)) for s in fsm.services()], down)
+
+
+def command_for(service: Service, decision: Decision, at: float) -> fsm_commands.Command | None:
+    """The FSM command that carries out ``decision`` (None: nothing to do)."""
+    if isinstance(decision, Rollback):
+        return fsm_commands.RollbackService(
+            name=service.name,
+            reason=decision.reason,
+            automatic=True,
+            expected_version=service.version,
+            at=at,
+        )
+    if isinstance(decision, Step):
+        return fsm_commands.ServiceStep(
+            name=service.name,
+            expected_version=service.version,
+            add=list(decision.add),
+            drain=list(decision.drain),
+            stop=list(decision.stop),
+            status=decision.status,
+            at=at,
+        )
+    return None
+
+
+def describe(decision: Decision) -> str:
+    if isinstance(decision, Rollback):
+        return f"rolling back: {decision.reason}"
+    if isinstance(decision, Step):
+        parts = []
+        if decision.add:
+            parts.append("adding " + ", ".join(t.name for t in decision.add))
+        if decision.drain:
+            parts.append(f"draining {len(decision.drain)}")
+        if decision.stop:
+            parts.append(f"stopping {len(decision.stop)}")
+        if decision.status is not None:
+            parts.append(f"update {decision.status.state}")
+        return "; ".join(parts)
+    return "nothing to do"
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class _Committed:
+    service: str
+    outcome: Outcome
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ServiceActor(NodeActor):
+    def __init__(
+        self,
+        raft: pykka.ActorRef,
+        request_timeout: float,
+        on_fatal: FatalHandler,
+        drain_delay: float = DEFAULT_DRAIN_DELAY,
+    ) -> None:
+        super().__init__(on_fatal)
+        self.raft = raft
+        self.timeout = request_timeout
+        self.settings = Settings(drain_delay=drain_delay)
+        self._leader = False
+        self._in_flight = 0  # proposals of this round not yet answered (-1: reading)
+        self._dirty = False  # something changed while a round was in flight
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Tick(_, gate):
+                if gate is not None:
+                    gate.release()
+                self._round()
+            case StateChanged():
+                self._round()
+            case LeadershipChanged(is_leader, _):
+                self._leader = is_leader
+                self._round()
+            case _Input(outcome):
+                self._decide(outcome)
+            case _Committed(name, outcome):
+                self._committed(name, outcome)
+        return None
+
+    def _round(self) -> None:
+        if not self._leader:
+            return
+        if self._in_flight:
+            self._dirty = True
+            return
+        self._in_flight = -1
+        self._dirty = False
+        ref = self.actor_ref
+        self.raft.tell(
+            Read(controller_input, lambda o: ref.tell(_Input(o)), stale=False, timeout=self.timeout)
+        )
+
+    def _decide(self, outcome: Outcome) -> None:
+        data: ControllerInput | None = outcome.value if outcome.ok else None
+        self._in_flight = 0
+        if data is None:
+            if not outcome.ok and outcome.code != ErrorCode.NOT_LEADER:
+                logger.warning("services: read failed: {} {}", outcome.code, outcome.message)
+            self._finish()
+            return
+        now = time.time()
+        ref = self.actor_ref
+        for service, tasks in data.services:
+            decision = decide(
+                service, tasks, now, _new_id, down_nodes=data.down_nodes, settings=self.settings
+            )
+            command = command_for(service, decision, now)
+            if command is None:
+                continue
+            logger.info("service {}: {}", service.name, describe(decision))
+            self._in_flight += 1
+            name = service.name
+            self.raft.tell(
+                Propose(
+                    fsm_commands.encode_command(command),
+                    lambda o, name=name: ref.tell(_Committed(name, o)),
+                    timeout=self.timeout,
+                )
+            )
+        if not self._in_flight:
+            self._finish()
+
+    def _committed(self, name: str, outcome: Outcome) -> None:
+        if not outcome.ok:
+            if outcome.code == ErrorCode.CONFLICT:
+                # A user changed the service since the round read it: look again at once.
+                logger.debug("service {}: step not applied: {}", name, outcome.message)
+                self._dirty = True
+            else:
+                logger.warning("service {}: step not applied: {} {}", name, outcome.code, outcome.message)
+        self._in_flight -= 1
+        if self._in_flight <= 0:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._in_flight = 0
+        if self._dirty:
+            self._round()
