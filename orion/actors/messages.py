@@ -11,45 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orion.api.protocol import ErrorCode
-from orion.fsm.commands import CommandError, Refusal
+# The answer type of Propose and Read lives with the request path; actors import it from here.
+from orion.cluster.outcome import Callback as Callback
+from orion.cluster.outcome import Outcome as Outcome
+from orion.cluster.outcome import outcome_of as outcome_of
 from orion.gossip.events import MemberEvent
 from orion.model import NodeMeta
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The result of a write or a read: a value, or an error code and message."""
-
-    ok: bool
-    value: Any = None
-    code: str = ""  # an ErrorCode on failure ("" on success)
-    message: str = ""
-
-    @staticmethod
-    def success(value: Any = None) -> Outcome:
-        return Outcome(True, value)
-
-    @staticmethod
-    def failure(code: ErrorCode, message: str) -> Outcome:
-        return Outcome(False, None, code, message)
-
-
-_CODE_OF_REFUSAL = {
-    Refusal.INVALID: ErrorCode.INVALID,
-    Refusal.NOT_FOUND: ErrorCode.NOT_FOUND,
-    Refusal.CONFLICT: ErrorCode.CONFLICT,  # services (issue 14, S1)
-}
-
-
-def outcome_of(result: Any) -> Outcome:
-    """The outcome of an applied FSM command: its result, or its refusal's code and message."""
-    if isinstance(result, CommandError):
-        return Outcome.failure(_CODE_OF_REFUSAL[result.code], result.message)
-    return Outcome.success(result)
-
-
-Callback = Callable[[Outcome], None]
 
 
 class TickGate:

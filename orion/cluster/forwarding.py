@@ -1,16 +1,24 @@
-"""Wire messages that carry a follower's writes and read-index requests to the leader.
+"""A follower's writes and read-index requests on their way to the leader, and their wire messages.
 
 Any node accepts any request: a follower forwards the encoded FSM command (or a request for
 a read index) to the leader over the peer transport's FORWARD channel, and the leader answers
 with the outcome once the entry is applied (or the read index once a quorum confirmed it).
+``Forwarder`` keeps what a follower sent and still waits for, and what it parked while no
+leader (or no address for it) was known.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
 
 import msgspec
 
+from orion.cluster.deadlines import pop_expired
+from orion.cluster.outcome import Callback
 from orion.codec import bounded_decode
 
 MAX_FORWARD_FRAME = 4 * 1024 * 1024
@@ -51,3 +59,79 @@ def encode_forward(message: ForwardMessage) -> bytes:
 
 def decode_forward(buf: bytes) -> ForwardMessage:
     return bounded_decode(_decoder, buf, MAX_FORWARD_FRAME, "forward frame")
+
+
+class RequestKind(StrEnum):
+    PROPOSE = "propose"
+    READ = "read"
+
+
+@dataclass(slots=True)
+class Remote:
+    """A request that waits for a leader: a write (``data``) or a linearizable read (``query``)."""
+
+    kind: RequestKind
+    deadline: float
+    callback: Callback | None
+    data: bytes = b""
+    query: Callable[[Any], Any] | None = None
+
+
+class Forwarder:
+    """What this node sent to the leader and still waits for, and what waits for a leader.
+
+    ``send(address, payload)`` puts one frame on the FORWARD channel (best effort: a lost
+    request or answer ends as a timeout). ``origin`` is this node's Raft address, where
+    leaders send their answers.
+    """
+
+    def __init__(self, origin: str, send: Callable[[str, bytes], None]) -> None:
+        self.origin = origin
+        self._send = send
+        self._sent: dict[int, Remote] = {}  # by request id, in the order sent
+        self._parked: list[Remote] = []
+        self._req_ids = itertools.count(1)
+
+    def forward(self, remote: Remote, address: str | None) -> None:
+        """Send ``remote`` to the leader at ``address``; park it if the address is unknown."""
+        if address is None:
+            self.park(remote)
+            return
+        req_id = next(self._req_ids)
+        self._sent[req_id] = remote
+        message = (
+            ForwardPropose(req_id, self.origin, remote.data)
+            if remote.kind == RequestKind.PROPOSE
+            else ForwardReadIndex(req_id, self.origin)
+        )
+        self._send(address, encode_forward(message))
+
+    def park(self, remote: Remote) -> None:
+        """Keep ``remote`` until a leader is known (``take_parked``) or its deadline passes."""
+        self._parked.append(remote)
+
+    @property
+    def has_parked(self) -> bool:
+        return bool(self._parked)
+
+    def take_parked(self) -> list[Remote]:
+        parked, self._parked = self._parked, []
+        return parked
+
+    def answered(self, req_id: int) -> Remote | None:
+        """The request a leader's answer is for (None: already expired, or never sent)."""
+        return self._sent.pop(req_id, None)
+
+    def reply(self, origin: str, answer: ForwardAnswer) -> None:
+        """Answer a follower's forwarded request (this node leads, or did)."""
+        self._send(origin, encode_forward(answer))
+
+    def expire(self, now: float) -> tuple[list[Remote], list[Remote]]:
+        """Remove and return the requests past their deadline: (sent to a leader and not
+        answered, parked while no leader was known)."""
+        sent = pop_expired(self._sent, now)
+        parked: list[Remote] = []
+        if self._parked:
+            parked = [r for r in self._parked if r.deadline <= now]
+            self._parked = [r for r in self._parked if r.deadline > now]
+        return sent, parked

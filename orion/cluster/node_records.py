@@ -1,0 +1,84 @@
+"""The leader writes gossip's view of each node into the replicated state, and reschedules the
+tasks of a node gone for longer than ``reschedule_after``.
+
+A node's record changes when its status or what the scheduler places by (capacity, tags,
+addresses, ports, incarnation) changes. A command proposed for a node is not proposed again
+for two seconds, while it commits. Pure: time comes in as arguments (monotonic seconds for
+decisions, wall clock for the records' timestamps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from orion.cluster.leadership import Leadership
+from orion.cluster.mirror import MemberMirror
+from orion.fsm import commands as fsm_commands
+from orion.fsm.state import ClusterState
+from orion.model import ACTIVE_STATES, GONE_STATUSES, NodeMeta
+
+IN_FLIGHT = 2.0  # seconds before a node's command is proposed again
+TIMEOUT = 5.0  # seconds a node's command may take to commit
+
+
+class NodeRecordSync:
+    """``propose(data, deadline)`` appends an encoded FSM command on this leader."""
+
+    def __init__(
+        self,
+        fsm: ClusterState,
+        mirror: MemberMirror,
+        leadership: Leadership,
+        propose: Callable[[bytes, float], None],
+        *,
+        reschedule_after: float,
+    ) -> None:
+        self.fsm = fsm
+        self.mirror = mirror
+        self.leadership = leadership
+        self._propose = propose
+        self.reschedule_after = reschedule_after
+        self._in_flight: dict[str, float] = {}  # node id -> until when its command is in flight
+
+    def step(self, now: float, wall_now: float) -> None:
+        """Record gossip's view of the nodes in the FSM, and reschedule the tasks of dead ones."""
+        fsm = self.fsm
+        known = {record.meta.id: record for record in fsm.nodes()}
+        for node_id, entry in self.mirror.entries.items():
+            if self._in_flight.get(node_id, 0.0) > now:
+                continue
+            record = known.get(node_id)
+            command: Any = None
+            if record is None or record.status != entry.status or capacity_changed(record.meta, entry.meta):
+                command = fsm_commands.UpsertNode(meta=entry.meta, status=entry.status, at=wall_now)
+            elif (
+                entry.status in GONE_STATUSES
+                and now - self.leadership.trusted_since(entry.since) >= self.reschedule_after
+                and any(t.state in ACTIVE_STATES for t in fsm.tasks_on_node(node_id))
+            ):
+                command = fsm_commands.RescheduleNodeTasks(
+                    node_id=node_id, reason=f"node {node_id} is {entry.status}", at=wall_now
+                )
+            if command is not None:
+                self._in_flight[node_id] = now + IN_FLIGHT
+                self._propose(fsm_commands.encode_command(command), now + TIMEOUT)
+
+
+def capacity_changed(old: NodeMeta, new: NodeMeta) -> bool:
+    """Whether a node's record must be rewritten: what the scheduler and the API read of it
+    changed (memory in use, the meta's version, role and cluster id alone do not count)."""
+    return (
+        old.memory_total != new.memory_total
+        or old.cpu_total != new.cpu_total
+        or old.disk_total != new.disk_total
+        or old.tags != new.tags
+        or old.address != new.address
+        or old.api_port != new.api_port
+        or old.raft_port != new.raft_port
+        or old.gossip_port != new.gossip_port
+        or old.http_port != new.http_port
+        or old.host_ip != new.host_ip
+        or old.port_space != new.port_space
+        or old.raft_incarnation != new.raft_incarnation
+    )

@@ -1,0 +1,198 @@
+"""Every write and linearizable read a node accepts, from arrival to answer.
+
+A leader proposes writes itself (refusing them at once with ``no_quorum`` when it has lost
+contact with a quorum) and confirms reads by ReadIndex; a follower forwards both to its
+leader; a node that knows no leader parks them until one is known or their deadline passes.
+Writes are answered when their entry is applied; reads when the FSM has caught up with a
+read index confirmed by a quorum. A leader's ``not_leader`` answer (it lost leadership
+before appending) puts a forwarded request back in the queue for the next leader.
+
+Pure: no threads or I/O; time comes in as an argument, frames leave through ``send``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from orion.api.protocol import ErrorCode
+from orion.cluster.forwarding import (
+    ForwardAnswer,
+    Forwarder,
+    ForwardMessage,
+    ForwardPropose,
+    ForwardReadIndex,
+    Remote,
+    RequestKind,
+)
+from orion.cluster.leadership import Leadership
+from orion.cluster.linearizable_reads import LinearizableReads, Query
+from orion.cluster.outcome import Callback, Outcome
+from orion.cluster.quorum_contact import QuorumContact
+from orion.cluster.write_waiters import Waiter, WriteWaiters
+from orion.model import Task
+from orion.raft.core import NotLeaderError, RaftCore
+from orion.raft.types import Entry, RaftRole
+
+_TASK_DECODER = msgspec.msgpack.Decoder(Task | None)
+
+
+class RequestPath:
+    """``send(address, payload)``: one frame on the FORWARD channel. ``run(query)``: a read
+    query against the FSM, as an outcome. ``origin``: this node's Raft address."""
+
+    def __init__(
+        self,
+        core: RaftCore,
+        leadership: Leadership,
+        *,
+        node_id: str,
+        origin: str,
+        request_timeout: float,
+        election_ticks: int,
+        send: Callable[[str, bytes], None],
+        run: Callable[[Query], Outcome],
+    ) -> None:
+        self.core = core
+        self.node_id = node_id
+        self.request_timeout = request_timeout  # for requests forwarded by followers
+        self.quorum = QuorumContact(core, leadership, election_ticks)
+        self.forwarder = Forwarder(origin, send)
+        self.writes = WriteWaiters(self.forwarder.reply)
+        self.reads = LinearizableReads(self.forwarder.reply)
+        self._run = run
+
+    # ------------------------------------------------------------------ requests in
+    def propose(self, data: bytes, callback: Callback | None, deadline: float) -> None:
+        self._route(Remote(RequestKind.PROPOSE, deadline, callback, data=data))
+
+    def read(self, query: Query, callback: Callback, deadline: float, *, stale: bool = False) -> None:
+        """Run ``query`` once linearizable (at once on this node's state when ``stale``)."""
+        if stale:
+            callback(self._run(query))
+        else:
+            self._route(Remote(RequestKind.READ, deadline, callback, query=query))
+
+    def _route(self, remote: Remote) -> None:
+        core = self.core
+        if core.role == RaftRole.LEADER:
+            if remote.kind == RequestKind.PROPOSE:
+                self.propose_here(remote.data, remote.callback, remote.deadline)
+            else:
+                assert remote.query is not None and remote.callback is not None
+                core.read_index(self.reads.start(remote.query, remote.callback, remote.deadline))
+        elif core.leader_id:
+            self.forwarder.forward(remote, core.membership.address_of(core.leader_id))
+        else:
+            self.forwarder.park(remote)
+
+    def propose_here(
+        self,
+        data: bytes,
+        callback: Callback | None,
+        deadline: float,
+        forward_to: tuple[str, int] | None = None,
+    ) -> None:
+        """Append a write on this node, which should lead; answered when applied."""
+        waiter = Waiter(0, callback, deadline, forward_to)
+        if not self.quorum.has_quorum():
+            self.writes.finish(waiter, Outcome.failure(ErrorCode.NO_QUORUM, self.quorum.no_quorum_message()))
+            return
+        try:
+            index = self.core.propose(data)
+        except NotLeaderError as exc:
+            self.writes.finish(waiter, Outcome.failure(ErrorCode.NOT_LEADER, str(exc)))
+            return
+        waiter.term = self.core.term
+        self.writes.add(index, waiter)
+
+    def retry_parked(self) -> None:
+        """Route the requests parked while no leader was known, if one is known now."""
+        if not self.forwarder.has_parked or not (self.core.leader_id or self.core.role == RaftRole.LEADER):
+            return
+        for remote in self.forwarder.take_parked():
+            self._route(remote)
+
+    # ------------------------------------------------------------------ forwarded frames
+    def on_forward(self, message: ForwardMessage, now: float) -> None:
+        match message:
+            case ForwardPropose(req_id, origin, data):
+                if self._refuse_unless_leader(origin, req_id):
+                    return
+                self.propose_here(data, None, now + self.request_timeout, (origin, req_id))
+            case ForwardReadIndex(req_id, origin):
+                if self._refuse_unless_leader(origin, req_id):
+                    return
+                self.core.read_index(self.reads.start_forwarded(origin, req_id, now + self.request_timeout))
+            case ForwardAnswer():
+                self._on_answer(message, now)
+
+    def _refuse_unless_leader(self, origin: str, req_id: int) -> bool:
+        if self.core.role == RaftRole.LEADER:
+            return False
+        answer = ForwardAnswer(req_id, ErrorCode.NOT_LEADER, f"{self.node_id} is not the leader")
+        self.forwarder.reply(origin, answer)
+        return True
+
+    def _on_answer(self, answer: ForwardAnswer, now: float) -> None:
+        remote = self.forwarder.answered(answer.req_id)
+        if remote is None:
+            return
+        if answer.code == ErrorCode.NOT_LEADER:
+            if now < remote.deadline:
+                self.forwarder.park(remote)  # retried when a leader is known
+                self.retry_parked()
+            elif remote.callback:
+                remote.callback(Outcome.failure(ErrorCode.UNAVAILABLE, answer.message))
+        elif answer.code:
+            if remote.callback:
+                remote.callback(Outcome(False, None, answer.code, answer.message))
+        elif remote.kind == RequestKind.PROPOSE:
+            if remote.callback:
+                remote.callback(
+                    Outcome.success(_TASK_DECODER.decode(answer.result) if answer.result else None)
+                )
+        else:
+            assert remote.query is not None and remote.callback is not None
+            self.reads.wait_for_apply(remote.query, remote.callback, remote.deadline, answer.index)
+            self.serve_ready_reads()
+
+    # ------------------------------------------------------------------ the Ready loop's news
+    def on_applied(self, entry: Entry, result: Any) -> None:
+        self.writes.on_applied(entry, result)
+
+    def on_read_state(self, context: bytes, index: int) -> None:
+        self.reads.on_read_state(context, index)
+
+    def on_failed_read(self, context: bytes) -> None:
+        self.reads.fail(context, "leadership lost before the read was confirmed")
+
+    def serve_ready_reads(self) -> None:
+        self.reads.serve_ready(self.core.applied_index, self._run)
+
+    def on_leadership_changed(self) -> None:
+        if self.core.role != RaftRole.LEADER:
+            self.writes.on_leadership_lost(self.core.commit_index)
+        self.retry_parked()
+
+    # ------------------------------------------------------------------ time
+    def expire(self, now: float) -> None:
+        """Answer every request whose deadline has passed."""
+        quorum = self.quorum
+        self.writes.expire(now, lambda: quorum.timeout_message("write"))
+        sent, parked = self.forwarder.expire(now)
+        for remote in sent:
+            if remote.callback:
+                remote.callback(Outcome.failure(ErrorCode.TIMEOUT, quorum.timeout_message(remote.kind)))
+        for remote in parked:
+            if remote.callback:
+                remote.callback(
+                    Outcome.failure(ErrorCode.NO_QUORUM, "no quorum: no leader could be elected in time")
+                )
+        self.reads.expire(now, quorum.no_quorum_message)
+
+    def close(self) -> None:
+        """The node stops: every local writer still waiting hears so."""
+        self.writes.fail_callers(Outcome.failure(ErrorCode.UNAVAILABLE, "node is shutting down"))
