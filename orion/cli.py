@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NoReturn
 
+from orion import cli_services
 from orion.api.endpoints import EndpointMemory
 from orion.api.http import to_camel
 from orion.api.protocol import NodeInfo, RaftInfo, container_port_problem, normalize_port_bindings
@@ -49,7 +50,7 @@ exit codes:
   2  usage error: bad arguments, endpoints or token file, or a request the cluster
      rejected as invalid
   3  unavailable: no endpoint answered, or the request timed out
-  4  not found: no task with that id
+  4  not found: no task or service of that name
   5  unauthorized: the cluster wants a valid client token
 
 environment:
@@ -214,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("nodes", help="list cluster members", parents=[common])
     commands.add_parser("raft", help="Raft status of the answering node", parents=[common])
+    cli_services.add_parsers(commands, common)  # orion service ..., orion apply -f
     return parser
 
 
@@ -434,7 +436,9 @@ def run_client_command(args: argparse.Namespace, command: list[str] | None) -> i
 
 
 def dispatch(client: Client, args: argparse.Namespace, command: list[str] | None) -> None:
-    if args.command == "nodes":
+    if args.command in ("service", "apply"):
+        cli_services.run(client, args, command)
+    elif args.command == "nodes":
         nodes = client.nodes()
         emit(nodes, args.json, format_nodes(nodes))
     elif args.command == "raft":
@@ -516,8 +520,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv, command = argv[:split], argv[split + 1 :]
     parser = build_parser()
     args = parser.parse_args(argv)
-    if command is not None and getattr(args, "task_command", None) != "submit":
-        parser.error("a command after '--' is only accepted by 'orion task submit'")
+    takes_command = getattr(args, "task_command", None) == "submit" or getattr(
+        args, "service_command", None
+    ) in ("create", "update")
+    if command is not None and not takes_command:
+        parser.error(
+            "a command after '--' is only accepted by 'orion task submit' and 'orion service create|update'"
+        )
     if args.command == "node":
         from orion.node import run_node  # the node pulls in every subsystem: import only here
 
@@ -527,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_keygen(args.dir)
     try:
         return run_client_command(args, command)
-    except (UsageError, InvalidEndpoint) as exc:
+    except (UsageError, InvalidEndpoint, cli_services.ServiceUsageError) as exc:
         print(f"orion: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
