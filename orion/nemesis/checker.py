@@ -8,7 +8,13 @@
 4. the committed Raft log prefix is identical on all nodes (read from their DuckDB files
    after the cluster stopped);
 5. reads never go back in time: once a task was seen by a read, or its submit was
-   acknowledged, every read that started later sees it.
+   acknowledged, every read that started later sees it;
+6. services (orion/nemesis/service_load.py): each service whose create was acknowledged exists
+   and converged: exactly ``replicas`` tasks active, all Running at the service's current
+   template version, not draining, each with one running container on its node, and no other
+   container of the service runs; the replica count and every task's template revision were
+   asked for by an operation the cluster did not refuse, and one template version always
+   means one revision.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from orion.model import Task, TaskState
-from orion.nemesis.history import History, OpKind, Outcome
+from orion.model import Desired, Task, TaskState
+from orion.nemesis.history import SERVICE_KINDS, History, Op, OpKind, Outcome
 from orion.raft.types import StoredState
+from orion.services.spec import Service
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,119 @@ def check_reads(history: History) -> list[Violation]:
                 )
             )
     return violations
+
+
+def check_services(
+    history: History,
+    services: list[Service],
+    tasks: dict[str, list[Task]],
+    running: dict[str, list[str]],
+    rev_env: str,
+) -> list[Violation]:
+    """``tasks``: service name -> its tasks in any state; ``running``: task id -> node ids of its
+    running containers; ``rev_env``: the env key holding a template's revision."""
+    ops = [op for op in history.ops if op.kind in SERVICE_KINDS]
+    by_name = {service.name: service for service in services}
+    violations: list[Violation] = []
+    for name in sorted({op.service for op in ops}):
+        mine = [op for op in ops if op.service == name]
+        created = any(op.kind is OpKind.SERVICE_CREATE and op.outcome is Outcome.OK for op in mine)
+        service = by_name.get(name)
+        if service is None:
+            if created:
+                violations.append(
+                    Violation("service_lost", f"acknowledged service {name} does not exist", 0, name)
+                )
+            continue
+        asked_revs = {op.rev for op in mine if op.rev and op.outcome is not Outcome.ERROR}
+        violations += _service_revisions(name, service, tasks.get(name, []), asked_revs, rev_env)
+        violations += _service_replicas(name, service, mine)
+        violations += _service_converged(name, service, tasks.get(name, []), running)
+    return violations
+
+
+def _service_revisions(
+    name: str, service: Service, tasks: list[Task], asked: set[str], rev_env: str
+) -> list[Violation]:
+    violations = []
+    spec_rev = service.spec.template.env.get(rev_env, "")
+    if spec_rev not in asked:
+        violations.append(
+            Violation(
+                "service_version", f"service {name} runs revision {spec_rev!r}, never asked for", 0, name
+            )
+        )
+    rev_of_version: dict[int, str] = {}
+    for task in tasks:
+        rev = task.env.get(rev_env, "")
+        if rev not in asked:
+            violations.append(
+                Violation(
+                    "service_version",
+                    f"task {task.id} ({task.name}, version {task.version}) of {name} has revision {rev!r}, "
+                    f"never asked for (asked: {sorted(asked)})",
+                    0,
+                    name,
+                )
+            )
+        seen = rev_of_version.setdefault(task.version, rev)
+        if seen != rev:
+            violations.append(
+                Violation(
+                    "service_version",
+                    f"version {task.version} of {name} means revision {seen!r} and {rev!r} (task {task.id})",
+                    0,
+                    name,
+                )
+            )
+    return violations
+
+
+def _service_replicas(name: str, service: Service, ops: list[Op]) -> list[Violation]:
+    """The count is the last acknowledged one, or one an unanswered operation may have set."""
+    counting = [op for op in ops if op.replicas >= 0 and op.outcome is not Outcome.ERROR]
+    acknowledged = [op for op in counting if op.outcome is Outcome.OK]
+    allowed = {op.replicas for op in counting if op.outcome is Outcome.UNKNOWN}
+    if acknowledged:
+        last = max(acknowledged, key=lambda op: op.end)
+        allowed.add(last.replicas)
+        allowed |= {op.replicas for op in counting if op.outcome is Outcome.OK and op.end > last.start}
+    if service.spec.replicas in allowed:
+        return []
+    return [
+        Violation(
+            "service_replicas",
+            f"service {name} wants {service.spec.replicas} replicas; the history allows {sorted(allowed)}",
+            0,
+            name,
+        )
+    ]
+
+
+def _service_converged(
+    name: str, service: Service, tasks: list[Task], running: dict[str, list[str]]
+) -> list[Violation]:
+    active = [
+        t for t in tasks if t.desired == Desired.RUN and t.state not in (TaskState.FAILED, TaskState.STOPPED)
+    ]
+    problems = []
+    if len(active) != service.spec.replicas:
+        problems.append(f"{len(active)} active tasks for {service.spec.replicas} replicas")
+    for task in active:
+        if task.state != TaskState.RUNNING or task.version != service.template_version or task.drain_at:
+            problems.append(
+                f"{task.id} ({task.name}) is {task.state} at version {task.version} "
+                f"(template {service.template_version}){' draining' if task.drain_at else ''}"
+            )
+        elif running.get(task.id, []) != [task.node_id]:
+            problems.append(
+                f"{task.id} is Running on {task.node_id} but its containers run on {running.get(task.id)}"
+            )
+    active_ids = {t.id for t in active}
+    extras = sorted(t.id for t in tasks if t.id not in active_ids and running.get(t.id))
+    if extras:
+        problems.append(f"containers of finished tasks still run: {extras}")
+    return [Violation("service_converged", f"service {name}: {p}", 0, name) for p in problems]
 
 
 def committed_entries(state: StoredState) -> dict[int, tuple[int, int, bytes]]:

@@ -29,6 +29,17 @@ class OpKind(StrEnum):
     SUBMIT_INVALID = "submit_invalid"  # a request the server must refuse on validation
     STOP = "stop"
     READ = "read"
+    # Service operations (orion/nemesis/service_load.py): ``service`` names the service, ``rev``
+    # the template revision a create or update asked for, ``replicas`` the count asked for.
+    SERVICE_CREATE = "service_create"
+    SERVICE_UPDATE = "service_update"
+    SERVICE_SCALE = "service_scale"
+    SERVICE_ROLLBACK = "service_rollback"
+
+
+SERVICE_KINDS = frozenset(
+    {OpKind.SERVICE_CREATE, OpKind.SERVICE_UPDATE, OpKind.SERVICE_SCALE, OpKind.SERVICE_ROLLBACK}
+)
 
 
 @dataclass
@@ -42,13 +53,20 @@ class Op:
     code: str = ""  # the error code (no_quorum, invalid, not_found, timeout, unavailable, ...)
     detail: str = ""
     seen: tuple[str, ...] = ()  # reads: the task ids in the answer
+    service: str = ""
+    rev: str = ""
+    replicas: int = -1  # -1: the operation does not set the count
 
     def describe(self) -> str:
         seen = f" saw {len(self.seen)} tasks" if self.kind is OpKind.READ else ""
         code = f" [{self.code}]" if self.code else ""
+        target = self.task_id or "-"
+        if self.service:
+            target = self.service + (f" rev {self.rev}" if self.rev else "")
+            target += f" replicas {self.replicas}" if self.replicas >= 0 else ""
         return (
             f"{self.start:.3f}..{self.end:.3f} client {self.client} {self.kind.value} "
-            f"{self.task_id or '-'} -> {self.outcome.value}{code}{seen}"
+            f"{target} -> {self.outcome.value}{code}{seen}"
             + (f": {self.detail[:200]}" if self.detail else "")
         )
 
@@ -90,9 +108,14 @@ class History:
         return fault
 
     def around(self, at: float, window: float = 5.0, task_id: str = "", limit: int = 40) -> list[str]:
-        """Lines of history near ``at`` (and every op on ``task_id``), in time order."""
+        """Lines of history near ``at`` (and every op on ``task_id``, a task id or a service
+        name), in time order."""
         with self._lock:
-            ops = [o for o in self.ops if (task_id and o.task_id == task_id) or abs(o.start - at) <= window]
+            ops = [
+                o
+                for o in self.ops
+                if (task_id and task_id in (o.task_id, o.service)) or abs(o.start - at) <= window
+            ]
             faults = [f for f in self.faults if f.start - window <= at <= (f.end or f.start) + window]
         lines = sorted(
             [(o.start, o.describe()) for o in ops] + [(f.start, f.describe()) for f in faults],

@@ -29,6 +29,7 @@ from orion.nemesis.checker import Violation
 from orion.nemesis.faults import FAULT_KINDS, Nemesis, Timing
 from orion.nemesis.history import History, OpKind
 from orion.nemesis.load import ClientWorker
+from orion.nemesis.service_load import REV_ENV, ServiceWorker, service_names
 from orion.raft.duckdb_store import DuckDBStore
 from orion.raft.types import StoredState
 from orion.testing.localcluster import LocalCluster, wait_for
@@ -92,6 +93,7 @@ def run_seed(
     log: bool = True,
     big_state: bool = False,
     faults: tuple[str, ...] = FAULT_KINDS,
+    services: int = 2,
 ) -> RunResult:
     rng = random.Random(seed)
     history = History()
@@ -140,6 +142,19 @@ def run_seed(
             )
             for i in range(1, clients + 1)
         ]
+        if services:
+            workers.append(
+                ServiceWorker(
+                    cluster.endpoints,
+                    history,
+                    random.Random(rng.getrandbits(64)),
+                    run_prefix,
+                    stop,
+                    services=services,
+                    timeout=2.0 * (4 if big_state else 1),
+                    token=cluster.token,
+                )
+            )
         if big_state:
             ballast = BallastWriter(
                 cluster.endpoints,
@@ -181,6 +196,10 @@ def run_seed(
         violations += checker.check_submits(history, final)
         violations += checker.check_refused(history, final)
         violations += checker.check_reads(history)
+        if services:
+            violations += settle_services(
+                cluster, history, service_names(run_prefix, services), settle_timeout
+            )
         if ballast is not None:
             outcomes = Counter(op.outcome.value for op in ballast_history.ops)
             notes.append(
@@ -251,6 +270,27 @@ def settle(
                 problems = [Violation("liveness", f"cannot read the final state: {exc}")]
             if not problems or time.monotonic() >= deadline:
                 return final, running, problems
+            time.sleep(1.0)
+
+
+def settle_services(
+    cluster: LocalCluster, history: History, names: list[str], timeout: float
+) -> list[Violation]:
+    """Poll until every service converged (checker.check_services finds nothing), or the
+    deadline; the last look is judged."""
+    deadline = time.monotonic() + timeout
+    with cluster.client(timeout=5.0, retries=3) as client:
+        while True:
+            try:
+                services = [s for s in client.services() if s.name in names]
+                tasks = {s.name: client.service_tasks(s.name) for s in services}
+                problems = checker.check_services(
+                    history, services, tasks, running_containers(cluster), REV_ENV
+                )
+            except Exception as exc:  # mid-election: keep trying until the deadline
+                problems = [Violation("liveness", f"cannot read the services: {exc}")]
+            if not problems or time.monotonic() >= deadline:
+                return problems
             time.sleep(1.0)
 
 
