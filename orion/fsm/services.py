@@ -12,7 +12,7 @@ version it decided on and is refused once a user's change came in between.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -218,7 +218,11 @@ class ServiceBook:
         )
 
     def resume(self, cmd: ResumeServiceUpdate) -> ApplyResult:
-        return self._move_update(cmd.name, cmd.at, _RESUMED, "", "its update is not paused")
+        # The controller counts failures of the new template since started_at: a resume starts
+        # that count afresh, or an update paused on failures would pause again at once.
+        return self._move_update(
+            cmd.name, cmd.at, _RESUMED, "", "its update is not paused", started_at=cmd.at, failed_tasks=[]
+        )
 
     def remove(self, cmd: RemoveService) -> ApplyResult:
         old = self._services.get(cmd.name)
@@ -343,7 +347,13 @@ class ServiceBook:
         return None
 
     def _move_update(
-        self, name: str, at: float, moves: dict[UpdateState, UpdateState], message: str, refusal: str
+        self,
+        name: str,
+        at: float,
+        moves: dict[UpdateState, UpdateState],
+        message: str,
+        refusal: str,
+        **status: Any,
     ) -> ApplyResult:
         old = self._services.get(name)
         if old is None:
@@ -353,7 +363,7 @@ class ServiceBook:
             return old  # already there (a retried pause or resume)
         if current not in moves:
             return CommandError(Refusal.INVALID, f"service {name}: {refusal} (update {current.value})")
-        update = msgspec.structs.replace(old.update, state=moves[current].value, message=message)
+        update = msgspec.structs.replace(old.update, state=moves[current].value, message=message, **status)
         return self._store(
             old, msgspec.structs.replace(old, update=update, version=old.version + 1, updated_at=at)
         )

@@ -286,9 +286,21 @@ def test_pause_and_resume_an_update(run: Driver) -> None:
     assert isinstance(paused, Service)
     assert (paused.update.state, paused.version, paused.update.to_version) == ("paused", 3, 2)
     assert run(PauseServiceUpdate(at=4.0, name="web")) == paused  # a retry changes nothing
+    run(
+        ServiceStep(
+            at=3.5,
+            name="web",
+            expected_version=3,
+            status=msgspec.structs.replace(
+                paused.update, failed_tasks=["t9"], message="2 of 3 new tasks failed"
+            ),
+        )
+    )
     resumed = run(ResumeServiceUpdate(at=4.0, name="web"))
     assert isinstance(resumed, Service)
     assert (resumed.update.state, resumed.version) == ("updating", 4)
+    # The failures that paused it no longer count: the update starts counting again.
+    assert (resumed.update.started_at, resumed.update.failed_tasks, resumed.update.message) == (4.0, [], "")
     run(RollbackService(at=5.0, name="web"))
     paused = run(PauseServiceUpdate(at=6.0, name="web"))
     assert paused.update.state == "rollback_paused"  # type: ignore[union-attr]

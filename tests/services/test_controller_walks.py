@@ -6,8 +6,6 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
-import pytest
-
 from orion.fsm import commands as c
 from orion.model import TaskState
 from orion.services.controller import Rollback, Step
@@ -146,11 +144,6 @@ def test_a_failing_new_template_is_rolled_back_and_the_service_keeps_serving() -
     assert versions(world.live()) == {1: 3}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the FSM's ResumeServiceUpdate to set update.started_at = at and failed_tasks = [] "
-    "(requested of S1 in the services notes); remove this mark when it does",
-)
 def test_failure_action_pause_stops_the_update_and_resume_goes_on() -> None:
     world = World(spec(replicas=3, update=UpdatePolicy(failure_action="pause", max_failure_ratio=0.5)))
     world.settle()
