@@ -1,0 +1,25 @@
+"""RaftLog's byte sizes whatever way entries arrive: pinned after the mutation run (see
+RELIABILITY.md, "20,000 seeds and the mutation score")."""
+
+from __future__ import annotations
+
+from orion.raft.log import ENTRY_OVERHEAD_BYTES, RaftLog
+from orion.raft.types import Entry, EntryKind
+
+
+def test_a_proposal_after_entries_appended_without_their_payloads_is_sized_by_its_own_data() -> None:
+    """A new leader's no-op and a configuration are appended without a payload list (their
+    sizes are measured at the next send); a proposal right after them, in the same turn, must
+    not lend its size to them: the byte count of a range is the data of the entries in it."""
+    log = RaftLog(0, 0, [])
+    log.append([Entry(1, 1, EntryKind.CONFIG, b"c" * 50), Entry(2, 1, EntryKind.NOOP, b"")])
+    big = b"x" * 1000
+    log.append([Entry(3, 1, EntryKind.NORMAL, big)], [big])
+    small = b"y" * 7
+    log.append([Entry(4, 1, EntryKind.NORMAL, small)], [small])
+    overhead = ENTRY_OVERHEAD_BYTES
+    assert log.limit_bytes(1, 4, 1 << 20) == (4, 50 + 0 + 1000 + 7 + 4 * overhead)
+    # A limit that fits the first three entries exactly cuts the message after the third.
+    fits_three = 50 + 0 + 1000 + 3 * overhead
+    assert log.limit_bytes(1, 4, fits_three) == (3, fits_three)
+    assert log.limit_bytes(2, 4, 1000 + 7 + 3 * overhead) == (4, 1000 + 7 + 3 * overhead)
