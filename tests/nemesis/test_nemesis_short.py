@@ -1,6 +1,7 @@
 """The short nemesis run for CI: fixed seeds, a couple of minutes of faults under load.
 
-The long run is ``make nemesis`` (tools/nemesis.py); both share orion.nemesis.run.
+Besides tasks, each run creates, updates, scales and rolls back two services, and checks that
+they converge. The long run is ``make nemesis`` (tools/nemesis.py); both share orion.nemesis.run.
 """
 
 from __future__ import annotations
@@ -25,4 +26,5 @@ def test_nemesis_finds_nothing_lost(tmp_path: Path, seed: int) -> None:
     print(report)
     assert sum(result.faults.values()) > 0, report
     assert ops_of_kind(result, OpKind.SUBMIT) > 0 and ops_of_kind(result, OpKind.READ) > 0, report
+    assert ops_of_kind(result, OpKind.SERVICE_CREATE) > 0, report  # services were checked too
     assert result.ok, report
