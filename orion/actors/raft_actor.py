@@ -52,6 +52,7 @@ from orion.config import NodeConfig
 from orion.fsm.snapshot import encode_snapshot
 from orion.fsm.state import ClusterState
 from orion.raft.core import RaftConfig, RaftCore
+from orion.raft.pacing import Pacer
 from orion.raft.shell import RaftShell
 from orion.raft.snapshot_stream import snapshot_checksum
 from orion.raft.types import Entry, EntryKind, LogStore, RaftRole, Snapshot, SnapshotMeta, StoredState
@@ -303,7 +304,7 @@ class RaftActor(NodeActor):
             snapshot: Snapshot | None = None
             checksum: int | None = None
             try:
-                snapshot = Snapshot(meta, encode_snapshot(source))
+                snapshot = Snapshot(meta, encode_snapshot(source, pace=Pacer()))  # lock shared, see Pacer
                 checksum = snapshot_checksum(snapshot.data)  # for streaming it, if ever needed
                 store.write_snapshot(snapshot)  # durable, then checkpointed, all off this thread
             except Exception:

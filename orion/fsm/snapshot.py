@@ -14,6 +14,7 @@ The bytes are an msgpack ``TabularSnapshot`` with the tables ``meta``, ``nodes``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -56,7 +57,7 @@ class SnapshotSource:
     services: list[Service] = field(default_factory=list)  # in creation order
 
 
-def encode_snapshot(source: SnapshotSource) -> bytes:
+def encode_snapshot(source: SnapshotSource, pace: Callable[[], None] | None = None) -> bytes:
     """The snapshot bytes of ``source``; the same source always gives the same bytes, and the
     same bytes as encoding the whole ``TabularSnapshot`` at once.
 
@@ -66,7 +67,9 @@ def encode_snapshot(source: SnapshotSource) -> bytes:
     row it does not run at all. One encode call of the whole table also held the lock for tens
     of milliseconds. The rows go into pieces of about ``_PIECE_BYTES`` joined at the end:
     ``bytes.join`` releases the interpreter lock while it copies a big result, where one
-    ``bytes(buffer)`` of a 26 MB buffer held it for 10-60 ms (page faults on a busy machine)."""
+    ``bytes(buffer)`` of a 26 MB buffer held it for 10-60 ms (page faults on a busy machine).
+    ``pace`` is called after every task row (an ``orion.raft.pacing.Pacer`` when encoding
+    beside the Raft thread)."""
     meta = Table(
         columns=["key", "value"],
         types=["VARCHAR", "BIGINT"],
@@ -93,6 +96,8 @@ def encode_snapshot(source: SnapshotSource) -> bytes:
     encode_into = _encoder.encode_into
     for task in source.tasks:
         encode_into(task_row(task), buffer, -1)
+        if pace is not None:
+            pace()
         if len(buffer) >= _PIECE_BYTES:
             pieces.append(bytes(buffer))
             buffer.clear()

@@ -37,7 +37,8 @@ snapshot write at its next chunk (the installed snapshot is newer). Rows go from
 bytes to Arrow in C calls over about ``_CONVERT_BYTES`` of rows each (msgspec decodes a slice
 of rows with the column types, re-encodes it to prove the bytes come back exactly, and Arrow
 takes the columns), so the writer never holds the interpreter lock for long and does little
-Python work per row: a Raft thread waiting for the lock gets it within the switch interval.
+Python work per row, and it paces itself (``orion.raft.pacing``: it sleeps as long as it
+worked), so a Raft thread waiting for the lock gets it within a few milliseconds.
 
 Damage. Refusing to start is the answer to any of it: the node's data dir is wiped and the
 node rejoins as a new member (``StoreCorruptError`` says so).
@@ -76,6 +77,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
+from orion.raft.pacing import Pacer
 from orion.raft.store_integrity import WriteHint, entry_checksum, identity_checksum, snapshot_checksum
 from orion.raft.tabular import RawTable, array_header, decode_tabular_skeleton
 from orion.raft.types import (
@@ -100,8 +102,8 @@ WHAT_TO_DO = "wipe the data dir and start the node again: it rejoins the cluster
 # holds DuckDB's WAL (and so delays a concurrent save) to a few tens of ms.
 SNAPSHOT_CHUNK_BYTES = 4 << 20
 # Bytes of snapshot rows converted to Arrow per step: bounds how long one C call holds the
-# interpreter lock beside the Raft thread (decoding 256 KiB of task rows takes about 2 ms).
-_CONVERT_BYTES = 256 << 10
+# interpreter lock beside the Raft thread (converting 128 KiB of task rows takes 1-2 ms).
+_CONVERT_BYTES = 128 << 10
 CHECKPOINT_PATIENCE = 5.0  # seconds a checkpoint retries while the Raft thread's writes are open
 
 # Batches smaller than this go through a prepared multi-row INSERT; larger ones via Arrow,
@@ -733,16 +735,18 @@ class DuckDBStore:
     ) -> _StagedSnapshot:
         """Write the snapshot's rows into ``stage_`` tables, about ``SNAPSHOT_CHUNK_BYTES``
         per commit (rows of one table may differ in size by orders of magnitude), or settle
-        for keeping it as a blob when tables would not give back its exact bytes."""
+        for keeping it as a blob when tables would not give back its exact bytes. A background
+        write (``should_stop`` given) paces itself; the Raft thread's install goes flat out."""
         self._drop_tables(con, "stage_")
         meta = snapshot.meta
         membership = msgspec.msgpack.encode(meta.membership)
         tables = _tables_of(snapshot.data)
+        pace = Pacer() if should_stop is not None else None
         layout: str | None = None
         if tables is not None:
             try:
                 for name, table in tables.items():
-                    self._stage_table(con, name, table, should_stop)
+                    self._stage_table(con, name, table, should_stop, pace)
             except _NotExact:
                 self._drop_tables(con, "stage_")
                 tables = None
@@ -766,6 +770,7 @@ class DuckDBStore:
         name: str,
         table: RawTable,
         should_stop: Callable[[], bool] | None,
+        pace: Pacer | None,
     ) -> None:
         stage = _quote("stage_" + name)
         columns = ", ".join(f"{_quote(c)} {t}" for c, t in zip(table.columns, table.types, strict=True))
@@ -783,6 +788,8 @@ class DuckDBStore:
                 step_end = min(_rows_end(ends, start, _CONVERT_BYTES), end)
                 batches.append(converter.batch(rows[start:step_end]))
                 start = step_end
+                if pace is not None:
+                    pace()
             self._insert_chunk(con, stage, pa.Table.from_batches(batches))
 
     @staticmethod

@@ -32,6 +32,7 @@ from orion.fsm.snapshot import encode_snapshot
 from orion.fsm.state import ClusterState
 from orion.model import Task
 from orion.raft.duckdb_store import DuckDBStore
+from orion.raft.pacing import Pacer
 from orion.raft.types import Entry, HardState, Membership, Snapshot, SnapshotMeta
 from orion.units import parse_duration
 from tools.bench.common import save_result
@@ -126,7 +127,7 @@ def fresh_store(path: Path, tasks: int) -> DuckDBStore:
     return store
 
 
-def run(tasks: int, directory: Path, ways: list[str]) -> dict:
+def run(tasks: int, directory: Path, ways: list[str], paced: bool) -> dict:
     state = build_state(tasks)
     meta = SnapshotMeta(tasks, 1, Membership(voters={"n1": "127.0.0.1:1"}))
     row: dict = {"tasks": tasks, "loadavg_1m": round(os.getloadavg()[0], 2)}
@@ -155,7 +156,8 @@ def run(tasks: int, directory: Path, ways: list[str]) -> dict:
         def encode_and_write() -> None:
             t0 = time.perf_counter()
             phases.append((t0, "encode"))
-            snapshot = Snapshot(meta, encode_snapshot(box["source"]))  # type: ignore[arg-type]
+            pace = Pacer() if paced else None  # as RaftActor.start_snapshot does
+            snapshot = Snapshot(meta, encode_snapshot(box["source"], pace=pace))  # type: ignore[arg-type]
             t1 = time.perf_counter()
             phases.append((t1, "write"))
             new_store.write_snapshot(snapshot)
@@ -165,7 +167,18 @@ def run(tasks: int, directory: Path, ways: list[str]) -> dict:
             row["new_write_s"] = round(t2 - t1, 2)
             row["snapshot_mb"] = round(len(snapshot.data) / 1e6, 1)
 
-        row.update(figures("new", tick_lateness(take_source, encode_and_write), phases))
+        failures: list[BaseException] = []
+
+        def in_background() -> None:
+            try:
+                encode_and_write()
+            except BaseException as exc:
+                failures.append(exc)
+
+        lateness = tick_lateness(take_source, in_background)
+        if failures:
+            raise RuntimeError("the background snapshot failed") from failures[0]
+        row.update(figures("new", lateness, phases))
         new_store.close()
     return row
 
@@ -175,13 +188,16 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--way", choices=["old", "new", "both"], default="both")
+    parser.add_argument(
+        "--unpaced-encode", action="store_true", help="encode without a Pacer (write_snapshot still paces)"
+    )
     args = parser.parse_args()
     ways = ["old", "new"] if args.way == "both" else [args.way]
     rows = []
     with tempfile.TemporaryDirectory(prefix="orion-snap-") as tmp:
         for _ in range(args.repeat):
             for tasks in args.tasks:
-                row = run(tasks, Path(tmp), ways)
+                row = run(tasks, Path(tmp), ways, not args.unpaced_encode)
                 rows.append(row)
                 print(row, flush=True)
     print(f"\ntick {TICK_S * 1000:.0f} ms; lateness of each tick handled while the snapshot was taken")
