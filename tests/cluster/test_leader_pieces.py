@@ -1,0 +1,162 @@
+"""The leader-side parts around a real RaftCore (tests/raft/core_harness.py): leadership
+bookkeeping (orion/cluster/leadership.py), quorum contact (quorum_contact.py), the shutdown
+hand-over (shutdown_handover.py), bootstrap grace (bootstrap.py) and which node changes
+rewrite a node's record (node_records.py)."""
+
+from __future__ import annotations
+
+import random
+
+import msgspec
+import pytest
+
+from orion.cluster.bootstrap import BootstrapGrace
+from orion.cluster.leadership import Leadership
+from orion.cluster.node_records import capacity_changed
+from orion.cluster.quorum_contact import QuorumContact
+from orion.cluster.shutdown_handover import ShutdownHandover
+from orion.model import NodeMeta
+from orion.raft.core import RaftConfig, RaftCore
+from orion.raft.types import HardState, RaftRole, StoredState
+from tests.raft.core_harness import CoreHarness
+
+CONFIG = RaftConfig(election_ticks=10, heartbeat_ticks=2)
+
+
+def _led_by_n1() -> tuple[CoreHarness, RaftCore, Leadership]:
+    h = CoreHarness(["n1", "n2", "n3"], CONFIG)
+    leader = h.elect("n1")
+    h.pump()
+    leadership = Leadership(now=0.0)
+    assert leadership.observe(leader, now=1.0)
+    return h, leader, leadership
+
+
+def test_leadership_notes_changes_since_when_it_leads_and_when_it_heard_the_leader() -> None:
+    h, leader, leadership = _led_by_n1()
+    assert (leadership.is_leader, leadership.leader_id, leadership.leading_since) == (True, "n1", 1.0)
+    assert not leadership.observe(leader, now=2.0)  # nothing changed
+    assert leadership.trusted_since(0.5) == 1.0 and leadership.trusted_since(3.0) == 3.0
+    leadership.on_tick(leader, now=4.0)
+    assert leadership.ticks_leading == 1 and leadership.last_heard(leader, now=9.0) == 9.0
+    follower = h.core("n2")
+    seen = Leadership(now=0.0)
+    seen.observe(follower, now=1.0)
+    assert (seen.is_leader, seen.leader_id) == (False, "n1")
+    seen.on_send(follower, "n3", now=2.0)  # not its leader: no news of it
+    assert seen.last_heard(follower, now=5.0) == 0.0
+    seen.on_send(follower, "n1", now=3.0)  # answering its leader
+    assert seen.last_heard(follower, now=5.0) == 3.0
+
+
+def test_quorum_contact_counts_voters_heard_within_an_election_timeout() -> None:
+    # Without CheckQuorum the cut-off leader stays leader, so what it counts can be read.
+    h = CoreHarness(["n1", "n2", "n3"], RaftConfig(election_ticks=10, heartbeat_ticks=2, check_quorum=False))
+    leader = h.elect("n1")
+    h.pump()
+    leadership = Leadership(now=0.0)
+    leadership.observe(leader, now=0.0)
+    quorum = QuorumContact(leader, leadership, election_ticks=10)
+    assert quorum.reachable_voters() == ["n1", "n2", "n3"] and quorum.has_quorum()
+    h.blocked = {"n3"}
+    for _ in range(11):
+        h.tick(only="n1")
+        leadership.on_tick(leader, now=0.0)
+    assert quorum.reachable_voters() == ["n1", "n2"] and quorum.has_quorum()
+    assert quorum.timeout_message("write") == "write timed out; outcome unknown (leader n1)"
+    h.blocked = {"n2", "n3"}
+    for _ in range(11):
+        h.tick(only="n1")
+        leadership.on_tick(leader, now=0.0)
+    assert leader.role == RaftRole.LEADER and quorum.reachable_voters() == ["n1"] and not quorum.has_quorum()
+    assert quorum.no_quorum_message() == "the cluster cannot commit writes (2 of 3 voters unreachable)"
+    assert quorum.timeout_message("read").endswith("; the read may or may not be applied later")
+
+
+def test_a_new_leader_counts_voters_it_has_not_heard_yet_for_one_election_timeout() -> None:
+    h = CoreHarness(["n1", "n2", "n3"], RaftConfig(election_ticks=10, heartbeat_ticks=2, check_quorum=False))
+    h.blocked = {"n3"}
+    leader = h.elect("n1")  # n2's vote elects it; n3 is never heard in this term
+    leadership = Leadership(now=0.0)
+    leadership.observe(leader, now=0.0)
+    quorum = QuorumContact(leader, leadership, election_ticks=10)
+    h.blocked = {"n2", "n3"}
+    assert leader.last_contact_ticks("n3") is None
+    assert "n3" in quorum.reachable_voters()
+    for _ in range(11):
+        leadership.on_tick(leader, now=0.0)
+    assert "n3" not in quorum.reachable_voters()
+
+
+def test_shutdown_hands_leadership_over_then_reports_done() -> None:
+    h, leader, _ = _led_by_n1()
+    done: list[bool] = []
+    handover = ShutdownHandover(leader, wait=3.0)
+    handover.begin(lambda: done.append(True), now=0.0)
+    assert handover.pending and not done  # still leading: waits for the successor
+    h.pump()
+    assert leader.role != RaftRole.LEADER
+    handover.step(now=0.1)
+    assert done == [True] and not handover.pending
+    successor = h.core("n2") if h.core("n2").role == RaftRole.LEADER else h.core("n3")
+    assert successor.role == RaftRole.LEADER
+
+
+def test_shutdown_gives_up_waiting_after_its_wait_and_a_follower_is_done_at_once() -> None:
+    h, leader, _ = _led_by_n1()
+    h.blocked = {"n2", "n3"}  # the TimeoutNow is lost
+    done: list[float] = []
+    handover = ShutdownHandover(leader, wait=3.0)
+    handover.begin(lambda: done.append(1.0), now=0.0)
+    handover.step(now=2.9)
+    assert done == []
+    handover.step(now=3.0)
+    assert done == [1.0]
+    follower = ShutdownHandover(h.core("n2"))
+    follower.begin(lambda: done.append(2.0), now=0.0)
+    assert done == [1.0, 2.0]
+
+
+def _empty(node_id: str) -> RaftCore:
+    return RaftCore(node_id, StoredState(HardState(), None, []), CONFIG, random.Random(1))
+
+
+def test_bootstrap_waits_out_its_grace_then_founds_a_cluster() -> None:
+    core = _empty("a")
+    grace = BootstrapGrace(core, dict, node_id="a", raft_address="127.0.0.1:7100", incarnation="a1")
+    grace.start(now=0.0, grace=3.0)
+    grace.step(now=2.9)
+    assert core.term == 0
+    grace.step(now=3.0)
+    assert core.membership.voters == {"a": "127.0.0.1:7100"} and core.membership.incarnations == {"a": "a1"}
+    assert len(core.membership.cluster_id) == 32
+
+
+def test_bootstrap_never_founds_a_cluster_once_one_was_heard_of() -> None:
+    core = _empty("a")
+    heard: dict[str, str] = {}
+    grace = BootstrapGrace(core, lambda: heard, node_id="a", raft_address="x:1", incarnation="a1")
+    grace.start(now=0.0, grace=3.0)
+    heard["c0ffee"] = "n2"
+    grace.step(now=1.0)
+    heard.clear()
+    grace.step(now=10.0)  # given up for good, even if nobody is heard any more
+    assert core.term == 0 and core.last_index == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rewrite"),
+    [
+        ("memory_total", 1, True),
+        ("tags", {"zone": "b"}, True),
+        ("raft_port", 7101, True),
+        ("raft_incarnation", "b2", True),
+        ("port_space", "host-1", True),
+        ("memory_used", 5, False),
+        ("version", 9, False),
+        ("cluster_id", "c0ffee", False),
+    ],
+)
+def test_which_meta_changes_rewrite_a_nodes_record(field: str, value: object, rewrite: bool) -> None:
+    old = NodeMeta(id="b")
+    assert capacity_changed(old, msgspec.structs.replace(old, **{field: value})) is rewrite
