@@ -12,7 +12,7 @@ version it decided on and is refused once a user's change came in between.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -44,7 +44,28 @@ from orion.services.spec import (
 from orion.services.validate import SpecError, validate_spec
 
 if TYPE_CHECKING:
-    from orion.fsm.state import ApplyResult, ClusterState
+    from orion.fsm.results import ApplyResult
+
+
+class TaskTable(Protocol):
+    """What the services table needs of the task table it lives beside (``ClusterState``)."""
+
+    def task(self, task_id: str) -> Task | None: ...
+
+    def service_tasks(self, name: str) -> list[Task]: ...
+
+    def fixed_port_tasks(self, port: int, protocol: str) -> list[str]: ...
+
+    def new_task(self, task: Task, at: float, how: str) -> Task: ...
+
+    def stop_task(self, task: Task, at: float, reason: str) -> Task: ...
+
+    def change_task(self, task: Task, at: float, **changes: Any) -> Task: ...
+
+    def put_task(self, old: Task | None, new: Task) -> None: ...
+
+    def delete_task(self, task_id: str) -> None: ...
+
 
 REMOVED_REASON = "service {name} removed"
 STEP_STOP_REASON = "stopped by service {name}"
@@ -71,7 +92,7 @@ def _template_changed(old: ServiceSpec, new: ServiceSpec) -> bool:
 class ServiceBook:
     """Services by name (creation order) and the published ports they hold."""
 
-    def __init__(self, state: ClusterState) -> None:
+    def __init__(self, state: TaskTable) -> None:
         self._state = state
         self._services: dict[str, Service] = {}
         self._published: dict[tuple[int, str], str] = {}  # (port, protocol) -> service (derived)
@@ -112,7 +133,7 @@ class ServiceBook:
         # Tasks left by an earlier service of this name are all terminal (RemoveService stopped
         # them): they are history of another service, not tasks of this one.
         for task in self._state.service_tasks(spec.name):
-            self._state._delete(task.id)
+            self._state.delete_task(task.id)
         service = Service(name=spec.name, spec=spec, created_at=cmd.at, updated_at=cmd.at)
         self._store(None, service)
         return service
@@ -253,11 +274,11 @@ class ServiceBook:
         for task in cmd.add:
             health = Health.STARTING if task.health_check is not None else Health.NONE
             task = msgspec.structs.replace(task, health=health.value, drain_at=0.0)
-            state._put(None, state.new_task(task, cmd.at, f"created by service {cmd.name}"))
+            state.put_task(None, state.new_task(task, cmd.at, f"created by service {cmd.name}"))
         for task_id in cmd.drain:
             task = state.task(task_id)
             if task is not None and task.state not in TERMINAL and not task.drain_at:
-                state._change(task, cmd.at, drain_at=cmd.at, reason=DRAIN_REASON)
+                state.change_task(task, cmd.at, drain_at=cmd.at, reason=DRAIN_REASON)
         stop_reason = STEP_STOP_REASON.format(name=cmd.name)
         for task_id in cmd.stop:
             task = state.task(task_id)
@@ -281,7 +302,7 @@ class ServiceBook:
             return task
         what = Health(cmd.health).value or "no health check"
         reason = f"{what}: {cmd.reason}" if cmd.reason else what
-        return self._state._change(task, cmd.at, health=Health(cmd.health).value, reason=reason)
+        return self._state.change_task(task, cmd.at, health=Health(cmd.health).value, reason=reason)
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -63,6 +63,7 @@ from orion.fsm.port_index import (
     with_ports_held,
     without_held,
 )
+from orion.fsm.results import ApplyResult, AssignResult, TaskIds
 from orion.fsm.services import ServiceBook, fixed_host_ports
 from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
 from orion.fsm.tables import NodeRecord
@@ -79,20 +80,6 @@ TERMINAL_STATES = frozenset({TaskState.STOPPED, TaskState.FAILED})
 # States a node may report for a task it runs (Scheduled: waiting to restart after a backoff;
 # Stopped: its container completed with exit code 0).
 REPORTABLE_STATES = frozenset({TaskState.SCHEDULED, TaskState.RUNNING, TaskState.FAILED, TaskState.STOPPED})
-
-
-class AssignResult(msgspec.Struct, frozen=True):
-    assigned: list[str]  # task ids now Scheduled
-    skipped: list[str]  # stale placements: task no longer Pending, or node gone or not alive
-
-
-class TaskIds(msgspec.Struct, frozen=True):
-    """Result of a command over many tasks: the ids it changed."""
-
-    task_ids: list[str]
-
-
-ApplyResult = Task | NodeRecord | AssignResult | TaskIds | Service | CommandError
 
 
 def _submission_order(task: Task) -> tuple[float, str]:
@@ -189,7 +176,7 @@ class ClusterState:
                     f"host port {port}/{protocol} is published by service {publisher} on every node: "
                     "choose another host port (or 0 for any free one)",
                 )
-        self._put(None, self.new_task(task, cmd.at, "submitted"))
+        self.put_task(None, self.new_task(task, cmd.at, "submitted"))
         return self._tasks[task.id]
 
     def new_task(self, task: Task, at: float, how: str) -> Task:
@@ -221,7 +208,7 @@ class ClusterState:
         """StopTask's change: Stopped at once (its node's reconciler stops the container)."""
         if task.state == TaskState.STOPPED:
             return task
-        return self._change(
+        return self.change_task(
             task,
             at,
             state=TaskState.STOPPED,
@@ -254,7 +241,7 @@ class ClusterState:
                     continue
                 book.claim(port_space(node.meta), node.meta.host_ip, node_id, task_id, ports)
                 holds = [h for h in task.port_holds if h.kind != "foreign" or h.until > cmd.at]
-                self._change(
+                self.change_task(
                     task,
                     cmd.at,
                     state=TaskState.SCHEDULED,
@@ -266,7 +253,7 @@ class ClusterState:
                 )
                 assigned.append(task_id)
                 continue
-            self._change(task, cmd.at, state=TaskState.SCHEDULED, node_id=node_id, reason="")
+            self.change_task(task, cmd.at, state=TaskState.SCHEDULED, node_id=node_id, reason="")
             assigned.append(task_id)
         return AssignResult(assigned=assigned, skipped=skipped)
 
@@ -275,7 +262,7 @@ class ClusterState:
         for task_id in cmd.task_ids:
             task = self._tasks.get(task_id)
             if task is not None and task_id in self._pending and task.reason != cmd.reason:
-                self._change(task, cmd.at, reason=cmd.reason)
+                self.change_task(task, cmd.at, reason=cmd.reason)
                 changed.append(task_id)
             self._fresh.pop(task_id, None)
         return TaskIds(changed)
@@ -306,7 +293,7 @@ class ClusterState:
         if cmd.restart_times is not None:
             # Bounded, and finite: NaN would not survive the snapshot's JSON column.
             restart_times = [t for t in cmd.restart_times if math.isfinite(t)][-MAX_RESTART_TIMES:]
-        return self._change(
+        return self.change_task(
             task,
             cmd.at,
             state=cmd.state,
@@ -325,7 +312,7 @@ class ClusterState:
             if task.state in ACTIVE_STATES and task.desired == Desired.RUN:
                 # Its container may live on (a node killed with kill -9 leaves it running):
                 # the ports stay held on that node until the container is seen gone.
-                self._change(
+                self.change_task(
                     task,
                     cmd.at,
                     state=TaskState.PENDING,
@@ -380,7 +367,7 @@ class ClusterState:
                 reason=FORCE_REMOVED_REASON,
                 updated_at=cmd.at,
             )
-        self._delete(cmd.task_id)
+        self.delete_task(cmd.task_id)
         return task
 
     def _collect_garbage(self, cmd: CollectGarbage) -> ApplyResult:
@@ -395,7 +382,7 @@ class ClusterState:
         while heap and heap[0][0] < cmd.before and len(removed) < cmd.max_tasks:
             updated_at, task_id = heapq.heappop(heap)
             if self._is_current_terminal(updated_at, task_id):
-                self._delete(task_id)
+                self.delete_task(task_id)
                 removed.append(task_id)
         return TaskIds(removed)
 
@@ -408,7 +395,7 @@ class ClusterState:
                 Refusal.INVALID,
                 f"stale port conflict for task {task.id} from {cmd.node_id}: it is {task.state}",
             )
-        return self._change(
+        return self.change_task(
             task,
             cmd.at,
             state=TaskState.PENDING,
@@ -428,13 +415,13 @@ class ClusterState:
             holds = without_held(task, cmd.node_id)
             if len(holds) != len(task.port_holds):
                 # Bookkeeping, not an event of the task: no history line, no new updated_at.
-                self._put(task, msgspec.structs.replace(task, port_holds=holds))
+                self.put_task(task, msgspec.structs.replace(task, port_holds=holds))
                 released.append(task_id)
         return TaskIds(released)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
-    def _change(self, task: Task, at: float, **changes: Any) -> Task:
+    def change_task(self, task: Task, at: float, **changes: Any) -> Task:
         """Store a new version of ``task`` with ``changes``, and log the change in its history."""
         if "state" in changes:
             changes["state"] = TaskState(changes["state"]).value
@@ -452,10 +439,10 @@ class ClusterState:
         history = task.history[-(MAX_HISTORY - 1) :]
         history.append(event)
         new = msgspec.structs.replace(new, history=history)
-        self._put(task, new)
+        self.put_task(task, new)
         return new
 
-    def _put(self, old: Task | None, new: Task) -> None:
+    def put_task(self, old: Task | None, new: Task) -> None:
         if old is not None:
             # A task that stays Pending keeps its place: the scheduler walks that order.
             self._unindex(old, keep_pending=new.state == TaskState.PENDING and new.desired == Desired.RUN)
@@ -477,7 +464,7 @@ class ClusterState:
         else:
             self._fresh.pop(new.id, None)
 
-    def _delete(self, task_id: str) -> None:
+    def delete_task(self, task_id: str) -> None:
         """Forget a task: its indexes, its allocation, its name. A heap entry stays behind and
         is dropped when met."""
         task = self._tasks.pop(task_id)
@@ -666,7 +653,7 @@ class ClusterState:
         self._fixed_ports.clear()
         self._by_service.clear()
         for task in source.tasks:
-            self._put(None, task)
+            self.put_task(None, task)
         self._nodes = {node.id: node for node in source.nodes}
         self._services.restore(source.services)
         self.applied_index = source.applied_index

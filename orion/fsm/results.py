@@ -1,0 +1,24 @@
+"""What applying a command returns: the changed record, or why nothing changed."""
+
+from __future__ import annotations
+
+import msgspec
+
+from orion.fsm.commands import CommandError
+from orion.fsm.tables import NodeRecord
+from orion.model import Task
+from orion.services.spec import Service
+
+
+class AssignResult(msgspec.Struct, frozen=True):
+    assigned: list[str]  # task ids now Scheduled
+    skipped: list[str]  # stale placements: task no longer Pending, or node gone or not alive
+
+
+class TaskIds(msgspec.Struct, frozen=True):
+    """Result of a command over many tasks: the ids it changed."""
+
+    task_ids: list[str]
+
+
+ApplyResult = Task | NodeRecord | AssignResult | TaskIds | Service | CommandError
