@@ -18,11 +18,11 @@ from typing import Any
 import msgspec
 
 from orion.api.http import to_camel
+from orion.api.manifest import CREATE, UNCHANGED, ManifestError, format_plan, load_manifest, plan
 from orion.api.protocol import RequestError
 from orion.api.requests import service_fields
 from orion.client import Client, InvalidRequest, shown_state
 from orion.model import Desired, Task, TaskState
-from orion.services.manifest import CREATE, UNCHANGED, ManifestError, format_plan, load_manifest, plan
 from orion.services.spec import Service, ServiceSpec
 from orion.units import format_size
 

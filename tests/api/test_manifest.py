@@ -6,8 +6,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from orion.model import HealthCheck, RestartSpec
-from orion.services.manifest import (
+from orion.api.manifest import (
     CREATE,
     UNCHANGED,
     UPDATE,
@@ -18,6 +17,7 @@ from orion.services.manifest import (
     manifest_text,
     plan,
 )
+from orion.model import HealthCheck, RestartSpec
 from orion.services.spec import Placement, Service, ServicePort, ServiceSpec, TaskTemplate, UpdatePolicy
 
 WEB_TOML = """
