@@ -20,6 +20,7 @@ from tools.mutation.runner import (
     Outcome,
     Workspace,
     append_result,
+    failing_test,
     killed_before,
     source_digests,
 )
@@ -126,6 +127,11 @@ def test_end_to_end_on_a_toy_tree(tmp_path: Path) -> None:
         mutants = {(m.original, m.replacement): m for m in generate("pkg/calc.py", source)}
         keys = [("return x * 2 + 0", "pass"), ("2", "3"), ("+", "-"), ("-", "+")]
         outcomes = {key: workspace.run(mutants[key], coverage).status for key in keys}
+        # A confirmation runs only the named test (one that passes without the mutant).
+        confirmed = workspace.run(mutants[("2", "3")], coverage, only=["tests/test_calc.py::test_double"])
+        assert (confirmed.status, confirmed.tests) == (KILLED, 1)
+        unknown = workspace.run(mutants[("2", "3")], coverage, only=["tests/test_calc.py::gone"])
+        assert unknown.status == UNCOVERED
     assert outcomes[("return x * 2 + 0", "pass")] == KILLED
     assert outcomes[("2", "3")] == KILLED
     assert outcomes[("+", "-")] == SURVIVED  # x * 2 - 0: an equivalent mutant
@@ -172,3 +178,12 @@ def test_rejudging_refuses_a_run_that_recorded_no_sources(tmp_path: Path) -> Non
     (tmp_path / "old").mkdir()
     with pytest.raises(ValueError, match=r"no sources\.json"):
         killed_before([tmp_path / "old"], {})
+
+
+def test_the_killing_test_is_read_from_an_outcome_detail() -> None:
+    assert failing_test("FAILED tests/raft/test_a.py::test_b[3] - AssertionError: x") == (
+        "tests/raft/test_a.py::test_b[3]"
+    )
+    assert failing_test(f"{CARRIED_FROM}/tmp/run: ERROR tests/a.py::test_c") == "tests/a.py::test_c"
+    assert failing_test("ImportError: cannot import name") is None
+    assert failing_test("over 96 s") is None

@@ -7,6 +7,8 @@ orion/gossip/ does the test suite notice?
     .venv/bin/python tools/mutation --resume             # continue an interrupted run
     .venv/bin/python tools/mutation --workdir NEW --rejudge-survivors-of OLD1 OLD2
                                                          # run again only what OLD1/OLD2 left alive
+    .venv/bin/python tools/mutation --workdir W1 --shard 1/2 ...   # and --shard 2/2 beside it
+    .venv/bin/python tools/mutation --workdir REPORT --merge W1 W2  # one report over both
 
 The tree is exported (``git archive`` of ``--rev``, HEAD by default) into ``--workdir``; the
 working tree is never touched. One worker: mutants run one after another. Results go to
@@ -17,6 +19,7 @@ WORKDIR/report.txt. Exit code 1 when the score is below ``--min-score`` or a nam
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -43,6 +46,7 @@ from .runner import (
     Workspace,
     append_result,
     export_tree,
+    failing_test,
     killed_before,
     load_results,
     source_digests,
@@ -130,14 +134,33 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="DIR",
         help="a fresh tree and baseline; mutants that the runs in these workdirs killed (in files "
-        "unchanged since: their sources.json) are taken over, all others run again. Several "
-        "DIRs merge runs split by --files",
+        "unchanged since: their sources.json) are confirmed by running only the test that killed "
+        "them (a kill that names no test, or is not confirmed, is judged again in full), their "
+        "timeouts are taken over, and all other mutants run again. Several DIRs merge runs split "
+        "by --files or --shard",
+    )
+    parser.add_argument(
+        "--shard", default="1/1", help="K/N: only the K-th of N interleaved parts of the mutants (1-based)"
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="run nothing: report over the mutants of --rev the verdicts in these workdirs (e.g. shards)",
     )
     parser.add_argument("--min-score", type=float, default=0.0, help="exit 1 below this score (0-100)")
     parser.add_argument("--no-fork", action="store_true", help="a fresh Python process per mutant (slower)")
     args = parser.parse_args(argv)
     if args.every < 1:
         parser.error("--every must be at least 1")
+    try:
+        shard, shards = (int(part) for part in args.shard.split("/"))
+    except ValueError:
+        parser.error(f"--shard must be K/N, got {args.shard!r}")
+    if not 1 <= shard <= shards:
+        parser.error(f"--shard {args.shard}: K must lie in 1..N")
     if args.rejudge_survivors_of and (args.resume or args.keep_killed or args.named):
         parser.error("--rejudge-survivors-of makes a fresh run: not with --resume, --keep-killed or --named")
     if args.workdir.resolve() in {d.resolve() for d in args.rejudge_survivors_of}:
@@ -147,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     tree = workdir / "tree"
     results_path = workdir / ("named.jsonl" if args.named else "results.jsonl")
     coverage_path = workdir / "coverage.json"
+    confirm_path = workdir / "confirm.json"  # mutant id -> the test that killed it in an earlier run
+    if args.merge:
+        return _merge(args, workdir, tree)
     if not args.resume:
         workdir.mkdir(parents=True, exist_ok=True)
         export_tree(REPO, tree, None if args.rev == "worktree" else args.rev)
@@ -155,12 +181,22 @@ def main(argv: list[str] | None = None) -> int:
         coverage_path.unlink(missing_ok=True)
         kept = [o for o in load_results(results_path).values() if o.status in (KILLED, TIMEOUT)]
         results_path.unlink(missing_ok=True)
+        confirm_path.unlink(missing_ok=True)
         if args.rejudge_survivors_of:
             try:
-                kept = killed_before(args.rejudge_survivors_of, digests)
+                earlier = killed_before(args.rejudge_survivors_of, digests)
             except ValueError as exc:
                 parser.error(f"--rejudge-survivors-of: {exc}")
-            print(f"taken over from earlier runs: {len(kept)} killed mutants", flush=True)
+            kept = [o for o in earlier if o.status == TIMEOUT]
+            to_confirm = {
+                o.id: test for o in earlier if o.status == KILLED and (test := failing_test(o.detail))
+            }
+            confirm_path.write_text(json.dumps(to_confirm, indent=1) + "\n")
+            print(
+                f"from earlier runs: {len(to_confirm)} kills to confirm by their test, "
+                f"{len(kept)} timeouts taken over",
+                flush=True,
+            )
         if args.keep_killed or args.rejudge_survivors_of:
             for outcome in kept:
                 append_result(results_path, outcome)
@@ -168,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--resume: no tree in {workdir}")
 
     mutants = collect(tree, args.files, args.named)
-    mutants = [m for m in mutants if args.match in m.id][:: args.every]
+    mutants = [m for m in mutants if args.match in m.id][:: args.every][shard - 1 :: shards]
     if args.list:
         for m in mutants:
             print(f"{m.id}  {m.describe()}")
@@ -203,11 +239,15 @@ def _run_all(
         coverage = workspace.baseline(targets, coverage_path, timeout=3600)
         print(f"baseline: {len(coverage.passed)} tests pass ({time.monotonic() - began:.0f} s)", flush=True)
     done = load_results(results_path)
+    confirm_path = coverage_path.parent / "confirm.json"
+    to_confirm: dict[str, str] = json.loads(confirm_path.read_text()) if confirm_path.exists() else {}
     outcomes: list[Outcome] = []
     for i, mutant in enumerate(mutants, start=1):
         outcome = done.get(mutant.id)
         if outcome is None:
-            outcome = workspace.run(mutant, coverage)
+            outcome = _confirm(workspace, mutant, coverage, to_confirm.get(mutant.id))
+            if outcome is None:
+                outcome = workspace.run(mutant, coverage)
             append_result(results_path, outcome)
             print(
                 f"[{i}/{len(mutants)}] {outcome.status:9} {outcome.seconds:6.1f}s "
@@ -216,6 +256,36 @@ def _run_all(
             )
         outcomes.append(outcome)
     return outcomes
+
+
+def _confirm(workspace: Workspace, mutant: Mutant, coverage: Coverage, test: str | None) -> Outcome | None:
+    """The kill of an earlier run, confirmed by its test alone; None if there is none to confirm
+    or the test now passes (the mutant is then judged in full)."""
+    if test is None:
+        return None
+    outcome = workspace.run(mutant, coverage, only=[test])
+    if outcome.status != KILLED:
+        return None
+    return dataclasses.replace(outcome, detail=f"confirmed: {outcome.detail}")
+
+
+def _merge(args: argparse.Namespace, workdir: Path, tree: Path) -> int:
+    """One report over the verdicts of several runs (first verdict found wins)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    export_tree(REPO, tree, None if args.rev == "worktree" else args.rev)
+    verdicts: dict[str, Outcome] = {}
+    for run in args.merge:
+        for outcome in load_results(run / "results.jsonl").values():
+            verdicts.setdefault(outcome.id, outcome)
+    mutants = collect(tree, args.files, named=False)
+    outcomes = [verdicts[m.id] for m in mutants if m.id in verdicts]
+    text, score = report(outcomes, sum(o.seconds for o in outcomes))
+    missing = len(mutants) - len(outcomes)
+    if missing:
+        text += f"\nnot judged by any of these runs: {missing} of {len(mutants)} mutants"
+    (workdir / "report.txt").write_text(text + "\n")
+    print(text)
+    return 0 if not missing and 100 * score >= args.min_score else 1
 
 
 if __name__ == "__main__":

@@ -162,8 +162,15 @@ class Workspace:
             raise RuntimeError(f"the baseline run wrote no trace (exit {code}):\n{output}")
         return Coverage.load(out, self.tree, targets)
 
-    def run(self, mutant: Mutant, coverage: Coverage, min_timeout: float = 30.0) -> Outcome:
+    def run(
+        self, mutant: Mutant, coverage: Coverage, min_timeout: float = 30.0, only: list[str] | None = None
+    ) -> Outcome:
+        """Judge ``mutant`` by the tests that run its lines (``only``: just these tests, those
+        of them that pass without any mutant; a quick confirmation of an earlier kill)."""
         tests = coverage.tests_for(mutant)
+        if only is not None:
+            passing = set(coverage.passed)
+            tests = [t for t in only if t in passing]
         if not tests:
             return Outcome(mutant.id, mutant.describe(), UNCOVERED, 0.0, 0, "no test runs this line")
         path = self.tree / mutant.path
@@ -275,6 +282,16 @@ def killed_before(workdirs: Iterable[Path], digests: dict[str, str]) -> list[Out
                     outcome.id, outcome.description, outcome.status, outcome.seconds, outcome.tests, detail
                 )
     return list(carried.values())
+
+
+def failing_test(detail: str) -> str | None:
+    """The test id in an outcome's detail ("FAILED tests/x.py::test_y - why"), if it names one."""
+    detail = detail.split(": ", 1)[1] if detail.startswith(CARRIED_FROM) else detail
+    for prefix in ("FAILED ", "ERROR "):
+        if detail.startswith(prefix):
+            test = detail[len(prefix) :].split(" - ", 1)[0].strip()
+            return test if "::" in test else None
+    return None
 
 
 def load_results(path: Path) -> dict[str, Outcome]:
