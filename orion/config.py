@@ -124,6 +124,26 @@ class ServicesSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     controller_interval: Duration = "500ms"  # how often the leader looks at every service
 
 
+class IngressSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The routing mesh (orion/ingress): HAProxy listening on every published port of a service."""
+
+    enabled: bool = True
+    haproxy: str = "haproxy"  # the binary (a name on PATH or /usr/sbin, or a path)
+    address: str = ""  # where published ports listen; "" = [docker] host_ip, else [node] advertise
+
+
+def _ingress_address(raw: RawConfig) -> str:
+    import ipaddress  # only here: the ingress's address is the one key that must be an IP
+
+    address = raw.ingress.address or raw.docker.host_ip or raw.node.advertise
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        key = "ingress.address" if raw.ingress.address else "docker.host_ip or node.advertise"
+        raise ConfigError(f"{key}: the ingress listens on an IP address, got {address!r}") from None
+    return address
+
+
 class RawConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     node: NodeSection
     ports: PortsSection = msgspec.field(default_factory=PortsSection)
@@ -136,6 +156,7 @@ class RawConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     testing: TestingSection = msgspec.field(default_factory=TestingSection)
     security: SecuritySection = msgspec.field(default_factory=SecuritySection)
     services: ServicesSection = msgspec.field(default_factory=ServicesSection)
+    ingress: IngressSection = msgspec.field(default_factory=IngressSection)
 
 
 class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -198,6 +219,9 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     snapshot_chunk: int = 1 << 20
     drain_delay: float = 2.0  # [services]
     controller_interval: float = 0.5
+    ingress_enabled: bool = True  # [ingress]
+    haproxy: str = "haproxy"
+    ingress_address: str = "127.0.0.1"
 
     @property
     def raft_address(self) -> str:
@@ -286,6 +310,9 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
     return NodeConfig(
         drain_delay=drain_delay,
         controller_interval=controller_interval,
+        ingress_enabled=raw.ingress.enabled,
+        haproxy=raw.ingress.haproxy,
+        ingress_address=_ingress_address(raw),
         dynamic_ports=dynamic_ports,
         restart_condition=raw.docker.restart,
         restart_interval=restart_interval,

@@ -24,6 +24,8 @@ from orion.actors.api_actor import ApiActor
 from orion.actors.gossip_actor import GossipActor, Join
 from orion.actors.health_actor import TICK_S as HEALTH_TICK_S
 from orion.actors.health_actor import HealthActor
+from orion.actors.ingress_actor import TICK_S as INGRESS_TICK_S
+from orion.actors.ingress_actor import IngressActor, IngressSettings
 from orion.actors.messages import ContainerExited, Outcome, Read, Shutdown
 from orion.actors.raft_actor import RaftActor
 from orion.actors.reconciler_actor import ReconcilerActor
@@ -239,6 +241,13 @@ class Node:
         self._refs.append(services)
         raft.proxy().add_listener(services).get()
         self.ticker.add(services, config.controller_interval)
+        # The routing mesh (every node): HAProxy on each published port, routed as the FSM says.
+        if config.ingress_enabled:
+            settings = IngressSettings(config.ingress_address, config.data_dir / "ingress", config.haproxy)
+            ingress = IngressActor.start(raft, settings, self._on_fatal, config.request_timeout)
+            self._refs.append(ingress)
+            raft.proxy().add_listener(ingress).get()
+            self.ticker.add(ingress, INGRESS_TICK_S)
         # The cluster id labels this node's containers: the worker touches none and the
         # reconciler starts no round until the Raft configuration names it (worker told first).
         raft.proxy().add_identity_listener(worker).get()

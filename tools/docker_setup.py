@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Make a Docker engine and the local test image available, or fail loudly.
 
-Installs Debian's docker.io and busybox-static when missing, starts dockerd when it is not
-answering, and builds the image ``orion-busybox:latest`` with ``docker import`` from a root
-filesystem that holds only the static busybox binary and its applet links. No registry is
-contacted: every test and the demo use this image.
+Installs Debian's docker.io, busybox-static and haproxy (every node's ingress) when missing,
+starts dockerd when it is not answering, and builds the image ``orion-busybox:latest`` with
+``docker import`` from a root filesystem that holds only the static busybox binary and its
+applet links. No registry is contacted: every test and the demo use this image.
 
 The service tests and benchmarks also get three web images built the same way (busybox httpd
 on port 80, serving ``/`` and ``/health``): ``orion-web:v1`` and ``orion-web:v2`` answer "v1" and
@@ -46,10 +46,12 @@ def docker_answers() -> bool:
 
 
 def install_packages() -> None:
+    # haproxy: every node's ingress (orion/ingress); Debian installs it in /usr/sbin.
+    wanted = (("docker.io", "dockerd"), ("busybox-static", "busybox"), ("haproxy", "haproxy"))
     missing = [
         pkg
-        for pkg, binary in (("docker.io", "dockerd"), ("busybox-static", "busybox"))
-        if shutil.which(binary) is None and not Path(f"/bin/{binary}").exists()
+        for pkg, binary in wanted
+        if shutil.which(binary) is None and not any(Path(d, binary).exists() for d in ("/bin", "/usr/sbin"))
     ]
     if not missing:
         return
