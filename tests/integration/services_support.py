@@ -103,12 +103,25 @@ def converged(client: Any, name: str, replicas: int, image: str | None = None) -
 
 
 def wait_converged(
-    cluster: LocalCluster, name: str, replicas: int, image: str | None = None, timeout: float = 120.0
+    cluster: LocalCluster,
+    name: str,
+    replicas: int,
+    image: str | None = None,
+    timeout: float = 120.0,
+    avoiding: str = "",
 ) -> list[Task]:
+    """Until ``converged`` (and, with ``avoiding``, no active task is on that node id)."""
+
+    def done(client: Any) -> list[Task] | None:
+        tasks = converged(client, name, replicas, image)
+        if tasks is None or any(t.node_id == avoiding for t in tasks):
+            return None
+        return tasks
+
     with cluster.client(timeout=5.0, retries=2) as client:
         try:
             return wait_for(
-                lambda: converged(client, name, replicas, image),
+                lambda: done(client),
                 timeout,
                 interval=0.25,
                 what=f"service {name} to run {replicas} available replicas"
