@@ -74,7 +74,6 @@ def silent(worker: DockerWorker) -> Task:
 
 def test_http_passes_on_the_expected_status_only(worker: DockerWorker, web: Task) -> None:
     prober = HealthProber(worker)
-    port = web.host_ports["80/tcp"]
     assert prober.probe(web, HealthCheck(kind="http", port=80, path="/")) == ProbeOutcome(True, "status 200")
     missing = prober.probe(web, HealthCheck(kind="http", port=80, path="/nope"))
     assert missing == ProbeOutcome(False, "status 404, expected 200")
