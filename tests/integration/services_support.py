@@ -3,7 +3,8 @@ conditions the tests wait for (a service converged, its containers, traffic thro
 
 Services are changed through the CLI (``orion service ...``, the interface users have) and
 read through the Python client (``service``, ``service_tasks``). Node N of a LocalCluster has
-its own address 127.0.0.N, and its ingress listens there on every published port.
+its own address 127.0.0.N, and its ingress listens there on every published port (read from
+each node's config, so the tests follow LocalCluster's layout).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import random
 import socket
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 from typing import Any
 
@@ -63,7 +65,15 @@ def _bindable(host: str, port: int) -> bool:
 
 
 def node_addresses(cluster: LocalCluster, running_only: bool = True) -> list[str]:
-    return [f"127.0.0.{n.index}" for n in cluster.nodes if n.running or not running_only]
+    """Each node's ingress address, as its config sets it: [ingress] address, else [docker]
+    host_ip, else the advertise address 127.0.0.1 (LocalCluster gives node N 127.0.0.N)."""
+    addresses = []
+    for node in cluster.nodes:
+        if node.running or not running_only:
+            config = tomllib.loads(node.config_path.read_text())
+            address = config.get("ingress", {}).get("address") or config.get("docker", {}).get("host_ip")
+            addresses.append(address or "127.0.0.1")
+    return addresses
 
 
 def ingress(cluster: LocalCluster, port: int) -> list[tuple[str, int]]:
