@@ -140,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         "by --files or --shard",
     )
     parser.add_argument(
+        "--take-kills",
+        action="store_true",
+        help="with --rejudge-survivors-of: take the earlier kills over as they are, unconfirmed "
+        "(when they were confirmed on the same source files already, and --suite is only the "
+        "tests added since, to judge the survivors by)",
+    )
+    parser.add_argument(
         "--shard", default="1/1", help="K/N: only the K-th of N interleaved parts of the mutants (1-based)"
     )
     parser.add_argument(
@@ -161,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--shard must be K/N, got {args.shard!r}")
     if not 1 <= shard <= shards:
         parser.error(f"--shard {args.shard}: K must lie in 1..N")
+    if args.take_kills and not args.rejudge_survivors_of:
+        parser.error("--take-kills goes with --rejudge-survivors-of")
     if args.rejudge_survivors_of and (args.resume or args.keep_killed or args.named):
         parser.error("--rejudge-survivors-of makes a fresh run: not with --resume, --keep-killed or --named")
     if args.workdir.resolve() in {d.resolve() for d in args.rejudge_survivors_of}:
@@ -187,14 +196,16 @@ def main(argv: list[str] | None = None) -> int:
                 earlier = killed_before(args.rejudge_survivors_of, digests)
             except ValueError as exc:
                 parser.error(f"--rejudge-survivors-of: {exc}")
-            kept = [o for o in earlier if o.status == TIMEOUT]
+            kept = earlier if args.take_kills else [o for o in earlier if o.status == TIMEOUT]
             to_confirm = {
-                o.id: test for o in earlier if o.status == KILLED and (test := failing_test(o.detail))
+                o.id: test
+                for o in earlier
+                if o.status == KILLED and not args.take_kills and (test := failing_test(o.detail))
             }
             confirm_path.write_text(json.dumps(to_confirm, indent=1) + "\n")
             print(
                 f"from earlier runs: {len(to_confirm)} kills to confirm by their test, "
-                f"{len(kept)} timeouts taken over",
+                f"{len(kept)} verdicts taken over",
                 flush=True,
             )
         if args.keep_killed or args.rejudge_survivors_of:
