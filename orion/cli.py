@@ -29,10 +29,10 @@ from orion.client import (
     Unavailable,
     checked_endpoints,
     default_endpoints,
-    read_token_file,
     shown_state,
 )
 from orion.model import Desired, Task
+from orion.security import client_credentials
 from orion.security.keys import KeyFileError
 from orion.units import format_size
 
@@ -58,6 +58,9 @@ environment:
                     default 127.0.0.1:7301,127.0.0.1:7302,127.0.0.1:7303 (config/node*.toml)
   ORION_TOKEN       the client token of a secured cluster
   ORION_TOKEN_FILE  a file holding it (e.g. secrets/client.token from `orion keygen`)
+  ORION_SERVER_KEY_FILE  the API's public key (secrets/cluster.key); default: cluster.key
+                    beside the token file. ORION_SERVER_KEY: the key itself
+  ORION_CLIENT_BUNDLE  a client bundle (`orion keygen --client-bundle FILE`): key, token, endpoints
   XDG_CACHE_HOME    the endpoint that answered last is kept in $XDG_CACHE_HOME/orion/endpoint
                     (default ~/.cache/orion/endpoint) and tried first by the next command
 """
@@ -125,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--token-file", default=argparse.SUPPRESS, help="file holding the client token (ORION_TOKEN_FILE)"
     )
+    common.add_argument("--server-key", default=argparse.SUPPRESS, help="the API's public key or its file")
+    common.add_argument("--bundle", default=argparse.SUPPRESS, help="client bundle (ORION_CLIENT_BUNDLE)")
 
     parser = _Parser(
         prog="orion",
@@ -143,6 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="file holding the client token (default: ORION_TOKEN, ORION_TOKEN_FILE)",
     )
+    parser.add_argument(
+        "--server-key",
+        default=None,
+        help="the API's CURVE public key, or a file holding it, e.g. secrets/cluster.key (default: "
+        "ORION_SERVER_KEY, ORION_SERVER_KEY_FILE, the bundle's, cluster.key beside the token file)",
+    )
+    parser.add_argument(
+        "--bundle",
+        default=None,
+        help="client bundle from `orion keygen --client-bundle` (ORION_CLIENT_BUNDLE)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     node = commands.add_parser("node", help="run a node", parents=[common])
@@ -154,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     keygen = commands.add_parser("keygen", help="create a cluster key pair and a client token")
     keygen.add_argument("--dir", default="secrets", help="where to write them (default: ./secrets)")
+    keygen.add_argument(
+        "--client-bundle",
+        metavar="FILE",
+        help="instead: write a client bundle (the API public key and the first token of --dir) to FILE",
+    )
+    keygen.add_argument(
+        "--bundle-endpoints", default="", metavar="HOST:PORT,...", help="API endpoints to put in the bundle"
+    )
 
     task = commands.add_parser("task", help="submit, list, inspect, stop and remove tasks", parents=[common])
     task_commands = task.add_subparsers(dest="task_command", required=True, metavar="ACTION")
@@ -411,17 +435,27 @@ def emit(result: Any, as_json: bool, human: str) -> None:
 
 
 def run_client_command(args: argparse.Namespace, command: list[str] | None) -> int:
+    try:
+        # The Python client's resolution, with the flags first (orion/security/client_credentials.py).
+        credentials = client_credentials.resolve(
+            token_file=args.token_file, server_key=args.server_key, bundle=args.bundle
+        )
+    except KeyFileError as exc:  # also ORION_TOKEN_FILE naming no file
+        raise UsageError(str(exc)) from None
     if args.endpoints is not None:
         endpoints = checked_endpoints(args.endpoints, "--endpoints")
         if not endpoints:
             raise UsageError("--endpoints: expected host:port[,host:port...], got nothing")
+    elif credentials.endpoints and not os.environ.get("ORION_ENDPOINTS", "").strip():
+        endpoints = checked_endpoints(list(credentials.endpoints), "the client bundle's endpoints")
     else:
         endpoints = default_endpoints()
-    try:
-        token = read_token_file(args.token_file, "--token-file") if args.token_file else None
-        client = Client(endpoints, timeout=args.timeout, token=token)
-    except KeyFileError as exc:  # also ORION_TOKEN_FILE naming no file
-        raise UsageError(str(exc)) from None
+    client = Client(
+        endpoints,
+        timeout=args.timeout,
+        token=credentials.token or "",
+        server_key=credentials.server_key or "",
+    )
     memory = EndpointMemory()
     first = memory.recall(endpoints)
     if first:
@@ -492,6 +526,37 @@ def run_keygen(directory: str) -> int:
     return EXIT_OK
 
 
+def run_client_bundle(directory: str, target: str, endpoints: str) -> int:
+    """Write what a client needs (the API public key, a token, endpoints) to one private file."""
+    from pathlib import Path
+
+    from orion.security.keys import (
+        TOKEN_NAME,
+        ClientBundle,
+        cluster_key_paths,
+        load_public_key,
+        read_tokens,
+        write_client_bundle,
+    )
+
+    base = Path(directory)
+    try:
+        key_file = base / "api.key" if (base / "api.key").exists() else cluster_key_paths(base)[1]
+        listed = checked_endpoints(endpoints, "--bundle-endpoints") if endpoints else []
+        bundle = ClientBundle(
+            load_public_key(key_file), read_tokens(base / TOKEN_NAME, unexpired=True)[0], tuple(listed)
+        )
+        write_client_bundle(Path(target), bundle)
+    except (OSError, InvalidEndpoint) as exc:
+        print(f"orion keygen: {exc}", file=sys.stderr)
+        return EXIT_CLUSTER_ERROR
+    print(
+        f"wrote {target} (mode 0600: it holds a client token). On the client machine:\n\n"
+        f"  export ORION_CLIENT_BUNDLE={target}"
+    )
+    return EXIT_OK
+
+
 def said_once(exc: OrionError) -> str:
     """Say "no quorum: ..." rather than "no_quorum: no quorum: ...": the code only when the
     message does not already begin with it."""
@@ -533,6 +598,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reload_tokens_on_sighup()
         return run_node(args.config, args.bootstrap, args.join)
     if args.command == "keygen":
+        if args.client_bundle:
+            return run_client_bundle(args.dir, args.client_bundle, args.bundle_endpoints)
         return run_keygen(args.dir)
     try:
         return run_client_command(args, command)

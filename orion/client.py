@@ -21,7 +21,10 @@ no shell parsing, so what runs is exactly what was given.
 
 Credentials: a secured cluster (the default) wants a client token with every request. The
 token is taken from ``Client(token=...)``, else ``ORION_TOKEN``, else the file named by
-``ORION_TOKEN_FILE`` (first line). It travels as its own frame before the request.
+``ORION_TOKEN_FILE`` (first line). It travels as its own frame before the request. The API
+is encrypted (CURVE): the client expects the cluster's public key, from ``Client(server_key=)``,
+``ORION_SERVER_KEY``, ``ORION_SERVER_KEY_FILE``, a client bundle or ``cluster.key`` beside the
+token file (orion/security/client_credentials.py has the order; the CLI uses the same).
 
 Thread safety: a Client owns a ZeroMQ socket, which must not be shared between threads.
 Use one Client per thread. The module-level helpers use one default Client per thread.
@@ -68,7 +71,9 @@ from orion.api.requests import (
     service_spec,
 )
 from orion.model import Desired, RestartSpec, Task, TaskState
+from orion.security import client_credentials
 from orion.security.keys import KeyFileError, read_tokens
+from orion.security.mechanism_probe import server_mechanism
 from orion.services.spec import Service, ServiceSpec, UpdateState
 
 T = TypeVar("T")
@@ -197,7 +202,7 @@ def read_token_file(path: str | os.PathLike[str], source: str = "token file") ->
             "e.g. secrets/client.token)"
         )
     try:
-        return read_tokens(file)[0]
+        return read_tokens(file, unexpired=True)[0]
     except KeyFileError as exc:
         raise KeyFileError(f"{source}: {exc}") from None
 
@@ -249,8 +254,14 @@ class Client:
         timeout: float = 5.0,
         retries: int = 3,
         token: str | None = None,
+        server_key: str | bytes | os.PathLike[str] | None = None,
+        bundle: str | os.PathLike[str] | None = None,
     ) -> None:
         """``timeout`` bounds each attempt; ``retries`` is how many rounds over all endpoints.
+
+        ``server_key``: the API's CURVE public key (Z85) or a file holding it; ``bundle``: a
+        client bundle file (``orion keygen --client-bundle``). Both default as in
+        orion/security/client_credentials.py.
 
         ``endpoints``: "host:port" of API ports (default: ``default_endpoints()``);
         InvalidEndpoint for a malformed one. ``token``: the client token of a secured cluster
@@ -261,11 +272,16 @@ class Client:
                 INVALID_ENDPOINT, f"endpoints: expected a list of host:port, got {endpoints!r}"
             )
         checked = checked_endpoints(endpoints) if endpoints else []
-        self.endpoints = checked or default_endpoints()
         if not timeout > 0 or retries < 1:
             raise ValueError(f"timeout must be > 0 (got {timeout!r}) and retries >= 1 (got {retries!r})")
-        token = token if token is not None else default_token()
-        self._token = token.encode() if token else b""
+        credentials = client_credentials.resolve(token=token, server_key=server_key, bundle=bundle)
+        from_bundle = list(credentials.endpoints) if not os.environ.get("ORION_ENDPOINTS", "").strip() else []
+        self.endpoints = checked or checked_endpoints(from_bundle, "bundle") or default_endpoints()
+        self._token = credentials.token.encode() if credentials.token else b""
+        self._server_key = credentials.server_key
+        # Clients have no identity of their own (the token is the credential): a fresh key
+        # pair per Client only serves CURVE's encryption.
+        self._client_keys = zmq.curve_keypair() if self._server_key else None
         self.timeout = timeout
         self.retries = retries
         self._context = zmq.Context.instance()
@@ -499,16 +515,41 @@ class Client:
             found = probe(endpoint, self.timeout)
             if found.wrong:
                 raise InvalidEndpoint(INVALID_ENDPOINT, found.reason)
-            if not found.usable:
+            # A CURVE listener may hang up on the probe's HTTP bytes before it shows its ZMTP
+            # signature: ask it in ZMTP whether it is one.
+            hung_up = "reset" in found.reason or "without a word" in found.reason
+            mechanism = server_mechanism(endpoint, self.timeout) if found.usable or hung_up else None
+            if not found.usable and mechanism is None:
                 return found.reason
+            self._check_mechanism(endpoint, mechanism)
             sock = self._context.socket(zmq.REQ)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_REPLY)
+            if self._server_key is not None and self._client_keys is not None:
+                sock.setsockopt(zmq.CURVE_SERVERKEY, self._server_key)
+                sock.setsockopt(zmq.CURVE_PUBLICKEY, self._client_keys[0])
+                sock.setsockopt(zmq.CURVE_SECRETKEY, self._client_keys[1])
             if endpoint.startswith("["):
                 sock.setsockopt(zmq.IPV6, 1)
             sock.connect(zmq_address(endpoint))
             self._socket = sock
         return self._socket
+
+    def _check_mechanism(self, endpoint: str, mechanism: str | None) -> None:
+        """Unauthorized at once when client and server disagree on encryption: a REQ socket
+        would only time out. Never sends a token to a server that does not encrypt when we
+        expect it to (without a token there is nothing to protect: plain TCP then)."""
+        if mechanism == "CURVE" and self._server_key is None:
+            raise Unauthorized(ErrorCode.UNAUTHORIZED, f"{endpoint}: {client_credentials.NO_SERVER_KEY}")
+        if mechanism == "NULL" and self._server_key is not None and not self._token:
+            self._server_key = None  # nothing secret to send: an insecure cluster, talk plainly
+        elif mechanism == "NULL" and self._server_key is not None:
+            raise Unauthorized(
+                ErrorCode.UNAUTHORIZED,
+                f"{endpoint} does not encrypt its API (an insecure cluster, or not Orion's?): the "
+                "client has a server key and will not talk to it in the clear (unset "
+                "ORION_SERVER_KEY, ORION_SERVER_KEY_FILE and ORION_CLIENT_BUNDLE for an insecure cluster)",
+            )
 
     def _rotate(self) -> None:
         """Drop the socket (a REQ socket cannot resend after silence) and try the next endpoint."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -32,6 +33,7 @@ class NodeSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     data_dir: str = ""
     bind: str = "127.0.0.1"
+    api_bind: str = "127.0.0.1"  # the ZeroMQ client API listens here, not on bind (peers only)
     advertise: str = "127.0.0.1"
     bootstrap: bool = False
     # An empty node with bootstrap = true first listens this long for an existing cluster (a
@@ -113,6 +115,25 @@ class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     http_bind: str = "127.0.0.1"  # the REST mirror listens here, not on [node] bind
     client_rate_limit: Annotated[float, msgspec.Meta(ge=0)] = 1000.0  # requests/s per connection; 0: off
     max_request: Size = "1MiB"  # largest client request (ZeroMQ frame or REST body)
+    # The ZeroMQ API's CURVE key pair; "" = the cluster key (clients then want cluster.key).
+    api_key: str = ""
+    allow_loose_permissions: bool = False  # true: accept key and token files others may read
+    tls_cert: str = ""  # both set: the REST mirror speaks HTTPS only
+    tls_key: str = ""
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1024  # per API socket (ZeroMQ and REST)
+    max_connections_per_address: Annotated[int, msgspec.Meta(ge=1)] = 64  # per client IP address
+    handshake_timeout: Duration = "5s"  # a connection must finish its CURVE/TLS handshake by then
+    idle_timeout: Duration = "5m"  # a connection that sends nothing this long is closed
+    http_workers: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 16  # REST requests served at once
+
+
+class PolicySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What a task (and a service's template) may ask for; checked where requests enter a node."""
+
+    default_memory: Size = 0  # given to tasks that ask for none; 0 = no limit
+    default_cpu: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    allowed_registries: list[str] = []  # e.g. ["docker.io", "registry.example.com:5000"]; [] = any
+    host_ports: str = "1024-65535"  # host ports a task may publish (0 = any free one is always allowed)
 
 
 class ServicesSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -157,6 +178,7 @@ class RawConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     security: SecuritySection = msgspec.field(default_factory=SecuritySection)
     services: ServicesSection = msgspec.field(default_factory=ServicesSection)
     ingress: IngressSection = msgspec.field(default_factory=IngressSection)
+    policy: PolicySection = msgspec.field(default_factory=PolicySection)
 
 
 class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -222,6 +244,20 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     ingress_enabled: bool = True  # [ingress]
     haproxy: str = "haproxy"
     ingress_address: str = "127.0.0.1"
+    api_bind: str = "127.0.0.1"  # [node] api_bind and the [security] hardening keys
+    api_key_path: Path | None = None  # None: the cluster key
+    allow_loose_permissions: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_connections: int = 1024
+    max_connections_per_address: int = 64
+    handshake_timeout: float = 5.0
+    idle_timeout: float = 300.0
+    http_workers: int = 16
+    policy_default_memory: int = 0  # [policy]
+    policy_default_cpu: float = 0.0
+    policy_registries: tuple[str, ...] = ()
+    policy_host_ports: tuple[int, int] = (1024, 65535)
 
     @property
     def raft_address(self) -> str:
@@ -308,11 +344,13 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         got = raw.services.controller_interval
         raise ConfigError(f"services.controller_interval: must be between 50ms and 60s, got {got!r}")
     return NodeConfig(
+        **_hardening(raw.security, raw.policy, path, duration, size),
         drain_delay=drain_delay,
         controller_interval=controller_interval,
         ingress_enabled=raw.ingress.enabled,
         haproxy=raw.ingress.haproxy,
         ingress_address=_ingress_address(raw),
+        api_bind=raw.node.api_bind,  # restored by S4 (see /work/notes/INCIDENT-config-py.md)
         dynamic_ports=dynamic_ports,
         restart_condition=raw.docker.restart,
         restart_interval=restart_interval,
@@ -369,6 +407,49 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         trailing_entries=raw.raft.trailing_entries,
         **raft_sizes,
     )
+
+
+def _hardening(
+    security: SecuritySection,
+    policy: PolicySection,
+    path: Callable[[str], Path],
+    duration: Callable[[Duration, str], float],
+    size: Callable[[Size | None, str], int | None],
+) -> dict[str, Any]:
+    """The NodeConfig fields of the security hardening keys and [policy], validated."""
+    if bool(security.tls_cert) != bool(security.tls_key):
+        raise ConfigError("security.tls_cert, security.tls_key: give both (HTTPS) or neither")
+    handshake = duration(security.handshake_timeout, "security.handshake_timeout")
+    idle = duration(security.idle_timeout, "security.idle_timeout")
+    if not 0.1 <= handshake <= 300 or not 1 <= idle <= 86400:
+        raise ConfigError(
+            "security.handshake_timeout, security.idle_timeout: must be within 100ms-5m and 1s-24h, got "
+            f"{security.handshake_timeout!r}, {security.idle_timeout!r}"
+        )
+    if security.max_connections_per_address > security.max_connections:
+        raise ConfigError("security.max_connections_per_address: must not exceed security.max_connections")
+    try:
+        host_ports = parse_port_range(policy.host_ports, "policy.host_ports")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for i, registry in enumerate(policy.allowed_registries):
+        if not registry or "/" in registry or registry != registry.strip():
+            raise ConfigError(f"policy.allowed_registries[{i}]: expected a registry host, got {registry!r}")
+    return {
+        "api_key_path": path(security.api_key) if security.api_key else None,
+        "allow_loose_permissions": security.allow_loose_permissions,
+        "tls_cert": path(security.tls_cert) if security.tls_cert else None,
+        "tls_key": path(security.tls_key) if security.tls_key else None,
+        "max_connections": security.max_connections,
+        "max_connections_per_address": security.max_connections_per_address,
+        "handshake_timeout": handshake,
+        "idle_timeout": idle,
+        "http_workers": security.http_workers,
+        "policy_default_memory": size(policy.default_memory, "policy.default_memory") or 0,
+        "policy_default_cpu": policy.default_cpu,
+        "policy_registries": tuple(policy.allowed_registries),
+        "policy_host_ports": host_ports,
+    }
 
 
 def parse_config(text: str, base_dir: Path | None = None) -> NodeConfig:

@@ -9,6 +9,7 @@ A failure in any actor stops the whole node cleanly instead of leaving it half a
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -42,6 +43,7 @@ from orion.raft.data_dir import DataDirInUse, prepare_data_dir
 from orion.raft.duckdb_store import DuckDBStore
 from orion.raft.types import StoreCorruptError
 from orion.security.settings import load_node_security
+from orion.security.task_policy import TaskPolicy
 from orion.transport.peer import Channel, PeerTransport
 from orion.worker.docker_worker import DockerWorker
 from orion.worker.health_probe import HealthProber
@@ -141,6 +143,7 @@ class Node:
         # (KeyFileError is an OSError).
         self.data_dir_lock = prepare_data_dir(config.data_dir)
         security = load_node_security(config)
+        _raise_open_file_limit()
         self.store = DuckDBStore(config.data_dir / "raft.duckdb")
         # Read the store once here, before anything starts: a damaged file then reaches
         # run_node as StoreCorruptError ("refusing to start: ..."). Found by the nemesis: the
@@ -163,6 +166,7 @@ class Node:
             advertise=config.advertise,
             allow_fault_injection=config.fault_injection,
             curve=security.peer_key,
+            on_zap_death=self._on_fatal,
         )
         self.gossip_transport = PeerTransport(
             config.bind,
@@ -172,6 +176,7 @@ class Node:
             advertise=config.advertise,
             allow_fault_injection=config.fault_injection,
             curve=security.peer_key,
+            on_zap_death=self._on_fatal,
         )
         self.raft_transport.start()
         self.gossip_transport.start()
@@ -282,14 +287,22 @@ class Node:
         api_actor = ApiActor.start(raft, config.request_timeout, self._on_fatal, block_peers)
         self._refs.append(api_actor)
         handler = api_actor.proxy().handler().get()
+        policy = TaskPolicy.from_config(config)
         api_server = ApiServer(
-            config.bind,
+            config.api_bind,
             config.api_port,
             handler,
             max_request=config.max_request,
             rate_limit_per_s=config.client_rate_limit,
             tokens=security.tokens,
             name=f"{config.node_id}-api",
+            curve=security.api_key,
+            on_zap_death=self._on_fatal,
+            max_connections=config.max_connections,
+            max_connections_per_address=config.max_connections_per_address,
+            handshake_timeout=config.handshake_timeout,
+            idle_timeout=config.idle_timeout,
+            prepare=policy.apply,
         )
         api_server.start()
         self._servers.append(api_server)
@@ -302,6 +315,13 @@ class Node:
                 max_body=config.max_request,
                 tokens=security.tokens,
                 api_port=config.api_port,
+                workers=config.http_workers,
+                max_connections=config.max_connections,
+                max_connections_per_address=config.max_connections_per_address,
+                socket_timeout=config.handshake_timeout,
+                tls_cert=config.tls_cert,
+                tls_key=config.tls_key,
+                prepare=policy.apply,
             )
             http.start()
             self._servers.append(http)
@@ -318,10 +338,11 @@ class Node:
                 seeds.append(seed)
         gossip.tell(Join(seeds))
         logger.info(
-            "node {} up: raft {} gossip {} api {} http {}",
+            "node {} up: raft {} gossip {} api {}:{} http {}",
             config.node_id,
             config.raft_port,
             config.gossip_port,
+            config.api_bind,
             config.api_port,
             config.http_port or "off",
         )
@@ -368,6 +389,18 @@ class Node:
             self.store.close()
         if self.data_dir_lock is not None:
             self.data_dir_lock.release()
+
+
+def _raise_open_file_limit() -> None:
+    """Use the hard open-file limit: client connections, Docker's event stream and DuckDB share
+    it, and the API's connection caps are sized for it, not for a default soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 65536 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
+        except (ValueError, OSError) as exc:
+            logger.warning("cannot raise the open-file limit from {}: {}", soft, exc)
 
 
 def setup_logging(config: NodeConfig) -> None:

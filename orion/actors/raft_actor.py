@@ -38,6 +38,7 @@ from orion.actors.messages import (
     Tick,
 )
 from orion.actors.state_view import StateView, run_query
+from orion.actors.submit_placer import SubmitPlacer
 from orion.actors.tick_stalls import TickStalls
 from orion.cluster.bootstrap import BootstrapGrace
 from orion.cluster.forwarding import decode_forward
@@ -131,6 +132,13 @@ class RaftActor(NodeActor):
         )
         views = StatusViews(config.node_id, core, self.fsm, self.mirror, self.leadership, lambda: self._now)
         self._view = StateView(views)
+        self.placer = SubmitPlacer(
+            self.fsm,
+            strategy=config.strategy,
+            dynamic_ports=config.dynamic_ports,
+            next_index=lambda: core.last_index + 1,
+            term=lambda: core.term,
+        )
         self.requests = RequestPath(
             core,
             self.leadership,
@@ -140,6 +148,7 @@ class RaftActor(NodeActor):
             election_ticks=config.election_ticks,
             send=lambda address, payload: self.peers.send(address, Channel.FORWARD, payload),
             run=lambda query: run_query(query, self._view),
+            prepare=self.placer.prepare,
         )
         self.members = MembershipDriver(
             core,

@@ -27,7 +27,8 @@ from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import LeadershipChanged, Outcome, Propose, Read, StateChanged, Tick
 from orion.actors.state_view import StateView
 from orion.fsm import commands as fsm_commands
-from orion.fsm.state import TaskIds
+from orion.fsm.state import ClusterState, TaskIds
+from orion.fsm.tables import NodeRecord
 from orion.model import NodeStatus, Task
 from orion.scheduler.judge import nomad_limit, schedule
 from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS, PortMarks
@@ -126,13 +127,8 @@ def scheduling_input(sweep_from: int | None) -> Any:
             tasks.extend(task for task in window if task.id not in seen)
             end = sweep_from + len(window)
             window_end = end if end < fsm.pending_count else -1
-        nodes = []
-        unblocks: list[float] = []
-        for record in fsm.nodes():
-            memory, cpu, disk = fsm.allocated(record.id)
-            ports = tuple(fsm.port_claims(record.id))
-            unblocks.extend(claim.until for claim in ports if claim.kind == "foreign")
-            nodes.append(NodeView(record.id, record.status, record.meta, memory, cpu, disk, ports=ports))
+        nodes = [node_view(fsm, record) for record in fsm.nodes()]
+        unblocks = [claim.until for node in nodes for claim in node.ports if claim.kind == "foreign"]
         services = {}
         for name in {task.service for task in tasks if task.service}:
             service = fsm.service(name)
@@ -151,6 +147,14 @@ def scheduling_input(sweep_from: int | None) -> Any:
         )
 
     return query
+
+
+def node_view(fsm: ClusterState, record: NodeRecord) -> NodeView:
+    """A node as the Judge reads it: its record, and what the FSM already gives it."""
+    memory, cpu, disk = fsm.allocated(record.id)
+    return NodeView(
+        record.id, record.status, record.meta, memory, cpu, disk, ports=tuple(fsm.port_claims(record.id))
+    )
 
 
 def garbage_query(before: float) -> Callable[[StateView], bool]:

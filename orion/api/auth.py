@@ -17,6 +17,7 @@ from orion.security.keys import TokenSet
 class AuthRefusal(StrEnum):
     MISSING = "missing"  # no token given
     WRONG = "wrong"  # a token this node does not accept
+    EXPIRED = "expired"  # a token of the token file past its expires= time
 
 
 class Front(StrEnum):
@@ -37,6 +38,11 @@ _MESSAGES = {
         "no token given: send Authorization: Bearer TOKEN (the cluster's client token)"
     ),
     (Front.REST, AuthRefusal.WRONG): "token not accepted: not in the token file of this node",
+    (
+        Front.ZMQ,
+        AuthRefusal.EXPIRED,
+    ): "unauthorized: token expired (its expires= time in the token file has passed)",
+    (Front.REST, AuthRefusal.EXPIRED): "token expired: its expires= time in the token file has passed",
 }
 
 
@@ -47,7 +53,8 @@ def refusal(tokens: TokenSet | None, presented: bytes) -> AuthRefusal | None:
         return None
     if not presented:
         return AuthRefusal.MISSING
-    return None if tokens.accepts(presented) else AuthRefusal.WRONG
+    verdict = tokens.check(presented)
+    return None if verdict == "ok" else AuthRefusal.EXPIRED if verdict == "expired" else AuthRefusal.WRONG
 
 
 def bearer_token(header: str | None) -> bytes:

@@ -26,10 +26,11 @@ less); it tells an outsider which node to attack first, which the REST default b
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -37,6 +38,7 @@ import msgspec
 from loguru import logger
 
 from orion.api import auth
+from orion.api.http_server import BoundedHTTPServer, tls_context
 from orion.api.protocol import (
     MAX_REQUEST,
     RETRYABLE,
@@ -55,7 +57,8 @@ from orion.api.protocol import (
 )
 from orion.api.requests import build_submit
 from orion.api.rest_services import NoRoute, camel_field, is_service_path, service_request
-from orion.api.server import Handler
+from orion.api.server import Handler, Prepare
+from orion.security.connections import ConnectionTable
 from orion.security.keys import TokenSet
 
 _STATUS = {
@@ -136,6 +139,13 @@ class HttpApi:
         poll_interval: float = 0.5,
         tokens: TokenSet | None = None,
         api_port: int = 0,
+        workers: int = 16,
+        max_connections: int = 1024,
+        max_connections_per_address: int = 64,
+        socket_timeout: float = 10.0,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        prepare: Prepare | None = None,
     ) -> None:
         """``port=0`` binds a random free port (read ``port`` after ``start``).
 
@@ -143,6 +153,9 @@ class HttpApi:
         ``tokens`` (None: no authentication) are the bearer tokens this server accepts.
         ``api_port``: the node's ZeroMQ API port, named by /health (0: not named), so a
         client pointed at this port by mistake can say which one it wanted.
+        ``workers`` serve at once; connections are capped (per address at most a quarter of
+        the workers, so one address cannot take them all); every read must progress within
+        ``socket_timeout``; ``tls_cert`` and ``tls_key`` switch to HTTPS (orion/api/http_server.py).
         """
         self.tokens = tokens
         self.api_port = api_port
@@ -152,7 +165,17 @@ class HttpApi:
         self.handler = handler
         self.timeout = timeout
         self.max_body = max_body
-        self._server: ThreadingHTTPServer | None = None
+        self.workers = workers
+        self.prepare = prepare  # the node's task policy, as on the ZeroMQ API
+        self.socket_timeout = socket_timeout
+        self.tls = tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
+        self.connections = ConnectionTable(
+            f"REST {bind_host}:{port}",
+            max_connections,
+            min(max_connections_per_address, max(1, workers // 4)),
+            socket_timeout,
+        )
+        self._server: BoundedHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -162,8 +185,14 @@ class HttpApi:
             pass
 
         RequestHandler.api = api
-        server = ThreadingHTTPServer((self.bind_host, self.port), RequestHandler)
-        server.daemon_threads = True
+        server = BoundedHTTPServer(
+            (self.bind_host, self.port),
+            RequestHandler,
+            workers=self.workers,
+            connections=self.connections,
+            socket_timeout=self.socket_timeout,
+            tls=self.tls,
+        )
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
@@ -183,6 +212,11 @@ class HttpApi:
     def call(self, request: Request, timeout: float | None = None) -> Reply:
         """Run one request through the handler and wait for its reply (with a deadline)."""
         timeout = self.timeout if timeout is None else timeout
+        if self.prepare is not None:
+            try:
+                request = self.prepare(request)
+            except ValueError as exc:  # the policy's refusal names the rule
+                return Reply.failure(ErrorCode.INVALID, str(exc))
         done = threading.Event()
         box: list[Reply] = []
 
@@ -358,11 +392,18 @@ class _RestHandler(BaseHTTPRequestHandler):
             return
         self._json(HTTPStatus.CREATED if created else HTTPStatus.OK, to_camel(result))
 
+    def _content_length(self) -> int | None:
+        """The body's length; None after answering 400 to a malformed or negative one (a
+        negative length once slipped past max_body)."""
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not text.isdigit() or not text.isascii():
+            self._error(HTTPStatus.BAD_REQUEST, f"bad Content-Length {text[:32]!r}", close=True)
+            return None
+        return int(text)
+
     def _read_body(self) -> bytes | None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self._error(HTTPStatus.BAD_REQUEST, "bad Content-Length", close=True)
+        length = self._content_length()
+        if length is None:
             return None
         if length > self.api.max_body:
             self._error(
@@ -376,10 +417,8 @@ class _RestHandler(BaseHTTPRequestHandler):
     def _drain_body(self) -> bool:
         """Skip the body of a request refused anyway, so the connection can serve the next one;
         False when a bad Content-Length was answered (400) instead."""
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self._error(HTTPStatus.BAD_REQUEST, "bad Content-Length", close=True)
+        length = self._content_length()
+        if length is None:
             return False
         if 0 < length <= self.api.max_body:
             self.rfile.read(length)

@@ -41,7 +41,8 @@ _TASK_DECODER = msgspec.msgpack.Decoder(Task | None)
 
 class RequestPath:
     """``send(address, payload)``: one frame on the FORWARD channel. ``run(query)``: a read
-    query against the FSM, as an outcome. ``origin``: this node's Raft address."""
+    query against the FSM, as an outcome. ``origin``: this node's Raft address. ``prepare(data)``:
+    a write as the leader appends it."""
 
     def __init__(
         self,
@@ -54,8 +55,12 @@ class RequestPath:
         election_ticks: int,
         send: Callable[[str, bytes], None],
         run: Callable[[Query], Outcome],
+        prepare: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.core = core
+        # What a leader does to a write just before appending it (the submit placer puts the
+        # Judge's decision into a SubmitTask): every write, local or forwarded, passes here.
+        self._prepare = prepare
         self.node_id = node_id
         self.request_timeout = request_timeout  # for requests forwarded by followers
         self.quorum = QuorumContact(core, leadership, election_ticks)
@@ -100,6 +105,8 @@ class RequestPath:
         if not self.quorum.has_quorum():
             self.writes.finish(waiter, Outcome.failure(ErrorCode.NO_QUORUM, self.quorum.no_quorum_message()))
             return
+        if self._prepare is not None:
+            data = self._prepare(data)
         try:
             index = self.core.propose(data)
         except NotLeaderError as exc:

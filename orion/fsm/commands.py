@@ -23,9 +23,19 @@ class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="op"):
 
 
 class SubmitTask(_Command, tag="submit"):
-    """Create ``task`` as Pending. Idempotent on ``task.id``: a retry returns the existing task."""
+    """Create ``task``. Idempotent on ``task.id``: a retry returns the existing task.
+
+    The leader places the task when it proposes the submit (orion/actors/submit_placer.py), so
+    one entry creates it Scheduled on ``node_id`` with ``host_ports``. Apply only checks that
+    the placement still holds (the node is alive, the resources and ports are free) and
+    otherwise creates it Pending for the scheduler, as it does when ``node_id`` is empty
+    (``reason``: why the leader found no node). Apply never judges: replay needs no scheduler.
+    """
 
     task: Task
+    node_id: str = ""  # the leader's placement; "" = not placed
+    host_ports: dict[str, int] = {}  # container port -> host port, dynamic ones resolved
+    reason: str = ""  # why no node fits (shown until the scheduler judges the task again)
 
 
 class StopTask(_Command, tag="stop"):

@@ -71,6 +71,7 @@ from orion.model import ACTIVE_STATES, Desired, Health, NodeStatus, PortClaim, T
 from orion.scheduler.ports import port_space
 from orion.services.spec import Service
 
+from orion.scheduler.feasible import shortage
 MAX_HISTORY = 20  # events kept per task
 MAX_RESTART_TIMES = 64  # recent restarts kept per task (the restart policy counts them)
 SUBMITTED_REASON = "waiting for a node"
@@ -176,8 +177,52 @@ class ClusterState:
                     f"host port {port}/{protocol} is published by service {publisher} on every node: "
                     "choose another host port (or 0 for any free one)",
                 )
-        self.put_task(None, self.new_task(task, cmd.at, "submitted"))
-        return self._tasks[task.id]
+        placement: tuple[NodeRecord, dict[str, int]] | None = None
+        reason = cmd.reason
+        if cmd.node_id and not task.service:
+            placement, why = self._submitted_placement(task, cmd)
+            if placement is None:
+                reason = f"placed on {cmd.node_id} when submitted, but {why} when applied: {SUBMITTED_REASON}"
+        new = self.new_task(task, cmd.at, "submitted")
+        if reason:
+            # Shown at once. The task stays fresh, so the scheduler judges it again on the
+            # applied state (the leader also counted placements still in flight).
+            new = msgspec.structs.replace(new, reason=reason)
+        self.put_task(None, new)
+        if placement is None:
+            return new
+        node, ports = placement
+        if ports:
+            return self.change_task(
+                new,
+                cmd.at,
+                state=TaskState.SCHEDULED,
+                node_id=node.id,
+                reason="",
+                host_ports=ports,
+                host_ip=node.meta.host_ip,
+            )
+        return self.change_task(new, cmd.at, state=TaskState.SCHEDULED, node_id=node.id, reason="")
+
+    def _submitted_placement(
+        self, task: Task, cmd: SubmitTask
+    ) -> tuple[tuple[NodeRecord, dict[str, int]] | None, str]:
+        """The leader's placement of a new task and its host ports, if it still holds on this
+        state (the node may have died, filled up or lost the ports since the leader looked);
+        else (None, why)."""
+        node = self._nodes.get(cmd.node_id)
+        if node is None:
+            return None, f"node {cmd.node_id} is not known"
+        if node.status != NodeStatus.ALIVE:
+            return None, f"node {cmd.node_id} is {node.status}"
+        why = shortage(node.meta, self.allocated(node.id), task)
+        if why:
+            return None, why
+        if not task.port_bindings:
+            return (node, {}), ""
+        book = self._ports.placement_book(self._nodes, self._tasks)
+        ports, why = assigned_ports(task, node, cmd.host_ports, book)
+        return (None, why) if ports is None else ((node, ports), "")
 
     def new_task(self, task: Task, at: float, how: str) -> Task:
         """``task`` as the state stores a new one: Pending, with a fresh history."""
@@ -239,6 +284,10 @@ class ClusterState:
                 if ports is None:  # a port taken since the plan was made: judge it again
                     skipped.append(task_id)
                     continue
+            if shortage(node.meta, self.allocated(node_id), task):
+                # Taken since the plan was made (a submit the leader placed meanwhile): judge it again.
+                skipped.append(task_id)
+                continue
                 book.claim(port_space(node.meta), node.meta.host_ip, node_id, task_id, ports)
                 holds = [h for h in task.port_holds if h.kind != "foreign" or h.until > cmd.at]
                 self.change_task(

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orion.model import Task
-from orion.scheduler.fleet import Fleet, selector_key
+from orion.model import NodeMeta, Task
+from orion.scheduler.fleet import CPU_DIGITS, Fleet, selector_key
 from orion.scheduler.ports import describe_blocker, port_requests
 from orion.scheduler.spread import SpreadGroup
 from orion.units import format_size
@@ -110,3 +110,23 @@ def explain(fleet: Fleet, task: Task, group: SpreadGroup | None = None) -> str:
     if not parts:
         parts.append("no nodes in the cluster")
     return f"{fits}/{len(fleet)} nodes fit: " + ", ".join(parts)
+
+
+def shortage(meta: NodeMeta, allocated: tuple[int, float, int], task: Task) -> str:
+    """Why ``task`` no longer fits ``meta``'s node with ``allocated`` (memory, cores, disk) taken
+    there, by the same capacity rules as the fleet's ("" when it fits): what the state machine
+    checks a placement decided on an older view against."""
+    memory, cpu, disk = allocated
+    free_memory = meta.memory_total - memory
+    if free_memory < task.memory:
+        return f"insufficient memory (need {_bytes(task.memory)}, free {_bytes(free_memory)})"
+    free_cpu = round(meta.cpu_total - cpu, CPU_DIGITS)
+    if free_cpu < task.cpu:
+        return f"insufficient cpu (need {_cores(task.cpu)}, free {_cores(free_cpu)})"
+    free_disk = meta.disk_total - disk
+    if meta.disk_total and free_disk < task.disk:
+        return f"insufficient disk (need {_bytes(task.disk)}, free {_bytes(free_disk)})"
+    for key, value in task.node_selectors.items():
+        if meta.tags.get(key) != value:
+            return f"node selector {key}={value} not matched"
+    return ""

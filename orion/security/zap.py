@@ -3,7 +3,12 @@
 libzmq asks the handler bound at ``inproc://zeromq.zap.01`` of a socket's context about
 every incoming CURVE connection that completed its cryptographic handshake. There is one
 handler per context (the address is fixed), so sockets register a ZAP domain with the
-public keys they admit, and the handler answers per domain. An unknown domain is refused.
+public keys they admit (or any key: the client API, whose clients prove themselves with a
+token), and the handler answers per domain. An unknown domain is refused.
+
+Every CURVE server socket sets ``ZMQ_ZAP_ENFORCE_DOMAIN`` (``secure_server``): without it,
+libzmq admits every client that completes the handshake when no handler is bound, e.g. after
+the handler thread died. A handler that dies tells whoever ``watch``es it (a node stops).
 
 The handler owns its REP socket on its own thread (DESIGN rule 3). Refusals are logged with
 the peer's address, at most once per address and domain every ``LOG_EVERY_S`` seconds with a
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import zmq
 from loguru import logger
@@ -28,12 +33,24 @@ LOG_EVERY_S = 30.0
 
 _handlers: dict[int, ZapHandler] = {}
 _handlers_lock = threading.Lock()
+ANY_KEY = None  # allow(domain, ANY_KEY): any CURVE client that completes the handshake
+
+
+def secure_server(sock: zmq.Socket, domain: str, public: bytes, secret: bytes) -> None:
+    """Make ``sock`` a CURVE server whose every connection must be admitted by the ZAP handler."""
+    sock.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
+    sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
+    sock.setsockopt(zmq.CURVE_SERVER, 1)
+    sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+    sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
 
 
 class ZapHandler:
     def __init__(self, context: zmq.Context) -> None:
         self._context = context
-        self._domains: dict[bytes, frozenset[bytes]] = {}
+        self._domains: dict[bytes, frozenset[bytes] | None] = {}
+        self._watchers: list[Callable[[str], None]] = []
+        self.alive = False
         self._lock = threading.Lock()
         self._last_logged: dict[tuple[bytes, bytes], tuple[float, int]] = {}
         self._ready = threading.Event()
@@ -53,11 +70,25 @@ class ZapHandler:
                 _handlers[id(context)] = handler
             return handler
 
-    def allow(self, domain: str, public_keys: Iterable[bytes]) -> None:
-        """Admit these Z85 public keys on sockets whose ZAP_DOMAIN is ``domain``."""
-        raw = frozenset(z85.decode(k) for k in public_keys)
+    def allow(self, domain: str, public_keys: Iterable[bytes] | None) -> None:
+        """Admit these Z85 public keys (None: any key) on sockets whose ZAP_DOMAIN is ``domain``."""
+        raw = None if public_keys is None else frozenset(z85.decode(k) for k in public_keys)
         with self._lock:
             self._domains[domain.encode()] = raw
+
+    def watch(self, on_death: Callable[[str], None]) -> None:
+        """Call ``on_death(reason)`` (from the handler's thread) if the handler dies; at once
+        if it is dead already."""
+        with self._lock:
+            if self.alive:
+                self._watchers.append(on_death)
+                return
+        on_death("the ZAP handler is not running: CURVE connections are refused")
+
+    def unwatch(self, on_death: Callable[[str], None]) -> None:
+        with self._lock:
+            if on_death in self._watchers:
+                self._watchers.remove(on_death)
 
     def forget(self, domain: str) -> None:
         with self._lock:
@@ -81,7 +112,9 @@ class ZapHandler:
             self._error = RuntimeError(f"cannot start the ZAP handler: {exc}")
             self._ready.set()
             return
+        self.alive = True
         self._ready.set()
+        death = ""
         try:
             while True:
                 try:
@@ -91,10 +124,27 @@ class ZapHandler:
                 sock.send_multipart(self._answer(request))
         except zmq.ContextTerminated:
             return
-        except Exception:
+        except Exception as exc:
             logger.exception("ZAP handler crashed: new CURVE connections will be refused")
+            death = f"the ZAP handler crashed ({type(exc).__name__}: {exc}): CURVE connections are refused"
         finally:
-            sock.close(0)
+            self.alive = False
+            sock.close(0)  # first: a new handler can bind the address once it is told
+            if death:
+                self._died(death)
+
+    def _died(self, reason: str) -> None:
+        with _handlers_lock:  # the next for_context starts a new handler
+            if _handlers.get(id(self._context)) is self:
+                del _handlers[id(self._context)]
+        with self._lock:
+            self.alive = False
+            watchers, self._watchers = self._watchers, []
+        for on_death in watchers:
+            try:
+                on_death(reason)
+            except Exception:
+                logger.exception("ZAP handler: a death watcher failed")
 
     def _answer(self, request: list[bytes]) -> list[bytes]:
         if len(request) < 6 or request[0] != ZAP_VERSION:
@@ -102,9 +152,9 @@ class ZapHandler:
             return [ZAP_VERSION, request_id, b"500", b"malformed ZAP request", b"", b""]
         _, request_id, domain, address, _identity, mechanism, *credentials = request
         with self._lock:
-            allowed = self._domains.get(domain)
+            known, allowed = domain in self._domains, self._domains.get(domain)
         key = credentials[0] if mechanism == b"CURVE" and credentials else b""
-        if allowed is not None and key in allowed:
+        if known and mechanism == b"CURVE" and len(key) == 32 and (allowed is None or key in allowed):
             self.admitted += 1
             return [ZAP_VERSION, request_id, b"200", b"OK", b"cluster", b""]
         self.refused += 1

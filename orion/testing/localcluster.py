@@ -10,7 +10,9 @@ carries the token. ``LocalCluster(..., insecure=True)`` writes ``[security] inse
 Every cluster has its own key, but all clusters of one process share one client token: the
 one in ORION_TOKEN / ORION_TOKEN_FILE if set, else a random one that the first cluster puts
 in this process's ORION_TOKEN. So a tool's plain ``Client(cluster.endpoints)`` works as it
-would against a real cluster with ORION_TOKEN exported.
+would against a real cluster with ORION_TOKEN exported. Likewise the clusters of a process
+share one API key pair ([security] api_key, written as secrets/api.key_secret and api.key),
+whose public half the first cluster puts in ORION_SERVER_KEY: clients find the server key.
 """
 
 from __future__ import annotations
@@ -177,6 +179,7 @@ class LocalCluster:
         if not token_path.exists():
             write_token(token_path, self.token or _process_token())
         self.cluster_key_path, self.token_path = secret_path, token_path
+        self.api_key_path = _write_process_api_key(self.secrets_dir)
         return read_tokens(token_path)[0]
 
     def add_node(self) -> LocalNode:
@@ -205,7 +208,11 @@ class LocalCluster:
             "security": (
                 {"insecure": True}
                 if self.insecure
-                else {"cluster_key": str(self.cluster_key_path), "token_file": str(self.token_path)}
+                else {
+                    "cluster_key": str(self.cluster_key_path),
+                    "token_file": str(self.token_path),
+                    "api_key": str(self.api_key_path),
+                }
             ),
         }
         for overrides in (self.settings, self.per_node.get(node.index, {})):
@@ -320,7 +327,11 @@ class LocalCluster:
 
         chosen = [self.node(i) for i in indexes] if indexes else [n for n in self.nodes if n.running]
         return Client(
-            [n.api_endpoint for n in chosen], timeout=timeout, retries=retries, token=self.token or ""
+            [n.api_endpoint for n in chosen],
+            timeout=timeout,
+            retries=retries,
+            token=self.token or "",
+            server_key=_process_api_key().public if self.token else "",
         )
 
     def auth_headers(self) -> dict[str, str]:
@@ -332,6 +343,7 @@ class LocalCluster:
         env = {"ORION_ENDPOINTS": ",".join(self.endpoints)}
         if self.token:
             env["ORION_TOKEN_FILE"] = str(self.token_path)
+            env["ORION_SERVER_KEY_FILE"] = str(self.api_key_path.with_suffix(".key"))
         return env
 
     def leaked_secrets(self) -> list[str]:
@@ -491,6 +503,37 @@ def _process_token() -> str:
         token = secrets.token_urlsafe(32)
         os.environ["ORION_TOKEN"] = token
     return token
+
+
+@functools.cache
+def _process_api_key() -> Any:
+    """The API key pair shared by this process's local clusters (see the module doc)."""
+    from orion.security.keys import ClusterKey
+
+    return ClusterKey.generate()
+
+
+def _write_process_api_key(directory: Path) -> Path:
+    """secrets/api.key_secret (and api.key) holding the process's API key pair; its path.
+    Puts the public key in ORION_SERVER_KEY unless set (again for every cluster: a test may
+    have cleared it since)."""
+    os.environ.setdefault("ORION_SERVER_KEY", _process_api_key().public.decode())
+    from orion.security.keys import KeyFileError, load_cluster_key, write_cluster_key
+
+    secret, public = directory / "api.key_secret", directory / "api.key"
+    try:
+        current = load_cluster_key(secret) == _process_api_key()
+    except KeyFileError:
+        current = False
+    if not current:  # none yet, or another process's
+        secret.unlink(missing_ok=True)
+        public.unlink(missing_ok=True)
+        staging = directory / f".api-{os.getpid()}"
+        written, written_public = write_cluster_key(staging, _process_api_key())
+        written.rename(secret)
+        written_public.rename(public)
+        staging.rmdir()
+    return secret
 
 
 def _to_toml(sections: dict[str, dict[str, Any]]) -> str:

@@ -19,6 +19,8 @@ present the cluster public key; our DEALERs are CURVE clients with that same key
 process without the cluster secret key can neither complete a handshake (it cannot decrypt
 or forge the key exchange) nor read the traffic. Socket monitors report failed handshakes
 on both sides (orion.security.handshake). Without ``curve`` the sockets are plain TCP.
+The ROUTER enforces its ZAP domain: with no ZAP handler answering, every connection is
+refused (never admitted), and a handler that dies calls ``on_zap_death`` (the node stops).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from orion.security.handshake import MONITORED_EVENTS, HandshakeLog
 from orion.security.keys import ClusterKey
-from orion.security.zap import ZapHandler
+from orion.security.zap import ZapHandler, secure_server
 from orion.transport.frames import Channel, FrameError, decode_header, encode_header
 from orion.transport.socket_thread import SocketThread
 
@@ -77,6 +79,7 @@ class PeerTransport(SocketThread[_Command]):
         advertise: str | None = None,
         allow_fault_injection: bool = False,
         curve: ClusterKey | None = None,
+        on_zap_death: Callable[[str], None] | None = None,
     ) -> None:
         """``port=0`` binds a random free port (read ``port`` after ``start``).
 
@@ -94,6 +97,7 @@ class PeerTransport(SocketThread[_Command]):
         self._max_frame = max_frame
         self._allow_fault_injection = allow_fault_injection
         self._curve = curve
+        self._on_zap_death = on_zap_death
         self._zap_domain = f"{self.name}#{next(_zap_domains)}"
         self.handshakes = HandshakeLog(self.name)
         # monitor socket -> (peer address, "" for our ROUTER; the socket it watches)
@@ -192,17 +196,18 @@ class PeerTransport(SocketThread[_Command]):
         # dropped by us; beyond it ZeroMQ drops the connection before buffering the frame.
         router.setsockopt(zmq.MAXMSGSIZE, 4 * self._max_frame + 4096)
         poller = zmq.Poller()
+        zap: ZapHandler | None = None
         if self._curve is not None:
             try:
-                ZapHandler.for_context(context).allow(self._zap_domain, [self._curve.public])
+                zap = ZapHandler.for_context(context)
+                zap.allow(self._zap_domain, [self._curve.public])
             except RuntimeError as exc:  # another ZAP handler owns this context
                 router.close(0)
                 self._ready(OSError(str(exc)))
                 return
-            router.setsockopt(zmq.ZAP_DOMAIN, self._zap_domain.encode())
-            router.setsockopt(zmq.CURVE_SERVER, 1)
-            router.setsockopt(zmq.CURVE_SECRETKEY, self._curve.secret)
-            router.setsockopt(zmq.CURVE_PUBLICKEY, self._curve.public)
+            if self._on_zap_death is not None:
+                zap.watch(self._on_zap_death)
+            secure_server(router, self._zap_domain, self._curve.public, self._curve.secret)
             self._watch(poller, router, "")
         try:
             if self.port == 0:
@@ -240,8 +245,10 @@ class PeerTransport(SocketThread[_Command]):
             for sock in dealers.values():
                 sock.close(0)
             router.close(0)
-            if self._curve is not None:
-                ZapHandler.for_context(context).forget(self._zap_domain)
+            if zap is not None:
+                zap.forget(self._zap_domain)
+                if self._on_zap_death is not None:
+                    zap.unwatch(self._on_zap_death)
 
     # ----------------------------------------------------------------- handshake reports
 

@@ -14,6 +14,14 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture(autouse=True)
+def plain_api_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process servers here speak plain TCP: a server key a LocalCluster of this process
+    put in the environment (ORION_SERVER_KEY) would make clients insist on CURVE."""
+    for name in ("ORION_SERVER_KEY", "ORION_SERVER_KEY_FILE", "ORION_CLIENT_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def node() -> MemoryNode:
     return MemoryNode()

@@ -19,7 +19,7 @@ import zmq
 from orion.api.http import HttpApi
 from orion.api.protocol import ListTasks, decode_reply, encode_request
 from orion.api.server import ApiServer
-from orion.client import Client, Unauthorized
+from orion.client import Client, Unauthorized, Unavailable
 from orion.security.keys import TokenSet
 from tests.api.memory_node import MemoryNode
 
@@ -86,7 +86,9 @@ def test_raw_frames_with_a_bad_token_or_shape_get_no_further(api: ApiServer, nod
     assert node.submits_seen == []
 
 
-def test_one_flooding_connection_does_not_starve_another(node: MemoryNode) -> None:
+def test_one_flooding_address_does_not_starve_another(node: MemoryNode) -> None:
+    """The budget is per client address (a reconnect does not refill it); another address
+    (a client from 127.0.0.2) has its own."""
     server = ApiServer("127.0.0.1", 0, node, rate_limit_per_s=0.01, tokens=TokenSet([TOKEN]))
     server.start()
     flooder = zmq.Context.instance().socket(zmq.REQ)  # one connection, kept open
@@ -100,9 +102,16 @@ def test_one_flooding_connection_does_not_starve_another(node: MemoryNode) -> No
             answers.append(decode_reply(flooder.recv()))
         assert [a.ok for a in answers] == [True, False, False, False]
         assert all("rate limited" in a.error.message for a in answers[1:] if a.error)
-        with Client([f"127.0.0.1:{server.port}"], timeout=2.0, retries=1, token=TOKEN) as neighbour:
-            assert neighbour.tasks() == []  # its own connection has its own budget
-        assert server.stats["rate_limited"] == 3
+        with Client([f"127.0.0.1:{server.port}"], timeout=2.0, retries=1, token=TOKEN) as again:
+            with pytest.raises(Unavailable, match="rate limited"):
+                again.tasks()  # a new connection from the same address: the same budget
+        neighbour = zmq.Context.instance().socket(zmq.REQ)
+        neighbour.setsockopt(zmq.LINGER, 0)
+        neighbour.connect(f"tcp://127.0.0.2:0;127.0.0.1:{server.port}")  # from another address
+        neighbour.send_multipart([TOKEN.encode(), encode_request(ListTasks())])
+        assert neighbour.poll(2000)
+        assert decode_reply(neighbour.recv()).ok  # its own budget
+        neighbour.close(0)
     finally:
         flooder.close(0)
         server.stop()
