@@ -68,10 +68,10 @@ from orion.fsm.services import ServiceBook, fixed_host_ports
 from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
 from orion.fsm.tables import NodeRecord
 from orion.model import ACTIVE_STATES, Desired, Health, NodeStatus, PortClaim, Task, TaskEvent, TaskState
+from orion.scheduler.feasible import shortage
 from orion.scheduler.ports import port_space
 from orion.services.spec import Service
 
-from orion.scheduler.feasible import shortage
 MAX_HISTORY = 20  # events kept per task
 MAX_RESTART_TIMES = 64  # recent restarts kept per task (the restart policy counts them)
 SUBMITTED_REASON = "waiting for a node"
@@ -277,6 +277,10 @@ class ClusterState:
             ):
                 skipped.append(task_id)
                 continue
+            if shortage(node.meta, self.allocated(node_id), task):
+                # Taken since the plan was made (a submit the leader placed meanwhile): judge it again.
+                skipped.append(task_id)
+                continue
             if task.port_bindings:
                 if book is None:
                     book = self._ports.placement_book(self._nodes, self._tasks)
@@ -284,10 +288,6 @@ class ClusterState:
                 if ports is None:  # a port taken since the plan was made: judge it again
                     skipped.append(task_id)
                     continue
-            if shortage(node.meta, self.allocated(node_id), task):
-                # Taken since the plan was made (a submit the leader placed meanwhile): judge it again.
-                skipped.append(task_id)
-                continue
                 book.claim(port_space(node.meta), node.meta.host_ip, node_id, task_id, ports)
                 holds = [h for h in task.port_holds if h.kind != "foreign" or h.until > cmd.at]
                 self.change_task(
