@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NoReturn
 
-from orion import cli_services
+from orion import cli_ops, cli_services
 from orion.api.endpoints import EndpointMemory
 from orion.api.http import to_camel
 from orion.api.protocol import NodeInfo, RaftInfo, container_port_problem, normalize_port_bindings
@@ -79,6 +79,9 @@ Clients (orion CLI, orion.client, tools/loadgen.py) read the token from the envi
 
   export ORION_TOKEN_FILE={token}
 """
+
+
+TASK_REF_HELP = "task id, a unique id prefix (4+ characters) or the task's name"
 
 
 class UsageError(Exception):
@@ -161,8 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    node = commands.add_parser("node", help="run a node", parents=[common])
-    node.add_argument("--config", required=True, help="node TOML file")
+    node = commands.add_parser(
+        "node",
+        help="run a node (--config FILE), or drain one, or set its eligibility",
+        usage="orion node --config FILE [--bootstrap] [--join HOST:PORT]\n"
+        "       orion node drain NODE [--deadline DURATION]\n"
+        "       orion node eligibility NODE --enable|--disable",
+        parents=[common],
+    )
+    node.add_argument("--config", help="node TOML file (runs the node)")
     node.add_argument("--bootstrap", action="store_true", default=None, help="start a new cluster")
     node.add_argument(
         "--join", action="append", default=None, metavar="HOST:PORT", help="gossip address to join"
@@ -220,13 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--selector", action="append", default=[], metavar="KEY=VALUE", help="node selector")
     submit.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
-    task_commands.add_parser("ls", help="list tasks", parents=[common])
+    cli_ops.add_task_ls_options(task_commands.add_parser("ls", help="list tasks", parents=[common]))
     inspect = task_commands.add_parser(
         "inspect", help="show a task, why it is pending, its history", parents=[common]
     )
-    inspect.add_argument("id")
+    inspect.add_argument("id", help=TASK_REF_HELP)
     stop = task_commands.add_parser("stop", help="stop a task", parents=[common])
-    stop.add_argument("id")
+    stop.add_argument("id", help=TASK_REF_HELP)
     remove = task_commands.add_parser(
         "rm",
         help="remove a stopped or failed task from the cluster state",
@@ -234,12 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
         "is refused (exit 2) unless --force, which stops and removes it.",
         parents=[common],
     )
-    remove.add_argument("id")
+    remove.add_argument("id", help=TASK_REF_HELP)
     remove.add_argument("-f", "--force", action="store_true", help="stop the task first if it is active")
 
     commands.add_parser("nodes", help="list cluster members", parents=[common])
     commands.add_parser("raft", help="Raft status of the answering node", parents=[common])
     cli_services.add_parsers(commands, common)  # orion service ..., orion apply -f
+    cli_ops.add_node_parsers(node, common)  # orion node drain|eligibility
     return parser
 
 
@@ -407,8 +418,12 @@ def format_nodes(nodes: list[NodeInfo]) -> str:
         memory = f"{format_size(n.allocated_memory)}/{format_size(meta.memory_total)}" if meta else "-"
         cpu = f"{n.allocated_cpu:g}/{meta.cpu_total:g}" if meta else "-"
         tags = ",".join(f"{k}={v}" for k, v in meta.tags.items()) if meta and meta.tags else "-"
-        rows.append([n.id, n.address or "-", n.status, n.role, n.suffrage, memory, cpu, tags])
-    return table(["ID", "ADDRESS", "STATUS", "ROLE", "SUFFRAGE", "MEMORY", "CPU", "TAGS"], rows)
+        eligibility, drain = cli_ops.node_scheduling(n)
+        rows.append(
+            [n.id, n.address or "-", n.status, n.role, n.suffrage, memory, cpu, eligibility, drain, tags]
+        )
+    headers = ["ID", "ADDRESS", "STATUS", "ROLE", "SUFFRAGE", "MEMORY", "CPU", "ELIGIBILITY", "DRAIN", "TAGS"]
+    return table(headers, rows)
 
 
 def format_raft(r: RaftInfo) -> str:
@@ -472,6 +487,8 @@ def run_client_command(args: argparse.Namespace, command: list[str] | None) -> i
 def dispatch(client: Client, args: argparse.Namespace, command: list[str] | None) -> None:
     if args.command in ("service", "apply"):
         cli_services.run(client, args, command)
+    elif args.command == "node":
+        cli_ops.run_node_command(client, args)
     elif args.command == "nodes":
         nodes = client.nodes()
         emit(nodes, args.json, format_nodes(nodes))
@@ -494,8 +511,7 @@ def dispatch(client: Client, args: argparse.Namespace, command: list[str] | None
         )
         emit(task, args.json, f"{task.id}  {shown_state(task)}" + (f": {task.reason}" if task.reason else ""))
     elif args.task_command == "ls":
-        tasks = client.tasks()
-        emit(tasks, args.json, format_tasks(tasks))
+        cli_ops.list_tasks(client, args, format_tasks)
     elif args.task_command == "inspect":
         task = client.task(args.id)
         emit(task, args.json, format_task(task))
@@ -592,7 +608,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(
             "a command after '--' is only accepted by 'orion task submit' and 'orion service create|update'"
         )
-    if args.command == "node":
+    if args.command == "node" and args.node_command is None:
+        if not args.config:
+            parser.error(
+                "--config FILE is required to run a node (or: orion node drain|eligibility NODE)"
+            )
         from orion.node import run_node  # the node pulls in every subsystem: import only here
 
         reload_tokens_on_sighup()

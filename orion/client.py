@@ -51,7 +51,6 @@ from orion.api.protocol import (
     ErrorCode,
     ListNodes,
     ListServices,
-    ListTasks,
     NodeInfo,
     RaftInfo,
     RaftStatus,
@@ -65,6 +64,7 @@ from orion.api.protocol import (
 )
 from orion.api.requests import (
     build_create_service,
+    build_list_tasks,
     build_submit,
     build_update_service,
     service_fields,
@@ -75,6 +75,7 @@ from orion.security import client_credentials
 from orion.security.keys import KeyFileError, read_tokens
 from orion.security.mechanism_probe import server_mechanism
 from orion.services.spec import Service, ServiceSpec, UpdateState
+from orion.units import parse_duration
 
 T = TypeVar("T")
 
@@ -97,9 +98,11 @@ __all__ = [
     "Unavailable",
     "default_endpoints",
     "default_token",
+    "drain_node",
     "nodes",
     "raft",
     "remove",
+    "set_node_eligibility",
     "shown_state",
     "stop",
     "submit",
@@ -334,8 +337,17 @@ class Client:
             raise InvalidRequest(ErrorCode.INVALID, str(exc)) from None
         return self._call(request)
 
-    def tasks(self, *, stale: bool = False) -> list[Task]:
-        return self._call(ListTasks(stale=stale))
+    def tasks(
+        self,
+        *,
+        state: str | list[str] | None = None,
+        node: str | None = None,
+        service: str | None = None,
+        stale: bool = False,
+    ) -> list[Task]:
+        """Every task, or those in ``state`` (one TaskState or several, any case), on ``node``,
+        of ``service``; the node filters them."""
+        return self._call(_checked_spec(build_list_tasks, state, node=node, service=service, stale=stale))
 
     def task(self, id: str, *, stale: bool = False) -> Task:
         return self._call(self._checked({"op": "GetTask", "id": id, "stale": stale}))
@@ -354,6 +366,23 @@ class Client:
 
     def nodes(self, *, stale: bool = False) -> list[NodeInfo]:
         return self._call(ListNodes(stale=stale))
+
+    def drain_node(self, node: str, deadline: float | str | None = None) -> NodeInfo:
+        """Take ``node`` out for maintenance: no new placements; one-off tasks are placed
+        elsewhere at once, service tasks replaced elsewhere first and then drained (their
+        update policy's pace). ``deadline`` (seconds or "10m"; None: none): then whatever is
+        left there is stopped. Returns the node (``drain.remaining`` counts down to 0)."""
+        seconds = None
+        if deadline is not None:
+            try:
+                seconds = parse_duration(deadline, "deadline")
+            except ValueError as exc:
+                raise InvalidRequest(ErrorCode.INVALID, str(exc)) from None
+        return self._call(self._checked({"op": "DrainNode", "node": node, "deadline": seconds}))
+
+    def set_node_eligibility(self, node: str, eligible: bool) -> NodeInfo:
+        """Stop (False) or resume (True) new placements on ``node``; True also ends a drain."""
+        return self._call(self._checked({"op": "SetNodeEligibility", "node": node, "eligible": eligible}))
 
     def raft(self, *, stale: bool = True) -> RaftInfo:
         """Raft status of the node that answers (stale by default: it is that node's view)."""
@@ -661,8 +690,9 @@ def submit(image: str, **kwargs: Any) -> Task:
     return _default().submit(image, **kwargs)
 
 
-def tasks() -> list[Task]:
-    return _default().tasks()
+def tasks(**filters: Any) -> list[Task]:
+    """``state=``, ``node=``, ``service=`` as ``Client.tasks`` takes them."""
+    return _default().tasks(**filters)
 
 
 def task(id: str) -> Task:
@@ -683,6 +713,14 @@ def nodes() -> list[NodeInfo]:
 
 def raft() -> RaftInfo:
     return _default().raft()
+
+
+def drain_node(node: str, deadline: float | str | None = None) -> NodeInfo:
+    return _default().drain_node(node, deadline)
+
+
+def set_node_eligibility(node: str, eligible: bool) -> NodeInfo:
+    return _default().set_node_eligibility(node, eligible)
 
 
 def wait(id: str, state: str, timeout: float = 60.0) -> Task:

@@ -16,6 +16,7 @@ from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import Outcome, Propose, Read
 from orion.actors.state_view import StateView
 from orion.api import protocol as api
+from orion.api.lookup import filtered_tasks, resolve_task, with_node_state
 from orion.api.requests import task_of
 from orion.api.server import ReplyFn
 from orion.fsm import commands as fsm_commands
@@ -42,23 +43,49 @@ def _is_builtin(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool | list | dict)
 
 
-def _task_query(task_id: str) -> Any:
+def _task_query(ref: str) -> Any:
+    """The task ``ref`` names (id, unique id prefix or name: orion/api/lookup.py)."""
+
     def query(view: StateView) -> Any:
-        task = view.fsm.task(task_id)
-        if task is None:
-            raise LookupError(f"no task with id {task_id!r}")
-        return msgspec.to_builtins(task)
+        return msgspec.to_builtins(resolve_task(view.fsm, ref))
 
     return query
 
 
-def _tasks_query(view: StateView) -> Any:
-    # Encoded inside the Raft actor's thread: the FSM's records keep changing after we reply.
-    return msgspec.to_builtins(view.fsm.tasks())
+def _task_id_query(ref: str) -> Any:
+    def query(view: StateView) -> Any:
+        return resolve_task(view.fsm, ref).id
+
+    return query
+
+
+def _tasks_query(request: api.ListTasks) -> Any:
+    def query(view: StateView) -> Any:
+        # Encoded inside the Raft actor's thread: the FSM's records keep changing after we reply.
+        return msgspec.to_builtins(filtered_tasks(view.fsm, request.states, request.node, request.service))
+
+    return query
 
 
 def _nodes_query(view: StateView) -> Any:
-    return msgspec.to_builtins(view.nodes())
+    return msgspec.to_builtins(with_node_state(view.nodes(), view.fsm))
+
+
+def _node_query(node_id: str) -> Any:
+    def query(view: StateView) -> Any:
+        found = [info for info in view.nodes() if info.id == node_id]
+        if not found:
+            raise LookupError(f"no node with id {node_id}")
+        return msgspec.to_builtins(with_node_state(found, view.fsm)[0])
+
+    return query
+
+
+def node_command(request: api.DrainNode | api.SetNodeEligibility, now: float) -> fsm_commands.Command:
+    """The FSM command of a node write (drain, eligibility)."""
+    if isinstance(request, api.DrainNode):
+        return fsm_commands.DrainNode(node_id=request.node, deadline=request.deadline, at=now)
+    return fsm_commands.SetNodeEligibility(node_id=request.node, eligible=request.eligible, at=now)
 
 
 def _raft_query(view: StateView) -> Any:
@@ -158,16 +185,26 @@ class ApiActor(NodeActor):
                 now = time.time()
                 command = fsm_commands.SubmitTask(task=task_of(request, now), at=now)
                 self._write(command, callback)
-            case api.StopTask(id=task_id):
-                self._write(fsm_commands.StopTask(task_id=task_id, at=time.time()), callback)
-            case api.RemoveTask(id=task_id, force=force):
-                self._write(fsm_commands.RemoveTask(task_id=task_id, force=force, at=time.time()), callback)
+            case api.StopTask(id=ref):
+                self._write_resolved(
+                    ref, lambda task_id: fsm_commands.StopTask(task_id=task_id, at=time.time()), callback
+                )
+            case api.RemoveTask(id=ref, force=force):
+                self._write_resolved(
+                    ref,
+                    lambda task_id: fsm_commands.RemoveTask(task_id=task_id, force=force, at=time.time()),
+                    callback,
+                )
             case api.ListTasks():
-                self.raft.tell(Read(_tasks_query, callback, stale=request.stale, timeout=self.timeout))
+                self.raft.tell(
+                    Read(_tasks_query(request), callback, stale=request.stale, timeout=self.timeout)
+                )
             case api.GetTask(id=task_id):
                 self.raft.tell(
                     Read(_task_query(task_id), callback, stale=request.stale, timeout=self.timeout)
                 )
+            case api.DrainNode() | api.SetNodeEligibility():
+                self._write_then_read(node_command(request, time.time()), _node_query(request.node), callback)
             case api.ListNodes():
                 self.raft.tell(Read(_nodes_query, callback, stale=request.stale, timeout=self.timeout))
             case api.ListServices():
@@ -193,6 +230,30 @@ class ApiActor(NodeActor):
 
     def _read(self, query: Any, callback: Any, stale: bool) -> None:
         self.raft.tell(Read(query, callback, stale=stale, timeout=self.timeout))
+
+    def _write_resolved(self, ref: str, command_for: Callable[[str], Any], callback: Any) -> None:
+        """Resolve the task ``ref`` names on the leader's state, then propose the command for
+        its id (the read is linearizable, so a task submitted just before is found)."""
+
+        def resolved(outcome: Outcome) -> None:
+            if outcome.ok:
+                self._write(command_for(outcome.value), callback)
+            else:
+                callback(outcome)
+
+        self._read(_task_id_query(ref), resolved, stale=False)
+
+    def _write_then_read(self, command: Any, query: Any, callback: Any) -> None:
+        """Propose ``command``; once applied, answer with ``query`` (e.g. the node as
+        ``orion nodes`` shows it, rather than the FSM's bare record)."""
+
+        def written(outcome: Outcome) -> None:
+            if outcome.ok:
+                self._read(query, callback, stale=False)
+            else:
+                callback(outcome)
+
+        self._write(command, written)
 
     def _write(self, command: Any, callback: Any) -> None:
         data = fsm_commands.encode_command(command)

@@ -153,7 +153,15 @@ def node_view(fsm: ClusterState, record: NodeRecord) -> NodeView:
     """A node as the Judge reads it: its record, and what the FSM already gives it."""
     memory, cpu, disk = fsm.allocated(record.id)
     return NodeView(
-        record.id, record.status, record.meta, memory, cpu, disk, ports=tuple(fsm.port_claims(record.id))
+        record.id,
+        record.status,
+        record.meta,
+        memory,
+        cpu,
+        disk,
+        eligible=record.schedulable,  # ``orion node eligibility --disable`` or a drain
+        draining=record.drain is not None,
+        ports=tuple(fsm.port_claims(record.id)),
     )
 
 

@@ -36,6 +36,9 @@ DEFAULT_CONTROLLER_INTERVAL = 0.5  # [services] controller_interval
 class ControllerInput:
     services: list[tuple[Service, list[Task]]]  # every service with every task of it
     down_nodes: frozenset[str]  # dead or departed: their tasks are lost
+    draining_nodes: frozenset[str] = frozenset()  # ``orion node drain``: their tasks move elsewhere
+    # (node, deadline) of drains with a deadline and tasks still live on the node
+    drain_deadlines: tuple[tuple[str, float], ...] = ()
 
 
 def controller_input(view: StateView) -> ControllerInput | None:
@@ -44,7 +47,22 @@ def controller_input(view: StateView) -> ControllerInput | None:
         return None
     fsm = view.fsm
     down = frozenset(record.id for record in fsm.nodes() if record.status in GONE_STATUSES)
-    return ControllerInput([(s, fsm.service_tasks(s.name)) for s in fsm.services()], down)
+    draining = frozenset(record.id for record in fsm.nodes() if record.drain is not None)
+    deadlines = tuple(
+        (record.id, record.drain.deadline)
+        for record in fsm.nodes()
+        if record.drain is not None
+        and record.drain.deadline is not None
+        and fsm.live_tasks_on_node(record.id)
+    )
+    return ControllerInput(
+        [(s, fsm.service_tasks(s.name)) for s in fsm.services()], down, draining, deadlines
+    )
+
+
+def overdue_drains(deadlines: tuple[tuple[str, float], ...], now: float) -> list[str]:
+    """Nodes whose drain deadline passed with tasks still on them: ``FinishDrain`` stops those."""
+    return sorted(node_id for node_id, deadline in deadlines if now >= deadline)
 
 
 def command_for(service: Service, decision: Decision, at: float) -> fsm_commands.Command | None:
@@ -160,7 +178,13 @@ class ServiceActor(NodeActor):
         ref = self.actor_ref
         for service, tasks in data.services:
             decision = decide(
-                service, tasks, now, _new_id, down_nodes=data.down_nodes, settings=self.settings
+                service,
+                tasks,
+                now,
+                _new_id,
+                down_nodes=data.down_nodes,
+                draining_nodes=data.draining_nodes,
+                settings=self.settings,
             )
             command = command_for(service, decision, now)
             if command is None:
@@ -172,6 +196,17 @@ class ServiceActor(NodeActor):
                 Propose(
                     fsm_commands.encode_command(command),
                     lambda o, name=name: ref.tell(_Committed(name, o)),
+                    timeout=self.timeout,
+                )
+            )
+        for node_id in overdue_drains(data.drain_deadlines, now):
+            logger.info("node {}: drain deadline passed, stopping what is left there", node_id)
+            self._in_flight += 1
+            label = f"drain of {node_id}"
+            self.raft.tell(
+                Propose(
+                    fsm_commands.encode_command(fsm_commands.FinishDrain(node_id=node_id, at=now)),
+                    lambda o, label=label: ref.tell(_Committed(label, o)),
                     timeout=self.timeout,
                 )
             )

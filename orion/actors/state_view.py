@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from orion.actors.messages import Outcome
-from orion.api.protocol import ErrorCode, NodeInfo, RaftInfo
+from orion.api.protocol import ErrorCode, NodeInfo, RaftInfo, Refused
 from orion.cluster.leader_contact import LeaderContact
 from orion.fsm.state import ClusterState
 
@@ -62,3 +62,5 @@ def run_query(query: Callable[[StateView], Any], view: StateView) -> Outcome:
         return Outcome.success(query(view))
     except LookupError as exc:
         return Outcome.failure(ErrorCode.NOT_FOUND, str(exc.args[0]) if exc.args else "not found")
+    except Refused as exc:  # e.g. an ambiguous task id prefix
+        return Outcome.failure(exc.code, exc.message)

@@ -2,7 +2,8 @@
 
 Routes: POST /tasks, GET /tasks, GET /tasks/{id}, DELETE /tasks/{id} (stop),
 DELETE /tasks/{id}?remove=true[&force=true] (``orion task rm``), GET /nodes, GET /raft,
-GET /health, and the services' routes (orion/api/rest_services.py). Bodies and responses
+GET /health, the services' routes (orion/api/rest_services.py), task filters and references
+and POST /nodes/{id}/drain|eligibility (orion/api/rest_ops.py). Bodies and responses
 are JSON with the PRD's camelCase keys (``portBindings``, ``nodeId``). Requests go to the
 same ``handler(request, reply)`` as the ZeroMQ server; the HTTP thread waits for the reply
 with a deadline.
@@ -44,7 +45,6 @@ from orion.api.protocol import (
     RETRYABLE,
     ErrorCode,
     ListNodes,
-    ListTasks,
     RaftInfo,
     RaftStatus,
     Reply,
@@ -56,6 +56,7 @@ from orion.api.protocol import (
     validate_request,
 )
 from orion.api.requests import build_submit
+from orion.api.rest_ops import is_node_action, list_tasks_request, node_action_request, task_ref
 from orion.api.rest_services import NoRoute, camel_field, is_service_path, service_request
 from orion.api.server import Handler, Prepare
 from orion.security.connections import ConnectionTable
@@ -285,13 +286,18 @@ class _RestHandler(BaseHTTPRequestHandler):
         if is_service_path(path):
             self._service_route("GET", path, b"")
         elif path == "/tasks":
-            self._run(ListTasks(stale=stale))
+            try:
+                listing = list_tasks_request(self.path.partition("?")[2])
+            except RequestError as exc:
+                self._error(HTTPStatus.BAD_REQUEST, str(exc), exc.field)
+                return
+            self._run(listing)
         elif path == "/nodes":
             self._run(ListNodes(stale=stale))
         elif path == "/raft":
             self._run(RaftStatus(stale=True))
         elif (match := _TASK_PATH.match(path)) is not None:
-            self._run_fields({"op": "GetTask", "id": match.group("id"), "stale": stale})
+            self._run_fields({"op": "GetTask", "id": task_ref(match.group("id")), "stale": stale})
         else:
             self._error(HTTPStatus.NOT_FOUND, f"no route GET {path}")
 
@@ -303,6 +309,17 @@ class _RestHandler(BaseHTTPRequestHandler):
             body = self._read_body()
             if body is not None:
                 self._service_route("POST", path, body)
+            return
+        if is_node_action(path):
+            node_body = self._read_body()
+            if node_body is None:
+                return
+            try:
+                node_request = node_action_request(path, node_body)
+            except RequestError as exc:
+                self._error(HTTPStatus.BAD_REQUEST, str(exc), exc.field)
+                return
+            self._run(node_request)
             return
         if path != "/tasks":
             if self._drain_body():
@@ -335,9 +352,9 @@ class _RestHandler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.BAD_REQUEST, str(exc), exc.field)
             return
         if flags["remove"]:
-            self._run_fields({"op": "RemoveTask", "id": match.group("id"), "force": flags["force"]})
+            self._run_fields({"op": "RemoveTask", "id": task_ref(match.group("id")), "force": flags["force"]})
         else:
-            self._run_fields({"op": "StopTask", "id": match.group("id")})
+            self._run_fields({"op": "StopTask", "id": task_ref(match.group("id"))})
 
     def do_PUT(self) -> None:
         if not self._authorized():

@@ -28,6 +28,11 @@ MAX_REPLY = 64 * 1024 * 1024
 
 TaskId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 TaskName = Annotated[str, msgspec.Meta(max_length=128)]
+# What a command that names a task takes: its id, a unique id prefix (4+ characters) or its
+# name; resolved once, on the node, by orion.api.lookup.resolve_task.
+TaskRef = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][^/]*$")]
+NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][^/\s]*$")]
+StateName = Annotated[str, msgspec.Meta(max_length=32)]
 Image = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\s]+$")]
 Bytes = Annotated[int, msgspec.Meta(ge=0, le=2**60)]
 Cores = Annotated[float, msgspec.Meta(ge=0.0, le=4096.0)]
@@ -150,27 +155,48 @@ def restart_fields(value: str | Mapping[str, Any] | RestartSpec | None) -> dict[
 
 
 class ListTasks(_Request):
-    pass
+    """Every task, or only those in one of ``states`` (TaskState values), on ``node``, of
+    ``service`` (empty: no filter). Built and checked by orion.api.requests.build_list_tasks."""
+
+    states: Annotated[list[StateName], msgspec.Meta(max_length=16)] = []
+    node: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    service: Annotated[str, msgspec.Meta(max_length=128)] = ""
 
 
 class GetTask(_Request):
-    id: TaskId
+    id: TaskRef
 
 
 class StopTask(_Request):
-    id: TaskId
+    id: TaskRef
 
 
 class RemoveTask(_Request):
     """``orion task rm``: delete a Stopped or Failed task from the state. An active one is
     refused unless ``force``, which stops and removes it (as ``docker rm --force``)."""
 
-    id: TaskId
+    id: TaskRef
     force: bool = False
 
 
 class ListNodes(_Request):
     pass
+
+
+class DrainNode(_Request):
+    """``orion node drain``: move the node's tasks elsewhere; ``deadline`` (seconds, None: no
+    deadline): then stop whatever is left. Answers the node as ``ListNodes`` shows it."""
+
+    node: NodeId
+    deadline: Annotated[float, msgspec.Meta(ge=0.0, le=10.0 * 365 * 86400)] | None = None
+
+
+class SetNodeEligibility(_Request):
+    """``orion node eligibility``: stop (False) or resume (True) new placements; True also
+    ends a drain."""
+
+    node: NodeId
+    eligible: bool
 
 
 class RaftStatus(_Request):
@@ -278,6 +304,8 @@ Request = (
     | StopTask
     | RemoveTask
     | ListNodes
+    | DrainNode
+    | SetNodeEligibility
     | RaftStatus
     | BlockPeers
     | CreateService
@@ -302,6 +330,8 @@ WRITE_REQUESTS = (
     PauseService,
     ResumeService,
     RemoveService,
+    DrainNode,
+    SetNodeEligibility,
 )
 
 # ------------------------------------------------------------------------- results
@@ -316,6 +346,15 @@ class Suffrage(StrEnum):
 UNKNOWN = "unknown"  # a status or role the answering node cannot tell (it never heard of that member)
 
 
+class DrainInfo(msgspec.Struct, kw_only=True, frozen=True):
+    """A node's drain: since when, its deadline (None: none), the tasks still live on it
+    (0: drained)."""
+
+    started_at: float
+    deadline: float | None = None
+    remaining: int = 0
+
+
 class NodeInfo(msgspec.Struct, kw_only=True, frozen=True):
     id: str
     address: str = ""
@@ -326,6 +365,8 @@ class NodeInfo(msgspec.Struct, kw_only=True, frozen=True):
     allocated_memory: int = 0
     allocated_cpu: float = 0.0
     allocated_disk: int = 0
+    eligible: bool = True  # takes new placements (``orion node eligibility``; False while draining)
+    drain: DrainInfo | None = None
 
 
 class RaftInfo(msgspec.Struct, kw_only=True, frozen=True):
@@ -347,6 +388,8 @@ RESULT_TYPES: dict[type, Any] = {
     RemoveTask: Task,  # the task as it was removed
     ListTasks: list[Task],
     ListNodes: list[NodeInfo],
+    DrainNode: NodeInfo,
+    SetNodeEligibility: NodeInfo,
     RaftStatus: RaftInfo,
     BlockPeers: list[str],
     CreateService: Service,
@@ -381,6 +424,16 @@ class Reply(msgspec.Struct, frozen=True):
     @classmethod
     def failure(cls, code: str, message: str) -> Reply:
         return cls(ok=False, error=ApiError(code=str(code), message=message))
+
+
+class Refused(Exception):
+    """A read that answers with an error other than not-found (e.g. ``invalid``: an ambiguous
+    task id prefix); the node's query runner turns it into that reply."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class RequestError(ValueError):

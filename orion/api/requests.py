@@ -11,13 +11,14 @@ gets the same default name (``orion.model.task_name``) as one built here.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import msgspec
 
 from orion.api.protocol import (
     CreateService,
+    ListTasks,
     RequestError,
     SubmitTask,
     UpdateService,
@@ -72,6 +73,42 @@ def build_submit(
         field, _, reason = str(exc).partition(": ")
         raise (RequestError(field, reason) if reason else RequestError("", field)) from None
     return cast(SubmitTask, validate_request(fields))
+
+
+_STATE_NAMES = {state.value.lower(): state.value for state in TaskState}
+
+
+def build_list_tasks(
+    state: str | Iterable[str] | None = None,
+    *,
+    node: str | None = None,
+    service: str | None = None,
+    stale: bool = False,
+) -> ListTasks:
+    """A validated ListTasks: ``state`` is one TaskState or several (a list, or "running,pending"),
+    in any case; ``node`` a node id; ``service`` a service name. RequestError names the field."""
+    given = [state] if isinstance(state, str) else list(state or [])
+    states: list[str] = []
+    for item in given:
+        for word in str(item).split(","):
+            if not word.strip():
+                continue
+            canonical = _STATE_NAMES.get(word.strip().lower())
+            if canonical is None:
+                raise RequestError(
+                    "state",
+                    f"unknown state {word.strip()!r}; expected one of {', '.join(_STATE_NAMES.values())}",
+                )
+            if canonical not in states:
+                states.append(canonical)
+    fields = {
+        "op": "ListTasks",
+        "states": states,
+        "node": node or "",
+        "service": service or "",
+        "stale": stale,
+    }
+    return cast(ListTasks, validate_request(fields))
 
 
 def task_of(request: SubmitTask, now: float) -> Task:

@@ -91,6 +91,31 @@ class RemoveNode(_Command, tag="remove_node"):
     node_id: str
 
 
+class DrainNode(_Command, tag="drain_node"):
+    """``orion node drain``: the node takes no new placements; its one-off tasks go back to
+    Pending at once (placed elsewhere), its service tasks are moved by the service controller
+    (replacement first, as a rolling update). ``deadline``: seconds after ``at`` when whatever
+    is left is stopped (``FinishDrain``); None: no deadline. Draining again replaces it."""
+
+    node_id: str
+    deadline: float | None = None
+
+
+class SetNodeEligibility(_Command, tag="node_eligibility"):
+    """``orion node eligibility``: stop (False) or resume (True) new placements on the node.
+    Enabling also ends a drain: the node is back in service."""
+
+    node_id: str
+    eligible: bool
+
+
+class FinishDrain(_Command, tag="finish_drain"):
+    """The drain's deadline passed (the leader's clock, ``at``): stop every task still live on
+    the node. Refused before the deadline, so a late or early proposal changes nothing."""
+
+    node_id: str
+
+
 class RemoveTask(_Command, tag="remove_task"):
     """Delete a task from the state (``orion task rm``). A task that is still active (Pending,
     Scheduled, Running) is refused unless ``force``, which stops and removes it at once, as
@@ -215,6 +240,9 @@ Command = (
     | UpsertNode
     | SetNodeStatus
     | RemoveNode
+    | DrainNode
+    | SetNodeEligibility
+    | FinishDrain
     | RemoveTask
     | CollectGarbage
     | PortConflict

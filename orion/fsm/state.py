@@ -31,6 +31,8 @@ from orion.fsm.commands import (
     Command,
     CommandError,
     CreateService,
+    DrainNode,
+    FinishDrain,
     PauseServiceUpdate,
     PortConflict,
     Refusal,
@@ -45,6 +47,7 @@ from orion.fsm.commands import (
     RollbackService,
     ScaleService,
     ServiceStep,
+    SetNodeEligibility,
     SetNodeStatus,
     SetPending,
     StopTask,
@@ -66,7 +69,7 @@ from orion.fsm.port_index import (
 from orion.fsm.results import ApplyResult, AssignResult, TaskIds
 from orion.fsm.services import ServiceBook, fixed_host_ports
 from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
-from orion.fsm.tables import NodeRecord
+from orion.fsm.tables import NodeDrain, NodeRecord
 from orion.model import ACTIVE_STATES, Desired, Health, NodeStatus, PortClaim, Task, TaskEvent, TaskState
 from orion.scheduler.feasible import shortage
 from orion.scheduler.ports import port_space
@@ -123,6 +126,9 @@ class ClusterState:
             UpsertNode: self._upsert_node,
             SetNodeStatus: self._set_node_status,
             RemoveNode: self._remove_node,
+            DrainNode: self._drain_node,
+            SetNodeEligibility: self._set_node_eligibility,
+            FinishDrain: self._finish_drain,
             RemoveTask: self._remove_task,
             CollectGarbage: self._collect_garbage,
             PortConflict: self._port_conflict,
@@ -215,6 +221,8 @@ class ClusterState:
             return None, f"node {cmd.node_id} is not known"
         if node.status != NodeStatus.ALIVE:
             return None, f"node {cmd.node_id} is {node.status}"
+        if not node.schedulable:
+            return None, f"node {cmd.node_id} is {'draining' if node.drain else 'not eligible'}"
         why = shortage(node.meta, self.allocated(node.id), task)
         if why:
             return None, why
@@ -274,6 +282,7 @@ class ClusterState:
                 or task_id not in self._pending
                 or node is None
                 or node.status != NodeStatus.ALIVE
+                or not node.schedulable  # drained or made ineligible since the plan was made
             ):
                 skipped.append(task_id)
                 continue
@@ -382,6 +391,8 @@ class ClusterState:
         if old is not None and old.meta.version > meta.version:
             meta = old.meta  # gossip may deliver an older meta after a newer one
         record = NodeRecord(id=meta.id, status=cmd.status, meta=meta, updated_at=cmd.at)
+        if old is not None:  # an operator's eligibility and drain outlive gossip's updates
+            record = msgspec.structs.replace(record, eligible=old.eligible, drain=old.drain)
         self._nodes[meta.id] = record
         return record
 
@@ -398,6 +409,70 @@ class ClusterState:
         if record is None:
             return CommandError(Refusal.NOT_FOUND, f"no node with id {cmd.node_id}")
         return record
+
+    def _drain_node(self, cmd: DrainNode) -> ApplyResult:
+        old = self._nodes.get(cmd.node_id)
+        if old is None:
+            return CommandError(Refusal.NOT_FOUND, f"no node with id {cmd.node_id}")
+        if cmd.deadline is not None and not 0 <= cmd.deadline < math.inf:
+            return CommandError(Refusal.INVALID, f"deadline: must be seconds >= 0, got {cmd.deadline}")
+        deadline = None if cmd.deadline is None else cmd.at + cmd.deadline
+        started = old.drain.started_at if old.drain is not None else cmd.at
+        record = msgspec.structs.replace(
+            old, eligible=False, drain=NodeDrain(started_at=started, deadline=deadline), updated_at=cmd.at
+        )
+        self._nodes[cmd.node_id] = record
+        # One-off tasks have no replacement to start first: they go back to Pending now and the
+        # scheduler places them elsewhere (the node is no longer a candidate). Service tasks
+        # are the service controller's: it starts their replacements before draining them.
+        reason = f"node {cmd.node_id} is draining"
+        for task in self.tasks_on_node(cmd.node_id):
+            if not task.service and task.state in ACTIVE_STATES and task.desired == Desired.RUN:
+                self.change_task(
+                    task,
+                    cmd.at,
+                    state=TaskState.PENDING,
+                    node_id="",
+                    reason=reason,
+                    host_ports={},
+                    host_ip="",
+                    port_holds=with_ports_held(task),
+                )
+        return record
+
+    def _set_node_eligibility(self, cmd: SetNodeEligibility) -> ApplyResult:
+        old = self._nodes.get(cmd.node_id)
+        if old is None:
+            return CommandError(Refusal.NOT_FOUND, f"no node with id {cmd.node_id}")
+        drain = old.drain if not cmd.eligible else None
+        if (old.eligible, old.drain) == (cmd.eligible, drain):
+            return old
+        record = msgspec.structs.replace(old, eligible=cmd.eligible, drain=drain, updated_at=cmd.at)
+        self._nodes[cmd.node_id] = record
+        return record
+
+    def _finish_drain(self, cmd: FinishDrain) -> ApplyResult:
+        node = self._nodes.get(cmd.node_id)
+        if node is None:
+            return CommandError(Refusal.NOT_FOUND, f"no node with id {cmd.node_id}")
+        drain = node.drain
+        if drain is None or drain.deadline is None or cmd.at < drain.deadline:
+            return CommandError(Refusal.INVALID, f"node {cmd.node_id} has no drain deadline that passed")
+        stopped = []
+        reason = f"stopped: the drain of node {cmd.node_id} reached its deadline"
+        for task in self.tasks_on_node(cmd.node_id):
+            if task.state in ACTIVE_STATES and task.desired == Desired.RUN:
+                self.stop_task(task, cmd.at, reason)
+                stopped.append(task.id)
+        return TaskIds(stopped)
+
+    def live_tasks_on_node(self, node_id: str) -> int:
+        """Tasks the node still runs or is about to (a drain is done when none is left)."""
+        return sum(
+            1
+            for task_id in self._by_node.get(node_id, ())
+            if self._tasks[task_id].state in ACTIVE_STATES and self._tasks[task_id].desired == Desired.RUN
+        )
 
     def _remove_task(self, cmd: RemoveTask) -> ApplyResult:
         task = self._tasks.get(cmd.task_id)

@@ -15,6 +15,14 @@ from orion.services.spec import Service
 RowValue = int | float | str | bytes | bool | None
 
 
+class NodeDrain(msgspec.Struct, frozen=True):
+    """``orion node drain``: since when, and when whatever is left on the node is stopped
+    (None: no deadline; services move at their update policy's pace until done)."""
+
+    started_at: float
+    deadline: float | None = None
+
+
 class NodeRecord(msgspec.Struct, frozen=True):
     """A cluster member as the replicated state knows it."""
 
@@ -22,6 +30,13 @@ class NodeRecord(msgspec.Struct, frozen=True):
     status: str  # a NodeStatus
     meta: NodeMeta
     updated_at: float = 0.0
+    eligible: bool = True  # False: no new placements (``orion node eligibility --disable``, a drain)
+    drain: NodeDrain | None = None
+
+    @property
+    def schedulable(self) -> bool:
+        """Takes new placements: eligible and not draining (liveness is the scheduler's own check)."""
+        return self.eligible and self.drain is None
 
 
 _json_encode = msgspec.json.encode
@@ -96,6 +111,8 @@ NODE_COLUMNS: list[tuple[str, str, bool]] = [
     ("raft_incarnation", "VARCHAR", False),
 ]
 _META_FIELDS = [c for c, _, _ in NODE_COLUMNS[3:]]
+# The record's own fields after the meta's (older snapshots lack them: eligible, no drain).
+NODE_COLUMNS += [("eligible", "BOOLEAN", False), ("drain", "VARCHAR", True)]
 
 
 def _scalar(value: Any, duck_type: str) -> RowValue:
@@ -106,6 +123,8 @@ def _scalar(value: Any, duck_type: str) -> RowValue:
         return float(value)
     if duck_type == "BIGINT":
         return int(value)
+    if duck_type == "BOOLEAN":
+        return bool(value)
     return str(value)
 
 
@@ -130,7 +149,13 @@ def services_from_table(table: Table) -> list[Service]:
 
 def node_row(node: NodeRecord) -> list[RowValue]:
     values = msgspec.structs.asdict(node.meta)
-    values.update(id=node.id, status=node.status, updated_at=node.updated_at)
+    values.update(
+        id=node.id,
+        status=node.status,
+        updated_at=node.updated_at,
+        eligible=node.eligible,
+        drain=msgspec.to_builtins(node.drain),
+    )
     return _row(values, NODE_COLUMNS)
 
 
@@ -162,7 +187,15 @@ def nodes_from_table(table: Table) -> list[NodeRecord]:
     for record in _decoded(table, NODE_COLUMNS):
         known = {k: record[k] for k in _META_FIELDS if k in record}
         meta = msgspec.convert(known | {"id": record["id"]}, NodeMeta)
+        drain = record.get("drain")
         nodes.append(
-            NodeRecord(id=record["id"], status=record["status"], meta=meta, updated_at=record["updated_at"])
+            NodeRecord(
+                id=record["id"],
+                status=record["status"],
+                meta=meta,
+                updated_at=record["updated_at"],
+                eligible=bool(record.get("eligible", True)),
+                drain=msgspec.convert(drain, NodeDrain) if drain is not None else None,
+            )
         )
     return nodes

@@ -103,6 +103,8 @@ def explain(fleet: Fleet, task: Task, group: SpreadGroup | None = None) -> str:
         parts.append(group.describe_full(at_max))
     for text, count in sorted(fleet.unmatched(selectors).items()):
         parts.append(f"{count} node selector {text} not matched")
+    if fleet.draining:
+        parts.append(f"{fleet.draining} draining")
     if fleet.not_eligible:
         parts.append(f"{fleet.not_eligible} not eligible")
     if fleet.not_alive:

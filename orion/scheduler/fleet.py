@@ -63,9 +63,9 @@ class Fleet:
         self._unmatched: dict[SelectorKey, dict[str, int]] = {(): {}}
         # Rejections that no placement can change, counted once per batch.
         self.not_alive = sum(1 for node in ordered if node.status != NodeStatus.ALIVE)
-        self.not_eligible = sum(
-            1 for node in ordered if node.status == NodeStatus.ALIVE and not node.eligible
-        )
+        held_back = [node for node in ordered if node.status == NodeStatus.ALIVE and not node.eligible]
+        self.draining = sum(1 for node in held_back if node.draining)
+        self.not_eligible = len(held_back) - self.draining
         self.placements = 0  # bumped on every placement: tells when a cached reason is stale
         self.dynamic_ports = dynamic_ports
         self.port_spaces = [port_space(node.meta) for node in ordered]

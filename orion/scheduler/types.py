@@ -19,7 +19,8 @@ class NodeView(msgspec.Struct, frozen=True):
     allocated_memory: int = 0  # bytes already assigned by the FSM
     allocated_cpu: float = 0.0  # cores already assigned by the FSM
     allocated_disk: int = 0  # bytes already assigned by the FSM
-    eligible: bool = True  # False drains the node: it keeps its tasks but takes no new ones
+    eligible: bool = True  # False: it keeps its tasks but takes no new ones
+    draining: bool = False  # ``orion node drain``: not eligible, and its tasks are moving away
     ports: tuple[PortClaim, ...] = ()  # host ports the FSM counts as taken on this node
 
 

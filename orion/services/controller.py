@@ -21,7 +21,11 @@ Rules, in the order they apply (vocabulary in orion/services/slots.py):
    ``monitor`` seconds passed since the last batch, with no failure too many; a failure of a
    new task at any time until then counts (Swarm counts per task; this is the simple,
    stricter reading).
-5. Fill empty slots with a task of the current template, unless the slot's recent failures
+5. Node drains (``orion node drain``): a slot whose only task of the current template is on a
+   draining node is EVACUATING; like a start-first update, a replacement starts elsewhere (the
+   scheduler no longer places there) at most ``parallelism`` slots at a time, counting the
+   evacuations in flight, and rule 3 drains the old task once the replacement is available.
+6. Fill empty slots with a task of the current template, unless the slot's recent failures
    (of the current template) call for a backoff: the template's restart delay (or
    ``Settings.backoff_base``), doubled per failure within the window, capped.
 
@@ -111,9 +115,11 @@ def decide(
     new_id: Callable[[], str],
     *,
     down_nodes: frozenset[str] = frozenset(),
+    draining_nodes: frozenset[str] = frozenset(),
     settings: Settings = Settings(),
 ) -> Decision:
-    """The controller's next step for ``service`` (``tasks``: every task of it, any state)."""
+    """The controller's next step for ``service`` (``tasks``: every task of it, any state;
+    ``draining_nodes``: nodes being drained, whose tasks move elsewhere)."""
     version = service.template_version
     replicas = service.spec.replicas
     slots = group_slots((t for t in tasks if t.service == service.name), down_nodes)
@@ -123,7 +129,7 @@ def decide(
         plan.stop.extend(t.id for t in slot.draining if _drain_over(t, now, settings.drain_delay))
     resolutions: dict[int, Resolution] = {}
     for number in range(1, replicas + 1):
-        resolution = resolve(slots.get(number, SlotTasks(number)), version, down_nodes)
+        resolution = resolve(slots.get(number, SlotTasks(number)), version, down_nodes, draining_nodes)
         resolutions[number] = resolution
         for task in resolution.retire:
             plan.retire(task, down_nodes)
@@ -135,6 +141,7 @@ def decide(
     if progress.rollback is not None:
         return progress.rollback
     wanted = {n for n, r in resolutions.items() if r.kind == SlotKind.EMPTY} | set(progress.start_beside)
+    wanted |= set(_evacuations(service, resolutions, draining_nodes))
     _fill(service, slots, sorted(wanted), now, new_id, plan, settings)
     changed_status = progress.status if progress.status != service.update else None
     if not (plan.add or plan.drain or plan.stop or changed_status):
@@ -145,6 +152,25 @@ def decide(
         stop=tuple(sorted(set(plan.stop))),
         status=changed_status,
     )
+
+
+def _evacuations(
+    service: Service, resolutions: dict[int, Resolution], draining_nodes: frozenset[str]
+) -> list[int]:
+    """EVACUATING slots that get their replacement now: as many as the update policy's
+    ``parallelism`` allows (0: all) beside those whose replacement is still starting."""
+    waiting = sorted(n for n, r in resolutions.items() if r.kind == SlotKind.EVACUATING)
+    if not waiting:
+        return []
+    parallelism = update_policy(service).parallelism
+    if not parallelism:
+        return waiting
+    moving = sum(
+        1
+        for r in resolutions.values()
+        if r.kind == SlotKind.STARTING and any(t.node_id in draining_nodes for t in r.keep[1:])
+    )
+    return waiting[: max(0, parallelism - moving)]
 
 
 def _drain_over(task: Task, now: float, drain_delay: float) -> bool:

@@ -92,6 +92,9 @@ class SlotKind(StrEnum):
     EMPTY = "empty"  # nothing live: fill it
     VACATING = "vacating"  # only a draining task: fill it once that one stopped
     STALE = "stale"  # a task of an older template and none of the current one
+    # Only a task of the current template on a draining node: a replacement starts elsewhere
+    # first, then it drains (``orion node drain``), like a start-first update of one slot.
+    EVACUATING = "evacuating"
     STARTING = "starting"  # a task of the current template, not yet available (maybe an old one beside)
     DONE = "done"  # an available task of the current template
 
@@ -148,11 +151,20 @@ def _by_id(tasks: Sequence[Task]) -> tuple[Task, ...]:
     return tuple(sorted(tasks, key=lambda task: task.id))
 
 
-def resolve(slot: SlotTasks, version: int, down_nodes: frozenset[str]) -> Resolution:
+def resolve(
+    slot: SlotTasks, version: int, down_nodes: frozenset[str], draining_nodes: frozenset[str] = frozenset()
+) -> Resolution:
     """Keep the best task of the current template; keep the best older one only until the
-    current one is available (that is start-first's overlap); let every other one go."""
-    current = [t for t in slot.occupants if t.version == version]
-    older = [t for t in slot.occupants if t.version != version]
+    current one is available (that is start-first's overlap); let every other one go.
+
+    A task on a draining node counts as an older one (it is to be replaced), except that
+    when it is the slot's only task of the current template the slot is EVACUATING."""
+    current = [t for t in slot.occupants if t.version == version and t.node_id not in draining_nodes]
+    older = [t for t in slot.occupants if t.version != version or t.node_id in draining_nodes]
+    # Of the older ones, one off a draining node is the one to keep serving.
+    older.sort(key=lambda t: t.node_id in draining_nodes)
+    if not current and older and older[0].version == version:
+        return Resolution(SlotKind.EVACUATING, (older[0],), tuple(older[1:]))
     if current:
         best = current[0]
         if is_available(best, down_nodes):

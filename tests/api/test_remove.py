@@ -76,7 +76,7 @@ def test_client_remove_refuses_active_tasks_and_removes_stopped_ones(stack: Stac
     client.stop(task_id)
     removed = client.remove(task_id)
     assert (removed.id, removed.state) == (task_id, TaskState.STOPPED)
-    with pytest.raises(NotFound, match=f"no task with id '{task_id}'"):
+    with pytest.raises(NotFound, match=f"no task with id {task_id}"):
         client.task(task_id)
     with pytest.raises(NotFound, match=f"no task with id {task_id}"):
         client.remove(task_id)
