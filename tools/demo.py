@@ -72,7 +72,7 @@ def start() -> None:
             start_new_session=True,
         )
         print(f"demo: started {config.node_id} (pid {process.pid}), log data/{config.node_id}.log")
-    endpoints = [f"127.0.0.1:{c.api_port}" for c in configs]
+    endpoints = [api_endpoint(c) for c in configs]
     client = Client(endpoints, timeout=3.0, retries=3, token=token)
 
     def formed() -> bool:
@@ -98,13 +98,16 @@ def start() -> None:
         )
     )
     task = client.wait(task.id, "Running", timeout=60)
+    # Published on its node's own address ([docker] host_ip = 127.0.0.N in config/node*.toml).
     page = wait_for(
-        lambda: urllib.request.urlopen(f"http://127.0.0.1:{WEB_PORT}/", timeout=2).read(), 20, what="the page"
+        lambda: urllib.request.urlopen(f"http://{task.host_ip}:{WEB_PORT}/", timeout=2).read(),
+        20,
+        what="the page",
     )
     print(f"demo: task {task.id} is Running on {task.node_id}; it serves: {page.decode().strip()}")
     print(
         f"""
-  curl http://127.0.0.1:{WEB_PORT}/                      # the container, published on 127.0.0.1
+  curl http://{task.host_ip}:{WEB_PORT}/                      # the container, on its node's address
   export ORION_ENDPOINTS={",".join(endpoints)}
   export ORION_TOKEN_FILE=secrets/{TOKEN_NAME}          # secured: clients need the token
   .venv/bin/orion task ls                               # or: orion nodes, orion raft
@@ -113,6 +116,11 @@ def start() -> None:
   make demo-stop                                        # stop the nodes and remove their containers
 """
     )
+
+
+def api_endpoint(config: NodeConfig) -> str:
+    """Where a node's client API listens: [node] api_bind where the config has it, else bind."""
+    return f"{getattr(config, 'api_bind', config.bind)}:{config.api_port}"
 
 
 def lock_holder(data_dir: Path) -> int | None:

@@ -256,7 +256,7 @@ class Nemesis:
         out = []
         for index in sorted(indexes):
             node = self.cluster.node(index)
-            out += [f"127.0.0.1:{node.raft_port}", f"127.0.0.1:{node.gossip_port}"]
+            out += [node.raft_address, node.gossip_address]
         return out
 
     def block(self, side_a: set[int], side_b: set[int]) -> None:

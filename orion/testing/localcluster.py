@@ -1,7 +1,12 @@
-"""Real local clusters of ``orion node`` processes on 127.0.0.1, for tests, the demo, the
-benchmarks and the nemesis. Each node is a separate process with its own config file, data
-directory and free ports; node ids carry a random prefix so several clusters (and their
-containers) can share one Docker engine without touching each other's.
+"""Real local clusters of ``orion node`` processes, for tests, the demo, the benchmarks and the
+nemesis. Each node is a separate process with its own config file, data directory and free
+ports; node ids carry a random prefix so several clusters (and their containers) can share one
+Docker engine without touching each other's.
+
+Node N behaves like a host of its own at loopback address 127.0.0.N: it binds and advertises
+there, Docker publishes its tasks' ports there ([docker] host_ip) and its ingress listens there,
+so every node can publish the same port (a service's published port is open on all of them).
+The REST mirror stays on 127.0.0.1 ([security] http_bind's default).
 
 Clusters are secured by default, like a real one: a cluster key pair and a client token
 are generated into ``base_dir/secrets`` and every node's TOML points at them; ``client()``
@@ -35,13 +40,23 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel just handed out and released (held together so they differ)."""
+MAX_NODES = 254  # 127.0.0.1 - 127.0.0.254
+
+
+def node_address(index: int) -> str:
+    """Node ``index``'s own loopback address: 127.0.0.``index``."""
+    if not 1 <= index <= MAX_NODES:
+        raise ValueError(f"node index: a local cluster has nodes 1-{MAX_NODES}, got {index}")
+    return f"127.0.0.{index}"
+
+
+def free_ports(count: int, address: str = "127.0.0.1") -> list[int]:
+    """Ports the kernel just handed out on ``address`` and released (held together so they differ)."""
     sockets = []
     try:
         for _ in range(count):
             sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
+            sock.bind((address, 0))
             sockets.append(sock)
         return [s.getsockname()[1] for s in sockets]
     finally:
@@ -102,15 +117,20 @@ class LocalNode:
     config_path: Path
     data_dir: Path
     log_path: Path
+    address: str = "127.0.0.1"  # bind, advertise, Docker host_ip and ingress: node_address(index)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def api_endpoint(self) -> str:
-        return f"127.0.0.1:{self.api_port}"
+        return f"{self.address}:{self.api_port}"
 
     @property
     def gossip_address(self) -> str:
-        return f"127.0.0.1:{self.gossip_port}"
+        return f"{self.address}:{self.gossip_port}"
+
+    @property
+    def raft_address(self) -> str:
+        return f"{self.address}:{self.raft_port}"
 
     @property
     def running(self) -> bool:
@@ -145,7 +165,8 @@ class LocalCluster:
 
     # ------------------------------------------------------------------ layout
     def _add_node(self, index: int) -> LocalNode:
-        raft, gossip, api, http = free_ports(4)
+        address = node_address(index)
+        raft, gossip, api, http = free_ports(4, address)
         node_id = f"{self.prefix}-n{index}"
         node = LocalNode(
             index=index,
@@ -157,6 +178,7 @@ class LocalCluster:
             config_path=self.base_dir / f"{node_id}.toml",
             data_dir=self.base_dir / node_id,
             log_path=self.base_dir / f"{node_id}.log",
+            address=address,
         )
         self.nodes.append(node)
         self._write_config(node)
@@ -191,6 +213,9 @@ class LocalCluster:
             "node": {
                 "id": node.node_id,
                 "data_dir": str(node.data_dir),
+                "bind": node.address,
+                "advertise": node.address,
+                **_api_bind(node.address),
                 "bootstrap": node.index == 1,
                 "join": [] if node.index == 1 else [first.gossip_address],
                 "log_level": "DEBUG" if os.environ.get("ORION_DEBUG") else "INFO",
@@ -204,7 +229,8 @@ class LocalCluster:
             "gossip": {"probe_interval": "500ms", "probe_timeout": "250ms"},
             "raft": {"remove_dead_after": "10s"},
             "scheduler": {"reconcile_interval": "2s", "reschedule_after": "3s"},
-            "docker": {"stop_timeout": "1s"},
+            "docker": {"stop_timeout": "1s", "host_ip": node.address},
+            "ingress": {"address": node.address},
             "security": (
                 {"insecure": True}
                 if self.insecure
@@ -492,6 +518,14 @@ class LocalCluster:
                 lines = node.log_path.read_text(errors="replace").splitlines()[-tail:]
                 out.append(f"----- {node.node_id} ({node.log_path}) -----\n" + "\n".join(lines))
         return "\n".join(out) + "\n"
+
+
+def _api_bind(address: str) -> dict[str, str]:
+    """``api_bind = address`` where the config has that key (the client API then listens on the
+    node's own address, as it does on ``bind`` where it has not)."""
+    from orion.config import NodeSection
+
+    return {"api_bind": address} if "api_bind" in NodeSection.__struct_fields__ else {}
 
 
 def _process_token() -> str:

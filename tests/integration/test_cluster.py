@@ -169,15 +169,20 @@ def test_garbage_on_every_port_leaves_nodes_up(make_cluster):
             for kind in (zmq.DEALER, zmq.REQ):
                 sock = context.socket(kind)
                 sock.setsockopt(zmq.LINGER, 0)
-                sock.connect(f"tcp://127.0.0.1:{port}")
+                sock.connect(f"tcp://{node.address}:{port}")
                 for frame in garbage:
                     try:
                         sock.send(frame, zmq.NOBLOCK)
                     except zmq.ZMQError:
                         pass
                 sock.close()
-        for port in (node.raft_port, node.gossip_port, node.api_port, node.http_port):
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
+        for host, port in (
+            (node.address, node.raft_port),
+            (node.address, node.gossip_port),
+            (node.address, node.api_port),
+            ("127.0.0.1", node.http_port),  # the REST mirror listens on [security] http_bind
+        ):
+            with socket.create_connection((host, port), timeout=2) as raw:
                 raw.sendall(os.urandom(2048))
         request = urllib.request.Request(
             f"http://127.0.0.1:{node.http_port}/tasks",

@@ -32,9 +32,9 @@ def settings(**scheduler: str) -> dict[str, dict[str, Any]]:
 def addresses(nodes: Iterable[LocalNode], gossip: bool = True) -> list[str]:
     out = []
     for node in nodes:
-        out.append(f"127.0.0.1:{node.raft_port}")
+        out.append(node.raft_address)
         if gossip:
-            out.append(f"127.0.0.1:{node.gossip_port}")
+            out.append(node.gossip_address)
     return out
 
 

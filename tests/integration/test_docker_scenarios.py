@@ -33,7 +33,7 @@ def test_scenario_b_task_with_port_binding_serves_its_page(make_cluster, docker_
         )
         task = running_task(client, task.id)
         assert task.node_id in {n.node_id for n in cluster.nodes}
-    page = wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read(), 20)
+    page = wait_for(lambda: urllib.request.urlopen(f"http://{task.host_ip}:{port}/", timeout=2).read(), 20)
     assert b"served by orion" in page
     (container,) = containers_of(docker_engine, task.id)
     assert container.labels["orion.node.id"] == task.node_id

@@ -1,11 +1,11 @@
 """Host ports are a scheduled resource, on real `orion node` processes and a
 real Docker engine.
 
-The nodes of a LocalCluster share one engine. Unless a test gives each node its own address
-(``[docker] host_ip = 127.0.0.N``), they all publish on 127.0.0.1, as the demo does, so one
-port is one port for the whole cluster. The static ports here (2318x) and the dynamic range
-(232xx) are used by no other test; every container is removed by the cluster fixture, even
-when a test fails.
+The nodes of a LocalCluster share one engine. A LocalCluster gives node N its own address
+(``[docker] host_ip = 127.0.0.N``); most tests here set ``host_ip = 127.0.0.1`` on every node
+instead (SHARED), so one port is one port for the whole cluster. The static ports here (2318x)
+and the dynamic range (232xx) are used by no other test; every container is removed by the
+cluster fixture, even when a test fails.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ pytestmark = [pytest.mark.cluster, pytest.mark.docker]
 
 HTTPD = ["httpd", "-f", "-p", "80", "-h", "/www"]
 DYNAMIC_LOW, DYNAMIC_HIGH = 23200, 23219
-SHARED = {"scheduler": {"dynamic_ports": f"{DYNAMIC_LOW}-{DYNAMIC_HIGH}"}}
+SHARED = {
+    "scheduler": {"dynamic_ports": f"{DYNAMIC_LOW}-{DYNAMIC_HIGH}"},
+    "docker": {"host_ip": "127.0.0.1"},  # every node publishes on one address: one port space
+}
 OWN_ADDRESSES = {index: {"docker": {"host_ip": f"127.0.0.{index}"}} for index in (1, 2, 3)}
 
 
@@ -176,7 +179,7 @@ def test_dynamic_ports_from_the_client_the_cli_and_rest_are_picked_shown_and_ans
 def test_demo_kill_9_on_a_shared_engine_waits_for_the_old_container_then_runs_elsewhere(
     make_cluster, docker_engine
 ):
-    """The demo: three nodes, one engine, all on 127.0.0.1. kill -9 leaves the node's
+    """Three nodes, one engine, all publishing on 127.0.0.1. kill -9 leaves the node's
     container running and holding the port, so the task waits (Pending, with the reason) and
     never fails; when that container is gone a surviving node runs it on the same port."""
     cluster = make_cluster(3, settings=SHARED)

@@ -149,7 +149,7 @@ def test_a_cluster_without_a_cluster_id_runs_its_tasks_labelled_legacy(make_clus
     os.makedirs(node.data_dir, mode=0o700)
     store = DuckDBStore(node.data_dir / "raft.duckdb")
     store.load()
-    legacy = Membership(voters={node.node_id: f"127.0.0.1:{node.raft_port}"})
+    legacy = Membership(voters={node.node_id: node.raft_address})
     store.save(HardState(term=1, commit=1), [Entry(1, 1, EntryKind.CONFIG, encode_membership(legacy))])
     store.save_identity(uuid.uuid4().hex)
     store.close()

@@ -164,7 +164,7 @@ def send_frames(fuzzed: Fuzzed, port_of: str, frames: list[list[bytes]]) -> None
         sock = fuzzed.context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 2000)
         sock.setsockopt(zmq.SNDTIMEO, 10_000)  # a node that went away fails the test, never hangs it
-        sock.connect(f"tcp://127.0.0.1:{getattr(node, port_of)}")
+        sock.connect(f"tcp://{node.address}:{getattr(node, port_of)}")
         try:
             for frame in frames:
                 sock.send_multipart(frame)
