@@ -30,7 +30,8 @@ from orion.ingress.runtime_api import MasterApi, RuntimeApi, RuntimeApiError
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 _PR_SET_PDEATHSIG = 1
-_UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
+# HAProxy refuses longer unix socket paths (sun_path is 108 bytes; it binds "<path>.<pid>.tmp" first).
+_UNIX_PATH_MAX = 97
 
 
 class IngressError(RuntimeError):
@@ -164,17 +165,16 @@ class HAProxySupervisor:
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Soft stop (no new connections, established ones finish), then SIGTERM, then SIGKILL."""
         process, self._process = self._process, None
-        if process is None:
-            return
         for sig, wait in ((signal.SIGUSR1, timeout), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
-            if process.poll() is not None:
+            if process is None or process.poll() is not None:
                 break
             process.send_signal(sig)
             try:
                 process.wait(wait)
             except subprocess.TimeoutExpired:
                 continue
-        self.pid_path.unlink(missing_ok=True)
+        if process is not None:
+            self.pid_path.unlink(missing_ok=True)
         if self._socket_dir is not None and self._socket_dir != self.run_dir:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
@@ -211,10 +211,12 @@ class HAProxySupervisor:
         candidate = self.config_path.with_suffix(".cfg.new")
         candidate.write_text(config)
         check = subprocess.run(
-            [binary, "-c", "-q", "-f", str(candidate)], capture_output=True, text=True, check=False
+            [binary, "-c", "-f", str(candidate)], capture_output=True, text=True, check=False
         )
         if check.returncode != 0:
-            raise IngressError(f"HAProxy refused its configuration: {(check.stderr or check.stdout).strip()}")
+            said = (check.stderr + check.stdout).splitlines()
+            alerts = [line.split(" : ", 1)[-1] for line in said if "ALERT" in line] or said[-3:]
+            raise IngressError(f"HAProxy refused its configuration {candidate}: {' / '.join(alerts)}")
         candidate.replace(self.config_path)
 
     def _stop_leftover(self) -> None:
