@@ -23,3 +23,18 @@ def test_a_proposal_after_entries_appended_without_their_payloads_is_sized_by_it
     fits_three = 50 + 0 + 1000 + 3 * overhead
     assert log.limit_bytes(1, 4, fits_three) == (3, fits_three)
     assert log.limit_bytes(2, 4, 1000 + 7 + 3 * overhead) == (4, 1000 + 7 + 3 * overhead)
+
+
+def test_after_a_reset_the_same_range_is_sized_from_the_new_entries() -> None:
+    """A leader sized entries 19..20, lost leadership, and a snapshot at 18 replaced its log;
+    leading again, the same range holds other entries: a byte count remembered from before
+    the reset would let an oversize message through."""
+    log = RaftLog(0, 0, [])
+    old = [Entry(i, 1, data=b"o" * 10) for i in range(1, 21)]
+    log.append(old, [e.data for e in old])
+    assert log.limit_bytes(19, 20, 1 << 20) == (20, 2 * (10 + ENTRY_OVERHEAD_BYTES))
+    log.reset(18, 2)
+    new = [Entry(i, 3, data=b"n" * 4000) for i in (19, 20)]
+    log.append(new, [e.data for e in new])
+    assert log.limit_bytes(19, 20, 1 << 20) == (20, 2 * (4000 + ENTRY_OVERHEAD_BYTES))
+    assert log.limit_bytes(19, 20, 5000) == (19, 4000 + ENTRY_OVERHEAD_BYTES)
