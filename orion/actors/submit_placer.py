@@ -101,7 +101,11 @@ class SubmitPlacer:
             dynamic_ports=self.dynamic_ports,
         )
         if not plan.assignments:
-            return msgspec.structs.replace(command, reason=plan.pending_reasons.get(task.id, ""))
+            # Judged on the applied state alone when nothing is in flight: if this entry comes
+            # right after it, the state machine takes the reason as final (no scheduler entry).
+            judged_at = 0 if self.in_flight else self.fsm.applied_index
+            reason = plan.pending_reasons.get(task.id, "")
+            return msgspec.structs.replace(command, reason=reason, judged_at=judged_at)
         node_id = plan.assignments[0][1]
         host_ports = plan.host_ports.get(task.id, {})
         record = self.fsm.node(node_id)

@@ -191,11 +191,13 @@ class ClusterState:
                 reason = f"placed on {cmd.node_id} when submitted, but {why} when applied: {SUBMITTED_REASON}"
         new = self.new_task(task, cmd.at, "submitted")
         if reason:
-            # Shown at once. The task stays fresh, so the scheduler judges it again on the
-            # applied state (the leader also counted placements still in flight).
+            # Shown at once. Unless the leader judged this very state (``judged_at``), the
+            # task stays fresh and the scheduler judges it again on the applied state.
             new = msgspec.structs.replace(new, reason=reason)
         self.put_task(None, new)
         if placement is None:
+            if cmd.reason and not cmd.node_id and cmd.judged_at == self.applied_index - 1:
+                self._fresh.pop(task.id, None)  # judged on this very state: as good as the scheduler's
             return new
         node, ports = placement
         if ports:

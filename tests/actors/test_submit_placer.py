@@ -115,7 +115,19 @@ def test_other_writes_retries_and_service_tasks_pass_unchanged(leader: Leader) -
 def test_without_nodes_the_reason_says_so() -> None:
     empty = Leader()
     command = decode_command(empty.propose(submit("t1")))
-    assert isinstance(command, SubmitTask) and (command.node_id, command.reason) == (
+    assert isinstance(command, SubmitTask) and (command.node_id, command.reason, command.judged_at) == (
         "",
         "0/0 nodes fit: no nodes in the cluster",
+        0,
     )
+
+
+def test_a_task_judged_with_nothing_in_flight_carries_the_index_it_was_judged_at(leader: Leader) -> None:
+    command = decode_command(leader.propose(submit("z", node_selectors={"zone": "b"})))
+    assert isinstance(command, SubmitTask) and command.judged_at == leader.fsm.applied_index == 2
+    assert command.reason == "0/2 nodes fit: 2 node selector zone=b not matched"
+    leader.apply_all()
+    assert leader.fsm.fresh_pending(10) == []  # the entry came right after: no scheduler entry
+    decode_command(leader.propose(submit("t1")))  # in flight now
+    busy = decode_command(leader.propose(submit("z2", node_selectors={"zone": "b"})))
+    assert isinstance(busy, SubmitTask) and busy.judged_at == 0  # judged with a placement in flight

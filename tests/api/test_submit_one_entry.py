@@ -1,12 +1,13 @@
 """One Raft entry per submit, in process: the node's real API, Raft and scheduler actors (an
-in-memory log, real PeerTransports on 127.0.0.1, the node's Ticker). A submit the leader can
-place commits as one SubmitTask carrying the node; only a task no node fits gets a second
-entry, the scheduler's. A follower's submit is placed by the leader it is forwarded to."""
+in-memory log, real PeerTransports on 127.0.0.1, the node's Ticker). A submit commits as one
+SubmitTask carrying the node, or why no node fits: the scheduler adds no entry for it. A
+follower's submit is placed by the leader it is forwarded to."""
 
 from __future__ import annotations
 
 import functools
 import queue
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,15 @@ from typing import Any
 import pytest
 
 from orion.actors.api_actor import ApiActor
-from orion.actors.messages import LocalMeta, MemberEvents, Outcome, Read
+from orion.actors.messages import LocalMeta, MemberEvents, Outcome, Propose, Read
 from orion.actors.raft_actor import RaftActor
 from orion.actors.scheduler_actor import SchedulerActor
 from orion.actors.ticker import Ticker
 from orion.api import protocol as api
 from orion.config import parse_config
-from orion.fsm.commands import AssignTasks, Command, SetPending, SubmitTask, decode_command
+from orion.fsm.commands import AssignTasks, Command, SetPending, SubmitTask, decode_command, encode_command
 from orion.gossip.events import MemberEvent
-from orion.model import NodeMeta, NodeStatus
+from orion.model import NodeMeta, NodeStatus, Task
 from orion.raft.memory_store import MemoryStore
 from orion.raft.types import EntryKind, RaftRole
 from orion.testing.localcluster import wait_for
@@ -123,7 +124,7 @@ def last_index(view: Any) -> int:
     return view.raft().last_index
 
 
-def test_a_placeable_submit_is_one_entry_and_only_an_unplaceable_one_gets_the_schedulers(start) -> None:
+def test_a_submit_is_one_entry_placed_or_not_and_the_scheduler_adds_none(start) -> None:
     a = start("a", bootstrap=True)
     wait_until(lambda: a.read(lambda v: v.raft().role) == RaftRole.LEADER, what="a leads")
     wait_until(lambda: a.read(alive_nodes) == ["a"], what="a's node record")
@@ -134,20 +135,26 @@ def test_a_placeable_submit_is_one_entry_and_only_an_unplaceable_one_gets_the_sc
     unplaceable = a.submit("huge", 64 * GiB)
     assert unplaceable.ok and unplaceable.result["state"] == "Pending"
     assert unplaceable.result["reason"].startswith("0/1 nodes fit: 1 insufficient memory")
-    # The scheduler judges "huge" once more on the applied state, which also holds "fits": had
-    # "fits" been left to it, its AssignTasks would come before or with this SetPending.
+    # A barrier: a task the leader does not judge (its submit already carries a reason) is
+    # fresh, so the scheduler's next round marks it. That round reads a state holding "fits"
+    # and "huge": had either been left to the scheduler, its entry would come before this one.
+    probe = Task(id="probe", name="probe", image="busybox", memory=64 * GiB)
+    marked = SubmitTask(task=probe, reason="not judged by the leader", at=time.time())
+    answers: queue.Queue[Outcome] = queue.Queue()
+    a.raft.tell(Propose(encode_command(marked), answers.put))
+    assert answers.get(timeout=10).ok
     wait_until(
         lambda: any(isinstance(c, SetPending) for c in a.commands(before)), what="the scheduler's SetPending"
     )
     commands = [c for c in a.commands(before) if isinstance(c, SubmitTask | AssignTasks | SetPending)]
-    assert [type(c).__name__ for c in commands] == ["SubmitTask", "SubmitTask", "SetPending"]
-    first, second, judged = commands
+    assert [type(c).__name__ for c in commands] == ["SubmitTask", "SubmitTask", "SubmitTask", "SetPending"]
+    first, second, _, judged = commands
     assert isinstance(first, SubmitTask) and (first.task.id, first.node_id) == ("fits", "a")
     assert isinstance(second, SubmitTask) and (second.node_id, second.reason) == (
         "",
         unplaceable.result["reason"],
     )
-    assert isinstance(judged, SetPending) and judged.task_ids == ["huge"]
+    assert isinstance(judged, SetPending) and judged.task_ids == ["probe"]
 
 
 def test_a_followers_submit_is_placed_by_the_leader(start) -> None:

@@ -141,3 +141,16 @@ def test_replaying_the_log_gives_the_same_state(run: Driver) -> None:
         ("c", "Pending", ""),
         ("d", "Scheduled", "n1"),
     ]
+
+
+def test_a_reason_judged_on_the_very_state_it_applies_to_needs_no_second_judgement(run: Driver) -> None:
+    why = "0/2 nodes fit: 2 node selector zone=b not matched"
+    selected = task("z1", node_selectors={"zone": "b"})
+    # judged_at is the index just before this entry's: nothing changed in between.
+    pending = run(SubmitTask(at=2.0, task=selected, reason=why, judged_at=run.index))
+    assert isinstance(pending, Task) and (pending.state, pending.reason) == ("Pending", why)
+    assert run.fsm.fresh_pending(10) == [] and run.fsm.pending_count == 1  # swept when capacity grows
+    # Judged on an older state (something was applied in between): the scheduler judges it.
+    stale = task("z2", node_selectors={"zone": "b"})
+    run(SubmitTask(at=2.0, task=stale, reason=why, judged_at=run.index - 1))
+    assert [t.id for t in run.fsm.fresh_pending(10)] == ["z2"]
