@@ -59,7 +59,10 @@ class ResourcesSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 class SchedulerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     strategy: Literal["binpack", "spread"] = "binpack"
     reconcile_interval: Duration = "5s"
-    reschedule_after: Duration = "5s"  # a dead node's tasks move after this long
+    # A dead node's tasks move this long after gossip declared it dead. Gossip's suspicion
+    # period (Lifeguard) is what keeps a slow node from being declared dead, so no extra wait
+    # by default; a longer one lets a node that restarts quickly keep its tasks.
+    reschedule_after: Duration = "0s"
     # A node that has not heard the leader for this long, and reaches neither half the voters
     # nor most members, stops its tasks (they may run elsewhere by now); 0 = never (README).
     stop_after_disconnect: Duration = "30s"
@@ -94,8 +97,11 @@ class RaftSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class GossipSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    probe_interval: Duration = "1s"
-    probe_timeout: Duration = "500ms"
+    # Half memberlist's LAN profile, so a dead node is declared dead in about 3 s (suspicion
+    # 4 x 500 ms) and its tasks run elsewhere within 5 s; Lifeguard keeps false positives down
+    # (BENCHMARKS.md, issue 16). Twice the probes: a few dozen small datagrams a second.
+    probe_interval: Duration = "500ms"
+    probe_timeout: Duration = "250ms"
     suspicion_mult: Annotated[int, msgspec.Meta(ge=1)] = 4
     lifeguard_probe: bool = True
     lifeguard_suspicion: bool = True

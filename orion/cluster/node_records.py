@@ -2,9 +2,9 @@
 tasks of a node gone for longer than ``reschedule_after``.
 
 A node's record changes when its status or what the scheduler places by (capacity, tags,
-addresses, ports, incarnation) changes. A command proposed for a node is not proposed again
-for two seconds, while it commits. Pure: time comes in as arguments (monotonic seconds for
-decisions, wall clock for the records' timestamps).
+addresses, ports, incarnation) changes. A command of one kind proposed for a node is not
+proposed again for two seconds, while it commits. Pure: time comes in as arguments (monotonic
+seconds for decisions, wall clock for the records' timestamps).
 """
 
 from __future__ import annotations
@@ -39,29 +39,35 @@ class NodeRecordSync:
         self.leadership = leadership
         self._propose = propose
         self.reschedule_after = reschedule_after
-        self._in_flight: dict[str, float] = {}  # node id -> until when its command is in flight
+        # (node id, command type) -> until when that command is in flight. Per type: the record
+        # of a node found dead must not hold its tasks' rescheduling back (Raft applies them in
+        # the order proposed, the record first).
+        self._in_flight: dict[tuple[str, type], float] = {}
 
     def step(self, now: float, wall_now: float) -> None:
         """Record gossip's view of the nodes in the FSM, and reschedule the tasks of dead ones."""
         fsm = self.fsm
         known = {record.meta.id: record for record in fsm.nodes()}
         for node_id, entry in self.mirror.entries.items():
-            if self._in_flight.get(node_id, 0.0) > now:
-                continue
             record = known.get(node_id)
-            command: Any = None
+            commands: list[Any] = []
             if record is None or record.status != entry.status or capacity_changed(record.meta, entry.meta):
-                command = fsm_commands.UpsertNode(meta=entry.meta, status=entry.status, at=wall_now)
-            elif (
+                commands.append(fsm_commands.UpsertNode(meta=entry.meta, status=entry.status, at=wall_now))
+            if (
                 entry.status in GONE_STATUSES
                 and now - self.leadership.trusted_since(entry.since) >= self.reschedule_after
                 and any(t.state in ACTIVE_STATES for t in fsm.tasks_on_node(node_id))
             ):
-                command = fsm_commands.RescheduleNodeTasks(
-                    node_id=node_id, reason=f"node {node_id} is {entry.status}", at=wall_now
+                commands.append(
+                    fsm_commands.RescheduleNodeTasks(
+                        node_id=node_id, reason=f"node {node_id} is {entry.status}", at=wall_now
+                    )
                 )
-            if command is not None:
-                self._in_flight[node_id] = now + IN_FLIGHT
+            for command in commands:
+                key = (node_id, type(command))
+                if self._in_flight.get(key, 0.0) > now:
+                    continue
+                self._in_flight[key] = now + IN_FLIGHT
                 self._propose(fsm_commands.encode_command(command), now + TIMEOUT)
 
 

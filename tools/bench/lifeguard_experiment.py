@@ -22,8 +22,10 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+from orion.config import GossipSection
 from orion.gossip.config import GossipConfig
 from orion.sim.gossip_cluster import GossipCluster, ObservedEvent
+from orion.units import parse_duration
 
 
 @dataclass
@@ -137,10 +139,21 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=120.0, help="no crashes in the last part of a run")
     parser.add_argument("--crashes", type=int, default=3, help="healthy members crashed per run")
     parser.add_argument("--loss", type=float, default=0.0, help="datagram loss rate")
+    node = GossipSection()  # the probe settings default to an `orion node`'s
+    parser.add_argument("--probe-interval", default=str(node.probe_interval), help="[gossip] probe_interval")
+    parser.add_argument("--probe-timeout", default=str(node.probe_timeout), help="[gossip] probe_timeout")
+    parser.add_argument(
+        "--suspicion-mult", type=int, default=node.suspicion_mult, help="[gossip] suspicion_mult"
+    )
     args = parser.parse_args()
 
     wall = time.perf_counter()
-    configs = {"swim": GossipConfig().without_lifeguard(), "lifeguard": GossipConfig()}
+    base = GossipConfig(
+        probe_interval=parse_duration(args.probe_interval, "--probe-interval"),
+        probe_timeout=parse_duration(args.probe_timeout, "--probe-timeout"),
+        suspicion_mult=args.suspicion_mult,
+    )
+    configs = {"swim": base.without_lifeguard(), "lifeguard": base}
     rows = []
     for name, config in configs.items():
         results = [run_once(config, args, seed) for seed in range(1, args.seeds + 1)]
@@ -150,7 +163,8 @@ def main() -> None:
         f"Lifeguard experiment: {args.members} members, {args.impaired} slow "
         f"(incoming messages processed {args.delay[0]:g}-{args.delay[1]:g} s late), "
         f"{args.crashes} crashes per run, {args.seeds} seeds x {args.duration:g} s simulated, "
-        f"loss {args.loss:g}"
+        f"loss {args.loss:g}; probe {base.probe_interval:g} s, timeout {base.probe_timeout:g} s, "
+        f"suspicion_mult {base.suspicion_mult}"
     )
     header = (
         f"{'config':<10} {'false suspicions':>16} {'false deaths':>12} {'by healthy':>10} "
