@@ -281,13 +281,18 @@ def _confirm(workspace: Workspace, mutant: Mutant, coverage: Coverage, test: str
 
 
 def _merge(args: argparse.Namespace, workdir: Path, tree: Path) -> int:
-    """One report over the verdicts of several runs (first verdict found wins)."""
+    """One report over the verdicts of several runs: a kill in any run wins (some test fails on
+    that mutant), otherwise the first verdict found."""
     workdir.mkdir(parents=True, exist_ok=True)
     export_tree(REPO, tree, None if args.rev == "worktree" else args.rev)
     verdicts: dict[str, Outcome] = {}
     for run in args.merge:
         for outcome in load_results(run / "results.jsonl").values():
-            verdicts.setdefault(outcome.id, outcome)
+            known = verdicts.get(outcome.id)
+            if known is None or (
+                known.status not in (KILLED, TIMEOUT) and outcome.status in (KILLED, TIMEOUT)
+            ):
+                verdicts[outcome.id] = outcome
     mutants = collect(tree, args.files, named=False)
     outcomes = [verdicts[m.id] for m in mutants if m.id in verdicts]
     text, score = report(outcomes, sum(o.seconds for o in outcomes))
