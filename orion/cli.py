@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NoReturn
 
-from orion import cli_ops, cli_services
+from orion import cli_ops, cli_services, cli_streams
 from orion.api.endpoints import EndpointMemory
 from orion.api.http import to_camel
 from orion.api.protocol import NodeInfo, RaftInfo, container_port_problem, normalize_port_bindings
@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("raft", help="Raft status of the answering node", parents=[common])
     cli_services.add_parsers(commands, common)  # orion service ..., orion apply -f
     cli_ops.add_node_parsers(node, common)  # orion node drain|eligibility
+    cli_streams.add_parsers(commands, task_commands, common)  # orion task logs, orion events
     return parser
 
 
@@ -485,6 +486,8 @@ def run_client_command(args: argparse.Namespace, command: list[str] | None) -> i
 
 
 def dispatch(client: Client, args: argparse.Namespace, command: list[str] | None) -> None:
+    if cli_streams.run(client, args):
+        return
     if args.command in ("service", "apply"):
         cli_services.run(client, args, command)
     elif args.command == "node":

@@ -35,13 +35,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 import zmq
 
+from orion import client_streams
 from orion.api.endpoints import InvalidEndpointText, parse_endpoints, probe, zmq_address
 from orion.api.protocol import (
     MAX_REPLY,
@@ -70,6 +71,7 @@ from orion.api.requests import (
     service_fields,
     service_spec,
 )
+from orion.fsm.events import Event
 from orion.model import Desired, RestartSpec, Task, TaskState
 from orion.security import client_credentials
 from orion.security.keys import KeyFileError, read_tokens
@@ -88,6 +90,7 @@ _STATE_NAMES = {state.value.lower(): state.value for state in TaskState}
 __all__ = [
     "Client",
     "Conflict",
+    "Gone",
     "InvalidEndpoint",
     "InvalidRequest",
     "NoQuorum",
@@ -149,6 +152,11 @@ class Conflict(OrionError):
     """The task id is taken by a task with another spec (a retry with the same spec is not)."""
 
 
+class Gone(OrionError):
+    """Events after the asked Raft index are no longer kept (``Client.events``): start again
+    from a fresh listing, like Kubernetes' "resource version too old"."""
+
+
 class InvalidEndpoint(OrionError, ValueError):
     """An endpoint that is not "host:port", or where something else than an Orion API
     answers (e.g. the REST port); raised at once, without retries: retrying cannot help."""
@@ -164,6 +172,7 @@ _ERRORS: dict[str, type[OrionError]] = {
     ErrorCode.TIMEOUT: Timeout,
     ErrorCode.UNAUTHORIZED: Unauthorized,
     ErrorCode.CONFLICT: Conflict,
+    ErrorCode.GONE: Gone,
 }
 
 
@@ -387,6 +396,22 @@ class Client:
     def raft(self, *, stale: bool = True) -> RaftInfo:
         """Raft status of the node that answers (stale by default: it is that node's view)."""
         return self._call(RaftStatus(stale=stale))
+
+    def logs(
+        self, id: str, follow: bool = False, tail: int | None = None, since: float | str | None = None
+    ) -> Iterator[str]:
+        """The task's container output as text chunks (whole lines), read on the node that runs
+        it: the last ``tail`` lines, or from ``since`` (Unix seconds, or a duration like "10m"
+        before now); with ``follow``, goes on while the container runs (orion/client_streams.py)."""
+        return client_streams.logs(self, id, follow=follow, tail=tail, since=since)
+
+    def events(
+        self, since: int | None = None, types: Iterable[str] | None = None, *, follow: bool = True
+    ) -> Iterator[Event]:
+        """Committed changes (task, node, service) after Raft index ``since`` (None: all the node
+        keeps), resuming on another node after a failure with no gap and no duplicate; ``Gone``
+        when they are no longer kept (orion/client_streams.py)."""
+        return client_streams.events(self, since, types, follow=follow)
 
     def block_peers(self, addresses: list[str]) -> list[str]:
         """Fault injection for tests: the answering node drops traffic with these peers."""

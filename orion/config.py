@@ -131,6 +131,7 @@ class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     handshake_timeout: Duration = "5s"  # a connection must finish its CURVE/TLS handshake by then
     idle_timeout: Duration = "5m"  # a connection that sends nothing this long is closed
     http_workers: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 16  # REST requests served at once
+    metrics_public: bool = False  # true: GET /metrics without a token (for a Prometheus without one)
 
 
 class PolicySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -260,6 +261,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     handshake_timeout: float = 5.0
     idle_timeout: float = 300.0
     http_workers: int = 16
+    metrics_public: bool = False
     policy_default_memory: int = 0  # [policy]
     policy_default_cpu: float = 0.0
     policy_registries: tuple[str, ...] = ()
@@ -451,6 +453,7 @@ def _hardening(
         "handshake_timeout": handshake,
         "idle_timeout": idle,
         "http_workers": security.http_workers,
+        "metrics_public": security.metrics_public,
         "policy_default_memory": size(policy.default_memory, "policy.default_memory") or 0,
         "policy_default_cpu": policy.default_cpu,
         "policy_registries": tuple(policy.allowed_registries),

@@ -22,22 +22,29 @@ import pykka
 from loguru import logger
 
 from orion.actors.api_actor import ApiActor
+from orion.actors.events_actor import EventsActor
 from orion.actors.gossip_actor import GossipActor, Join
 from orion.actors.health_actor import TICK_S as HEALTH_TICK_S
 from orion.actors.health_actor import HealthActor
 from orion.actors.ingress_actor import TICK_S as INGRESS_TICK_S
 from orion.actors.ingress_actor import IngressActor, IngressSettings
+from orion.actors.logs_actor import LogsActor
 from orion.actors.messages import ContainerExited, Outcome, Read, Shutdown
+from orion.actors.metrics_sources import gossip_source, raft_source
 from orion.actors.raft_actor import RaftActor
 from orion.actors.reconciler_actor import ReconcilerActor
 from orion.actors.scheduler_actor import SchedulerActor
 from orion.actors.service_actor import ServiceActor
 from orion.actors.state_view import StateView
 from orion.actors.ticker import Ticker
+from orion.actors.volume_actor import TICK_S as VOLUME_TICK_S
+from orion.actors.volume_actor import VolumeActor, node_volumes
 from orion.actors.worker_actor import WorkerActor
+from orion.api.front import front_handler
 from orion.api.http import HttpApi
 from orion.api.server import ApiServer
 from orion.config import ConfigError, NodeConfig, load_config
+from orion.metrics import NodeMetrics
 from orion.model import NodeMeta
 from orion.raft.data_dir import DataDirInUse, prepare_data_dir
 from orion.raft.duckdb_store import DuckDBStore
@@ -52,6 +59,8 @@ from orion.worker.restart_policy import RestartPolicy
 GOSSIP_TICK_S = 0.05
 SCHEDULER_TICK_S = 1.0
 SHUTDOWN_STEP_S = 5.0
+EVENTS_TICK_S = 0.25  # ends the long polls of event readers on time
+LOGS_TICK_S = 0.5  # ends forwarded log requests whose node did not answer
 
 
 def detect_meta(config: NodeConfig, port_space: str = "", raft_incarnation: str = "") -> NodeMeta:
@@ -130,6 +139,7 @@ class Node:
         self.raft: pykka.ActorRef | None = None
         self.gossip: pykka.ActorRef | None = None
         self.data_dir_lock: Any = None
+        self.metrics: NodeMetrics | None = None
 
     def _on_fatal(self, reason: str) -> None:
         if not self.fatal.is_set():
@@ -181,18 +191,37 @@ class Node:
         self.raft_transport.start()
         self.gossip_transport.start()
 
+        metrics = self.metrics = NodeMetrics(config.node_id)
         raft = RaftActor.start(
-            config, self.store, stored, self.raft_transport, self._on_fatal, incarnation=incarnation
+            config,
+            self.store,
+            stored,
+            self.raft_transport,
+            self._on_fatal,
+            incarnation=incarnation,
+            metrics=metrics,
         )
         self.raft = raft
         self._refs.append(raft)
         raft_router.handlers.append(raft.proxy().frame_handler().get())
+        # The event stream (every node: each applies the same log) and the metrics it feeds.
+        events = EventsActor.start(self._on_fatal, on_events=metrics.events)
+        self._refs.append(events)
+        raft.proxy().set_event_sink(events).get()
+        self.ticker.add(events, EVENTS_TICK_S)
+        metrics.add_source(raft_source(raft))
 
+        # Cluster volumes (orion/volumes): mounted when a task starts, audited every few seconds.
+        volumes = node_volumes(config.node_id, config.volume_host_paths, raft, config.request_timeout)
+        volume_actor = VolumeActor.start(raft, volumes, config.request_timeout, self._on_fatal)
+        self._refs.append(volume_actor)
+        self.ticker.add(volume_actor, VOLUME_TICK_S)
         docker = DockerWorker(
             config.node_id,
             host_ip=config.host_ip,
             stop_timeout=config.stop_timeout,
             pull_timeout=config.pull_timeout,
+            volumes=volumes.mounts,
         )
         reconciler_box: list[pykka.ActorRef] = []
 
@@ -200,8 +229,21 @@ class Node:
             if reconciler_box:
                 reconciler_box[0].tell(event)
 
-        worker = WorkerActor.start(docker, on_exit, self._on_fatal)
+        worker = WorkerActor.start(docker, on_exit, self._on_fatal, on_error=metrics.docker_error)
         self._refs.append(worker)
+        # Task logs: read here for tasks this node runs, else asked of the node that runs them.
+        logs = LogsActor.start(
+            config.node_id,
+            config.raft_address,
+            raft,
+            docker,
+            self.raft_transport.send,
+            self._on_fatal,
+            config.request_timeout,
+        )
+        self._refs.append(logs)
+        raft_router.handlers.append(logs.proxy().frame_handler().get())
+        self.ticker.add(logs, LOGS_TICK_S)
         policy = RestartPolicy(
             condition=config.restart_condition,
             max_attempts=config.restart_attempts,
@@ -275,6 +317,7 @@ class Node:
         self._refs.append(gossip)
         gossip_router.handlers.append(gossip.proxy().frame_handler().get())
         self.gossip = gossip
+        metrics.add_source(gossip_source(gossip))
 
         block_peers = None
         if config.fault_injection:
@@ -287,6 +330,7 @@ class Node:
         api_actor = ApiActor.start(raft, config.request_timeout, self._on_fatal, block_peers)
         self._refs.append(api_actor)
         handler = api_actor.proxy().handler().get()
+        handler = front_handler(handler, events=events, logs=logs, metrics=metrics)
         policy = TaskPolicy.from_config(config)
         api_server = ApiServer(
             config.api_bind,
@@ -322,6 +366,8 @@ class Node:
                 tls_cert=config.tls_cert,
                 tls_key=config.tls_key,
                 prepare=policy.apply,
+                metrics=metrics,
+                metrics_public=config.metrics_public,
             )
             http.start()
             self._servers.append(http)

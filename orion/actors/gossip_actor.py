@@ -134,6 +134,8 @@ class GossipActor(NodeActor):
                 return self.core.members()
             case "foreign_dropped":
                 return self.core.foreign_dropped
+            case "local_health":
+                return self.core.local_health
             case _:
                 logger.warning("gossip actor: unexpected message {!r}", type(message).__name__)
         self._flush()

@@ -26,6 +26,7 @@ import pykka
 from loguru import logger
 
 from orion.actors.base import NodeActor
+from orion.actors.events_actor import AppliedEvents, EventsReset
 from orion.actors.messages import (
     ClusterIdentity,
     LeadershipChanged,
@@ -52,6 +53,7 @@ from orion.cluster.status import StatusViews
 from orion.config import NodeConfig
 from orion.fsm.snapshot import encode_snapshot
 from orion.fsm.state import ClusterState
+from orion.metrics import NodeMetrics
 from orion.raft.core import RaftConfig, RaftCore
 from orion.raft.pacing import Pacer
 from orion.raft.shell import RaftShell
@@ -88,8 +90,10 @@ class RaftActor(NodeActor):
         peers: PeerTransport,
         on_fatal: Callable[[str], None],
         incarnation: str = "",
+        metrics: NodeMetrics | None = None,
     ) -> None:
         super().__init__(on_fatal)
+        self.metrics = metrics
         self.config = config
         self.store = store
         self._stored: StoredState | None = stored  # read once by the node at start
@@ -97,6 +101,7 @@ class RaftActor(NodeActor):
         self.peers = peers
         self.listeners: list[pykka.ActorRef] = []  # told StateChanged and LeadershipChanged
         self.identity_listeners: list[pykka.ActorRef] = []  # told ClusterIdentity
+        self.event_sink: pykka.ActorRef | None = None  # told AppliedEvents (orion/actors/events_actor.py)
         self.fsm = ClusterState()
         self.mirror = MemberMirror()
         self._now = time.monotonic()
@@ -190,6 +195,14 @@ class RaftActor(NodeActor):
     def add_listener(self, ref: pykka.ActorRef) -> None:
         self.listeners.append(ref)
 
+    def set_event_sink(self, ref: pykka.ActorRef) -> None:
+        """From now on, tell ``ref`` the events of every applied entry; it starts at the
+        applied index (what was applied before is not known as events)."""
+        self.event_sink = ref
+        self.fsm.events.enabled = True
+        self.fsm.take_events()
+        ref.tell(EventsReset(self.fsm.applied_index))
+
     def add_identity_listener(self, ref: pykka.ActorRef) -> None:
         self.identity_listeners.append(ref)
         ref.tell(ClusterIdentity(self._cluster_id, self.incarnation))
@@ -230,6 +243,8 @@ class RaftActor(NodeActor):
                     gate.release()
                 self._on_tick(now)
             case Propose(data, callback, timeout):
+                if self.metrics is not None:
+                    callback = self.metrics.timed(callback)
                 self.requests.propose(data, callback, self._now + timeout)
             case Read(query, callback, stale, timeout):
                 self.requests.read(query, callback, self._now + timeout, stale=stale)
@@ -266,6 +281,8 @@ class RaftActor(NodeActor):
         if self.leadership.observe(self.core, self._now):
             core = self.core
             logger.info("raft: role {} term {} leader {}", core.role, core.term, core.leader_id or "-")
+            if self.metrics is not None:
+                self.metrics.leader_seen(core.leader_id or "")
             _tell_all(self.listeners, LeadershipChanged(self.leadership.is_leader, core.leader_id))
             self.requests.on_leadership_changed()
         cluster_id = self.core.membership.cluster_id
@@ -274,6 +291,8 @@ class RaftActor(NodeActor):
             _tell_all(self.identity_listeners, ClusterIdentity(cluster_id, self.incarnation))
         if changed:
             _tell_all(self.listeners, StateChanged())
+        if self.event_sink is not None and changed:
+            _tell_all([self.event_sink], AppliedEvents(self.fsm.take_events(), self.fsm.applied_index))
 
     # ---------------------------------------------------------------- the shell's host
     def send_frame(self, dst: str, frame: bytes) -> None:
@@ -298,6 +317,11 @@ class RaftActor(NodeActor):
 
     def restore(self, snapshot: Snapshot) -> None:
         self.fsm.restore(snapshot.data)
+        if self.metrics is not None:
+            self.metrics.snapshot_installed(len(snapshot.data))
+        if self.event_sink is not None:  # the entries it stands for were not applied here
+            self.fsm.take_events()
+            _tell_all([self.event_sink], EventsReset(self.fsm.applied_index))
         # The installed snapshot sits in the WAL until a checkpoint folds it in: do that off
         # this thread, or a restart would replay all of it.
         self._snapshotter.submit(self.store.checkpoint)
@@ -308,14 +332,18 @@ class RaftActor(NodeActor):
     def start_snapshot(self, meta: SnapshotMeta, source: Any) -> None:
         ref = self.actor_ref
         store = self.store
+        metrics = self.metrics
 
         def take() -> None:
             snapshot: Snapshot | None = None
             checksum: int | None = None
+            started = time.monotonic()
             try:
                 snapshot = Snapshot(meta, encode_snapshot(source, pace=Pacer()))  # lock shared, see Pacer
                 checksum = snapshot_checksum(snapshot.data)  # for streaming it, if ever needed
                 store.write_snapshot(snapshot)  # durable, then checkpointed, all off this thread
+                if metrics is not None:
+                    metrics.snapshot_taken(len(snapshot.data), time.monotonic() - started)
             except Exception:
                 logger.exception("taking a snapshot at index {} failed; will retry", meta.index)
                 snapshot = None

@@ -52,9 +52,15 @@ class ListRunningOf:
 
 class WorkerActor(NodeActor):
     def __init__(
-        self, worker: DockerWorker, on_exit: Callable[[ContainerExited], None], on_fatal: FatalHandler
+        self,
+        worker: DockerWorker,
+        on_exit: Callable[[ContainerExited], None],
+        on_fatal: FatalHandler,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_error(kind)``: a Docker call failed (kind: port_in_use, refused, engine); metrics."""
         super().__init__(on_fatal)
+        self.on_error = on_error
         self.worker = worker
         self.on_exit = on_exit
         self._pool = ThreadPoolExecutor(DOCKER_THREADS, thread_name_prefix="docker")
@@ -116,18 +122,23 @@ class WorkerActor(NodeActor):
         self.worker.ensure_image(task.image)
         return self.worker.start(task)
 
-    @staticmethod
-    def _call(callback: Callback | None, function: Callable[..., Any], *args: Any) -> None:
+    def _call(self, callback: Callback | None, function: Callable[..., Any], *args: Any) -> None:
+        failed = ""  # what kind of failure, for the node's metrics
         try:
             outcome = Outcome.success(function(*args))
         except PortInUseError as exc:
             # The value carries the address and port: the reconciler blocks that port there.
             outcome = Outcome(False, exc, ErrorCode.PORT_IN_USE, str(exc))
+            failed = "port_in_use"
         except WorkerError as exc:
             outcome = Outcome.failure(ErrorCode.DOCKER, str(exc))
+            failed = "refused"
         except Exception as exc:  # the engine itself misbehaving: report, never crash the node
             logger.exception("docker call {} failed", getattr(function, "__name__", function))
             outcome = Outcome.failure(ErrorCode.DOCKER, f"docker engine error: {exc}")
+            failed = "engine"
+        if failed and self.on_error is not None:
+            self.on_error(failed)
         if callback is not None:
             callback(outcome)
 

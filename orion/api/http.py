@@ -30,6 +30,7 @@ import json
 import os
 import re
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -40,6 +41,7 @@ from loguru import logger
 
 from orion.api import auth
 from orion.api.http_server import BoundedHTTPServer, tls_context
+from orion.api.openapi import OPENAPI_PATH, document_bytes
 from orion.api.protocol import (
     MAX_REQUEST,
     RETRYABLE,
@@ -58,7 +60,10 @@ from orion.api.protocol import (
 from orion.api.requests import build_submit
 from orion.api.rest_ops import is_node_action, list_tasks_request, node_action_request, task_ref
 from orion.api.rest_services import NoRoute, camel_field, is_service_path, service_request
+from orion.api.rest_streams import serve_events, serve_logs, serve_metrics
 from orion.api.server import Handler, Prepare
+from orion.console import SECURITY_HEADERS, console_file, is_console_path
+from orion.metrics import NodeMetrics
 from orion.security.connections import ConnectionTable
 from orion.security.keys import TokenSet
 
@@ -76,6 +81,7 @@ _STATUS = {
 RETRY_AFTER_S = 1  # told with a 503 whose cause passes by itself (a leader hand-over, a start)
 HEALTH_TIMEOUT_S = 2.0  # balancers check often, with short timeouts of their own
 _TASK_PATH = re.compile(r"^/tasks/(?P<id>[^/]+)$")
+_LOGS_PATH = re.compile(r"^/tasks/(?P<id>[^/]+)/logs$")
 
 
 class RestSubmit(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -147,6 +153,8 @@ class HttpApi:
         tls_cert: str | os.PathLike[str] | None = None,
         tls_key: str | os.PathLike[str] | None = None,
         prepare: Prepare | None = None,
+        metrics: NodeMetrics | None = None,
+        metrics_public: bool = False,
     ) -> None:
         """``port=0`` binds a random free port (read ``port`` after ``start``).
 
@@ -168,6 +176,8 @@ class HttpApi:
         self.max_body = max_body
         self.workers = workers
         self.prepare = prepare  # the node's task policy, as on the ZeroMQ API
+        self.metrics = metrics  # GET /metrics (None: 404); without a token when metrics_public
+        self.metrics_public = metrics_public
         self.socket_timeout = socket_timeout
         self.tls = tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
         self.connections = ConnectionTable(
@@ -280,7 +290,30 @@ class _RestHandler(BaseHTTPRequestHandler):
         if path == "/health":  # no token: status only, for load balancers
             self._json(*self.api.health())
             return
+        if path == OPENAPI_PATH:  # public like /health: it describes the API, not the cluster
+            self._send(HTTPStatus.OK, "application/json", document_bytes())
+            return
+        if is_console_path(path):  # the page holds no data; the API calls it makes carry the token
+            found = console_file(path)
+            if found is None:
+                self._error(HTTPStatus.NOT_FOUND, f"no console file {path}")
+            else:
+                self._send(HTTPStatus.OK, found.content_type, found.body, SECURITY_HEADERS)
+            return
+        if path == "/metrics" and self.api.metrics_public:  # [security] metrics_public
+            serve_metrics(self)
+            return
         if not self._authorized():
+            return
+        query_text = self.path.partition("?")[2]
+        if path == "/metrics":
+            serve_metrics(self)
+            return
+        if path == "/events":
+            serve_events(self, query_text)
+            return
+        if (logs := _LOGS_PATH.match(path)) is not None:
+            serve_logs(self, task_ref(logs.group("id")), query_text, time.time())
             return
         stale = "stale=true" in self.path.partition("?")[2].lower()
         if is_service_path(path):
@@ -443,6 +476,10 @@ class _RestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         return True
 
+    @staticmethod
+    def status_of(code: str) -> HTTPStatus:
+        return _STATUS.get(code, HTTPStatus.INTERNAL_SERVER_ERROR)
+
     def _error(
         self,
         status: HTTPStatus,
@@ -474,6 +511,17 @@ class _RestHandler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
+
+    def _send(
+        self, status: HTTPStatus, content_type: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
 
 
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}

@@ -16,12 +16,15 @@ from typing import Annotated, Any
 
 import msgspec
 
+from orion.cluster.event_ring import EventPage
 from orion.codec import TooLarge, bounded_decode
-from orion.model import NodeMeta, NodeStatus, RestartSpec, Task, task_name
+from orion.fsm.events import EVENT_TYPES
+from orion.model import NodeMeta, NodeStatus, RestartSpec, Task, VolumeMount, task_name
 from orion.raft.types import RaftRole
 from orion.services.spec import Service, ServiceSpec
 from orion.services.validate import SpecError, name_problem, validate_spec
 from orion.units import parse_duration
+from orion.volumes.spec import Volume, VolumeSpec, VolumeSpecError, validate_mounts, validate_volume_spec
 
 MAX_REQUEST = 1024 * 1024  # bytes of an encoded request
 MAX_REPLY = 64 * 1024 * 1024
@@ -61,6 +64,7 @@ class ErrorCode(StrEnum):
     # Between the node's own actors only, never in a reply: Docker refused or failed a call.
     DOCKER = "docker"
     PORT_IN_USE = "port_in_use"  # Docker refused a start: a host port is taken
+    GONE = "gone"  # events after the asked index are no longer kept (orion/cluster/event_ring.py)
 
 
 RETRYABLE = frozenset({ErrorCode.UNAVAILABLE, ErrorCode.NOT_LEADER})  # nothing was done: ask again
@@ -87,8 +91,10 @@ class SubmitTask(_Request):
     command: Annotated[list[Arg], msgspec.Meta(max_length=256)] | None = None
     env: Annotated[dict[Key, EnvValue], msgspec.Meta(max_length=256)] = {}
     restart: RestartSpec | None = None  # None: the running node's default policy
+    volumes: Annotated[list[VolumeMount], msgspec.Meta(max_length=32)] = []  # cluster volumes mounted
 
     def __post_init__(self) -> None:
+        _check_mounts(self.volumes, "volumes")
         static: set[tuple[int, str]] = set()
         for container_port, host_port in self.port_bindings.items():
             problem = container_port_problem(container_port)
@@ -297,6 +303,101 @@ class ListServices(_Request):
     pass
 
 
+# ------------------------------------------------------------------------- volumes
+# Specs are checked on decode by orion.volumes.spec (the FSM checks them again): "spec.driver: ...".
+
+
+def _check_mounts(mounts: list[VolumeMount], field: str) -> None:
+    try:
+        validate_mounts(mounts, field)
+    except VolumeSpecError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class CreateVolume(_Request):
+    spec: VolumeSpec
+
+    def __post_init__(self) -> None:
+        try:
+            validate_volume_spec(self.spec)
+        except VolumeSpecError as exc:
+            raise ValueError(f"spec.{exc}") from None
+
+
+class _VolumeNamed(_Request):
+    name: Annotated[str, msgspec.Meta(max_length=63)]
+
+
+class RemoveVolume(_VolumeNamed):
+    pass
+
+
+class GetVolume(_VolumeNamed):
+    pass
+
+
+class ListVolumes(_Request):
+    pass
+
+
+class VolumeInfo(msgspec.Struct, kw_only=True, frozen=True):
+    """A volume and the tasks (not Stopped or Failed) that mount it."""
+
+    volume: Volume
+    users: list[str] = []  # task names
+
+
+# ------------------------------------------------------------------------- streams
+# Logs and events are streamed over request/reply: the client asks for the next chunk after a
+# cursor, and a node with nothing new holds the request up to ``wait`` seconds (a long poll).
+# Cursors are plain values, so any retry, reconnection or other node resumes from them.
+
+MAX_LOG_CHUNK = 1024 * 1024
+LogCursor = Annotated[str, msgspec.Meta(max_length=64, pattern=r"^([0-9]{1,20}:[0-9]{1,9})?$")]
+Wait = Annotated[float, msgspec.Meta(ge=0.0, le=30.0)]
+
+
+class TaskLogs(_Request):
+    """``orion task logs``: the container output of a task after ``cursor`` ("" = the start;
+    with ``tail`` only its last lines, with ``since`` (Unix seconds) only lines from then on),
+    at most about ``max_bytes``, read on the node that runs the task. ``wait`` > 0: with
+    nothing new and the container running, hold the request up to that long (follow)."""
+
+    id: TaskRef
+    cursor: LogCursor = ""
+    tail: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
+    since: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=MAX_LOG_CHUNK)] = 64 * 1024
+    wait: Wait = 0.0
+
+
+class LogChunk(msgspec.Struct, kw_only=True, frozen=True):
+    """``text``: whole lines (UTF-8, undecodable bytes replaced); ``cursor``: ask with it for
+    what follows; ``running``: the container still runs, so more may come; ``node``: where
+    it was read."""
+
+    text: str = ""
+    cursor: str = ""
+    running: bool = False
+    node: str = ""
+
+
+class Events(_Request):
+    """``orion events``: events after Raft index ``since`` (None: all this node still keeps),
+    only of ``types`` (task, node, service; empty: all). ``wait`` > 0: with none yet, hold the
+    request up to that long (follow). Answers an EventPage (orion/cluster/event_ring.py)."""
+
+    since: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    types: Annotated[list[str], msgspec.Meta(max_length=3)] = []
+    limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1000
+    wait: Wait = 0.0
+
+    def __post_init__(self) -> None:
+        for kind in self.types:
+            if kind not in EVENT_TYPES:
+                raise ValueError(f"types: unknown event type {kind!r} (expected {', '.join(EVENT_TYPES)})")
+
+
 Request = (
     SubmitTask
     | ListTasks
@@ -318,6 +419,12 @@ Request = (
     | ListServices
     | GetService
     | ServiceTasks
+    | TaskLogs
+    | Events
+    | CreateVolume
+    | RemoveVolume
+    | GetVolume
+    | ListVolumes
 )
 WRITE_REQUESTS = (
     SubmitTask,
@@ -332,6 +439,8 @@ WRITE_REQUESTS = (
     RemoveService,
     DrainNode,
     SetNodeEligibility,
+    CreateVolume,
+    RemoveVolume,
 )
 
 # ------------------------------------------------------------------------- results
@@ -382,6 +491,8 @@ class RaftInfo(msgspec.Struct, kw_only=True, frozen=True):
 
 
 RESULT_TYPES: dict[type, Any] = {
+    TaskLogs: LogChunk,
+    Events: EventPage,
     SubmitTask: Task,
     GetTask: Task,
     StopTask: Task,
@@ -402,6 +513,10 @@ RESULT_TYPES: dict[type, Any] = {
     GetService: Service,
     ListServices: list[Service],
     ServiceTasks: list[Task],
+    CreateVolume: Volume,
+    RemoveVolume: Volume,  # the volume as it was removed (or is being removed)
+    GetVolume: VolumeInfo,
+    ListVolumes: list[VolumeInfo],
 }
 
 # ------------------------------------------------------------------------- replies

@@ -56,6 +56,7 @@ from orion.fsm.commands import (
     UpsertNode,
     decode_command,
 )
+from orion.fsm.events import Event, EventRecorder, command_subjects
 from orion.fsm.port_index import (
     IndexedBook,
     PortIndex,
@@ -116,6 +117,7 @@ class ClusterState:
         self._fixed_ports: dict[tuple[int, str], dict[str, None]] = {}
         self._by_service: dict[str, dict[str, None]] = {}  # service name -> its task ids (derived)
         self._services = ServiceBook(self)  # the services table and its commands
+        self.events = EventRecorder()  # what each applied entry changed (orion/fsm/events.py)
         self._handlers: dict[type, Callable[[Any], ApplyResult]] = {
             SubmitTask: self._submit,
             StopTask: self._stop,
@@ -164,7 +166,22 @@ class ClusterState:
                 Refusal.INVALID,
                 f"command {type(command).__name__}: at must be a finite time, got {command.at}",
             )
-        return self._handlers[type(command)](command)
+        node_id, service_name = command_subjects(command)
+        node_before = self._nodes.get(node_id) if node_id else None
+        service_before = self._services.get(service_name) if service_name else None
+        self.events.begin(index, command.at)
+        try:
+            return self._handlers[type(command)](command)
+        finally:
+            if node_id:
+                self.events.node(node_before, self._nodes.get(node_id))
+            if service_name:
+                self.events.service(service_before, self._services.get(service_name))
+            self.events.end()
+
+    def take_events(self) -> list[Event]:
+        """The events of the entries applied since the last call, oldest first."""
+        return self.events.take()
 
     def _submit(self, cmd: SubmitTask) -> ApplyResult:
         task = cmd.task
@@ -573,6 +590,7 @@ class ClusterState:
             # A task that stays Pending keeps its place: the scheduler walks that order.
             self._unindex(old, keep_pending=new.state == TaskState.PENDING and new.desired == Desired.RUN)
         self._tasks[new.id] = new
+        self.events.task(old, new)
         if old is None:
             self._by_name.setdefault(new.name, []).append(new.id)
             if new.service:
@@ -594,6 +612,7 @@ class ClusterState:
         """Forget a task: its indexes, its allocation, its name. A heap entry stays behind and
         is dropped when met."""
         task = self._tasks.pop(task_id)
+        self.events.task_removed(task)
         self._unindex(task)
         if has_claims(task):
             self._ports.releases += 1

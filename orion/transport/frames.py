@@ -21,6 +21,7 @@ class Channel(IntEnum):
     RAFT = 1
     GOSSIP = 2
     FORWARD = 3  # client requests forwarded to the leader, and their replies
+    NODE = 4  # requests only one node can serve (a task's container logs), and their replies
 
 
 _CHANNELS = {int(c): c for c in Channel}
