@@ -20,6 +20,10 @@ import msgspec
 from orion.cluster.deadlines import pop_expired
 from orion.cluster.outcome import Callback
 from orion.codec import bounded_decode
+from orion.fsm.results import AssignResult, TaskIds
+from orion.fsm.tables import NodeRecord
+from orion.model import Task
+from orion.services.spec import Service
 
 MAX_FORWARD_FRAME = 4 * 1024 * 1024
 ReqId = Annotated[int, msgspec.Meta(ge=0)]
@@ -44,13 +48,38 @@ class ForwardAnswer(msgspec.Struct, tag="answer", array_like=True, frozen=True):
     code: str = ""
     message: str = ""
     index: int = 0  # the applied index of a write, or the read index
-    result: bytes = b""  # the FSM's result, encoded (a Task, or nothing)
+    result: bytes = b""  # the FSM's result, encoded (see ``encode_result``)
+    result_kind: str = ""  # which record ``result`` holds: a key of RESULT_TYPES, "" = nothing
 
 
 ForwardMessage = ForwardPropose | ForwardReadIndex | ForwardAnswer
 
+# The records a write answers with (orion/fsm/results.py), by the name they travel under: a
+# follower that forwarded the write hands its caller the same record the leader's caller gets.
+RESULT_TYPES: dict[str, type] = {
+    "task": Task,
+    "service": Service,
+    "node": NodeRecord,
+    "task_ids": TaskIds,
+    "assigned": AssignResult,
+}
+_KIND_OF = {cls: kind for kind, cls in RESULT_TYPES.items()}
+_RESULT_DECODERS = {kind: msgspec.msgpack.Decoder(cls) for kind, cls in RESULT_TYPES.items()}
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(ForwardMessage)
+
+
+def encode_result(value: Any) -> tuple[str, bytes]:
+    """(kind, bytes) of a write's result; ("", b"") for nothing or a kind no caller reads."""
+    kind = _KIND_OF.get(type(value), "")
+    return (kind, _encoder.encode(value)) if kind else ("", b"")
+
+
+def decode_result(kind: str, data: bytes) -> Any:
+    """The record ``encode_result`` made; None for "" (raises msgspec.DecodeError if damaged)."""
+    decoder = _RESULT_DECODERS.get(kind)
+    return decoder.decode(data) if decoder is not None and data else None
 
 
 def encode_forward(message: ForwardMessage) -> bytes:

@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from orion.api.protocol import ErrorCode
 from orion.cluster.forwarding import (
     ForwardAnswer,
@@ -26,17 +24,15 @@ from orion.cluster.forwarding import (
     ForwardReadIndex,
     Remote,
     RequestKind,
+    decode_result,
 )
 from orion.cluster.leadership import Leadership
 from orion.cluster.linearizable_reads import LinearizableReads, Query
 from orion.cluster.outcome import Callback, Outcome
 from orion.cluster.quorum_contact import QuorumContact
 from orion.cluster.write_waiters import Waiter, WriteWaiters
-from orion.model import Task
 from orion.raft.core import NotLeaderError, RaftCore
 from orion.raft.types import Entry, RaftRole
-
-_TASK_DECODER = msgspec.msgpack.Decoder(Task | None)
 
 
 class RequestPath:
@@ -158,9 +154,7 @@ class RequestPath:
                 remote.callback(Outcome(False, None, answer.code, answer.message))
         elif remote.kind == RequestKind.PROPOSE:
             if remote.callback:
-                remote.callback(
-                    Outcome.success(_TASK_DECODER.decode(answer.result) if answer.result else None)
-                )
+                remote.callback(Outcome.success(decode_result(answer.result_kind, answer.result)))
         else:
             assert remote.query is not None and remote.callback is not None
             self.reads.wait_for_apply(remote.query, remote.callback, remote.deadline, answer.index)

@@ -10,16 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from orion.api.protocol import ErrorCode
 from orion.cluster.deadlines import pop_expired
-from orion.cluster.forwarding import ForwardAnswer
+from orion.cluster.forwarding import ForwardAnswer, encode_result
 from orion.cluster.outcome import Callback, Outcome, outcome_of
-from orion.model import Task
 from orion.raft.types import Entry
-
-_RESULT_ENCODER = msgspec.msgpack.Encoder()
 
 
 @dataclass(slots=True)
@@ -49,10 +44,8 @@ class WriteWaiters:
         """Answer ``waiter`` with ``outcome`` (``index``: where the write was applied)."""
         if waiter.forward_to is not None:
             origin, req_id = waiter.forward_to
-            value = outcome.value if isinstance(outcome.value, Task) else None
-            answer = ForwardAnswer(
-                req_id, outcome.code, outcome.message, index, _RESULT_ENCODER.encode(value)
-            )
+            kind, result = encode_result(outcome.value)
+            answer = ForwardAnswer(req_id, outcome.code, outcome.message, index, result, kind)
             self._reply(origin, answer)
         elif waiter.callback is not None:
             waiter.callback(outcome)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
+import pytest
 
 from orion.api.protocol import ErrorCode
 from orion.cluster.deadlines import pop_expired
@@ -17,13 +17,17 @@ from orion.cluster.forwarding import (
     Remote,
     RequestKind,
     decode_forward,
+    decode_result,
 )
 from orion.cluster.linearizable_reads import LinearizableReads
 from orion.cluster.outcome import Outcome
 from orion.cluster.write_waiters import Waiter, WriteWaiters
 from orion.fsm.commands import CommandError, Refusal
-from orion.model import Task
+from orion.fsm.results import TaskIds
+from orion.fsm.tables import NodeRecord
+from orion.model import NodeMeta, NodeStatus, Task
 from orion.raft.types import Entry, EntryKind
+from orion.services.spec import Service, ServiceSpec, TaskTemplate
 
 
 class Answers:
@@ -125,9 +129,28 @@ def test_a_forwarded_write_is_answered_to_its_follower_with_the_task_encoded() -
     waiters.on_applied(Entry(5, 2, EntryKind.NORMAL, b""), "not a task: not sent")
     (origin, first), (_, second) = out.replies
     assert origin == "follower:1" and (first.req_id, first.code, first.index) == (17, "", 4)
-    assert msgspec.msgpack.decode(first.result, type=Task) == task
-    assert (second.req_id, msgspec.msgpack.decode(second.result)) == (18, None)
+    assert decode_result(first.result_kind, first.result) == task
+    assert (second.req_id, second.result_kind, second.result) == (18, "", b"")
     assert out.outcomes == []
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        Service(name="web", spec=ServiceSpec(name="web", template=TaskTemplate(image="orion-web:v1"))),
+        NodeRecord(id="node2", status=NodeStatus.ALIVE, meta=NodeMeta(id="node2")),
+        TaskIds(task_ids=["a", "b"]),
+    ],
+    ids=lambda record: type(record).__name__,
+)
+def test_a_forwarded_write_answers_with_whichever_record_the_fsm_returned(record: object) -> None:
+    # A follower's caller gets what the leader's caller gets: a service created, a node drained.
+    out = Answers()
+    waiters = WriteWaiters(out.reply)
+    waiters.add(4, Waiter(2, None, 9.0, forward_to=("follower:1", 17)))
+    waiters.on_applied(Entry(4, 2, EntryKind.NORMAL, b""), record)
+    ((_, answer),) = out.replies
+    assert decode_result(answer.result_kind, answer.result) == record
 
 
 def test_losing_leadership_answers_uncommitted_writes_with_an_unknown_outcome() -> None:
