@@ -27,10 +27,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from orion.client import Client, OrionError, read_token_file
+from orion.client import Client, NotFound, OrionError, read_token_file
 from orion.config import ConfigError, NodeConfig, load_config
 from orion.raft.data_dir import LOCK_FILE
 from orion.security.keys import TOKEN_NAME, cluster_key_paths, write_cluster_key, write_token
+from orion.services.spec import Service
 from orion.testing.localcluster import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = [ROOT / "config" / f"node{i}.toml" for i in (1, 2, 3)]
 STATE = ROOT / "data" / "demo.json"  # written by earlier versions (the PIDs they started); removed on stop
 STOP_WAIT_S = 20.0  # a node hands leadership over and says goodbye before it exits
-IMAGE = "orion-busybox:latest"
+WEB_IMAGE = "orion-web:v1"  # built by tools/docker_setup.py (make docker)
+SERVICE = "web"
 WEB_PORT = "8080"
 SECRETS = ROOT / "secrets"  # where config/node*.toml's [security] defaults point (nodes run in ROOT)
 
@@ -73,7 +75,8 @@ def start() -> None:
         )
         print(f"demo: started {config.node_id} (pid {process.pid}), log data/{config.node_id}.log")
     endpoints = [api_endpoint(c) for c in configs]
-    client = Client(endpoints, timeout=3.0, retries=3, token=token)
+    # The client API is encrypted (CURVE): the client checks the server by the cluster's public key.
+    client = Client(endpoints, timeout=3.0, retries=3, token=token, server_key=cluster_key_paths(SECRETS)[1])
 
     def formed() -> bool:
         raft = client.raft()
@@ -82,45 +85,69 @@ def start() -> None:
     wait_for(formed, 60, what="the cluster to form (see data/node*.log)")
     raft = client.raft()
     print(f"demo: cluster formed: leader {raft.leader_id}, voters {', '.join(raft.voters)}")
-    existing = [
-        t for t in client.tasks() if t.name == "web" and t.state in ("Pending", "Scheduled", "Running")
-    ]
-    task = (
-        existing[0]
-        if existing
-        else client.submit(
-            IMAGE,
-            name="web",
-            command=["httpd", "-f", "-p", "80", "-h", "/www"],
-            ports={"80/tcp": WEB_PORT},
-            memory="64MiB",
-            cpu=0.25,
+    service = run_web_service(client)
+    addresses = [c.ingress_address for c in configs]  # 127.0.0.N: as if on N hosts
+    pages = {
+        address: wait_for(
+            lambda address=address: fetch(f"http://{address}:{WEB_PORT}/"), 60, what=f"{address}:{WEB_PORT}"
         )
+        for address in addresses
+    }
+    placed = sorted(t.node_id for t in client.service_tasks(SERVICE) if t.state == "Running")
+    print(
+        f"demo: service {SERVICE} v{service.template_version} runs {len(placed)} replicas "
+        f"(on {', '.join(placed)}); every node's ingress serves it:"
     )
-    task = client.wait(task.id, "Running", timeout=60)
-    # Published on its node's own address ([docker] host_ip = 127.0.0.N in config/node*.toml).
-    page = wait_for(
-        lambda: urllib.request.urlopen(f"http://{task.host_ip}:{WEB_PORT}/", timeout=2).read(),
-        20,
-        what="the page",
-    )
-    print(f"demo: task {task.id} is Running on {task.node_id}; it serves: {page.decode().strip()}")
+    for address, page in pages.items():
+        print(f"demo:   http://{address}:{WEB_PORT}/ -> {page}")
     print(
         f"""
-  curl http://{task.host_ip}:{WEB_PORT}/                      # the container, on its node's address
   export ORION_ENDPOINTS={",".join(endpoints)}
-  export ORION_TOKEN_FILE=secrets/{TOKEN_NAME}          # secured: clients need the token
-  .venv/bin/orion task ls                               # or: orion nodes, orion raft
-  .venv/bin/orion task inspect {task.id}
-  curl -H "Authorization: Bearer $(cat secrets/{TOKEN_NAME})" http://127.0.0.1:{configs[0].http_port}/tasks
+  export ORION_TOKEN_FILE=secrets/{TOKEN_NAME}          # secured: the token, and the cluster key
+                                                        # beside it (secrets/cluster.key) for CURVE
+  .venv/bin/orion service ps {SERVICE}                          # its replicas, their nodes and health
+  while true; do curl -s http://127.0.0.2:{WEB_PORT}/; sleep 0.2; done   # in another shell
+  .venv/bin/orion service update {SERVICE} --image orion-web:v2   # rolling update, no failed request
+  .venv/bin/orion service rollback {SERVICE}                      # and back
+  .venv/bin/orion nodes                                         # or: orion task ls, orion raft
+  curl -H "Authorization: Bearer $(cat secrets/{TOKEN_NAME})" http://127.0.0.1:{configs[0].http_port}/services
   make demo-stop                                        # stop the nodes and remove their containers
 """
     )
 
 
+def run_web_service(client: Client) -> Service:
+    """The demo's service: three web replicas behind every node's ingress, health-checked,
+    updated one replica at a time with the new one healthy before the old one drains. A
+    service already there (a demo started again) is kept."""
+    try:
+        service = client.service(SERVICE)
+    except NotFound:
+        service = client.create_service(
+            SERVICE,
+            WEB_IMAGE,
+            replicas=3,
+            ports=[f"{WEB_PORT}:80"],
+            memory="64MiB",
+            cpu=0.25,
+            health={"kind": "http", "port": 80, "path": "/health", "interval": "1s"},
+        )
+
+    def available() -> bool:
+        tasks = client.service_tasks(SERVICE)
+        healthy = [t for t in tasks if t.state == "Running" and t.health == "healthy" and not t.drain_at]
+        return len(healthy) >= service.spec.replicas
+
+    wait_for(available, 90, what=f"{service.spec.replicas} healthy replicas of {SERVICE}")
+    return client.service(SERVICE)
+
+
+def fetch(url: str) -> str:
+    return urllib.request.urlopen(url, timeout=2).read().decode().strip()
+
+
 def api_endpoint(config: NodeConfig) -> str:
-    """Where a node's client API listens: [node] api_bind where the config has it, else bind."""
-    return f"{getattr(config, 'api_bind', config.bind)}:{config.api_port}"
+    return f"{config.api_bind}:{config.api_port}"
 
 
 def lock_holder(data_dir: Path) -> int | None:
