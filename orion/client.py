@@ -52,11 +52,13 @@ from orion.api.protocol import (
     ErrorCode,
     ListNodes,
     ListServices,
+    ListVolumes,
     NodeInfo,
     RaftInfo,
     RaftStatus,
     Request,
     RequestError,
+    VolumeInfo,
     decode_reply,
     encode_request,
     normalize_port_bindings,
@@ -65,6 +67,7 @@ from orion.api.protocol import (
 )
 from orion.api.requests import (
     build_create_service,
+    build_create_volume,
     build_list_tasks,
     build_submit,
     build_update_service,
@@ -78,6 +81,7 @@ from orion.security.keys import KeyFileError, read_tokens
 from orion.security.mechanism_probe import server_mechanism
 from orion.services.spec import Service, ServiceSpec, UpdateState
 from orion.units import parse_duration
+from orion.volumes.spec import Volume
 
 T = TypeVar("T")
 
@@ -323,8 +327,10 @@ class Client:
         env: dict[str, str] | None = None,
         id: str | None = None,
         restart: str | dict[str, Any] | RestartSpec | None = None,
+        volumes: dict[str, str] | list[str] | None = None,
     ) -> Task:
-        """Submit a task; ``command`` is a list of arguments, a string is an InvalidRequest
+        """Submit a task (``volumes={"data": "/var/lib/app"}`` mounts cluster volumes);
+        ``command`` is a list of arguments, a string is an InvalidRequest
         (field ``command``, as REST answers it). Conflict when ``id`` is taken by a task with
         another spec; the same spec again returns the existing task (a safe retry)."""
         try:
@@ -341,6 +347,7 @@ class Client:
                 command=command,
                 env=env,
                 restart=restart,
+                volumes=volumes,
             )
         except RequestError as exc:
             raise InvalidRequest(ErrorCode.INVALID, str(exc)) from None
@@ -506,6 +513,33 @@ class Client:
     def service_tasks(self, name: str, *, stale: bool = False) -> list[Task]:
         """The service's tasks in any state, oldest first (``shown_state`` for display)."""
         return self._call(self._checked({"op": "ServiceTasks", "name": name, "stale": stale}))
+
+    def create_volume(
+        self,
+        name: str,
+        *,
+        driver: str = "local",
+        options: dict[str, str] | None = None,
+        node: str = "",
+        access: str = "single-writer",
+    ) -> Volume:
+        """Create a cluster volume (``access``: single-writer or multi); Conflict if the name is taken."""
+        try:
+            request = build_create_volume(name, driver=driver, options=options, node=node, access=access)
+        except RequestError as exc:
+            raise InvalidRequest(ErrorCode.INVALID, str(exc)) from None
+        return self._call(request)
+
+    def volumes(self, *, stale: bool = False) -> list[VolumeInfo]:
+        """Every volume with the tasks that mount it."""
+        return self._call(ListVolumes(stale=stale))
+
+    def volume(self, name: str, *, stale: bool = False) -> VolumeInfo:
+        return self._call(self._checked({"op": "GetVolume", "name": name, "stale": stale}))
+
+    def remove_volume(self, name: str) -> Volume:
+        """Remove a volume and its data; Conflict while a task mounts it."""
+        return self._call(self._checked({"op": "RemoveVolume", "name": name}))
 
     @staticmethod
     def _spec_of(spec: ServiceSpec | Mapping[str, Any]) -> ServiceSpec:
@@ -790,3 +824,19 @@ def service(name: str) -> Service:
 
 def service_tasks(name: str) -> list[Task]:
     return _default().service_tasks(name)
+
+
+def create_volume(name: str, **kwargs: Any) -> Volume:
+    return _default().create_volume(name, **kwargs)
+
+
+def volumes() -> list[VolumeInfo]:
+    return _default().volumes()
+
+
+def volume(name: str) -> VolumeInfo:
+    return _default().volume(name)
+
+
+def remove_volume(name: str) -> Volume:
+    return _default().remove_volume(name)

@@ -160,6 +160,19 @@ class IngressSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     address: str = ""  # where published ports listen; "" = [docker] host_ip, else [node] advertise
 
 
+class VolumesSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Cluster volumes (orion/volumes): the host directories a bind volume may mount here."""
+
+    host_paths: list[str] = []  # absolute paths; a bind volume's device must be one or inside one
+
+
+def _host_paths(raw: RawConfig) -> tuple[str, ...]:
+    for path in raw.volumes.host_paths:
+        if not path.startswith("/"):
+            raise ConfigError(f"volumes.host_paths: {path!r} is not an absolute path")
+    return tuple(raw.volumes.host_paths)
+
+
 def _ingress_address(raw: RawConfig) -> str:
     import ipaddress  # only here: the ingress's address is the one key that must be an IP
 
@@ -186,6 +199,7 @@ class RawConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     services: ServicesSection = msgspec.field(default_factory=ServicesSection)
     ingress: IngressSection = msgspec.field(default_factory=IngressSection)
     policy: PolicySection = msgspec.field(default_factory=PolicySection)
+    volumes: VolumesSection = msgspec.field(default_factory=VolumesSection)
 
 
 class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -251,6 +265,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     ingress_enabled: bool = True  # [ingress]
     haproxy: str = "haproxy"
     ingress_address: str = "127.0.0.1"
+    volume_host_paths: tuple[str, ...] = ()  # [volumes] host_paths
     api_bind: str = "127.0.0.1"  # [node] api_bind and the [security] hardening keys
     api_key_path: Path | None = None  # None: the cluster key
     allow_loose_permissions: bool = False
@@ -358,7 +373,8 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         ingress_enabled=raw.ingress.enabled,
         haproxy=raw.ingress.haproxy,
         ingress_address=_ingress_address(raw),
-        api_bind=raw.node.api_bind,  # restored by S4 (see /work/notes/INCIDENT-config-py.md)
+        volume_host_paths=_host_paths(raw),
+        api_bind=raw.node.api_bind,
         dynamic_ports=dynamic_ports,
         restart_condition=raw.docker.restart,
         restart_interval=restart_interval,

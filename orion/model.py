@@ -107,6 +107,15 @@ class HealthCheck(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     start_period: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 0.0
 
 
+class VolumeMount(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``-v data:/var/lib/app[:ro]``: cluster volume ``volume`` (orion/volumes/) mounted at
+    ``target`` in the task's container."""
+
+    volume: str
+    target: str
+    read_only: bool = False
+
+
 def task_name(name: str | None, task_id: str) -> str:
     """A task's name: the one given, else ``task-`` and the first 8 characters of its id (the
     same whichever front end submitted it, so a retry compares equal)."""
@@ -155,6 +164,8 @@ class Task(msgspec.Struct, kw_only=True):
     # Seconds between SIGTERM and SIGKILL when its container stops; None: the node's default
     # ([docker] stop_timeout).
     stop_grace: float | None = None
+    # Cluster volumes mounted in the container; a local volume pins the task to its node.
+    volumes: list[VolumeMount] = []
 
 
 class NodeMeta(msgspec.Struct, kw_only=True, frozen=True):

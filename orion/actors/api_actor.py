@@ -19,6 +19,7 @@ from orion.api import protocol as api
 from orion.api.lookup import filtered_tasks, resolve_task, with_node_state
 from orion.api.requests import task_of
 from orion.api.server import ReplyFn
+from orion.api.volume_requests import volume_command, volume_query
 from orion.fsm import commands as fsm_commands
 
 
@@ -176,7 +177,7 @@ class ApiActor(NodeActor):
 
     def _serve(self, request: api.Request, reply: ReplyFn) -> None:
         callback = _reply_with(reply)
-        command = service_command(request, time.time())
+        command = service_command(request, time.time()) or volume_command(request, time.time())
         if command is not None:
             self._write(command, callback)
             return
@@ -213,6 +214,8 @@ class ApiActor(NodeActor):
                 self._read(_service_query(name), callback, request.stale)
             case api.ServiceTasks(name=name):
                 self._read(_service_tasks_query(name), callback, request.stale)
+            case api.ListVolumes() | api.GetVolume():
+                self._read(volume_query(request), callback, request.stale)
             case api.RaftStatus():
                 self.raft.tell(Read(_raft_query, callback, stale=True, timeout=self.timeout))
             case api.BlockPeers(addresses=addresses):

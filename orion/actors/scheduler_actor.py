@@ -34,6 +34,7 @@ from orion.scheduler.judge import nomad_limit, schedule
 from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS, PortMarks
 from orion.scheduler.spread import service_layout
 from orion.scheduler.types import NodeView, ServiceLayout
+from orion.scheduler.volumes import VolumeView
 
 BATCH = 512  # tasks judged per round
 EXACT_BELOW = 64  # score every node in small clusters; sample (Nomad's limit) in large ones
@@ -79,6 +80,7 @@ class SchedulingInput:
     port_releases: int = 0  # the FSM's count of given-up port claims
     port_unblocks: tuple[float, ...] = ()  # when the foreign port blocks lapse
     services: dict[str, ServiceLayout] = field(default_factory=dict)  # of the services with tasks here
+    volumes: dict[str, VolumeView] = field(default_factory=dict)  # mounted by the tasks here
 
 
 def free_capacity(nodes: list[NodeView]) -> Capacity:
@@ -134,6 +136,7 @@ def scheduling_input(sweep_from: int | None) -> Any:
             service = fsm.service(name)
             if service is not None:
                 services[name] = service_layout(service, fsm.service_tasks(name))
+        volumes = volume_views(fsm, tasks)
         return SchedulingInput(
             nodes,
             tasks,
@@ -144,9 +147,21 @@ def scheduling_input(sweep_from: int | None) -> Any:
             fsm.port_releases,
             tuple(unblocks),
             services,
+            volumes,
         )
 
     return query
+
+
+def volume_views(fsm: ClusterState, tasks: list[Task]) -> dict[str, VolumeView]:
+    """The volumes ``tasks`` mount, as the volume filter reads them (orion/scheduler/volumes.py)."""
+    views = {}
+    for name in {mount.volume for task in tasks for mount in task.volumes}:
+        volume = fsm.volume(name)
+        if volume is not None:
+            writers = tuple(task.id for task in fsm.volume_writers(name))
+            views[name] = VolumeView(name, volume.node_id, volume.state, volume.spec.access, writers)
+    return views
 
 
 def node_view(fsm: ClusterState, record: NodeRecord) -> NodeView:
@@ -322,6 +337,7 @@ class SchedulerActor(NodeActor):
             now=wall,
             dynamic_ports=self.dynamic_ports,
             services=data.services,
+            volumes=data.volumes,
         )
         if self._sweep_from is not None:
             # Placed tasks leave the pending list, so the rest of it moved up.

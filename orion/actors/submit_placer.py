@@ -87,6 +87,8 @@ class SubmitPlacer:
             return data
 
     def _place(self, command: SubmitTask) -> SubmitTask:
+        if command.task.volumes:
+            return command  # the volume filter needs the volumes table: the scheduler places it
         self._forget_applied()
         task = command.task
         views = self._views()

@@ -19,11 +19,12 @@ import msgspec
 from orion.cluster.event_ring import EventPage
 from orion.codec import TooLarge, bounded_decode
 from orion.fsm.events import EVENT_TYPES
-from orion.model import NodeMeta, NodeStatus, RestartSpec, Task, task_name
+from orion.model import NodeMeta, NodeStatus, RestartSpec, Task, VolumeMount, task_name
 from orion.raft.types import RaftRole
 from orion.services.spec import Service, ServiceSpec
 from orion.services.validate import SpecError, name_problem, validate_spec
 from orion.units import parse_duration
+from orion.volumes.spec import Volume, VolumeSpec, VolumeSpecError, validate_mounts, validate_volume_spec
 
 MAX_REQUEST = 1024 * 1024  # bytes of an encoded request
 MAX_REPLY = 64 * 1024 * 1024
@@ -90,8 +91,10 @@ class SubmitTask(_Request):
     command: Annotated[list[Arg], msgspec.Meta(max_length=256)] | None = None
     env: Annotated[dict[Key, EnvValue], msgspec.Meta(max_length=256)] = {}
     restart: RestartSpec | None = None  # None: the running node's default policy
+    volumes: Annotated[list[VolumeMount], msgspec.Meta(max_length=32)] = []  # cluster volumes mounted
 
     def __post_init__(self) -> None:
+        _check_mounts(self.volumes, "volumes")
         static: set[tuple[int, str]] = set()
         for container_port, host_port in self.port_bindings.items():
             problem = container_port_problem(container_port)
@@ -300,6 +303,50 @@ class ListServices(_Request):
     pass
 
 
+# ------------------------------------------------------------------------- volumes
+# Specs are checked on decode by orion.volumes.spec (the FSM checks them again): "spec.driver: ...".
+
+
+def _check_mounts(mounts: list[VolumeMount], field: str) -> None:
+    try:
+        validate_mounts(mounts, field)
+    except VolumeSpecError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class CreateVolume(_Request):
+    spec: VolumeSpec
+
+    def __post_init__(self) -> None:
+        try:
+            validate_volume_spec(self.spec)
+        except VolumeSpecError as exc:
+            raise ValueError(f"spec.{exc}") from None
+
+
+class _VolumeNamed(_Request):
+    name: Annotated[str, msgspec.Meta(max_length=63)]
+
+
+class RemoveVolume(_VolumeNamed):
+    pass
+
+
+class GetVolume(_VolumeNamed):
+    pass
+
+
+class ListVolumes(_Request):
+    pass
+
+
+class VolumeInfo(msgspec.Struct, kw_only=True, frozen=True):
+    """A volume and the tasks (not Stopped or Failed) that mount it."""
+
+    volume: Volume
+    users: list[str] = []  # task names
+
+
 # ------------------------------------------------------------------------- streams
 # Logs and events are streamed over request/reply: the client asks for the next chunk after a
 # cursor, and a node with nothing new holds the request up to ``wait`` seconds (a long poll).
@@ -374,6 +421,10 @@ Request = (
     | ServiceTasks
     | TaskLogs
     | Events
+    | CreateVolume
+    | RemoveVolume
+    | GetVolume
+    | ListVolumes
 )
 WRITE_REQUESTS = (
     SubmitTask,
@@ -388,6 +439,8 @@ WRITE_REQUESTS = (
     RemoveService,
     DrainNode,
     SetNodeEligibility,
+    CreateVolume,
+    RemoveVolume,
 )
 
 # ------------------------------------------------------------------------- results
@@ -460,6 +513,10 @@ RESULT_TYPES: dict[type, Any] = {
     GetService: Service,
     ListServices: list[Service],
     ServiceTasks: list[Task],
+    CreateVolume: Volume,
+    RemoveVolume: Volume,  # the volume as it was removed (or is being removed)
+    GetVolume: VolumeInfo,
+    ListVolumes: list[VolumeInfo],
 }
 
 # ------------------------------------------------------------------------- replies

@@ -18,6 +18,7 @@ import msgspec
 
 from orion.api.protocol import (
     CreateService,
+    CreateVolume,
     ListTasks,
     RequestError,
     SubmitTask,
@@ -26,10 +27,18 @@ from orion.api.protocol import (
     restart_fields,
     validate_request,
 )
-from orion.model import HealthCheck, RestartSpec, Task, TaskState, task_name
+from orion.model import HealthCheck, RestartSpec, Task, TaskState, VolumeMount, task_name
 from orion.services.spec import Placement, ServicePort, ServiceSpec, TaskTemplate, UpdatePolicy
 from orion.services.validate import SpecError, spec_from_builtins, validate_spec
 from orion.units import parse_duration, parse_size
+from orion.volumes.spec import (
+    ACCESS_MODES,
+    VolumeSpec,
+    VolumeSpecError,
+    mounts_from_mapping,
+    parse_mount,
+    validate_volume_spec,
+)
 
 
 def build_submit(
@@ -45,6 +54,7 @@ def build_submit(
     command: list[str] | str | None = None,
     env: Mapping[str, str] | None = None,
     restart: str | Mapping[str, Any] | RestartSpec | None = None,
+    volumes: Mapping[str, str] | Iterable[str] | None = None,
 ) -> SubmitTask:
     """A validated SubmitTask; RequestError names the (snake_case) field and the reason.
 
@@ -68,6 +78,7 @@ def build_submit(
             "env": dict(env or {}),
             # "always", or {"policy": "on-failure", "attempts": 5, "interval": "10m", ...}
             "restart": restart_fields(restart),
+            "volumes": mount_fields(volumes),
         }
     except ValueError as exc:  # parse_size and parse_duration say "field: reason"
         field, _, reason = str(exc).partition(": ")
@@ -128,7 +139,49 @@ def task_of(request: SubmitTask, now: float) -> Task:
         restart=request.restart,
         created_at=now,
         updated_at=now,
+        volumes=list(request.volumes),
     )
+
+
+# ------------------------------------------------------------------------- volumes
+
+
+def mount_fields(volumes: Mapping[str, str] | Iterable[Any] | None, field: str = "volumes") -> list[Any]:
+    """Mounts in friendly shapes as plain fields: ``{"data": "/var/lib/app"}`` (``"/x:ro"`` read
+    only), or a list of ``"data:/var/lib/app[:ro]"`` (the CLI's ``-v``) or of mount fields."""
+    if volumes is None:
+        return []
+    if isinstance(volumes, Mapping):
+        mounts = mounts_from_mapping(dict(volumes), field)
+    else:
+        mounts = []
+        for item in volumes:
+            if isinstance(item, str):
+                mounts.append(parse_mount(item, field))
+            elif isinstance(item, VolumeMount):
+                mounts.append(item)
+            else:
+                mounts.append(msgspec.convert(item, VolumeMount))
+    return [msgspec.to_builtins(mount) for mount in mounts]
+
+
+def build_create_volume(
+    name: str,
+    *,
+    driver: str = "local",
+    options: Mapping[str, str] | None = None,
+    node: str = "",
+    access: str = "single-writer",
+) -> CreateVolume:
+    """A validated CreateVolume; RequestError names the field ("driver: unknown volume driver ...")."""
+    spec = {"name": name, "driver": driver, "options": dict(options or {}), "node": node, "access": access}
+    if access not in ACCESS_MODES:
+        raise RequestError("access", f"{access!r} is not an access mode (known: {', '.join(ACCESS_MODES)})")
+    try:
+        validate_volume_spec(msgspec.convert(spec, VolumeSpec))
+    except VolumeSpecError as exc:
+        raise RequestError(exc.field, exc.reason) from None
+    return cast(CreateVolume, validate_request({"op": "CreateVolume", "spec": spec}))
 
 
 # ------------------------------------------------------------------------- services
@@ -191,6 +244,8 @@ def friendly_spec_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             health = dict(health)
             _durations(health, _DURATIONS["health"], "template.health")
             template["health"] = health
+        if isinstance(template.get("volumes"), Mapping | list):
+            template["volumes"] = mount_fields(template["volumes"], "template.volumes")
         result["template"] = template
     if isinstance(result.get("ports"), list):
         result["ports"] = [parse_service_port(port, "ports") for port in result["ports"]]
@@ -268,6 +323,7 @@ SERVICE_KEYWORDS: dict[str, tuple[str, ...]] = {
     "restart": ("template", "restart"),
     "health": ("template", "health"),
     "stop_grace": ("template", "stop_grace"),
+    "volumes": ("template", "volumes"),
     "replicas": ("replicas",),
     "ports": ("ports",),
     "constraints": ("placement", "constraints"),

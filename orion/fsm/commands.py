@@ -14,6 +14,7 @@ import msgspec
 from orion.codec import bounded_decode
 from orion.model import Health, NodeMeta, NodeStatus, Task, TaskState
 from orion.services.spec import ServiceSpec, UpdateStatus
+from orion.volumes.spec import Volume
 
 MAX_COMMAND_BYTES = 1 << 20  # a command is small; anything larger is refused before decoding
 
@@ -235,6 +236,40 @@ class ReportHealth(_Command, tag="report_health"):
     reason: str = ""
 
 
+# -- volumes (orion/volumes/) ----------------------------------------------------------------
+
+
+class CreateVolume(_Command, tag="create_volume"):
+    """Record a new volume (``uid`` chosen by the proposer). Refused when the name is taken."""
+
+    volume: Volume
+
+
+class RemoveVolume(_Command, tag="remove_volume"):
+    """Refused while a task that is not Stopped or Failed mounts it. A volume never made on a
+    node goes at once; else it is ``removing`` until its node deleted the data (PurgeVolume)."""
+
+    name: str
+
+
+class ReportVolume(_Command, tag="report_volume"):
+    """What the volume's node found: it made it (ready), or its data is gone (lost). Ignored
+    unless ``uid`` is the current volume's and ``node_id`` is its node (or it has none yet)."""
+
+    name: str
+    uid: str
+    node_id: str
+    state: str  # a VolumeState: ready or lost
+    reason: str = ""
+
+
+class PurgeVolume(_Command, tag="purge_volume"):
+    """The node deleted a removed volume's data: forget the record."""
+
+    name: str
+    uid: str
+
+
 Command = (
     SubmitTask
     | StopTask
@@ -261,6 +296,10 @@ Command = (
     | RemoveService
     | ServiceStep
     | ReportHealth
+    | CreateVolume
+    | RemoveVolume
+    | ReportVolume
+    | PurgeVolume
 )
 
 

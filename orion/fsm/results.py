@@ -8,6 +8,7 @@ from orion.fsm.commands import CommandError
 from orion.fsm.tables import NodeRecord
 from orion.model import Task
 from orion.services.spec import Service
+from orion.volumes.spec import Volume
 
 
 class AssignResult(msgspec.Struct, frozen=True):
@@ -21,4 +22,4 @@ class TaskIds(msgspec.Struct, frozen=True):
     task_ids: list[str]
 
 
-ApplyResult = Task | NodeRecord | AssignResult | TaskIds | Service | CommandError
+ApplyResult = Task | NodeRecord | AssignResult | TaskIds | Service | Volume | CommandError

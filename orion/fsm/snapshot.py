@@ -23,6 +23,7 @@ from orion.fsm.tables import (
     NODE_COLUMNS,
     SERVICE_COLUMNS,
     TASK_COLUMNS,
+    VOLUME_COLUMNS,
     NodeRecord,
     make_table,
     node_row,
@@ -31,11 +32,14 @@ from orion.fsm.tables import (
     services_from_table,
     task_row,
     tasks_from_table,
+    volume_row,
+    volumes_from_table,
 )
 from orion.model import Task
 from orion.raft.tabular import array_header, decode_tabular_snapshot
 from orion.raft.types import Table, TabularSnapshot
 from orion.services.spec import Service
+from orion.volumes.spec import Volume
 
 SNAPSHOT_FORMAT = 1
 _EMPTY_ARRAY = b"\x90"
@@ -55,6 +59,7 @@ class SnapshotSource:
     tasks: list[Task]
     nodes: list[NodeRecord]
     services: list[Service] = field(default_factory=list)  # in creation order
+    volumes: list[Volume] = field(default_factory=list)  # in creation order
 
 
 def encode_snapshot(source: SnapshotSource, pace: Callable[[], None] | None = None) -> bytes:
@@ -84,6 +89,7 @@ def encode_snapshot(source: SnapshotSource, pace: Callable[[], None] | None = No
         "meta": meta,
         "nodes": make_table(NODE_COLUMNS, [node_row(n) for n in source.nodes]),
         "services": make_table(SERVICE_COLUMNS, [service_row(s) for s in source.services]),
+        "volumes": make_table(VOLUME_COLUMNS, [volume_row(v) for v in source.volumes]),
         "tasks": make_table(TASK_COLUMNS, []),
     }
     # The tasks table's rows are the last value of the encoding: encode everything with no
@@ -116,6 +122,7 @@ def decode_snapshot(data: bytes) -> SnapshotSource:
         nodes = nodes_from_table(tables["nodes"])
         # Snapshots taken before services existed have no services table.
         services = services_from_table(tables["services"]) if "services" in tables else []
+        volumes = volumes_from_table(tables["volumes"]) if "volumes" in tables else []  # older: none
         applied_index = meta["applied_index"]
     except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"cannot restore the cluster state from this snapshot: {exc}") from exc
@@ -130,4 +137,6 @@ def decode_snapshot(data: bytes) -> SnapshotSource:
         problem = "a service name appears twice"
     if problem:
         raise ValueError(f"cannot restore the cluster state from this snapshot: {problem}")
-    return SnapshotSource(applied_index=applied_index, tasks=tasks, nodes=nodes, services=services)
+    return SnapshotSource(
+        applied_index=applied_index, tasks=tasks, nodes=nodes, services=services, volumes=volumes
+    )

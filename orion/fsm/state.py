@@ -31,17 +31,21 @@ from orion.fsm.commands import (
     Command,
     CommandError,
     CreateService,
+    CreateVolume,
     DrainNode,
     FinishDrain,
     PauseServiceUpdate,
     PortConflict,
+    PurgeVolume,
     Refusal,
     ReleasePorts,
     RemoveNode,
     RemoveService,
     RemoveTask,
+    RemoveVolume,
     ReportHealth,
     ReportTaskState,
+    ReportVolume,
     RescheduleNodeTasks,
     ResumeServiceUpdate,
     RollbackService,
@@ -71,10 +75,12 @@ from orion.fsm.results import ApplyResult, AssignResult, TaskIds
 from orion.fsm.services import ServiceBook, fixed_host_ports
 from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
 from orion.fsm.tables import NodeDrain, NodeRecord
+from orion.fsm.volumes import VolumeBook, holds_volumes
 from orion.model import ACTIVE_STATES, Desired, Health, NodeStatus, PortClaim, Task, TaskEvent, TaskState
 from orion.scheduler.feasible import shortage
 from orion.scheduler.ports import port_space
 from orion.services.spec import Service
+from orion.volumes.spec import Volume
 
 MAX_HISTORY = 20  # events kept per task
 MAX_RESTART_TIMES = 64  # recent restarts kept per task (the restart policy counts them)
@@ -117,6 +123,7 @@ class ClusterState:
         self._fixed_ports: dict[tuple[int, str], dict[str, None]] = {}
         self._by_service: dict[str, dict[str, None]] = {}  # service name -> its task ids (derived)
         self._services = ServiceBook(self)  # the services table and its commands
+        self._volumes = VolumeBook()  # the volumes table, and which tasks mount each (derived)
         self.events = EventRecorder()  # what each applied entry changed (orion/fsm/events.py)
         self._handlers: dict[type, Callable[[Any], ApplyResult]] = {
             SubmitTask: self._submit,
@@ -135,8 +142,8 @@ class ClusterState:
             CollectGarbage: self._collect_garbage,
             PortConflict: self._port_conflict,
             ReleasePorts: self._release_ports,
-            CreateService: self._services.create,
-            UpdateService: self._services.update,
+            CreateService: self._create_service,
+            UpdateService: self._update_service,
             ScaleService: self._services.scale,
             RollbackService: self._services.rollback,
             PauseServiceUpdate: self._services.pause,
@@ -144,6 +151,10 @@ class ClusterState:
             RemoveService: self._services.remove,
             ServiceStep: self._services.step,
             ReportHealth: self._services.report_health,
+            CreateVolume: self._volumes.create,
+            RemoveVolume: self._volumes.remove,
+            ReportVolume: self._volumes.report,
+            PurgeVolume: self._volumes.purge,
         }
 
     # -- applying ----------------------------------------------------------------------------
@@ -200,9 +211,13 @@ class ClusterState:
                     f"host port {port}/{protocol} is published by service {publisher} on every node: "
                     "choose another host port (or 0 for any free one)",
                 )
+        if task.volumes:
+            problem = self._volumes.mount_problem(task)
+            if problem:
+                return CommandError(Refusal.INVALID, f"task {task.id}: {problem}")
         placement: tuple[NodeRecord, dict[str, int]] | None = None
         reason = cmd.reason
-        if cmd.node_id and not task.service:
+        if cmd.node_id and not task.service and not task.volumes:
             placement, why = self._submitted_placement(task, cmd)
             if placement is None:
                 reason = f"placed on {cmd.node_id} when submitted, but {why} when applied: {SUBMITTED_REASON}"
@@ -309,6 +324,11 @@ class ClusterState:
                 # Taken since the plan was made (a submit the leader placed meanwhile): judge it again.
                 skipped.append(task_id)
                 continue
+            if task.volumes:
+                if self._volumes.placement_problem(task, node_id):  # e.g. a single-writer taken since
+                    skipped.append(task_id)
+                    continue
+                self._volumes.bind(task, node_id, cmd.at)
             if task.port_bindings:
                 if book is None:
                     book = self._ports.placement_book(self._nodes, self._tasks)
@@ -591,6 +611,10 @@ class ClusterState:
             self._unindex(old, keep_pending=new.state == TaskState.PENDING and new.desired == Desired.RUN)
         self._tasks[new.id] = new
         self.events.task(old, new)
+        if new.volumes or (old is not None and old.volumes):
+            self._volumes.track(old, new)
+            if old is not None and holds_volumes(old) and not holds_volumes(new):
+                self._ports.releases += 1  # like a freed port: Pending tasks waiting for it are judged again
         if old is None:
             self._by_name.setdefault(new.name, []).append(new.id)
             if new.service:
@@ -613,6 +637,8 @@ class ClusterState:
         is dropped when met."""
         task = self._tasks.pop(task_id)
         self.events.task_removed(task)
+        if task.volumes:
+            self._volumes.track(task, None)
         self._unindex(task)
         if has_claims(task):
             self._ports.releases += 1
@@ -703,6 +729,35 @@ class ClusterState:
         tasks.sort(key=_submission_order)
         return tasks
 
+    def volumes(self) -> list[Volume]:
+        """Every volume, in creation order."""
+        return self._volumes.all()
+
+    def volume(self, name: str) -> Volume | None:
+        return self._volumes.get(name)
+
+    def volume_users(self, name: str) -> list[Task]:
+        """The tasks mounting volume ``name`` that are not Stopped or Failed."""
+        return self._volumes.users(name)
+
+    def volume_writers(self, name: str) -> list[Task]:
+        """Scheduled or Running tasks that should run and mount ``name`` read-write."""
+        return self._volumes.active_writers(name)
+
+    def _create_service(self, cmd: CreateService) -> ApplyResult:
+        problem = self._template_volumes_problem(cmd.spec.template.volumes)
+        return CommandError(Refusal.INVALID, problem) if problem else self._services.create(cmd)
+
+    def _update_service(self, cmd: UpdateService) -> ApplyResult:
+        problem = self._template_volumes_problem(cmd.spec.template.volumes)
+        return CommandError(Refusal.INVALID, problem) if problem else self._services.update(cmd)
+
+    def _template_volumes_problem(self, mounts: list[Any]) -> str:
+        if not mounts:
+            return ""
+        problem = self._volumes.mount_problem(Task(id="", name="", image="", volumes=mounts))
+        return f"spec.template.{problem}" if problem else ""
+
     def fixed_port_tasks(self, port: int, protocol: str) -> list[str]:
         """Ids of the non-terminal tasks binding ``port``/``protocol`` as a fixed host port."""
         return list(self._fixed_ports.get((port, protocol), ()))
@@ -777,6 +832,7 @@ class ClusterState:
             tasks=list(self._tasks.values()),
             nodes=list(self._nodes.values()),
             services=self._services.all(),
+            volumes=self._volumes.all(),
         )
 
     def snapshot(self) -> bytes:
@@ -801,4 +857,5 @@ class ClusterState:
             self.put_task(None, task)
         self._nodes = {node.id: node for node in source.nodes}
         self._services.restore(source.services)
+        self._volumes.restore(source.volumes, source.tasks)
         self.applied_index = source.applied_index

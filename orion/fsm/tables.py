@@ -11,6 +11,7 @@ import msgspec
 from orion.model import NodeMeta, Task
 from orion.raft.types import Table
 from orion.services.spec import Service
+from orion.volumes.spec import Volume
 
 RowValue = int | float | str | bytes | bool | None
 
@@ -74,6 +75,7 @@ TASK_COLUMNS: list[tuple[str, str, bool]] = [
     ("health", "VARCHAR", False),
     ("drain_at", "DOUBLE", False),
     ("stop_grace", "DOUBLE", False),
+    ("volumes", "VARCHAR", True),
 ]
 
 # The spec and update status stay whole JSON documents: ``select name, version,
@@ -85,6 +87,17 @@ SERVICE_COLUMNS: list[tuple[str, str, bool]] = [
     ("spec", "VARCHAR", True),
     ("previous", "VARCHAR", True),
     ("update", "VARCHAR", True),
+    ("created_at", "DOUBLE", False),
+    ("updated_at", "DOUBLE", False),
+]
+
+VOLUME_COLUMNS: list[tuple[str, str, bool]] = [
+    ("name", "VARCHAR", False),
+    ("uid", "VARCHAR", False),
+    ("spec", "VARCHAR", True),
+    ("node_id", "VARCHAR", False),
+    ("state", "VARCHAR", False),
+    ("reason", "VARCHAR", False),
     ("created_at", "DOUBLE", False),
     ("updated_at", "DOUBLE", False),
 ]
@@ -145,6 +158,14 @@ def service_row(service: Service) -> list[RowValue]:
 
 def services_from_table(table: Table) -> list[Service]:
     return [msgspec.convert(record, Service) for record in _decoded(table, SERVICE_COLUMNS)]
+
+
+def volume_row(volume: Volume) -> list[RowValue]:
+    return _row(msgspec.structs.asdict(volume), VOLUME_COLUMNS)
+
+
+def volumes_from_table(table: Table) -> list[Volume]:
+    return [msgspec.convert(record, Volume) for record in _decoded(table, VOLUME_COLUMNS)]
 
 
 def node_row(node: NodeRecord) -> list[RowValue]:

@@ -17,6 +17,7 @@ from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS, port_requests
 from orion.scheduler.rank import NONE, pick_exact, pick_limited, pick_spread
 from orion.scheduler.spread import SpreadBook
 from orion.scheduler.types import STRATEGIES, NodeView, Plan, ServiceLayout
+from orion.scheduler.volumes import VolumeClaims, VolumeView
 
 _Shape = tuple[int, float, int, SelectorKey, tuple[tuple[str, str], ...], tuple[str, int]]
 
@@ -36,6 +37,7 @@ def schedule(
     now: float = 0.0,
     dynamic_ports: tuple[int, int] = DEFAULT_DYNAMIC_PORTS,
     services: Mapping[str, ServiceLayout] | None = None,
+    volumes: Mapping[str, VolumeView] | None = None,
 ) -> Plan:
     """Place ``pending`` tasks, in order, on ``nodes``.
 
@@ -60,6 +62,7 @@ def schedule(
     fleet = Fleet(nodes, seed, now, dynamic_ports)
     spread = SpreadBook(services or {}, fleet.ids, [node.meta.tags for node in fleet.nodes])
     plan = Plan(assignments=[], pending_reasons={}, host_ports={})
+    claims = VolumeClaims(volumes or {}, nodes)  # tasks with volumes: orion/scheduler/volumes.py
     walk_start: dict[SelectorKey, int] = {}
     # Within one batch free resources only shrink, so a shape that fitted nowhere still fits
     # nowhere: remember it and skip the search. The reason is recomputed only if something
@@ -72,7 +75,13 @@ def schedule(
         # nowhere still fits nowhere. So are a service version's places (max_per_node).
         ports_key = tuple(sorted(task.port_bindings.items())) if task.port_bindings else ()
         shape = (task.memory, task.cpu, task.disk, selectors, ports_key, (task.service, task.version))
-        known = failed.get(shape)
+        pin = ""
+        if task.volumes:
+            pin, why = claims.pin(task)
+            if why:
+                plan.pending_reasons[task.id] = why
+                continue
+        known = None if task.volumes else failed.get(shape)
         if known is not None:
             placements_then, reason = known
             if placements_then != fleet.placements:
@@ -81,6 +90,8 @@ def schedule(
             plan.pending_reasons[task.id] = reason
             continue
         candidates = fleet.candidates(selectors)
+        if pin:
+            candidates = [index for index in candidates if fleet.ids[index] == pin]
         ports_by_node: dict[int, dict[str, int]] = {}
         if task.port_bindings:
             requests = port_requests(task)
@@ -100,7 +111,10 @@ def schedule(
             )
         if best == NONE:
             reason = explain(fleet, task, group)
-            failed[shape] = (fleet.placements, reason)
+            if pin:
+                reason = f"its volumes live on {pin}, where it does not fit ({reason})"
+            elif not task.volumes:
+                failed[shape] = (fleet.placements, reason)
             plan.pending_reasons[task.id] = reason
             continue
         host_ports = ports_by_node.get(best)
@@ -108,6 +122,8 @@ def schedule(
         if group is not None:
             group.place(best)
         plan.assignments.append((task.id, fleet.ids[best]))
+        if task.volumes:
+            claims.place(task, fleet.ids[best])
         if host_ports:
             plan.host_ports[task.id] = host_ports
     return plan

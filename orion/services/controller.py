@@ -184,7 +184,12 @@ def _drain_over(task: Task, now: float, drain_delay: float) -> bool:
 def update_policy(service: Service) -> UpdatePolicy:
     """The policy the update in progress follows: ``rollback`` while rolling back."""
     rolling_back = service.update.state in (UpdateState.ROLLING_BACK, UpdateState.ROLLBACK_PAUSED)
-    return service.spec.rollback if rolling_back else service.spec.update
+    policy = service.spec.rollback if rolling_back else service.spec.update
+    if any(not mount.read_only for mount in service.spec.template.volumes):
+        # A volume written by the old task is not given to the new one while the old runs
+        # (single-writer, and a local volume pins both to one node): stop-first, always.
+        policy = msgspec.structs.replace(policy, order=UpdateOrder.STOP_FIRST.value)
+    return policy
 
 
 def update_failures(service: Service, tasks: Sequence[Task], status: UpdateStatus) -> list[Task]:
@@ -364,4 +369,5 @@ def new_task(service: Service, slot: int, task_id: str, now: float) -> Task:
         version=service.template_version,
         health_check=check,
         stop_grace=template.stop_grace,
+        volumes=list(template.volumes),
     )

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from orion.model import HealthCheck, RestartSpec
+from orion.model import HealthCheck, RestartSpec, VolumeMount
 
 MAX_REPLICAS = 1000
 KEPT_VERSIONS = 5  # earlier templates a service keeps for rollback and ``service inspect``
@@ -77,6 +77,8 @@ class TaskTemplate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     restart: RestartSpec | None = None
     health: HealthCheck | None = None
     stop_grace: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 10.0  # seconds after SIGTERM
+    # With a read-write mount the service updates stop-first (orion/services/controller.py).
+    volumes: list[VolumeMount] = []
 
 
 class ServiceSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

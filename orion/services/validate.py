@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from orion.services.spec import MAX_REPLICAS, ServiceSpec, TaskTemplate, UpdatePolicy
+from orion.volumes.spec import VolumeSpecError, validate_mounts
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_NAME = 63
@@ -62,6 +63,10 @@ def validate_spec(spec: ServiceSpec) -> ServiceSpec:
     _check_placement(spec)
     _check_policy("update", spec.update)
     _check_policy("rollback", spec.rollback)
+    try:
+        validate_mounts(spec.template.volumes, "template.volumes")
+    except VolumeSpecError as exc:
+        raise SpecError(exc.field, exc.reason) from None
     return spec
 
 

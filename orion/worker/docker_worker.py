@@ -19,7 +19,7 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
@@ -125,14 +125,17 @@ class DockerWorker:
         pull_timeout: float = 30.0,
         client: docker.DockerClient | None = None,
         cluster_id: str = "",
+        volumes: Callable[[Task], list[Any]] | None = None,
     ) -> None:
-        """``cluster_id``: the cluster this node belongs to; "" until ``set_cluster_id``."""
+        """``cluster_id``: the cluster this node belongs to; "" until ``set_cluster_id``.
+        ``volumes``: a task's cluster volumes as Docker mounts (orion/volumes/node.py)."""
         self.node_id = node_id
         self.host_ip = host_ip
         self.stop_timeout = stop_timeout
         self.pull_timeout = pull_timeout
         self.client = client or docker.from_env()
         self.cluster_id = cluster_id
+        self.volumes = volumes
 
     def set_cluster_id(self, cluster_id: str) -> None:
         """Called by the node once its Raft configuration names the cluster (a plain attribute
@@ -250,6 +253,10 @@ class DockerWorker:
             options["memswap_limit"] = task.memory
         if task.cpu > 0:
             options["nano_cpus"] = int(task.cpu * 1e9)
+        if task.volumes:
+            if self.volumes is None:
+                raise WorkerError(f"task {task.id} mounts volumes and this node has no volume support")
+            options["mounts"] = self.volumes(task)
         try:
             container = self.client.containers.create(task.image, **options)
         except docker.errors.APIError as exc:

@@ -1,0 +1,116 @@
+"""The volumes that live on this node, checked against the cluster's record (every node).
+
+On every tick it reads the volumes table (stale read: a slightly old view only delays the
+check) and hands it to ``NodeVolumes.audit`` (orion/volumes/node.py), which reports a volume
+whose data is gone as lost and deletes the data of removed ones; the commands go through Raft.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from orion.actors.base import FatalHandler, NodeActor
+from orion.actors.messages import Outcome, Propose, Read, Tick
+from orion.actors.state_view import StateView
+from orion.fsm.commands import Command, encode_command
+from orion.volumes.local import LocalDriver
+from orion.volumes.node import Lookup, NodeVolumes, Report
+from orion.volumes.spec import Volume
+
+TICK_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Volumes:
+    outcome: Outcome
+
+
+def _volumes_query(view: StateView) -> Any:
+    return view.fsm.volumes()  # records are never mutated: the list may leave the Raft thread
+
+
+class VolumeActor(NodeActor):
+    def __init__(
+        self, raft: pykka.ActorRef, volumes: NodeVolumes, request_timeout: float, on_fatal: FatalHandler
+    ) -> None:
+        super().__init__(on_fatal)
+        self.raft = raft
+        self.volumes = volumes
+        self.timeout = request_timeout
+        self._reading = False
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Tick(_, gate):
+                if gate is not None:
+                    gate.release()
+                if not self._reading:
+                    self._reading = True
+                    ref = self.actor_ref
+                    self.raft.tell(
+                        Read(
+                            _volumes_query, lambda o: ref.tell(_Volumes(o)), stale=True, timeout=self.timeout
+                        )
+                    )
+            case _Volumes(outcome):
+                self._reading = False
+                if outcome.ok:
+                    self.volumes.audit(outcome.value)
+                else:
+                    logger.debug("volumes: cannot read the volumes: {}", outcome.message)
+        return None
+
+
+def raft_lookup(raft: pykka.ActorRef, timeout: float) -> Lookup:
+    """Volume records read from this node's applied state, for a worker thread that waits.
+    A stale read: the entry that placed a task here, and bound its volumes, is applied here
+    before the task is started, and it works while the cluster has no leader."""
+
+    def lookup(names: list[str]) -> dict[str, Volume]:
+        answered = threading.Event()
+        box: list[Outcome] = []
+
+        def query(view: StateView) -> dict[str, Volume]:
+            found = {name: view.fsm.volume(name) for name in names}
+            return {name: volume for name, volume in found.items() if volume is not None}
+
+        def done(outcome: Outcome) -> None:
+            box.append(outcome)
+            answered.set()
+
+        raft.tell(Read(query, done, stale=True, timeout=timeout))
+        if not answered.wait(timeout + 1.0):
+            raise TimeoutError(f"no answer within {timeout:g} s")
+        if not box[0].ok:
+            raise RuntimeError(box[0].message)
+        result: dict[str, Volume] = box[0].value
+        return result
+
+    return lookup
+
+
+def raft_report(raft: pykka.ActorRef, timeout: float) -> Report:
+    def report(command: Command) -> None:
+        raft.tell(Propose(encode_command(command), _log_failure, timeout=timeout))
+
+    return report
+
+
+def _log_failure(outcome: Outcome) -> None:
+    if not outcome.ok:
+        logger.info("volumes: report not committed: {} {}", outcome.code, outcome.message)
+
+
+def node_volumes(
+    node_id: str, host_paths: Sequence[str], raft: pykka.ActorRef, timeout: float
+) -> NodeVolumes:
+    """This node's volume support: the Docker ``local`` driver with its host path allow-list."""
+    driver = LocalDriver(host_paths=host_paths)
+    return NodeVolumes(node_id, driver, raft_lookup(raft, timeout), raft_report(raft, timeout), time.time)
