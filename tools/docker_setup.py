@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Make a Docker engine and the local test image available, or fail loudly.
 
-Installs Debian's docker.io, busybox-static and haproxy (every node's ingress) when missing,
+Installs Debian's docker.io, busybox-static, haproxy (every node's ingress) and chromium with
+chromium-driver (the web console's browser test) when missing,
 starts dockerd when it is not answering, and builds the image ``orion-busybox:latest`` with
 ``docker import`` from a root filesystem that holds only the static busybox binary and its
 applet links. No registry is contacted: every test and the demo use this image.
@@ -47,7 +48,14 @@ def docker_answers() -> bool:
 
 def install_packages() -> None:
     # haproxy: every node's ingress (orion/ingress); Debian installs it in /usr/sbin.
-    wanted = (("docker.io", "dockerd"), ("busybox-static", "busybox"), ("haproxy", "haproxy"))
+    # chromium and its driver: the web console's browser test (tests/integration/test_console_browser.py).
+    wanted = (
+        ("docker.io", "dockerd"),
+        ("busybox-static", "busybox"),
+        ("haproxy", "haproxy"),
+        ("chromium", "chromium"),
+        ("chromium-driver", "chromedriver"),
+    )
     missing = [
         pkg
         for pkg, binary in wanted
@@ -134,8 +142,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rebuild", action="store_true", help="rebuild the test image")
     args = parser.parse_args()
+    install_packages()  # returns at once when everything is there
     if not docker_answers():
-        install_packages()
         start_dockerd()
     build_image(force=args.rebuild)
     build_web_images(force=args.rebuild)
