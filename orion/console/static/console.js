@@ -177,6 +177,7 @@ async function followEvents() {
     // Resume after the last whole Raft index seen, so a reconnect neither skips nor repeats.
     const since = state.lastIndex === null ? "" : "&since=" + state.lastIndex;
     let buffered = "";
+    let partial = []; // events of an index whose closing "id:" has not come yet
     try {
       setFeed("live");
       await readStream("/events?follow=1" + since, abort.signal, (text) => {
@@ -187,9 +188,13 @@ async function followEvents() {
           buffered = buffered.slice(end + 2);
           if (message.event === "error") throw new Error(message.data);
           if (!message.data) continue;
-          state.events.push(JSON.parse(message.data));
-          if (state.events.length > MAX_EVENTS) state.events.shift();
-          if (message.id !== null) state.lastIndex = Number(message.id);
+          partial.push(JSON.parse(message.data));
+          if (message.id === null) continue;
+          // A whole index at once: a reconnection after it neither repeats nor skips any of it.
+          state.events.push(...partial);
+          partial = [];
+          state.events.splice(0, Math.max(0, state.events.length - MAX_EVENTS));
+          state.lastIndex = Number(message.id);
           scheduleRender();
         }
       });
@@ -214,7 +219,11 @@ function stopFeed() {
 // ------------------------------------------------------------------ views
 
 async function overviewView() {
-  const [raft, nodes, tasks] = await Promise.all([api("/raft"), api("/nodes"), api("/tasks")]);
+  // One request at a time: the REST port allows a few connections per address, and the
+  // event feed and a followed log already hold one each.
+  const raft = await api("/raft");
+  const nodes = await api("/nodes");
+  const tasks = await api("/tasks");
   let services = null;
   try {
     services = await api("/services");
@@ -398,7 +407,8 @@ async function servicesView() {
 
 async function serviceView(name) {
   const encoded = encodeURIComponent(name);
-  const [service, tasks] = await Promise.all([api("/services/" + encoded), api("/services/" + encoded + "/tasks")]);
+  const service = await api("/services/" + encoded);
+  const tasks = await api("/services/" + encoded + "/tasks");
   const update = service.update;
   const ports = (service.spec.ports || []).map((p) => p.published + " -> " + p.target + "/" + p.protocol).join(", ");
   return [
