@@ -76,6 +76,15 @@ class LocalDriver:
                 raise VolumeError(f"volume {volume.name}: option {key}: {problem}")
 
     def delete(self, volume: Volume) -> None:
+        # Exited containers of finished tasks still hold the volume, and Docker refuses to
+        # remove it while any does: the cluster found no live user, so those go first.
+        for container in self.client.containers.list(
+            all=True, filters={"volume": volume.source, "label": "orion.managed=1", "status": "exited"}
+        ):
+            try:
+                container.remove()
+            except docker.errors.APIError:
+                pass
         try:
             self.client.volumes.get(volume.source).remove(force=True)
         except docker.errors.NotFound:
