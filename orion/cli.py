@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NoReturn
 
-from orion import cli_ops, cli_services, cli_streams
+from orion import cli_ops, cli_services, cli_streams, cli_volumes
 from orion.api.endpoints import EndpointMemory
 from orion.api.http import to_camel
 from orion.api.protocol import NodeInfo, RaftInfo, container_port_problem, normalize_port_bindings
@@ -50,7 +50,7 @@ exit codes:
   2  usage error: bad arguments, endpoints or token file, or a request the cluster
      rejected as invalid
   3  unavailable: no endpoint answered, or the request timed out
-  4  not found: no task or service of that name
+  4  not found: no task, service or volume of that name
   5  unauthorized: the cluster wants a valid client token
 
 environment:
@@ -230,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--selector", action="append", default=[], metavar="KEY=VALUE", help="node selector")
     submit.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    cli_volumes.add_mount_option(submit)
     cli_ops.add_task_ls_options(task_commands.add_parser("ls", help="list tasks", parents=[common]))
     inspect = task_commands.add_parser(
         "inspect", help="show a task, why it is pending, its history", parents=[common]
@@ -252,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_services.add_parsers(commands, common)  # orion service ..., orion apply -f
     cli_ops.add_node_parsers(node, common)  # orion node drain|eligibility
     cli_streams.add_parsers(commands, task_commands, common)  # orion task logs, orion events
+    cli_volumes.add_parsers(commands, common)  # orion volume create|ls|inspect|rm
     return parser
 
 
@@ -488,7 +490,9 @@ def run_client_command(args: argparse.Namespace, command: list[str] | None) -> i
 def dispatch(client: Client, args: argparse.Namespace, command: list[str] | None) -> None:
     if cli_streams.run(client, args):
         return
-    if args.command in ("service", "apply"):
+    if args.command == "volume":
+        cli_volumes.run(client, args)
+    elif args.command in ("service", "apply"):
         cli_services.run(client, args, command)
     elif args.command == "node":
         cli_ops.run_node_command(client, args)
@@ -511,6 +515,7 @@ def dispatch(client: Client, args: argparse.Namespace, command: list[str] | None
             env=parse_pairs(args.env, "--env"),
             command=command,
             restart=restart_options(args),
+            volumes=cli_volumes.mounts(args),
         )
         emit(task, args.json, f"{task.id}  {shown_state(task)}" + (f": {task.reason}" if task.reason else ""))
     elif args.task_command == "ls":

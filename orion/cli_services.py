@@ -21,6 +21,7 @@ from orion.api.http import to_camel
 from orion.api.manifest import CREATE, UNCHANGED, ManifestError, format_plan, load_manifest, plan
 from orion.api.protocol import RequestError
 from orion.api.requests import service_fields
+from orion.cli_volumes import add_mount_option, mounts
 from orion.client import Client, InvalidRequest, shown_state
 from orion.model import Desired, Task, TaskState
 from orion.services.spec import Service, ServiceSpec
@@ -93,6 +94,11 @@ def _spec_flags(parser: argparse.ArgumentParser) -> None:
         "--constraint", action="append", default=[], metavar="KEY=VALUE", help="node tag required"
     )
     parser.add_argument("--spread", metavar="TAG", help="spread replicas over the values of this node tag")
+    add_mount_option(
+        parser,
+        "mount cluster volume NAME at /PATH (repeatable; ':ro' read only); on "
+        "update, the mounts given replace the template's",
+    )
     checks = parser.add_mutually_exclusive_group()
     checks.add_argument("--health-http", metavar="PORT:PATH", help="e.g. 80:/health")
     checks.add_argument("--health-tcp", metavar="PORT", type=int)
@@ -169,6 +175,7 @@ def spec_from_flags(
             else None
         ),
         "spread": args.spread,
+        "volumes": mounts(args),
         "health": _health(args, template.get("health")),
         "update": update or None,
         "command": command,
