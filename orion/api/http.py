@@ -3,7 +3,8 @@
 Routes: POST /tasks, GET /tasks, GET /tasks/{id}, DELETE /tasks/{id} (stop),
 DELETE /tasks/{id}?remove=true[&force=true] (``orion task rm``), GET /nodes, GET /raft,
 GET /health, the services' routes (orion/api/rest_services.py), task filters and references
-and POST /nodes/{id}/drain|eligibility (orion/api/rest_ops.py). Bodies and responses
+and POST /nodes/{id}/drain|eligibility (orion/api/rest_ops.py), /volumes and /volumes/{name}
+(orion/api/rest_volumes.py). Bodies and responses
 are JSON with the PRD's camelCase keys (``portBindings``, ``nodeId``). Requests go to the
 same ``handler(request, reply)`` as the ZeroMQ server; the HTTP thread waits for the reply
 with a deadline.
@@ -61,6 +62,7 @@ from orion.api.requests import build_submit
 from orion.api.rest_ops import is_node_action, list_tasks_request, node_action_request, task_ref
 from orion.api.rest_services import NoRoute, camel_field, is_service_path, service_request
 from orion.api.rest_streams import serve_events, serve_logs, serve_metrics
+from orion.api.rest_volumes import is_volume_path, serve_volume_route
 from orion.api.server import Handler, Prepare
 from orion.console import SECURITY_HEADERS, console_file, is_console_path
 from orion.metrics import NodeMetrics
@@ -98,6 +100,7 @@ class RestSubmit(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     node_selectors: dict[str, str] = {}
     command: list[str] | None = None
     env: dict[str, str] = {}
+    volumes: dict[str, str] | list[str] | None = None  # {"data": "/var/lib/app"} or ["data:/x:ro"]
 
 
 _submit_decoder = msgspec.json.Decoder(RestSubmit)
@@ -316,7 +319,9 @@ class _RestHandler(BaseHTTPRequestHandler):
             serve_logs(self, task_ref(logs.group("id")), query_text, time.time())
             return
         stale = "stale=true" in self.path.partition("?")[2].lower()
-        if is_service_path(path):
+        if is_volume_path(path):  # orion/api/rest_volumes.py
+            serve_volume_route(self, "GET", path, b"")
+        elif is_service_path(path):
             self._service_route("GET", path, b"")
         elif path == "/tasks":
             try:
@@ -338,6 +343,11 @@ class _RestHandler(BaseHTTPRequestHandler):
         if not self._authorized():
             return
         path = self.path.split("?", 1)[0].rstrip("/")
+        if is_volume_path(path):
+            volume_body = self._read_body()
+            if volume_body is not None:
+                serve_volume_route(self, "POST", path, volume_body)
+            return
         if is_service_path(path):
             body = self._read_body()
             if body is not None:
@@ -372,6 +382,9 @@ class _RestHandler(BaseHTTPRequestHandler):
         if not self._authorized():
             return
         path = self.path.split("?", 1)[0].rstrip("/")
+        if is_volume_path(path):
+            serve_volume_route(self, "DELETE", path, b"")
+            return
         if is_service_path(path):
             self._service_route("DELETE", path, b"")
             return

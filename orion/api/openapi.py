@@ -19,9 +19,10 @@ from typing import Any
 
 import msgspec
 
-from orion.api.protocol import NodeInfo, RaftInfo
+from orion.api.protocol import NodeInfo, RaftInfo, VolumeInfo
 from orion.model import Task
 from orion.services.spec import Service, ServiceSpec
+from orion.volumes.spec import Volume, VolumeSpec
 
 OPENAPI_PATH = "/openapi.json"
 JSON = "application/json"
@@ -98,6 +99,7 @@ STALE = _flag("stale", "answer from this node's own state instead of through the
 TASK_REF = Param("ref", "task id, unique id prefix (4+ characters) or name", where="path", required=True)
 NODE_ID = Param("node", "node id", where="path", required=True)
 SERVICE = Param("name", "service name", where="path", required=True)
+VOLUME = Param("name", "volume name", where="path", required=True)
 _SERVICE_ACTIONS = (
     ("scale", "Set the number of replicas", ScaleBody),
     ("rollback", "Roll back to the previous template", RollbackBody),
@@ -261,6 +263,31 @@ ROUTES: tuple[Route, ...] = (
             result=Service,
         )
         for action, summary, body in _SERVICE_ACTIONS
+    ),
+    # Volumes (orion/api/rest_volumes.py)
+    Route(
+        method="GET",
+        path="/volumes",
+        summary="List volumes and their users",
+        params=(STALE,),
+        result=list[VolumeInfo],
+    ),
+    Route(
+        method="POST", path="/volumes", summary="Create a volume", body=VolumeSpec, result=Volume, status=201
+    ),
+    Route(
+        method="GET",
+        path="/volumes/{name}",
+        summary="One volume and its users",
+        params=(VOLUME, STALE),
+        result=VolumeInfo,
+    ),
+    Route(
+        method="DELETE",
+        path="/volumes/{name}",
+        summary="Remove a volume and its data (409 while mounted)",
+        params=(VOLUME,),
+        result=Volume,
     ),
 )
 

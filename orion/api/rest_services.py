@@ -32,7 +32,7 @@ _ACTIONS = {
     "/pause": "PauseService",
     "/resume": "ResumeService",
 }
-_USER_MAPS = frozenset({"env", "constraints"})  # their keys are the user's, never renamed
+_USER_MAPS = frozenset({"env", "constraints", "volumes"})  # their keys are the user's, never renamed
 
 
 class NoRoute(LookupError):
