@@ -18,15 +18,13 @@ setup: $(STAMP)
 docker:
 	$(PYTHON) -m tools.docker_setup
 
-# Pure tests (cores, simulators, stores, in-process API) run on both cores with pytest-xdist;
-# tests that start node processes, containers or fault injection run one at a time after them,
-# so their clusters never compete with each other for the two cores.
-SERIAL := tests/integration tests/nemesis tests/actors
-SERIAL_MARKS := docker or cluster or nemesis
+# Two phases. Pure tests (cores, simulators, stores, in-process API) on both cores; then the
+# tests marked isolated (tests/conftest.py: node processes, containers, fault injection), a
+# test file per worker: their clusters mostly wait (timeouts, Docker), so three files at a
+# time fit on two cores, and tests within one file never overlap.
 test: setup docker
-	$(PY) -m pytest -q -p no:cacheprovider -n 2 -m "not ($(SERIAL_MARKS))" $(addprefix --ignore=,$(SERIAL)) tests
-	$(PY) -m pytest -q -p no:cacheprovider $(SERIAL)
-	$(PY) -m pytest -q -p no:cacheprovider -m "$(SERIAL_MARKS)" $(addprefix --ignore=,$(SERIAL)) tests
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 -m "not isolated" tests
+	$(PY) -m pytest -q -p no:cacheprovider -n 3 --dist loadfile -m isolated tests
 
 lint: setup
 	$(PY) -m ruff check orion tests tools
