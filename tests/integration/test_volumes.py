@@ -5,7 +5,9 @@
 - a second single-writer user waits Pending with the volume's reason; ``rm`` while in use is
   refused; once unused, ``rm`` deletes the Docker volume;
 - a 1-replica service with a volume updates to a new image (stop-first) and keeps its data;
-- bad specs: unknown driver, a host path outside ``[volumes] host_paths``, a missing volume.
+- bad specs: unknown driver, a host path outside ``[volumes] host_paths``, a missing volume;
+- the CLI on the same cluster: ``orion volume create``, ``orion task submit -v``, ``orion volume
+  rm`` refused (exit 1) while the task mounts it.
 
 Volumes are named with the cluster's random prefix; the fixture removes their Docker volumes
 (and the image tag it makes) even when a test fails. Containers go with the cluster.
@@ -13,15 +15,18 @@ Volumes are named with the cluster's random prefix; the fixture removes their Do
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
+from orion.cli import EXIT_CLUSTER_ERROR
 from orion.client import Conflict, InvalidRequest
 from orion.testing.localcluster import LocalCluster, wait_for
 from tests.integration.conftest import containers_of
+from tests.integration.services_support import orion
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]
 
@@ -166,3 +171,35 @@ def test_bad_specs_get_clear_errors(make_cluster, docker_engine, volume_cleanup,
         )
         client.wait(reader.id, "Running", timeout=60)
         wait_for(lambda: "from the host" in _logs(docker_engine, reader.id), 30, what="the allowed host path")
+    # The same through the CLI: create, mount with -v, and rm refused while mounted.
+    cli_volume = f"{cluster.prefix}-cli"
+    created = json.loads(
+        orion(cluster, "--json", "volume", "create", cli_volume, "--opt", "type=tmpfs").stdout
+    )
+    assert (created["name"], created["spec"]["options"]) == (cli_volume, {"type": "tmpfs"})
+    submitted = orion(
+        cluster,
+        "--json",
+        "task",
+        "submit",
+        IMAGE,
+        "-v",
+        f"{cli_volume}:/data",
+        "--",
+        "sh",
+        "-c",
+        "echo via-cli > /data/f; cat /data/f; sleep 3600",
+    )
+    task_id = json.loads(submitted.stdout)["id"]
+    with cluster.client() as client:
+        client.wait(task_id, "Running", timeout=60)
+    wait_for(
+        lambda: "via-cli" in _logs(docker_engine, task_id), 30, what="the task wrote to the CLI's volume"
+    )
+    refused = orion(cluster, "volume", "rm", cli_volume, check=False)
+    assert (
+        refused.returncode == EXIT_CLUSTER_ERROR
+        and f"volume {cli_volume} is in use by 1 task" in refused.stderr
+    )
+    listed = {v["volume"]["name"]: v for v in json.loads(orion(cluster, "--json", "volume", "ls").stdout)}
+    assert listed[cli_volume]["volume"]["state"] == "ready" and len(listed[cli_volume]["users"]) == 1
