@@ -5,8 +5,8 @@
 First the in-process ones: the Raft core's committed entries/s on a simulated perfect network
 (raft_core) and the DuckDB log's append rate with one fdatasync per save (store); then the
 side-by-side comparisons against etcd, PySyncObj, Docker Swarm and ``docker run``
-(write_throughput, failover, swarm, container_start, node). Each runs in its own process and
-alone as well (``python -m tools.bench.NAME --help``); the comparisons write
+(write_throughput, failover, heal, lifeguard_experiment, swarm, container_start, node). Each
+runs in its own process and alone as well (``python -m tools.bench.NAME --help``); the comparisons write
 benchmarks/results/*.json and print a Markdown table.
 
 ``--quick`` runs fewer samples and shorter levels, a smoke run of a few minutes, and writes its
@@ -30,8 +30,10 @@ from tools.bench.common import ROOT
 FULL: list[tuple[str, list[str]]] = [
     ("raft_core", ["--entries", "200000"]),
     ("store", []),
-    ("write_throughput", ["--duration", "5"]),
+    ("write_throughput", ["--duration", "8", "--repeats", "2"]),
     ("failover", ["--runs", "10"]),
+    ("heal", ["--runs", "10"]),
+    ("lifeguard_experiment", []),
     ("swarm", ["--sizes", "10,50", "--runs", "2"]),
     ("container_start", ["--samples", "20"]),
     ("node", ["--submits", "200", "--kill-runs", "5"]),
@@ -41,6 +43,8 @@ QUICK: list[tuple[str, list[str]]] = [
     ("store", ["--entries", "2048"]),
     ("write_throughput", ["--duration", "2", "--modes", "threads", "--levels", "16"]),
     ("failover", ["--runs", "2"]),
+    ("heal", ["--runs", "1"]),
+    ("lifeguard_experiment", ["--members", "16", "--impaired", "2", "--seeds", "1", "--duration", "200"]),
     ("swarm", ["--sizes", "10", "--runs", "1"]),
     ("container_start", ["--samples", "3"]),
     ("node", ["--submits", "100", "--kill-runs", "1", "--idle-s", "2"]),

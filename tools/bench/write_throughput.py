@@ -2,31 +2,42 @@
 Orion submits vs etcd 3.4 puts vs PySyncObj 0.3.17 dict sets, 3 members each on 127.0.0.1,
 closed loop at concurrency 1, 16 and 64, all requests sent to the leader.
 
-    .venv/bin/python -m tools.bench.write_throughput [--duration 5] [--levels 1,16,64]
+    .venv/bin/python -m tools.bench.write_throughput [--duration 8] [--levels 1,16,64] [--repeats 2]
+    [--systems orion,etcd,pysyncobj]
 
 - Orion: tools/loadgen.py's workers (``--mode`` threads or asyncio) against the leader's API;
   tasks carry a node selector no node matches, so they stay Pending and Docker is not
   involved. Durable: each Raft append is committed to DuckDB (WAL fsync) before it counts.
-- etcd: Debian's etcd-server, puts of 200 B through the JSON gateway (/v3/kv/put) with an
-  aiohttp client; durable (WAL fsync before the ack).
+- etcd: Debian's etcd-server, puts of 200 B through the JSON gateway (/v3/kv/put) with a raw
+  keep-alive HTTP client, one connection per worker thread (``--etcd-client aiohttp``: the
+  older client, which costs etcd about a third of its rate at c >= 16); durable (WAL fsync
+  before the ack).
 - PySyncObj: sync set() from C threads in the leader's process, with the stock config (a call
   waits for the 100 ms append tick) and with batching off; plus async calls with 5,000
   outstanding. Not durable (in-memory log; its journal file is never fsynced either).
+
+Orion and etcd run side by side: both clusters up, each level run on one then the other,
+``--repeats`` times. Every row has the servers' CPU per 1,000 writes (user + system time of
+all three members over the level, /proc) and the client's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from orion.testing.localcluster import LocalCluster
 from tools import loadgen
-from tools.baselines.etcd_cluster import EtcdCluster, put_load
+from tools.baselines.etcd_cluster import EtcdCluster, put_load, put_load_raw
 from tools.baselines.pysyncobj_node import PySyncObjCluster
 from tools.bench.common import log, save_result
+from tools.bench.write_cpu import cpu_seconds
 from tools.stats import summary
 
 
@@ -42,58 +53,125 @@ def row(system: str, concurrency: int | str, result: dict[str, Any], durable: st
     }
 
 
-def orion_rows(base: Path, levels: list[int], duration: float, modes: list[str]) -> list[dict[str, Any]]:
-    rows = []
-    with LocalCluster(3, base / "orion") as cluster:
-        cluster.start()
-        leader = cluster.leader_index()
-        assert leader is not None
-        endpoint = cluster.node(leader).api_endpoint
-        for mode in modes:
+def cpu_of(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far."""
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+def orion_row(cluster: LocalCluster, concurrency: int, duration: float, mode: str) -> dict[str, Any]:
+    leader = cluster.leader_index()
+    assert leader is not None
+    endpoint = cluster.node(leader).api_endpoint
+    args = loadgen.parse_args(
+        [
+            "--endpoints",
+            endpoint,
+            "-c",
+            str(concurrency),
+            "--duration",
+            str(duration),
+            "--mode",
+            mode,
+            "--quiet",
+        ]
+    )
+    args.endpoints = [endpoint]
+    pids = [n.pid for n in cluster.nodes if n.pid]
+    cpu = cpu_of(pids)
+    result = loadgen.run(args)
+    server_cpu = cpu_of(pids) - cpu
+    log(f"orion {mode} c={concurrency}: {result['throughput_per_s']}/s")
+    writes = max(1, round(result["throughput_per_s"] * duration))
+    return {
+        "system": f"orion ({mode} client)",
+        "concurrency": concurrency,
+        "ops_per_s": result["throughput_per_s"],
+        "latency_ms": {k: result[f"{k}_ms"] for k in ("p50", "p90", "p99", "max")},
+        "errors": result["errors_by_kind"],
+        "server_cpu_ms_per_1k": round(server_cpu * 1e6 / writes, 1),
+        "client_cpu_ms_per_1k": result["client_cpu_ms_per_1k"],
+        "durable": "yes: DuckDB WAL fsync per Raft append, leader and followers",
+    }
+
+
+def etcd_row(etcd: EtcdCluster, concurrency: int, duration: float, client: str) -> dict[str, Any]:
+    leader = etcd.leader_index()
+    assert leader is not None
+    url = etcd.members[leader].url
+    pids = [m.process.pid for m in etcd.members if m.process is not None]
+    cpu, client_cpu = cpu_of(pids), time.process_time()
+    if client == "raw":
+        result = put_load_raw(url, concurrency, duration)
+    else:
+        result = asyncio.run(put_load(url, concurrency, duration))
+    server_cpu, client_cpu = cpu_of(pids) - cpu, time.process_time() - client_cpu
+    name = "etcd 3.4 (raw keep-alive client)" if client == "raw" else "etcd 3.4 (aiohttp client)"
+    out = row(name, concurrency, result, "yes: WAL fsync before the ack")
+    writes = max(1, len(result["latencies"]))
+    out["server_cpu_ms_per_1k"] = round(server_cpu * 1e6 / writes, 1)
+    out["client_cpu_ms_per_1k"] = round(client_cpu * 1e6 / writes, 1)
+    log(f"{name} c={concurrency}: {out['ops_per_s']}/s")
+    return out
+
+
+def side_by_side(
+    base: Path, levels: list[int], duration: float, systems: list[str], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Orion and etcd up at once, their runs interleaved level by level, ``--repeats`` times,
+    so both see the same machine (the load of other work moves both alike)."""
+    rows: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        cluster = etcd = None
+        if "orion" in systems:
+            cluster = stack.enter_context(LocalCluster(3, base / "orion"))
+            cluster.start()
+        if "etcd" in systems:
+            etcd = stack.enter_context(EtcdCluster(base / "etcd"))
+            etcd.start()
+            leader = etcd.leader_index()
+            assert leader is not None
+            put_load_raw(etcd.members[leader].url, 4, 1.0)  # warm up the leader
+        for repeat in range(1, args.repeats + 1):
             for concurrency in levels:
-                args = loadgen.parse_args(
-                    [
-                        "--endpoints",
-                        endpoint,
-                        "-c",
-                        str(concurrency),
-                        "--duration",
-                        str(duration),
-                        "--mode",
-                        mode,
-                        "--quiet",
-                    ]
-                )
-                args.endpoints = [endpoint]
-                recorder_result = loadgen.run(args)
-                log(f"orion {mode} c={concurrency}: {recorder_result['throughput_per_s']}/s")
-                rows.append(
-                    {
-                        "system": f"orion ({mode} client)",
-                        "concurrency": concurrency,
-                        "ops_per_s": recorder_result["throughput_per_s"],
-                        "latency_ms": {k: recorder_result[f"{k}_ms"] for k in ("p50", "p90", "p99", "max")},
-                        "errors": recorder_result["errors_by_kind"],
-                        "client_cpu_ms_per_1k": recorder_result["client_cpu_ms_per_1k"],
-                        "durable": "yes: DuckDB WAL fsync per Raft append, leader and followers",
-                    }
-                )
+                if cluster is not None:
+                    for mode in args.modes.split(","):
+                        rows.append({**orion_row(cluster, concurrency, duration, mode), "repeat": repeat})
+                if etcd is not None:
+                    rows.append({**etcd_row(etcd, concurrency, duration, args.etcd_client), "repeat": repeat})
     return rows
 
 
-def etcd_rows(base: Path, levels: list[int], duration: float) -> list[dict[str, Any]]:
-    rows = []
-    with EtcdCluster(base / "etcd") as etcd:
-        etcd.start()
-        leader = etcd.leader_index()
-        assert leader is not None
-        url = etcd.members[leader].url
-        asyncio.run(put_load(url, 4, 1.0))  # warm up connections and the leader
-        for concurrency in levels:
-            result = asyncio.run(put_load(url, concurrency, duration))
-            rows.append(row("etcd 3.4", concurrency, result, "yes: WAL fsync before the ack"))
-            log(f"etcd c={concurrency}: {rows[-1]['ops_per_s']}/s")
-    return rows
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per concurrency and repeat: Orion's rate over etcd's, and its p50 latency over etcd's."""
+    out = []
+    for r in rows:
+        if not r["system"].startswith("orion"):
+            continue
+        peer = next(
+            (
+                e
+                for e in rows
+                if e["system"].startswith("etcd")
+                and e["concurrency"] == r["concurrency"]
+                and e.get("repeat") == r.get("repeat")
+            ),
+            None,
+        )
+        if peer is None or not peer["ops_per_s"]:
+            continue
+        out.append(
+            {
+                "concurrency": r["concurrency"],
+                "repeat": r.get("repeat"),
+                "orion": r["system"],
+                "throughput_ratio": round(r["ops_per_s"] / peer["ops_per_s"], 3),
+                "p50_latency_ratio": round(r["latency_ms"]["p50"] / max(peer["latency_ms"]["p50"], 1e-9), 2),
+                "server_cpu_ratio": round(
+                    r["server_cpu_ms_per_1k"] / max(peer["server_cpu_ms_per_1k"], 1e-9), 2
+                ),
+            }
+        )
+    return out
 
 
 def pysyncobj_rows(base: Path, levels: list[int], duration: float) -> list[dict[str, Any]]:
@@ -115,13 +193,14 @@ def pysyncobj_rows(base: Path, levels: list[int], duration: float) -> list[dict[
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print("| system | concurrency | ops/s | p50 ms | p99 ms | errors | durable |")
-    print("|---|---|---|---|---|---|---|")
+    print("| system | concurrency | ops/s | p50 ms | p99 ms | server CPU ms/1k | client CPU ms/1k | errors |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         lat = r["latency_ms"]
         print(
             f"| {r['system']} | {r['concurrency']} | {r['ops_per_s']:,.0f} | {lat.get('p50', 0):.2f} "
-            f"| {lat.get('p99', 0):.2f} | {sum(r['errors'].values())} | {r['durable']} |"
+            f"| {lat.get('p99', 0):.2f} | {r.get('server_cpu_ms_per_1k', '-')} "
+            f"| {r.get('client_cpu_ms_per_1k', '-')} | {sum(r['errors'].values())} |"
         )
 
 
@@ -131,21 +210,31 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per level")
     parser.add_argument("--levels", default="1,16,64")
-    parser.add_argument("--modes", default="threads,asyncio", help="Orion client modes")
-    parser.add_argument("--systems", default="orion,etcd,pysyncobj")
+    parser.add_argument("--repeats", type=int, default=1, help="Orion and etcd interleaved, this many times")
+    parser.add_argument("--modes", default="threads", help="Orion client modes (threads, asyncio)")
+    parser.add_argument("--etcd-client", choices=("raw", "aiohttp"), default="raw")
+    parser.add_argument("--systems", default="orion,etcd", help="orion, etcd, pysyncobj")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     systems = args.systems.split(",")
     base = Path(tempfile.mkdtemp(prefix="orion-bench-write-"))
-    rows: list[dict[str, Any]] = []
-    if "orion" in systems:
-        rows += orion_rows(base, levels, args.duration, args.modes.split(","))
-    if "etcd" in systems:
-        rows += etcd_rows(base, levels, args.duration)
+    log(f"load average at start: {os.getloadavg()}")
+    rows = (
+        side_by_side(base, levels, args.duration, systems, args) if {"orion", "etcd"} & set(systems) else []
+    )
     if "pysyncobj" in systems:
         rows += pysyncobj_rows(base, levels, args.duration)
-    save_result("write_throughput", {"duration_s": args.duration, "rows": rows})
+    compared = ratios(rows)
+    save_result(
+        "write_throughput",
+        {"duration_s": args.duration, "load_avg_end": os.getloadavg(), "rows": rows, "ratios": compared},
+    )
     print_table(rows)
+    for r in compared:
+        print(
+            f"c={r['concurrency']} repeat {r['repeat']}: Orion/etcd throughput {r['throughput_ratio']}x, "
+            f"p50 latency {r['p50_latency_ratio']}x etcd's, server CPU per write {r['server_cpu_ratio']}x"
+        )
 
 
 if __name__ == "__main__":
