@@ -7,6 +7,7 @@ which logs it and shuts down (a supervisor restarts the process; DuckDB recovers
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,18 @@ class NodeActor(pykka.ThreadingActor):
     def __init__(self, on_fatal: FatalHandler) -> None:
         super().__init__()
         self.on_fatal = on_fatal
+
+    def answer(self, wrap: Callable[[Any], Any]) -> Callable[[Any], None]:
+        """A callback that tells this actor ``wrap(outcome)``. Once the actor has stopped (the
+        node is shutting down) the answer is dropped: whoever calls back, often the Raft actor
+        in the middle of its Ready loop, must never fail because a listener is gone."""
+        ref = self.actor_ref
+
+        def deliver(outcome: Any) -> None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(wrap(outcome))
+
+        return deliver
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         name = type(self).__name__

@@ -101,13 +101,12 @@ class HealthActor(NodeActor):
         self._read_again = False
         self._read_at = time.monotonic()
         node_id = self.node_id
-        ref = self.actor_ref
 
         def tasks(view: StateView) -> list[Task]:
             # FSM records are never changed in place: the list may leave the Raft thread.
             return view.fsm.tasks_on_node(node_id)
 
-        self.raft.tell(Read(tasks, lambda o: ref.tell(_Tasks(o)), stale=True, timeout=self.timeout))
+        self.raft.tell(Read(tasks, self.answer(_Tasks), stale=True, timeout=self.timeout))
 
     def _begin_due(self) -> None:
         for probe, task in self.health.due(time.monotonic()):

@@ -120,10 +120,7 @@ class IngressActor(NodeActor):
             return
         self._reading = True
         self._dirty = False
-        ref = self.actor_ref
-        self.raft.tell(
-            Read(read_routing_table, lambda o: ref.tell(_Table(o)), stale=True, timeout=self.timeout)
-        )
+        self.raft.tell(Read(read_routing_table, self.answer(_Table), stale=True, timeout=self.timeout))
 
     def _check(self) -> None:
         """HAProxy still runs and routes the table: else start it again, or correct it."""

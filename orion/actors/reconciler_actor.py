@@ -199,8 +199,7 @@ class ReconcilerActor(NodeActor):
         if not self._cluster_id:
             # The ClusterIdentity that names the cluster starts the first round; a configuration
             # without a cluster id (a legacy cluster) never sends one, so look.
-            ref = self.actor_ref
-            self.raft.tell(Read(_leader_contact, lambda o: ref.tell(_Probe(o)), stale=True))
+            self.raft.tell(Read(_leader_contact, self.answer(_Probe), stale=True))
             return
         if self._round_active:
             self._dirty = True
@@ -211,7 +210,6 @@ class ReconcilerActor(NodeActor):
         self._actual = None
         self._answers = 0
         self._round_failed = False
-        ref = self.actor_ref
         node_id = self.node_id
 
         def desired(view: StateView) -> Wanted:
@@ -235,14 +233,14 @@ class ReconcilerActor(NodeActor):
             )
 
         via_leader = self.planner.begin_round()
-        read = Read(desired, lambda o: ref.tell(_Desired(o)), stale=not via_leader, timeout=self.timeout)
+        read = Read(desired, self.answer(_Desired), stale=not via_leader, timeout=self.timeout)
         self.raft.tell(read)
         self._listed_this_round = self._containers_stale or self._containers is None
         if self._listed_this_round:
             self._listed_at = time.monotonic()
             self._containers_stale = False
             self._expected_answers = 2
-            self.worker.tell(ListContainers(lambda o: ref.tell(_Actual(o))))
+            self.worker.tell(ListContainers(self.answer(_Actual)))
         else:
             self._expected_answers = 1
             self._actual = self._containers
@@ -289,16 +287,15 @@ class ReconcilerActor(NodeActor):
 
     # ------------------------------------------------------------------ carrying out
     def _carry_out(self, actions: list[plan.Action]) -> None:
-        ref = self.actor_ref
         for action in actions:
             match action:
                 case plan.Note(level, text):
                     logger.log(level.upper(), "reconciler: {}", text)
                 case plan.StartContainer(task):
                     task_id = task.id
-                    self.worker.tell(StartContainer(task, lambda o, t=task_id: ref.tell(_Started(t, o))))
+                    self.worker.tell(StartContainer(task, self.answer(lambda o, t=task_id: _Started(t, o))))
                 case plan.StopContainer(task_id, keep, grace):
-                    callback = lambda o, t=task_id: ref.tell(_Stopped(t, o))  # noqa: E731
+                    callback = self.answer(lambda o, t=task_id: _Stopped(t, o))
                     self.worker.tell(StopContainer(task_id, callback, remove=not keep, grace=grace))
                 case plan.ReportState(task_id, state, reason, restarts, exit_code, restart_times):
                     self._propose(
@@ -330,7 +327,9 @@ class ReconcilerActor(NodeActor):
                     )
                 case plan.ListAbsent(node_id, held):
                     self.worker.tell(
-                        ListRunningOf(node_id, lambda o, n=node_id, h=held: ref.tell(_AbsentRunning(n, h, o)))
+                        ListRunningOf(
+                            node_id, self.answer(lambda o, n=node_id, h=held: _AbsentRunning(n, h, o))
+                        )
                     )
                 case plan.RoundAgain():
                     self._begin_round()

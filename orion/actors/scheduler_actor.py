@@ -253,11 +253,10 @@ class SchedulerActor(NodeActor):
         self._gc_due = now + self.gc_interval
         self._gc_busy = True
         before = time.time() - self.task_retention
-        ref = self.actor_ref
         self.raft.tell(
             Read(
                 garbage_query(before),
-                lambda o: ref.tell(_GarbageFound(o, before)),
+                self.answer(lambda o: _GarbageFound(o, before)),
                 stale=True,
                 timeout=self.timeout,
             )
@@ -268,11 +267,10 @@ class SchedulerActor(NodeActor):
             self._gc_busy = False  # nothing old enough (or no longer the leader)
             return
         command = fsm_commands.CollectGarbage(before=before, max_tasks=self.gc_batch, at=time.time())
-        ref = self.actor_ref
         self.raft.tell(
             Propose(
                 fsm_commands.encode_command(command),
-                lambda o: ref.tell(_GarbageCollected(o)),
+                self.answer(_GarbageCollected),
                 timeout=self.timeout,
             )
         )
@@ -298,8 +296,7 @@ class SchedulerActor(NodeActor):
             return
         self._in_flight = True
         self._dirty = False
-        ref = self.actor_ref
-        self.raft.tell(Read(scheduling_input(self._sweep_from), lambda o: ref.tell(_Input(o)), stale=True))
+        self.raft.tell(Read(scheduling_input(self._sweep_from), self.answer(_Input), stale=True))
 
     def _plan(self, outcome: Outcome) -> None:
         data: SchedulingInput | None = outcome.value if outcome.ok else None
@@ -369,11 +366,10 @@ class SchedulerActor(NodeActor):
             return
         if again:
             self._dirty = True
-        ref = self.actor_ref
         # The round ends when the last command is applied (Raft applies them in order).
         for position, command in enumerate(commands):
             last = position == len(commands) - 1
-            callback = (lambda o: ref.tell(_Committed(o))) if last else None
+            callback = self.answer(_Committed) if last else None
             self.raft.tell(Propose(fsm_commands.encode_command(command), callback, timeout=self.timeout))
 
     def _finish_round(self, again: bool) -> None:

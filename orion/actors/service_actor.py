@@ -161,10 +161,7 @@ class ServiceActor(NodeActor):
             return
         self._in_flight = -1
         self._dirty = False
-        ref = self.actor_ref
-        self.raft.tell(
-            Read(controller_input, lambda o: ref.tell(_Input(o)), stale=False, timeout=self.timeout)
-        )
+        self.raft.tell(Read(controller_input, self.answer(_Input), stale=False, timeout=self.timeout))
 
     def _decide(self, outcome: Outcome) -> None:
         data: ControllerInput | None = outcome.value if outcome.ok else None
@@ -175,7 +172,6 @@ class ServiceActor(NodeActor):
             self._finish()
             return
         now = time.time()
-        ref = self.actor_ref
         for service, tasks in data.services:
             decision = decide(
                 service,
@@ -195,7 +191,7 @@ class ServiceActor(NodeActor):
             self.raft.tell(
                 Propose(
                     fsm_commands.encode_command(command),
-                    lambda o, name=name: ref.tell(_Committed(name, o)),
+                    self.answer(lambda o, name=name: _Committed(name, o)),
                     timeout=self.timeout,
                 )
             )
@@ -206,7 +202,7 @@ class ServiceActor(NodeActor):
             self.raft.tell(
                 Propose(
                     fsm_commands.encode_command(fsm_commands.FinishDrain(node_id=node_id, at=now)),
-                    lambda o, label=label: ref.tell(_Committed(label, o)),
+                    self.answer(lambda o, label=label: _Committed(label, o)),
                     timeout=self.timeout,
                 )
             )

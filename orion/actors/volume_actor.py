@@ -53,11 +53,8 @@ class VolumeActor(NodeActor):
                     gate.release()
                 if not self._reading:
                     self._reading = True
-                    ref = self.actor_ref
                     self.raft.tell(
-                        Read(
-                            _volumes_query, lambda o: ref.tell(_Volumes(o)), stale=True, timeout=self.timeout
-                        )
+                        Read(_volumes_query, self.answer(_Volumes), stale=True, timeout=self.timeout)
                     )
             case _Volumes(outcome):
                 self._reading = False
