@@ -28,6 +28,8 @@ NEAR_MISSES = (
     "/nodes/node1/cordon",
     "/services/web/stop",
     "/services/web/tasks/1",
+    "/volumes/data/users",
+    "/volume",
     "/raft/peers",
     "/health/deep",
     "/openapi.yaml",
