@@ -38,3 +38,19 @@ def test_after_a_reset_the_same_range_is_sized_from_the_new_entries() -> None:
     log.append(new, [e.data for e in new])
     assert log.limit_bytes(19, 20, 1 << 20) == (20, 2 * (4000 + ENTRY_OVERHEAD_BYTES))
     assert log.limit_bytes(19, 20, 5000) == (19, 4000 + ENTRY_OVERHEAD_BYTES)
+
+
+def test_the_backward_scan_stops_at_the_highest_index_of_an_older_term() -> None:
+    """The leader backs a rejected probe up to the last entry of the follower's conflicting
+    term or below: the scan must stop at the first index from the top, not skip past it."""
+    log = RaftLog(0, 0, [])
+    entries = [Entry(i, t, data=b"x") for i, t in enumerate([1, 1, 2, 2, 4, 4], start=1)]
+    log.append(entries, [e.data for e in entries])
+    assert [log.last_index_of_term_at_most(3, upto) for upto in range(1, 7)] == [
+        (1, 1),
+        (2, 1),
+        (3, 2),
+        (4, 2),
+        (4, 2),
+        (4, 2),
+    ]
