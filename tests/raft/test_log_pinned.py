@@ -54,3 +54,17 @@ def test_the_backward_scan_stops_at_the_highest_index_of_an_older_term() -> None
         (4, 2),
         (4, 2),
     ]
+
+
+def test_byte_limits_after_compaction_count_the_entries_asked_for() -> None:
+    """Behind a snapshot the log starts at its offset: sizing entries 6..8 must count those
+    three entries, not the ones at the same positions from the start of what was dropped."""
+    log = RaftLog(0, 0, [])
+    entries = [Entry(i, 1, data=b"x" * (100 * i)) for i in range(1, 9)]
+    log.append(entries, [e.data for e in entries])
+    log.compact(7, trailing=3)  # keeps 5..8 in memory, offset 4
+    assert log.first_index == 5
+    want = sum(100 * i + ENTRY_OVERHEAD_BYTES for i in (6, 7, 8))
+    assert log.limit_bytes(6, 8, 1 << 20) == (8, want)
+    assert log.limit_bytes(5, 6, 1 << 20) == (6, 500 + 600 + 2 * ENTRY_OVERHEAD_BYTES)
+    assert log.limit_bytes(6, 8, 600 + 700 + 2 * ENTRY_OVERHEAD_BYTES) == (7, 1300 + 2 * ENTRY_OVERHEAD_BYTES)
