@@ -52,8 +52,9 @@ from orion.api.protocol import (
     encode_request,
     validate_request,
 )
-from orion.client import Client, OrionError, default_endpoints, default_token, error_for, read_token_file
+from orion.client import Client, OrionError, default_endpoints, error_for, read_token_file
 from orion.model import TaskState
+from orion.security import client_credentials
 from orion.units import parse_size
 from tools.stats import percentile
 
@@ -239,14 +240,22 @@ class AsyncCaller:
         self.retries = retries
         self.current = 0
         self.sock: zmq.asyncio.Socket | None = None
-        token = default_token()  # a secured cluster's client token travels as its own frame
-        self.auth = [token.encode()] if token else []
+        # The same credentials the Python client finds: the token travels as its own frame,
+        # inside CURVE when the cluster's API key is known (a secured API refuses plain TCP).
+        credentials = client_credentials.resolve()
+        self.auth = [credentials.token.encode()] if credentials.token else []
+        self.server_key = credentials.server_key
+        self.client_keys = zmq.curve_keypair() if self.server_key else None
 
     def _open(self) -> zmq.asyncio.Socket:
         if self.sock is None:
             sock = self.context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_REPLY)
+            if self.server_key is not None and self.client_keys is not None:
+                sock.setsockopt(zmq.CURVE_SERVERKEY, self.server_key)
+                sock.setsockopt(zmq.CURVE_PUBLICKEY, self.client_keys[0])
+                sock.setsockopt(zmq.CURVE_SECRETKEY, self.client_keys[1])
             sock.connect(f"tcp://{self.endpoints[self.current]}")
             self.sock = sock
         return self.sock
