@@ -478,8 +478,22 @@ class Client:
                     raise  # not a version race: a port or name taken
         raise AssertionError("unreachable")
 
-    def scale_service(self, name: str, replicas: int) -> Service:
-        return self._call(self._checked({"op": "ScaleService", "name": name, "replicas": replicas}))
+    def scale_service(self, name: str, replicas: int, *, attempts: int = 5) -> Service:
+        """Set the replica count, conditional on the version read: a retried request that
+        arrives late (its first attempt was parked on a node) never undoes a later change. On
+        a conflict it reads again and retries; finding the count already set ends it."""
+        for attempt in range(attempts):
+            current = self.service(name)
+            if current.spec.replicas == replicas:
+                return current
+            fields = {"op": "ScaleService", "name": name, "replicas": replicas}
+            fields["expected_version"] = current.version
+            try:
+                return self._call(self._checked(fields))
+            except Conflict:
+                if attempt + 1 == attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     def rollback_service(self, name: str) -> Service:
         """Back to the template before the current one (InvalidRequest if there is none)."""
@@ -500,9 +514,20 @@ class Client:
     def resume_service(self, name: str) -> Service:
         return self._call(self._checked({"op": "ResumeService", "name": name}))
 
-    def remove_service(self, name: str) -> Service:
-        """Remove the service and stop its tasks; returns the service as it was."""
-        return self._call(self._checked({"op": "RemoveService", "name": name}))
+    def remove_service(self, name: str, *, attempts: int = 5) -> Service:
+        """Remove the service and stop its tasks; returns the service as it was. Conditional
+        on the version read, so a late retry never removes a service created again since."""
+        for attempt in range(attempts):
+            current = self.service(name)
+            fields = {"op": "RemoveService", "name": name, "expected_version": current.version}
+            try:
+                return self._call(self._checked(fields))
+            except NotFound:
+                return current  # an earlier attempt of this call removed it
+            except Conflict:
+                if attempt + 1 == attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     def services(self, *, stale: bool = False) -> list[Service]:
         return self._call(ListServices(stale=stale))

@@ -124,8 +124,8 @@ def service_command(request: api.Request, now: float) -> fsm_commands.Command | 
             return fsm_commands.CreateService(spec=spec, at=now)
         case api.UpdateService(spec=spec, expected_version=expected):
             return fsm_commands.UpdateService(spec=spec, expected_version=expected, at=now)
-        case api.ScaleService(name=name, replicas=replicas):
-            return fsm_commands.ScaleService(name=name, replicas=replicas, at=now)
+        case api.ScaleService(name=name, replicas=replicas, expected_version=expected):
+            return fsm_commands.ScaleService(name=name, replicas=replicas, expected_version=expected, at=now)
         case api.RollbackService(name=name, expected_version=expected):
             return fsm_commands.RollbackService(
                 name=name, reason="by user", expected_version=expected, at=now
@@ -134,8 +134,8 @@ def service_command(request: api.Request, now: float) -> fsm_commands.Command | 
             return fsm_commands.PauseServiceUpdate(name=name, at=now)
         case api.ResumeService(name=name):
             return fsm_commands.ResumeServiceUpdate(name=name, at=now)
-        case api.RemoveService(name=name):
-            return fsm_commands.RemoveService(name=name, at=now)
+        case api.RemoveService(name=name, expected_version=expected):
+            return fsm_commands.RemoveService(name=name, expected_version=expected, at=now)
     return None
 
 

@@ -268,6 +268,7 @@ class _Named(_Request):
 
 class ScaleService(_Named):
     replicas: int  # range checked by the FSM, so a negative count is named as such
+    expected_version: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: whatever the version
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -288,7 +289,7 @@ class ResumeService(_Named):
 
 
 class RemoveService(_Named):
-    pass
+    expected_version: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: whatever the version
 
 
 class GetService(_Named):

@@ -184,8 +184,12 @@ class UpdateService(_Command, tag="update_service"):
 
 
 class ScaleService(_Command, tag="scale_service"):
+    """``expected_version`` != 0 refuses a change of the count once the service changed since
+    it was read, so a delayed duplicate of an earlier scale never undoes a later one."""
+
     name: str
     replicas: int
+    expected_version: int = 0
 
 
 class RollbackService(_Command, tag="rollback_service"):
@@ -208,9 +212,11 @@ class ResumeServiceUpdate(_Command, tag="resume_service"):
 
 
 class RemoveService(_Command, tag="remove_service"):
-    """Forget the service; every task of it that still runs is stopped."""
+    """Forget the service; every task of it that still runs is stopped. ``expected_version``
+    != 0: only the service as it was read (a delayed duplicate never removes a new one)."""
 
     name: str
+    expected_version: int = 0
 
 
 class ServiceStep(_Command, tag="service_step"):

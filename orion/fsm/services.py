@@ -188,6 +188,9 @@ class ServiceBook:
             return CommandError(Refusal.INVALID, f"replicas: must be {bound}, got {cmd.replicas}")
         if cmd.replicas == old.spec.replicas:
             return old
+        stale = _stale(old, cmd.expected_version)
+        if stale is not None:
+            return stale
         spec = msgspec.structs.replace(old.spec, replicas=cmd.replicas)
         return self._store(
             old, msgspec.structs.replace(old, spec=spec, version=old.version + 1, updated_at=cmd.at)
@@ -249,6 +252,9 @@ class ServiceBook:
         old = self._services.get(cmd.name)
         if old is None:
             return _no_service(cmd.name)
+        stale = _stale(old, cmd.expected_version)
+        if stale is not None:
+            return stale
         reason = REMOVED_REASON.format(name=cmd.name)
         for task in self._state.service_tasks(cmd.name):
             if task.state not in TERMINAL:

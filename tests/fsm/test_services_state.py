@@ -183,6 +183,31 @@ def test_a_task_submit_on_a_published_port_is_refused(run: Driver) -> None:
     assert isinstance(udp, Task)
 
 
+def test_a_late_duplicate_of_an_earlier_scale_never_undoes_a_later_one(run: Driver) -> None:
+    # The nemesis found it: "scale 2" acknowledged, then "scale 3" acknowledged, and a first
+    # attempt of "scale 2", parked on a paused node, applied last. Conditional on the version
+    # the client read, that attempt is refused.
+    run(CreateService(at=1.0, spec=spec(replicas=1)))
+    two = run(ScaleService(at=2.0, name="web", replicas=2, expected_version=1))
+    assert isinstance(two, Service) and two.version == 2
+    three = run(ScaleService(at=3.0, name="web", replicas=3, expected_version=2))
+    assert isinstance(three, Service) and three.spec.replicas == 3
+    assert refusal(run(ScaleService(at=4.0, name="web", replicas=2, expected_version=1))) == Refusal.CONFLICT
+    # The count already set answers with the service, whatever version the caller read.
+    assert run(ScaleService(at=5.0, name="web", replicas=3, expected_version=1)) == three
+
+
+def test_a_late_remove_is_refused_once_the_service_changed(run: Driver) -> None:
+    # (A service created again starts at version 1: a late remove read at version 1 still
+    # matches it until it changes once. Versions do not outlive a removal.)
+    run(CreateService(at=1.0, spec=spec()))
+    assert isinstance(run(RemoveService(at=2.0, name="web", expected_version=1)), Service)
+    assert isinstance(run(CreateService(at=3.0, spec=spec(image="web:2"))), Service)
+    run(ScaleService(at=4.0, name="web", replicas=3))
+    assert refusal(run(RemoveService(at=5.0, name="web", expected_version=1))) == Refusal.CONFLICT
+    assert run(RemoveService(at=6.0, name="web")) is not None  # unconditional still removes
+
+
 def test_scale_keeps_the_template_version(run: Driver) -> None:
     run(CreateService(at=1.0, spec=spec()))
     scaled = run(ScaleService(at=2.0, name="web", replicas=5))
