@@ -387,9 +387,12 @@ def test_a_target_that_dies_during_its_probe_is_not_checked_indirectly() -> None
     peers.silent = {"n1", "n2", "n3"}
     while not peers.messages(Ping):
         peers.run_to(peers.now + 0.01)
-    target = peers.messages(Ping)[0][2].target_id  # type: ignore[attr-defined]
-    peers.hear(Dead(target, 0, "n9"))
-    peers.run_to(peers.now + CONFIG.probe_timeout + 0.05)
+    sent_at, _dst, ping = peers.messages(Ping)[0]
+    # Heard between the last tick before the direct deadline and the first one after it.
+    peers.run_to(sent_at + CONFIG.probe_timeout - 0.01)
+    assert peers.messages(PingReq) == []
+    peers.hear(Dead(ping.target_id, 0, "n9"))  # type: ignore[attr-defined]
+    peers.run_to(sent_at + CONFIG.probe_interval + 0.05)
     assert peers.messages(PingReq) == []
 
 
