@@ -618,9 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "node" and args.node_command is None:
         if not args.config:
-            parser.error(
-                "--config FILE is required to run a node (or: orion node drain|eligibility NODE)"
-            )
+            parser.error("--config FILE is required to run a node (or: orion node drain|eligibility NODE)")
         from orion.node import run_node  # the node pulls in every subsystem: import only here
 
         reload_tokens_on_sighup()

@@ -44,6 +44,7 @@ import zmq
 
 from orion import client_streams
 from orion.api.endpoints import InvalidEndpointText, parse_endpoints, probe, zmq_address
+from orion.api.mechanism_probe import server_mechanism
 from orion.api.protocol import (
     MAX_REPLY,
     RETRYABLE,
@@ -78,7 +79,6 @@ from orion.fsm.events import Event
 from orion.model import Desired, RestartSpec, Task, TaskState
 from orion.security import client_credentials
 from orion.security.keys import KeyFileError, read_tokens
-from orion.security.mechanism_probe import server_mechanism
 from orion.services.spec import Service, ServiceSpec, UpdateState
 from orion.units import parse_duration
 from orion.volumes.spec import Volume

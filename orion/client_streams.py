@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from orion.api.protocol import Events, TaskLogs
 from orion.api.rest_streams import since_time
 from orion.fsm.events import Event
 
-if TYPE_CHECKING:
-    from orion.client import Client
+
+class Client(Protocol):
+    """What a stream needs of ``orion.client.Client`` (which calls in here): named here so the
+    two modules do not import each other."""
+
+    timeout: float
+
+    def _checked(self, fields: dict[str, Any]) -> Any: ...
+
+    def _call(self, request: Any) -> Any: ...
+
 
 LONG_POLL_S = 2.0  # at most; and at most half the client's timeout, so an answer is never late
 

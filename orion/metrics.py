@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from orion.fsm.events import Event
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SNAPSHOT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -36,6 +34,26 @@ class _Source(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._collect()
+
+
+class AppliedEvent(Protocol):
+    """What the metrics read of an applied change (orion/fsm/events.py ``Event``): named here
+    so this module, which every layer uses, imports none of them."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def action(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def previous(self) -> str: ...
+
+    @property
+    def changed(self) -> Collection[str]: ...
 
 
 class NodeMetrics:
@@ -124,7 +142,7 @@ class NodeMetrics:
     def docker_error(self, kind: str) -> None:
         self.docker_errors.labels(kind).inc()
 
-    def events(self, events: list[Event]) -> None:
+    def events(self, events: Sequence[AppliedEvent]) -> None:
         for event in events:
             if event.type != "task" or ("state" not in event.changed and event.action != "created"):
                 continue

@@ -23,6 +23,7 @@ from loguru import logger
 
 from orion.actors.api_actor import ApiActor
 from orion.actors.events_actor import EventsActor
+from orion.actors.front import front_handler
 from orion.actors.gossip_actor import GossipActor, Join
 from orion.actors.health_actor import TICK_S as HEALTH_TICK_S
 from orion.actors.health_actor import HealthActor
@@ -40,9 +41,9 @@ from orion.actors.ticker import Ticker
 from orion.actors.volume_actor import TICK_S as VOLUME_TICK_S
 from orion.actors.volume_actor import VolumeActor, node_volumes
 from orion.actors.worker_actor import WorkerActor
-from orion.api.front import front_handler
 from orion.api.http import HttpApi
 from orion.api.server import ApiServer
+from orion.api.task_policy import TaskPolicy
 from orion.config import ConfigError, NodeConfig, load_config
 from orion.metrics import NodeMetrics
 from orion.model import NodeMeta
@@ -50,7 +51,6 @@ from orion.raft.data_dir import DataDirInUse, prepare_data_dir
 from orion.raft.duckdb_store import DuckDBStore
 from orion.raft.types import StoreCorruptError
 from orion.security.settings import load_node_security
-from orion.security.task_policy import TaskPolicy
 from orion.transport.peer import Channel, PeerTransport
 from orion.worker.docker_worker import DockerWorker
 from orion.worker.health_probe import HealthProber

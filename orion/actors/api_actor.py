@@ -15,11 +15,11 @@ from loguru import logger
 from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import Outcome, Propose, Read
 from orion.actors.state_view import StateView
+from orion.actors.volume_requests import volume_command, volume_query
 from orion.api import protocol as api
 from orion.api.lookup import filtered_tasks, resolve_task, with_node_state
 from orion.api.requests import task_of
 from orion.api.server import ReplyFn
-from orion.api.volume_requests import volume_command, volume_query
 from orion.fsm import commands as fsm_commands
 
 

@@ -32,9 +32,9 @@ from orion.fsm.tables import NodeRecord
 from orion.model import NodeStatus, Task
 from orion.scheduler.judge import nomad_limit, schedule
 from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS, PortMarks
-from orion.scheduler.spread import service_layout
 from orion.scheduler.types import NodeView, ServiceLayout
 from orion.scheduler.volumes import VolumeView
+from orion.services.layout import service_layout
 
 BATCH = 512  # tasks judged per round
 EXACT_BELOW = 64  # score every node in small clusters; sample (Nomad's limit) in large ones

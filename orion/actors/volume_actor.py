@@ -1,7 +1,7 @@
 """The volumes that live on this node, checked against the cluster's record (every node).
 
 On every tick it reads the volumes table (stale read: a slightly old view only delays the
-check) and hands it to ``NodeVolumes.audit`` (orion/volumes/node.py), which reports a volume
+check) and hands it to ``NodeVolumes.audit`` (orion/worker/node_volumes.py), which reports a volume
 whose data is gone as lost and deletes the data of removed ones; the commands go through Raft.
 """
 
@@ -21,8 +21,8 @@ from orion.actors.messages import Outcome, Propose, Read, Tick
 from orion.actors.state_view import StateView
 from orion.fsm.commands import Command, encode_command
 from orion.volumes.local import LocalDriver
-from orion.volumes.node import Lookup, NodeVolumes, Report
 from orion.volumes.spec import Volume
+from orion.worker.node_volumes import Lookup, NodeVolumes, Report
 
 TICK_S = 2.0
 

@@ -59,6 +59,7 @@ from orion.api.protocol import (
     validate_request,
 )
 from orion.api.requests import build_submit
+from orion.api.rest_bodies import RestSubmit
 from orion.api.rest_ops import is_node_action, list_tasks_request, node_action_request, task_ref
 from orion.api.rest_services import NoRoute, camel_field, is_service_path, service_request
 from orion.api.rest_streams import serve_events, serve_logs, serve_metrics
@@ -84,23 +85,6 @@ RETRY_AFTER_S = 1  # told with a 503 whose cause passes by itself (a leader hand
 HEALTH_TIMEOUT_S = 2.0  # balancers check often, with short timeouts of their own
 _TASK_PATH = re.compile(r"^/tasks/(?P<id>[^/]+)$")
 _LOGS_PATH = re.compile(r"^/tasks/(?P<id>[^/]+)/logs$")
-
-
-class RestSubmit(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    """The body of POST /tasks: the PRD's payload plus Orion's optional fields."""
-
-    image: str
-    id: str | None = None
-    name: str | None = None
-    memory: int | str = 0
-    cpu: float = 0.0
-    disk: int | str = 0
-    port_bindings: dict[str, str | int | None] = {}  # "" / 0 / null: any free host port
-    restart: str | dict[str, Any] | None = None  # "always" or {"policy": ..., "interval": "5m", ...}
-    node_selectors: dict[str, str] = {}
-    command: list[str] | None = None
-    env: dict[str, str] = {}
-    volumes: dict[str, str] | list[str] | None = None  # {"data": "/var/lib/app"} or ["data:/x:ro"]
 
 
 _submit_decoder = msgspec.json.Decoder(RestSubmit)

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from orion.api.protocol import NodeInfo, RaftInfo, VolumeInfo
+from orion.api.rest_bodies import RestSubmit
 from orion.model import Task
 from orion.services.spec import Service, ServiceSpec
 from orion.volumes.spec import Volume, VolumeSpec
@@ -324,8 +325,6 @@ def _camel_schema(value: Any) -> Any:
 
 
 def _types() -> dict[str, Any]:
-    from orion.api.http import RestSubmit  # http imports this module: resolved when first used
-
     return {"RestSubmit": RestSubmit}
 
 

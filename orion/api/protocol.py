@@ -16,9 +16,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from orion.cluster.event_ring import EventPage
 from orion.codec import TooLarge, bounded_decode
-from orion.fsm.events import EVENT_TYPES
+from orion.fsm.events import EVENT_TYPES, EventPage
 from orion.model import NodeMeta, NodeStatus, RestartSpec, Task, VolumeMount, task_name
 from orion.raft.types import RaftRole
 from orion.services.spec import Service, ServiceSpec
@@ -386,7 +385,7 @@ class LogChunk(msgspec.Struct, kw_only=True, frozen=True):
 class Events(_Request):
     """``orion events``: events after Raft index ``since`` (None: all this node still keeps),
     only of ``types`` (task, node, service; empty: all). ``wait`` > 0: with none yet, hold the
-    request up to that long (follow). Answers an EventPage (orion/cluster/event_ring.py)."""
+    request up to that long (follow). Answers an EventPage (orion/fsm/events.py)."""
 
     since: Annotated[int, msgspec.Meta(ge=0)] | None = None
     types: Annotated[list[str], msgspec.Meta(max_length=3)] = []

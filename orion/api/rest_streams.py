@@ -22,7 +22,7 @@ import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from orion.api.protocol import ErrorCode, Events, LogChunk, Reply, RequestError, TaskLogs, validate_request
-from orion.cluster.event_ring import EventPage
+from orion.fsm.events import EventPage
 from orion.units import parse_duration
 
 WAIT_S = 2.0  # one long poll of a following stream

@@ -18,9 +18,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Collection
 
-import msgspec
-
-from orion.fsm.events import Event
+from orion.fsm.events import Event, EventPage
 
 DEFAULT_CAPACITY = 10_000  # events kept per node
 
@@ -35,17 +33,6 @@ class EventGap(Exception):
         )
         self.since = since
         self.horizon = horizon
-
-
-class EventPage(msgspec.Struct, frozen=True, kw_only=True):
-    """``events`` after the asked cursor; ``cursor`` to ask with next (never behind the asked
-    one); ``horizon`` the newest index this node may miss events of; ``applied`` its applied
-    index."""
-
-    events: list[Event] = []
-    cursor: int = 0
-    horizon: int = 0
-    applied: int = 0
 
 
 class EventRing:

@@ -169,6 +169,17 @@ def command_subjects(command: Any) -> tuple[str, str]:
     return (node_id if isinstance(node_id, str) else ""), (name if isinstance(name, str) else "")
 
 
+class EventPage(msgspec.Struct, frozen=True, kw_only=True):
+    """``events`` after the asked cursor; ``cursor`` to ask with next (never behind the asked
+    one); ``horizon`` the newest index this node may miss events of; ``applied`` its applied
+    index."""
+
+    events: list[Event] = []
+    cursor: int = 0
+    horizon: int = 0
+    applied: int = 0
+
+
 class EventRecorder:
     """Collects the events of the entries being applied; ``take`` hands them over once.
 

@@ -8,7 +8,6 @@ directory is allowed only under the node's ``[volumes] host_paths``; anything el
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,37 +16,17 @@ import docker.errors
 import docker.types
 
 from orion.volumes.driver import VolumeError, VolumeLostError
+from orion.volumes.local_options import binds, option_problem
 from orion.volumes.spec import Volume
 
-OPTION_KEYS = ("type", "o", "device")
-_TYPE = re.compile(r"^[a-z0-9]{1,16}$")
 LABEL_VOLUME = "orion.volume"
 LABEL_UID = "orion.volume.uid"
-
-
-def _binds(options: dict[str, str]) -> bool:
-    return "bind" in options.get("o", "").split(",")
-
-
-def option_problem(key: str, value: str, options: dict[str, str]) -> str:
-    """Why ``key=value`` is not a valid local-driver option ("" when it is)."""
-    if key not in OPTION_KEYS:
-        return f"unknown option of the local driver (known: {', '.join(OPTION_KEYS)})"
-    if key == "type" and not _TYPE.match(value):
-        return f"{value!r} is not a filesystem type (e.g. tmpfs, none)"
-    if key == "device" and _binds(options) and not value.startswith("/"):
-        return f"a bind device must be an absolute host path, got {value!r}"
-    if key == "o" and len(value) > 256:
-        return "at most 256 characters"
-    if key == "type" and value == "none" and not _binds(options):
-        return "type=none needs o=bind and a device (a host directory)"
-    return ""
 
 
 def host_path(volume: Volume) -> str:
     """The host directory a bind volume mounts ("" when it is not a bind)."""
     options = volume.spec.options
-    return os.path.normpath(options.get("device", "")) if _binds(options) else ""
+    return os.path.normpath(options.get("device", "")) if binds(options) else ""
 
 
 def path_allowed(path: str, allowed: Sequence[str]) -> bool:

@@ -14,6 +14,7 @@ from typing import Literal
 import msgspec
 
 from orion.model import VolumeMount
+from orion.volumes.local_options import option_problem
 
 DRIVERS = ("local",)
 ACCESS_MODES = ("single-writer", "multi")
@@ -84,7 +85,6 @@ def validate_volume_spec(spec: VolumeSpec) -> VolumeSpec:
         )
     if len(spec.options) > MAX_OPTIONS:
         raise VolumeSpecError("options", f"at most {MAX_OPTIONS} options")
-    from orion.volumes.local import option_problem  # the driver knows its own options
 
     for key, value in spec.options.items():
         problem = option_problem(key, value, spec.options)

@@ -128,7 +128,7 @@ class DockerWorker:
         volumes: Callable[[Task], list[Any]] | None = None,
     ) -> None:
         """``cluster_id``: the cluster this node belongs to; "" until ``set_cluster_id``.
-        ``volumes``: a task's cluster volumes as Docker mounts (orion/volumes/node.py)."""
+        ``volumes``: a task's cluster volumes as Docker mounts (orion/worker/node_volumes.py)."""
         self.node_id = node_id
         self.host_ip = host_ip
         self.stop_timeout = stop_timeout

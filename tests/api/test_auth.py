@@ -102,9 +102,11 @@ def test_one_flooding_address_does_not_starve_another(node: MemoryNode) -> None:
             answers.append(decode_reply(flooder.recv()))
         assert [a.ok for a in answers] == [True, False, False, False]
         assert all("rate limited" in a.error.message for a in answers[1:] if a.error)
-        with Client([f"127.0.0.1:{server.port}"], timeout=2.0, retries=1, token=TOKEN) as again:
-            with pytest.raises(Unavailable, match="rate limited"):
-                again.tasks()  # a new connection from the same address: the same budget
+        with (
+            Client([f"127.0.0.1:{server.port}"], timeout=2.0, retries=1, token=TOKEN) as again,
+            pytest.raises(Unavailable, match="rate limited"),
+        ):
+            again.tasks()  # a new connection from the same address: the same budget
         neighbour = zmq.Context.instance().socket(zmq.REQ)
         neighbour.setsockopt(zmq.LINGER, 0)
         neighbour.connect(f"tcp://127.0.0.2:0;127.0.0.1:{server.port}")  # from another address

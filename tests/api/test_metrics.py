@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orion.api.front import front_handler
+from orion.actors.front import front_handler
 from orion.api.http import HttpApi
 from orion.fsm.events import Event
 from orion.metrics import NodeMetrics

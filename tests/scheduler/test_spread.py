@@ -9,9 +9,9 @@ import pytest
 
 from orion.model import Task
 from orion.scheduler import schedule
-from orion.scheduler.spread import service_layout
 from orion.scheduler.types import ServiceLayout
 from orion.services.controller import new_task
+from orion.services.layout import service_layout
 from orion.services.spec import Placement, Service, ServiceSpec, TaskTemplate
 from tests.scheduler.test_judge import node, placed, task
 

@@ -19,9 +19,9 @@ from orion.api.http import HttpApi
 from orion.api.protocol import ErrorCode, ListTasks, encode_request
 from orion.api.requests import build_create_service
 from orion.api.server import ApiServer
+from orion.api.task_policy import PolicyViolation, TaskPolicy
 from orion.client import Client, InvalidRequest, Unauthorized
 from orion.security.keys import ClusterKey, KeyFileError, TokenSet, read_token_entries
-from orion.security.task_policy import PolicyViolation, TaskPolicy
 from orion.security.zap import ZapHandler
 from orion.testing.localcluster import wait_for
 from orion.transport.frames import encode_header

@@ -15,9 +15,9 @@ from orion.fsm import commands as c
 from orion.fsm.state import ClusterState
 from orion.model import HealthCheck, NodeMeta, NodeStatus, Task, TaskState
 from orion.scheduler.judge import schedule
-from orion.scheduler.spread import service_layout
 from orion.scheduler.types import NodeView
 from orion.services.controller import Decision, Rollback, Settings, Step, decide
+from orion.services.layout import service_layout
 from orion.services.slots import is_available, is_draining, is_live
 from orion.services.spec import Service, ServiceSpec, TaskTemplate, UpdatePolicy, UpdateState
 

@@ -13,8 +13,8 @@ import pytest
 from orion.fsm.commands import Command, ReportVolume
 from orion.model import Task, VolumeMount
 from orion.volumes.local import LocalDriver, path_allowed
-from orion.volumes.node import NodeVolumes
 from orion.volumes.spec import Volume, VolumeSpec, VolumeSpecError, parse_mount, validate_volume_spec
+from orion.worker.node_volumes import NodeVolumes
 from orion.worker.types import WorkerError
 
 
