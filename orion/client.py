@@ -36,7 +36,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -78,7 +77,7 @@ from orion.api.requests import (
 from orion.fsm.events import Event
 from orion.model import Desired, RestartSpec, Task, TaskState
 from orion.security import client_credentials
-from orion.security.keys import KeyFileError, read_tokens
+from orion.security.client_credentials import read_token_file
 from orion.services.spec import Service, ServiceSpec, UpdateState
 from orion.units import parse_duration
 from orion.volumes.spec import Volume
@@ -205,22 +204,6 @@ def default_token() -> str | None:
         return token
     path = os.environ.get("ORION_TOKEN_FILE", "").strip()
     return read_token_file(path, "ORION_TOKEN_FILE") if path else None
-
-
-def read_token_file(path: str | os.PathLike[str], source: str = "token file") -> str:
-    """The first token of a token file (as written by ``orion keygen``); KeyFileError says
-    which file (and ``source``: where its name came from) and what is wrong."""
-    file = Path(path)
-    if not file.is_file():
-        reason = "is a directory" if file.is_dir() else "no such file"
-        raise KeyFileError(
-            f"{source} {file}: {reason} (want the client token file from `orion keygen`, "
-            "e.g. secrets/client.token)"
-        )
-    try:
-        return read_tokens(file, unexpired=True)[0]
-    except KeyFileError as exc:
-        raise KeyFileError(f"{source}: {exc}") from None
 
 
 def shown_state(task: Task) -> str:

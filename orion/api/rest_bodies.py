@@ -3,9 +3,12 @@ decoded by orion/api/http.py, described by orion/api/openapi.py."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
+
+from orion.api.protocol import RequestError
 
 
 class RestSubmit(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -23,3 +26,16 @@ class RestSubmit(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     command: list[str] | None = None
     env: dict[str, str] = {}
     volumes: dict[str, str] | list[str] | None = None  # {"data": "/var/lib/app"} or ["data:/x:ro"]
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A REST body as a JSON object ({} when empty); RequestError for anything else."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise RequestError("", f"malformed JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise RequestError("", "the body must be a JSON object")
+    return value

@@ -11,13 +11,12 @@ Errors name the field as the body or query spells it.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from orion.api.protocol import Request, RequestError, validate_request
 from orion.api.requests import build_list_tasks
+from orion.api.rest_bodies import json_object
 from orion.units import parse_duration
 
 _NODE_ACTION = re.compile(r"^/nodes/(?P<node>[^/]+)/(?P<action>drain|eligibility)$")
@@ -52,7 +51,7 @@ def node_action_request(path: str, raw_body: bytes) -> Request:
     if match is None:
         raise NoNodeRoute(f"no route POST {path}")
     node = unquote(match.group("node"))
-    body = _body(raw_body)
+    body = json_object(raw_body)
     if match.group("action") == "drain":
         unknown = sorted(set(body) - {"deadline"})
         if unknown:
@@ -70,15 +69,3 @@ def node_action_request(path: str, raw_body: bytes) -> Request:
     if "eligible" not in body:
         raise RequestError("eligible", "is required (true or false)")
     return validate_request({"op": "SetNodeEligibility", "node": node, "eligible": body["eligible"]})
-
-
-def _body(raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise RequestError("", f"malformed JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise RequestError("", "the body must be a JSON object")
-    return value

@@ -18,12 +18,12 @@ own maps (``env``, ``constraints``) are kept as given. Errors name the field in 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from orion.api.protocol import Request, RequestError, validate_request
 from orion.api.requests import build_create_service, build_update_service
+from orion.api.rest_bodies import json_object
 
 _SERVICE_PATH = re.compile(r"^/services/(?P<name>[^/]+)(?P<action>/[a-z]+)?$")
 _ACTIONS = {
@@ -70,15 +70,7 @@ def snake_keys(value: Any, user_map: bool = False) -> Any:
 
 
 def _body(raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise RequestError("", f"malformed JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise RequestError("", "the body must be a JSON object")
-    return snake_keys(value)
+    return snake_keys(json_object(raw))
 
 
 def service_request(method: str, path: str, query: dict[str, str], raw_body: bytes) -> Request:

@@ -13,13 +13,13 @@ of POST /tasks and the service bodies.
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from orion.api.protocol import Request, RequestError, validate_request
 from orion.api.requests import build_create_volume
+from orion.api.rest_bodies import json_object
 
 _CREATE_FIELDS = ("name", "driver", "options", "node", "access")
 
@@ -33,12 +33,7 @@ def is_volume_path(path: str) -> bool:
 
 
 def _create_body(raw: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw or b"{}")
-    except ValueError as exc:
-        raise RequestError("", f"malformed JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise RequestError("", "the body must be a JSON object")
+    value = json_object(raw)
     unknown = sorted(set(value) - set(_CREATE_FIELDS))
     if unknown:
         raise RequestError(unknown[0], f"unknown field (known: {', '.join(_CREATE_FIELDS)})")
