@@ -73,3 +73,13 @@ def test_drain_moves_real_containers_keeping_every_replica_available(make_cluste
     with cluster.client() as client:
         node = next(n for n in client.nodes() if n.id == drained)
         assert node.eligible and node.drain is None
+
+    # Short ids, names and filters (issue 17, item 1) on the same real cluster: a unique id
+    # prefix and a task's name both find it, and `task ls` filters by service and state.
+    assert f"ID:         {batch.id}" in orion(cluster, "task", "inspect", batch.id[:6]).stdout
+    assert f"ID:         {batch.id}" in orion(cluster, "task", "inspect", "batch").stdout
+    listed = orion(cluster, "task", "ls", "--service", "web", "--state", "running").stdout
+    rows = [line.split() for line in listed.splitlines()[1:] if line.strip()]
+    assert len(rows) == 3 and all(row[1].startswith("web.") and row[3] == "Running" for row in rows), listed
+    missing = orion(cluster, "task", "inspect", "zzzz-no-such-task", check=False)
+    assert missing.returncode == 4 and "no task" in missing.stderr, missing.stderr
