@@ -140,12 +140,9 @@ class ServiceBook:
 
     def update(self, cmd: UpdateService) -> ApplyResult:
         spec = cmd.spec
-        old = self._services.get(spec.name)
-        if old is None:
-            return _no_service(spec.name)
-        stale = _stale(old, cmd.expected_version)
-        if stale is not None:
-            return stale
+        old = self._current(spec.name, cmd.expected_version)
+        if isinstance(old, CommandError):
+            return old
         problem = _invalid(spec)
         if problem is not None:
             return problem
@@ -179,6 +176,14 @@ class ServiceBook:
         )
         return self._store(old, new)
 
+    def _current(self, name: str, expected_version: int) -> Service | CommandError:
+        """The service ``name`` if it is at ``expected_version`` (0: any), else why not."""
+        service = self._services.get(name)
+        if service is None:
+            return _no_service(name)
+        stale = _stale(service, expected_version)
+        return service if stale is None else stale
+
     def scale(self, cmd: ScaleService) -> ApplyResult:
         old = self._services.get(cmd.name)
         if old is None:
@@ -197,12 +202,9 @@ class ServiceBook:
         )
 
     def rollback(self, cmd: RollbackService) -> ApplyResult:
-        old = self._services.get(cmd.name)
-        if old is None:
-            return _no_service(cmd.name)
-        stale = _stale(old, cmd.expected_version)
-        if stale is not None:
-            return stale
+        old = self._current(cmd.name, cmd.expected_version)
+        if isinstance(old, CommandError):
+            return old
         if cmd.automatic and old.update.state != UpdateState.UPDATING:
             return CommandError(
                 Refusal.CONFLICT,
@@ -249,12 +251,9 @@ class ServiceBook:
         )
 
     def remove(self, cmd: RemoveService) -> ApplyResult:
-        old = self._services.get(cmd.name)
-        if old is None:
-            return _no_service(cmd.name)
-        stale = _stale(old, cmd.expected_version)
-        if stale is not None:
-            return stale
+        old = self._current(cmd.name, cmd.expected_version)
+        if isinstance(old, CommandError):
+            return old
         reason = REMOVED_REASON.format(name=cmd.name)
         for task in self._state.service_tasks(cmd.name):
             if task.state not in TERMINAL:

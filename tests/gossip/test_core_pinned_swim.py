@@ -45,7 +45,7 @@ class Peers:
 
     def hear(self, *updates: Update, at: float | None = None) -> None:
         """Updates reaching the core in a gossip message from a member outside the view."""
-        self.core.receive(Gossip("10.9.9.9:1", list(updates)), self.now if at is None else at)
+        self.core.receive(Gossip("127.0.0.99:1", list(updates)), self.now if at is None else at)
         self.deliver()
 
     def deliver(self) -> None:

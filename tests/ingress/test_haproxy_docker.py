@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from orion.ingress.haproxy_config import render_config
 from orion.ingress.routing import Endpoint, Mode, RoutingTable, plan_changes
 from orion.ingress.supervisor import HAProxySupervisor, find_haproxy
+from orion.testing.localcluster import wait_for
 from orion.testing.traffic import TrafficLoop
 
 pytestmark = pytest.mark.docker
@@ -32,14 +32,6 @@ def free_port(address: str) -> int:
     with socket.socket() as sock:
         sock.bind((address, 0))
         return sock.getsockname()[1]
-
-
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout:g}s")
-        time.sleep(0.05)
 
 
 def answers(address: str, port: int) -> str | None:
@@ -81,7 +73,7 @@ def web(engine: docker.DockerClient, body: str) -> Endpoint:
     )
     container.reload()
     port = int(container.ports["80/tcp"][0]["HostPort"])
-    wait_for(lambda: answers(BACKEND_IP, port) == body, 20, f"container {body} serving")
+    wait_for(lambda: answers(BACKEND_IP, port) == body, 20, what=f"container {body} serving")
     return Endpoint(BACKEND_IP, port)
 
 
@@ -109,7 +101,7 @@ def test_drain_then_stop_and_a_reload_fail_no_request(
         f"set server port_{published}/s2 state ready",
     ]
     with TrafficLoop([(INGRESS_IP, published)], pause=0.005) as traffic:
-        wait_for(lambda: traffic.seen["v1"] >= 5 and traffic.seen["v2"] >= 5, 30, "both served")
+        wait_for(lambda: traffic.seen["v1"] >= 5 and traffic.seen["v2"] >= 5, 30, what="both served")
 
         # Drain v1: no new connection reaches it, so its container can stop.
         apply(supervisor, {published: (Endpoint(v1.address, v1.port, Mode.DRAIN), v2)})
@@ -144,8 +136,8 @@ def test_haproxy_that_dies_is_detected_and_a_restart_serves_again(
     pid = supervisor.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not supervisor.running(), 10, "HAProxy's exit seen")
+    wait_for(lambda: not supervisor.running(), 10, what="HAProxy's exit seen")
     assert supervisor.exit_status() == -signal.SIGKILL
     # The worker of a killed master leaves too, so the port is free for the new one.
     supervisor.start(config)
-    wait_for(lambda: answers(INGRESS_IP, published) == "v1", 10, "the restarted HAProxy serving")
+    wait_for(lambda: answers(INGRESS_IP, published) == "v1", 10, what="the restarted HAProxy serving")

@@ -68,17 +68,17 @@ def test_update_address_changes_only_the_address() -> None:
     h = CoreHarness(IDS, RaftConfig(), membership=membership)
     leader = h.elect("n1")
     before = leader.membership
-    index = leader.update_address("n2", "10.0.0.2:7100")
+    index = leader.update_address("n2", "127.0.0.2:7100")
     entry = leader.entries(index, index)[0]
     assert entry.kind == EntryKind.CONFIG
     h.pump()
     assert _committed_everywhere(h, index)
     for node_id in IDS:
         m = h.core(node_id).membership
-        assert m.voters == {**before.voters, "n2": "10.0.0.2:7100"}
+        assert m.voters == {**before.voters, "n2": "127.0.0.2:7100"}
         assert (m.non_voters, m.cluster_id, m.incarnations) == ({}, "c1", {"n2": "i2"})
     with pytest.raises(ValueError, match="already has address"):
-        leader.update_address("n2", "10.0.0.2:7100")
+        leader.update_address("n2", "127.0.0.2:7100")
     with pytest.raises(ValueError, match="not a member"):
         leader.update_address("n9", "x:1")
     with pytest.raises(ValueError, match="empty address"):

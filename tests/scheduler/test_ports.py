@@ -32,7 +32,7 @@ def node(
         cpu_total=4.0,
         host_ip=host_ip,
         port_space=space,
-        address="10.0.0.1",
+        address="127.0.0.1",
     )
     return NodeView(id=node_id, status=status, meta=meta, ports=ports)
 
