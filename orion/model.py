@@ -166,6 +166,7 @@ class Task(msgspec.Struct, kw_only=True):
     stop_grace: float | None = None
     # Cluster volumes mounted in the container; a local volume pins the task to its node.
     volumes: list[VolumeMount] = []
+    overlay_ip: str = ""  # its container's address on the overlay network ("" none: orion/network)
 
 
 class NodeMeta(msgspec.Struct, kw_only=True, frozen=True):
@@ -191,6 +192,10 @@ class NodeMeta(msgspec.Struct, kw_only=True, frozen=True):
     # received the configuration) and the incarnation of this node's data dir ("" = not known).
     cluster_id: str = ""
     raft_incarnation: str = ""
+    # The overlay (orion/network): the VXLAN device's MAC and the underlay address peers send
+    # VXLAN packets to; "" when this node runs no overlay.
+    vtep_mac: str = ""
+    underlay_ip: str = ""
 
     @property
     def raft_address(self) -> str:

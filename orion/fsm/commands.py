@@ -276,6 +276,27 @@ class PurgeVolume(_Command, tag="purge_volume"):
     uid: str
 
 
+# -- overlay network (orion/network/, orion/fsm/network.py) ------------------------------------
+
+
+class AllocateSubnet(_Command, tag="allocate_subnet"):
+    """Give ``node_id`` the lowest free /24 of ``cluster_cidr`` (the leader proposes it for a
+    member without one). A node that already has a subnet in that CIDR keeps it; refused when
+    the CIDR has none left. Removing the node (RemoveNode) releases its subnet."""
+
+    node_id: str
+    cluster_cidr: str
+
+
+class ReportOverlayAddress(_Command, tag="overlay_address"):
+    """The node running a task saw its container at ``overlay_ip`` on the overlay network
+    ("" clears it). Ignored unless the task is active on ``node_id``."""
+
+    task_id: str
+    node_id: str
+    overlay_ip: str
+
+
 Command = (
     SubmitTask
     | StopTask
@@ -306,6 +327,8 @@ Command = (
     | RemoveVolume
     | ReportVolume
     | PurgeVolume
+    | AllocateSubnet
+    | ReportOverlayAddress
 )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 
 from orion.fsm.commands import (
+    AllocateSubnet,
     AssignTasks,
     CollectGarbage,
     Command,
@@ -44,6 +45,7 @@ from orion.fsm.commands import (
     RemoveTask,
     RemoveVolume,
     ReportHealth,
+    ReportOverlayAddress,
     ReportTaskState,
     ReportVolume,
     RescheduleNodeTasks,
@@ -61,6 +63,7 @@ from orion.fsm.commands import (
     decode_command,
 )
 from orion.fsm.events import Event, EventRecorder, command_subjects
+from orion.fsm.network import allocate_subnet, overlay_ip_after_move, report_overlay_address
 from orion.fsm.port_index import (
     IndexedBook,
     PortIndex,
@@ -155,6 +158,8 @@ class ClusterState:
             RemoveVolume: self._volumes.remove,
             ReportVolume: self._volumes.report,
             PurgeVolume: self._volumes.purge,
+            AllocateSubnet: lambda cmd: allocate_subnet(self._nodes, cmd),
+            ReportOverlayAddress: lambda cmd: report_overlay_address(self._tasks, cmd, self.put_task),
         }
 
     # -- applying ----------------------------------------------------------------------------
@@ -430,8 +435,10 @@ class ClusterState:
         if old is not None and old.meta.version > meta.version:
             meta = old.meta  # gossip may deliver an older meta after a newer one
         record = NodeRecord(id=meta.id, status=cmd.status, meta=meta, updated_at=cmd.at)
-        if old is not None:  # an operator's eligibility and drain outlive gossip's updates
-            record = msgspec.structs.replace(record, eligible=old.eligible, drain=old.drain)
+        if old is not None:  # an operator's eligibility and drain, and its subnet, outlive gossip's updates
+            record = msgspec.structs.replace(
+                record, eligible=old.eligible, drain=old.drain, subnet=old.subnet
+            )
         self._nodes[meta.id] = record
         return record
 
@@ -597,6 +604,8 @@ class ClusterState:
                 and "health" not in changes
             ):
                 changes["health"] = Health.STARTING.value
+        if "node_id" in changes and task.overlay_ip:
+            changes["overlay_ip"] = overlay_ip_after_move(task, changes["node_id"])
         new = msgspec.structs.replace(task, updated_at=at, **changes)
         event = TaskEvent(at=at, state=new.state, node_id=new.node_id, reason=new.reason)
         history = task.history[-(MAX_HISTORY - 1) :]

@@ -33,6 +33,7 @@ class NodeRecord(msgspec.Struct, frozen=True):
     updated_at: float = 0.0
     eligible: bool = True  # False: no new placements (``orion node eligibility --disable``, a drain)
     drain: NodeDrain | None = None
+    subnet: str = ""  # its /24 of the cluster CIDR for the overlay (orion/network/ipam.py); "" none
 
     @property
     def schedulable(self) -> bool:
@@ -76,6 +77,7 @@ TASK_COLUMNS: list[tuple[str, str, bool]] = [
     ("drain_at", "DOUBLE", False),
     ("stop_grace", "DOUBLE", False),
     ("volumes", "VARCHAR", True),
+    ("overlay_ip", "VARCHAR", False),
 ]
 
 # The spec and update status stay whole JSON documents: ``select name, version,
@@ -125,7 +127,7 @@ NODE_COLUMNS: list[tuple[str, str, bool]] = [
 ]
 _META_FIELDS = [c for c, _, _ in NODE_COLUMNS[3:]]
 # The record's own fields after the meta's (older snapshots lack them: eligible, no drain).
-NODE_COLUMNS += [("eligible", "BOOLEAN", False), ("drain", "VARCHAR", True)]
+NODE_COLUMNS += [("eligible", "BOOLEAN", False), ("drain", "VARCHAR", True), ("subnet", "VARCHAR", False)]
 
 
 def _scalar(value: Any, duck_type: str) -> RowValue:
@@ -176,6 +178,7 @@ def node_row(node: NodeRecord) -> list[RowValue]:
         updated_at=node.updated_at,
         eligible=node.eligible,
         drain=msgspec.to_builtins(node.drain),
+        subnet=node.subnet,
     )
     return _row(values, NODE_COLUMNS)
 
@@ -217,6 +220,7 @@ def nodes_from_table(table: Table) -> list[NodeRecord]:
                 updated_at=record["updated_at"],
                 eligible=bool(record.get("eligible", True)),
                 drain=msgspec.convert(drain, NodeDrain) if drain is not None else None,
+                subnet=str(record.get("subnet") or ""),
             )
         )
     return nodes

@@ -1,0 +1,109 @@
+"""The overlay's commands in the cluster state: subnets through Raft, task overlay addresses."""
+
+from __future__ import annotations
+
+from orion.fsm import commands as c
+from orion.fsm.state import ClusterState
+from orion.fsm.tables import NODE_COLUMNS, NodeRecord, nodes_from_table
+from orion.model import NodeMeta, Task
+from orion.raft.tabular import decode_tabular_snapshot
+from orion.raft.types import Table
+
+CIDR = "10.42.0.0/16"
+
+
+class Driver:
+    def __init__(self) -> None:
+        self.fsm = ClusterState()
+        self.index = 0
+
+    def __call__(self, command: c.Command) -> object:
+        self.index += 1
+        return self.fsm.apply(self.index, c.encode_command(command))
+
+
+def joined(*node_ids: str) -> Driver:
+    apply = Driver()
+    for node_id in node_ids:
+        apply(c.UpsertNode(meta=NodeMeta(id=node_id, memory_total=1 << 30, cpu_total=2.0), at=1.0))
+    return apply
+
+
+def subnets(fsm: ClusterState) -> dict[str, str]:
+    return {node.id: node.subnet for node in fsm.nodes()}
+
+
+def test_each_node_gets_its_own_subnet_and_keeps_it() -> None:
+    apply = joined("n1", "n2", "n3")
+    for node_id in ("n1", "n2", "n3", "n2"):  # n2 twice: a leader repeating its proposal
+        result = apply(c.AllocateSubnet(node_id=node_id, cluster_cidr=CIDR, at=2.0))
+        assert isinstance(result, NodeRecord)
+    assert subnets(apply.fsm) == {"n1": "10.42.0.0/24", "n2": "10.42.1.0/24", "n3": "10.42.2.0/24"}
+    # Gossip's updates of the node do not take the subnet away.
+    apply(c.UpsertNode(meta=NodeMeta(id="n2", version=5), at=3.0))
+    assert apply.fsm.node("n2").subnet == "10.42.1.0/24"
+
+
+def test_removing_a_node_releases_its_subnet_for_the_next_one() -> None:
+    apply = joined("n1", "n2")
+    apply(c.AllocateSubnet(node_id="n1", cluster_cidr=CIDR, at=2.0))
+    apply(c.AllocateSubnet(node_id="n2", cluster_cidr=CIDR, at=2.0))
+    apply(c.RemoveNode(node_id="n1", at=3.0))
+    apply(c.UpsertNode(meta=NodeMeta(id="n4"), at=4.0))
+    apply(c.AllocateSubnet(node_id="n4", cluster_cidr=CIDR, at=5.0))
+    assert subnets(apply.fsm) == {"n2": "10.42.1.0/24", "n4": "10.42.0.0/24"}
+
+
+def test_exhaustion_and_unknown_nodes_are_refused_with_a_reason() -> None:
+    apply = joined("n1", "n2", "n3")
+    small = "10.42.0.0/23"
+    apply(c.AllocateSubnet(node_id="n1", cluster_cidr=small, at=2.0))
+    apply(c.AllocateSubnet(node_id="n2", cluster_cidr=small, at=2.0))
+    full = apply(c.AllocateSubnet(node_id="n3", cluster_cidr=small, at=2.0))
+    assert isinstance(full, c.CommandError)
+    assert full.code == c.Refusal.CONFLICT
+    assert "no free /24 left in 10.42.0.0/23" in full.message
+    assert apply.fsm.node("n3").subnet == ""
+    missing = apply(c.AllocateSubnet(node_id="n9", cluster_cidr=CIDR, at=2.0))
+    assert isinstance(missing, c.CommandError) and missing.code == c.Refusal.NOT_FOUND
+    bad = apply(c.AllocateSubnet(node_id="n3", cluster_cidr="1.2.3.0/24", at=2.0))
+    assert isinstance(bad, c.CommandError) and bad.code == c.Refusal.INVALID
+    assert "private" in bad.message
+
+
+def test_subnets_survive_a_snapshot_and_older_snapshots_restore_none() -> None:
+    apply = joined("n1", "n2")
+    apply(c.AllocateSubnet(node_id="n2", cluster_cidr=CIDR, at=2.0))
+    restored = ClusterState()
+    restored.restore(apply.fsm.snapshot())
+    assert subnets(restored) == {"n1": "", "n2": "10.42.0.0/24"}
+    assert restored.snapshot() == apply.fsm.snapshot()
+    # The replica restored from the snapshot goes on allocating as the others do.
+    restored.apply(apply.index + 1, c.encode_command(c.AllocateSubnet(node_id="n1", cluster_cidr=CIDR, at=3)))
+    assert restored.node("n1").subnet == "10.42.1.0/24"
+
+    nodes = decode_tabular_snapshot(apply.fsm.snapshot()).tables["nodes"]
+    cut = len(NODE_COLUMNS) - 1  # a snapshot written before subnets existed
+    old = Table(columns=nodes.columns[:cut], types=nodes.types[:cut], rows=[row[:cut] for row in nodes.rows])
+    assert [n.subnet for n in nodes_from_table(old)] == ["", ""]
+
+
+def test_overlay_address_is_kept_for_the_node_running_the_task_and_goes_when_it_moves() -> None:
+    apply = joined("n1", "n2")
+    apply(c.SubmitTask(task=Task(id="t1", name="t1", image="x"), at=2.0))
+    apply(c.AssignTasks(assignments=[("t1", "n1")], at=3.0))
+    stale = apply(c.ReportOverlayAddress(task_id="t1", node_id="n2", overlay_ip="10.42.1.2", at=4.0))
+    assert isinstance(stale, c.CommandError)
+    bad = apply(c.ReportOverlayAddress(task_id="t1", node_id="n1", overlay_ip="10.42.0.999", at=4.0))
+    assert isinstance(bad, c.CommandError) and "overlay_ip" in bad.message
+    history = len(apply.fsm.task("t1").history)
+    apply(c.ReportOverlayAddress(task_id="t1", node_id="n1", overlay_ip="10.42.0.2", at=4.0))
+    task = apply.fsm.task("t1")
+    assert task.overlay_ip == "10.42.0.2"
+    assert len(task.history) == history  # bookkeeping, not an event of the task
+    restored = ClusterState()
+    restored.restore(apply.fsm.snapshot())
+    assert restored.task("t1").overlay_ip == "10.42.0.2"
+    # n1 dies: the task goes back to Pending and its old address with it.
+    apply(c.RescheduleNodeTasks(node_id="n1", reason="node n1 is dead", at=5.0))
+    assert apply.fsm.task("t1").overlay_ip == ""
