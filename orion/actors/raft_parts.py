@@ -1,0 +1,140 @@
+"""The parts of one node's Raft actor, built once when it starts, and how they are wired.
+
+The actor routes messages to these parts; each part is a plain object with no thread of its
+own, so they all run on the actor's thread. Built here rather than in the actor so the wiring
+(who calls whom, through which callback) reads in one place.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orion.actors.raft_listeners import RaftListeners
+from orion.actors.state_view import StateView, run_query
+from orion.actors.submit_placer import SubmitPlacer
+from orion.cluster.bootstrap import BootstrapGrace
+from orion.cluster.leadership import Leadership
+from orion.cluster.membership_driver import MembershipDriver
+from orion.cluster.mirror import MemberMirror
+from orion.cluster.node_records import NodeRecordSync
+from orion.cluster.request_path import RequestPath
+from orion.cluster.shutdown_handover import ShutdownHandover
+from orion.cluster.status import StatusViews
+from orion.config import NodeConfig
+from orion.fsm.state import ClusterState
+from orion.raft.core import RaftConfig, RaftCore
+from orion.raft.shell import RaftShell, ShellHost
+from orion.raft.types import LogStore, StoredState
+from orion.transport.peer import Channel, PeerTransport
+
+
+@dataclass(frozen=True, slots=True)
+class RaftParts:
+    fsm: ClusterState
+    mirror: MemberMirror  # the members as gossip sees them
+    leadership: Leadership  # leader or not, and since when the leader was last heard
+    core: RaftCore
+    shell: RaftShell  # the Ready loop around the core; the actor is its host
+    requests: RequestPath  # writes and reads, forwarded to the leader on a follower
+    members: MembershipDriver  # the leader's configuration changes, driven by gossip
+    node_records: NodeRecordSync  # the leader's node records in the FSM, driven by gossip
+    bootstrap: BootstrapGrace
+    shutdown: ShutdownHandover
+    listeners: RaftListeners
+
+
+def build_raft_parts(
+    config: NodeConfig,
+    store: LogStore,
+    stored: StoredState,
+    host: ShellHost,
+    peers: PeerTransport,
+    *,
+    incarnation: str,
+    now: Callable[[], float],
+) -> RaftParts:
+    """Build the parts around the state ``stored`` was loaded with; ``now`` is the actor's clock
+    (the time of its last tick)."""
+    fsm = ClusterState()
+    if stored.snapshot is not None:
+        fsm.restore(stored.snapshot.data)
+    mirror = MemberMirror()
+    leadership = Leadership(now())
+    raft_config = RaftConfig(
+        election_ticks=config.election_ticks,
+        heartbeat_ticks=config.heartbeat_ticks,
+        snapshot_threshold=config.snapshot_threshold,
+        trailing_entries=config.trailing_entries,
+        max_size_per_msg=config.max_size_per_msg,
+        max_inflight_bytes=config.max_inflight_bytes,
+    )
+    core = RaftCore(config.node_id, stored, raft_config, random.Random())
+    shell = RaftShell(
+        core,
+        store,
+        host,
+        incarnation=incarnation,
+        snapshot_threshold=config.snapshot_threshold,
+        chunk_bytes=config.snapshot_chunk,
+        saved_hard_state=stored.hard_state,
+    )
+    view = StateView(StatusViews(config.node_id, core, fsm, mirror, leadership, now))
+    placer = SubmitPlacer(
+        fsm,
+        strategy=config.strategy,
+        dynamic_ports=config.dynamic_ports,
+        next_index=lambda: core.last_index + 1,
+        term=lambda: core.term,
+    )
+    requests = RequestPath(
+        core,
+        leadership,
+        node_id=config.node_id,
+        origin=config.raft_address,
+        request_timeout=config.request_timeout,
+        election_ticks=config.election_ticks,
+        send=lambda address, payload: peers.send(address, Channel.FORWARD, payload),
+        run=lambda query: run_query(query, view),
+        prepare=placer.prepare,
+    )
+    members = MembershipDriver(
+        core,
+        mirror,
+        leadership,
+        node_id=config.node_id,
+        max_voters=config.max_voters,
+        remove_after=config.remove_dead_after,
+    )
+    node_records = NodeRecordSync(
+        fsm,
+        mirror,
+        leadership,
+        lambda data, deadline: requests.propose_here(data, None, deadline),
+        reschedule_after=config.reschedule_after,
+    )
+    bootstrap = BootstrapGrace(
+        core,
+        lambda: {**mirror.clusters_seen(config.node_id), **shell.heard_clusters},
+        node_id=config.node_id,
+        raft_address=config.raft_address,
+        incarnation=incarnation,
+    )
+    # Only a node that has never been part of a cluster may found one.
+    fresh = stored.snapshot is None and not stored.entries and stored.hard_state.term == 0
+    if config.bootstrap and fresh:
+        bootstrap.start(now(), config.bootstrap_grace)
+    return RaftParts(
+        fsm=fsm,
+        mirror=mirror,
+        leadership=leadership,
+        core=core,
+        shell=shell,
+        requests=requests,
+        members=members,
+        node_records=node_records,
+        bootstrap=bootstrap,
+        shutdown=ShutdownHandover(core),
+        listeners=RaftListeners(fsm, incarnation),
+    )
