@@ -25,9 +25,9 @@ from typing import Any
 import docker
 import docker.errors
 from docker.models.containers import Container
-from docker.utils import parse_repository_tag
 
 from orion.model import Task
+from orion.worker.image_pull import PullOutcome, pull_image
 from orion.worker.reasons import port_in_use, pull_failure, start_failure
 from orion.worker.types import (
     LABEL_CLUSTER,
@@ -162,7 +162,8 @@ class DockerWorker:
 
     def ensure_image(self, image: str) -> None:
         """Pull ``image`` only if the engine lacks it; WorkerError with the registry's message
-        on failure, or when the pull takes longer than ``pull_timeout``."""
+        on failure, or when the pull takes longer than ``pull_timeout`` (the engine's pull is
+        then cancelled, orion/worker/image_pull.py, so a retry does not run beside it)."""
         try:
             self.client.images.get(image)
             return
@@ -170,30 +171,9 @@ class DockerWorker:
             pass
         except docker.errors.APIError as exc:
             raise WorkerError(f"cannot inspect image {image}: {exc.explanation}") from exc
-        repository, tag = parse_repository_tag(image)
-        outcome: dict[str, BaseException] = {}
-
-        def pull() -> None:
-            try:
-                for event in self.client.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
-                    if "error" in event:
-                        raise WorkerError(pull_failure(image, event["error"]))
-            except WorkerError as exc:
-                outcome["error"] = exc
-            except docker.errors.APIError as exc:
-                outcome["error"] = WorkerError(pull_failure(image, str(exc.explanation or exc)))
-            except Exception as exc:  # the connection itself: timeouts, resets
-                outcome["error"] = WorkerError(pull_failure(image, str(exc)))
-
-        # The pull runs on a thread so that the caller's wait is bounded even when the
-        # registry trickles bytes and never trips the socket timeout.
-        puller = threading.Thread(target=pull, name=f"pull {image}", daemon=True)
-        puller.start()
-        puller.join(self.pull_timeout)
-        if puller.is_alive():
-            raise WorkerError(f"cannot pull image {image}: no result within {self.pull_timeout:g} s")
-        if "error" in outcome:
-            raise outcome["error"]
+        result = pull_image(self.client.api, image, self.pull_timeout)
+        if result.outcome is not PullOutcome.PULLED:
+            raise WorkerError(pull_failure(image, result.message))
 
     # -- host ---------------------------------------------------------------------------
 
