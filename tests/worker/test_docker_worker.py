@@ -307,8 +307,9 @@ def test_a_created_but_never_started_container_is_started_on_adoption(
 
 @pytest.mark.timeout(90)
 def test_a_failed_pull_fails_with_the_registry_message(worker: DockerWorker) -> None:
-    # The only test that pulls: the image does not exist and no registry is reachable.
-    missing = "orion-test/no-such-image:0"
+    # The image names a registry on loopback where nothing listens: dockerd is refused at once and
+    # never looks up a public registry (traffic leaves 127.0.0.0/8 only into test-made namespaces).
+    missing = "127.0.0.1:1/orion-test/no-such-image:0"
     with pytest.raises(WorkerError) as caught:
         worker.ensure_image(missing)
     message = str(caught.value)
