@@ -392,6 +392,8 @@ def format_task(t: Task) -> str:
     ]
     if t.port_bindings:
         lines.append("Ports:      " + ", ".join(format_ports(t)))
+    if t.overlay_ip:  # the task's flat address on the overlay network (orion/network)
+        lines.append(f"Overlay IP: {t.overlay_ip}")
     if t.node_selectors:
         lines.append("Selectors:  " + ", ".join(f"{k}={v}" for k, v in t.node_selectors.items()))
     if t.command:

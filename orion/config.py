@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from orion.network.settings import NetworkSection, check_network
 from orion.scheduler.ports import parse_port_range
 from orion.units import parse_duration, parse_size
 
@@ -200,6 +201,7 @@ class RawConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ingress: IngressSection = msgspec.field(default_factory=IngressSection)
     policy: PolicySection = msgspec.field(default_factory=PolicySection)
     volumes: VolumesSection = msgspec.field(default_factory=VolumesSection)
+    network: NetworkSection = msgspec.field(default_factory=NetworkSection)
 
 
 class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -281,6 +283,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     policy_default_cpu: float = 0.0
     policy_registries: tuple[str, ...] = ()
     policy_host_ports: tuple[int, int] = (1024, 65535)
+    network: NetworkSection = NetworkSection()  # [network]: the overlay (orion/network)
 
     @property
     def raft_address(self) -> str:
@@ -430,7 +433,15 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         bootstrap_grace=duration(raw.node.bootstrap_grace, "node.bootstrap_grace"),
         trailing_entries=raw.raft.trailing_entries,
         **raft_sizes,
+        network=_network(raw.network),
     )
+
+
+def _network(section: NetworkSection) -> NetworkSection:
+    try:
+        return check_network(section)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _hardening(

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pykka
 from loguru import logger
 
@@ -32,6 +33,8 @@ from orion.actors.ingress_actor import IngressActor, IngressSettings
 from orion.actors.logs_actor import LogsActor
 from orion.actors.messages import ContainerExited, Outcome, Read, Shutdown
 from orion.actors.metrics_sources import gossip_source, raft_source
+from orion.actors.network_actor import TICK_S as NETWORK_TICK_S
+from orion.actors.network_actor import NetworkActor, overlay_host
 from orion.actors.raft_actor import RaftActor
 from orion.actors.reconciler_actor import ReconcilerActor
 from orion.actors.scheduler_actor import SchedulerActor
@@ -216,12 +219,14 @@ class Node:
         volume_actor = VolumeActor.start(raft, volumes, config.request_timeout, self._on_fatal)
         self._refs.append(volume_actor)
         self.ticker.add(volume_actor, VOLUME_TICK_S)
+        overlay = overlay_host(config) if config.network.overlay else None
         docker = DockerWorker(
             config.node_id,
             host_ip=config.host_ip,
             stop_timeout=config.stop_timeout,
             pull_timeout=config.pull_timeout,
             volumes=volumes.mounts,
+            network=config.network.docker_network if overlay is not None else "",
         )
         reconciler_box: list[pykka.ActorRef] = []
 
@@ -304,6 +309,9 @@ class Node:
         if not port_space:
             logger.warning("docker engine not answering: host ports are keyed by the advertise address")
         meta = detect_meta(config, port_space, incarnation)
+        if overlay is not None:  # the VTEP rides in the first gossip meta (orion/network)
+            vtep = overlay.start()
+            meta = msgspec.structs.replace(meta, vtep_mac=vtep.mac, underlay_ip=vtep.underlay_ip)
         gossip = GossipActor.start(
             config,
             meta,
@@ -317,6 +325,13 @@ class Node:
         self._refs.append(gossip)
         gossip_router.handlers.append(gossip.proxy().frame_handler().get())
         self.gossip = gossip
+        if overlay is not None:  # routes, neighbours and FDB entries to every peer's subnet
+            network = NetworkActor.start(
+                config.node_id, overlay, raft, gossip, config.request_timeout, self._on_fatal
+            )
+            self._refs.append(network)
+            raft.proxy().add_listener(network).get()
+            self.ticker.add(network, NETWORK_TICK_S)
         metrics.add_source(gossip_source(gossip))
 
         block_peers = None

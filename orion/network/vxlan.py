@@ -25,8 +25,9 @@ _RTPROT_STATIC = 4
 _ZERO_MAC = "00:00:00:00:00:00"
 
 
-class OverlayError(RuntimeError):
-    """The overlay cannot be set up here; the message says what is missing."""
+class OverlayError(OSError):
+    """The overlay cannot be set up here; the message says what is missing (an OSError: the
+    node then refuses to start with that one line)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from orion.model import Task
+from orion.network.docker_net import NetworkNotReady, await_network
 from orion.worker.image_pull import PullOutcome, pull_image
 from orion.worker.reasons import port_in_use, pull_failure, start_failure
 from orion.worker.types import (
@@ -126,9 +127,11 @@ class DockerWorker:
         client: docker.DockerClient | None = None,
         cluster_id: str = "",
         volumes: Callable[[Task], list[Any]] | None = None,
+        network: str = "",
     ) -> None:
         """``cluster_id``: the cluster this node belongs to; "" until ``set_cluster_id``.
-        ``volumes``: a task's cluster volumes as Docker mounts (orion/worker/node_volumes.py)."""
+        ``volumes``: a task's cluster volumes as Docker mounts (orion/worker/node_volumes.py).
+        ``network``: the overlay's Docker network tasks run on (orion/network); "" = Docker's default."""
         self.node_id = node_id
         self.host_ip = host_ip
         self.stop_timeout = stop_timeout
@@ -136,6 +139,7 @@ class DockerWorker:
         self.client = client or docker.from_env()
         self.cluster_id = cluster_id
         self.volumes = volumes
+        self.network = network
 
     def set_cluster_id(self, cluster_id: str) -> None:
         """Called by the node once its Raft configuration names the cluster (a plain attribute
@@ -237,6 +241,11 @@ class DockerWorker:
             if self.volumes is None:
                 raise WorkerError(f"task {task.id} mounts volumes and this node has no volume support")
             options["mounts"] = self.volumes(task)
+        if self.network:  # the overlay: on this node's subnet, once the network is made
+            try:
+                options["network"] = await_network(self.client, self.network, self.pull_timeout)
+            except NetworkNotReady as exc:
+                raise WorkerError(str(exc)) from exc
         try:
             container = self.client.containers.create(task.image, **options)
         except docker.errors.APIError as exc:
