@@ -178,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--join", action="append", default=None, metavar="HOST:PORT", help="gossip address to join"
     )
 
+    hollow = commands.add_parser(
+        "hollow", help="run N hollow nodes (real gossip and Raft, fake containers) for scale runs"
+    )
+    hollow.add_argument("--config", required=True, help="node TOML they share (key, join, timing)")
+    hollow.add_argument("--count", type=int, required=True, help="how many hollow nodes")
+    hollow.add_argument("--first", type=int, default=1, help="number of the first node (default 1)")
+    hollow.add_argument("--address", default="127.1.0.1", help="address of node 1 (127.1.0.1)")
+    hollow.add_argument("--port", type=int, default=7600, help="each node's Raft and gossip port")
+    hollow.add_argument("--prefix", default="hollow", help="node ids are PREFIX1, PREFIX2, ...")
+    hollow.add_argument("--stats", help="write the pool's figures here (JSON) every second")
     keygen = commands.add_parser("keygen", help="create a cluster key pair and a client token")
     keygen.add_argument("--dir", default="secrets", help="where to write them (default: ./secrets)")
     keygen.add_argument(
@@ -625,6 +635,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         reload_tokens_on_sighup()
         return run_node(args.config, args.bootstrap, args.join)
+    if args.command == "hollow":
+        from orion.hollow.pool import run_hollow  # scale runs only: import only here
+
+        return run_hollow(
+            args.config,
+            args.count,
+            first=args.first,
+            base_address=args.address,
+            port=args.port,
+            prefix=args.prefix,
+            stats_path=args.stats,
+        )
     if args.command == "keygen":
         if args.client_bundle:
             return run_client_bundle(args.dir, args.client_bundle, args.bundle_endpoints)

@@ -1,0 +1,340 @@
+"""One hollow node: the agent side of an Orion node, minus Docker, driven by its pool.
+
+It is what a real worker node is to the cluster, built from the same parts:
+
+- the SWIM/Lifeguard core (``orion.gossip.core.SwimCore``) with the node's meta, so it joins
+  through gossip and the leader adds it to the Raft configuration as it adds any node;
+- a Raft core behind the production Ready loop (``orion.raft.shell.RaftShell``) with an
+  in-memory store and its own FSM copy (``ClusterState``): today every node is a non-voter that
+  replicates the whole log, and a hollow node pays that cost as a real one does;
+- the request path (``orion.cluster.request_path.RequestPath``), so task state reports are
+  forwarded to the leader and committed exactly like a real node's;
+- the reconcile planner (``orion.worker.reconcile_plan.ReconcilePlanner``) acting on a fake
+  runtime (``fake_runtime.FakeRuntime``) that starts containers at once.
+
+No threads or sockets here: the pool hands in frames and time, and sends what comes out.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+import msgspec
+from loguru import logger
+
+from orion.actors.state_view import StateView, run_query
+from orion.cluster.forwarding import decode_forward
+from orion.cluster.leadership import Leadership
+from orion.cluster.mirror import MemberMirror
+from orion.cluster.outcome import Outcome
+from orion.cluster.request_path import RequestPath
+from orion.cluster.status import StatusViews
+from orion.config import NodeConfig
+from orion.fsm import commands as fsm_commands
+from orion.fsm.snapshot import encode_snapshot
+from orion.fsm.state import ClusterState
+from orion.gossip.config import GossipConfig
+from orion.gossip.core import SwimCore
+from orion.gossip.messages import decode_message, encode_message
+from orion.hollow.fake_runtime import FakeRuntime
+from orion.model import NodeMeta
+from orion.raft.core import RaftConfig, RaftCore
+from orion.raft.memory_store import MemoryStore
+from orion.raft.shell import RaftShell
+from orion.raft.types import Entry, EntryKind, Snapshot, SnapshotMeta
+from orion.transport.frames import Channel
+from orion.worker import reconcile_plan as plan
+from orion.worker.reconcile_plan import ReconcilePlanner, Wanted
+from orion.worker.restart_policy import RestartPolicy
+
+Send = Callable[[str, Channel, bytes], None]
+# A round runs at most this often when the FSM keeps changing (the real reconciler's rounds
+# coalesce the same way: one in flight, the next one when it ends).
+MIN_ROUND_GAP_S = 0.2
+
+
+class HollowStats:
+    """Counters of one pool, summed over its nodes."""
+
+    def __init__(self) -> None:
+        self.reports_sent = 0
+        self.reports_ok = 0
+        self.reports_failed = 0
+        self.dead_events: dict[str, int] = {}  # member id -> times a hollow node heard it declared dead
+        self.snapshots_taken = 0
+        self.snapshots_installed = 0
+        self.gossip_s = 0.0  # thread time in the gossip core and its encoding
+        self.raft_s = 0.0  # thread time in the Raft core, its Ready loop and the FSM
+        self.reconcile_s = 0.0  # thread time in reconcile rounds (planner, fake runtime, proposing)
+
+
+class HollowNode:
+    def __init__(
+        self,
+        config: NodeConfig,
+        meta: NodeMeta,
+        gossip: GossipConfig,
+        send: Send,
+        stats: HollowStats,
+        now: float,
+        seed: int,
+    ) -> None:
+        self.id = meta.id
+        self.config = config
+        self.meta = meta
+        self.stats = stats
+        self._send = send
+        self._now = now
+        incarnation = meta.raft_incarnation
+        self.swim = SwimCore(meta, gossip, random.Random(seed), now)
+        self.store = MemoryStore()
+        self.store.save_identity(incarnation)
+        stored = self.store.load()
+        raft_config = RaftConfig(
+            election_ticks=config.election_ticks,
+            heartbeat_ticks=config.heartbeat_ticks,
+            snapshot_threshold=config.snapshot_threshold,
+            trailing_entries=config.trailing_entries,
+            max_size_per_msg=config.max_size_per_msg,
+            max_inflight_bytes=config.max_inflight_bytes,
+        )
+        self.core = core = RaftCore(meta.id, stored, raft_config, random.Random(seed + 1))
+        self.fsm = ClusterState()
+        self.shell = RaftShell(
+            core,
+            self.store,
+            self,
+            incarnation=incarnation,
+            snapshot_threshold=config.snapshot_threshold,
+            chunk_bytes=config.snapshot_chunk,
+            saved_hard_state=stored.hard_state,
+        )
+        self.leadership = Leadership(now)
+        views = StatusViews(meta.id, core, self.fsm, MemberMirror(), self.leadership, lambda: self._now)
+        view = StateView(views)
+        self.requests = RequestPath(
+            core,
+            self.leadership,
+            node_id=meta.id,
+            origin=meta.raft_address,
+            request_timeout=config.request_timeout,
+            election_ticks=config.election_ticks,
+            send=lambda address, payload: self._send(address, Channel.FORWARD, payload),
+            run=lambda query: run_query(query, view),
+        )
+        self.runtime = FakeRuntime(meta.id, meta.port_space)
+        policy = RestartPolicy(
+            condition=config.restart_condition,
+            max_attempts=config.restart_attempts,
+            interval=config.restart_interval,
+            base=config.restart_backoff,
+            cap=config.restart_backoff_max,
+            mode=config.restart_mode,
+        )
+        self.planner = ReconcilePlanner(meta.id, policy)
+        self.cluster_id = ""
+        self.next_raft_tick = now
+        # Spread the periodic rounds, as independent processes would be.
+        self.next_round = now + random.Random(seed + 2).uniform(0, config.reconcile_interval)
+        self._dirty = False
+        self._last_round = 0.0
+        # Raft addresses as gossip reports them: the configuration names the leader only once
+        # this node has it, and the first answers to the leader go before that.
+        self._raft_addresses: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ inputs
+    def join(self, seeds: list[str], now: float) -> None:
+        self.swim.join([s for s in seeds if s != self.meta.gossip_address], now)
+        self._flush(now)
+
+    def on_frame(self, channel: Channel, payload: bytes, now: float) -> None:
+        self._now = now
+        began = perf_counter()
+        try:
+            if channel == Channel.GOSSIP:
+                self.swim.receive(decode_message(payload), now)
+                self.stats.gossip_s += perf_counter() - began
+            elif channel == Channel.RAFT:
+                self.shell.receive(payload)
+                self.stats.raft_s += perf_counter() - began
+            elif channel == Channel.FORWARD:
+                self.requests.on_forward(decode_forward(payload), now)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            logger.debug("hollow {}: dropped a malformed {} frame: {}", self.id, channel.name, exc)
+
+    def step(self, now: float) -> None:
+        """Whatever is due at ``now`` (ticks, a reconcile round), then everything that came out."""
+        self._now = now
+        stats = self.stats
+        began = perf_counter()
+        deadline = self.swim.next_deadline()
+        if deadline is None or now >= deadline:
+            self.swim.tick(now)
+        stats.gossip_s += perf_counter() - began
+        if now >= self.next_raft_tick:
+            began = perf_counter()
+            self.next_raft_tick = max(self.next_raft_tick + self.config.tick, now)
+            self.leadership.on_tick(self.core, now)
+            self.shell.tick()
+            self.requests.expire(now)
+            self.requests.retry_parked()
+            stats.raft_s += perf_counter() - began
+        if self.cluster_id and (
+            now >= self.next_round or (self._dirty and now - self._last_round >= MIN_ROUND_GAP_S)
+        ):
+            self._round(now)
+        self._flush(now)
+
+    def next_deadline(self) -> float:
+        deadline = min(self.next_raft_tick, self.swim.next_deadline() or self.next_raft_tick)
+        if self.cluster_id:
+            deadline = min(deadline, self.next_round)
+            if self._dirty:
+                deadline = min(deadline, self._last_round + MIN_ROUND_GAP_S)
+        return deadline
+
+    def _flush(self, now: float) -> None:
+        stats = self.stats
+        began = perf_counter()
+        if self.core.has_ready():
+            if self.shell.drain():
+                self._dirty = True
+            self.requests.serve_ready_reads()
+        if self.leadership.observe(self.core, now):
+            self.requests.on_leadership_changed()
+        middle = perf_counter()
+        stats.raft_s += middle - began
+        cluster_id = self.core.membership.cluster_id
+        if cluster_id != self.cluster_id:
+            self.cluster_id = cluster_id
+            self.runtime.set_cluster_id(cluster_id)
+            self.swim.set_identity(cluster_id, self.meta.raft_incarnation, now)
+            self._dirty = True
+        for address, message in self.swim.drain_outbox():
+            self._send(address, Channel.GOSSIP, encode_message(message))
+        for event in self.swim.drain_events():
+            if event.kind in ("joined", "updated"):
+                self._raft_addresses[event.node_id] = event.meta.raft_address
+            if event.kind == "dead":
+                stats.dead_events[event.node_id] = stats.dead_events.get(event.node_id, 0) + 1
+        self.swim.drain_foreign()
+        stats.gossip_s += perf_counter() - middle
+
+    # ------------------------------------------------------------------ the reconcile round
+    def _round(self, now: float) -> None:
+        began = perf_counter()
+        try:
+            self._plan_round(now)
+        finally:
+            self.stats.reconcile_s += perf_counter() - began
+
+    def _plan_round(self, now: float) -> None:
+        self._dirty = False
+        self._last_round = now
+        self.next_round = now + self.config.reconcile_interval
+        wall = time.time()
+        self.planner.begin_round()
+        fsm = self.fsm
+        wanted = Wanted(fsm.tasks_on_node(self.id), fsm.held_port_tasks(self.id))
+        actions = self.planner.wanted(wanted, now)
+        actions += self.planner.plan(self.runtime.list_managed(), True, now, now, wall)
+        self._carry_out(actions, now)
+
+    def _carry_out(self, actions: list[plan.Action], now: float) -> None:
+        pending = list(actions)
+        while pending:
+            action = pending.pop(0)
+            match action:
+                case plan.StartContainer(task):
+                    self.runtime.start(task)
+                    pending.extend(self.planner.started(task.id, now, time.time()))
+                case plan.StopContainer(task_id, keep, grace):
+                    if keep:
+                        self.runtime.halt(task_id, grace)
+                    else:
+                        self.runtime.stop(task_id, grace)
+                    self.planner.stopped(task_id)
+                case plan.ReportState(task_id, state, reason, restarts, exit_code, restart_times):
+                    self._propose(
+                        fsm_commands.ReportTaskState(
+                            task_id=task_id,
+                            node_id=self.id,
+                            state=state,
+                            reason=reason,
+                            exit_code=exit_code,
+                            restarts=restarts,
+                            restart_times=restart_times,
+                            at=time.time(),
+                        ),
+                        now,
+                    )
+                case plan.ReleasePorts(node_id, task_ids):
+                    command = fsm_commands.ReleasePorts(node_id=node_id, task_ids=task_ids, at=time.time())
+                    self._propose(command, now)
+                case plan.PortConflict(task_id, host_ip, port, reason):
+                    command = fsm_commands.PortConflict(
+                        task_id=task_id,
+                        node_id=self.id,
+                        host_ip=host_ip,
+                        port=port,
+                        reason=reason,
+                        at=time.time(),
+                    )
+                    self._propose(command, now)
+                case plan.RoundAgain():
+                    self._dirty = True
+                case plan.ListAbsent() | plan.Note():
+                    pass  # no engine is shared between hollow nodes; notes are for people
+
+    def _propose(self, command: fsm_commands.Command, now: float) -> None:
+        self.stats.reports_sent += 1
+        self.requests.propose(
+            fsm_commands.encode_command(command), self._on_outcome, now + self.config.request_timeout
+        )
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        if outcome.ok:
+            self.stats.reports_ok += 1
+        else:
+            self.stats.reports_failed += 1
+
+    # ------------------------------------------------------------------ the shell's host
+    def send_frame(self, dst: str, frame: bytes) -> None:
+        self.leadership.on_send(self.core, dst, self._now)
+        address = self._raft_addresses.get(dst) or self.core.membership.address_of(dst)
+        if address is not None:
+            self._send(address, Channel.RAFT, frame)
+
+    def apply(self, entry: Entry) -> bool:
+        result: Any = None
+        if entry.kind == EntryKind.NORMAL:
+            result = self.fsm.apply(entry.index, entry.data)
+        self.requests.on_applied(entry, result)
+        return entry.kind == EntryKind.NORMAL
+
+    def restore(self, snapshot: Snapshot) -> None:
+        self.fsm.restore(snapshot.data)
+        self.stats.snapshots_installed += 1
+
+    def snapshot_source(self) -> Any:
+        return self.fsm.snapshot_source()
+
+    def start_snapshot(self, meta: SnapshotMeta, source: Any) -> None:
+        # At once, on the pool's thread: a real node does this on a thread of its own.
+        snapshot = Snapshot(meta, encode_snapshot(source))
+        self.store.write_snapshot(snapshot)
+        self.shell.snapshot_taken(snapshot)
+        self.stats.snapshots_taken += 1
+
+    def on_read_state(self, context: bytes, index: int) -> None:
+        self.requests.on_read_state(context, index)
+
+    def on_failed_read(self, context: bytes) -> None:
+        self.requests.on_failed_read(context)
+
+    def on_dropped(self, peer: str, reason: str, detail: str) -> None:
+        logger.debug("hollow {}: dropping frames from {} ({}): {}", self.id, peer, reason, detail)

@@ -1,0 +1,260 @@
+"""Many hollow nodes on one thread: ``orion hollow --count N --config FILE``.
+
+The pool reads one node TOML (the same file a real node takes: cluster key, join seeds, Raft and
+gossip timing, [resources], [tags]) and makes ``count`` hollow nodes of it. Node ``i`` is
+``{prefix}{i}`` at address ``base + i`` (127.1.0.1, 127.1.0.2, ...: every 127/8 address is
+loopback on Linux) and ``port``, which serves both its Raft and its gossip, and claims the
+config's resources. One loop owns every socket (``HollowTransport``) and every core: it waits
+for frames or the next deadline, hands each frame to its node, then steps the nodes that are due.
+
+Every second, the pool writes its figures to ``--stats FILE`` (JSON, replaced atomically): what
+the scale runs read (tools/bench/scale_curve.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from orion.actors.gossip_actor import gossip_config_from
+from orion.config import ConfigError, NodeConfig, load_config
+from orion.hollow.node import HollowNode, HollowStats
+from orion.hollow.transport import HollowTransport
+from orion.model import NodeMeta
+from orion.security.settings import load_node_security
+from orion.transport.frames import Channel
+
+MAX_WAIT_S = 0.05
+STATS_EVERY_S = 1.0
+
+
+def hollow_address(base: str, index: int) -> str:
+    """The loopback address of hollow node ``index`` (1-based) counted from ``base``."""
+    address = ipaddress.IPv4Address(base) + index - 1
+    if not address.is_loopback:
+        raise ValueError(f"hollow node {index} would be at {address}, outside 127.0.0.0/8")
+    return str(address)
+
+
+def hollow_meta(config: NodeConfig, node_id: str, address: str, port: int) -> NodeMeta:
+    """What a hollow node says of itself: the config's claimed resources, a port of its own."""
+    return NodeMeta(
+        id=node_id,
+        role="node",
+        address=address,
+        raft_port=port,
+        gossip_port=port,
+        api_port=0,
+        http_port=0,
+        memory_total=config.memory or 16 << 30,
+        cpu_total=config.cpu or 4.0,
+        disk_total=config.disk or 50 << 30,
+        tags=dict(config.tags),
+        version=1,
+        host_ip=address,
+        port_space=f"hollow:{node_id}",
+        raft_incarnation=uuid.uuid4().hex,
+    )
+
+
+class HollowPool:
+    def __init__(
+        self,
+        config: NodeConfig,
+        count: int,
+        *,
+        first: int = 1,
+        base_address: str = "127.1.0.1",
+        port: int = 7600,
+        prefix: str = "hollow",
+    ) -> None:
+        if count < 1:
+            raise ValueError(f"count: at least 1 hollow node, got {count}")
+        if first < 1:
+            raise ValueError(f"first: node numbers start at 1, got {first}")
+        self.config = config
+        self.stats = HollowStats()
+        security = load_node_security(config)
+        self.transport = HollowTransport(security.peer_key)
+        self.nodes: list[HollowNode] = []
+        self._due: list[float] = []
+        self._stop = threading.Event()
+        self._started_at = time.monotonic()
+        self._loop_max_s = 0.0
+        self._frames = 0
+        gossip = gossip_config_from(config)
+        now = time.monotonic()
+        try:
+            for index in range(first, first + count):
+                address = hollow_address(base_address, index)
+                slot = self.transport.bind(address, port)
+                meta = hollow_meta(config, f"{prefix}{index}", address, port)
+                node = HollowNode(config, meta, gossip, self._sender(slot), self.stats, now, seed=index)
+                self.nodes.append(node)
+                self._due.append(now)
+        except BaseException:
+            self.transport.close()
+            raise
+
+    def _sender(self, slot: int) -> Any:
+        send = self.transport.send
+
+        def node_send(address: str, channel: Channel, payload: bytes) -> None:
+            send(slot, address, channel, payload)
+
+        return node_send
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, stats_path: Path | None = None, duration: float | None = None) -> None:
+        """The loop, until ``stop`` (or ``duration`` seconds); closes the sockets at the end."""
+        now = time.monotonic()
+        end = now + duration if duration is not None else None
+        for node in self.nodes:
+            node.join(list(self.config.join), now)
+        next_stats = now
+        nodes, due = self.nodes, self._due
+        try:
+            while not self._stop.is_set() and (end is None or now < end):
+                wait = max(0.0, min(MAX_WAIT_S, min(due) - time.monotonic()))
+                touched: set[int] = set()
+                for slot, channel, payload in self.transport.poll(wait):
+                    now = time.monotonic()
+                    nodes[slot].on_frame(channel, payload, now)
+                    touched.add(slot)
+                    self._frames += 1
+                began = now = time.monotonic()
+                for slot, node in enumerate(nodes):
+                    if slot in touched or now >= due[slot]:
+                        node.step(now)
+                        due[slot] = node.next_deadline()
+                self._loop_max_s = max(self._loop_max_s, time.monotonic() - began)
+                if stats_path is not None and now >= next_stats:
+                    next_stats = now + STATS_EVERY_S
+                    write_stats(stats_path, self.figures())
+                    self._loop_max_s = 0.0
+        finally:
+            if stats_path is not None:
+                write_stats(stats_path, self.figures())
+            self.transport.close()
+
+    def figures(self) -> dict[str, Any]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        applied = sorted(node.fsm.applied_index for node in self.nodes)
+        stats = self.stats
+        return {
+            "at": time.time(),
+            "uptime_s": time.monotonic() - self._started_at,
+            "count": len(self.nodes),
+            "in_cluster": sum(1 for node in self.nodes if node.cluster_id),
+            "members_seen_min": min(len(node.swim.members()) for node in self.nodes),
+            "applied_min": applied[0],
+            "applied_max": applied[-1],
+            "containers": sum(len(node.runtime.list_managed()) for node in self.nodes),
+            "starts": sum(node.runtime.starts for node in self.nodes),
+            "reports_sent": stats.reports_sent,
+            "reports_ok": stats.reports_ok,
+            "reports_failed": stats.reports_failed,
+            "dead_events": dict(stats.dead_events),
+            "snapshots_taken": stats.snapshots_taken,
+            "snapshots_installed": stats.snapshots_installed,
+            "gossip_s": stats.gossip_s,
+            "raft_s": stats.raft_s,
+            "reconcile_s": stats.reconcile_s,
+            "bytes_from": dict(self.transport.bytes_from),
+            "frames_from": dict(self.transport.frames_from),
+            "frames_in": self._frames,
+            "sent": self.transport.sent,
+            "dropped": self.transport.dropped,
+            "sockets": self.transport.socket_count,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "rss_bytes": rss_bytes(),
+            "loop_max_s": self._loop_max_s,
+        }
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def write_stats(path: Path, figures: dict[str, Any]) -> None:
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(json.dumps(figures))
+    partial.replace(path)
+
+
+def raise_file_limit(needed: int) -> None:
+    """Each hollow node holds a listening socket and its connections: lift the soft limit, and
+    the hard one too when allowed (root), so a thousand nodes do not run out of descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    target_hard = hard if hard == resource.RLIM_INFINITY or hard >= needed else needed
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, target_hard))
+    except (ValueError, OSError):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, hard), hard))
+        except (ValueError, OSError) as exc:
+            logger.warning("cannot raise the open-file limit from {}: {}", soft, exc)
+
+
+def run_hollow(
+    config_path: str,
+    count: int,
+    *,
+    first: int = 1,
+    base_address: str = "127.1.0.1",
+    port: int = 7600,
+    prefix: str = "hollow",
+    stats_path: str | None = None,
+    duration: float | None = None,
+) -> int:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(f"orion hollow: {config_path}: {exc}", file=sys.stderr)
+        return 2
+    logger.remove()
+    logger.add(sys.stderr, level="INFO" if config.log_level in ("TRACE", "DEBUG") else config.log_level)
+    raise_file_limit(16 * count + 4096)
+    try:
+        pool = HollowPool(config, count, first=first, base_address=base_address, port=port, prefix=prefix)
+    except (ValueError, OSError) as exc:
+        print(f"orion hollow: {exc}", file=sys.stderr)
+        return 1
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        pool.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logger.info(
+        "hollow: {} nodes {}{}..{}{} on {}..:{}, joining through {}",
+        count,
+        prefix,
+        first,
+        prefix,
+        first + count - 1,
+        hollow_address(base_address, first),
+        port,
+        ", ".join(config.join) or "nobody",
+    )
+    pool.run(Path(stats_path) if stats_path else None, duration)
+    return 0

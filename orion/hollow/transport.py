@@ -1,0 +1,163 @@
+"""The node-to-node transport of many hollow nodes, owned by the one thread that drives them.
+
+Same wire as ``orion.transport.peer.PeerTransport``: two-part frames ``[header, payload]``
+whose header names the channel and the sender's listen address (``orion.transport.frames``),
+the same socket options (gossip: IMMEDIATE, low SNDHWM, dropped when not connected; Raft and
+forwarded requests: queued briefly) and, given the cluster key, CURVE with a ZAP check.
+
+What differs is the sharing, so a thousand nodes fit in one process: each hollow node has its
+own ROUTER on its own address (so a frame's destination is known by the socket it arrived on,
+and real nodes reach it as they reach any node), but the outbound DEALERs are shared by all
+hollow nodes: one per destination and kind, and the header says which hollow node sent the
+frame. Raft and gossip of a hollow node share its one port (its meta names it for both).
+There is no thread here: ``poll`` is called by the pool's loop, which also sends.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+import zmq
+from loguru import logger
+
+from orion.security.keys import ClusterKey
+from orion.security.zap import ZapHandler, secure_server
+from orion.transport.frames import Channel, FrameError, decode_header, encode_header
+from orion.transport.peer import GOSSIP_SNDHWM, RECONNECT_IVL_MAX_MS, RECONNECT_IVL_MS, RELIABLE_SNDHWM
+
+MAX_FRAME = 8 * 1024 * 1024
+RECV_BATCH = 64  # frames read from one ROUTER per poll, so one busy node cannot starve the rest
+ZAP_DOMAIN = "orion-hollow"
+
+
+class HollowTransport:
+    def __init__(self, curve: ClusterKey | None, max_frame: int = MAX_FRAME) -> None:
+        self._context = zmq.Context.instance()
+        self._curve = curve
+        self._max_frame = max_frame
+        self._zap: ZapHandler | None = None
+        if curve is not None:
+            self._zap = ZapHandler.for_context(self._context)
+            self._zap.allow(ZAP_DOMAIN, [curve.public])
+        self._poller = zmq.Poller()
+        self._routers: list[zmq.Socket] = []
+        self._slot_of: dict[zmq.Socket, int] = {}
+        self._headers: list[dict[Channel, bytes]] = []
+        self._dealers: dict[tuple[str, bool], zmq.Socket] = {}
+        self._header_cache: dict[bytes, tuple[Channel, str]] = {}
+        # Bytes and frames received, by sender address: what the real nodes cost the hollow ones.
+        self.bytes_from: dict[str, int] = defaultdict(int)
+        self.frames_from: dict[str, int] = defaultdict(int)
+        self.sent = 0
+        self.dropped = 0
+
+    def bind(self, host: str, port: int) -> int:
+        """A ROUTER for one more hollow node at ``host:port``; returns its slot."""
+        router = self._context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.RCVHWM, 10_000)
+        router.setsockopt(zmq.MAXMSGSIZE, 4 * self._max_frame + 4096)
+        if self._curve is not None:
+            secure_server(router, ZAP_DOMAIN, self._curve.public, self._curve.secret)
+        try:
+            router.bind(f"tcp://{host}:{port}")
+        except zmq.ZMQError as exc:
+            router.close(0)
+            raise OSError(f"cannot bind {host}:{port}: {exc}") from exc
+        slot = len(self._routers)
+        self._routers.append(router)
+        self._slot_of[router] = slot
+        self._headers.append({c: encode_header(c, f"{host}:{port}") for c in Channel})
+        self._poller.register(router, zmq.POLLIN)
+        return slot
+
+    def send(self, slot: int, address: str, channel: Channel, payload: bytes) -> None:
+        """One frame from hollow node ``slot``; dropped (and counted) when it cannot go now."""
+        if len(payload) > self._max_frame:
+            self.dropped += 1
+            return
+        gossip = channel is Channel.GOSSIP
+        sock = self._dealers.get((address, gossip))
+        if sock is None:
+            try:
+                sock = self._dealer(address, gossip)
+            except zmq.ZMQError as exc:
+                logger.warning("hollow transport: cannot connect to {!r}: {}", address, exc)
+                self.dropped += 1
+                return
+        try:
+            header = self._headers[slot][channel]
+            sock.send_multipart((header, payload), zmq.NOBLOCK, copy=len(payload) < 65536)
+            self.sent += 1
+        except zmq.ZMQError:  # Again (full, or not connected for gossip) or a send error
+            self.dropped += 1
+
+    def _dealer(self, address: str, gossip: bool) -> zmq.Socket:
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        sock.setsockopt(zmq.IMMEDIATE, 1 if gossip else 0)
+        # Shared by every hollow node: room for each of them to have a few frames queued.
+        sock.setsockopt(zmq.SNDHWM, (GOSSIP_SNDHWM if gossip else RELIABLE_SNDHWM) * 8)
+        if self._curve is not None:
+            sock.setsockopt(zmq.CURVE_SERVERKEY, self._curve.public)
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, self._curve.public)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, self._curve.secret)
+        sock.connect(f"tcp://{address}")
+        self._dealers[(address, gossip)] = sock
+        return sock
+
+    def poll(self, timeout_s: float) -> Iterator[tuple[int, Channel, bytes]]:
+        """Frames that arrived (waiting up to ``timeout_s`` for the first): (slot, channel, payload)."""
+        events = self._poller.poll(max(0, int(timeout_s * 1000)))
+        for router, _ in events:
+            slot = self._slot_of[router]
+            for _ in range(RECV_BATCH):
+                try:
+                    parts = router.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                accepted = self._accept(parts)
+                if accepted is not None:
+                    yield slot, accepted[0], accepted[1]
+
+    def _accept(self, parts: list[bytes]) -> tuple[Channel, bytes] | None:
+        if len(parts) != 3:
+            return None
+        _, header, payload = parts
+        known = self._header_cache.get(header)
+        if known is None:
+            try:
+                known = decode_header(header)
+            except FrameError:
+                return None
+            self._header_cache[header] = known
+        channel, sender = known
+        if len(payload) > self._max_frame:
+            return None
+        self.bytes_from[sender] += len(payload) + len(header)
+        self.frames_from[sender] += 1
+        return channel, payload
+
+    def disconnect(self, address: str) -> None:
+        for gossip in (True, False):
+            sock = self._dealers.pop((address, gossip), None)
+            if sock is not None:
+                sock.close(0)
+
+    def close(self) -> None:
+        for sock in self._dealers.values():
+            sock.close(0)
+        self._dealers.clear()
+        for router in self._routers:
+            self._poller.unregister(router)
+            router.close(0)
+        self._routers.clear()
+        if self._zap is not None:
+            self._zap.forget(ZAP_DOMAIN)
+
+    @property
+    def socket_count(self) -> int:
+        return len(self._routers) + len(self._dealers)

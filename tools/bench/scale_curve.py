@@ -1,0 +1,350 @@
+"""The scale curve (issue 20): 3 real voters and N hollow nodes, at N = 10, 100, 300, 1,000.
+
+    python -m tools.bench.scale_curve --nodes 10,100,300,1000
+    python -m tools.bench.scale_curve --short          # 10 nodes, short windows: under a minute
+
+Each point starts a fresh cluster of three ``orion node`` processes, one hollow "victim" node
+in a process of its own (it gets a few tasks, and is killed later), then ``orion hollow
+--count N``, and measures, in this order:
+
+1. join: time until the leader lists N + 4 members alive and every hollow node has received
+   the Raft configuration (a deadline ends the point: reported as not converged, and the
+   larger points are not tried);
+2. idle window: leader CPU (cores) and RSS; the hollow process's CPU per member (gossip and
+   Raft parts timed separately); members the FSM or any hollow node declared dead (false: no
+   node was harmed);
+3. a steady 50 submits/s: API latency p50/p99, leader CPU, bytes the leader sent to the hollow
+   nodes per committed entry (counted as they arrive at the hollow process);
+4. placement: a burst of tasks, time until all are Running (fake), tasks/s;
+5. node loss: the victim process is killed; time until its tasks are Running elsewhere.
+
+Tasks carry the node selector ``hollow=1``, so they go to hollow nodes only. Load averages
+(``uptime``) are recorded with every point: the machine is shared, CPU figures are rough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from orion.client import Client
+from orion.hollow.pool import rss_bytes
+from orion.testing.localcluster import LocalCluster, _to_toml
+from tools.bench.common import log, machine, save_result
+from tools.stats import p50, p99
+
+IMAGE = "orion-busybox:latest"
+SELECTOR = {"hollow": "1"}
+VICTIM_TASKS = 5
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class NotConverged(Exception):
+    pass
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def read_stats(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def wait_until(what: str, check: Any, deadline_s: float, every: float = 0.5) -> float:
+    """Seconds until ``check()`` is true; NotConverged after ``deadline_s``."""
+    start = time.monotonic()
+    while True:
+        if check():
+            return time.monotonic() - start
+        if time.monotonic() - start > deadline_s:
+            raise NotConverged(f"{what}: not within {deadline_s:.0f}s")
+        time.sleep(every)
+
+
+def hollow_config(cluster: LocalCluster, path: Path, tags: dict[str, str]) -> Path:
+    path.write_text(
+        _to_toml(
+            {
+                "node": {
+                    "id": "hollow",
+                    "data_dir": str(path.parent / "hollow-data"),
+                    "join": [n.gossip_address for n in cluster.nodes],
+                },
+                "resources": {"memory": "64GiB", "cpu": 64.0, "disk": "500GiB"},
+                "tags": tags,
+                "gossip": {"probe_interval": "500ms", "probe_timeout": "250ms"},
+                "scheduler": {"reconcile_interval": "2s"},
+                "security": {
+                    "cluster_key": str(cluster.cluster_key_path),
+                    "token_file": str(cluster.token_path),
+                    "api_key": str(cluster.api_key_path),
+                },
+            }
+        )
+    )
+    return path
+
+
+def start_hollow(
+    config: Path, count: int, first: int, prefix: str, address: str, stats: Path, log_path: Path
+) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "orion", "hollow", "--config", str(config), "--count", str(count)]
+    command += ["--first", str(first), "--prefix", prefix, "--address", address, "--stats", str(stats)]
+    return subprocess.Popen(command, stderr=open(log_path, "ab"), stdout=subprocess.DEVNULL)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def running_on(client: Client, task_ids: list[str], exclude: str = "") -> bool:
+    tasks = {t.id: t for t in client.tasks(stale=True)}
+    return all(t in tasks and tasks[t].state == "Running" and tasks[t].node_id != exclude for t in task_ids)
+
+
+def submit_paced(endpoints: list[str], rate: float, seconds: float) -> tuple[list[float], int]:
+    """Submits at ``rate`` per second for ``seconds``, each on time whatever the last one took
+    (a few client threads); the latencies of those answered, and how many failed."""
+    latencies: list[float] = []
+    failures = 0
+    lock = threading.Lock()
+    local = threading.local()
+
+    def one() -> None:
+        nonlocal failures
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = Client(endpoints, timeout=5.0)
+        began = time.monotonic()
+        try:
+            client.submit(IMAGE, memory="1MiB", node_selectors=SELECTOR)
+            with lock:
+                latencies.append(time.monotonic() - began)
+        except Exception:
+            with lock:
+                failures += 1
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        start = time.monotonic()
+        count = int(rate * seconds)
+        for i in range(count):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one)
+    return latencies, failures
+
+
+def submit_burst(endpoints: list[str], count: int) -> list[str]:
+    local = threading.local()
+
+    def one(_: int) -> str:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = Client(endpoints, timeout=10.0)
+        return client.submit(IMAGE, memory="1MiB", node_selectors=SELECTOR).id
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
+    point: dict[str, Any] = {"nodes": n, "uptime_start": os.getloadavg()}
+    cluster = LocalCluster(3, base / f"n{n}")
+    victim: subprocess.Popen[bytes] | None = None
+    pool: subprocess.Popen[bytes] | None = None
+    pool_stats, victim_stats = base / f"n{n}" / "pool.json", base / f"n{n}" / "victim.json"
+    try:
+        cluster.start(timeout=60)
+        client = Client(cluster.endpoints, timeout=10.0)
+        leader = cluster.node(cluster.leader_index() or 1)
+        leader_pid = leader.pid
+        assert leader_pid is not None
+        point["leader"] = leader.node_id
+        prefix = cluster.prefix + "-h"
+        config = hollow_config(cluster, base / f"n{n}" / "hollow.toml", SELECTOR)
+        # The victim first, alone among hollow nodes: the first tasks can only go to it.
+        victim = start_hollow(
+            config, 1, n + 1, prefix, "127.1.0.1", victim_stats, base / f"n{n}" / "victim.log"
+        )
+        wait_until("victim joins", lambda: read_stats(victim_stats).get("in_cluster") == 1, 60)
+        victim_id = f"{prefix}{n + 1}"
+        victim_tasks = submit_burst(cluster.endpoints, VICTIM_TASKS)
+        wait_until("victim tasks run", lambda: running_on(client, victim_tasks), 60)
+
+        started = time.monotonic()
+        pool = start_hollow(config, n, 1, prefix, "127.1.0.1", pool_stats, base / f"n{n}" / "pool.log")
+
+        def joined() -> bool:
+            if read_stats(pool_stats).get("in_cluster") != n:
+                return False
+            alive = [m for m in client.nodes(stale=True) if m.status == "alive"]
+            return len(alive) >= n + 4
+
+        wait_until(f"{n} hollow nodes join", joined, args.join_deadline, every=1.0)
+        point["join_s"] = round(time.monotonic() - started, 1)
+        log(f"n={n}: joined in {point['join_s']}s")
+
+        # Idle window.
+        before = read_stats(pool_stats)
+        leader_cpu0, t0 = cpu_seconds(leader_pid), time.monotonic()
+        time.sleep(args.idle)
+        elapsed = time.monotonic() - t0
+        after = read_stats(pool_stats)
+        point["idle_s"] = round(elapsed)
+        point["leader_idle_cores"] = round((cpu_seconds(leader_pid) - leader_cpu0) / elapsed, 3)
+        point["leader_rss_mib"] = rss_bytes(leader_pid) >> 20
+        members = n + 1
+        pool_cpu = (after["cpu_s"] - before["cpu_s"]) / elapsed
+        point["hollow_idle_cores"] = round(pool_cpu, 3)
+        point["gossip_ms_per_member_s"] = round(
+            1000 * (after["gossip_s"] - before["gossip_s"]) / elapsed / n, 3
+        )
+        point["raft_ms_per_member_s"] = round(1000 * (after["raft_s"] - before["raft_s"]) / elapsed / n, 3)
+        point["hollow_rss_mib_per_member"] = round(after["rss_bytes"] / members / 2**20, 2)
+        dead = [m.id for m in client.nodes(stale=True) if m.status == "dead"]
+        heard_dead = {k: v for k, v in after.get("dead_events", {}).items() if k != victim_id}
+        point["false_dead"] = {"fsm": dead, "heard_by_hollow": heard_dead}
+
+        # Steady submits: API latency, leader CPU, bytes per committed entry.
+        commit0 = _leader_commit(cluster)
+        before = read_stats(pool_stats)
+        leader_cpu0, t0 = cpu_seconds(leader_pid), time.monotonic()
+        latencies, failures = submit_paced(cluster.endpoints, args.rate, args.steady)
+        elapsed = time.monotonic() - t0
+        after = read_stats(pool_stats)
+        commit1 = _leader_commit(cluster)
+        leader_address = leader.raft_address
+        sent = after["bytes_from"].get(leader_address, 0) - before["bytes_from"].get(leader_address, 0)
+        entries = max(1, commit1 - commit0)
+        point["steady"] = {
+            "rate": args.rate,
+            "seconds": round(elapsed),
+            "submits": len(latencies),
+            "failures": failures,
+            "p50_ms": round(1000 * p50(latencies), 1) if latencies else None,
+            "p99_ms": round(1000 * p99(latencies), 1) if latencies else None,
+            "leader_cores": round((cpu_seconds(leader_pid) - leader_cpu0) / elapsed, 3),
+            "committed": commit1 - commit0,
+            "leader_bytes_to_hollow_per_entry": round(sent / entries),
+            "per_hollow_node": round(sent / entries / members, 1),
+        }
+        log(f"n={n}: steady {point['steady']}")
+
+        # Placement burst.
+        burst = args.burst or 10 * n
+        t0 = time.monotonic()
+        ids = submit_burst(cluster.endpoints, burst)
+        submitted = time.monotonic() - t0
+        try:
+            wait_until("burst runs", lambda: running_on(client, ids), args.join_deadline, every=1.0)
+            took = time.monotonic() - t0
+            point["placement"] = {
+                "tasks": burst,
+                "submit_s": round(submitted, 1),
+                "all_running_s": round(took, 1),
+                "tasks_per_s": round(burst / took, 1),
+            }
+        except NotConverged as exc:
+            point["placement"] = {"tasks": burst, "submit_s": round(submitted, 1), "error": str(exc)}
+        log(f"n={n}: placement {point['placement']}")
+
+        # Node loss.
+        victim.kill()
+        victim.wait(5)
+        t0 = time.monotonic()
+        try:
+            wait_until(
+                "victim's tasks move",
+                lambda: running_on(client, victim_tasks, exclude=victim_id),
+                args.join_deadline,
+            )
+            point["loss_to_replaced_s"] = round(time.monotonic() - t0, 1)
+        except NotConverged as exc:
+            point["loss_to_replaced_s"] = str(exc)
+        final = read_stats(pool_stats)
+        point["hollow_rss_mib"] = final.get("rss_bytes", 0) >> 20
+        point["hollow_reports"] = {k: final.get(k) for k in ("reports_sent", "reports_ok", "reports_failed")}
+        point["hollow_dropped_frames"] = final.get("dropped")
+    except NotConverged as exc:
+        point["not_converged"] = str(exc)
+        stats = read_stats(pool_stats)
+        point["at_deadline"] = {
+            k: stats.get(k) for k in ("in_cluster", "applied_min", "applied_max", "cpu_s")
+        }
+        with_leader = cluster.leader_index()
+        if with_leader is not None and cluster.node(with_leader).pid:
+            point["leader_rss_mib"] = rss_bytes(cluster.node(with_leader).pid) >> 20
+    finally:
+        point["uptime_end"] = os.getloadavg()
+        stop_process(pool)
+        stop_process(victim)
+        cluster.close()
+    return point
+
+
+def _leader_commit(cluster: LocalCluster) -> int:
+    index = cluster.leader_index()
+    return cluster.raft_status(index or 1).commit_index
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", default="10,100,300,1000", help="hollow node counts, comma separated")
+    parser.add_argument("--short", action="store_true", help="10 nodes, short windows (CI)")
+    parser.add_argument("--idle", type=float, default=60.0, help="idle window, seconds")
+    parser.add_argument("--steady", type=float, default=20.0, help="seconds of steady submits")
+    parser.add_argument("--rate", type=float, default=50.0, help="steady submits per second")
+    parser.add_argument("--burst", type=int, default=0, help="tasks in the placement burst (10 per node)")
+    parser.add_argument("--join-deadline", type=float, default=300.0, help="seconds a point may take to join")
+    parser.add_argument("--out", help="write the result JSON here too")
+    args = parser.parse_args(argv)
+    if args.short:
+        args.nodes, args.idle, args.steady, args.burst, args.join_deadline = "10", 3.0, 4.0, 50, 45.0
+    counts = [int(x) for x in args.nodes.split(",") if x]
+    base = Path(tempfile.mkdtemp(prefix="orion-scale-"))
+    result: dict[str, Any] = {"args": vars(args), "points": []}
+    try:
+        for n in counts:
+            log(f"point n={n} (load {os.getloadavg()})")
+            point = measure_point(n, args, base)
+            result["points"].append(point)
+            print(json.dumps(point), flush=True)
+            if "not_converged" in point:
+                log(f"n={n} did not converge: {point['not_converged']}; larger points skipped")
+                break
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"machine": machine(), **result}, indent=2))
+    if not args.short:
+        save_result("scale_curve", result)
+    return 0 if all("not_converged" not in p for p in result["points"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
