@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -63,7 +64,9 @@ def report_overlay_address(
     return new
 
 
-def overlay_ip_after_move(task: Task, node_id: str) -> str:
-    """A task's overlay address once its ``node_id`` becomes ``node_id``: an address belongs to
-    one node's container, so it goes when the task leaves that node."""
-    return task.overlay_ip if node_id == task.node_id else ""
+def overlay_ip_after(task: Task, changes: dict[str, Any]) -> str:
+    """A task's overlay address after ``changes``: an address belongs to one node's running
+    container, so it goes when the task leaves that node or stops being Scheduled or Running."""
+    node_id = changes.get("node_id", task.node_id)
+    state = changes.get("state", task.state)
+    return task.overlay_ip if node_id == task.node_id and state in ACTIVE_STATES else ""

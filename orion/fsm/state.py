@@ -63,7 +63,7 @@ from orion.fsm.commands import (
     decode_command,
 )
 from orion.fsm.events import Event, EventRecorder, command_subjects
-from orion.fsm.network import allocate_subnet, overlay_ip_after_move, report_overlay_address
+from orion.fsm.network import allocate_subnet, overlay_ip_after, report_overlay_address
 from orion.fsm.port_index import (
     IndexedBook,
     PortIndex,
@@ -604,8 +604,8 @@ class ClusterState:
                 and "health" not in changes
             ):
                 changes["health"] = Health.STARTING.value
-        if "node_id" in changes and task.overlay_ip:
-            changes["overlay_ip"] = overlay_ip_after_move(task, changes["node_id"])
+        if task.overlay_ip and ("node_id" in changes or "state" in changes):
+            changes["overlay_ip"] = overlay_ip_after(task, changes)
         new = msgspec.structs.replace(task, updated_at=at, **changes)
         event = TaskEvent(at=at, state=new.state, node_id=new.node_id, reason=new.reason)
         history = task.history[-(MAX_HISTORY - 1) :]

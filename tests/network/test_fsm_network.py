@@ -5,7 +5,7 @@ from __future__ import annotations
 from orion.fsm import commands as c
 from orion.fsm.state import ClusterState
 from orion.fsm.tables import NODE_COLUMNS, NodeRecord, nodes_from_table
-from orion.model import NodeMeta, Task
+from orion.model import NodeMeta, Task, TaskState
 from orion.raft.tabular import decode_tabular_snapshot
 from orion.raft.types import Table
 
@@ -106,4 +106,15 @@ def test_overlay_address_is_kept_for_the_node_running_the_task_and_goes_when_it_
     assert restored.task("t1").overlay_ip == "10.42.0.2"
     # n1 dies: the task goes back to Pending and its old address with it.
     apply(c.RescheduleNodeTasks(node_id="n1", reason="node n1 is dead", at=5.0))
+    assert apply.fsm.task("t1").overlay_ip == ""
+
+
+def test_a_task_that_ends_loses_its_overlay_address() -> None:
+    apply = joined("n1")
+    apply(c.SubmitTask(task=Task(id="t1", name="t1", image="x"), at=2.0))
+    apply(c.AssignTasks(assignments=[("t1", "n1")], at=3.0))
+    apply(c.ReportOverlayAddress(task_id="t1", node_id="n1", overlay_ip="10.42.0.2", at=4.0))
+    apply(c.ReportTaskState(task_id="t1", node_id="n1", state=TaskState.RUNNING, at=5.0))
+    assert apply.fsm.task("t1").overlay_ip == "10.42.0.2"  # still on its node and running
+    apply(c.ReportTaskState(task_id="t1", node_id="n1", state=TaskState.FAILED, reason="exit 1", at=6.0))
     assert apply.fsm.task("t1").overlay_ip == ""
