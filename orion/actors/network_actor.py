@@ -24,7 +24,7 @@ from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import LeadershipChanged, Outcome, Propose, Read, StateChanged, Tick
 from orion.actors.state_view import StateView
 from orion.config import NodeConfig
-from orion.fsm.commands import AllocateSubnet, Command, ReportOverlayAddress, encode_command
+from orion.fsm.commands import AllocateSubnet, Command, ReleaseSubnet, ReportOverlayAddress, encode_command
 from orion.model import ACTIVE_STATES, GONE_STATUSES, LIVE_STATUSES, Desired
 from orion.network.host import OverlayHost, underlay_address
 from orion.network.ipam import subnet_index
@@ -41,6 +41,7 @@ class NodeSubnet:
     node_id: str
     status: str
     subnet: str
+    since: float = 0.0  # the record's last change (for a gone node: about when it went)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ def cluster_view(node_id: str) -> Any:
         fsm = view.fsm
         return ClusterView(
             is_leader=view.is_leader,
-            nodes=[NodeSubnet(n.id, n.status, n.subnet) for n in fsm.nodes()],
+            nodes=[NodeSubnet(n.id, n.status, n.subnet, n.updated_at) for n in fsm.nodes()],
             tasks=[
                 OwnTask(t.id, t.overlay_ip)
                 for t in fsm.tasks_on_node(node_id)
@@ -90,6 +91,13 @@ def subnets_to_allocate(nodes: list[NodeSubnet], cluster_cidr: str) -> list[str]
         n.node_id
         for n in nodes
         if n.status not in GONE_STATUSES and (not n.subnet or subnet_index(cluster_cidr, n.subnet) is None)
+    ]
+
+
+def subnets_to_release(nodes: list[NodeSubnet], release_after: float, now: float) -> list[str]:
+    """Members gone (dead or left) for ``release_after`` seconds that still hold a subnet."""
+    return [
+        n.node_id for n in nodes if n.subnet and n.status in GONE_STATUSES and now - n.since >= release_after
     ]
 
 
@@ -167,12 +175,14 @@ class NetworkActor(NodeActor):
         now = time.monotonic()
         cidr = self.host.settings.cluster_cidr
         if view.is_leader:
+            wall = time.time()
             for node_id in subnets_to_allocate(view.nodes, cidr):
-                self._propose(
-                    ("subnet", node_id),
-                    AllocateSubnet(node_id=node_id, cluster_cidr=cidr, at=time.time()),
-                    now,
-                )
+                allocate = AllocateSubnet(node_id=node_id, cluster_cidr=cidr, at=wall)
+                self._propose(("subnet", node_id), allocate, now)
+            release_after = float(self.host.settings.release_after)
+            for node_id in subnets_to_release(view.nodes, release_after, wall):
+                release = ReleaseSubnet(node_id=node_id, reason=f"gone for {release_after:g} s", at=wall)
+                self._propose(("release", node_id), release, now)
         subnets = {n.node_id: n for n in view.nodes}
         own = subnets.get(self.node_id)
         if own is None or not own.subnet or subnet_index(cidr, own.subnet) is None:

@@ -288,6 +288,14 @@ class AllocateSubnet(_Command, tag="allocate_subnet"):
     cluster_cidr: str
 
 
+class ReleaseSubnet(_Command, tag="release_subnet"):
+    """Take ``node_id``'s subnet back (the leader proposes it once the node has been dead or
+    gone for ``[network] release_after``); the node gets one again if it comes back."""
+
+    node_id: str
+    reason: str = ""
+
+
 class ReportOverlayAddress(_Command, tag="overlay_address"):
     """The node running a task saw its container at ``overlay_ip`` on the overlay network
     ("" clears it). Ignored unless the task is active on ``node_id``."""
@@ -328,6 +336,7 @@ Command = (
     | ReportVolume
     | PurgeVolume
     | AllocateSubnet
+    | ReleaseSubnet
     | ReportOverlayAddress
 )
 

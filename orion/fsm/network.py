@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from orion.fsm.commands import AllocateSubnet, CommandError, Refusal, ReportOverlayAddress
+from orion.fsm.commands import AllocateSubnet, CommandError, Refusal, ReleaseSubnet, ReportOverlayAddress
 from orion.fsm.results import ApplyResult
 from orion.fsm.tables import NodeRecord
 from orion.model import ACTIVE_STATES, Desired, Task
@@ -34,6 +34,18 @@ def allocate_subnet(nodes: dict[str, NodeRecord], cmd: AllocateSubnet) -> ApplyR
     except IpamError as exc:
         return CommandError(Refusal.CONFLICT if "no free" in str(exc) else Refusal.INVALID, str(exc))
     record = msgspec.structs.replace(node, subnet=subnet, updated_at=cmd.at)
+    nodes[node.id] = record
+    return record
+
+
+def release_subnet(nodes: dict[str, NodeRecord], cmd: ReleaseSubnet) -> ApplyResult:
+    """Apply ``ReleaseSubnet``: the node keeps its record, without a subnet."""
+    node = nodes.get(cmd.node_id)
+    if node is None:
+        return CommandError(Refusal.NOT_FOUND, f"no node with id {cmd.node_id}")
+    if not node.subnet:
+        return node
+    record = msgspec.structs.replace(node, subnet="", updated_at=cmd.at)
     nodes[node.id] = record
     return record
 

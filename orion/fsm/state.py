@@ -40,6 +40,7 @@ from orion.fsm.commands import (
     PurgeVolume,
     Refusal,
     ReleasePorts,
+    ReleaseSubnet,
     RemoveNode,
     RemoveService,
     RemoveTask,
@@ -63,7 +64,7 @@ from orion.fsm.commands import (
     decode_command,
 )
 from orion.fsm.events import Event, EventRecorder, command_subjects
-from orion.fsm.network import allocate_subnet, overlay_ip_after, report_overlay_address
+from orion.fsm.network import allocate_subnet, overlay_ip_after, release_subnet, report_overlay_address
 from orion.fsm.port_index import (
     IndexedBook,
     PortIndex,
@@ -159,6 +160,7 @@ class ClusterState:
             ReportVolume: self._volumes.report,
             PurgeVolume: self._volumes.purge,
             AllocateSubnet: lambda cmd: allocate_subnet(self._nodes, cmd),
+            ReleaseSubnet: lambda cmd: release_subnet(self._nodes, cmd),
             ReportOverlayAddress: lambda cmd: report_overlay_address(self._tasks, cmd, self.put_task),
         }
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from orion.network.ipam import IpamError, parse_cluster_cidr
+from orion.units import parse_duration
 
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # Linux interface names: at most 15 bytes
 
@@ -28,14 +29,22 @@ class NetworkSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
     device: str = "orion.vxlan"  # the VXLAN device's name
     docker_network: str = "orion-overlay"  # the Docker bridge network tasks run on
     bridge: str = "orion0"  # its Linux bridge's name
+    # A node dead or gone this long gives its subnet back (the leader proposes ReleaseSubnet); it
+    # gets one again if it returns. Read as seconds by ``check_network``.
+    release_after: float | int | str = "10m"
 
 
 def check_network(section: NetworkSection) -> NetworkSection:
-    """``ValueError`` naming the key when a value cannot be used."""
+    """The section with ``release_after`` in seconds; ``ValueError`` naming the key when a
+    value cannot be used."""
     try:
         parse_cluster_cidr(section.cluster_cidr, "network.cluster_cidr")
     except IpamError as exc:
         raise ValueError(str(exc)) from None
+    release_after = parse_duration(section.release_after, "network.release_after")
+    if release_after < 60:
+        # Shorter would hand a briefly unreachable node's subnet, and its tasks' addresses, to another.
+        raise ValueError(f"network.release_after: at least 1m, got {section.release_after!r}")
     for key in ("device", "bridge"):
         value = getattr(section, key)
         if not _IFNAME.match(value):
@@ -46,4 +55,4 @@ def check_network(section: NetworkSection) -> NetworkSection:
         raise ValueError(f"network.underlay_interface: not an interface name: {section.underlay_interface!r}")
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", section.docker_network):
         raise ValueError(f"network.docker_network: not a Docker network name: {section.docker_network!r}")
-    return section
+    return msgspec.structs.replace(section, release_after=release_after)

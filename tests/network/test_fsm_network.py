@@ -5,7 +5,7 @@ from __future__ import annotations
 from orion.fsm import commands as c
 from orion.fsm.state import ClusterState
 from orion.fsm.tables import NODE_COLUMNS, NodeRecord, nodes_from_table
-from orion.model import NodeMeta, Task, TaskState
+from orion.model import NodeMeta, NodeStatus, Task, TaskState
 from orion.raft.tabular import decode_tabular_snapshot
 from orion.raft.types import Table
 
@@ -118,3 +118,18 @@ def test_a_task_that_ends_loses_its_overlay_address() -> None:
     assert apply.fsm.task("t1").overlay_ip == "10.42.0.2"  # still on its node and running
     apply(c.ReportTaskState(task_id="t1", node_id="n1", state=TaskState.FAILED, reason="exit 1", at=6.0))
     assert apply.fsm.task("t1").overlay_ip == ""
+
+
+def test_a_released_subnet_goes_to_the_next_node_and_its_owner_gets_a_new_one() -> None:
+    apply = joined("n1", "n2")
+    apply(c.AllocateSubnet(node_id="n1", cluster_cidr=CIDR, at=2.0))
+    apply(c.AllocateSubnet(node_id="n2", cluster_cidr=CIDR, at=2.0))
+    apply(c.SetNodeStatus(node_id="n1", status=NodeStatus.DEAD, at=3.0))
+    released = apply(c.ReleaseSubnet(node_id="n1", reason="gone for 600 s", at=700.0))
+    assert isinstance(released, NodeRecord) and released.subnet == ""
+    apply(c.UpsertNode(meta=NodeMeta(id="n3"), at=701.0))
+    apply(c.AllocateSubnet(node_id="n3", cluster_cidr=CIDR, at=702.0))
+    apply(c.AllocateSubnet(node_id="n1", cluster_cidr=CIDR, at=703.0))  # n1 came back
+    assert subnets(apply.fsm) == {"n1": "10.42.2.0/24", "n2": "10.42.1.0/24", "n3": "10.42.0.0/24"}
+    missing = apply(c.ReleaseSubnet(node_id="n9", at=704.0))
+    assert isinstance(missing, c.CommandError) and missing.code == c.Refusal.NOT_FOUND

@@ -8,6 +8,7 @@ from orion.actors.network_actor import (
     OwnTask,
     address_reports,
     subnets_to_allocate,
+    subnets_to_release,
     task_of_container,
 )
 
@@ -41,3 +42,14 @@ def test_only_changed_addresses_are_reported() -> None:
         "orion-n2-d-12345678": "10.42.0.5",  # another node's container on a shared engine
     }
     assert address_reports("n1", tasks, addresses) == {"a": "10.42.0.2", "c": "10.42.0.4"}
+
+
+def test_the_leader_releases_subnets_of_nodes_gone_long_enough() -> None:
+    nodes = [
+        NodeSubnet("n1", "alive", "10.42.0.0/24", since=0.0),
+        NodeSubnet("n2", "dead", "10.42.1.0/24", since=1000.0),
+        NodeSubnet("n3", "left", "10.42.2.0/24", since=1500.0),
+        NodeSubnet("n4", "dead", "", since=0.0),
+    ]
+    assert subnets_to_release(nodes, release_after=600.0, now=2000.0) == ["n2"]
+    assert subnets_to_release(nodes, release_after=600.0, now=2100.0) == ["n2", "n3"]

@@ -18,6 +18,7 @@ def test_defaults_keep_the_overlay_off() -> None:
     assert network.overlay is False
     assert network.cluster_cidr == "10.42.0.0/16"
     assert (network.vxlan_id, network.vxlan_port, network.underlay_interface) == (1, 8472, "")
+    assert network.release_after == 600.0
 
 
 def test_overlay_settings_are_read() -> None:
@@ -40,6 +41,7 @@ def test_overlay_settings_are_read() -> None:
         ('device = "a-name-far-too-long"', "network.device"),
         ("vxlan_id = 0", "vxlan_id"),
         ("mtu = 1400", "mtu"),
+        ('release_after = "5s"', "network.release_after: at least 1m"),
     ],
 )
 def test_bad_values_name_the_key(section: str, message: str) -> None:
