@@ -48,25 +48,34 @@ class Firewall:
         self.rules = overlay_rules(cluster_cidr)
 
     def ensure(self) -> None:
-        """Put each rule first in its chain unless it is there (DOCKER-USER is made when Docker
-        has not made it yet: Docker adopts the chain and jumps to it from FORWARD)."""
+        """Put each rule first in its chain unless it is there. Docker inserts its own rules at
+        the top when it makes a network (its MASQUERADE for a new bridge lands above ours), so
+        a rule that is present but no longer first is moved back. DOCKER-USER is made when
+        Docker has not made it yet: Docker adopts the chain and jumps to it from FORWARD."""
         for rule in self.rules:
-            if rule.chain == "DOCKER-USER" and _iptables("-t", rule.table, "-n", "-L", rule.chain).returncode:
+            listed = _iptables("-t", rule.table, "-S", rule.chain)
+            if listed.returncode and rule.chain == "DOCKER-USER":
                 _iptables("-t", rule.table, "-N", rule.chain)
-            if _iptables("-t", rule.table, "-C", rule.chain, *rule.spec).returncode == 0:
+                listed = _iptables("-t", rule.table, "-S", rule.chain)
+            appended = [line for line in listed.stdout.splitlines() if line.startswith("-A ")]
+            if appended and COMMENT in appended[0]:
                 continue
+            self._delete(rule)
             done = _iptables("-t", rule.table, "-I", rule.chain, "1", *rule.spec)
             if done.returncode:
                 raise FirewallError(
                     f"cannot add the overlay's {rule.table} {rule.chain} rule: {done.stderr.strip()}"
                 )
 
+    @staticmethod
+    def _delete(rule: Rule) -> None:
+        for _ in range(16):  # every copy (a crash may have left one behind before a restart)
+            if _iptables("-t", rule.table, "-D", rule.chain, *rule.spec).returncode:
+                break
+
     def remove(self) -> None:
-        """Delete every copy of the rules (a crash may have left one behind before a restart)."""
         for rule in self.rules:
-            for _ in range(16):
-                if _iptables("-t", rule.table, "-D", rule.chain, *rule.spec).returncode:
-                    break
+            self._delete(rule)
 
     def present(self) -> list[Rule]:
         return [r for r in self.rules if _iptables("-t", r.table, "-C", r.chain, *r.spec).returncode == 0]
