@@ -29,6 +29,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,9 +248,14 @@ class HostBed:
             raise ValueError(f"host index: this bed has hosts 1-{len(self.hosts)}, got {index}")
         return self.hosts[index - 1]
 
-    def engine(self, index: int) -> Any:
-        """A docker SDK client of host ``index``'s own engine (close it when done)."""
-        return self.host(index).engine.client()
+    @contextlib.contextmanager
+    def engine(self, index: int) -> Iterator[Any]:
+        """``with bed.engine(2) as docker:``: a docker SDK client of host 2's own engine."""
+        client = self.host(index).engine.client()
+        try:
+            yield client
+        finally:
+            client.close()
 
     def containers(self, task_id: str, running_only: bool = True) -> dict[int, list[Any]]:
         """Host index -> the containers of task ``task_id`` in that host's engine (live hosts)."""

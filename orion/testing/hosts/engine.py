@@ -96,6 +96,8 @@ class Engine:
             self.docker_host,
             "--bip",
             self.bridge_ip,
+            "--log-level",
+            "warn",
             "--cgroup-parent",
             task_parent(self.bed_id, self.index),
         ]
