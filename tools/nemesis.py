@@ -3,6 +3,7 @@
     .venv/bin/python -m tools.nemesis --seed 1 --seeds 3 --duration 120
     .venv/bin/python -m tools.nemesis --duration 1800 --seed 1000   # the long run
     .venv/bin/python -m tools.nemesis --seed 7 --big-state --faults wipe,kill,partition
+    .venv/bin/python -m tools.nemesis --seed 3 --hosts     # on a bed of real hosts (root)
 
 ``--duration`` is the time of faults per seed; each seed also spends ~30 s on start,
 settling and checking. ``--big-state`` grows the state past 50 MB with ~500 KB entries
@@ -57,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         default=FAULT_KINDS,
         help=f"comma-separated fault kinds (default: all of {','.join(FAULT_KINDS)})",
     )
+    parser.add_argument(
+        "--hosts",
+        action="store_true",
+        help="run on a bed of real hosts in miniature (network namespaces, a dockerd each; needs root)",
+    )
     args = parser.parse_args(argv)
     first = args.seed if args.seed is not None else random.randrange(1_000_000)
     results: list[RunResult] = []
@@ -73,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             clients=args.clients,
             big_state=args.big_state,
             faults=args.faults,
+            hosts=args.hosts,
         )
         print(result.report(), flush=True)
         results.append(result)

@@ -94,6 +94,7 @@ def run_seed(
     big_state: bool = False,
     faults: tuple[str, ...] = FAULT_KINDS,
     services: int = 2,
+    hosts: bool = False,
 ) -> RunResult:
     rng = random.Random(seed)
     history = History()
@@ -109,8 +110,15 @@ def run_seed(
     raft = {**SETTINGS["raft"], "snapshot_threshold": snapshot_threshold}
     raft["trailing_entries"] = snapshot_threshold // 2
     settings = {**SETTINGS, "raft": raft}
-    cluster = LocalCluster(nodes, Path(base_dir), settings=settings)
-    nemesis = Nemesis(cluster, history, random.Random(rng.getrandbits(64)), TIMING, kinds=faults)
+    nemesis_rng = random.Random(rng.getrandbits(64))
+    if hosts:  # a bed of real hosts in miniature: faults from outside Orion (orion/nemesis/hosts.py)
+        from orion.nemesis.hosts import BedNemesis, bed_cluster
+
+        cluster = bed_cluster(nodes, Path(base_dir), settings)
+        nemesis = BedNemesis(cluster, history, nemesis_rng, TIMING, kinds=faults)
+    else:
+        cluster = LocalCluster(nodes, Path(base_dir), settings=settings)
+        nemesis = Nemesis(cluster, history, nemesis_rng, TIMING, kinds=faults)
     ballast: BallastWriter | None = None
     violations: list[Violation] = []
     notes: list[str] = []
@@ -238,6 +246,9 @@ def run_seed(
 
 def running_containers(cluster: LocalCluster) -> dict[str, list[str]]:
     """task id -> node ids of running containers labelled by this cluster's nodes."""
+    own_engines = getattr(cluster, "running_containers", None)
+    if own_engines is not None:  # a bed: every host has its own engine
+        return own_engines()
     import docker
 
     engine = docker.from_env()
