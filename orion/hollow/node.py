@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from time import perf_counter
+from time import thread_time  # CPU time, not wall time: the machine is shared
 from typing import Any
 
 import msgspec
@@ -64,6 +64,7 @@ class HollowStats:
         self.reports_sent = 0
         self.reports_ok = 0
         self.reports_failed = 0
+        self.report_failures: dict[str, int] = {}  # error code -> reports that failed with it
         self.dead_events: dict[str, int] = {}  # member id -> times a hollow node heard it declared dead
         self.snapshots_taken = 0
         self.snapshots_installed = 0
@@ -153,14 +154,14 @@ class HollowNode:
 
     def on_frame(self, channel: Channel, payload: bytes, now: float) -> None:
         self._now = now
-        began = perf_counter()
+        began = thread_time()
         try:
             if channel == Channel.GOSSIP:
                 self.swim.receive(decode_message(payload), now)
-                self.stats.gossip_s += perf_counter() - began
+                self.stats.gossip_s += thread_time() - began
             elif channel == Channel.RAFT:
                 self.shell.receive(payload)
-                self.stats.raft_s += perf_counter() - began
+                self.stats.raft_s += thread_time() - began
             elif channel == Channel.FORWARD:
                 self.requests.on_forward(decode_forward(payload), now)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -170,19 +171,19 @@ class HollowNode:
         """Whatever is due at ``now`` (ticks, a reconcile round), then everything that came out."""
         self._now = now
         stats = self.stats
-        began = perf_counter()
+        began = thread_time()
         deadline = self.swim.next_deadline()
         if deadline is None or now >= deadline:
             self.swim.tick(now)
-        stats.gossip_s += perf_counter() - began
+        stats.gossip_s += thread_time() - began
         if now >= self.next_raft_tick:
-            began = perf_counter()
+            began = thread_time()
             self.next_raft_tick = max(self.next_raft_tick + self.config.tick, now)
             self.leadership.on_tick(self.core, now)
             self.shell.tick()
             self.requests.expire(now)
             self.requests.retry_parked()
-            stats.raft_s += perf_counter() - began
+            stats.raft_s += thread_time() - began
         if self.cluster_id and (
             now >= self.next_round or (self._dirty and now - self._last_round >= MIN_ROUND_GAP_S)
         ):
@@ -199,14 +200,14 @@ class HollowNode:
 
     def _flush(self, now: float) -> None:
         stats = self.stats
-        began = perf_counter()
+        began = thread_time()
         if self.core.has_ready():
             if self.shell.drain():
                 self._dirty = True
             self.requests.serve_ready_reads()
         if self.leadership.observe(self.core, now):
             self.requests.on_leadership_changed()
-        middle = perf_counter()
+        middle = thread_time()
         stats.raft_s += middle - began
         cluster_id = self.core.membership.cluster_id
         if cluster_id != self.cluster_id:
@@ -222,15 +223,15 @@ class HollowNode:
             if event.kind == "dead":
                 stats.dead_events[event.node_id] = stats.dead_events.get(event.node_id, 0) + 1
         self.swim.drain_foreign()
-        stats.gossip_s += perf_counter() - middle
+        stats.gossip_s += thread_time() - middle
 
     # ------------------------------------------------------------------ the reconcile round
     def _round(self, now: float) -> None:
-        began = perf_counter()
+        began = thread_time()
         try:
             self._plan_round(now)
         finally:
-            self.stats.reconcile_s += perf_counter() - began
+            self.stats.reconcile_s += thread_time() - began
 
     def _plan_round(self, now: float) -> None:
         self._dirty = False
@@ -300,7 +301,10 @@ class HollowNode:
         if outcome.ok:
             self.stats.reports_ok += 1
         else:
-            self.stats.reports_failed += 1
+            stats = self.stats
+            stats.reports_failed += 1
+            code = str(outcome.code)
+            stats.report_failures[code] = stats.report_failures.get(code, 0) + 1
 
     # ------------------------------------------------------------------ the shell's host
     def send_frame(self, dst: str, frame: bytes) -> None:

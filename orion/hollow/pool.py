@@ -167,6 +167,7 @@ class HollowPool:
             "reports_sent": stats.reports_sent,
             "reports_ok": stats.reports_ok,
             "reports_failed": stats.reports_failed,
+            "report_failures": dict(stats.report_failures),
             "dead_events": dict(stats.dead_events),
             "snapshots_taken": stats.snapshots_taken,
             "snapshots_installed": stats.snapshots_installed,

@@ -67,15 +67,27 @@ def read_stats(path: Path) -> dict[str, Any]:
         return {}
 
 
-def wait_until(what: str, check: Any, deadline_s: float, every: float = 0.5) -> float:
-    """Seconds until ``check()`` is true; NotConverged after ``deadline_s``."""
+def wait_until(what: str, check: Any, deadline_s: float, every: float = 0.5, guard: Any = None) -> float:
+    """Seconds until ``check()`` is true; NotConverged after ``deadline_s``, or as soon as
+    ``guard()`` names a reason to give up (the machine is shared: no run may take it all)."""
     start = time.monotonic()
     while True:
         if check():
             return time.monotonic() - start
         if time.monotonic() - start > deadline_s:
             raise NotConverged(f"{what}: not within {deadline_s:.0f}s")
+        problem = guard() if guard is not None else None
+        if problem:
+            raise NotConverged(f"{what}: {problem} after {time.monotonic() - start:.0f}s")
         time.sleep(every)
+
+
+def memory_guard(pid: int, limit_mib: int) -> Any:
+    def over() -> str | None:
+        rss = rss_bytes(pid) >> 20
+        return f"hollow process RSS {rss} MiB over the {limit_mib} MiB cap" if rss > limit_mib else None
+
+    return over
 
 
 def hollow_config(cluster: LocalCluster, path: Path, tags: dict[str, str]) -> Path:
@@ -89,8 +101,10 @@ def hollow_config(cluster: LocalCluster, path: Path, tags: dict[str, str]) -> Pa
                 },
                 "resources": {"memory": "64GiB", "cpu": 64.0, "disk": "500GiB"},
                 "tags": tags,
-                "gossip": {"probe_interval": "500ms", "probe_timeout": "250ms"},
-                "scheduler": {"reconcile_interval": "2s"},
+                # memberlist's LAN profile (the real nodes here probe twice as often): a thousand
+                # hollow nodes share the cores that a thousand hosts would each have.
+                "gossip": {"probe_interval": "1s", "probe_timeout": "500ms"},
+                "scheduler": {"reconcile_interval": "5s"},
                 "security": {
                     "cluster_key": str(cluster.cluster_key_path),
                     "token_file": str(cluster.token_path),
@@ -111,6 +125,7 @@ def start_hollow(
 
 
 def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL: never raises, so the cluster is always closed after it."""
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -118,7 +133,10 @@ def stop_process(process: subprocess.Popen[bytes] | None) -> None:
         process.wait(15)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait(5)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            log(f"process {process.pid} still there 60 s after SIGKILL")
 
 
 def running_on(client: Client, task_ids: list[str], exclude: str = "") -> bool:
@@ -205,7 +223,8 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
             alive = [m for m in client.nodes(stale=True) if m.status == "alive"]
             return len(alive) >= n + 4
 
-        wait_until(f"{n} hollow nodes join", joined, args.join_deadline, every=1.0)
+        guard = memory_guard(pool.pid, args.max_rss_mib)
+        wait_until(f"{n} hollow nodes join", joined, args.join_deadline, every=1.0, guard=guard)
         point["join_s"] = round(time.monotonic() - started, 1)
         log(f"n={n}: joined in {point['join_s']}s")
 
@@ -261,7 +280,7 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         ids = submit_burst(cluster.endpoints, burst)
         submitted = time.monotonic() - t0
         try:
-            wait_until("burst runs", lambda: running_on(client, ids), args.join_deadline, every=1.0)
+            wait_until("burst runs", lambda: running_on(client, ids), args.join_deadline, 1.0, guard)
             took = time.monotonic() - t0
             point["placement"] = {
                 "tasks": burst,
@@ -288,7 +307,7 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
             point["loss_to_replaced_s"] = str(exc)
         final = read_stats(pool_stats)
         point["hollow_rss_mib"] = final.get("rss_bytes", 0) >> 20
-        point["hollow_reports"] = {k: final.get(k) for k in ("reports_sent", "reports_ok", "reports_failed")}
+        point["hollow_reports"] = {k: final.get(k) for k in ("reports_sent", "reports_ok", "report_failures")}
         point["hollow_dropped_frames"] = final.get("dropped")
     except NotConverged as exc:
         point["not_converged"] = str(exc)
@@ -321,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="steady submits per second")
     parser.add_argument("--burst", type=int, default=0, help="tasks in the placement burst (10 per node)")
     parser.add_argument("--join-deadline", type=float, default=300.0, help="seconds a point may take to join")
+    parser.add_argument("--max-rss-mib", type=int, default=8192, help="give up a point past this hollow RSS")
     parser.add_argument("--out", help="write the result JSON here too")
     args = parser.parse_args(argv)
     if args.short:

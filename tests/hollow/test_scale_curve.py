@@ -1,0 +1,30 @@
+"""The scale curve's short mode (what CI runs): 3 real voters, 10 hollow nodes and a victim in
+processes of their own; every measurement of the point is made and none is left unfinished."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tools.bench import scale_curve
+
+
+@pytest.mark.cluster
+def test_short_curve_measures_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "curve.json"
+    assert scale_curve.main(["--short", "--out", str(out)]) == 0
+    (point,) = json.loads(out.read_text())["points"]
+    assert point["nodes"] == 10
+    assert "not_converged" not in point
+    assert point["join_s"] > 0
+    assert point["leader_rss_mib"] > 0
+    assert point["false_dead"] == {"fsm": [], "heard_by_hollow": {}}
+    steady = point["steady"]
+    assert steady["failures"] == 0 and steady["p99_ms"] is not None
+    assert steady["committed"] > 0 and steady["leader_bytes_to_hollow_per_entry"] > 0
+    assert point["placement"]["tasks_per_s"] > 0
+    # The victim's tasks ran elsewhere after it was killed (a number, not a deadline message).
+    assert isinstance(point["loss_to_replaced_s"], float)
+    assert point["hollow_reports"]["reports_ok"] > 0

@@ -1,0 +1,66 @@
+"""The hollow nodes' shared transport speaks the real node-to-node wire: a real
+``PeerTransport`` reaches each hollow node at its own address, and a hollow node's frames
+reach the real one under that node's address, with and without CURVE."""
+
+from __future__ import annotations
+
+import queue
+import time
+
+import pytest
+
+from orion.hollow.transport import HollowTransport
+from orion.security.keys import ClusterKey
+from orion.testing.localcluster import free_ports
+from orion.transport.frames import Channel
+from orion.transport.peer import PeerTransport
+
+
+def _poll_until(
+    transport: HollowTransport, count: int, deadline_s: float = 10.0
+) -> list[tuple[int, Channel, bytes]]:
+    got: list[tuple[int, Channel, bytes]] = []
+    deadline = time.monotonic() + deadline_s
+    while len(got) < count and time.monotonic() < deadline:
+        got.extend(transport.poll(0.05))
+    return got
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "curve"])
+def test_frames_both_ways_between_a_real_node_and_two_hollow_ones(secure: bool) -> None:
+    key = ClusterKey.generate() if secure else None
+    (real_port,) = free_ports(1)
+    (hollow_port,) = free_ports(1, "127.1.0.1")
+    received: queue.Queue[tuple[Channel, bytes]] = queue.Queue()
+    real = PeerTransport("127.0.0.1", real_port, lambda c, p: received.put((c, p)), curve=key)
+    hollow = HollowTransport(key)
+    real.start()
+    try:
+        first = hollow.bind("127.1.0.1", hollow_port)
+        second = hollow.bind("127.1.0.2", hollow_port)
+        got: list[tuple[int, Channel, bytes]] = []
+        deadline = time.monotonic() + 10.0
+        # Raft frames may wait for the connection; resend until both arrive.
+        while len(got) < 2 and time.monotonic() < deadline:
+            real.send(f"127.1.0.1:{hollow_port}", Channel.RAFT, b"to-first")
+            real.send(f"127.1.0.2:{hollow_port}", Channel.RAFT, b"to-second")
+            got.extend(_poll_until(hollow, 2, 1.0))
+        assert {(first, Channel.RAFT, b"to-first"), (second, Channel.RAFT, b"to-second")} <= set(got)
+        assert hollow.bytes_from[real.address] > 0
+
+        hollow.send(second, real.address, Channel.FORWARD, b"from-second")
+        assert received.get(timeout=10.0) == (Channel.FORWARD, b"from-second")
+    finally:
+        hollow.close()
+        real.stop()
+
+
+def test_a_second_bind_on_a_taken_address_is_refused_by_name() -> None:
+    (port,) = free_ports(1, "127.1.0.3")
+    hollow = HollowTransport(None)
+    try:
+        hollow.bind("127.1.0.3", port)
+        with pytest.raises(OSError, match=f"127.1.0.3:{port}"):
+            hollow.bind("127.1.0.3", port)
+    finally:
+        hollow.close()
