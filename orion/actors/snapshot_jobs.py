@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ class SnapshotDone:
 
 class SnapshotJobs:
     def __init__(self, node_id: str, store: LogStore, metrics: NodeMetrics | None = None) -> None:
+        self.node_id = node_id
         self.store = store
         self.metrics = metrics
         # One thread: snapshots and checkpoints of one store run in the order they were asked.
@@ -63,10 +64,18 @@ class SnapshotJobs:
 
         self._executor.submit(take)
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> Future[None]:
         """An installed snapshot sits in the WAL until a checkpoint folds it in: do that off the
-        actor's thread, or a restart would replay all of it."""
-        self._executor.submit(self.store.checkpoint)
+        actor's thread, or a restart would replay all of it. The future is for tests; a failed
+        checkpoint is logged, and the next one (or a restart's replay) covers it."""
+        return self._executor.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            self.store.checkpoint()
+        except Exception:
+            logger.exception("{}: checkpoint of the Raft store failed", self.node_id)
+            raise
 
     def close(self) -> None:
         """Wait for the job under way; drop those not started (the node is stopping)."""

@@ -110,5 +110,8 @@ class MemoryStore:
             )
         self.incarnation = incarnation
 
+    def checkpoint(self) -> None:
+        pass  # nothing sits in a write-ahead log here
+
     def close(self) -> None:
         pass

@@ -147,6 +147,11 @@ class LogStore(Protocol):
         """Durably record this data dir's incarnation (made once, when the dir is created)."""
         ...
 
+    def checkpoint(self) -> None:
+        """Fold what the write-ahead log holds into the main file; may run on any thread. A store
+        without a separate log (memory) has nothing to do."""
+        ...
+
     def close(self) -> None: ...
 
 

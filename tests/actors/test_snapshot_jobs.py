@@ -93,3 +93,14 @@ def test_a_job_for_an_actor_that_has_stopped_is_dropped_quietly(inbox) -> None:
     jobs.take(SnapshotMeta(index=1, term=1, membership=MEMBERSHIP), fsm.snapshot_source(), ref)
     jobs.close()  # waits for the job: it must not have raised on the dead actor
     assert store.load().snapshot is not None and told.empty()
+
+
+def test_a_checkpoint_after_an_installed_snapshot_works_on_every_store() -> None:
+    # Hollow nodes and in-process tests run the Raft actor on a MemoryStore; the checkpoint
+    # asked after a snapshot install must not fail there (it once raised AttributeError).
+    store = MemoryStore()
+    jobs = SnapshotJobs("a", store)
+    try:
+        jobs.checkpoint().result(timeout=10.0)
+    finally:
+        jobs.close()
