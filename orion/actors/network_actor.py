@@ -26,8 +26,10 @@ from orion.actors.state_view import StateView
 from orion.config import NodeConfig
 from orion.fsm.commands import AllocateSubnet, Command, ReleaseSubnet, ReportOverlayAddress, encode_command
 from orion.model import ACTIVE_STATES, GONE_STATUSES, LIVE_STATUSES, Desired
+from orion.network.dns import service_records
+from orion.network.dns_server import DnsServer
 from orion.network.host import OverlayHost, underlay_address
-from orion.network.ipam import subnet_index
+from orion.network.ipam import gateway_address, subnet_index
 from orion.network.overlay_plan import Peer
 
 TICK_S = 1.0
@@ -55,6 +57,7 @@ class ClusterView:
     is_leader: bool
     nodes: list[NodeSubnet]
     tasks: list[OwnTask]  # this node's tasks that should run here
+    services: dict[str, list[str]]  # service name -> its serving replicas' overlay addresses
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ def cluster_view(node_id: str) -> Any:
                 for t in fsm.tasks_on_node(node_id)
                 if t.state in ACTIVE_STATES and t.desired == Desired.RUN
             ],
+            services=service_records({s.name: fsm.service_tasks(s.name) for s in fsm.services()}),
         )
 
     return query
@@ -142,6 +146,7 @@ class NetworkActor(NodeActor):
         self._proposed: dict[tuple[str, str], float] = {}  # (kind, key) -> when last proposed
         self._last_problem = ""
         self._last_skipped: tuple[str, ...] = ()
+        self._dns: DnsServer | None = None
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -162,6 +167,8 @@ class NetworkActor(NodeActor):
         return None
 
     def on_stop(self) -> None:
+        if self._dns is not None:
+            self._dns.stop()
         self.host.stop()
 
     def _read(self) -> None:
@@ -216,11 +223,27 @@ class NetworkActor(NodeActor):
             self._last_problem = done.problem
             if done.problem:
                 logger.warning("network: {}", done.problem)
+        if not done.problem:
+            self._serve_names(gateway_address(own.subnet), view.services)
         for task_id, address in address_reports(self.node_id, view.tasks, addresses).items():
             command = ReportOverlayAddress(
                 task_id=task_id, node_id=self.node_id, overlay_ip=address, at=time.time()
             )
             self._propose(("address", f"{task_id}/{address}"), command, now)
+
+    def _serve_names(self, gateway: str, records: dict[str, list[str]]) -> None:
+        """The service-name resolver on the task bridge's gateway (made again if it moved)."""
+        if self._dns is not None and self._dns.address != gateway:
+            self._dns.stop()
+            self._dns = None
+        if self._dns is None:
+            try:
+                self._dns = DnsServer(gateway).start()
+            except OSError as exc:
+                logger.warning("network: cannot serve service names on {}:53: {}", gateway, exc)
+                return
+            logger.info("network: serving service names on {}:53", gateway)
+        self._dns.set_records(records)
 
     def _propose(self, key: tuple[str, str], command: Command, now: float) -> None:
         if now - self._proposed.get(key, -RETRY_S) < RETRY_S:

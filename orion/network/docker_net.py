@@ -73,17 +73,22 @@ def overlay_addresses(client: docker.DockerClient, name: str) -> dict[str, str]:
 
 
 def await_network(client: docker.DockerClient, name: str, timeout: float) -> str:
-    """Wait (on a worker thread) until network ``name`` exists: a task placed on a node that
-    just joined may arrive before the node's subnet was allocated and its network made."""
+    """Wait (on a worker thread) until network ``name`` exists, and return its gateway (the
+    node's service-name resolver, orion/network/dns.py): a task placed on a node that just
+    joined may arrive before the node's subnet was allocated and its network made."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            client.networks.get(name)
-            return name
+            network = client.networks.get(name)
+            configs = (network.attrs.get("IPAM") or {}).get("Config") or []
+            gateway = str(configs[0].get("Gateway") or "") if configs else ""
+            if gateway:
+                return gateway
         except docker.errors.NotFound:
-            if time.monotonic() >= deadline:
-                raise NetworkNotReady(
-                    f"the overlay network {name} is not ready on this node after {timeout:g} s "
-                    "(no subnet allocated yet?)"
-                ) from None
+            pass
+        if time.monotonic() >= deadline:
+            raise NetworkNotReady(
+                f"the overlay network {name} is not ready on this node after {timeout:g} s "
+                "(no subnet allocated yet?)"
+            )
         time.sleep(0.25)  # polling Docker for a condition, with the deadline above

@@ -243,9 +243,11 @@ class DockerWorker:
             options["mounts"] = self.volumes(task)
         if self.network:  # the overlay: on this node's subnet, once the network is made
             try:
-                options["network"] = await_network(self.client, self.network, self.pull_timeout)
+                gateway = await_network(self.client, self.network, self.pull_timeout)
             except NetworkNotReady as exc:
                 raise WorkerError(str(exc)) from exc
+            options["network"] = self.network
+            options["dns"] = [gateway]  # the node resolves service names there (orion/network/dns.py)
         try:
             container = self.client.containers.create(task.image, **options)
         except docker.errors.APIError as exc:

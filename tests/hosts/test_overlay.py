@@ -121,3 +121,45 @@ def test_a_task_reaches_another_hosts_task_by_overlay_ip_and_again_after_that_ho
     with bed.cluster.client(1, survivor) as client:
         for task in (probe, moved):
             client.remove(task.id, force=True)
+
+
+def lookup(bed: HostBed, client_task: Any, name: str) -> list[str]:
+    """The addresses ``name`` resolves to inside ``client_task``'s container (busybox nslookup,
+    through Docker's embedded resolver, which forwards it to the node's)."""
+    host = bed.host_of(client_task.node_id)
+    with bed.engine(host) as engine:
+        (container,) = engine.containers.list(filters={"label": f"orion.task.id={client_task.id}"})
+        result = container.exec_run(["sh", "-c", f"nslookup -type=a {name}"])  # a busybox applet of sh
+    text = result.output.decode(errors="replace")
+    answers = text.split(f"Name:\t{name}")[1:] if result.exit_code == 0 else []
+    return sorted(
+        line.split("Address:")[1].strip()
+        for part in answers
+        for line in part.splitlines()
+        if "Address:" in line
+    )
+
+
+def test_a_service_name_resolves_to_its_replicas_overlay_addresses(bed: HostBed) -> None:
+    with bed.cluster.client() as client:
+        probe = client.submit(IMAGE, name="ov-dns-probe", command=SLEEP, node_selectors={"role": "probe"})
+        probe = running_with_ip(client, probe.id)
+        client.create_service("ovweb", IMAGE, command=WEB, replicas=2, constraints={"role": "worker"})
+
+        def replicas_with_ips() -> list[str]:
+            tasks = [
+                t for t in client.tasks() if t.service == "ovweb" and t.state == "Running" and t.overlay_ip
+            ]
+            return len(tasks) == 2 and sorted(t.overlay_ip for t in tasks)
+
+        addresses = wait_for(replicas_with_ips, 90, what="two replicas of ovweb with overlay addresses")
+        wait_for(lambda: lookup(bed, probe, "ovweb") == addresses, 30, what=f"ovweb resolving to {addresses}")
+        assert lookup(bed, probe, "ovweb.orion") == addresses
+        page = fetch(bed, probe, addresses[0])
+        assert "served by orion" in page
+        # Scaled down to one: the name follows.
+        client.scale_service("ovweb", 1)
+        wait_for(lambda: len(lookup(bed, probe, "ovweb")) == 1, 60, what="ovweb resolving to one replica")
+        assert set(lookup(bed, probe, "ovweb")) <= set(addresses)
+        client.remove_service("ovweb")
+        client.remove(probe.id, force=True)
