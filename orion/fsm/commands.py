@@ -24,7 +24,9 @@ class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="op"):
 
 
 class SubmitTask(_Command, tag="submit"):
-    """Create ``task``. Idempotent on ``task.id``: a retry returns the existing task.
+    """Create ``task``. Idempotent on ``task.id``: a retry returns the existing task; an id of
+    a task removed lately is refused (orion/fsm/tombstones.py), so a late duplicate of the
+    submit cannot create it again.
 
     The leader places the task when it proposes the submit (orion/actors/submit_placer.py), so
     one entry creates it Scheduled on ``node_id`` with ``host_ports``. Apply only checks that
@@ -169,9 +171,14 @@ class ReleasePorts(_Command, tag="release_ports"):
 
 class CreateService(_Command, tag="create_service"):
     """Refused when the name is taken or a published port is (by another service, or by a
-    task's fixed host port on any node: every node's ingress listens on it)."""
+    task's fixed host port on any node: every node's ingress listens on it).
+
+    ``request_id``: chosen by the client once per create and sent again on its retries. A
+    create whose request id made a service removed since is refused (a late duplicate must not
+    bring it back: orion/fsm/tombstones.py); "" (older callers) skips that check."""
 
     spec: ServiceSpec
+    request_id: str = ""
 
 
 class UpdateService(_Command, tag="update_service"):

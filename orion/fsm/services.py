@@ -7,7 +7,9 @@ stores a new record, so records handed out may be read from other threads.
 Versions: ``Service.version`` goes up by one on every change a user makes (update, scale,
 rollback, pause, resume); ``template_version`` is the version that introduced the template the
 tasks should run. The controller's ``ServiceStep`` does not move the version: it names the
-version it decided on and is refused once a user's change came in between.
+version it decided on and is refused once a user's change came in between. A service created
+again under the name of a removed one goes on from that one's last version (the removal is
+remembered for a while: orion/fsm/tombstones.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from orion.fsm.commands import (
     ServiceStep,
     UpdateService,
 )
+from orion.fsm.tombstones import Tombstones, late_create_message
 from orion.model import ACTIVE_STATES, Desired, Health, Task, TaskState
 from orion.services.spec import (
     KEPT_VERSIONS,
@@ -92,8 +95,9 @@ def _template_changed(old: ServiceSpec, new: ServiceSpec) -> bool:
 class ServiceBook:
     """Services by name (creation order) and the published ports they hold."""
 
-    def __init__(self, state: TaskTable) -> None:
+    def __init__(self, state: TaskTable, tombstones: Tombstones | None = None) -> None:
         self._state = state
+        self._tombstones = tombstones if tombstones is not None else Tombstones()
         self._services: dict[str, Service] = {}
         self._published: dict[tuple[int, str], str] = {}  # (port, protocol) -> service (derived)
 
@@ -122,6 +126,9 @@ class ServiceBook:
         problem = _invalid(spec)
         if problem is not None:
             return problem
+        removed = self._tombstones.late_create(cmd.request_id)
+        if removed is not None:
+            return CommandError(Refusal.CONFLICT, late_create_message(removed.name, removed.removed_at))
         existing = self._services.get(spec.name)
         if existing is not None:
             if existing.spec == spec:
@@ -134,8 +141,19 @@ class ServiceBook:
         # them): they are history of another service, not tasks of this one.
         for task in self._state.service_tasks(spec.name):
             self._state.delete_task(task.id)
-        service = Service(name=spec.name, spec=spec, created_at=cmd.at, updated_at=cmd.at)
+        # Versions go on from a removed service of this name: a version read from that one
+        # never matches this one (update, scale and remove are conditional on it).
+        version = self._tombstones.first_service_version(spec.name)
+        service = Service(
+            name=spec.name,
+            spec=spec,
+            version=version,
+            template_version=version,
+            created_at=cmd.at,
+            updated_at=cmd.at,
+        )
         self._store(None, service)
+        self._tombstones.service_created(spec.name, cmd.request_id)
         return service
 
     def update(self, cmd: UpdateService) -> ApplyResult:
@@ -259,6 +277,7 @@ class ServiceBook:
             if task.state not in TERMINAL:
                 self._state.stop_task(task, cmd.at, reason)
         self._store(old, None)
+        self._tombstones.service_removed(old.name, old.version, cmd.at)
         return old
 
     def step(self, cmd: ServiceStep) -> ApplyResult:

@@ -8,8 +8,10 @@ Taking a snapshot has two steps so the slow one can leave the Raft actor's threa
 2. ``encode_snapshot(source)`` turns that source into bytes. It is a pure function of the
    source, so it may run in any thread while the state keeps applying entries.
 
-The bytes are an msgpack ``TabularSnapshot`` with the tables ``meta``, ``nodes`` and
-``tasks``; ``decode_snapshot`` reads them back into a ``SnapshotSource``.
+The bytes are an msgpack ``TabularSnapshot`` with the tables ``meta``, ``nodes``, ``services``,
+``volumes``, ``tombstones``, ``service_creators`` and ``tasks`` (last); ``decode_snapshot`` reads
+them back into a ``SnapshotSource``. A table added later is simply absent from an older
+snapshot, which loads with that table empty.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from orion.fsm.tables import (
     volume_row,
     volumes_from_table,
 )
+from orion.fsm.tombstones import TombstoneSource, tombstone_tables, tombstones_from_tables
 from orion.model import Task
 from orion.raft.tabular import array_header, decode_tabular_snapshot
 from orion.raft.types import Table, TabularSnapshot
@@ -60,6 +63,7 @@ class SnapshotSource:
     nodes: list[NodeRecord]
     services: list[Service] = field(default_factory=list)  # in creation order
     volumes: list[Volume] = field(default_factory=list)  # in creation order
+    tombstones: TombstoneSource = field(default_factory=TombstoneSource)  # removals remembered
 
 
 def encode_snapshot(source: SnapshotSource, pace: Callable[[], None] | None = None) -> bytes:
@@ -90,6 +94,7 @@ def encode_snapshot(source: SnapshotSource, pace: Callable[[], None] | None = No
         "nodes": make_table(NODE_COLUMNS, [node_row(n) for n in source.nodes]),
         "services": make_table(SERVICE_COLUMNS, [service_row(s) for s in source.services]),
         "volumes": make_table(VOLUME_COLUMNS, [volume_row(v) for v in source.volumes]),
+        **tombstone_tables(source.tombstones),
         "tasks": make_table(TASK_COLUMNS, []),
     }
     # The tasks table's rows are the last value of the encoding: encode everything with no
@@ -123,6 +128,7 @@ def decode_snapshot(data: bytes) -> SnapshotSource:
         # Snapshots taken before services existed have no services table.
         services = services_from_table(tables["services"]) if "services" in tables else []
         volumes = volumes_from_table(tables["volumes"]) if "volumes" in tables else []  # older: none
+        tombstones = tombstones_from_tables(tables)  # older snapshots: none
         applied_index = meta["applied_index"]
     except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"cannot restore the cluster state from this snapshot: {exc}") from exc
@@ -138,5 +144,10 @@ def decode_snapshot(data: bytes) -> SnapshotSource:
     if problem:
         raise ValueError(f"cannot restore the cluster state from this snapshot: {problem}")
     return SnapshotSource(
-        applied_index=applied_index, tasks=tasks, nodes=nodes, services=services, volumes=volumes
+        applied_index=applied_index,
+        tasks=tasks,
+        nodes=nodes,
+        services=services,
+        volumes=volumes,
+        tombstones=tombstones,
     )

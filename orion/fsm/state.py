@@ -12,7 +12,9 @@ them either. That is what lets ``snapshot_source()`` capture the state without c
 records, and ``encode_snapshot`` (orion.fsm.snapshot) encode it in another thread.
 
 Terminal tasks (Stopped, Failed) leave the state through ``CollectGarbage`` (the leader
-proposes it periodically with its clock minus the retention) or ``RemoveTask``.
+proposes it periodically with its clock minus the retention) or ``RemoveTask``. The ids of
+removed one-off tasks, and removed services, are remembered for a while after
+(orion/fsm/tombstones.py): a late duplicate of the request that made one must not make it again.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ from orion.fsm.results import ApplyResult, AssignResult, TaskIds
 from orion.fsm.services import ServiceBook, fixed_host_ports
 from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
 from orion.fsm.tables import NodeDrain, NodeRecord
+from orion.fsm.tombstones import Tombstones, removed_task_message
 from orion.fsm.volumes import VolumeBook, holds_volumes
 from orion.model import ACTIVE_STATES, Desired, Health, NodeStatus, PortClaim, Task, TaskEvent, TaskState
 from orion.scheduler.feasible import shortage
@@ -126,7 +129,8 @@ class ClusterState:
         # (derived): a service may not publish it.
         self._fixed_ports: dict[tuple[int, str], dict[str, None]] = {}
         self._by_service: dict[str, dict[str, None]] = {}  # service name -> its task ids (derived)
-        self._services = ServiceBook(self)  # the services table and its commands
+        self._tombstones = Tombstones()  # removed task ids and services, remembered for a while
+        self._services = ServiceBook(self, self._tombstones)  # the services table and its commands
         self._volumes = VolumeBook()  # the volumes table, and which tasks mount each (derived)
         self.events = EventRecorder()  # what each applied entry changed (orion/fsm/events.py)
         self._handlers: dict[type, Callable[[Any], ApplyResult]] = {
@@ -184,6 +188,7 @@ class ClusterState:
                 Refusal.INVALID,
                 f"command {type(command).__name__}: at must be a finite time, got {command.at}",
             )
+        self._tombstones.expire(command.at)
         node_id, service_name = command_subjects(command)
         node_before = self._nodes.get(node_id) if node_id else None
         service_before = self._services.get(service_name) if service_name else None
@@ -206,6 +211,9 @@ class ClusterState:
         existing = self._tasks.get(task.id)
         if existing is not None:
             return existing  # a retried submit: the client chose the id
+        removed_at = self._tombstones.task_removed_at(task.id)
+        if removed_at is not None:  # a late duplicate of the submit that made a task removed since
+            return CommandError(Refusal.CONFLICT, removed_task_message(task.id, removed_at))
         if not task.id or not task.image:
             return CommandError(Refusal.INVALID, "a task needs an id and an image")
         if task.memory < 0 or task.disk < 0 or not 0 <= task.cpu < math.inf:  # also refuses NaN
@@ -540,6 +548,8 @@ class ClusterState:
                 updated_at=cmd.at,
             )
         self.delete_task(cmd.task_id)
+        if not task.service:  # a service's tasks come from its steps, which a version guards
+            self._tombstones.task_removed(task.id, cmd.at)
         return task
 
     def _collect_garbage(self, cmd: CollectGarbage) -> ApplyResult:
@@ -554,6 +564,8 @@ class ClusterState:
         while heap and heap[0][0] < cmd.before and len(removed) < cmd.max_tasks:
             updated_at, task_id = heapq.heappop(heap)
             if self._is_current_terminal(updated_at, task_id):
+                if not self._tasks[task_id].service:
+                    self._tombstones.task_removed(task_id, cmd.at)
                 self.delete_task(task_id)
                 removed.append(task_id)
         return TaskIds(removed)
@@ -844,6 +856,7 @@ class ClusterState:
             nodes=list(self._nodes.values()),
             services=self._services.all(),
             volumes=self._volumes.all(),
+            tombstones=self._tombstones.source(),
         )
 
     def snapshot(self) -> bytes:
@@ -867,6 +880,7 @@ class ClusterState:
         for task in source.tasks:
             self.put_task(None, task)
         self._nodes = {node.id: node for node in source.nodes}
+        self._tombstones.restore(source.tombstones)
         self._services.restore(source.services)
         self._volumes.restore(source.volumes, source.tasks)
         self.applied_index = source.applied_index
