@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint bench demo demo-stop nemesis docker clean
+.PHONY: setup test lint bench demo demo-stop demo-hosts demo-hosts-stop nemesis docker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ demo: setup docker
 
 demo-stop:
 	$(PY) -m tools.demo --stop
+
+# Three real hosts in miniature (network namespaces on a private LAN, a dockerd and a node
+# each; root): orion/testing/hosts. demo-hosts-stop tears the bed down.
+demo-hosts: setup docker
+	$(PY) -m tools.demo_hosts
+
+demo-hosts-stop:
+	$(PY) -m tools.demo_hosts --stop
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

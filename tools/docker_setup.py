@@ -2,7 +2,8 @@
 """Make a Docker engine and the local test image available, or fail loudly.
 
 Installs Debian's docker.io, busybox-static, haproxy (every node's ingress) and chromium with
-chromium-driver (the web console's browser test) when missing,
+chromium-driver (the web console's browser test), iproute2 and nftables (the test bed of hosts)
+when missing,
 starts dockerd when it is not answering, and builds the image ``orion-busybox:latest`` with
 ``docker import`` from a root filesystem that holds only the static busybox binary and its
 applet links. No registry is contacted: every test and the demo use this image.
@@ -55,6 +56,9 @@ def install_packages() -> None:
         ("haproxy", "haproxy"),
         ("chromium", "chromium"),
         ("chromium-driver", "chromedriver"),
+        # The test bed of hosts (orion/testing/hosts): namespaces, veths, bridge; partitions.
+        ("iproute2", "ip"),
+        ("nftables", "nft"),
     )
     missing = [
         pkg

@@ -87,6 +87,7 @@ class HostBed:
         overlay: bool = OVERLAY_DEFAULT,
         cluster_cidr: str = CLUSTER_CIDR,
         insecure: bool = False,
+        owner_pid: int | None = None,
     ) -> None:
         if not 1 <= hosts <= 200:
             raise ValueError(f"hosts: a bed has 1-200 hosts, got {hosts}")
@@ -97,6 +98,9 @@ class HostBed:
         self.runtime_dir = RUNTIME_ROOT / self.id
         self.images = images
         self.cluster_cidr = cluster_cidr
+        # The process whose death makes the bed stale (cleanup_stale_beds): this one, or one
+        # that outlives it (a demo's keeper).
+        self.owner_pid = owner_pid or os.getpid()
         if overlay and not overlay_supported():
             raise BedError("overlay: this Orion's config has no [network] overlay yet")
         self.overlay = overlay
@@ -140,8 +144,8 @@ class HostBed:
         self.runtime_dir.mkdir(parents=True, exist_ok=False)
         record = {
             "id": self.id,
-            "owner_pid": os.getpid(),
-            "owner_start": process_start(os.getpid()),
+            "owner_pid": self.owner_pid,
+            "owner_start": process_start(self.owner_pid),
             "base_dir": str(self.base_dir),
             "owns_base_dir": self.owns_base_dir,
             "hosts": self.size,
@@ -361,6 +365,15 @@ def owner_alive(record: dict[str, Any]) -> bool:
         return False
 
 
+def remove_recorded_bed(bed_id: str) -> list[str]:
+    """Tear bed ``bed_id`` down from its record alone (its owner is gone or was stopped);
+    what could not be removed."""
+    record = json.loads((RUNTIME_ROOT / bed_id / RECORD).read_text())
+    problems = teardown(bed_id, int(record["hosts"]), Path(record["base_dir"]), bool(record["owns_base_dir"]))
+    netns.drop_subnet_lock(record["subnet"])
+    return problems
+
+
 def cleanup_stale_beds() -> list[str]:
     """Remove every bed whose owner process is gone (a run killed before its teardown); the
     ids removed. Beds of live processes, and anything not named by a bed record, are left."""
@@ -380,10 +393,9 @@ def cleanup_stale_beds() -> list[str]:
                 continue
             if record.get("id") != directory.name or owner_alive(record):
                 continue
-            problems = teardown(
-                directory.name, int(record["hosts"]), Path(record["base_dir"]), bool(record["owns_base_dir"])
-            )
+            problems = remove_recorded_bed(directory.name)
             if problems:
                 raise BedError(f"stale bed {directory.name} not fully removed: " + "; ".join(problems))
             removed.append(directory.name)
+    netns.drop_unheld_locks()
     return removed

@@ -112,6 +112,31 @@ def lease_subnet(order: list[int]) -> SubnetLease:
     raise BedError(f"no free {SUBNET_PREFIX}.K.0/24 for a bed (all locked or overlapping a root route)")
 
 
+def drop_subnet_lock(subnet: str) -> None:
+    """Remove the lock file of a dead bed's /24, unless some bed holds it again."""
+    k = ipaddress.ip_network(subnet).network_address.packed[2]
+    drop_lock_file(LOCK_DIR / f"subnet-{k}.lock")
+
+
+def drop_unheld_locks() -> None:
+    """Remove the lock files no live bed holds (their beds died before releasing them)."""
+    for path in LOCK_DIR.glob("subnet-*.lock"):
+        drop_lock_file(path)
+
+
+def drop_lock_file(path: Path) -> None:
+    try:
+        lock = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        path.unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------------- names
 
 
