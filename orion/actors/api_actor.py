@@ -117,6 +117,12 @@ def _service_tasks_query(name: str) -> Any:
     return query
 
 
+def submit_command(request: api.SubmitTask) -> bytes:
+    """The encoded FSM command of a submit, stamped with this node's wall clock."""
+    now = time.time()
+    return fsm_commands.encode_command(fsm_commands.SubmitTask(task=task_of(request, now), at=now))
+
+
 def service_command(request: api.Request, now: float) -> fsm_commands.Command | None:
     """The FSM command a service write asks for (None: not a service write)."""
     match request:
@@ -153,14 +159,24 @@ class ApiActor(NodeActor):
         self.block_peers = block_peers  # set only with [testing] fault_injection = true
 
     def handler(self) -> Any:
-        """The callable the ZeroMQ and REST servers call from their own threads."""
-        ref = self.actor_ref
+        """The callable the ZeroMQ and REST servers call from their own threads.
+
+        A submit, the hot write, goes from the server's thread straight to the Raft actor
+        (building and encoding its command takes microseconds): one thread hand-off and one
+        mailbox pass fewer per submit than through this actor. Everything else comes here."""
+        ref, raft, timeout = self.actor_ref, self.raft, self.timeout
 
         def handle(request: api.Request, reply: ReplyFn) -> None:
             try:
-                ref.tell(ApiCall(request, reply))
+                if isinstance(request, api.SubmitTask):
+                    raft.tell(Propose(submit_command(request), _reply_with(reply), timeout=timeout))
+                else:
+                    ref.tell(ApiCall(request, reply))
             except pykka.ActorDeadError:
                 reply(api.Reply.failure(api.ErrorCode.UNAVAILABLE, "node is shutting down"))
+            except Exception as exc:  # one bad request must never take the API down
+                logger.exception("api: request {} failed", type(request).__name__)
+                reply(api.Reply.failure(api.ErrorCode.INTERNAL, f"internal error: {exc}"))
 
         return handle
 
@@ -183,9 +199,7 @@ class ApiActor(NodeActor):
             return
         match request:
             case api.SubmitTask():
-                now = time.time()
-                command = fsm_commands.SubmitTask(task=task_of(request, now), at=now)
-                self._write(command, callback)
+                self.raft.tell(Propose(submit_command(request), callback, timeout=self.timeout))
             case api.StopTask(id=ref):
                 self._write_resolved(
                     ref, lambda task_id: fsm_commands.StopTask(task_id=task_id, at=time.time()), callback

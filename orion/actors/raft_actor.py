@@ -73,6 +73,7 @@ class RaftActor(NodeActor):
         self._stalls = TickStalls(config.tick)
         self._flush_scheduled = False
         self._snapshots = SnapshotJobs(config.node_id, store, metrics)
+        self._held_frames: list[tuple[str, bytes]] = []  # sent by the shell, not yet handed over
 
     # ---------------------------------------------------------------- lifecycle
     def on_start(self) -> None:
@@ -87,6 +88,7 @@ class RaftActor(NodeActor):
             now=lambda: self._now,
         )
         self._drain()
+        self.flush_frames()
 
     def on_stop(self) -> None:
         self.parts.shell.flush_hard_state()
@@ -120,6 +122,7 @@ class RaftActor(NodeActor):
             self._handle(message)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             logger.debug("dropped a malformed frame: {}", exc)
+        self.flush_frames()  # frames sent outside a Ready (snapshot chunks and their acks)
         if self.parts.core.has_ready() and not self._flush_scheduled:
             self._flush_scheduled = True
             self.actor_ref.tell(_Flush())
@@ -197,7 +200,13 @@ class RaftActor(NodeActor):
             dst, membership.incarnations.get(dst, "")
         ) or membership.address_of(dst)
         if address is not None:
-            self.peers.send(address, Channel.RAFT, frame)
+            self._held_frames.append((address, frame))
+
+    def flush_frames(self) -> None:
+        """Hand the frames sent since the last flush to the transport in one batch."""
+        if self._held_frames:
+            self.peers.send_batch(Channel.RAFT, self._held_frames)
+            self._held_frames = []
 
     def apply(self, entry: Entry) -> bool:
         result: Any = None

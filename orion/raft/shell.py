@@ -77,7 +77,8 @@ class ShellHost(Protocol):
     """What a shell needs from its owner (the Raft actor or a simulated node)."""
 
     def send_frame(self, dst: str, frame: bytes) -> None:
-        """Send one encoded envelope to node ``dst`` (best effort: Raft retries)."""
+        """Send one encoded envelope to node ``dst`` (best effort: Raft retries). A host may
+        hold frames until ``flush_frames``, if it has one (see ``RaftShell``)."""
         ...
 
     def apply(self, entry: Entry) -> bool:
@@ -137,6 +138,10 @@ class RaftShell:
         # Fault points for the simulator: called with "sent_before_persist" and "persisted";
         # raising there aborts the Ready half done, as a crash would.
         self.fault_hook: Callable[[str], None] | None = None
+        # A host that batches its sends (one wake-up of its network thread per Ready, not one
+        # per frame) gets them flushed right after a Ready's messages: before the leader's own
+        # write, which its followers' writes overlap, and before a follower's answer waits.
+        self._flush_frames: Callable[[], None] | None = getattr(host, "flush_frames", None)
 
     # ------------------------------------------------------------------ frames in
     def receive(self, frame: bytes) -> None:
@@ -293,6 +298,8 @@ class RaftShell:
             else:
                 self._send(msg)
         self._flush_chunks()
+        if self._flush_frames is not None:
+            self._flush_frames()
 
     def _send(self, body: Message | SnapshotChunk | SnapshotAck) -> None:
         core = self.core
