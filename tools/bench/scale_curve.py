@@ -35,11 +35,13 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from orion.client import Client
 from orion.hollow.pool import rss_bytes
+from orion.raft.types import Membership, encode_membership
 from orion.testing.localcluster import LocalCluster, _to_toml
 from tools.bench.common import log, machine, save_result
 from tools.stats import p50, p99
@@ -67,6 +69,29 @@ def read_stats(path: Path) -> dict[str, Any]:
         return {}
 
 
+SUMMED = ("count", "in_cluster", "containers", "starts", "reports_sent", "reports_ok", "cpu_s", "rss_bytes")
+SUMMED += ("dropped", "sent", "frames_in")
+
+
+def read_pools(paths: list[Path]) -> dict[str, Any]:
+    """The figures of several hollow processes as one pool (sums, minimums, merged counters)."""
+    parts = [read_stats(path) for path in paths]
+    if not all(parts):
+        return {}
+    merged: dict[str, Any] = {key: sum(part.get(key, 0) for part in parts) for key in SUMMED}
+    merged["applied_min"] = min(part["applied_min"] for part in parts)
+    merged["applied_max"] = max(part["applied_max"] for part in parts)
+    merged["members_seen_min"] = min(part["members_seen_min"] for part in parts)
+    merged["loop_max_s"] = max(part["loop_max_s"] for part in parts)
+    for key in ("bytes_from", "frames_from", "dead_events", "report_failures"):
+        counter: dict[str, int] = {}
+        for part in parts:
+            for name, value in part.get(key, {}).items():
+                counter[name] = counter.get(name, 0) + value
+        merged[key] = counter
+    return merged
+
+
 def wait_until(what: str, check: Any, deadline_s: float, every: float = 0.5, guard: Any = None) -> float:
     """Seconds until ``check()`` is true; NotConverged after ``deadline_s``, or as soon as
     ``guard()`` names a reason to give up (the machine is shared: no run may take it all)."""
@@ -82,9 +107,9 @@ def wait_until(what: str, check: Any, deadline_s: float, every: float = 0.5, gua
         time.sleep(every)
 
 
-def memory_guard(pid: int, limit_mib: int) -> Any:
+def memory_guard(pids: list[int], limit_mib: int) -> Any:
     def over() -> str | None:
-        rss = rss_bytes(pid) >> 20
+        rss = sum(rss_bytes(pid) for pid in pids) >> 20
         return f"hollow process RSS {rss} MiB over the {limit_mib} MiB cap" if rss > limit_mib else None
 
     return over
@@ -192,10 +217,17 @@ def submit_burst(endpoints: list[str], count: int) -> list[str]:
 
 def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
     point: dict[str, Any] = {"nodes": n, "uptime_start": os.getloadavg()}
+    point["config_entry_bytes"] = config_entry_bytes(n + 4)
     cluster = LocalCluster(3, base / f"n{n}")
     victim: subprocess.Popen[bytes] | None = None
-    pool: subprocess.Popen[bytes] | None = None
-    pool_stats, victim_stats = base / f"n{n}" / "pool.json", base / f"n{n}" / "victim.json"
+    pools: list[subprocess.Popen[bytes]] = []
+    procs = max(1, min(args.procs or (n + 99) // 100, n))
+    pool_paths = [base / f"n{n}" / f"pool{i}.json" for i in range(procs)]
+    victim_stats = base / f"n{n}" / "victim.json"
+
+    def pool_stats() -> dict[str, Any]:
+        return read_pools(pool_paths)
+
     try:
         cluster.start(timeout=60)
         client = Client(cluster.endpoints, timeout=10.0)
@@ -215,35 +247,55 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         wait_until("victim tasks run", lambda: running_on(client, victim_tasks), 60)
 
         started = time.monotonic()
-        pool = start_hollow(config, n, 1, prefix, "127.1.0.1", pool_stats, base / f"n{n}" / "pool.log")
+        # Nodes 1..n over ``procs`` processes (each one thread: more of them use both cores).
+        point["hollow_processes"] = procs
+        for i, path in enumerate(pool_paths):
+            first, last = 1 + n * i // procs, n * (i + 1) // procs
+            pools.append(
+                start_hollow(
+                    config,
+                    last - first + 1,
+                    first,
+                    prefix,
+                    "127.1.0.1",
+                    path,
+                    base / f"n{n}" / f"pool{i}.log",
+                )
+            )
 
         def joined() -> bool:
-            if read_stats(pool_stats).get("in_cluster") != n:
+            if pool_stats().get("in_cluster") != n:
                 return False
             alive = [m for m in client.nodes(stale=True) if m.status == "alive"]
             return len(alive) >= n + 4
 
-        guard = memory_guard(pool.pid, args.max_rss_mib)
-        wait_until(f"{n} hollow nodes join", joined, args.join_deadline, every=1.0, guard=guard)
+        guard = memory_guard([p.pid for p in pools], args.max_rss_mib)
+        try:
+            wait_until(f"{n} hollow nodes join", joined, args.join_deadline, every=1.0, guard=guard)
+        finally:
+            # What the join cost in traffic, converged or not: every configuration change is
+            # an entry holding the whole membership, sent to every member already in it.
+            stats = pool_stats()
+            point["join_leader_bytes_to_hollow"] = stats.get("bytes_from", {}).get(leader.raft_address, 0)
+            point["join_config_changes"] = config_changes(leader.log_path)
         point["join_s"] = round(time.monotonic() - started, 1)
         log(f"n={n}: joined in {point['join_s']}s")
 
         # Idle window.
-        before = read_stats(pool_stats)
+        before = pool_stats()
         leader_cpu0, t0 = cpu_seconds(leader_pid), time.monotonic()
         time.sleep(args.idle)
         elapsed = time.monotonic() - t0
-        after = read_stats(pool_stats)
+        after = pool_stats()
         point["idle_s"] = round(elapsed)
         point["leader_idle_cores"] = round((cpu_seconds(leader_pid) - leader_cpu0) / elapsed, 3)
         point["leader_rss_mib"] = rss_bytes(leader_pid) >> 20
         members = n + 1
         pool_cpu = (after["cpu_s"] - before["cpu_s"]) / elapsed
         point["hollow_idle_cores"] = round(pool_cpu, 3)
-        point["gossip_ms_per_member_s"] = round(
-            1000 * (after["gossip_s"] - before["gossip_s"]) / elapsed / n, 3
-        )
-        point["raft_ms_per_member_s"] = round(1000 * (after["raft_s"] - before["raft_s"]) / elapsed / n, 3)
+        # Each hollow member's gossip and Raft (heartbeats) together: a py-spy profile of the
+        # hollow process splits them (BENCHMARKS.md).
+        point["hollow_cpu_ms_per_member_s"] = round(1000 * pool_cpu / members, 3)
         point["hollow_rss_mib_per_member"] = round(after["rss_bytes"] / members / 2**20, 2)
         dead = [m.id for m in client.nodes(stale=True) if m.status == "dead"]
         heard_dead = {k: v for k, v in after.get("dead_events", {}).items() if k != victim_id}
@@ -251,11 +303,11 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
 
         # Steady submits: API latency, leader CPU, bytes per committed entry.
         commit0 = _leader_commit(cluster)
-        before = read_stats(pool_stats)
+        before = pool_stats()
         leader_cpu0, t0 = cpu_seconds(leader_pid), time.monotonic()
         latencies, failures = submit_paced(cluster.endpoints, args.rate, args.steady)
         elapsed = time.monotonic() - t0
-        after = read_stats(pool_stats)
+        after = pool_stats()
         commit1 = _leader_commit(cluster)
         leader_address = leader.raft_address
         sent = after["bytes_from"].get(leader_address, 0) - before["bytes_from"].get(leader_address, 0)
@@ -305,13 +357,13 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
             point["loss_to_replaced_s"] = round(time.monotonic() - t0, 1)
         except NotConverged as exc:
             point["loss_to_replaced_s"] = str(exc)
-        final = read_stats(pool_stats)
+        final = pool_stats()
         point["hollow_rss_mib"] = final.get("rss_bytes", 0) >> 20
         point["hollow_reports"] = {k: final.get(k) for k in ("reports_sent", "reports_ok", "report_failures")}
         point["hollow_dropped_frames"] = final.get("dropped")
     except NotConverged as exc:
         point["not_converged"] = str(exc)
-        stats = read_stats(pool_stats)
+        stats = pool_stats()
         point["at_deadline"] = {
             k: stats.get(k) for k in ("in_cluster", "applied_min", "applied_max", "cpu_s")
         }
@@ -320,10 +372,33 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
             point["leader_rss_mib"] = rss_bytes(cluster.node(with_leader).pid) >> 20
     finally:
         point["uptime_end"] = os.getloadavg()
-        stop_process(pool)
+        for process in pools:
+            stop_process(process)
         stop_process(victim)
         cluster.close()
     return point
+
+
+def config_changes(log_path: Path) -> int:
+    """Configuration changes the leader made (adds, removals), from its log."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return 0
+    return sum(
+        1 for line in text.splitlines() if "as a non-voter" in line or "from the configuration" in line
+    )
+
+
+def config_entry_bytes(members: int) -> int:
+    """The size of one configuration entry holding 3 voters and ``members - 3`` non-voters."""
+    voters = {f"n{i}": f"127.0.0.{i}:7100" for i in range(1, 4)}
+    others = {f"hollow{i}": f"127.1.{i // 250}.{i % 250}:7600" for i in range(members - 3)}
+    incarnations = {node: uuid.uuid4().hex for node in [*voters, *others]}
+    membership = Membership(
+        voters=voters, non_voters=others, cluster_id=uuid.uuid4().hex, incarnations=incarnations
+    )
+    return len(encode_membership(membership))
 
 
 def _leader_commit(cluster: LocalCluster) -> int:
@@ -340,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="steady submits per second")
     parser.add_argument("--burst", type=int, default=0, help="tasks in the placement burst (10 per node)")
     parser.add_argument("--join-deadline", type=float, default=300.0, help="seconds a point may take to join")
+    parser.add_argument("--procs", type=int, default=0, help="hollow processes (default: one per 100 nodes)")
     parser.add_argument("--max-rss-mib", type=int, default=8192, help="give up a point past this hollow RSS")
     parser.add_argument("--out", help="write the result JSON here too")
     args = parser.parse_args(argv)
