@@ -40,7 +40,10 @@ LIVE_STATUSES = frozenset({NodeStatus.ALIVE, NodeStatus.SUSPECT})  # a suspect m
 GONE_STATUSES = frozenset({NodeStatus.DEAD, NodeStatus.LEFT})
 
 
-class TaskEvent(msgspec.Struct, frozen=True):
+# gc=False (Task, TaskEvent): a state holds one of each per task, and neither can be part of a
+# reference cycle (strings, numbers, and containers of those); untracked, they cost 16 bytes
+# less each and the collector no longer walks them all on every full collection.
+class TaskEvent(msgspec.Struct, frozen=True, gc=False):
     """One line of a task's history, shown by ``orion task inspect``."""
 
     at: float
@@ -122,7 +125,7 @@ def task_name(name: str | None, task_id: str) -> str:
     return name or f"task-{task_id[:8]}"
 
 
-class Task(msgspec.Struct, kw_only=True):
+class Task(msgspec.Struct, kw_only=True, gc=False):
     id: str
     name: str
     image: str

@@ -65,6 +65,7 @@ from orion.fsm.commands import (
     UpsertNode,
     decode_command,
 )
+from orion.fsm.compact import EMPTY_DICT, EMPTY_LIST, Compactor, compact_changes, shared
 from orion.fsm.events import Event, EventRecorder, command_subjects
 from orion.fsm.network import allocate_subnet, overlay_ip_after, release_subnet, report_overlay_address
 from orion.fsm.port_index import (
@@ -108,9 +109,11 @@ class ClusterState:
     def __init__(self) -> None:
         self.applied_index = 0
         self._tasks: dict[str, Task] = {}  # insertion (submission) order: snapshots are stable
-        # name -> ids of the tasks with that name, in submission order (the last one is the
-        # latest: after a removal the name falls back to the one before, as after a restore).
-        self._by_name: dict[str, list[str]] = {}
+        # name -> id of the task with that name, or the ids of several in submission order (the
+        # last one is the latest: after a removal the name falls back to the one before, as
+        # after a restore). A lone id is kept bare: most names have one task, and a list each
+        # cost more than the id.
+        self._by_name: dict[str, str | list[str]] = {}
         self._by_node: dict[str, dict[str, None]] = {}  # node id -> ids of tasks with that node_id
         self._pending: dict[str, None] = {}  # ids of Pending tasks that should run
         # Pending tasks the scheduler has not judged since they became Pending (derived, not
@@ -132,6 +135,7 @@ class ClusterState:
         self._tombstones = Tombstones()  # removed task ids and services, remembered for a while
         self._services = ServiceBook(self, self._tombstones)  # the services table and its commands
         self._volumes = VolumeBook()  # the volumes table, and which tasks mount each (derived)
+        self._compactor = Compactor()  # shares equal containers and strings among stored tasks
         self.events = EventRecorder()  # what each applied entry changed (orion/fsm/events.py)
         self._handlers: dict[type, Callable[[Any], ApplyResult]] = {
             SubmitTask: self._submit,
@@ -240,7 +244,7 @@ class ClusterState:
         if reason:
             # Shown at once. Unless the leader judged this very state (``judged_at``), the
             # task stays fresh and the scheduler judges it again on the applied state.
-            new = msgspec.structs.replace(new, reason=reason)
+            new = msgspec.structs.replace(new, reason=shared(reason))
         self.put_task(None, new)
         if placement is None:
             if cmd.reason and not cmd.node_id and cmd.judged_at == self.applied_index - 1:
@@ -283,21 +287,23 @@ class ClusterState:
 
     def new_task(self, task: Task, at: float, how: str) -> Task:
         """``task`` as the state stores a new one: Pending, with a fresh history."""
-        return msgspec.structs.replace(
-            task,
-            state=TaskState.PENDING.value,
-            node_id="",
-            reason=SUBMITTED_REASON,
-            created_at=at,
-            updated_at=at,
-            desired=Desired.RUN,
-            restarts=0,
-            exit_code=None,
-            history=[TaskEvent(at=at, state=TaskState.PENDING.value, reason=how)],
-            host_ports={},
-            host_ip="",
-            port_holds=[],
-            restart_times=[],
+        return self._compactor.task(
+            msgspec.structs.replace(
+                task,
+                state=TaskState.PENDING.value,
+                node_id="",
+                reason=SUBMITTED_REASON,
+                created_at=at,
+                updated_at=at,
+                desired=Desired.RUN,
+                restarts=0,
+                exit_code=None,
+                history=[TaskEvent(at=at, state=TaskState.PENDING.value, reason=how)],
+                host_ports=EMPTY_DICT,
+                host_ip="",
+                port_holds=EMPTY_LIST,
+                restart_times=EMPTY_LIST,
+            )
         )
 
     def _stop(self, cmd: StopTask) -> ApplyResult:
@@ -599,7 +605,7 @@ class ClusterState:
             holds = without_held(task, cmd.node_id)
             if len(holds) != len(task.port_holds):
                 # Bookkeeping, not an event of the task: no history line, no new updated_at.
-                self.put_task(task, msgspec.structs.replace(task, port_holds=holds))
+                self.put_task(task, msgspec.structs.replace(task, port_holds=holds or EMPTY_LIST))
                 released.append(task_id)
         return TaskIds(released)
 
@@ -620,7 +626,7 @@ class ClusterState:
                 changes["health"] = Health.STARTING.value
         if task.overlay_ip and ("node_id" in changes or "state" in changes):
             changes["overlay_ip"] = overlay_ip_after(task, changes)
-        new = msgspec.structs.replace(task, updated_at=at, **changes)
+        new = msgspec.structs.replace(task, updated_at=at, **compact_changes(changes))
         event = TaskEvent(at=at, state=new.state, node_id=new.node_id, reason=new.reason)
         history = task.history[-(MAX_HISTORY - 1) :]
         history.append(event)
@@ -639,7 +645,13 @@ class ClusterState:
             if old is not None and holds_volumes(old) and not holds_volumes(new):
                 self._ports.releases += 1  # like a freed port: Pending tasks waiting for it are judged again
         if old is None:
-            self._by_name.setdefault(new.name, []).append(new.id)
+            same_name = self._by_name.get(new.name)
+            if same_name is None:
+                self._by_name[new.name] = new.id
+            elif isinstance(same_name, str):
+                self._by_name[new.name] = [same_name, new.id]
+            else:
+                same_name.append(new.id)
             if new.service:
                 self._by_service.setdefault(new.service, {})[new.id] = None
         self._index(new)
@@ -667,9 +679,12 @@ class ClusterState:
             self._ports.releases += 1
         self._fresh.pop(task_id, None)
         same_name = self._by_name[task.name]
-        same_name.remove(task_id)
-        if not same_name:
+        if isinstance(same_name, str):
             del self._by_name[task.name]
+        else:
+            same_name.remove(task_id)
+            if len(same_name) == 1:
+                self._by_name[task.name] = same_name[0]
         if task.service:
             of_service = self._by_service[task.service]
             del of_service[task_id]
@@ -733,6 +748,8 @@ class ClusterState:
         ids = self._by_name.get(name)
         if not ids:
             return None
+        if isinstance(ids, str):
+            return self._tasks[ids]
         for task_id in reversed(ids):
             task = self._tasks[task_id]
             if task.desired == Desired.RUN and task.state not in TERMINAL_STATES:
@@ -878,7 +895,7 @@ class ClusterState:
         self._fixed_ports.clear()
         self._by_service.clear()
         for task in source.tasks:
-            self.put_task(None, task)
+            self.put_task(None, self._compactor.task(task))
         self._nodes = {node.id: node for node in source.nodes}
         self._tombstones.restore(source.tombstones)
         self._services.restore(source.services)
