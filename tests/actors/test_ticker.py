@@ -1,0 +1,98 @@
+"""The ticker sleeps until the earliest target is due and ticks every target due by then."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pykka
+import pytest
+
+from orion.actors.messages import Tick
+from orion.actors.ticker import IDLE_WAIT_S, Ticker
+
+
+class Recorder(pykka.ThreadingActor):
+    """Keeps the ``now`` of every tick; releases the gate only when told (a busy actor)."""
+
+    def __init__(self, release: bool = True) -> None:
+        super().__init__()
+        self.ticks: list[float] = []
+        self.release = release
+        self.got_tick = threading.Event()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Tick):
+            self.ticks.append(message.now)
+            if self.release and message.gate is not None:
+                message.gate.release()
+            self.got_tick.set()
+            return None
+        if message == "ticks":
+            return list(self.ticks)
+        return None
+
+
+@pytest.fixture
+def actors() -> Iterator[list[pykka.ActorRef]]:
+    refs: list[pykka.ActorRef] = []
+    yield refs
+    for ref in refs:
+        ref.stop()
+
+
+def ticks_of(ref: pykka.ActorRef) -> list[float]:
+    return ref.ask("ticks")
+
+
+def test_ticks_what_is_due_and_answers_when_the_next_target_is_due(actors: list[pykka.ActorRef]) -> None:
+    fast, slow = Recorder.start(), Recorder.start()
+    actors += [fast, slow]
+    ticker = Ticker(resolution=0.002)
+    ticker.add(fast, 0.05)
+    ticker.add(slow, 0.2)
+    # Each tick is handled (its gate released) before the next call: ask() waits for it.
+    assert ticker._tick_due(100.0) == pytest.approx(100.05)  # both were due at once
+    assert ticks_of(fast) == [100.0] and ticks_of(slow) == [100.0]
+    assert ticker._tick_due(100.03) == pytest.approx(100.05)  # nothing due yet
+    assert ticker._tick_due(100.049) == pytest.approx(100.099)  # within the resolution: the fast one
+    assert ticks_of(fast) == [100.0, 100.049] and ticks_of(slow) == [100.0]
+    assert ticker._tick_due(100.2) == pytest.approx(100.25)
+    assert ticks_of(fast) == [100.0, 100.049, 100.2]
+    assert ticks_of(slow) == [100.0, 100.2]
+
+
+def test_a_busy_target_is_not_sent_a_second_tick(actors: list[pykka.ActorRef]) -> None:
+    busy = Recorder.start(release=False)
+    actors.append(busy)
+    ticker = Ticker()
+    ticker.add(busy, 0.05)
+    ticker._tick_due(10.0)
+    assert ticker._tick_due(10.1) == pytest.approx(10.15)  # its interval counts on regardless
+    assert ticks_of(busy) == [10.0]
+
+
+def test_no_targets_sleeps_the_idle_wait_and_refuses_bad_intervals() -> None:
+    ticker = Ticker()
+    assert ticker._tick_due(5.0) == pytest.approx(5.0 + IDLE_WAIT_S)
+    with pytest.raises(ValueError, match="interval"):
+        ticker.add(None, 0.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="resolution"):
+        Ticker(resolution=-1.0)
+
+
+def test_a_target_added_to_a_running_ticker_is_ticked_at_once(actors: list[pykka.ActorRef]) -> None:
+    ticker = Ticker()
+    ticker.start()
+    try:
+        early = Recorder.start()
+        actors.append(early)
+        ticker.add(early, 30.0)  # the thread now sleeps about 30 s
+        assert early.proxy().got_tick.get().wait(10.0)
+        late = Recorder.start()
+        actors.append(late)
+        ticker.add(late, 30.0)  # must end that sleep, not wait for it
+        assert late.proxy().got_tick.get().wait(10.0)
+    finally:
+        ticker.stop()
