@@ -22,6 +22,7 @@ import msgspec
 import pykka
 from loguru import logger
 
+from orion import memory_trace
 from orion.actors.api_actor import ApiActor
 from orion.actors.events_actor import EventsActor
 from orion.actors.front import front_handler
@@ -33,8 +34,6 @@ from orion.actors.ingress_actor import IngressActor, IngressSettings
 from orion.actors.logs_actor import LogsActor
 from orion.actors.messages import ContainerExited, Outcome, Read, Shutdown
 from orion.actors.metrics_sources import gossip_source, raft_source
-from orion.actors.network_actor import TICK_S as NETWORK_TICK_S
-from orion.actors.network_actor import NetworkActor, overlay_host
 from orion.actors.raft_actor import RaftActor
 from orion.actors.reconciler_actor import ReconcilerActor
 from orion.actors.scheduler_actor import SchedulerActor
@@ -64,6 +63,7 @@ SCHEDULER_TICK_S = 1.0
 SHUTDOWN_STEP_S = 5.0
 EVENTS_TICK_S = 0.25  # ends the long polls of event readers on time
 LOGS_TICK_S = 0.5  # ends forwarded log requests whose node did not answer
+MAIN_WAIT_S = 5.0
 
 
 def detect_meta(config: NodeConfig, port_space: str = "", raft_incarnation: str = "") -> NodeMeta:
@@ -133,6 +133,7 @@ class Node:
         self.config = config
         self.fatal = threading.Event()
         self.fatal_reason = ""
+        self.wake = threading.Event()  # the main thread's: set on a fatal error or a stop signal
         self._refs: list[pykka.ActorRef] = []
         self._servers: list[Any] = []
         self.ticker = Ticker()
@@ -148,6 +149,7 @@ class Node:
         if not self.fatal.is_set():
             self.fatal_reason = reason
             self.fatal.set()
+            self.wake.set()
 
     def start(self) -> None:
         config = self.config
@@ -219,7 +221,13 @@ class Node:
         volume_actor = VolumeActor.start(raft, volumes, config.request_timeout, self._on_fatal)
         self._refs.append(volume_actor)
         self.ticker.add(volume_actor, VOLUME_TICK_S)
-        overlay = overlay_host(config) if config.network.overlay else None
+        overlay = None
+        if config.network.overlay:
+            # Imported here: its netlink library (pyroute2) costs a node without the overlay
+            # about 10 MB and seconds of start-up.
+            from orion.actors.network_actor import overlay_host
+
+            overlay = overlay_host(config)
         docker = DockerWorker(
             config.node_id,
             host_ip=config.host_ip,
@@ -326,6 +334,9 @@ class Node:
         gossip_router.handlers.append(gossip.proxy().frame_handler().get())
         self.gossip = gossip
         if overlay is not None:  # routes, neighbours and FDB entries to every peer's subnet
+            from orion.actors.network_actor import TICK_S as NETWORK_TICK_S
+            from orion.actors.network_actor import NetworkActor
+
             network = NetworkActor.start(
                 config.node_id, overlay, raft, gossip, config.request_timeout, self._on_fatal
             )
@@ -483,12 +494,15 @@ def run_node(config_path: str, bootstrap: bool | None = None, join: list[str] | 
         print(f"orion node: {config_path}: {exc}", file=sys.stderr)
         return 2
     setup_logging(config)
+    if memory_trace.install() is not None:
+        logger.warning("{} is set: tracing allocations (slow; SIGUSR2 writes them)", memory_trace.ENV_VAR)
     node = Node(config)
     stop_requested = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
         logger.info("received {}: shutting down", signal.Signals(signum).name)
         stop_requested.set()
+        node.wake.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -501,7 +515,9 @@ def run_node(config_path: str, bootstrap: bool | None = None, join: list[str] | 
         node.stop()
         return 1
     while not stop_requested.is_set() and not node.fatal.is_set():
-        stop_requested.wait(0.2)
+        # Woken by a signal or a fatal error; the timeout is only a safety net (an idle node's
+        # main thread polled five times a second before).
+        node.wake.wait(MAIN_WAIT_S)
     if node.fatal.is_set():
         logger.error("stopping: {}", node.fatal_reason)
     node.stop()

@@ -1,0 +1,53 @@
+"""Debug only: where a running node's memory went, by source line.
+
+With ``ORION_MEMORY_TRACE=/some/dir`` in its environment a node starts ``tracemalloc`` before
+it builds anything, and on ``SIGUSR2`` writes the allocations still alive, grouped by the
+line that made them, largest first, to ``/some/dir/memory-<pid>.txt`` (replaced on each
+signal; one directory serves every node of a local cluster). tracemalloc slows
+the node and roughly doubles its memory: never set it in production. Without the variable this
+module does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tracemalloc
+from pathlib import Path
+from types import FrameType
+
+ENV_VAR = "ORION_MEMORY_TRACE"
+TOP_LINES = 60
+
+
+def install() -> Path | None:
+    """Start tracing and hook SIGUSR2 when ``ORION_MEMORY_TRACE`` names a directory; the
+    report's path."""
+    target = os.environ.get(ENV_VAR)
+    if not target:
+        return None
+    path = Path(target) / f"memory-{os.getpid()}.txt"
+    tracemalloc.start(1)
+
+    def dump(_signum: int, _frame: FrameType | None) -> None:
+        write_report(path)
+
+    signal.signal(signal.SIGUSR2, dump)
+    return path
+
+
+def write_report(path: Path, top: int = TOP_LINES) -> None:
+    """The live allocations by line, largest first, with the total, written to ``path``."""
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [
+            tracemalloc.Filter(False, tracemalloc.__file__),
+            tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+        ]
+    )
+    stats = snapshot.statistics("lineno")
+    total = sum(stat.size for stat in stats)
+    lines = [f"total {total} bytes in {sum(stat.count for stat in stats)} blocks"]
+    lines += [f"{stat.size:>12} {stat.count:>9} {stat.traceback[0]}" for stat in stats[:top]]
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text("\n".join(lines) + "\n")
+    staging.replace(path)
