@@ -6,6 +6,7 @@ carries its VTEP; ``converge`` is called by the network actor on every pass."""
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ from orion.network.firewall import Firewall
 from orion.network.overlay_plan import Changes, Peer, diff, overlay_mtu, plan, vtep_mac_for
 from orion.network.settings import NetworkSection
 from orion.network.vxlan import OverlayError, Underlay, VxlanSettings, VxlanShell, find_underlay
+
+FIREWALL_CHECK_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,8 @@ class OverlayHost:
         self.shell = VxlanShell(self.ipr, vxlan)
         self.firewall = Firewall(settings.cluster_cidr)
         self.underlay: Underlay | None = None
+        self._network_id = ""
+        self._firewall_due = 0.0
         self.mac = vtep_mac_for(node_id, f"{settings.cluster_cidr}/{settings.vxlan_id}")
 
     def start(self) -> Vtep:
@@ -98,10 +103,17 @@ class OverlayHost:
         changes = diff(desired, self.shell.read())
         if not changes.empty:
             self.shell.apply(changes)
-        self.firewall.ensure()
-        _, problem = ensure_network(
+        network, problem = ensure_network(
             self.client, self.settings.docker_network, self.settings.bridge, subnet, desired.mtu
         )
+        # Checking the rules takes a few iptables processes: at once when Docker just made the
+        # network (it puts its own rules on top then), else every FIREWALL_CHECK_S.
+        network_id = network.id if network is not None else ""
+        now = time.monotonic()
+        if network_id != self._network_id or now >= self._firewall_due:
+            self.firewall.ensure()
+            self._network_id = network_id
+            self._firewall_due = now + FIREWALL_CHECK_S
         return Pass(changes=changes, skipped=desired.skipped, problem=problem)
 
     def addresses(self) -> dict[str, str]:

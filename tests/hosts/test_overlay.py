@@ -118,6 +118,16 @@ def test_a_task_reaches_another_hosts_task_by_overlay_ip_and_again_after_that_ho
     assert moved.overlay_ip != web.overlay_ip
     page = wait_for(lambda: fetch(bed, probe, moved.overlay_ip), 30, what=f"a page from {moved.overlay_ip}")
     assert "served by orion" in page
+    # The dead host comes back: the others route to its subnet again within seconds (it kept
+    # its subnet: it was gone for less than [network] release_after).
+    bed.restart_host(victim)
+    for index in (1, survivor):
+        wait_for(
+            lambda i=index: victim_subnet in overlay_routes(bed, i),
+            30,
+            what=f"h{victim}'s route back on h{index}",
+        )
+    assert host_subnet(bed, victim, timeout=60) == ipaddress.ip_network(victim_subnet)
     with bed.cluster.client(1, survivor) as client:
         for task in (probe, moved):
             client.remove(task.id, force=True)
