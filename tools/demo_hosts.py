@@ -46,8 +46,9 @@ def start() -> None:
         stdout=subprocess.DEVNULL,  # else a caller reading this script's output waits for the keeper
         stderr=subprocess.DEVNULL,
     )
+    images = ("orion-busybox:latest", WEB_IMAGE)
     try:
-        bed = HostBed(3, BASE, owner_pid=keeper.pid, per_node={3: {"tags": {"host": "h3"}}})
+        bed = HostBed(3, BASE, owner_pid=keeper.pid, images=images, per_node={3: {"tags": {"host": "h3"}}})
     except BaseException:
         keeper.kill()
         raise

@@ -42,7 +42,7 @@ from orion.testing.hosts.netns import BedError
 
 RUNTIME_ROOT = Path("/run/orion-beds")
 STATE_ROOT = Path("/var/tmp/orion-beds")
-DEFAULT_IMAGES = ("orion-busybox:latest", "orion-web:v1", "orion-web:v2", "orion-web:broken")
+DEFAULT_IMAGES = ("orion-busybox:latest",)  # what the tests run; a demo adds orion-web:v1
 CLUSTER_CIDR = "10.42.0.0/16"
 # [network] overlay for the nodes unless a bed says otherwise: on once the overlay of issue 19
 # (orion/network) is in; until then the bed writes no [network] section at all.
