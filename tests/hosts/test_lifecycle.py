@@ -91,3 +91,34 @@ def test_a_killed_runs_bed_is_removed_and_a_live_one_kept(tmp_path: Path) -> Non
         if owner.poll() is None:
             owner.kill()
             owner.wait(10)
+
+
+def test_partition_cuts_hosts_apart_the_root_still_reaches_them_and_nothing_routes_outside() -> None:
+    with HostBed(3, images=()) as bed:
+        netns.make_lan(bed.id, bed.subnet)
+        for host in bed.hosts:
+            netns.make_host(bed.id, bed.subnet, host.index)
+
+        def reaches(source: int, target: str) -> bool:
+            ping = ["busybox", "ping", "-c", "1", "-W", "1", target]
+            out = (
+                netns.in_netns(bed.host(source).netns, ping, check=False)
+                if source
+                else netns.run(ping, check=False)
+            )
+            return "bytes from" in out
+
+        address = {h.index: h.address for h in bed.hosts}
+        assert reaches(1, address[2]) and reaches(2, address[3]) and reaches(0, address[1])
+        bed.isolate(1)
+        bed.isolate(1)  # twice: the same cut, no second set of rules
+        assert not reaches(1, address[2]) and not reaches(3, address[1])
+        assert reaches(2, address[3]) and reaches(0, address[1])
+        ruleset = netns.in_netns(bed.host(1).netns, ["nft", "list", "ruleset"])
+        assert ruleset.count("drop") == 4  # input, output and forward (two) of one table
+        bed.heal()
+        assert reaches(1, address[2]) and reaches(3, address[1])
+        # No host has a route out of the bed: the main namespace's gateway is unreachable.
+        gateway = netns.run(["ip", "-4", "route", "show", "default"]).split()
+        if len(gateway) > 2:
+            assert not reaches(1, gateway[2])

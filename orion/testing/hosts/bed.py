@@ -293,7 +293,8 @@ class HostBed:
             return
         self._closed = True
         problems: list[str] = []
-        for host in self.hosts:
+        started = self.hosts if hasattr(self, "cluster") else []  # none if __init__ failed early
+        for host in started:
             try:
                 self.kill_host(host.index)
             except Exception as exc:  # go on: the rest must still be removed

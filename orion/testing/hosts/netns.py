@@ -224,6 +224,15 @@ def netns_pids(netns: str) -> list[int]:
 
 # ---------------------------------------------------------------------- partitions
 
+TABLE = f"""
+table inet {NFT_TABLE} {{
+  set cut {{ type ipv4_addr; }}
+  chain input {{ type filter hook input priority -10; ip saddr @cut drop; }}
+  chain output {{ type filter hook output priority -10; ip daddr @cut drop; }}
+  chain forward {{ type filter hook forward priority -10; ip saddr @cut drop; ip daddr @cut drop; }}
+}}
+"""
+
 
 def cut(netns: str, addresses: list[str]) -> None:
     """Drop every packet between ``netns`` and ``addresses`` (in, out and forwarded, so the
@@ -231,15 +240,10 @@ def cut(netns: str, addresses: list[str]) -> None:
     if not addresses:
         return
     elements = ", ".join(addresses)
-    rules = f"""
-table inet {NFT_TABLE} {{
-  set cut {{ type ipv4_addr; }}
-  chain input {{ type filter hook input priority -10; ip saddr @cut drop; }}
-  chain output {{ type filter hook output priority -10; ip daddr @cut drop; }}
-  chain forward {{ type filter hook forward priority -10; ip saddr @cut drop; ip daddr @cut drop; }}
-}}
-add element inet {NFT_TABLE} cut {{ {elements} }}
-"""
+    listed = ["ip", "netns", "exec", netns, "nft", "list", "table", "inet", NFT_TABLE]
+    exists = subprocess.run(listed, capture_output=True, check=False).returncode == 0
+    rules = "" if exists else TABLE  # declared once: its rules are not added twice
+    rules += f"add element inet {NFT_TABLE} cut {{ {elements} }}\n"
     in_netns(netns, ["nft", "-f", "-"], stdin=rules)
 
 
