@@ -476,6 +476,7 @@ class NodeInfo(msgspec.Struct, kw_only=True, frozen=True):
     allocated_disk: int = 0
     eligible: bool = True  # takes new placements (``orion node eligibility``; False while draining)
     drain: DrainInfo | None = None
+    subnet: str = ""  # its /24 of the overlay's cluster CIDR ("" none: orion/network)
 
 
 class RaftInfo(msgspec.Struct, kw_only=True, frozen=True):

@@ -107,6 +107,7 @@ def node_infos(core: RaftCore, fsm: ClusterState, mirror: MemberMirror) -> list[
                 allocated_memory=memory,
                 allocated_cpu=cpu,
                 allocated_disk=disk,
+                subnet=record.subnet if record else "",
             )
         )
     return infos

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
+from orion.cluster.mirror import MemberMirror
+from orion.cluster.status import node_infos
 from orion.fsm import commands as c
 from orion.fsm.state import ClusterState
 from orion.fsm.tables import NODE_COLUMNS, NodeRecord, nodes_from_table
 from orion.model import NodeMeta, NodeStatus, Task, TaskState
+from orion.raft.core import RaftConfig, RaftCore
+from orion.raft.memory_store import MemoryStore
 from orion.raft.tabular import decode_tabular_snapshot
-from orion.raft.types import Table
+from orion.raft.types import Membership, Table
 
 CIDR = "10.42.0.0/16"
 
@@ -133,3 +139,12 @@ def test_a_released_subnet_goes_to_the_next_node_and_its_owner_gets_a_new_one() 
     assert subnets(apply.fsm) == {"n1": "10.42.2.0/24", "n2": "10.42.1.0/24", "n3": "10.42.0.0/24"}
     missing = apply(c.ReleaseSubnet(node_id="n9", at=704.0))
     assert isinstance(missing, c.CommandError) and missing.code == c.Refusal.NOT_FOUND
+
+
+def test_orion_nodes_shows_each_nodes_subnet() -> None:
+    membership = Membership(voters={"n1": "a:1", "n2": "a:2"}, cluster_id="c")
+    core = RaftCore("n1", MemoryStore().load(), RaftConfig(), random.Random(1), bootstrap=membership)
+    apply = joined("n1", "n2")
+    apply(c.AllocateSubnet(node_id="n2", cluster_cidr=CIDR, at=2.0))
+    shown = {info.id: info.subnet for info in node_infos(core, apply.fsm, MemberMirror())}
+    assert shown == {"n1": "", "n2": "10.42.0.0/24"}
