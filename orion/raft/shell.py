@@ -10,7 +10,9 @@ so the order they test is the order production runs:
 3. messages: after the write, except on a leader whose vote is settled, which sends first and
    writes while its followers do (Raft thesis 10.2.1: its own entries count toward the
    commit only once ``advance`` sees them durable);
-4. committed entries to the host's FSM, read states and failed reads to the host;
+4. committed entries to the host's FSM (a settled leader applies them before its write, in
+   step 3: they are durable on a quorum and were written here by an earlier Ready), read
+   states and failed reads to the host;
 5. ``core.advance``.
 
 ``InstallSnapshot`` messages are never encoded as one frame: they are streamed in bounded
@@ -105,6 +107,11 @@ class ShellHost(Protocol):
     def on_dropped(self, peer: str, reason: str, detail: str) -> None:
         """A frame was dropped by the identity checks (called once per peer and reason)."""
         ...
+
+
+def _overlaps(committed: list[Entry], unwritten: list[Entry]) -> bool:
+    """True when a committed entry is among those this Ready still has to write."""
+    return bool(unwritten) and committed[-1].index >= unwritten[0].index
 
 
 class RaftShell:
@@ -244,17 +251,25 @@ class RaftShell:
             vote_settled = hard_state is None or (
                 hard_state.term == saved.term and hard_state.vote == saved.vote
             )
+            committed = ready.committed
             if core.role == LEADER and vote_settled:
                 self._send_all(ready.messages)
                 if self.fault_hook is not None:
                     self.fault_hook("sent_before_persist")
+                if committed and not _overlaps(committed, ready.entries):
+                    # Committed entries are durable on a quorum, and this node wrote them in
+                    # an earlier Ready: their writers are answered now, not after this
+                    # node's write of newer entries (a whole fsync later).
+                    for entry in committed:
+                        changed |= host.apply(entry)
+                    committed = []
                 self._persist(hard_state, ready.entries)
             else:
                 self._persist(hard_state, ready.entries)
                 if self.fault_hook is not None:
                     self.fault_hook("persisted")
                 self._send_all(ready.messages)
-            for entry in ready.committed:
+            for entry in committed:
                 changed |= host.apply(entry)
             for read_state in ready.read_states:
                 host.on_read_state(read_state.context, read_state.index)

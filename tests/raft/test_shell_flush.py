@@ -23,6 +23,10 @@ class BatchingNode(Node):
 
         self.store.save = logged_save  # type: ignore[method-assign]
 
+    def apply(self, entry: Any) -> bool:
+        self.events.append(f"apply {entry.data.decode(errors='replace')}")
+        return super().apply(entry)
+
     def send_frame(self, dst: str, frame: bytes) -> None:
         self.events.append("send")
         self.held.append((dst, frame))
@@ -61,3 +65,31 @@ def test_frames_are_flushed_before_the_leader_writes_and_after_a_follower_writes
         first_save = follower.events.index("save")
         assert follower.events[first_save : first_save + 3] == ["save", "send", "flush"]
     assert all(not n.held for n in net.nodes.values() if isinstance(n, BatchingNode))
+
+
+def deliver(net: Net) -> None:
+    """Hand every frame in flight to its node, once (no draining)."""
+    frames, net.frames = net.frames, []
+    for _src, dst, frame in frames:
+        net.nodes[dst].shell.receive(frame)
+
+
+def test_a_leader_answers_committed_writes_before_it_writes_newer_entries(monkeypatch) -> None:
+    monkeypatch.setattr("tests.raft.test_shell.Net", BatchingNet)
+    net, _ = cluster(["n1", "n2", "n3"])
+    leader = net.leader()
+    assert isinstance(leader, BatchingNode)
+    net.tick(3)
+    leader.core.propose(b"p1")
+    leader.shell.drain()
+    deliver(net)  # AppendEntries(p1) to the followers
+    for follower in (n for n in net.nodes.values() if n is not leader):
+        follower.shell.drain()  # written, then acknowledged
+    deliver(net)  # the acknowledgements: p1 is committed
+    leader.events.clear()
+    leader.core.propose(b"p2")
+    leader.shell.drain()
+    assert leader.events[:5] == ["send", "send", "flush", "apply p1", "save"]
+    net.settle()
+    net.tick(3)
+    assert all(n.applied[-2:] == [b"p1", b"p2"] for n in net.nodes.values())
