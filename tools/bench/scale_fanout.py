@@ -10,6 +10,9 @@ entry under 50 proposals per second of ``--entry-bytes`` each; and the join: the
 leader sends while members are added one at a time, as the membership policy does (simulated
 up to ``--join-max`` members, computed from the configuration entry sizes beyond).
 
+Then the same with the fix of issue 20 item 3 (orion/cluster/worker_feed.py): 3 voters, and N
+workers outside the configuration watching the leader's feed (``feed_*`` figures).
+
 The live curve (tools/bench/scale_curve.py) measures the same on real processes; this one
 shows the trend where a shared 2-core machine cannot keep N hollow nodes alive.
 """
@@ -25,10 +28,14 @@ import uuid
 from collections import deque
 from typing import Any
 
+import msgspec
+
+from orion.cluster.worker_feed import Due, WorkerFeed
+from orion.fsm.events import Event
 from orion.raft.core import LEADER, RaftConfig, RaftCore
 from orion.raft.memory_store import MemoryStore
 from orion.raft.shell import RaftShell
-from orion.raft.types import Entry, Membership, Snapshot, SnapshotMeta, encode_membership
+from orion.raft.types import Entry, EntryKind, Membership, Snapshot, SnapshotMeta, encode_membership
 
 TICK_S = 0.05
 RATE = 50
@@ -210,6 +217,91 @@ def join(n: int) -> dict[str, Any]:
     }
 
 
+def feed(n: int, seconds: float, entry_bytes: int, deadline_s: float = 10.0) -> dict[str, Any]:
+    """The same load with the fix of issue 20 item 3: 3 voters only; the N workers watch the
+    leader's ``WorkerFeed`` (each entry places one task on one worker, round robin); an answer
+    is the worker's whole task list, encoded; a worker re-watches as soon as it is answered."""
+    net, _ = _cluster(0)
+    for _ in range(40):
+        net.tick()
+    leader = net.leader()
+    assert leader is not None
+    feed = WorkerFeed(start_index=leader.core.commit_index)
+    node_of: dict[str, str] = {}
+    tasks_of: dict[str, list[bytes]] = {f"h{i}": [] for i in range(1, n + 1)}
+    counters = {"answers": 0, "bytes": 0, "frames_in": 0}
+    clock = {"now": 0.0}
+    placed = {"next": 0}
+
+    def answer(due: list[Due]) -> None:
+        for item in due:
+            node = item.watch.node_id
+            reply = msgspec.msgpack.encode([feed.applied_index, tasks_of[node]])
+            counters["answers"] += 1
+            counters["bytes"] += len(reply)
+            counters["frames_in"] += 1  # the worker's next watch
+            again = feed.watch(node, feed.applied_index, clock["now"] + deadline_s, node)
+            if again is not None:
+                answer([again])
+
+    original_apply = leader.apply
+
+    def apply(entry: Entry) -> bool:
+        if entry.kind == EntryKind.NORMAL and entry.data:
+            node = f"h{placed['next'] % n + 1}"
+            placed["next"] += 1
+            task_id = f"t{entry.index}"
+            node_of[task_id] = node
+            tasks_of[node].append(entry.data)
+            event = Event(index=entry.index, at=0.0, type="task", action="created", id=task_id)
+            answer(feed.on_applied(entry.index, [event], node_of.get))
+        return original_apply(entry)
+
+    leader.apply = apply  # type: ignore[method-assign]
+    for i in range(1, n + 1):
+        feed.watch(f"h{i}", feed.applied_index, deadline_s * i / n, f"h{i}")  # spread deadlines
+    ticks = int(seconds / TICK_S)
+
+    def window(propose: bool) -> dict[str, float]:
+        net.leader_cpu = 0.0
+        counters.update(answers=0, bytes=0, frames_in=0)
+        bytes0, frames0, commit0 = leader.sent_bytes, leader.sent_frames, leader.core.commit_index
+        payload = b"x" * entry_bytes
+        owed = 0.0
+        for _ in range(ticks):
+            clock["now"] += TICK_S
+            if propose:
+                owed += RATE * TICK_S
+                while owed >= 1:
+                    owed -= 1
+                    began = time.thread_time()
+                    leader.core.propose(payload)
+                    net.leader_cpu += time.thread_time() - began
+            began = time.thread_time()
+            answer(feed.expire(clock["now"]))
+            net.leader_cpu += time.thread_time() - began
+            net.tick()
+        return {
+            "cpu_ms_per_s": 1000 * net.leader_cpu / seconds,
+            "bytes_per_s": (leader.sent_bytes - bytes0 + counters["bytes"]) / seconds,
+            "frames_per_s": (leader.sent_frames - frames0 + counters["answers"]) / seconds,
+            "committed": leader.core.commit_index - commit0,
+        }
+
+    # Long enough for every worker's deadline to pass once: idle costs the long polls.
+    idle = window(False)
+    busy = window(True)
+    committed = max(1, busy["committed"])
+    return {
+        "feed_idle_leader_cpu_ms_per_s": round(idle["cpu_ms_per_s"], 1),
+        "feed_idle_leader_frames_per_s": round(idle["frames_per_s"]),
+        "feed_busy_leader_cores": round(busy["cpu_ms_per_s"] / 1000, 3),
+        "feed_leader_cpu_ms_per_entry": round(busy["cpu_ms_per_s"] * seconds / committed, 3),
+        "feed_leader_bytes_per_entry": round(busy["bytes_per_s"] * seconds / committed),
+        "feed_leader_frames_per_entry": round(busy["frames_per_s"] * seconds / committed, 1),
+    }
+
+
 def join_bytes_computed(n: int) -> int:
     """Sum over the n additions of (configuration entry size x members it goes to)."""
     total = 0
@@ -237,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in [int(x) for x in args.nodes.split(",") if x]:
         began = time.monotonic()
         point = steady(n, args.seconds, args.entry_bytes)
+        point.update(feed(n, max(args.seconds, 10.0), args.entry_bytes))
         if n <= args.join_max:
             point.update(join(n))
         point["join_leader_mib_computed"] = round(join_bytes_computed(n) / 2**20, 1)
