@@ -44,9 +44,9 @@ RUNTIME_ROOT = Path("/run/orion-beds")
 STATE_ROOT = Path("/var/tmp/orion-beds")
 DEFAULT_IMAGES = ("orion-busybox:latest",)  # what the tests run; a demo adds orion-web:v1
 CLUSTER_CIDR = "10.42.0.0/16"
-# [network] overlay for the nodes unless a bed says otherwise: on once the overlay of issue 19
-# (orion/network) is in; until then the bed writes no [network] section at all.
-OVERLAY_DEFAULT = False
+# [network] overlay = true on every host's node unless a bed says otherwise (issue 19's overlay,
+# orion/network): the bed's hosts are real enough for it. overlay=False writes no [network].
+OVERLAY_DEFAULT = True
 RECORD = "bed.json"
 
 
