@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -73,8 +74,10 @@ from orion.api.requests import (
     build_update_service,
     service_fields,
     service_spec,
+    task_of,
 )
 from orion.fsm.events import Event
+from orion.fsm.tombstones import is_removed_task_message
 from orion.model import Desired, RestartSpec, Task, TaskState
 from orion.security import client_credentials
 from orion.security.client_credentials import read_token_file
@@ -125,6 +128,8 @@ class OrionError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+        # An earlier attempt of the same call went unanswered: it may have been applied.
+        self.after_silence = False
 
 
 class NotFound(OrionError):
@@ -152,7 +157,8 @@ class Unauthorized(OrionError):
 
 
 class Conflict(OrionError):
-    """The task id is taken by a task with another spec (a retry with the same spec is not)."""
+    """The task id is taken by a task with another spec (a retry with the same spec is not), or
+    was of a task removed lately; a service name or published port is taken; a version moved on."""
 
 
 class Gone(OrionError):
@@ -315,7 +321,12 @@ class Client:
         """Submit a task (``volumes={"data": "/var/lib/app"}`` mounts cluster volumes);
         ``command`` is a list of arguments, a string is an InvalidRequest
         (field ``command``, as REST answers it). Conflict when ``id`` is taken by a task with
-        another spec; the same spec again returns the existing task (a safe retry)."""
+        another spec; the same spec again returns the existing task (a safe retry).
+
+        When an attempt went unanswered and the retry finds the id belongs to a task removed
+        since, that attempt did create it: the task is returned as it was submitted, Stopped,
+        with the cluster's answer as its reason (it is gone: ``task(id)`` is NotFound). Without
+        a lost answer, such an id is a Conflict ("choose a new id")."""
         try:
             # The id is chosen here once: every retry of this call carries the same one.
             request = build_submit(
@@ -334,7 +345,16 @@ class Client:
             )
         except RequestError as exc:
             raise InvalidRequest(ErrorCode.INVALID, str(exc)) from None
-        return self._call(request)
+        sent_at = time.time()
+        try:
+            return self._call(request)
+        except Conflict as exc:
+            if not (exc.after_silence and is_removed_task_message(exc.message, request.id)):
+                raise
+            removed = task_of(request, sent_at)
+            return msgspec.structs.replace(
+                removed, state=TaskState.STOPPED.value, desired=Desired.STOP, reason=exc.message
+            )
 
     def tasks(
         self,
@@ -427,7 +447,9 @@ class Client:
             spec = _checked_spec(service_fields, None, name=name, image=image, **fields)
         elif fields or image is not None:
             raise InvalidRequest(ErrorCode.INVALID, "give either a spec or fields, not both")
-        return self._call(_checked_spec(build_create_service, spec))
+        # One id for this create and all its retries: a retry arriving after the service it
+        # made was removed is refused instead of making it again.
+        return self._call(_checked_spec(build_create_service, spec, uuid.uuid4().hex))
 
     def update_service(
         self,
@@ -709,7 +731,9 @@ class Client:
                     f"outcome unknown: {'; '.join(_dedupe(failures))}, then {endpoint}: {message}",
                 )
             if code not in RETRYABLE:
-                raise error_for(code, message)
+                refusal = error_for(code, message)
+                refusal.after_silence = unanswered
+                raise refusal
             # This node cannot serve now (starting, no leader known yet, handing leadership
             # over): nothing was done, so another node (or this one, a round later) may serve it.
             failures.append(f"{endpoint} ({message})")

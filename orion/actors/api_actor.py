@@ -126,8 +126,8 @@ def submit_command(request: api.SubmitTask) -> bytes:
 def service_command(request: api.Request, now: float) -> fsm_commands.Command | None:
     """The FSM command a service write asks for (None: not a service write)."""
     match request:
-        case api.CreateService(spec=spec):
-            return fsm_commands.CreateService(spec=spec, at=now)
+        case api.CreateService(spec=spec, request_id=request_id):
+            return fsm_commands.CreateService(spec=spec, request_id=request_id, at=now)
         case api.UpdateService(spec=spec, expected_version=expected):
             return fsm_commands.UpdateService(spec=spec, expected_version=expected, at=now)
         case api.ScaleService(name=name, replicas=replicas, expected_version=expected):

@@ -243,6 +243,8 @@ def _check_spec(spec: ServiceSpec) -> None:
 
 class CreateService(_Request):
     spec: ServiceSpec
+    # The client's id of this create, the same on its retries ("": none; orion/fsm/tombstones.py).
+    request_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
     def __post_init__(self) -> None:
         _check_spec(self.spec)

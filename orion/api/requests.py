@@ -282,13 +282,13 @@ def spec_fields(spec: ServiceSpec) -> dict[str, Any]:
     return cast(dict[str, Any], msgspec.to_builtins(spec))
 
 
-def build_create_service(spec: ServiceSpec | Mapping[str, Any]) -> CreateService:
+def build_create_service(spec: ServiceSpec | Mapping[str, Any], request_id: str = "") -> CreateService:
     """A validated CreateService request; RequestError names the field by its path in the
-    spec ("template.memory"), as the user wrote it."""
+    spec ("template.memory"), as the user wrote it. ``request_id``: the client's id of this
+    create, the same on its retries ("": none)."""
     checked = _checked_spec(spec)
-    return cast(
-        CreateService, validate_request({"op": "CreateService", "spec": msgspec.to_builtins(checked)})
-    )
+    fields = {"op": "CreateService", "spec": msgspec.to_builtins(checked), "request_id": request_id}
+    return cast(CreateService, validate_request(fields))
 
 
 def build_update_service(spec: ServiceSpec | Mapping[str, Any], expected_version: int = 0) -> UpdateService:
