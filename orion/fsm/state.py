@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -116,6 +116,11 @@ class ClusterState:
         self._by_name: dict[str, str | list[str]] = {}
         self._by_node: dict[str, dict[str, None]] = {}  # node id -> ids of tasks with that node_id
         self._pending: dict[str, None] = {}  # ids of Pending tasks that should run
+        # Bumped when an id enters or leaves _pending; with it, where the last pending_window()
+        # stopped, so the scheduler's sweep reads window after window without walking the
+        # pending ids from the start for each (1 s of the Raft thread per sweep at 100k).
+        self._pending_moves = 0
+        self._window_cursor: tuple[int, int, Iterator[str]] | None = None
         # Pending tasks the scheduler has not judged since they became Pending (derived, not
         # snapshotted: after a restore every Pending task is judged once more).
         self._fresh: dict[str, None] = {}
@@ -700,8 +705,9 @@ class ClusterState:
             self._by_node.setdefault(task.node_id, {})[task.id] = None
             if task.state in ACTIVE_STATES:
                 self._add_allocation(task, 1)
-        if task.state == TaskState.PENDING and task.desired == Desired.RUN:
+        if task.state == TaskState.PENDING and task.desired == Desired.RUN and task.id not in self._pending:
             self._pending[task.id] = None
+            self._pending_moves += 1
         self._ports.add(task)
         if task.port_bindings and task.state not in TERMINAL_STATES:
             for key in fixed_host_ports(task):
@@ -715,8 +721,9 @@ class ClusterState:
                 del self._by_node[task.node_id]
             if task.state in ACTIVE_STATES:
                 self._add_allocation(task, -1)
-        if not keep_pending:
-            self._pending.pop(task.id, None)
+        if not keep_pending and task.id in self._pending:
+            del self._pending[task.id]
+            self._pending_moves += 1
         self._ports.remove(task)
         if task.port_bindings and task.state not in TERMINAL_STATES:
             for key in fixed_host_ports(task):
@@ -822,7 +829,16 @@ class ClusterState:
     def pending_window(self, start: int, limit: int) -> list[Task]:
         """Pending tasks ``start`` to ``start + limit`` in submission order: the scheduler
         walks them window by window when capacity grew, instead of copying all at once."""
-        return [self._tasks[task_id] for task_id in itertools.islice(self._pending, start, start + limit)]
+        cursor = self._window_cursor
+        if cursor is not None and cursor[:2] == (self._pending_moves, start):
+            ids = cursor[2]  # the last window ended here and no id entered or left since
+        else:
+            ids = iter(self._pending)
+            if start:
+                next(itertools.islice(ids, start - 1, start), None)  # skip ``start`` ids
+        window = [self._tasks[task_id] for task_id in itertools.islice(ids, limit)]
+        self._window_cursor = (self._pending_moves, start + len(window), ids)
+        return window
 
     @property
     def pending_count(self) -> int:
@@ -888,6 +904,7 @@ class ClusterState:
         self._by_name.clear()
         self._by_node.clear()
         self._pending.clear()
+        self._pending_moves += 1
         self._fresh.clear()
         self._allocated.clear()
         self._terminal.clear()
