@@ -3,10 +3,10 @@
     .venv/bin/python -m tools.bench.node_footprint [--tasks 10000,100000] [--cpu-seconds 60]
     .venv/bin/python -m tools.bench.node_footprint --short     # CI: a few hundred tasks, seconds
 
-A 3-node LocalCluster is started and left until every node is idle (its CPU over a 2 s window
-below ``--idle-threshold``); then, per node: RSS (VmRSS), USS and PSS (/proc/PID/smaps_rollup:
-USS is the private pages, what the process alone holds; PSS adds its share of the shared
-ones), the thread count, and CPU as a share of one core from /proc/PID/stat over
+A 3-node LocalCluster is started and left until every node is idle (its CPU over one
+``--settle-window`` below ``--idle-threshold``); then, per node: RSS (VmRSS), USS and PSS
+(/proc/PID/smaps_rollup: USS is the private pages, what the process alone holds; PSS adds its
+share of the shared ones), the thread count, and CPU as a share of one core from /proc/PID/stat over
 ``--cpu-seconds``. An etcd 3.4 member (tools/baselines/etcd_cluster.py, a 3-member cluster)
 is sampled over the same window as the baseline (skipped, and said so, when etcd is absent:
 ``--short`` never installs it).
@@ -210,6 +210,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_seconds": args.cpu_seconds,
             "state_cpu_seconds": args.state_cpu_seconds,
             "idle_threshold_pct": args.idle_threshold,
+            "settle_window_s": args.settle_window,
             "concurrency": args.concurrency,
         }
     }
@@ -223,7 +224,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             cluster.start()
             roles = _roles(cluster)
             pids = list(roles.values())
-            settled = wait_idle(pids, args.idle_threshold, args.settle_timeout)
+            settled = wait_idle(pids, args.idle_threshold, args.settle_timeout, args.settle_window)
             log(f"orion nodes idle after {settled:.1f} s")
             if not args.no_etcd:
                 etcd = etcd_member()
@@ -254,7 +255,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for count in args.tasks:
                 filled = fill(cluster.endpoints, count - stored, args.concurrency)
                 stored = count
-                wait_idle(pids, args.idle_threshold, args.settle_timeout)
+                wait_idle(pids, args.idle_threshold, args.settle_timeout, args.settle_window)
                 load_start = loadavg()
                 cpu = cpu_percent(pids, args.state_cpu_seconds)
                 state: dict[str, Any] = {"tasks": count, "fill": filled}
@@ -299,6 +300,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--state-cpu-seconds", type=float, default=20.0, help="CPU window after each fill")
     parser.add_argument("--idle-threshold", type=float, default=15.0, help="%% of a core: 'idle' below")
     parser.add_argument("--settle-timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--settle-window",
+        type=float,
+        default=5.0,
+        help="seconds of one window in which every node must stay under --idle-threshold",
+    )
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--fsm-tasks", type=int, default=20_000, help="0: skip the in-process FSM figure")
     parser.add_argument("--no-etcd", action="store_true", help="no etcd baseline")
@@ -308,7 +315,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.short:
         args.tasks, args.cpu_seconds, args.state_cpu_seconds = "300", 2.0, 1.0
         args.fsm_tasks, args.no_etcd, args.idle_threshold = 500, True, 50.0
-        args.concurrency = 8
+        args.concurrency, args.settle_window = 8, 2.0
     try:
         args.tasks = sorted({int(t) for t in args.tasks.split(",") if t.strip()})
     except ValueError:
