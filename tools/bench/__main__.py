@@ -5,7 +5,8 @@
 First the in-process ones: the Raft core's committed entries/s on a simulated perfect network
 (raft_core) and the DuckDB log's append rate with one fdatasync per save (store); then the
 side-by-side comparisons against etcd, PySyncObj, Docker Swarm and ``docker run``
-(write_throughput, failover, heal, lifeguard_experiment, swarm, container_start, node). Each
+(write_throughput, failover, heal, lifeguard_experiment, swarm, container_start, node,
+node_footprint). Each
 runs in its own process and alone as well (``python -m tools.bench.NAME --help``); the comparisons write
 benchmarks/results/*.json and print a Markdown table.
 
@@ -37,6 +38,7 @@ FULL: list[tuple[str, list[str]]] = [
     ("swarm", ["--sizes", "10,50", "--runs", "2"]),
     ("container_start", ["--samples", "20"]),
     ("node", ["--submits", "200", "--kill-runs", "5"]),
+    ("node_footprint", []),
 ]
 QUICK: list[tuple[str, list[str]]] = [
     ("raft_core", ["--entries", "20000"]),
@@ -48,6 +50,7 @@ QUICK: list[tuple[str, list[str]]] = [
     ("swarm", ["--sizes", "10", "--runs", "1"]),
     ("container_start", ["--samples", "3"]),
     ("node", ["--submits", "100", "--kill-runs", "1", "--idle-s", "2"]),
+    ("node_footprint", ["--short"]),
 ]
 
 
