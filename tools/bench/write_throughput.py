@@ -133,11 +133,14 @@ def side_by_side(
             put_load_raw(etcd.members[leader].url, 4, 1.0)  # warm up the leader
         for repeat in range(1, args.repeats + 1):
             for concurrency in levels:
+                # The machine may be shared: each row says how loaded it was when it ended.
                 if cluster is not None:
                     for mode in args.modes.split(","):
-                        rows.append({**orion_row(cluster, concurrency, duration, mode), "repeat": repeat})
+                        measured = orion_row(cluster, concurrency, duration, mode)
+                        rows.append({**measured, "repeat": repeat, "load_avg": os.getloadavg()})
                 if etcd is not None:
-                    rows.append({**etcd_row(etcd, concurrency, duration, args.etcd_client), "repeat": repeat})
+                    measured = etcd_row(etcd, concurrency, duration, args.etcd_client)
+                    rows.append({**measured, "repeat": repeat, "load_avg": os.getloadavg()})
     return rows
 
 
@@ -193,14 +196,18 @@ def pysyncobj_rows(base: Path, levels: list[int], duration: float) -> list[dict[
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print("| system | concurrency | ops/s | p50 ms | p99 ms | server CPU ms/1k | client CPU ms/1k | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| system | concurrency | ops/s | p50 ms | p99 ms | server CPU ms/1k | client CPU ms/1k | errors "
+        "| load (1 min) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         lat = r["latency_ms"]
+        load = f"{r['load_avg'][0]:.1f}" if "load_avg" in r else "-"
         print(
             f"| {r['system']} | {r['concurrency']} | {r['ops_per_s']:,.0f} | {lat.get('p50', 0):.2f} "
             f"| {lat.get('p99', 0):.2f} | {r.get('server_cpu_ms_per_1k', '-')} "
-            f"| {r.get('client_cpu_ms_per_1k', '-')} | {sum(r['errors'].values())} |"
+            f"| {r.get('client_cpu_ms_per_1k', '-')} | {sum(r['errors'].values())} | {load} |"
         )
 
 
