@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 import pykka
+import zmq
 from loguru import logger
 
 from orion import memory_trace
@@ -159,6 +160,7 @@ class Node:
         self.data_dir_lock = prepare_data_dir(config.data_dir)
         security = load_node_security(config)
         _raise_open_file_limit()
+        _raise_socket_limit()
         self.store = DuckDBStore(config.data_dir / "raft.duckdb")
         # Read the store once here, before anything starts: a damaged file then reaches
         # run_node as StoreCorruptError ("refusing to start: ..."). Found by the nemesis: the
@@ -461,6 +463,14 @@ class Node:
             self.store.close()
         if self.data_dir_lock is not None:
             self.data_dir_lock.release()
+
+
+def _raise_socket_limit() -> None:
+    """ZeroMQ allows 1,023 sockets per context by default, and a node holds four per peer (a
+    DEALER per channel kind and their CURVE monitors): at ~250 members the leader's transport
+    could not connect to new ones ("Too many open files", issue 20). Set before the first socket."""
+    context = zmq.Context.instance()
+    context.set(zmq.MAX_SOCKETS, context.get(zmq.SOCKET_LIMIT))
 
 
 def _raise_open_file_limit() -> None:
