@@ -34,6 +34,8 @@ ZAP_DOMAIN = "orion-hollow"
 class HollowTransport:
     def __init__(self, curve: ClusterKey | None, max_frame: int = MAX_FRAME) -> None:
         self._context = zmq.Context.instance()
+        # ZeroMQ's default of 1,023 sockets per context is a few hundred hollow nodes.
+        self._context.set(zmq.MAX_SOCKETS, self._context.get(zmq.SOCKET_LIMIT))
         self._curve = curve
         self._max_frame = max_frame
         self._zap: ZapHandler | None = None

@@ -373,9 +373,9 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
     except NotConverged as exc:
         point["not_converged"] = str(exc)
         stats = pool_stats()
-        point["at_deadline"] = {
-            k: stats.get(k) for k in ("in_cluster", "applied_min", "applied_max", "cpu_s")
-        }
+        keys = ("in_cluster", "members_seen_min", "applied_min", "applied_max", "cpu_s", "rss_bytes")
+        point["at_deadline"] = {k: stats.get(k) for k in keys}
+        point["leader_log_tail"] = leader_log_tail(cluster)
         with_leader = cluster.leader_index()
         if with_leader is not None and cluster.node(with_leader).pid:
             point["leader_rss_mib"] = rss_bytes(cluster.node(with_leader).pid) >> 20
@@ -386,6 +386,17 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         stop_process(victim)
         cluster.close()
     return point
+
+
+def leader_log_tail(cluster: LocalCluster, lines: int = 12) -> list[str]:
+    """The leader's last Raft lines and warnings: why a join stalled."""
+    index = cluster.leader_index() or 1
+    try:
+        text = cluster.node(index).log_path.read_text(errors="replace")
+    except OSError:
+        return []
+    wanted = [line for line in text.splitlines() if "raft:" in line or "WARNING" in line]
+    return wanted[-lines:]
 
 
 def config_changes(log_path: Path) -> int:
