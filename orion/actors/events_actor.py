@@ -18,12 +18,14 @@ from loguru import logger
 
 from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import Tick
+from orion.actors.ticker import TickPlan
 from orion.api import protocol as api
 from orion.api.server import ReplyFn
 from orion.cluster.event_ring import DEFAULT_CAPACITY, EventGap, EventRing
 from orion.fsm.events import Event
 
 MAX_WAITING = 1024  # readers held at once; more are answered at once with what there is
+IDLE_TICK_S = 5.0  # between ticks while no reader waits (a new reader asks for a tick by its deadline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class EventsActor(NodeActor):
         self.ring = EventRing(capacity)
         self.on_events = on_events
         self._waiting: list[_Waiter] = []
+        self._tick_plan = TickPlan()
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -78,9 +81,16 @@ class EventsActor(NodeActor):
             case Tick(now, gate):
                 if gate is not None:
                     gate.release()
+                self._tick_plan.ticked(gate)
                 self._serve_waiting(now)
             case _:
                 logger.warning("events actor: unexpected message {!r}", type(message).__name__)
+        # Ticks only end long polls: with none waiting the actor sleeps; otherwise it is ticked
+        # when the first of them is due.
+        if self._waiting:
+            self._tick_plan.ask(min(w.deadline for w in self._waiting))
+        elif isinstance(message, Tick):
+            self._tick_plan.ask(message.now + IDLE_TICK_S)
         return None
 
     def _answer(self, request: api.Events, reply: ReplyFn, final: bool) -> bool:

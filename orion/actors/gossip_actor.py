@@ -22,6 +22,7 @@ from loguru import logger
 
 from orion.actors.base import NodeActor
 from orion.actors.messages import ClusterIdentity, LocalMeta, MemberEvents, Shutdown, Tick
+from orion.actors.ticker import TickPlan
 from orion.config import NodeConfig
 from orion.gossip.config import GossipConfig
 from orion.gossip.core import SwimCore
@@ -31,6 +32,8 @@ from orion.transport.peer import Channel, PeerTransport
 
 META_REFRESH_S = 10.0
 LEAVE_GOSSIP_S = 1.5  # keep gossiping a leave this long at most, so peers hear "left", not "dead"
+LEAVE_TICK_S = 0.05  # while leaving, the core is ticked at this beat until the leave is gossiped
+LONGEST_SLEEP_S = 1.0  # a backstop: the core always has a probe due sooner while it has members
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,9 @@ class GossipActor(NodeActor):
         self._leave_done: Callable[[], None] | None = None
         self._leave_deadline = 0.0
         self._next_meta_refresh = time.monotonic() + META_REFRESH_S
+        # Ticked at the core's next deadline rather than on a fixed beat: an idle node wakes a
+        # few times a second, and a probe's timeout ends when due rather than on the next 50 ms.
+        self._tick_plan = TickPlan()
 
     def on_start(self) -> None:
         self.raft.tell(LocalMeta(self.meta))
@@ -111,6 +117,7 @@ class GossipActor(NodeActor):
             case Tick(_, gate):
                 if gate is not None:
                     gate.release()
+                self._tick_plan.ticked(gate)
                 self.core.tick(now)
                 if self._left:
                     self._finish_leave(now)
@@ -139,7 +146,20 @@ class GossipActor(NodeActor):
             case _:
                 logger.warning("gossip actor: unexpected message {!r}", type(message).__name__)
         self._flush()
+        self._ask_next_tick(now)
         return None
+
+    def _ask_next_tick(self, now: float) -> None:
+        """Ask the ticker for the next tick when the core next has work: after a message too,
+        since an ack or a ping-req may move the deadline."""
+        if self._left:
+            at = now + LEAVE_TICK_S
+        else:
+            deadline = self.core.next_deadline()
+            at = now + LONGEST_SLEEP_S if deadline is None else min(deadline, now + LONGEST_SLEEP_S)
+            if self.refresh_meta is not None:
+                at = min(at, self._next_meta_refresh)
+        self._tick_plan.ask(at)
 
     def _finish_leave(self, now: float) -> None:
         if self._leave_done is None:

@@ -23,6 +23,7 @@ from loguru import logger
 from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import Outcome, Propose, Read, StateChanged, Tick
 from orion.actors.state_view import StateView
+from orion.actors.ticker import TickPlan
 from orion.fsm import commands as fsm_commands
 from orion.model import Task
 from orion.services.health import CheckResult, HealthReport, NodeHealth, Probe
@@ -65,6 +66,9 @@ class HealthActor(NodeActor):
         self._reading = False
         self._read_again = False
         self._read_at = float("-inf")
+        # The next tick is asked for when a check is due or the next read is, not every TICK_S
+        # (a node without checks wakes once a second).
+        self._tick_plan = TickPlan()
 
     def on_stop(self) -> None:
         # Checks in flight end within their timeout; nobody waits for their results.
@@ -75,9 +79,11 @@ class HealthActor(NodeActor):
             case Tick(_, gate):
                 if gate is not None:
                     gate.release()
+                self._tick_plan.ticked(gate)
                 if time.monotonic() - self._read_at >= READ_EVERY_S:
                     self._read()
                 self._begin_due()
+                self._ask_next_tick()
             case StateChanged():
                 self._read()
             case _Tasks(outcome):
@@ -85,12 +91,14 @@ class HealthActor(NodeActor):
                 if outcome.ok:
                     self._propose(self.health.sync(outcome.value, time.monotonic()))
                     self._begin_due()
+                    self._ask_next_tick()
                 else:
                     logger.debug("health: cannot read this node's tasks: {}", outcome.message)
                 if self._read_again:
                     self._read()
             case _Checked(probe, outcome, ended):
                 self._propose(self.health.record(probe, CheckResult(outcome.passed, outcome.detail, ended)))
+                self._ask_next_tick()
         return None
 
     def _read(self) -> None:
@@ -107,6 +115,11 @@ class HealthActor(NodeActor):
             return view.fsm.tasks_on_node(node_id)
 
         self.raft.tell(Read(tasks, self.answer(_Tasks), stale=True, timeout=self.timeout))
+
+    def _ask_next_tick(self) -> None:
+        at = self._read_at + READ_EVERY_S
+        due = self.health.tracker.next_due()
+        self._tick_plan.ask(at if due is None or due > at else due)
 
     def _begin_due(self) -> None:
         for probe, task in self.health.due(time.monotonic()):

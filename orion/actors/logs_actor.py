@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from loguru import logger
 from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import Read, Tick
 from orion.actors.state_view import StateView
+from orion.actors.ticker import TickPlan
 from orion.api import protocol as api
 from orion.api.lookup import resolve_task
 from orion.api.server import ReplyFn
@@ -38,6 +40,7 @@ from orion.worker.log_reader import CursorError, read_logs
 from orion.worker.types import WorkerError
 
 READERS = 8  # Docker log reads at once on this node
+IDLE_TICK_S = 5.0  # between ticks while no forwarded request is out
 MAX_READS = 64  # reads queued or running; more are refused (unavailable) until some finish
 
 
@@ -99,7 +102,7 @@ class LogsActor(NodeActor):
         self.docker = docker_worker
         self.send = send
         self.timeout = request_timeout
-        self._now = 0.0
+        self._tick_plan = TickPlan()
         self._req_ids = itertools.count(1)
         self._sent: dict[int, tuple[ReplyFn, float]] = {}  # req id -> (reply, deadline)
         self._reads = threading.BoundedSemaphore(MAX_READS)
@@ -142,10 +145,16 @@ class LogsActor(NodeActor):
             case Tick(now, gate):
                 if gate is not None:
                     gate.release()
-                self._now = now
+                self._tick_plan.ticked(gate)
                 self._expire(now)
             case _:
                 logger.warning("logs actor: unexpected message {!r}", type(message).__name__)
+        # Ticks only expire forwarded requests: with none out the actor sleeps; otherwise it is
+        # ticked when the first of them is due.
+        if self._sent:
+            self._tick_plan.ask(min(deadline for _, deadline in self._sent.values()))
+        elif isinstance(message, Tick):
+            self._tick_plan.ask(message.now + IDLE_TICK_S)
         return None
 
     def _route(self, request: api.TaskLogs, reply: ReplyFn, outcome: Outcome) -> None:
@@ -170,7 +179,7 @@ class LogsActor(NodeActor):
             )
         else:
             req_id = next(self._req_ids)
-            self._sent[req_id] = (reply, self._now + request.wait + self.timeout)
+            self._sent[req_id] = (reply, time.monotonic() + request.wait + self.timeout)
             ask = NodeAsk(req_id, self.origin, place.task_id, api.encode_request(request))
             self.send(place.address, Channel.NODE, encode_node_message(ask))
 

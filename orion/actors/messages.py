@@ -21,12 +21,25 @@ from orion.model import NodeMeta
 
 class TickGate:
     """Coalesces ticks: the ticker sends a new Tick only once the last one was handled, so an
-    actor that was busy (or a process that was paused) does not find a storm of ticks queued."""
+    actor that was busy (or a process that was paused) does not find a storm of ticks queued.
 
-    __slots__ = ("_armed",)
+    An actor that knows when it next has work may ask for its next tick then (``tick_at``),
+    later than its interval to sleep through idle time, or earlier when work came in."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_armed", "_on_wish", "wish")
+
+    def __init__(self, on_wish: Callable[[float], None] | None = None) -> None:
         self._armed = False
+        self._on_wish = on_wish  # the ticker's: wakes its thread when the wish is sooner than its sleep
+        # The latest wish, a new tuple each time: the ticker applies one it has not seen (by
+        # identity), so a wish made while it reads is never lost and no lock is needed.
+        self.wish: tuple[float] | None = None
+
+    def tick_at(self, when: float) -> None:
+        """Ask for the next tick at monotonic ``when`` instead of one interval after the last."""
+        self.wish = (when,)
+        if self._on_wish is not None:
+            self._on_wish(when)
 
     def try_arm(self) -> bool:
         if self._armed:

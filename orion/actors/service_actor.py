@@ -21,7 +21,7 @@ import pykka
 from loguru import logger
 
 from orion.actors.base import FatalHandler, NodeActor
-from orion.actors.messages import LeadershipChanged, Outcome, Propose, Read, StateChanged, Tick
+from orion.actors.messages import LeadershipChanged, Outcome, Propose, Read, StateChanged, Tick, TickGate
 from orion.actors.state_view import StateView
 from orion.api.protocol import ErrorCode
 from orion.fsm import commands as fsm_commands
@@ -30,6 +30,7 @@ from orion.services.controller import DEFAULT_DRAIN_DELAY, Decision, Rollback, S
 from orion.services.spec import Service
 
 DEFAULT_CONTROLLER_INTERVAL = 0.5  # [services] controller_interval
+IDLE_TICK_S = 5.0  # between rounds while there is no service and no drain, or on a follower
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +136,21 @@ class ServiceActor(NodeActor):
         self._leader = False
         self._in_flight = 0  # proposals of this round not yet answered (-1: reading)
         self._dirty = False  # something changed while a round was in flight
+        # With no service and no drain the rounds have nothing to time: ticks slow to IDLE_TICK_S
+        # (a change still starts a round at once, through StateChanged or LeadershipChanged).
+        self._idle = False
+        self._slow = False  # the ticker was asked for the next tick IDLE_TICK_S away
+        self._tick_gate: TickGate | None = None
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case Tick(_, gate):
+            case Tick(now, gate):
                 if gate is not None:
                     gate.release()
+                    self._tick_gate = gate
+                    self._slow = self._idle or not self._leader
+                    if self._slow:
+                        gate.tick_at(now + IDLE_TICK_S)
                 self._round()
             case StateChanged():
                 self._round()
@@ -171,6 +181,10 @@ class ServiceActor(NodeActor):
                 logger.warning("services: read failed: {} {}", outcome.code, outcome.message)
             self._finish()
             return
+        self._idle = not data.services and not data.drain_deadlines
+        if self._slow and not self._idle and self._tick_gate is not None:
+            self._slow = False
+            self._tick_gate.tick_at(time.monotonic())  # back to the controller's interval now
         now = time.time()
         for service, tasks in data.services:
             decision = decide(

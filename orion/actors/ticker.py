@@ -5,13 +5,18 @@ only when some actor's interval has passed (it polled every 25 ms before, 40 wak
 that found nothing due most of the time). Targets that fall due within ``resolution`` of each
 other are ticked in the same wakeup, so actors with related intervals (the Raft and gossip
 ticks) share one.
+
+An actor may ask for its next tick at a time of its choosing through the gate its ticks carry
+(``TickGate.tick_at``): the gossip actor sleeps until its protocol's next deadline instead of
+ticking every 50 ms. A wish sooner than the thread's sleep wakes the thread at once; a later one
+is applied when it next wakes, which is never later than that target's current due time.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pykka
 
@@ -24,8 +29,9 @@ IDLE_WAIT_S = 1.0  # the longest sleep with no target to tick
 class _Target:
     ref: pykka.ActorRef
     interval: float
+    gate: TickGate
     next_at: float = 0.0
-    gate: TickGate = field(default_factory=TickGate)
+    seen_wish: tuple[float] | None = None
 
 
 class Ticker:
@@ -35,13 +41,14 @@ class Ticker:
         self._targets: list[_Target] = []
         self._resolution = resolution
         self._stopping = False
-        self._wake = threading.Event()  # set by stop() and add(): the sleep ends early
+        self._wake = threading.Event()  # set by stop(), add() and a sooner wish: the sleep ends early
+        self._sleep_until = float("inf")  # while the thread looks at the targets, any wish wakes it
         self._thread = threading.Thread(target=self._run, name="ticker", daemon=True)
 
     def add(self, ref: pykka.ActorRef, interval: float) -> None:
         if not interval > 0:
             raise ValueError(f"interval: must be seconds > 0, got {interval}")
-        self._targets.append(_Target(ref, interval))
+        self._targets.append(_Target(ref, interval, TickGate(self._on_wish)))
         self._wake.set()  # due at once: the running thread must not sleep past it
 
     def start(self) -> None:
@@ -53,10 +60,16 @@ class Ticker:
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
 
+    def _on_wish(self, when: float) -> None:
+        if when < self._sleep_until:
+            self._wake.set()
+
     def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()  # before looking at the targets: a later add() ends the wait
+            self._sleep_until = float("inf")
             earliest = self._tick_due(time.monotonic())
+            self._sleep_until = earliest
             self._wake.wait(max(0.0, earliest - time.monotonic()))
 
     def _tick_due(self, now: float) -> float:
@@ -64,6 +77,10 @@ class Ticker:
         earliest = now + IDLE_WAIT_S
         horizon = now + self._resolution
         for target in list(self._targets):  # add() may append from another thread
+            wish = target.gate.wish
+            if wish is not target.seen_wish and wish is not None:
+                target.seen_wish = wish
+                target.next_at = wish[0]
             if target.next_at <= horizon:
                 # A target whose last tick is still unhandled skips this one: the gate
                 # coalesces ticks, and the interval counts from now either way.
@@ -75,3 +92,26 @@ class Ticker:
                         target.gate.release()
             earliest = min(earliest, target.next_at)
         return earliest
+
+
+class TickPlan:
+    """An actor's side of ``TickGate.tick_at``: keeps the gate of its last tick and asks again
+    only when the wanted time changed (each ask may wake the ticker's thread)."""
+
+    __slots__ = ("_asked", "_gate")
+
+    def __init__(self) -> None:
+        self._gate: TickGate | None = None
+        self._asked: float | None = None
+
+    def ticked(self, gate: TickGate | None) -> None:
+        """Call on every Tick: the ticker has planned the next one an interval away."""
+        if gate is not None:
+            self._gate = gate
+            self._asked = None
+
+    def ask(self, when: float) -> None:
+        """The next tick at monotonic ``when`` (before the first tick: the interval applies)."""
+        if self._gate is not None and when != self._asked:
+            self._asked = when
+            self._gate.tick_at(when)

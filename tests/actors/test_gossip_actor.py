@@ -62,6 +62,7 @@ class Node:
         )
         handlers.append(self.gossip.proxy().frame_handler().get())
         ticker.add(self.gossip, 0.05)
+        self.ticker = ticker
         self.address = self.transport.address
 
     def members(self) -> dict[str, MemberView]:
@@ -127,3 +128,23 @@ def test_identity_reaches_the_peers_and_other_clusters_are_dropped(start, warnin
     assert set(a.members()) == {"a", "b"} and set(c.members()) == {"c"}
     from_c = [line for line in warnings if c.address in line]
     assert len(from_c) == 1 and RED in from_c[0]  # once per peer, with both ids, though joins retry
+
+
+def test_an_idle_actor_is_ticked_at_its_cores_deadline_and_still_finds_a_dead_peer(start) -> None:
+    a = start("a")
+    b = start("b")
+    b.gossip.tell(Join([a.address]))
+    wait_until(lambda: a.members().get("b") is not None and a.members()["b"].status == "alive")
+    [gate] = [target.gate for target in a.ticker._targets if target.ref == a.gossip]
+    core = a.gossip.proxy().core.get()  # read from here: the wait polls until both agree
+
+    def asks_for_the_cores_deadline() -> bool:
+        deadline = core.next_deadline()
+        return gate.wish is not None and deadline is not None and gate.wish[0] == deadline
+
+    # Its next tick is when the core next has work (a probe every 200 ms, its 100 ms timeout,
+    # gossip rounds), not the ticker's 50 ms beat.
+    wait_until(asks_for_the_cores_deadline)
+    # Detection is unchanged: b goes silent, and a's probes at those deadlines find it.
+    b.transport.stop()
+    wait_until(lambda: a.members()["b"].status in ("suspect", "dead"))

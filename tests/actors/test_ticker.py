@@ -96,3 +96,37 @@ def test_a_target_added_to_a_running_ticker_is_ticked_at_once(actors: list[pykka
         assert late.proxy().got_tick.get().wait(10.0)
     finally:
         ticker.stop()
+
+
+def test_a_wish_moves_the_next_tick_later_or_sooner(actors: list[pykka.ActorRef]) -> None:
+    target = Recorder.start()
+    actors.append(target)
+    ticker = Ticker(resolution=0.002)
+    ticker.add(target, 0.05)
+    assert ticker._tick_due(100.0) == pytest.approx(100.05)
+    gate = ticker._targets[0].gate
+    gate.tick_at(100.4)  # nothing to do for a while: sleep past the interval
+    assert ticker._tick_due(100.05) == pytest.approx(100.4)
+    assert ticks_of(target) == [100.0]
+    gate.tick_at(100.2)  # work came in: sooner than planned
+    assert ticker._tick_due(100.1) == pytest.approx(100.2)
+    assert ticker._tick_due(100.2) == pytest.approx(100.25)  # ticked; the interval applies again
+    assert ticks_of(target) == [100.0, 100.2]
+    assert ticker._tick_due(100.25) == pytest.approx(100.3)  # a wish already applied is not reused
+    assert ticks_of(target) == [100.0, 100.2, 100.25]
+
+
+def test_a_sooner_wish_ends_the_running_threads_sleep(actors: list[pykka.ActorRef]) -> None:
+    ticker = Ticker()
+    ticker.start()
+    try:
+        target = Recorder.start()
+        actors.append(target)
+        ticker.add(target, 30.0)
+        got_tick = target.proxy().got_tick.get()
+        assert got_tick.wait(10.0)  # the first tick; the thread now sleeps about 30 s
+        got_tick.clear()
+        ticker._targets[0].gate.tick_at(0.0)  # due already: must not wait for that sleep
+        assert got_tick.wait(10.0)
+    finally:
+        ticker.stop()
