@@ -16,7 +16,7 @@ from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import Callback, ClusterIdentity, ContainerExited, Outcome
 from orion.api.protocol import ErrorCode
 from orion.model import Task
-from orion.worker.docker_worker import DockerWorker
+from orion.worker.docker_worker import DockerWorker, EventsStop
 from orion.worker.types import PortInUseError, WorkerError
 
 # Measured on the CI machine: the engine starts ~9 containers/s from 8 threads, ~5/s from one.
@@ -64,7 +64,7 @@ class WorkerActor(NodeActor):
         self.worker = worker
         self.on_exit = on_exit
         self._pool = ThreadPoolExecutor(DOCKER_THREADS, thread_name_prefix="docker")
-        self._stop_events = threading.Event()
+        self._stop_events = EventsStop()  # closes the event stream under its reader at once
         self._events_thread = threading.Thread(target=self._watch_events, name="docker-events", daemon=True)
 
     def on_start(self) -> None:
@@ -148,5 +148,7 @@ class WorkerActor(NodeActor):
                 for exited in self.worker.events(self._stop_events):
                     self.on_exit(ContainerExited(exited.task_id, exited.exit_code, exited.oom_killed))
             except Exception as exc:  # the periodic reconcile loop is the backstop
+                if self._stop_events.is_set():
+                    return  # the stream was closed under the reader to stop it
                 logger.warning("docker events stream broke ({}); reconnecting", exc)
                 self._stop_events.wait(1.0)

@@ -42,11 +42,46 @@ from orion.worker.types import (
     WorkerError,
 )
 
-_EVENT_WINDOW = 1.0  # seconds per events request: how soon ``events`` notices it was asked to end
+_EVENT_WINDOW = 1.0  # seconds per events request when only a flag can end ``events``
+# With an EventsStop the stream is closed under the reader to end it, so a window only bounds how
+# long one request lasts: one request a minute instead of one a second on an idle node.
+_CANCELLABLE_EVENT_WINDOW = 60.0
 _RUNNING_STATES = ("running", "restarting", "paused")
 
 
 CLUSTER_IN_NAME = 8  # hex digits of the cluster id in container names
+
+
+class EventsStop:
+    """Ends ``DockerWorker.events`` at once: ``set`` also closes the stream being read, so the
+    reader need not wake every second to look at a flag (it blocks on the socket instead)."""
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: Any = None
+
+    def set(self) -> None:
+        with self._lock:
+            self._flag.set()
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()  # docker's CancellableStream: shuts the socket down under the reader
+
+    def is_set(self) -> bool:
+        return self._flag.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._flag.wait(timeout)
+
+    def reading(self, stream: Any) -> bool:
+        """Register the stream ``set`` closes; False (and the stream closed) if already set."""
+        with self._lock:
+            if not self._flag.is_set():
+                self._stream = stream
+                return True
+        stream.close()
+        return False
 
 
 def container_name(node_id: str, task_id: str, cluster_id: str) -> str:
@@ -367,15 +402,19 @@ class DockerWorker:
 
     # -- events ---------------------------------------------------------------------------
 
-    def events(self, stop_event: threading.Event) -> Iterator[ContainerExit]:
+    def events(self, stop_event: threading.Event | EventsStop) -> Iterator[ContainerExit]:
         """Yield each exit of this node's containers until ``stop_event`` is set.
 
-        Docker's stream is read in windows of ``_EVENT_WINDOW`` seconds (``since``/``until``),
-        each starting where the last one ended, so no event falls between two windows and the
-        generator notices ``stop_event`` within a window without closing sockets under a
-        blocked reader. Exits are "die" events; an "oom" event just before marks the exit as
-        an OOM kill.
+        Docker's stream is read in windows (``since``/``until``), each starting where the last
+        one ended, so no event falls between two windows. Only this node's containers are asked
+        for (label filters, applied by the engine), so other users of a shared engine cost
+        nothing here. With a plain ``threading.Event`` the generator notices it within a window
+        of ``_EVENT_WINDOW`` seconds; an ``EventsStop`` closes the stream under the reader, so
+        its windows are a minute long. Exits are "die" events; an "oom" event just before marks
+        the exit as an OOM kill.
         """
+        cancellable = isinstance(stop_event, EventsStop)
+        window = _CANCELLABLE_EVENT_WINDOW if cancellable else _EVENT_WINDOW
         since = time.time()
         seen: set[tuple[str, str, int]] = set()  # (container, action, timeNano): windows overlap
         oom_killed: set[str] = set()
@@ -387,10 +426,12 @@ class DockerWorker:
                 since = time.time()
                 continue
             filters = {"type": "container", "label": self._filter(), "event": ["die", "oom"]}
-            until = time.time() + _EVENT_WINDOW
+            until = time.time() + window
             stream = self.client.events(
                 since=f"{since:.9f}", until=f"{until:.9f}", filters=filters, decode=True
             )
+            if isinstance(stop_event, EventsStop) and not stop_event.reading(stream):
+                return
             for event in stream:
                 action = event.get("Action") or event.get("status", "")
                 container_id = event.get("id", "")
@@ -410,6 +451,13 @@ class DockerWorker:
                         at=int(event.get("timeNano", 0)) / 1e9,
                     )
                     oom_killed.discard(container_id)
+            if stop_event.is_set():
+                return  # closed under the reader
+            if cancellable and time.time() < until - _EVENT_WINDOW:
+                # The engine ended the stream early: read this window again from its start (what
+                # was seen is skipped), after a pause so an engine that keeps closing is not spun on.
+                stop_event.wait(_EVENT_WINDOW)
+                continue
             since = until
             if len(seen) > 10_000:  # only the overlap matters; keep memory flat
                 seen.clear()

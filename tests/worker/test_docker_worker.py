@@ -16,6 +16,7 @@ import pytest
 from orion.model import Task
 from orion.testing.localcluster import wait_for as shared_wait_for
 from orion.worker import ContainerExit, DockerWorker, NoClusterIdError, WorkerError, container_name
+from orion.worker.docker_worker import EventsStop
 
 pytestmark = pytest.mark.docker
 
@@ -228,9 +229,9 @@ def test_a_container_without_a_cluster_id_is_named_and_left_alone(
 class ExitWatcher:
     """Runs ``worker.events`` on a thread, as the node does, and keeps what it yields."""
 
-    def __init__(self, worker: DockerWorker) -> None:
+    def __init__(self, worker: DockerWorker, stop: threading.Event | EventsStop | None = None) -> None:
         self.exits: list[ContainerExit] = []
-        self.stop = threading.Event()
+        self.stop = stop if stop is not None else threading.Event()
         self.thread = threading.Thread(target=self._run, args=(worker,), daemon=True)
         self.thread.start()
 
@@ -262,6 +263,18 @@ def test_exit_code_is_reported_by_events_and_listing(worker: DockerWorker, watch
     [info] = worker.list_managed()
     assert (info.status, info.exit_code, info.oom_killed) == ("exited", 3, False)
     assert worker.inspect("exits") == info
+
+
+def test_events_with_an_events_stop_arrive_live_and_end_at_once(worker: DockerWorker) -> None:
+    # Its windows last a minute: the exit must come while the window is open, and set() must
+    # end the reader blocked on the stream (ExitWatcher.close allows 10 s), not wait the window out.
+    watcher = ExitWatcher(worker, EventsStop())
+    try:
+        worker.start(make_task("exits-live", command=["sh", "-c", "exit 4"]))
+        exit_ = wait_for(lambda: watcher.exit_of("exits-live"), what="the die event")
+        assert isinstance(exit_, ContainerExit) and exit_.exit_code == 4
+    finally:
+        watcher.close()
 
 
 def test_an_oom_kill_is_reported(worker: DockerWorker, watcher: ExitWatcher) -> None:
