@@ -36,6 +36,7 @@ from orion.raft.core import LEADER, RaftConfig, RaftCore
 from orion.raft.memory_store import MemoryStore
 from orion.raft.shell import RaftShell
 from orion.raft.types import Entry, EntryKind, Membership, Snapshot, SnapshotMeta, encode_membership
+from tools.bench.common import save_result
 
 TICK_S = 0.05
 RATE = 50
@@ -336,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         point["wall_s"] = round(time.monotonic() - began, 1)
         print(json.dumps(point), flush=True)
         results.append(point)
+    save_result("scale_fanout", {"args": vars(args), "points": results})
     return 0
 
 
