@@ -137,7 +137,7 @@ class Node:
         self.wake = threading.Event()  # the main thread's: set on a fatal error or a stop signal
         self._refs: list[pykka.ActorRef] = []
         self._servers: list[Any] = []
-        self.ticker = Ticker()
+        self.ticker = Ticker(slack=GOSSIP_TICK_S)  # others share the Raft tick's wakeups (ticker.py)
         self.store: DuckDBStore | None = None
         self.raft_transport: PeerTransport | None = None
         self.gossip_transport: PeerTransport | None = None
@@ -400,7 +400,7 @@ class Node:
             http.start()
             self._servers.append(http)
 
-        self.ticker.add(raft, config.tick)
+        self.ticker.add(raft, config.tick, strict=True)
         self.ticker.add(gossip, GOSSIP_TICK_S)
         self.ticker.add(reconciler, config.reconcile_interval)
         self.ticker.add(scheduler, SCHEDULER_TICK_S)

@@ -130,3 +130,23 @@ def test_a_sooner_wish_ends_the_running_threads_sleep(actors: list[pykka.ActorRe
         assert got_tick.wait(10.0)
     finally:
         ticker.stop()
+
+
+def test_a_lenient_target_waits_up_to_the_slack_for_a_strict_wakeup(actors: list[pykka.ActorRef]) -> None:
+    raft, other = Recorder.start(), Recorder.start()
+    actors += [raft, other]
+    ticker = Ticker(resolution=0.002, slack=0.05)
+    ticker.add(raft, 0.05, strict=True)
+    ticker.add(other, 10.0)
+    assert ticker._tick_due(100.0) == pytest.approx(100.05)
+    assert ticks_of(other) == [100.0]  # handled, its gate released
+    other_gate = ticker._targets[1].gate
+    other_gate.tick_at(100.02)  # 30 ms before the strict tick: shares its wakeup
+    assert ticker._tick_due(100.01) == pytest.approx(100.05)
+    assert ticker._tick_due(100.05) == pytest.approx(100.1)
+    assert ticks_of(other) == [100.0, 100.05]  # 30 ms late, no wakeup of its own
+    other_gate.tick_at(100.06)
+    ticker._targets[0].next_at = 100.2  # the strict target is further than the slack away
+    assert ticker._tick_due(100.055) == pytest.approx(100.06)  # on time, in a wakeup of its own
+    with pytest.raises(ValueError, match="slack"):
+        Ticker(slack=-1.0)
