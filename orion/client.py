@@ -678,6 +678,7 @@ class Client:
         body = encode_request(request)
         failures: list[str] = []
         unanswered = False  # an earlier attempt went silent: it may still be applied
+        timed_out = False  # an endpoint answered "outcome unknown"
         attempts = self.retries * len(self.endpoints)
         # not_leader answers (a leader handing over on shutdown) are asked again past the
         # attempts, a round at a time, until ``timeout`` after the call began: nothing was done,
@@ -724,6 +725,13 @@ class Client:
             code, message = (
                 (error.code, error.message) if error else (ErrorCode.INTERNAL, "error without details")
             )
+            if code == ErrorCode.TIMEOUT:
+                # "Outcome unknown" (the leader changed or lost quorum before answering) is
+                # silence with a reason: ask the next endpoint, as after silence.
+                failures.append(f"{endpoint} ({message})")
+                unanswered = timed_out = True
+                self._rotate()
+                continue
             if code == ErrorCode.NO_QUORUM and unanswered and isinstance(request, WRITE_REQUESTS):
                 # This refusal speaks only for this attempt; the silent one may commit later.
                 raise Timeout(
@@ -741,6 +749,8 @@ class Client:
             if code == ErrorCode.NOT_LEADER and attempt + 1 == attempts and time.monotonic() < patient_until:
                 attempts += len(self.endpoints)
             self._back_off_after_round(attempt, attempts)
+        if timed_out:
+            raise Timeout(ErrorCode.TIMEOUT, "outcome unknown: " + "; ".join(_dedupe(failures)))
         raise Unavailable(ErrorCode.UNAVAILABLE, "no endpoint answered: " + "; ".join(_dedupe(failures)))
 
     def _back_off_after_round(self, attempt: int, attempts: int) -> None:

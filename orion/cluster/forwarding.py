@@ -104,6 +104,7 @@ class Remote:
     callback: Callback | None
     data: bytes = b""
     query: Callable[[Any], Any] | None = None
+    sent_to: str = ""  # the leader address it was forwarded to ("" while parked)
 
 
 class Forwarder:
@@ -127,6 +128,7 @@ class Forwarder:
             self.park(remote)
             return
         req_id = next(self._req_ids)
+        remote.sent_to = address
         self._sent[req_id] = remote
         message = (
             ForwardPropose(req_id, self.origin, remote.data)
@@ -146,6 +148,12 @@ class Forwarder:
     def take_parked(self) -> list[Remote]:
         parked, self._parked = self._parked, []
         return parked
+
+    def take_sent_elsewhere(self, address: str | None) -> list[Remote]:
+        """Remove and return the requests forwarded to a leader other than the one at
+        ``address`` (None: no leader known now): that leader will most likely never answer."""
+        gone = [req_id for req_id, remote in self._sent.items() if remote.sent_to != address]
+        return [self._sent.pop(req_id) for req_id in gone]
 
     def answered(self, req_id: int) -> Remote | None:
         """The request a leader's answer is for (None: already expired, or never sent)."""

@@ -174,9 +174,36 @@ class RequestPath:
         self.reads.serve_ready(self.core.applied_index, self._run)
 
     def on_leadership_changed(self) -> None:
-        if self.core.role != RaftRole.LEADER:
-            self.writes.on_leadership_lost(self.core.commit_index)
+        core = self.core
+        if core.role != RaftRole.LEADER:
+            self.writes.on_leadership_lost(core.commit_index)
+        self._abandon_former_leader()
         self.retry_parked()
+
+    def _abandon_former_leader(self) -> None:
+        """Requests forwarded to a leader that is no longer the one this node follows (it died
+        or was deposed) would wait out their whole deadline for an answer that rarely comes.
+        A read is asked again of the new leader (it changes nothing). A write may have been
+        appended by the former leader and still commit, so its caller hears "outcome unknown"
+        at once and decides (the client asks again, as after silence; writes carry ids or
+        versions that make a repeat harmless)."""
+        core = self.core
+        if core.role == RaftRole.LEADER:
+            current: str | None = self.forwarder.origin
+        else:
+            current = core.membership.address_of(core.leader_id) if core.leader_id else None
+        for remote in self.forwarder.take_sent_elsewhere(current):
+            if remote.kind == RequestKind.READ:
+                remote.sent_to = ""
+                self.forwarder.park(remote)  # routed by retry_parked once a leader is known
+            elif remote.callback:
+                remote.callback(
+                    Outcome.failure(
+                        ErrorCode.TIMEOUT,
+                        f"outcome unknown: the leader changed (now {core.leader_id or 'none known'}) "
+                        "before the former one answered; the write may or may not be applied",
+                    )
+                )
 
     # ------------------------------------------------------------------ time
     def expire(self, now: float) -> None:

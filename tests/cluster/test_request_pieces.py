@@ -92,6 +92,24 @@ def test_forwarder_parks_without_an_address_and_expires_both_kinds() -> None:
     assert not forwarder.has_parked and forwarder.take_parked() == []
 
 
+def test_forwarder_gives_back_what_went_to_a_former_leader() -> None:
+    # A follower that learns of a new leader stops waiting for the old one (it died or was
+    # deposed): RequestPath re-asks reads and tells writers "outcome unknown" at once.
+    out = Answers()
+    forwarder = Forwarder("me:1", out.send)
+    to_old = Remote(RequestKind.PROPOSE, 5.0, out.callback, data=b"cmd")
+    read_to_old = Remote(RequestKind.READ, 5.0, out.callback, query=len)
+    to_new = Remote(RequestKind.PROPOSE, 5.0, out.callback, data=b"other")
+    forwarder.forward(to_old, "old:1")
+    forwarder.forward(read_to_old, "old:1")
+    forwarder.forward(to_new, "new:1")
+    assert forwarder.take_sent_elsewhere("new:1") == [to_old, read_to_old]
+    assert forwarder.take_sent_elsewhere("new:1") == []
+    assert forwarder.answered(3) is to_new  # still waits for the current leader
+    forwarder.forward(to_old, "new:1")
+    assert forwarder.take_sent_elsewhere(None) == [to_old]  # no leader known: nobody will answer
+
+
 def test_forwarder_replies_to_the_origin() -> None:
     out = Answers()
     Forwarder("me:1", out.send).reply("follower:1", ForwardAnswer(7, index=3))
