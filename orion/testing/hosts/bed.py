@@ -31,13 +31,13 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orion.testing.hosts import cgroups, netns
 from orion.testing.hosts.cluster import BedCluster
 from orion.testing.hosts.engine import Engine, image_tarballs, remove_shim_sockets
+from orion.testing.hosts.host import BedHost
 from orion.testing.hosts.netns import BedError
 
 RUNTIME_ROOT = Path("/run/orion-beds")
@@ -48,20 +48,6 @@ CLUSTER_CIDR = "10.42.0.0/16"
 # orion/network): the bed's hosts are real enough for it. overlay=False writes no [network].
 OVERLAY_DEFAULT = True
 RECORD = "bed.json"
-
-
-@dataclass
-class BedHost:
-    index: int
-    netns: str
-    address: str  # underlay, on the bed's /24
-    engine: Engine
-    cgroup: Path  # the host's subtree: every process of the host is in it
-    procs: Path  # cgroup.procs of its daemons cgroup (node, dockerd, containerd, shims)
-
-    @property
-    def name(self) -> str:
-        return f"h{self.index}"
 
 
 def overlay_supported() -> bool:

@@ -16,21 +16,19 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orion.testing.hosts.cgroups import join_command
+from orion.testing.hosts.host import Bed
 from orion.testing.hosts.netns import BedError
 from orion.testing.localcluster import LocalCluster, LocalNode, _api_bind
-
-if TYPE_CHECKING:
-    from orion.testing.hosts.bed import HostBed
 
 PORTS = {"raft": 7100, "gossip": 7200, "api": 7300, "http": 7400}  # every host has its own
 
 
 @dataclass
 class BedCluster(LocalCluster):
-    bed: HostBed | None = None
+    bed: Bed | None = None
 
     def _add_node(self, index: int) -> LocalNode:
         host = self.the_bed.host(index)
@@ -62,7 +60,7 @@ class BedCluster(LocalCluster):
         return node
 
     @property
-    def the_bed(self) -> HostBed:
+    def the_bed(self) -> Bed:
         if self.bed is None:
             raise BedError("a BedCluster is made by a HostBed")
         return self.bed
