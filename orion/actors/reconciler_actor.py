@@ -57,6 +57,7 @@ from orion.actors.messages import (
 from orion.actors.state_view import StateView
 from orion.actors.worker_actor import ListContainers, ListRunningOf, StartContainer, StopContainer
 from orion.cluster.leader_contact import LeaderContact
+from orion.cluster.outcome import Callback
 from orion.fsm import commands as fsm_commands
 from orion.model import NodeStatus
 from orion.scheduler.ports import port_space
@@ -103,6 +104,13 @@ class _Started:
 @dataclass(frozen=True, slots=True)
 class _Stopped:
     task_id: str
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class _Reported:
+    task_id: str
+    key: plan.ReportKey
     outcome: Outcome
 
 
@@ -188,6 +196,10 @@ class ReconcilerActor(NodeActor):
                 self._containers_stale = True
                 if not outcome.ok:
                     logger.warning("reconciler: stopping {} failed: {}", task_id, outcome.message)
+            case _Reported(task_id, key, outcome):
+                self.planner.report_answered(task_id, key, outcome.ok, time.monotonic())
+                if not outcome.ok:
+                    logger.debug("reconciler: report not committed: {} {}", outcome.code, outcome.message)
             case _AbsentRunning(node_id, held, outcome) if outcome.ok:
                 self._carry_out(self.planner.absent_listed(node_id, held, outcome.value, time.monotonic()))
             case _AbsentRunning(node_id, _, outcome):
@@ -298,6 +310,7 @@ class ReconcilerActor(NodeActor):
                     callback = self.answer(lambda o, t=task_id: _Stopped(t, o))
                     self.worker.tell(StopContainer(task_id, callback, remove=not keep, grace=grace))
                 case plan.ReportState(task_id, state, reason, restarts, exit_code, restart_times):
+                    key = plan.report_key(state, restarts, reason)
                     self._propose(
                         fsm_commands.ReportTaskState(
                             task_id=task_id,
@@ -308,7 +321,8 @@ class ReconcilerActor(NodeActor):
                             restarts=restarts,
                             restart_times=restart_times,
                             at=time.time(),
-                        )
+                        ),
+                        self.answer(lambda o, t=task_id, k=key: _Reported(t, k, o)),
                     )
                 case plan.ReleasePorts(node_id, task_ids):
                     self._propose(
@@ -334,8 +348,10 @@ class ReconcilerActor(NodeActor):
                 case plan.RoundAgain():
                     self._begin_round()
 
-    def _propose(self, command: fsm_commands.Command) -> None:
-        self.raft.tell(Propose(fsm_commands.encode_command(command), _log_failure, timeout=self.timeout))
+    def _propose(self, command: fsm_commands.Command, callback: Callback | None = None) -> None:
+        self.raft.tell(
+            Propose(fsm_commands.encode_command(command), callback or _log_failure, timeout=self.timeout)
+        )
 
 
 def _leader_contact(view: StateView) -> LeaderContact:

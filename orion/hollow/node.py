@@ -29,7 +29,7 @@ from orion.actors.state_view import StateView, run_query
 from orion.cluster.forwarding import decode_forward
 from orion.cluster.leadership import Leadership
 from orion.cluster.mirror import MemberMirror
-from orion.cluster.outcome import Outcome
+from orion.cluster.outcome import Callback, Outcome
 from orion.cluster.request_path import RequestPath
 from orion.cluster.status import StatusViews
 from orion.config import NodeConfig
@@ -241,6 +241,7 @@ class HollowNode:
                         self.runtime.stop(task_id, grace)
                     self.planner.stopped(task_id)
                 case plan.ReportState(task_id, state, reason, restarts, exit_code, restart_times):
+                    key = plan.report_key(state, restarts, reason)
                     self._propose(
                         fsm_commands.ReportTaskState(
                             task_id=task_id,
@@ -253,6 +254,9 @@ class HollowNode:
                             at=time.time(),
                         ),
                         now,
+                        lambda outcome, t=task_id, k=key: self.planner.report_answered(
+                            t, k, outcome.ok, self._now
+                        ),
                     )
                 case plan.ReleasePorts(node_id, task_ids):
                     command = fsm_commands.ReleasePorts(node_id=node_id, task_ids=task_ids, at=time.time())
@@ -272,13 +276,19 @@ class HollowNode:
                 case plan.ListAbsent() | plan.Note():
                     pass  # no engine is shared between hollow nodes; notes are for people
 
-    def _propose(self, command: fsm_commands.Command, now: float) -> None:
+    def _propose(self, command: fsm_commands.Command, now: float, answered: Callback | None = None) -> None:
         self.stats.reports_sent += 1
+
+        def on_outcome(outcome: Outcome) -> None:
+            self._count_outcome(outcome)
+            if answered is not None:
+                answered(outcome)
+
         self.requests.propose(
-            fsm_commands.encode_command(command), self._on_outcome, now + self.config.request_timeout
+            fsm_commands.encode_command(command), on_outcome, now + self.config.request_timeout
         )
 
-    def _on_outcome(self, outcome: Outcome) -> None:
+    def _count_outcome(self, outcome: Outcome) -> None:
         if outcome.ok:
             self.stats.reports_ok += 1
         else:

@@ -38,6 +38,10 @@ from orion.worker.restart_policy import RestartPolicy
 from orion.worker.types import ContainerInfo
 
 REPORT_RETRY_S = 3.0  # a report not yet visible in the FSM after this long is sent again
+# A report the cluster committed is not sent again while this node's replica catches up: a
+# lagging replica (a slow node, or hundreds of them) would otherwise turn every round into a
+# new log entry per task. Past this backstop it is sent again anyway (harmless: same state).
+REPORT_COMMITTED_WAIT_S = 30.0
 _RELEASED_KEPT = 10_000  # release times only matter for REPORT_RETRY_S: prune past this many
 
 
@@ -146,7 +150,9 @@ class ReconcilePlanner:
         # Tasks this node found ended (Failed, Stopped) and reported so: never started again
         # while the report is on its way; the report is sent again until the FSM shows it.
         self._ended: dict[str, tuple[TaskState, str, int, int | None]] = {}
-        self._reported: dict[str, tuple[tuple[str, int, str], float]] = {}
+        # Task id -> (report key, when sent, answer: None while on its way, True committed,
+        # False refused or timed out). A report on its way is never sent twice.
+        self._reported: dict[str, tuple[ReportKey, float, bool | None]] = {}
         self._released: dict[tuple[str, str], float] = {}  # (node, task) -> when released
         self._absent_checked: dict[str, float] = {}  # absent node -> when its containers were last listed
         # Task id -> when this node saw its container started and not yet ended: if a listing
@@ -443,13 +449,25 @@ class ReconcilePlanner:
         *,
         now: float,
     ) -> list[Action]:
-        """A report of the task's state, unless the same one went out less than REPORT_RETRY_S ago."""
-        key = (str(state), restarts, reason)
+        """A report of the task's state, unless the same one is on its way, was committed less
+        than REPORT_COMMITTED_WAIT_S ago, or failed less than REPORT_RETRY_S ago."""
+        key = report_key(state, restarts, reason)
         previous = self._reported.get(task.id)
-        if previous is not None and previous[0] == key and now - previous[1] < REPORT_RETRY_S:
-            return []
-        self._reported[task.id] = (key, now)
+        if previous is not None and previous[0] == key:
+            _, sent_at, answer = previous
+            wait = REPORT_COMMITTED_WAIT_S if answer is not False else REPORT_RETRY_S
+            if answer is None or now - sent_at < wait:
+                return []
+        self._reported[task.id] = (key, now, None)
         return [ReportState(task.id, state, reason, restarts, exit_code, restart_times)]
+
+    def report_answered(self, task_id: str, key: ReportKey, committed: bool, now: float) -> None:
+        """The cluster's answer to a report: committed, or refused / timed out. An answer to an
+        older report of the task (another key) changes nothing."""
+        previous = self._reported.get(task_id)
+        if previous is not None and previous[0] == key:
+            # A committed report waits from its answer; a failed one may go again a retry later.
+            self._reported[task_id] = (key, now if committed else previous[1], committed)
 
     def _release(self, node_id: str, task_ids: list[str], now: float) -> list[Action]:
         """Tell the cluster these tasks' containers on ``node_id`` are gone (at most once per
@@ -467,6 +485,14 @@ class ReconcilePlanner:
             Note("info", f"ports of {', '.join(due)} free on {node_id} (no container left)"),
             ReleasePorts(node_id, due),
         ]
+
+
+ReportKey = tuple[str, int, str]
+
+
+def report_key(state: TaskState, restarts: int, reason: str) -> ReportKey:
+    """What makes two reports of a task the same report."""
+    return (str(state), restarts, reason)
 
 
 def _grace(task: Task | None) -> float | None:

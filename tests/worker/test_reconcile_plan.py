@@ -9,6 +9,7 @@ import pytest
 from orion.cluster.leader_contact import LeaderContact
 from orion.model import Desired, Task, TaskState
 from orion.worker.reconcile_plan import (
+    REPORT_COMMITTED_WAIT_S,
     REPORT_RETRY_S,
     Action,
     ListAbsent,
@@ -22,6 +23,7 @@ from orion.worker.reconcile_plan import (
     StartContainer,
     StopContainer,
     Wanted,
+    report_key,
 )
 from orion.worker.restart_policy import RestartPolicy
 from orion.worker.types import ContainerInfo
@@ -90,13 +92,46 @@ def test_a_task_without_a_container_starts_once_and_reports_running_when_started
     assert of(StartContainer, round_(planner, [t1], [], 10.5)) == []
     done = planner.started("t1", 11.0, WALL + 11.0)
     assert of(ReportState, done) == [ReportState("t1", TaskState.RUNNING, "", 0, None)]
-    # The same report is not sent again within REPORT_RETRY_S, then is while the FSM lacks it.
+    # The same report is not sent again while on its way; refused (or timed out), it is sent
+    # again REPORT_RETRY_S after the first while the FSM lacks it.
     running = [container("t1")]
     assert of(ReportState, round_(planner, [t1], running, 12.0)) == []
+    assert of(ReportState, round_(planner, [t1], running, 11.0 + 2 * REPORT_RETRY_S)) == []  # on its way
+    planner.report_answered("t1", report_key(TaskState.RUNNING, 0, ""), committed=False, now=12.5)
     again = round_(planner, [t1], running, 11.0 + REPORT_RETRY_S)
     assert of(ReportState, again) == [ReportState("t1", TaskState.RUNNING, "", 0, None)]
     # Once the FSM says Running, nothing to do.
     assert round_(planner, [task("t1", TaskState.RUNNING)], running, 30.0) == []
+
+
+def test_a_committed_report_waits_for_the_replica_instead_of_becoming_another_entry() -> None:
+    # A lagging replica (a slow node; hundreds of hollow ones) once turned every round into a
+    # new log entry per task: the report went again every REPORT_RETRY_S until the local FSM
+    # showed it, though the cluster had committed it.
+    planner = ReconcilePlanner(NODE, POLICY)
+    t1 = task("t1")
+    round_(planner, [t1], [], 10.0)
+    assert of(ReportState, planner.started("t1", 11.0, WALL + 11.0))
+    running = [container("t1")]
+    key = report_key(TaskState.RUNNING, 0, "")
+    planner.report_answered("t1", key, committed=True, now=11.5)
+    for now in (11.0 + REPORT_RETRY_S, 20.0, 11.4 + REPORT_COMMITTED_WAIT_S):
+        assert of(ReportState, round_(planner, [t1], running, now)) == []
+    # Past the backstop the replica still lacks it: sent again (the same state: harmless).
+    late = round_(planner, [t1], running, 11.5 + REPORT_COMMITTED_WAIT_S)
+    assert of(ReportState, late) == [ReportState("t1", TaskState.RUNNING, "", 0, None)]
+
+
+def test_an_answer_to_an_older_report_of_the_task_changes_nothing() -> None:
+    planner = ReconcilePlanner(NODE, RestartPolicy(max_attempts=0))
+    t1 = task("t1", TaskState.RUNNING)
+    exited = [container("t1", "exited", exit_code=1)]
+    (failed,) = of(ReportState, round_(planner, [t1], exited, 5.0))
+    planner.report_answered("t1", report_key(TaskState.RUNNING, 0, ""), committed=True, now=5.5)
+    # The FAILED report is still on its way: not sent twice, and not taken as committed.
+    assert of(ReportState, round_(planner, [t1], exited, 5.0 + REPORT_RETRY_S)) == []
+    planner.report_answered("t1", report_key(failed.state, 0, failed.reason), committed=False, now=6.0)
+    assert of(ReportState, round_(planner, [t1], exited, 5.0 + REPORT_RETRY_S)) == [failed]
 
 
 def test_other_nodes_tasks_and_tasks_to_stop_are_not_started() -> None:
@@ -132,7 +167,11 @@ def test_an_exit_with_no_restarts_left_fails_the_task_and_never_starts_it_again(
     assert of(ReportState, actions) == [
         ReportState("t1", TaskState.FAILED, "exited with code 1; gave up after 0 restart(s) in 5m", 0, 1)
     ]
-    # While the FSM does not show it yet, the report is sent again (after the retry time), no start.
+    # While the FSM does not show it yet, a report that failed is sent again (after the retry
+    # time), and nothing is started.
+    planner.report_answered(
+        "t1", report_key(TaskState.FAILED, 0, actions[0].reason), committed=False, now=6.0
+    )
     later = round_(planner, [t1], exited, 5.0 + REPORT_RETRY_S)
     assert [r.state for r in of(ReportState, later)] == [TaskState.FAILED]
     assert of(StartContainer, later) == []
