@@ -45,6 +45,18 @@ class RaftParts:
     listeners: RaftListeners
 
 
+def raft_settings(config: NodeConfig) -> RaftConfig:
+    """The Raft core's settings from a node's configuration (a node, and a hollow node alike)."""
+    return RaftConfig(
+        election_ticks=config.election_ticks,
+        heartbeat_ticks=config.heartbeat_ticks,
+        snapshot_threshold=config.snapshot_threshold,
+        trailing_entries=config.trailing_entries,
+        max_size_per_msg=config.max_size_per_msg,
+        max_inflight_bytes=config.max_inflight_bytes,
+    )
+
+
 def build_raft_parts(
     config: NodeConfig,
     store: LogStore,
@@ -62,14 +74,7 @@ def build_raft_parts(
         fsm.restore(stored.snapshot.data)
     mirror = MemberMirror()
     leadership = Leadership(now())
-    raft_config = RaftConfig(
-        election_ticks=config.election_ticks,
-        heartbeat_ticks=config.heartbeat_ticks,
-        snapshot_threshold=config.snapshot_threshold,
-        trailing_entries=config.trailing_entries,
-        max_size_per_msg=config.max_size_per_msg,
-        max_inflight_bytes=config.max_inflight_bytes,
-    )
+    raft_config = raft_settings(config)
     core = RaftCore(config.node_id, stored, raft_config, random.Random())
     shell = RaftShell(
         core,

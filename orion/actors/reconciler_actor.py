@@ -309,20 +309,10 @@ class ReconcilerActor(NodeActor):
                 case plan.StopContainer(task_id, keep, grace):
                     callback = self.answer(lambda o, t=task_id: _Stopped(t, o))
                     self.worker.tell(StopContainer(task_id, callback, remove=not keep, grace=grace))
-                case plan.ReportState(task_id, state, reason, restarts, exit_code, restart_times):
-                    key = plan.report_key(state, restarts, reason)
+                case plan.ReportState() as report:
                     self._propose(
-                        fsm_commands.ReportTaskState(
-                            task_id=task_id,
-                            node_id=self.node_id,
-                            state=state,
-                            reason=reason,
-                            exit_code=exit_code,
-                            restarts=restarts,
-                            restart_times=restart_times,
-                            at=time.time(),
-                        ),
-                        self.answer(lambda o, t=task_id, k=key: _Reported(t, k, o)),
+                        report.command(self.node_id, time.time()),
+                        self.answer(lambda o, t=report.task_id, k=report.key: _Reported(t, k, o)),
                     )
                 case plan.ReleasePorts(node_id, task_ids):
                     self._propose(

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 from loguru import logger
 
+from orion.actors.raft_parts import raft_settings
 from orion.actors.state_view import StateView, run_query
 from orion.cluster.forwarding import decode_forward
 from orion.cluster.leadership import Leadership
@@ -41,7 +42,7 @@ from orion.gossip.core import SwimCore
 from orion.gossip.messages import decode_message, encode_message
 from orion.hollow.fake_runtime import FakeRuntime
 from orion.model import NodeMeta
-from orion.raft.core import RaftConfig, RaftCore
+from orion.raft.core import RaftCore
 from orion.raft.memory_store import MemoryStore
 from orion.raft.shell import RaftShell
 from orion.raft.types import Entry, EntryKind, Snapshot, SnapshotMeta
@@ -91,14 +92,7 @@ class HollowNode:
         self.store = MemoryStore()
         self.store.save_identity(incarnation)
         stored = self.store.load()
-        raft_config = RaftConfig(
-            election_ticks=config.election_ticks,
-            heartbeat_ticks=config.heartbeat_ticks,
-            snapshot_threshold=config.snapshot_threshold,
-            trailing_entries=config.trailing_entries,
-            max_size_per_msg=config.max_size_per_msg,
-            max_inflight_bytes=config.max_inflight_bytes,
-        )
+        raft_config = raft_settings(config)
         self.core = core = RaftCore(meta.id, stored, raft_config, random.Random(seed + 1))
         self.fsm = ClusterState()
         self.shell = RaftShell(
@@ -240,21 +234,11 @@ class HollowNode:
                     else:
                         self.runtime.stop(task_id, grace)
                     self.planner.stopped(task_id)
-                case plan.ReportState(task_id, state, reason, restarts, exit_code, restart_times):
-                    key = plan.report_key(state, restarts, reason)
+                case plan.ReportState() as report:
                     self._propose(
-                        fsm_commands.ReportTaskState(
-                            task_id=task_id,
-                            node_id=self.id,
-                            state=state,
-                            reason=reason,
-                            exit_code=exit_code,
-                            restarts=restarts,
-                            restart_times=restart_times,
-                            at=time.time(),
-                        ),
+                        report.command(self.id, time.time()),
                         now,
-                        lambda outcome, t=task_id, k=key: self.planner.report_answered(
+                        lambda outcome, t=report.task_id, k=report.key: self.planner.report_answered(
                             t, k, outcome.ok, self._now
                         ),
                     )

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from orion.cluster.leader_contact import LeaderContact, disconnect_verdict
+from orion.fsm.commands import ReportTaskState
 from orion.model import Desired, Task, TaskState
 from orion.worker.restart_policy import RestartPolicy
 from orion.worker.types import ContainerInfo
@@ -77,6 +78,23 @@ class ReportState:
     restarts: int
     exit_code: int | None
     restart_times: list[float] | None = None
+
+    @property
+    def key(self) -> ReportKey:
+        return report_key(self.state, self.restarts, self.reason)
+
+    def command(self, node_id: str, at: float) -> ReportTaskState:
+        """The FSM command that carries this report from ``node_id``, made at wall time ``at``."""
+        return ReportTaskState(
+            task_id=self.task_id,
+            node_id=node_id,
+            state=self.state,
+            reason=self.reason,
+            exit_code=self.exit_code,
+            restarts=self.restarts,
+            restart_times=self.restart_times,
+            at=at,
+        )
 
 
 @dataclass(frozen=True, slots=True)
