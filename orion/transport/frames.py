@@ -22,6 +22,7 @@ class Channel(IntEnum):
     GOSSIP = 2
     FORWARD = 3  # client requests forwarded to the leader, and their replies
     NODE = 4  # requests only one node can serve (a task's container logs), and their replies
+    FEED = 5  # a worker's watch and a Raft member's answers (orion/cluster/feed_protocol.py)
 
 
 _CHANNELS = {int(c): c for c in Channel}
