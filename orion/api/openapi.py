@@ -97,6 +97,11 @@ def _flag(name: str, description: str) -> Param:
 
 
 STALE = _flag("stale", "answer from this node's own state instead of through the leader")
+REQUEST_ID = Param(
+    "request_id",
+    "the caller's id of this create (up to 64 characters), the same on its retries: a late retry "
+    "of a create whose service was removed since is refused instead of bringing it back",
+)
 TASK_REF = Param("ref", "task id, unique id prefix (4+ characters) or name", where="path", required=True)
 NODE_ID = Param("node", "node id", where="path", required=True)
 SERVICE = Param("name", "service name", where="path", required=True)
@@ -225,6 +230,7 @@ ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/services",
         summary="Create a service",
+        params=(REQUEST_ID,),
         body=ServiceSpec,
         result=Service,
         status=201,

@@ -1,7 +1,7 @@
 """REST routes of services: which request a method and path ask for.
 
     GET    /services                    ListServices
-    POST   /services                    CreateService   body: the spec
+    POST   /services                    CreateService   body: the spec; ?request_id= for retries
     GET    /services/{name}             GetService
     PUT    /services/{name}             UpdateService   body: the spec (+ "expectedVersion")
     DELETE /services/{name}             RemoveService
@@ -80,7 +80,9 @@ def service_request(method: str, path: str, query: dict[str, str], raw_body: byt
         if method == "GET":
             return validate_request({"op": "ListServices", "stale": stale})
         if method == "POST":
-            return build_create_service(_body(raw_body))
+            # ``request_id``: the REST caller's id of this create, the same on its retries, so a
+            # late duplicate of a removed service cannot bring it back (orion/fsm/tombstones.py).
+            return build_create_service(_body(raw_body), query.get("request_id", ""))
         raise NoRoute(f"no route {method} {path}")
     match = _SERVICE_PATH.match(path)
     if match is None:

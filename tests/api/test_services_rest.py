@@ -129,3 +129,18 @@ def test_conflicts_are_409(stack: Stack) -> None:
     assert status == 409 and "at version 1, not 7" in answer["error"]
     status, answer = call(http, "POST", "/tasks", body({"image": "x", "portBindings": {"80/tcp": "8080"}}))
     assert status == 409 and "published by service web" in answer["error"]
+
+
+def test_a_late_rest_retry_of_a_removed_service_does_not_bring_it_back(stack: Stack) -> None:
+    """POST /services?request_id=...: the id a REST caller sends again on its retries."""
+    http = stack.http
+    status, created = call(http, "POST", "/services?request_id=rest-create-1", body(WEB))
+    assert status == 201
+    assert call(http, "DELETE", "/services/web")[0] == 200
+    status, answer = call(http, "POST", "/services?request_id=rest-create-1", body(WEB))
+    assert status == 409 and "late retry of the create that made it" in answer["error"]
+    assert call(http, "GET", "/services/web")[0] == 404
+    status, again = call(http, "POST", "/services?request_id=rest-create-2", body(WEB))
+    assert status == 201 and again["version"] > created["version"]
+    status, answer = call(http, "POST", "/services?request_id=" + "x" * 65, body({**WEB, "name": "api"}))
+    assert status == 400 and "request_id" in answer["error"]
