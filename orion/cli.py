@@ -438,6 +438,12 @@ def format_nodes(nodes: list[NodeInfo]) -> str:
             [n.id, n.address or "-", n.status, n.role, n.suffrage, memory, cpu, eligibility, drain, tags]
         )
     headers = ["ID", "ADDRESS", "STATUS", "ROLE", "SUFFRAGE", "MEMORY", "CPU", "ELIGIBILITY", "DRAIN", "TAGS"]
+    if any(n.subnet for n in nodes):
+        # Only with the overlay on ([network] overlay): a column of dashes otherwise.
+        by_id = {n.id: n for n in nodes}
+        headers.insert(2, "SUBNET")
+        for row in rows:
+            row.insert(2, by_id[row[0]].subnet or "-")
     return table(headers, rows)
 
 

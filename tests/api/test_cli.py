@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from orion.api.protocol import NodeInfo
 from orion.api.server import ApiServer
+from orion.cli import format_nodes
 from tests.api.memory_node import MemoryNode
 
 ORION = str(Path(sys.executable).parent / "orion")
@@ -107,3 +109,12 @@ def test_help_documents_exit_codes() -> None:
     done = orion("--help")
     assert done.returncode == 0
     assert "exit codes:" in done.stdout and "4  not found" in done.stdout
+
+
+def test_nodes_table_shows_subnets_only_with_the_overlay() -> None:
+    plain = format_nodes([NodeInfo(id="n1", address="127.0.0.1"), NodeInfo(id="n2", address="127.0.0.2")])
+    assert "SUBNET" not in plain
+    overlay = format_nodes([NodeInfo(id="n2", subnet="10.42.1.0/24"), NodeInfo(id="n1", subnet="")])
+    header, first, second = overlay.splitlines()[:3]
+    assert header.split()[:3] == ["ID", "ADDRESS", "SUBNET"]
+    assert first.split()[:3] == ["n1", "-", "-"] and second.split()[:3] == ["n2", "-", "10.42.1.0/24"]
