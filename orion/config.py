@@ -24,6 +24,7 @@ Duration = float | int | str
 
 
 MAX_RAFT_PAYLOAD = 4 << 20  # half the peer transport's 8 MiB frame limit
+DEFAULT_MAX_MEMBERS = 7  # [raft] max_members: Raft members (voters and standbys); further nodes are workers
 
 
 class ConfigError(ValueError):
@@ -85,6 +86,9 @@ class DockerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class RaftSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_voters: Annotated[int, msgspec.Meta(ge=1, le=9)] = 5
+    # Raft members (voters and standbys) at most; further nodes are workers fed by a member
+    # (orion/cluster/feed_host.py). None: 7, or max_voters if that is more.
+    max_members: Annotated[int, msgspec.Meta(ge=1)] | None = None
     tick: Duration = "50ms"
     election_ticks: Annotated[int, msgspec.Meta(ge=2)] = 10
     heartbeat_ticks: Annotated[int, msgspec.Meta(ge=1)] = 2
@@ -262,6 +266,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_size_per_msg: int = 1 << 20
     max_inflight_bytes: int = 32 << 20
     snapshot_chunk: int = 1 << 20
+    max_members: int = DEFAULT_MAX_MEMBERS  # [raft]: members beyond it are workers
     drain_delay: float = 2.0  # [services]
     controller_interval: float = 0.5
     ingress_enabled: bool = True  # [ingress]
@@ -369,7 +374,16 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         # Faster would keep the leader busy for nothing; slower would let updates crawl.
         got = raw.services.controller_interval
         raise ConfigError(f"services.controller_interval: must be between 50ms and 60s, got {got!r}")
+    max_members = raw.raft.max_members
+    if max_members is None:
+        max_members = max(DEFAULT_MAX_MEMBERS, raw.raft.max_voters)
+    elif max_members < raw.raft.max_voters:
+        # Every voter is a member: a smaller cap could never seat the voters asked for.
+        raise ConfigError(
+            f"raft.max_members: must be at least raft.max_voters ({raw.raft.max_voters}), got {max_members}"
+        )
     return NodeConfig(
+        max_members=max_members,
         **_hardening(raw.security, raw.policy, path, duration, size),
         drain_delay=drain_delay,
         controller_interval=controller_interval,

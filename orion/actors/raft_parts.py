@@ -110,6 +110,7 @@ def build_raft_parts(
         leadership,
         node_id=config.node_id,
         max_voters=config.max_voters,
+        max_members=config.max_members,
         remove_after=config.remove_dead_after,
     )
     node_records = NodeRecordSync(

@@ -27,7 +27,14 @@ Rules, first match wins, and why in this order:
    back; a dead one may never). After the
    replacements, so a freshly wiped node is not left waiting behind a grace period.
 4. ``AddNonVoter`` a member gossip sees alive that the configuration does not hold (this is how a
-   replaced member comes back, with its new incarnation), unless it belongs to another cluster.
+   replaced member comes back, with its new incarnation), unless it belongs to another cluster,
+   and only while the configuration holds fewer than ``max_members`` members (lowest id first).
+   Nodes beyond the cap are *workers*: they replicate no log and watch a member for what concerns
+   them (``orion.cluster.feed_host``), so the leader's fan-out stays that of ``max_members``
+   members however many nodes run. A member removed by rule 2 or 3 frees a seat, and the next
+   tick fills it from the live workers: a dead member's seat goes to a live node once
+   ``remove_after`` has passed, a replaced one's at once. Nothing is removed to honour a lowered
+   cap: members leave only by the rules above.
 5. ``Promote`` the most caught-up healthy non-voter while voter seats are free.
 
 The quorum rule: a removal is made only if the voters left after it hold a live majority (the
@@ -125,7 +132,10 @@ def next_change(
     remove_after: float,
     catch_up_lag: int = 64,
     min_voters: int = 3,
+    max_members: int | None = None,
 ) -> Change | None:
+    """The change to make next, or None. ``max_members`` None: no cap (every live node joins)."""
+
     def live(node_id: str) -> bool:
         if node_id == leader_id:
             return True
@@ -197,8 +207,9 @@ def next_change(
             continue
         return Remove(node_id, f"gossip reports it {member.status} for {now - member.since:.0f}s")
 
-    # 4. Members gossip sees alive but Raft does not know join as non-voters.
-    for node_id in sorted(members):
+    # 4. Members gossip sees alive but Raft does not know join as non-voters, while seats are free.
+    seats_free = max_members is None or len(membership.all_ids()) < max_members
+    for node_id in sorted(members) if seats_free else ():
         member = members[node_id]
         if (
             member.status == NodeStatus.ALIVE

@@ -32,12 +32,14 @@ class MembershipDriver:
         node_id: str,
         max_voters: int,
         remove_after: float,
+        max_members: int | None = None,
     ) -> None:
         self.core = core
         self.mirror = mirror
         self.leadership = leadership
         self.node_id = node_id
         self.max_voters = max_voters
+        self.max_members = max_members  # None: every live node joins (nobody is a worker)
         self.remove_after = remove_after
         self.pending_index = 0  # the log index of the change in flight, 0 if none
 
@@ -72,6 +74,7 @@ class MembershipDriver:
             now=now,
             max_voters=self.max_voters,
             remove_after=self.remove_after,
+            max_members=self.max_members,
         )
         if change is None:
             return

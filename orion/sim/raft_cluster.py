@@ -87,6 +87,7 @@ class SimCluster:
         self.identity = identity  # False: a legacy cluster (no cluster id, no incarnations)
         self.membership_policy = membership_policy  # leaders run orion.cluster.membership
         self.max_voters = n
+        self.max_members: int | None = None  # the policy's cap; nodes beyond it stay workers
         self.remove_after = float(1 << 30)  # ticks a dead member is kept (never, by default)
         self.cluster_id = self._hex() if identity else ""
         self._checkers: dict[str, tuple[InvariantChecker, LinearizabilityChecker]] = {}
@@ -415,6 +416,7 @@ class SimCluster:
             now=float(self.now),
             max_voters=self.max_voters,
             remove_after=self.remove_after,
+            max_members=self.max_members,
         )
         try:
             if isinstance(change, AddNonVoter):

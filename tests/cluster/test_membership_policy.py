@@ -4,7 +4,9 @@ from orion.cluster.membership import AddNonVoter, MemberStatus, Promote, Remove,
 from orion.raft.types import Membership
 
 
-def decide(membership, members, match=None, commit=100, now=100.0, max_voters=5, remove_after=30.0):
+def decide(
+    membership, members, match=None, commit=100, now=100.0, max_voters=5, remove_after=30.0, max_members=None
+):
     match = match or {}
     return next_change(
         leader_id="n1",
@@ -15,6 +17,7 @@ def decide(membership, members, match=None, commit=100, now=100.0, max_voters=5,
         now=now,
         max_voters=max_voters,
         remove_after=remove_after,
+        max_members=max_members,
     )
 
 
@@ -242,3 +245,81 @@ def test_dead_voters_are_not_pruned_below_the_floor_unless_a_member_takes_the_se
     members6 = {**members, "n6": alive(6)}
     change = decide(with_spare, members6, now=500.0, max_voters=3, match={"n6": 100})
     assert change == Remove("n3", "gossip reports it dead for 500s")
+
+
+# ------------------------------------------------------------------ max_members: the workers
+
+
+def _full(n: int, voters: int = 3) -> Membership:
+    """n1..n<voters> voters, the rest of n1..n<n> non-voters."""
+    ids = [f"n{i}" for i in range(1, n + 1)]
+    return Membership(
+        voters={i: f"a:{i[1:]}" for i in ids[:voters]}, non_voters={i: f"a:{i[1:]}" for i in ids[voters:]}
+    )
+
+
+def test_nodes_beyond_max_members_are_not_added_and_stay_workers() -> None:
+    membership = _full(7)
+    members = {f"n{i}": alive(i) for i in range(2, 12)}
+    match = {f"n{i}": 100 for i in range(2, 8)}
+    assert decide(membership, members, match=match, max_voters=3, max_members=7) is None
+    # Below the cap the lowest id joins first, as without one.
+    six = _full(6)
+    assert decide(six, members, match=match, max_voters=3, max_members=7) == AddNonVoter("n10", "a:10")
+
+
+def test_without_a_cap_every_live_node_joins_as_before() -> None:
+    members = {f"n{i}": alive(i) for i in range(2, 12)}
+    assert decide(_full(7), members, max_voters=3) == AddNonVoter("n10", "a:10")
+
+
+def test_a_dead_members_seat_goes_to_a_live_worker_after_the_grace() -> None:
+    membership = _full(7)
+    members = {f"n{i}": alive(i) for i in range(2, 10)}
+    members["n5"] = MemberStatus("dead", 50.0, "a:5")  # a non-voter
+    kwargs = {"max_voters": 3, "max_members": 7, "match": {f"n{i}": 100 for i in range(2, 8)}}
+    assert decide(membership, members, now=60.0, **kwargs) is None  # its seat is held through the grace
+    assert decide(membership, members, now=90.0, **kwargs) == Remove("n5", "gossip reports it dead for 40s")
+    after = Membership(voters=dict(membership.voters), non_voters={**membership.non_voters})
+    del after.non_voters["n5"]
+    assert decide(after, members, now=90.0, **kwargs) == AddNonVoter("n8", "a:8")
+
+
+def test_a_dead_voters_seat_goes_to_a_standby_and_the_freed_seat_to_a_worker() -> None:
+    membership = _full(7)
+    members = {f"n{i}": alive(i) for i in range(2, 10)}
+    members["n2"] = MemberStatus("dead", 0.0, "a:2")
+    kwargs = {"max_voters": 3, "max_members": 7, "match": {f"n{i}": 100 for i in range(2, 8)}}
+    assert decide(membership, members, now=90.0, **kwargs) == Remove("n2", "gossip reports it dead for 90s")
+    voters = {"n1": "a:1", "n3": "a:3"}
+    standbys = {f"n{i}": f"a:{i}" for i in range(4, 8)}
+    # A free voter seat and a free member seat: the worker joins first (rule 4 before 5), then
+    # the most caught-up standby is promoted.
+    after = Membership(voters=voters, non_voters=standbys)
+    assert decide(after, members, now=90.0, **kwargs) == AddNonVoter("n8", "a:8")
+    joined = Membership(voters=voters, non_voters={**standbys, "n8": "a:8"})
+    assert decide(joined, members, now=90.0, **kwargs) == Promote("n7")
+
+
+def test_a_lowered_cap_removes_nobody() -> None:
+    members = {f"n{i}": alive(i) for i in range(2, 8)}
+    match = {f"n{i}": 100 for i in range(2, 8)}
+    assert decide(_full(7), members, match=match, max_voters=3, max_members=4) is None
+
+
+def test_workers_do_not_delay_a_replaced_members_removal() -> None:
+    membership = Membership(
+        voters={"n1": "127.0.0.1:1", "n2": "127.0.0.1:2", "n3": "127.0.0.1:3"},
+        cluster_id=CLUSTER,
+        incarnations={"n1": "i1", "n2": "i2", "n3": "i3"},
+    )
+    members = {"n2": member(2, "i2"), "n3": member(3, "new3"), "n4": member(4, "i4"), "n5": member(5, "i5")}
+    change = decide(membership, members, max_voters=3, max_members=3)
+    assert change == Remove("n3", "replaced: data dir recreated (incarnation i3 -> new3)")
+    # Its seat is free again: the lowest id among the live non-members takes it (here n3's new life).
+    after = Membership(
+        voters={"n1": "127.0.0.1:1", "n2": "127.0.0.1:2"},
+        cluster_id=CLUSTER,
+        incarnations={"n1": "i1", "n2": "i2"},
+    )
+    assert decide(after, members, max_voters=3, max_members=3) == AddNonVoter("n3", "127.0.0.1:3", "new3")
