@@ -7,6 +7,13 @@ Writes are answered when their entry is applied; reads when the FSM has caught u
 read index confirmed by a quorum. A leader's ``not_leader`` answer (it lost leadership
 before appending) puts a forwarded request back in the queue for the next leader.
 
+A worker (issue 20: a node outside the Raft configuration, fed by ``feed``) has no replica
+and its Raft core never learns a leader: its writes go to the leader the feed names. Its
+state is a partial replica (its own tasks), so a linearizable read of the cluster is refused
+at once with ``not_leader`` naming the Raft members (clients ask another endpoint); a
+node-local one (``local``: the reconciler's) is served from the fed state once a fresh feed
+answer came.
+
 Pure: no threads or I/O; time comes in as an argument, frames leave through ``send``.
 """
 
@@ -16,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orion.api.protocol import ErrorCode
+from orion.cluster.feed_client import FeedClient
 from orion.cluster.forwarding import (
     ForwardAnswer,
     Forwarder,
@@ -52,8 +60,10 @@ class RequestPath:
         send: Callable[[str, bytes], None],
         run: Callable[[Query], Outcome],
         prepare: Callable[[bytes], bytes] | None = None,
+        feed: FeedClient | None = None,
     ) -> None:
         self.core = core
+        self.feed = feed  # a worker's view of the cluster (None: this node is never a worker)
         # What a leader does to a write just before appending it (the submit placer puts the
         # Judge's decision into a SubmitTask): every write, local or forwarded, passes here.
         self._prepare = prepare
@@ -69,12 +79,57 @@ class RequestPath:
     def propose(self, data: bytes, callback: Callback | None, deadline: float) -> None:
         self._route(Remote(RequestKind.PROPOSE, deadline, callback, data=data))
 
-    def read(self, query: Query, callback: Callback, deadline: float, *, stale: bool = False) -> None:
-        """Run ``query`` once linearizable (at once on this node's state when ``stale``)."""
+    def read(
+        self,
+        query: Query,
+        callback: Callback,
+        deadline: float,
+        *,
+        stale: bool = False,
+        local: bool = False,
+        now: float = 0.0,
+    ) -> None:
+        """Run ``query`` once linearizable (at once on this node's state when ``stale``).
+        ``local``: the query reads only this node's own tasks, so a worker may serve it from
+        its fed state after a fresh feed answer (``now``: the time, for the feed's watch)."""
         if stale:
             callback(self._run(query))
+        elif self.is_worker:
+            self._worker_read(query, callback, deadline, local, now)
         else:
             self._route(Remote(RequestKind.READ, deadline, callback, query=query))
+
+    @property
+    def is_worker(self) -> bool:
+        """Outside the Raft configuration and fed by a member: no replica, no Raft leader."""
+        feed = self.feed
+        return feed is not None and feed.active and bool(feed.cluster_id)
+
+    def _worker_read(
+        self, query: Query, callback: Callback, deadline: float, local: bool, now: float
+    ) -> None:
+        feed = self.feed
+        assert feed is not None
+        if not local:
+            members = ", ".join(feed.servers) or "none known yet"
+            callback(
+                Outcome.failure(
+                    ErrorCode.NOT_LEADER,
+                    f"{self.node_id} is a worker outside the Raft configuration and holds only its own "
+                    f"tasks: ask a Raft member (at {members})",
+                )
+            )
+            return
+
+        def fresh(ok: bool) -> None:
+            if ok:
+                callback(self._run(query))
+            else:
+                callback(
+                    Outcome.failure(ErrorCode.UNAVAILABLE, "no fresh answer from the worker feed in time")
+                )
+
+        feed.want_fresh(fresh, deadline, now)
 
     def _route(self, remote: Remote) -> None:
         core = self.core
@@ -84,10 +139,28 @@ class RequestPath:
             else:
                 assert remote.query is not None and remote.callback is not None
                 core.read_index(self.reads.start(remote.query, remote.callback, remote.deadline))
-        elif core.leader_id:
-            self.forwarder.forward(remote, core.membership.address_of(core.leader_id))
+        elif core.leader_id or self._fed_leader() is not None:
+            self.forwarder.forward(remote, self._leader_address())
         else:
             self.forwarder.park(remote)
+
+    def _fed_leader(self) -> tuple[str, str] | None:
+        """The leader the worker feed names, while this node is fed (a worker)."""
+        feed = self.feed
+        return feed.leader if feed is not None and feed.active else None
+
+    def _leader_id(self) -> str:
+        fed = self._fed_leader()
+        return self.core.leader_id or (fed[0] if fed is not None else "")
+
+    def _leader_address(self) -> str | None:
+        """Where the leader this node follows listens: its Raft core's, else the feed's
+        (None: no leader known, or no address for it)."""
+        core = self.core
+        if core.leader_id:
+            return core.membership.address_of(core.leader_id)
+        fed = self._fed_leader()
+        return fed[1] if fed is not None else None
 
     def propose_here(
         self,
@@ -113,7 +186,7 @@ class RequestPath:
 
     def retry_parked(self) -> None:
         """Route the requests parked while no leader was known, if one is known now."""
-        if not self.forwarder.has_parked or not (self.core.leader_id or self.core.role == RaftRole.LEADER):
+        if not self.forwarder.has_parked or not (self._leader_id() or self.core.role == RaftRole.LEADER):
             return
         for remote in self.forwarder.take_parked():
             self._route(remote)
@@ -146,7 +219,13 @@ class RequestPath:
         if answer.code == ErrorCode.NOT_LEADER:
             if now < remote.deadline:
                 self.forwarder.park(remote)  # retried when a leader is known
-                self.retry_parked()
+                if self.is_worker and not self.core.leader_id:
+                    # The feed named a former leader: ask it for news rather than sending the
+                    # request straight back (parked requests go again on the next tick).
+                    assert self.feed is not None
+                    self.feed.want_fresh(_ignore, remote.deadline, now)
+                else:
+                    self.retry_parked()
             elif remote.callback:
                 remote.callback(Outcome.failure(ErrorCode.UNAVAILABLE, answer.message))
         elif answer.code:
@@ -170,6 +249,12 @@ class RequestPath:
     def on_failed_read(self, context: bytes) -> None:
         self.reads.fail(context, "leadership lost before the read was confirmed")
 
+    @property
+    def waiting(self) -> bool:
+        """A request waits for an answer, a leader or its deadline: whoever owns the clock
+        must keep calling ``expire`` and ``retry_parked`` (an idle node need not tick at all)."""
+        return bool(self.writes) or self.forwarder.waiting or self.reads.waiting
+
     def serve_ready_reads(self) -> None:
         self.reads.serve_ready(self.core.applied_index, self._run)
 
@@ -191,7 +276,7 @@ class RequestPath:
         if core.role == RaftRole.LEADER:
             current: str | None = self.forwarder.origin
         else:
-            current = core.membership.address_of(core.leader_id) if core.leader_id else None
+            current = self._leader_address()
         for remote in self.forwarder.take_sent_elsewhere(current):
             if remote.kind == RequestKind.READ:
                 remote.sent_to = ""
@@ -200,7 +285,7 @@ class RequestPath:
                 remote.callback(
                     Outcome.failure(
                         ErrorCode.TIMEOUT,
-                        f"outcome unknown: the leader changed (now {core.leader_id or 'none known'}) "
+                        f"outcome unknown: the leader changed (now {self._leader_id() or 'none known'}) "
                         "before the former one answered; the write may or may not be applied",
                     )
                 )
@@ -224,3 +309,7 @@ class RequestPath:
     def close(self) -> None:
         """The node stops: every local writer still waiting hears so."""
         self.writes.fail_callers(Outcome.failure(ErrorCode.UNAVAILABLE, "node is shutting down"))
+
+
+def _ignore(_ok: bool) -> None:
+    """A fresh feed answer asked for its side effect only (news of the leader)."""
