@@ -13,6 +13,7 @@ state. Bookkeeping (port holds, a node's gossip figures) is not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -191,23 +192,35 @@ class EventRecorder:
         self._index = 0  # 0: not applying an entry (a restore stores tasks silently)
         self._at = 0.0
         self._events: list[Event] = []
+        # Told (index, old, new) of every task version stored while applying entry ``index``
+        # (None: created or removed), watched fields or not: the worker feed's host learns
+        # from it which nodes an entry touched (orion/cluster/feed_host.py). Set or not,
+        # independently of ``enabled``.
+        self.on_task: Callable[[int, Task | None, Task | None], None] | None = None
+        self._entry = 0  # the entry being applied (0: none), for on_task
 
     def begin(self, index: int, at: float) -> None:
         self._index = index if self.enabled else 0
+        self._entry = index
         self._at = at
 
     def end(self) -> None:
         self._index = 0
+        self._entry = 0
 
     def add(self, event: Event | None) -> None:
         if event is not None and self._index:
             self._events.append(event)
 
     def task(self, old: Task | None, new: Task) -> None:
+        if self._entry and self.on_task is not None:
+            self.on_task(self._entry, old, new)
         if self._index:
             self.add(task_event(self._index, self._at, old, new))
 
     def task_removed(self, task: Task) -> None:
+        if self._entry and self.on_task is not None:
+            self.on_task(self._entry, task, None)
         if self._index:
             self.add(
                 Event(

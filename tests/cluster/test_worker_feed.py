@@ -4,10 +4,12 @@ and at once when it resumes from an index the feed cannot vouch for."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from orion.cluster.worker_feed import WorkerFeed
+from orion.cluster.worker_feed import WorkerFeed, task_nodes
 from orion.fsm.events import Event
+from orion.model import PortClaim, Task
 
 
 def _task_event(index: int, task_id: str) -> Event:
@@ -89,3 +91,46 @@ def test_cancel_all_answers_every_parked_watch() -> None:
     feed.watch("h2", 0, 30.0, "b")
     assert sorted(d.watch.reply_to for d in feed.cancel_all()) == ["a", "b"]
     assert feed.parked == 0
+
+
+def test_task_nodes_names_the_nodes_a_task_left_and_went_to_and_changed_holds() -> None:
+    held = PortClaim(host_ip="", port=8080, protocol="tcp", node_id="h1", task_id="t1", kind="held")
+    on_h1 = Task(id="t1", name="t1", image="i", node_id="h1")
+    moved = msgspec.structs.replace(on_h1, node_id="h2", port_holds=[held])
+    released = msgspec.structs.replace(moved, port_holds=[])
+    assert task_nodes(None, on_h1) == {"h1"}
+    assert task_nodes(on_h1, moved) == {"h1", "h2"}
+    assert task_nodes(moved, released) == {"h1", "h2"}  # h1 must see its hold go
+    assert task_nodes(released, None) == {"h2"}
+    pending = Task(id="t2", name="t2", image="i")
+    assert task_nodes(None, pending) == set()
+
+
+def test_on_touched_moves_the_index_on_and_answers_the_touched_nodes() -> None:
+    feed = WorkerFeed(start_index=0)
+    feed.watch("h1", 0, 30.0, "w")
+    assert feed.on_touched(1, ()) == [] and feed.applied_index == 1
+    assert [d.watch.reply_to for d in feed.on_touched(2, {"h1", "h2"})] == ["w"]
+    assert feed.changed_since("h2", 1) and not feed.changed_since("h2", 2)
+
+
+def test_expiry_follows_deadlines_and_skips_watches_answered_before() -> None:
+    feed = WorkerFeed(start_index=0)
+    feed.watch("h1", 0, deadline=5.0, reply_to="a")
+    feed.watch("h2", 0, deadline=3.0, reply_to="b")
+    feed.watch("h3", 0, deadline=4.0, reply_to="c")
+    assert feed.next_deadline() == 3.0
+    assert [d.watch.reply_to for d in feed.release("h2")] == ["b"]
+    assert feed.next_deadline() == 4.0  # b's deadline no longer counts
+    assert [d.watch.reply_to for d in feed.expire(5.0)] == ["c", "a"]
+    assert feed.parked == 0 and feed.next_deadline() is None
+
+
+def test_full_says_when_the_total_bound_is_reached() -> None:
+    feed = WorkerFeed(start_index=0, max_parked_total=2)
+    feed.watch("h1", 0, 30.0, "a")
+    assert not feed.full
+    feed.watch("h2", 0, 30.0, "b")
+    assert feed.full
+    feed.expire(30.0)
+    assert not feed.full
