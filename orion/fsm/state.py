@@ -142,6 +142,10 @@ class ClusterState:
         self._volumes = VolumeBook()  # the volumes table, and which tasks mount each (derived)
         self._compactor = Compactor()  # shares equal containers and strings among stored tasks
         self.events = EventRecorder()  # what each applied entry changed (orion/fsm/events.py)
+        # A worker's fed replica (replace_node_tasks): node id -> ids of the tasks whose ports
+        # it holds, as the feed said, and the feed's index (0: this state replicates the log).
+        self._fed_held: dict[str, list[str]] = {}
+        self.fed_index = 0
         self._handlers: dict[type, Callable[[Any], ApplyResult]] = {
             SubmitTask: self._submit,
             StopTask: self._stop,
@@ -186,6 +190,8 @@ class ClusterState:
             return CommandError(
                 Refusal.INVALID, f"entry {index} is already applied (applied index {self.applied_index})"
             )
+        if self.fed_index:
+            self._leave_fed()
         self.applied_index = index
         try:
             command: Command = decode_command(data)
@@ -870,6 +876,9 @@ class ClusterState:
 
     def held_port_tasks(self, node_id: str) -> list[str]:
         """Ids of tasks whose ports ``node_id`` holds until it sees their containers gone."""
+        fed = self._fed_held.get(node_id)
+        if fed is not None:
+            return list(fed)  # a worker: those tasks left it, so this partial state lacks them
         return self._ports.held_task_ids(node_id, self._tasks)
 
     @property
@@ -900,6 +909,8 @@ class ClusterState:
         """Replace the whole state with a snapshot's. Raises ``ValueError`` on bad data and
         then leaves the current state untouched."""
         source = decode_snapshot(data)
+        self._fed_held.clear()
+        self.fed_index = 0
         self._tasks.clear()
         self._by_name.clear()
         self._by_node.clear()
@@ -918,3 +929,44 @@ class ClusterState:
         self._services.restore(source.services)
         self._volumes.restore(source.volumes, source.tasks)
         self.applied_index = source.applied_index
+
+    # -- a worker's fed replica (issue 20) -----------------------------------------------------
+
+    def replace_node_tasks(self, node_id: str, tasks: list[Task], held_ports: list[str], index: int) -> None:
+        """A worker (a node outside the Raft configuration, orion/cluster/feed_client.py) holds
+        no replica of the log: this state becomes a partial one, fed by a Raft member's answers.
+        ``tasks`` is ``node_id``'s whole task list and ``held_ports`` the ids of tasks whose ports
+        it holds, as the member had them at its applied ``index``. The node's reconciler and
+        health checks read them as they read a replica's; nothing else is here (no other node's
+        tasks, no node records, no services), and no events are recorded.
+
+        ``applied_index`` stays 0: when the node joins the configuration, the first entry it
+        applies (or the snapshot it installs) first drops this partial state, so the log is
+        applied from its start onto an empty one. Raises ``ValueError`` naming the field (and
+        leaves the state untouched) for a task on another node or a state that replicates the log."""
+        if self.applied_index:
+            raise ValueError(
+                f"replace_node_tasks: this state replicates the log (applied index {self.applied_index})"
+            )
+        if index < 0:
+            raise ValueError(f"replace_node_tasks: index must be >= 0, got {index}")
+        for task in tasks:
+            if task.node_id != node_id:
+                raise ValueError(f"tasks: task {task.id} is on node {task.node_id!r}, not {node_id!r}")
+        wanted = {task.id: task for task in tasks}
+        for task_id in list(self._by_node.get(node_id, ())):
+            if task_id not in wanted:
+                self.delete_task(task_id)
+        for task in tasks:
+            old = self._tasks.get(task.id)
+            if old != task:
+                self.put_task(old, self._compactor.task(task))
+        self._fed_held[node_id] = list(held_ports)
+        self.fed_index = max(index, 1)  # non-zero: fed
+
+    def _leave_fed(self) -> None:
+        """The node replicates the log now: drop the fed tasks before the first entry applies."""
+        for task_id in list(self._tasks):
+            self.delete_task(task_id)
+        self._fed_held.clear()
+        self.fed_index = 0
