@@ -11,6 +11,12 @@ Outputs: a ``Ready`` batch, collected by the shell, which must, in this order:
 5. ``core.advance(ready)``, before the next ``ready()``; do not call ``step``/``tick``/
    ``propose`` between ``ready()`` and ``advance()`` (an actor does all five steps in one go).
 
+A leader whose term and vote are already durable may send first and write while its followers
+do (Raft thesis 10.2.1), and may even hand the write to a writer and go on:
+``advance(ready, written=False)``, then ``persisted(index, term)`` once the write is durable.
+The leader counts its own copy toward the commit only up to ``stable_index``, the durable end
+of its log, never what it merely handed out; a quorum of followers may commit without it.
+
 Start: load the store, restore the FSM from ``stored.snapshot`` if any, then construct the
 core (stored entries may start before the snapshot's index + 1); ``applied_index`` starts at
 the snapshot index and later entries come back in ``committed``. A new node may be given its
@@ -667,19 +673,41 @@ class RaftCore:
             self._failed_reads = []
         return ready
 
-    def advance(self, ready: Ready) -> None:
+    def advance(self, ready: Ready, *, written: bool = True) -> None:
+        """The shell is done with ``ready``. ``written=False``: its entries (and hard state) were
+        handed to a writer rather than written, and count as this node's own copies only once
+        ``persisted`` reports them durable (a leader writing behind its AppendEntries, as
+        etcd's asynchronous storage writes do). Only a leader whose term and vote are durable
+        may do that: followers acknowledge, and candidates ask for votes, after writing."""
         if ready.snapshot is not None:
             self._applied = max(self._applied, ready.snapshot.meta.index)
-        if ready.entries:
+        if ready.entries and written:
             last = ready.entries[-1]
-            # Same index and term means the same entry and prefix (log matching), so nothing
-            # persisted by this Ready was truncated meanwhile.
-            if self._log.term(last.index) == last.term and last.index > self._stable:
-                self._stable = last.index
+            self._mark_stable(last.index, last.term)
         if ready.committed:
             self._applied = max(self._applied, ready.committed[-1].index)
         if self._role == LEADER:
             self._maybe_commit()
+
+    def persisted(self, index: int, term: int) -> None:
+        """Entries up to ``index`` (the last of them of ``term``), handed in a Ready advanced with
+        ``written=False``, are durable now. Nothing happens if that entry was truncated (or
+        compacted) meanwhile; a leader may commit what a quorum now holds."""
+        if self._mark_stable(index, term) and self._role == LEADER:
+            self._maybe_commit()
+
+    def _mark_stable(self, index: int, term: int) -> bool:
+        # Same index and term means the same entry and prefix (log matching), so nothing
+        # written up to it was truncated since it was handed out.
+        if index > self._stable and self._log.term(index) == term:
+            self._stable = index
+            return True
+        return False
+
+    @property
+    def stable_index(self) -> int:
+        """Entries up to here are durable in this node's store (its own match as a leader)."""
+        return self._stable
 
     # ------------------------------------------------------------------ roles
     def _reset_randomized_timeout(self) -> None:

@@ -15,6 +15,14 @@ so the order they test is the order production runs:
    states and failed reads to the host;
 5. ``core.advance``.
 
+Write-behind: given a ``LogWriter``, a settled leader does not wait for its own write at all.
+It hands the entries to the writer (which writes them in order, off the shell's thread) and
+goes on; ``written(seq)`` reports each write done and ``core.persisted`` counts the leader's
+copy from then on. Anything else that touches the store or promises durability waits for the
+writer first (``_settle_writes``): a follower's or candidate's Ready (its acknowledgements and
+votes speak for everything in its log, including what it handed out while it led), a snapshot
+from the leader, a local snapshot and the log compaction after it, and shutdown.
+
 ``InstallSnapshot`` messages are never encoded as one frame: they are streamed in bounded
 chunks (``orion.raft.snapshot_stream``), so no frame exceeds the transport's limit whatever
 the size of the state. Local snapshots are taken off the caller's thread: the shell asks the
@@ -29,6 +37,7 @@ once per peer and reason.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -109,6 +118,21 @@ class ShellHost(Protocol):
         ...
 
 
+class LogWriter(Protocol):
+    """Writes a settled leader's entries behind its sends, in the order handed, one at a time."""
+
+    def write(self, seq: int, hard_state: HardState | None, entries: list[Entry]) -> None:
+        """``store.save(hard_state, entries)`` after every earlier write, off the caller's
+        thread; then have ``RaftShell.written(seq)`` called on the shell's thread. A write that
+        fails must stop the node (its log is no longer what the core believes)."""
+        ...
+
+    def wait(self) -> None:
+        """Return once every write handed so far is durable; raise if one failed. Their
+        ``written`` reports may still arrive later: the shell ignores them."""
+        ...
+
+
 def _overlaps(committed: list[Entry], unwritten: list[Entry]) -> bool:
     """True when a committed entry is among those this Ready still has to write."""
     return bool(unwritten) and committed[-1].index >= unwritten[0].index
@@ -126,6 +150,7 @@ class RaftShell:
         chunk_bytes: int = 1 << 20,
         window_bytes: int = 4 << 20,
         saved_hard_state: HardState | None = None,
+        writer: LogWriter | None = None,
     ) -> None:
         self.core = core
         self.store = store
@@ -149,6 +174,10 @@ class RaftShell:
         # per frame) gets them flushed right after a Ready's messages: before the leader's own
         # write, which its followers' writes overlap, and before a follower's answer waits.
         self._flush_frames: Callable[[], None] | None = getattr(host, "flush_frames", None)
+        self.writer = writer
+        self._write_seq = 0
+        # Writes handed to the writer and not yet reported: (seq, last index, its term).
+        self._unwritten: deque[tuple[int, int, int]] = deque()
 
     # ------------------------------------------------------------------ frames in
     def receive(self, frame: bytes) -> None:
@@ -215,6 +244,13 @@ class RaftShell:
         self._on_stream_events(self._sender.tick())
         self._receiver.tick()
 
+    def ticks_until_due(self) -> int | None:
+        """The core's ``ticks_until_due``, or 1 while a snapshot streams either way (its
+        timeouts count every tick). A host may owe the ticks before it, as the core says."""
+        if self._sender.active() or self._receiver.status() is not None:
+            return 1
+        return self.core.ticks_until_due()
+
     def _on_stream_events(self, events: list[Any]) -> None:
         core = self.core
         if core.role != LEADER:
@@ -240,31 +276,45 @@ class RaftShell:
         core = self.core
         host = self.host
         changed = False
-        while core.has_ready():
+        while True:
+            if self._unwritten and core.role != LEADER:
+                # Before ready(): what the writer held now counts, and a follower's
+                # acknowledgements in this Ready speak for it.
+                self._settle_writes()
+            if not core.has_ready():
+                break
             ready = core.ready()
-            if ready.snapshot is not None:
-                self.store.save_snapshot(ready.snapshot)
-                host.restore(ready.snapshot)
-                changed = True
             hard_state = ready.hard_state
             saved = self._saved_hard_state
             vote_settled = hard_state is None or (
                 hard_state.term == saved.term and hard_state.vote == saved.vote
             )
             committed = ready.committed
-            if core.role == LEADER and vote_settled:
+            written = True
+            late: list[tuple[int, int, int]] = []
+            if core.role == LEADER and vote_settled and ready.snapshot is None:
                 self._send_all(ready.messages)
                 if self.fault_hook is not None:
                     self.fault_hook("sent_before_persist")
-                if committed and not _overlaps(committed, ready.entries):
-                    # Committed entries are durable on a quorum, and this node wrote them in
-                    # an earlier Ready: their writers are answered now, not after this
-                    # node's write of newer entries (a whole fsync later).
+                if committed and (self.writer is not None or not _overlaps(committed, ready.entries)):
+                    # Committed entries are durable on a quorum (this node's copy counts only
+                    # once written): their writers are answered now, not after this node's
+                    # write of newer entries (a whole fsync later).
                     for entry in committed:
                         changed |= host.apply(entry)
                     committed = []
-                self._persist(hard_state, ready.entries)
+                if self.writer is not None:
+                    written = not self._write_behind(hard_state, ready.entries)
+                else:
+                    self._persist(hard_state, ready.entries)
             else:
+                # A leader that just changed term or vote, a candidate, a follower: nothing it
+                # sends may get ahead of its store, nor its store's writes out of order.
+                late = self._wait_writer()
+                if ready.snapshot is not None:
+                    self.store.save_snapshot(ready.snapshot)
+                    host.restore(ready.snapshot)
+                    changed = True
                 self._persist(hard_state, ready.entries)
                 if self.fault_hook is not None:
                     self.fault_hook("persisted")
@@ -275,9 +325,63 @@ class RaftShell:
                 host.on_read_state(read_state.context, read_state.index)
             for context in ready.failed_reads:
                 host.on_failed_read(context)
-            core.advance(ready)
+            core.advance(ready, written=written)
+            self._report(late)  # after advance: the core takes no input between ready and advance
         self._maybe_snapshot()
         return changed
+
+    # ------------------------------------------------------------------ write-behind
+    def _write_behind(self, hard_state: HardState | None, entries: list[Entry]) -> bool:
+        """Hand a settled leader's write to the writer; False when there is nothing to write
+        (a hard state whose only change is the commit index rides along with the next one)."""
+        writer = self.writer
+        assert writer is not None
+        if not entries:
+            if hard_state is not None:
+                self._unsaved_hard_state = hard_state
+            return False
+        latest = hard_state if hard_state is not None else self._unsaved_hard_state
+        self._write_seq += 1
+        last = entries[-1]
+        self._unwritten.append((self._write_seq, last.index, last.term))
+        writer.write(self._write_seq, latest, entries)
+        if latest is not None:
+            # Writes land in the order handed, so later ones may take this as saved.
+            self._saved_hard_state = latest
+            self._unsaved_hard_state = None
+        return True
+
+    def written(self, seq: int) -> None:
+        """The writer made write ``seq`` (and every earlier one) durable: the leader's copy of
+        those entries counts from now on. Reports of writes already waited for are ignored."""
+        done = []
+        unwritten = self._unwritten
+        while unwritten and unwritten[0][0] <= seq:
+            done.append(unwritten.popleft())
+        self._report(done)
+
+    @property
+    def writes_pending(self) -> int:
+        return len(self._unwritten)
+
+    def _wait_writer(self) -> list[tuple[int, int, int]]:
+        """Wait until the writer has made everything handed to it durable; the writes to report
+        to the core (by ``_report``, when the core may take input)."""
+        if not self._unwritten:
+            return []
+        assert self.writer is not None
+        self.writer.wait()
+        done = list(self._unwritten)
+        self._unwritten.clear()
+        return done
+
+    def _settle_writes(self) -> None:
+        self._report(self._wait_writer())
+
+    def _report(self, done: list[tuple[int, int, int]]) -> None:
+        core = self.core
+        for _, index, term in done:
+            core.persisted(index, term)
 
     def _persist(self, hard_state: HardState | None, entries: list[Entry]) -> None:
         if hard_state is not None:
@@ -295,7 +399,8 @@ class RaftShell:
             self._unsaved_hard_state = None
 
     def flush_hard_state(self) -> None:
-        """Write a commit-only hard state still held back (at shutdown)."""
+        """Write what the writer holds and a commit-only hard state still held back (at shutdown)."""
+        self._settle_writes()
         if self._unsaved_hard_state is not None:
             self.store.save(self._unsaved_hard_state, [])
             self._saved_hard_state = self._unsaved_hard_state
@@ -330,6 +435,9 @@ class RaftShell:
         core = self.core
         if self._snapshot_job or core.applied_index - core.snapshot_index < self.snapshot_threshold:
             return
+        # Entries up to the snapshot must be in the store before it (the store refuses, or
+        # would keep, rows at or below a snapshot written ahead of them); once per threshold.
+        self._settle_writes()
         index = core.applied_index
         self._snapshot_job = index
         self.host.start_snapshot(core.snapshot_meta(index), self.host.snapshot_source())
@@ -343,5 +451,8 @@ class RaftShell:
             return  # failed, or a snapshot from the leader overtook it
         if checksum is not None:
             self._checksum = (snapshot.meta.index, snapshot.meta.term, checksum)
+        # Before compacting (a report for an entry compacted away would be lost), and the writer
+        # and compact_log share the store's connection.
+        self._settle_writes()
         core.compact(snapshot.meta.index, snapshot.data)
         self.store.compact_log(core.log_first_index - 1)

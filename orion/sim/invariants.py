@@ -37,9 +37,12 @@ class InvariantChecker:
     def fail(self, what: str) -> None:
         raise InvariantViolation(f"seed={self.seed}: {what}")
 
-    def on_persist(self, node: str, core: RaftCore, entries: list[Entry]) -> None:
+    def on_persist(self, node: str, core: RaftCore, entries: list[Entry], prev_term: int | None = -1) -> None:
+        """``prev_term``: the term before the entries when they were handed to a writer (None if
+        compacted; -1: read it from the core, for a write made at once)."""
         seen = self.entries
-        prev_term = core.entry_term(entries[0].index - 1)
+        if prev_term == -1:
+            prev_term = core.entry_term(entries[0].index - 1)
         for e in entries:
             key = (e.index, e.term)
             old = seen.get(key)

@@ -4,7 +4,8 @@ and a tiny KV FSM, over a SimNetwork that carries real encoded frames, on a virt
 counted in ticks. One seed drives every random choice (network, election timeouts, faults),
 so a seed replays a run exactly.
 
-Faults: crashes (optionally between a leader's send and its write), partitions, loss,
+Faults: crashes (optionally between a leader's send and its write, or while a leader writing
+behind its sends still has writes in flight: ``write_delay``), partitions, loss,
 duplication, reordering, the transport's frame limit, disk loss (a node restarts with an empty
 store and a new incarnation; with ``membership_policy`` the leader replaces it as production
 does), and an adversary that holds messages (``net.hold``) for targeted schedules.
@@ -61,6 +62,7 @@ class SimCluster:
         window_bytes: int = 4 << 20,
         max_frame: int = 0,
         crash_after_send: float = 0.0,
+        write_delay: int | None = None,
         identity: bool = True,
         membership_policy: bool = False,
     ) -> None:
@@ -84,6 +86,11 @@ class SimCluster:
         # Probability, per Ready of a leader whose vote is settled, of crashing after its
         # messages left and before its entries were written (production's send-first order).
         self.crash_after_send = crash_after_send
+        # Leaders write behind their sends through a writer (production's writer thread) whose
+        # writes take 0..write_delay ticks each, in order; None: they write in the Ready pass.
+        # Its own generator, so the other draws of a seed stay as they were.
+        self.max_write_delay = write_delay
+        self._write_rng = random.Random(seed ^ 0x57A1E)
         self.identity = identity  # False: a legacy cluster (no cluster id, no incarnations)
         self.membership_policy = membership_policy  # leaders run orion.cluster.membership
         self.max_voters = n
@@ -157,6 +164,7 @@ class SimCluster:
             chunk_bytes=self.chunk_bytes,
             window_bytes=self.window_bytes,
             saved_hard_state=stored.hard_state,
+            writer=node if self.max_write_delay is not None else None,
         )
         shell.fault_hook = self._fault_hook
         node.shell = shell
@@ -176,6 +184,7 @@ class SimCluster:
         node = self.nodes[node_id]
         node.shell = None
         node.snapshot_jobs = []
+        node.writes = []  # handed to the writer, never written
         node.bootstrap_at = None
         for context in sorted(node.open_reads):
             self.history.on_read_lost(context)
@@ -228,6 +237,10 @@ class SimCluster:
     def _record(self, event: tuple[object, ...]) -> None:
         self.events += 1
         self.digest = zlib.crc32(repr((self.now, event)).encode(), self.digest)
+
+    def write_delay(self) -> int:
+        assert self.max_write_delay is not None
+        return self._write_rng.randint(0, self.max_write_delay)
 
     def _fault_hook(self, phase: str) -> None:
         if phase != "sent_before_persist" or not self.crash_after_send:
@@ -309,6 +322,10 @@ class SimCluster:
         nodes = self.nodes
         for _ in range(max_rounds):
             busy = False
+            for node in nodes.values():
+                if node.writes and node.complete_due_writes():
+                    self._record(("written", node.id, len(node.store.entries)))
+                    busy = True
             for node in nodes.values():
                 core = node.core
                 if core is not None and core.has_ready():

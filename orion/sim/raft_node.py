@@ -8,7 +8,7 @@ hands it what it needs, so a seed still replays a run exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from orion.raft.core import RaftCore
 from orion.raft.memory_store import MemoryStore
@@ -32,9 +32,16 @@ class ClusterHost(Protocol):
     net: SimNetwork
     snapshot_delay: int
 
+    def write_delay(self) -> int:
+        """Ticks a leader's write-behind takes (drawn per write)."""
+        ...
+
     def checkers_for(self, cluster_id: str) -> tuple[InvariantChecker, LinearizabilityChecker]: ...
 
     def read_failed(self, node: SimNode, context: bytes) -> None: ...
+
+
+ASK_CORE = -1  # no term is negative: "read the term before the entries from the core"
 
 
 class SimCrash(Exception):
@@ -46,12 +53,28 @@ class ObservedStore(MemoryStore):
 
     def __init__(self) -> None:
         super().__init__()
-        self.on_save: Callable[[Sequence[Entry]], None] | None = None
+        # Called with the entries and the term of the entry before them (ASK_CORE: the core's).
+        self.on_save: Callable[[Sequence[Entry], int | None], None] | None = None
 
     def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+        self.save_after(hard_state, entries, ASK_CORE)
+
+    def save_after(
+        self, hard_state: HardState | None, entries: Sequence[Entry], prev_term: int | None
+    ) -> None:
+        """``save``, for a write handed out earlier: ``prev_term`` is the term that preceded the
+        entries when they were handed (the core's log may have been truncated since)."""
         if entries and self.on_save is not None:
-            self.on_save(entries)
+            self.on_save(entries, prev_term)
         super().save(hard_state, entries)
+
+
+class PendingWrite(NamedTuple):
+    due: int  # tick from which the write may complete
+    seq: int
+    hard_state: HardState | None
+    entries: list[Entry]
+    prev_term: int | None
 
 
 class SimNode:
@@ -74,6 +97,9 @@ class SimNode:
         self.snapshot_jobs: list[tuple[int, Snapshot]] = []  # (tick it completes, snapshot)
         self.bootstrap_at: int | None = None  # an empty node may found a cluster at this tick
         self.frames_sent = 0
+        # The writer of a leader writing behind its sends (production: a thread); a crash
+        # loses what it has not completed.
+        self.writes: list[PendingWrite] = []
 
     @property
     def core(self) -> RaftCore | None:
@@ -93,10 +119,39 @@ class SimNode:
         core = self.core
         return self.cluster.checkers_for(core.membership.cluster_id if core is not None else "")
 
-    def on_save(self, entries: Sequence[Entry]) -> None:
+    def on_save(self, entries: Sequence[Entry], prev_term: int | None) -> None:
         core = self.core
         if core is not None:
-            self._checkers()[0].on_persist(self.id, core, list(entries))
+            self._checkers()[0].on_persist(self.id, core, list(entries), prev_term)
+
+    # ------------------------------------------------------------------ LogWriter
+    def write(self, seq: int, hard_state: HardState | None, entries: list[Entry]) -> None:
+        core = self.core
+        assert core is not None
+        due = self.cluster.now + self.cluster.write_delay()
+        if self.writes:
+            due = max(due, self.writes[-1].due)  # one write at a time, in order
+        prev_term = core.entry_term(entries[0].index - 1)
+        self.writes.append(PendingWrite(due, seq, hard_state, list(entries), prev_term))
+
+    def wait(self) -> None:
+        while self.writes:
+            self._complete(self.writes.pop(0))
+
+    def complete_due_writes(self) -> bool:
+        """Complete the writes due by now and report them to the shell; True if any."""
+        done = 0
+        now = self.cluster.now
+        while self.writes and self.writes[0].due <= now:
+            write = self.writes.pop(0)
+            self._complete(write)
+            done = write.seq
+        if done and self.shell is not None:
+            self.shell.written(done)
+        return done > 0
+
+    def _complete(self, write: PendingWrite) -> None:
+        self.store.save_after(write.hard_state, write.entries, write.prev_term)
 
     # ------------------------------------------------------------------ ShellHost
     def send_frame(self, dst: str, frame: bytes) -> None:

@@ -27,6 +27,7 @@ def random_run(
     max_frame: int = 0,
     keys: int = 5,
     disk_loss: bool = True,
+    write_behind: bool = False,
 ) -> SimCluster:
     """One randomized run: crashes (some between a leader's send and its write), restarts,
     disk loss (the leader replaces the wiped member, as production's policy does), partitions,
@@ -36,7 +37,9 @@ def random_run(
     about ``keys * value_bytes``); ``max_frame`` drops frames over that size as the transport
     does, and any such drop fails the run. Few keys, so reads see values overwritten.
     ``disk_loss`` lets the seeds that draw it (about 30%) wipe members; the draw is made either
-    way, so a seed replays the same other faults without it."""
+    way, so a seed replays the same other faults without it. ``write_behind``: leaders hand
+    their writes to a writer that takes 0-3 ticks per write (drawn from a generator of its own,
+    so the seed's other draws are unchanged), and crashes lose what it still holds."""
     rng = random.Random(seed ^ 0x5EED)
     n = rng.choice((3, 3, 5))
     wipes = rng.random() < 0.3 and disk_loss  # healed by the membership policy
@@ -69,6 +72,7 @@ def random_run(
         window_bytes=window_bytes,
         max_frame=max_frame,
         crash_after_send=rng.choice((0.0, 0.0, 0.005)),
+        write_delay=random.Random(seed ^ 0xB1D).choice((0, 1, 3)) if write_behind else None,
         membership_policy=wipes,
     )
     padding = b"." * value_bytes
@@ -236,12 +240,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-disk-loss", dest="disk_loss", action="store_false", help="never wipe members' stores"
     )
+    parser.add_argument(
+        "--write-behind", action="store_true", help="leaders write behind their sends (a writer, 0-3 ticks)"
+    )
     args = parser.parse_args(argv)
     began = time.perf_counter()
     failures = 0
     for seed in range(args.start, args.start + args.seeds):
         try:
-            random_run(seed, fault_ticks=args.ticks, disk_loss=args.disk_loss)
+            random_run(seed, fault_ticks=args.ticks, disk_loss=args.disk_loss, write_behind=args.write_behind)
         except Exception as exc:
             failures += 1
             print(f"FAIL seed={seed}: {exc!r}", flush=True)
