@@ -5,10 +5,15 @@ It is what a real worker node is to the cluster, built from the same parts:
 - the SWIM/Lifeguard core (``orion.gossip.core.SwimCore``) with the node's meta, so it joins
   through gossip and the leader adds it to the Raft configuration as it adds any node;
 - a Raft core behind the production Ready loop (``orion.raft.shell.RaftShell``) with an
-  in-memory store and its own FSM copy (``ClusterState``): today every node is a non-voter that
-  replicates the whole log, and a hollow node pays that cost as a real one does;
+  in-memory store and its own FSM copy (``ClusterState``): while the leader has room in the
+  configuration (``[raft] max_members``) a hollow node becomes a non-voter that replicates the
+  whole log, pays that cost as a real one does, and serves the worker feed
+  (``orion.cluster.feed_host.FeedHost``) as any member does;
+- beyond it, a *worker* (issue 20): its feed client (``orion.cluster.feed_worker``) watches a
+  member for its own tasks, which replace its FSM's (a partial, fed replica);
 - the request path (``orion.cluster.request_path.RequestPath``), so task state reports are
-  forwarded to the leader and committed exactly like a real node's;
+  forwarded to the leader (a worker's: to the leader the feed names) and committed exactly
+  like a real node's;
 - the reconcile planner (``orion.worker.reconcile_plan.ReconcilePlanner``) acting on a fake
   runtime (``fake_runtime.FakeRuntime``) that starts containers at once.
 
@@ -27,6 +32,10 @@ from loguru import logger
 
 from orion.actors.raft_parts import raft_settings
 from orion.actors.state_view import StateView, run_query
+from orion.cluster.feed_client import FeedClient
+from orion.cluster.feed_host import FeedHost
+from orion.cluster.feed_protocol import FeedWatch, decode_feed
+from orion.cluster.feed_worker import FeedWorker, feed_candidates
 from orion.cluster.forwarding import decode_forward
 from orion.cluster.leadership import Leadership
 from orion.cluster.mirror import MemberMirror
@@ -107,6 +116,9 @@ class HollowNode:
         self.leadership = Leadership(now)
         views = StatusViews(meta.id, core, self.fsm, MemberMirror(), self.leadership, lambda: self._now)
         view = StateView(views)
+        self.feed_client = FeedClient(
+            meta.id, meta.raft_address, lambda address, payload: self._send(address, Channel.FEED, payload)
+        )
         self.requests = RequestPath(
             core,
             self.leadership,
@@ -116,7 +128,17 @@ class HollowNode:
             election_ticks=config.election_ticks,
             send=lambda address, payload: self._send(address, Channel.FORWARD, payload),
             run=lambda query: run_query(query, view),
+            feed=self.feed_client,
         )
+        self.feed = FeedWorker(
+            meta.id,
+            self.feed_client,
+            self.fsm,
+            self.requests,
+            on_tasks=self._fed_tasks_changed,
+            on_cluster=lambda _cluster_id: self._sync_cluster_id(self._now),
+        )
+        self.feed_host = FeedHost(meta.id, self.fsm, core, self._raft_address_of, self._send_feed)
         self.runtime = FakeRuntime(meta.id, meta.port_space)
         policy = RestartPolicy(
             condition=config.restart_condition,
@@ -136,6 +158,8 @@ class HollowNode:
         # Raft addresses as gossip reports them: the configuration names the leader only once
         # this node has it, and the first answers to the leader go before that.
         self._raft_addresses: dict[str, str] = {}
+        self._alive: dict[str, NodeMeta] = {}  # gossip-alive members: a worker's feed candidates
+        self._candidates_stale = False
 
     # ------------------------------------------------------------------ inputs
     def join(self, seeds: list[str], now: float) -> None:
@@ -155,6 +179,12 @@ class HollowNode:
                 self.shell.receive(payload)
             elif channel == Channel.FORWARD:
                 self.requests.on_forward(decode_forward(payload), now)
+            elif channel == Channel.FEED:
+                message = decode_feed(payload)
+                if isinstance(message, FeedWatch):
+                    self.feed_host.on_watch(message, now)
+                else:
+                    self.feed.on_message(message, now)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             logger.debug("hollow {}: dropped a malformed {} frame: {}", self.id, channel.name, exc)
 
@@ -170,6 +200,13 @@ class HollowNode:
             self.shell.tick()
             self.requests.expire(now)
             self.requests.retry_parked()
+            if self._candidates_stale:
+                self._candidates_stale = False
+                self.feed_client.set_candidates(
+                    feed_candidates(self.id, self._alive.values(), self.config.join)
+                )
+            self.feed.step(now, self.core.membership.all_ids())
+            self.feed_host.expire(now)
         if self.cluster_id and (
             now >= self.next_round or (self._dirty and now - self._last_round >= MIN_ROUND_GAP_S)
         ):
@@ -178,6 +215,9 @@ class HollowNode:
 
     def next_deadline(self) -> float:
         deadline = min(self.next_raft_tick, self.swim.next_deadline() or self.next_raft_tick)
+        feed = self.feed.next_deadline()
+        if feed is not None:
+            deadline = min(deadline, feed)
         if self.cluster_id:
             deadline = min(deadline, self.next_round)
             if self._dirty:
@@ -190,19 +230,19 @@ class HollowNode:
             if self.shell.drain():
                 self._dirty = True
             self.requests.serve_ready_reads()
+            self.feed_host.on_drained()
         if self.leadership.observe(self.core, now):
             self.requests.on_leadership_changed()
-        cluster_id = self.core.membership.cluster_id
-        if cluster_id != self.cluster_id:
-            self.cluster_id = cluster_id
-            self.runtime.set_cluster_id(cluster_id)
-            self.swim.set_identity(cluster_id, self.meta.raft_incarnation, now)
-            self._dirty = True
+        self._sync_cluster_id(now)
         for address, message in self.swim.drain_outbox():
             self._send(address, Channel.GOSSIP, encode_message(message))
         for event in self.swim.drain_events():
-            if event.kind in ("joined", "updated"):
+            if event.kind in ("joined", "updated", "alive"):
                 self._raft_addresses[event.node_id] = event.meta.raft_address
+                self._alive[event.node_id] = event.meta
+                self._candidates_stale = True
+            elif event.kind in ("dead", "left") and self._alive.pop(event.node_id, None) is not None:
+                self._candidates_stale = True
             if event.kind == "dead":
                 stats.dead_events[event.node_id] = stats.dead_events.get(event.node_id, 0) + 1
         self.swim.drain_foreign()
@@ -260,6 +300,32 @@ class HollowNode:
                 case plan.ListAbsent() | plan.Note():
                     pass  # no engine is shared between hollow nodes; notes are for people
 
+    def _sync_cluster_id(self, now: float) -> None:
+        """The cluster this node belongs to: its configuration's, or a worker's feed's."""
+        cluster_id = self.core.membership.cluster_id or (
+            self.feed_client.cluster_id if self.feed_client.active else ""
+        )
+        if cluster_id != self.cluster_id:
+            self.cluster_id = cluster_id
+            self.runtime.set_cluster_id(cluster_id)
+            self.swim.set_identity(cluster_id, self.meta.raft_incarnation, now)
+            self._dirty = True
+
+    def _fed_tasks_changed(self) -> None:
+        self._dirty = True
+
+    @property
+    def worker(self) -> bool:
+        """Outside the Raft configuration, fed by a member (issue 20)."""
+        return self.requests.is_worker
+
+    def _raft_address_of(self, node_id: str) -> str | None:
+        return self._raft_addresses.get(node_id) or self.core.membership.address_of(node_id)
+
+    def _send_feed(self, frames: list[tuple[str, bytes]]) -> None:
+        for address, payload in frames:
+            self._send(address, Channel.FEED, payload)
+
     def _propose(self, command: fsm_commands.Command, now: float, answered: Callback | None = None) -> None:
         self.stats.reports_sent += 1
 
@@ -298,6 +364,7 @@ class HollowNode:
     def restore(self, snapshot: Snapshot) -> None:
         self.fsm.restore(snapshot.data)
         self.stats.snapshots_installed += 1
+        self.feed_host.on_restored()
 
     def snapshot_source(self) -> Any:
         return self.fsm.snapshot_source()

@@ -152,13 +152,23 @@ class HollowPool:
 
     def figures(self) -> dict[str, Any]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        applied = sorted(node.fsm.applied_index for node in self.nodes)
+        # Workers (issue 20) hold no replica: their index is the feed's.
+        applied = sorted(node.fsm.applied_index or node.fsm.fed_index for node in self.nodes)
+        workers = [node for node in self.nodes if node.worker]
+        feeds = [node.feed_client.stats for node in self.nodes]
         stats = self.stats
         return {
             "at": time.time(),
             "uptime_s": time.monotonic() - self._started_at,
             "count": len(self.nodes),
             "in_cluster": sum(1 for node in self.nodes if node.cluster_id),
+            "workers": len(workers),
+            "feed_watches": sum(feed.watches for feed in feeds),
+            "feed_answers": sum(feed.answers for feed in feeds),
+            "feed_timeouts": sum(feed.timeouts for feed in feeds),
+            "feed_redirects": sum(feed.redirects for feed in feeds),
+            "feed_lagging": sum(feed.lagging for feed in feeds),
+            "feed_served": sum(node.feed_host.answered for node in self.nodes),
             # A sample: listing every node's members each second would cost N * N.
             "members_seen_min": min(
                 len(node.swim.members()) for node in self.nodes[:: max(1, len(self.nodes) // 8)]

@@ -1,0 +1,98 @@
+"""A worker node's glue around its feed client (issue 20): what a node does with the feed's news.
+
+Used alike by a real node's Raft actor and by a hollow node. While the node is outside its own
+Raft configuration (``step`` is told the configuration's members), its ``FeedClient`` watches a
+member; each accepted answer that changed the node's tasks replaces them in the node's
+``ClusterState`` (a partial, fed replica: ``ClusterState.replace_node_tasks``), so the
+reconciler and health checks read them as they read a replica; a new leader re-routes the
+request path (writes go to the leader the feed names); a new cluster id is the node's identity.
+Once the node is in the configuration, its own replica takes over (the first entry or snapshot
+it applies drops the fed state) and the client stops watching.
+
+Pure: no I/O or clock of its own (time comes in as an argument).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from loguru import logger
+
+from orion.cluster.feed_client import FeedClient
+from orion.cluster.feed_protocol import FeedAnswer, FeedRedirect
+from orion.cluster.request_path import RequestPath
+from orion.fsm.state import ClusterState
+from orion.model import NodeMeta
+
+MAX_CANDIDATES = 32  # beyond the seeds: enough to find a member when every server named is gone
+
+
+class FeedWorker:
+    """``on_tasks()``: the node's tasks changed in ``fsm`` (start a reconcile round).
+    ``on_cluster(cluster_id)``: the feed named the cluster (the node's identity)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        client: FeedClient,
+        fsm: ClusterState,
+        requests: RequestPath,
+        *,
+        on_tasks: Callable[[], None],
+        on_cluster: Callable[[str], None],
+    ) -> None:
+        self.node_id = node_id
+        self.client = client
+        self.fsm = fsm
+        self.requests = requests
+        self._on_tasks = on_tasks
+        self._on_cluster = on_cluster
+
+    def step(self, now: float, members: Iterable[str]) -> None:
+        """Each Raft tick: ``members`` are the ids in this node's own Raft configuration."""
+        self.client.set_active(self.node_id not in members, now)
+        self.client.tick(now)
+
+    def on_message(self, message: FeedAnswer | FeedRedirect, now: float) -> None:
+        """A member's answer or redirect (the FEED channel's frames other than watches)."""
+        client = self.client
+        update = client.on_message(message, now)
+        if update is None:
+            return
+        if update.tasks_changed and client.active:
+            if self.fsm.applied_index:
+                # It holds a replica of the log (it was a member, and was removed): that one
+                # is what its reconciler reads until it is replaced.
+                logger.debug("feed: {} holds a replica; the fed tasks wait", self.node_id)
+            else:
+                self.fsm.replace_node_tasks(self.node_id, client.tasks, client.held_ports, client.since)
+                self._on_tasks()
+        if update.leader_changed:
+            self.requests.on_leadership_changed()
+        if update.cluster_changed and client.cluster_id:
+            self._on_cluster(client.cluster_id)
+
+    def next_deadline(self) -> float | None:
+        return self.client.next_deadline()
+
+    @property
+    def fed(self) -> bool:
+        """The node is a worker the feed has answered: its state is the fed one."""
+        return self.requests.is_worker
+
+
+def feed_candidates(node_id: str, members: Iterable[NodeMeta], seeds: Iterable[str]) -> list[str]:
+    """Raft addresses a worker may watch before an answer names the servers: the gossip-alive
+    ``members`` (metas) whose gossip address is a join seed first (a seed is usually a voter),
+    then up to ``MAX_CANDIDATES`` others."""
+    seed_set = set(seeds)
+    first: list[str] = []
+    rest: list[str] = []
+    for meta in members:
+        if meta.id == node_id or not meta.raft_port:
+            continue
+        if meta.gossip_address in seed_set:
+            first.append(meta.raft_address)
+        elif len(rest) < MAX_CANDIDATES:
+            rest.append(meta.raft_address)
+    return first + rest
