@@ -29,6 +29,7 @@ from orion.actors.messages import LocalMeta, MemberEvents, Propose, Read, Shutdo
 from orion.actors.raft_parts import RaftParts, build_raft_parts
 from orion.actors.snapshot_jobs import SnapshotDone, SnapshotJobs
 from orion.actors.tick_stalls import TickStalls
+from orion.cluster.feed_protocol import FeedAnswer, FeedMessage, FeedRedirect, FeedWatch, decode_feed
 from orion.cluster.forwarding import decode_forward
 from orion.config import NodeConfig
 from orion.metrics import NodeMetrics
@@ -91,6 +92,7 @@ class RaftActor(NodeActor):
         self.flush_frames()
 
     def on_stop(self) -> None:
+        self.parts.feed.close()
         self.parts.shell.flush_hard_state()
         self._snapshots.close()
         self.parts.requests.close()
@@ -109,7 +111,7 @@ class RaftActor(NodeActor):
         ref = self.actor_ref
 
         def on_frame(channel: Channel, payload: bytes) -> None:
-            if channel in (Channel.RAFT, Channel.FORWARD):
+            if channel in (Channel.RAFT, Channel.FORWARD, Channel.FEED):
                 # The node is stopping if the actor is dead: frames still arriving have nobody to go to.
                 with contextlib.suppress(pykka.ActorDeadError):
                     ref.tell(_Frame(channel, payload))
@@ -137,6 +139,8 @@ class RaftActor(NodeActor):
                 parts.shell.receive(payload)
             case _Frame(Channel.FORWARD, payload):
                 parts.requests.on_forward(decode_forward(payload), self._now)
+            case _Frame(Channel.FEED, payload):
+                self._on_feed(decode_feed(payload))
             case Tick(now, gate):
                 if gate is not None:
                     gate.release()
@@ -168,6 +172,7 @@ class RaftActor(NodeActor):
         parts.shell.tick()
         parts.bootstrap.step(now)
         parts.requests.expire(now)
+        parts.feed.expire(now)
         parts.requests.retry_parked()  # parked while no leader (or no address for it) was known
         if parts.core.role == RaftRole.LEADER and parts.leadership.ticks % MEMBERSHIP_EVERY_TICKS == 0:
             parts.members.step(now)
@@ -178,6 +183,7 @@ class RaftActor(NodeActor):
     def _drain(self) -> None:
         parts, core = self.parts, self.parts.core
         changed = parts.shell.drain()
+        parts.feed.on_drained()  # before the listeners: workers hear of an entry no later than the events
         parts.requests.serve_ready_reads()
         if parts.leadership.observe(core, self._now):
             logger.info("raft: role {} term {} leader {}", core.role, core.term, core.leader_id or "-")
@@ -188,6 +194,16 @@ class RaftActor(NodeActor):
         parts.listeners.cluster_seen(core.membership.cluster_id)
         if changed:
             parts.listeners.state_changed()
+
+    def _on_feed(self, message: FeedMessage) -> None:
+        """The worker feed: watches to this node's feed host (it serves them while a member,
+        redirects otherwise); answers to this node's own watch, while it is a worker."""
+        match message:
+            case FeedWatch():
+                self.parts.feed.on_watch(message, self._now)
+            case FeedAnswer() | FeedRedirect():
+                if self.parts.feed_client is not None:
+                    self.parts.feed_client.on_message(message, self._now)
 
     # ---------------------------------------------------------------- the shell's host
     def send_frame(self, dst: str, frame: bytes) -> None:
@@ -219,6 +235,7 @@ class RaftActor(NodeActor):
 
     def restore(self, snapshot: Snapshot) -> None:
         self.parts.fsm.restore(snapshot.data)
+        self.parts.feed.on_restored()
         if self.metrics is not None:
             self.metrics.snapshot_installed(len(snapshot.data))
         self.parts.listeners.state_replaced()

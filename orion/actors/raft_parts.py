@@ -10,11 +10,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from orion.actors.raft_listeners import RaftListeners
 from orion.actors.state_view import StateView, run_query
 from orion.actors.submit_placer import SubmitPlacer
 from orion.cluster.bootstrap import BootstrapGrace
+from orion.cluster.feed_host import FeedHost
 from orion.cluster.leadership import Leadership
 from orion.cluster.membership_driver import MembershipDriver
 from orion.cluster.mirror import MemberMirror
@@ -43,6 +45,8 @@ class RaftParts:
     bootstrap: BootstrapGrace
     shutdown: ShutdownHandover
     listeners: RaftListeners
+    feed: FeedHost  # serves workers' watches (orion/cluster/feed_host.py) while this node is a member
+    feed_client: Any = None  # this node's own watch while it is a worker (orion/cluster/feed_client.py)
 
 
 def raft_settings(config: NodeConfig) -> RaftConfig:
@@ -127,6 +131,13 @@ def build_raft_parts(
         raft_address=config.raft_address,
         incarnation=incarnation,
     )
+    feed = FeedHost(
+        config.node_id,
+        fsm,
+        core,
+        lambda node_id: _member_address(config, core, mirror, node_id),
+        lambda frames: peers.send_batch(Channel.FEED, frames),
+    )
     # Only a node that has never been part of a cluster may found one.
     fresh = stored.snapshot is None and not stored.entries and stored.hard_state.term == 0
     if config.bootstrap and fresh:
@@ -143,4 +154,15 @@ def build_raft_parts(
         bootstrap=bootstrap,
         shutdown=ShutdownHandover(core),
         listeners=RaftListeners(fsm, incarnation),
+        feed=feed,
     )
+
+
+def _member_address(config: NodeConfig, core: RaftCore, mirror: MemberMirror, node_id: str) -> str | None:
+    """A member's Raft address: this node's own, gossip's current one (a member may have moved),
+    or the configuration's before gossip has found it."""
+    if node_id == config.node_id:
+        return config.raft_address
+    membership = core.membership
+    gossiped = mirror.raft_address(node_id, membership.incarnations.get(node_id, ""))
+    return gossiped or membership.address_of(node_id)

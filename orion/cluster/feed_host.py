@@ -62,6 +62,7 @@ class FeedHost:
         self.max_parked_per_node = max_parked_per_node
         self.feed = self._new_feed()
         self._touched: dict[int, set[str]] = {}  # entry index -> nodes it touched, until drained
+        self._membership = core.membership  # the configuration last seen (replaced on each change)
         self._members: frozenset[str] = frozenset(core.membership.all_ids())
         self._leader = core.leader_id or ""
         self.answered = 0  # answers and redirects sent (for tests and metrics)
@@ -113,9 +114,12 @@ class FeedHost:
         return self.feed.next_deadline()
 
     def close(self) -> None:
-        """This node stops: answer everyone parked, so workers move on without waiting out
-        their deadline."""
-        self._answer_due(self.feed.cancel_all())
+        """This node stops: send everyone parked elsewhere now, rather than letting them wait
+        out their deadline on a member that is gone."""
+        due = self.feed.cancel_all()
+        self._send(
+            [(str(d.watch.reply_to), self._redirect(d.watch.node_id, "this member is stopping")) for d in due]
+        )
 
     @property
     def serving(self) -> bool:
@@ -146,7 +150,9 @@ class FeedHost:
         self._touched.clear()
         if self.fsm.applied_index > feed.applied_index:
             feed.on_touched(self.fsm.applied_index, ())
-        members = frozenset(self.core.membership.all_ids())
+        membership = self.core.membership
+        members = self._members if membership is self._membership else frozenset(membership.all_ids())
+        self._membership = membership
         if members != self._members:
             joined_or_left = members ^ self._members
             self._members = members
