@@ -72,8 +72,9 @@ class FeedHost:
     def on_watch(self, watch: FeedWatch, now: float) -> None:
         """A worker's watch arrived: answer it now, or park it until a change or its deadline."""
         self._catch_up()
-        if not watch.origin:
-            logger.debug("feed: dropped a watch for {} without an origin", watch.node_id)
+        host, _, port = watch.origin.rpartition(":")
+        if not host or not port.isdigit():  # the answer could go nowhere: not worth a socket
+            logger.debug("feed: dropped a watch for {} from {!r}: not host:port", watch.node_id, watch.origin)
             return
         if not self.serving:
             self._send([(watch.origin, self._redirect(watch.node_id, "not a Raft member holding the state"))])

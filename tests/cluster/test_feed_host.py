@@ -228,6 +228,15 @@ def test_parked_watches_are_bounded_per_node_and_in_all(member: Member) -> None:
     assert isinstance(m.take()[0][1], FeedAnswer)
 
 
-def test_a_watch_without_an_origin_is_dropped(member: Member) -> None:
-    member.watch("w1", since=0, origin="")
+@pytest.mark.parametrize("origin", ["", "no-port", "host:port", ":7000"])
+def test_a_watch_without_an_address_to_answer_is_dropped(member: Member, origin: str) -> None:
+    member.watch("w1", since=0, origin=origin)
     assert member.take() == [] and member.host.feed.parked == 0
+
+
+def test_a_stopping_member_sends_its_parked_workers_elsewhere(member: Member) -> None:
+    member.watch("w1", since=member.fsm.applied_index)
+    member.host.close()
+    [(address, message)] = member.take()
+    assert address == W1 and isinstance(message, FeedRedirect) and message.reason == "this member is stopping"
+    assert member.host.feed.parked == 0
