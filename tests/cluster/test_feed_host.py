@@ -25,6 +25,7 @@ from orion.fsm.state import ClusterState
 from orion.model import NodeMeta, Task
 from orion.raft.core import LEADER, RaftConfig, RaftCore
 from orion.raft.memory_store import MemoryStore
+from orion.raft.messages import Heartbeat
 from orion.raft.types import Membership, Snapshot, SnapshotMeta
 
 GiB = 1 << 30
@@ -61,7 +62,7 @@ class Member:
             **limits,
         )
         self.index = 0
-        if node_id in voters:
+        if node_id in voters and len(voters) == 1:
             for _ in range(30):
                 self.core.tick()
                 if self.core.has_ready():
@@ -240,3 +241,22 @@ def test_a_stopping_member_sends_its_parked_workers_elsewhere(member: Member) ->
     [(address, message)] = member.take()
     assert address == W1 and isinstance(message, FeedRedirect) and message.reason == "this member is stopping"
     assert member.host.feed.parked == 0
+
+
+def test_a_new_leader_is_told_to_every_parked_worker_at_once() -> None:
+    """Workers send their writes to the leader the last answer named: a new one cannot wait
+    for their deadlines."""
+    follower = Member("m2", members={"m1": M1, "m2": "127.0.0.1:7002", "m3": "127.0.0.1:7003"})
+    follower.apply(UpsertNode(at=1.0, meta=_meta("w1")))
+    follower.core.step(Heartbeat(src="m1", dst="m2", term=1, commit=0))
+    follower.host.on_drained()
+    follower.watch("w1", since=follower.fsm.applied_index)
+    follower.watch("w2", since=follower.fsm.applied_index, origin=W2)
+    assert follower.take() == []
+    follower.core.step(Heartbeat(src="m3", dst="m2", term=2, commit=0))
+    follower.host.on_drained()
+    answers = dict(follower.take())
+    assert set(answers) == {W1, W2}
+    for answer in answers.values():
+        assert isinstance(answer, FeedAnswer) and not answer.changed
+        assert (answer.leader_id, answer.leader_address) == ("m3", "127.0.0.1:7003")
