@@ -400,7 +400,9 @@ class Node:
             http.start()
             self._servers.append(http)
 
-        self.ticker.add(raft, config.tick, strict=True)
+        # The Raft actor asks for each Tick (a leader's heartbeats, a follower's election
+        # deadline); the interval is the ticker's plan until it asks, a heartbeat on.
+        self.ticker.add(raft, config.tick * config.heartbeat_ticks, strict=True)
         self.ticker.add(gossip, GOSSIP_TICK_S)
         self.ticker.add(reconciler, config.reconcile_interval)
         self.ticker.add(scheduler, SCHEDULER_TICK_S)

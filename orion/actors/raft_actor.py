@@ -9,6 +9,15 @@ drives the configuration and the node records from gossip (``membership_driver``
 ``node_records``). The parts are built in ``orion.actors.raft_parts``; local snapshots are
 taken on a background thread (``orion.actors.snapshot_jobs``), so a big state never delays a
 heartbeat; the other actors hear of changes through ``orion.actors.raft_listeners``.
+
+Time: the core counts in ticks (``config.tick``), but the actor does not wake on every one. It
+owes the core the ticks that would change nothing but counters (``RaftShell.ticks_until_due``)
+and pays them before the core's next input (a frame, stamped on arrival by the transport
+thread) or when one falls due: an idle follower wakes at its election deadline, which every
+heartbeat moves on, and a leader at its heartbeats. Paying before each input keeps the core's
+history the same as ticking on every beat (tests/raft/test_core_lazy_ticks.py). ``_next_wake``
+is the one place that says when the actor needs its next Tick: the earliest of its parts'
+deadlines, asked of the ticker through ``TickPlan``.
 """
 
 from __future__ import annotations
@@ -29,7 +38,9 @@ from orion.actors.messages import LocalMeta, MemberEvents, Propose, Read, Shutdo
 from orion.actors.raft_parts import RaftParts, build_raft_parts
 from orion.actors.snapshot_jobs import SnapshotDone, SnapshotJobs
 from orion.actors.tick_stalls import TickStalls
+from orion.actors.ticker import TickPlan
 from orion.cluster.feed_protocol import FeedAnswer, FeedMessage, FeedRedirect, FeedWatch, decode_feed
+from orion.cluster.feed_worker import mirror_candidates
 from orion.cluster.forwarding import decode_forward
 from orion.config import NodeConfig
 from orion.metrics import NodeMetrics
@@ -37,6 +48,10 @@ from orion.raft.types import Entry, EntryKind, LogStore, RaftRole, Snapshot, Sna
 from orion.transport.peer import Channel, PeerTransport
 
 MEMBERSHIP_EVERY_TICKS = 4
+IDLE_WAKE_S = 1.0  # the longest sleep of a node with no deadline (a worker, a non-voter)
+# A tick due this close is paid now: the ticker may wake a little early (its resolution), and
+# waking again a few ms later for it would cost more than it is worth.
+TICK_EARLY_S = 0.005
 
 
 @dataclass(slots=True)
@@ -48,6 +63,7 @@ class _Flush:
 class _Frame:
     channel: Channel
     payload: bytes
+    at: float = 0.0  # monotonic arrival time (0: not stamped, the core's clock is not advanced)
 
 
 class RaftActor(NodeActor):
@@ -72,6 +88,11 @@ class RaftActor(NodeActor):
         self.peers = peers
         self._now = time.monotonic()
         self._stalls = TickStalls(config.tick)
+        self._tick_s = config.tick
+        self._tick_base = self._now  # when the core's last tick was due: the ticks owed count from here
+        self._tick_plan = TickPlan()
+        self._wake_asked = float("inf")  # the Tick asked for since the last one
+        self._membership_due = False  # a leader's membership step is due (every few ticks)
         self._flush_scheduled = False
         self._snapshots = SnapshotJobs(config.node_id, store, metrics)
         self._held_frames: list[tuple[str, bytes]] = []  # sent by the shell, not yet handed over
@@ -114,12 +135,14 @@ class RaftActor(NodeActor):
             if channel in (Channel.RAFT, Channel.FORWARD, Channel.FEED):
                 # The node is stopping if the actor is dead: frames still arriving have nobody to go to.
                 with contextlib.suppress(pykka.ActorDeadError):
-                    ref.tell(_Frame(channel, payload))
+                    ref.tell(_Frame(channel, payload, time.monotonic()))
 
         return on_frame
 
     # ---------------------------------------------------------------- dispatch
     def on_receive(self, message: Any) -> Any:
+        self._now = time.monotonic()
+        self._pay_ticks_before(message)
         try:
             self._handle(message)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -128,6 +151,7 @@ class RaftActor(NodeActor):
         if self.parts.core.has_ready() and not self._flush_scheduled:
             self._flush_scheduled = True
             self.actor_ref.tell(_Flush())
+        self._plan_wake()
 
     def _handle(self, message: Any) -> None:
         parts = self.parts
@@ -141,16 +165,19 @@ class RaftActor(NodeActor):
                 parts.requests.on_forward(decode_forward(payload), self._now)
             case _Frame(Channel.FEED, payload):
                 self._on_feed(decode_feed(payload))
-            case Tick(now, gate):
+            case Tick(_, gate):
                 if gate is not None:
                     gate.release()
-                self._on_tick(now)
+                self._tick_plan.ticked(gate)
+                self._on_tick(self._now)
             case Propose(data, callback, timeout):
                 if self.metrics is not None:
                     callback = self.metrics.timed(callback)
                 parts.requests.propose(data, callback, self._now + timeout)
-            case Read(query, callback, stale, timeout):
-                parts.requests.read(query, callback, self._now + timeout, stale=stale)
+            case Read(query, callback, stale, timeout, local):
+                parts.requests.read(
+                    query, callback, self._now + timeout, stale=stale, local=local, now=self._now
+                )
             case MemberEvents(events):
                 parts.mirror.apply_events(events, self._now)
             case LocalMeta(meta):
@@ -165,20 +192,97 @@ class RaftActor(NodeActor):
                 logger.warning("raft actor: unexpected message {!r}", type(message).__name__)
 
     def _on_tick(self, now: float) -> None:
+        """The ticker's Tick (the ticks owed were paid before): the parts' timed steps."""
         parts = self.parts
-        self._stalls.on_tick(now)
-        self._now = now
-        parts.leadership.on_tick(parts.core, now)
-        parts.shell.tick()
+        if self._wake_asked != float("inf"):
+            self._stalls.on_tick(now, previous=self._wake_asked - self._tick_s)
+        self._wake_asked = float("inf")  # the ticker planned an interval on: ask again
         parts.bootstrap.step(now)
         parts.requests.expire(now)
         parts.feed.expire(now)
+        self._step_worker(now)
         parts.requests.retry_parked()  # parked while no leader (or no address for it) was known
-        if parts.core.role == RaftRole.LEADER and parts.leadership.ticks % MEMBERSHIP_EVERY_TICKS == 0:
+        if self._membership_due and parts.core.role == RaftRole.LEADER:
             parts.members.step(now)
             parts.node_records.step(now, time.time())
+        self._membership_due = False
         if parts.shutdown.pending:
             parts.shutdown.step(now)
+
+    # ---------------------------------------------------------------- the core's clock
+    def _pay_ticks_before(self, message: Any) -> None:
+        """Pay the core the ticks owed up to the time ``message`` stands for, before the core
+        sees it: a frame's arrival, a Tick's sending; a local message (a write, a read, the
+        shutdown) at once on a leader (its quorum contact is counted in ticks) and not at all
+        on a follower, whose core it does not reach."""
+        match message:
+            case _Frame(_, _, at) if at:
+                self._pay_ticks(at)
+            case Tick(at, _):
+                self._pay_ticks(at, beat=True)
+            case _Frame():
+                pass
+            case _ if self.parts.core.role == RaftRole.LEADER:
+                self._pay_ticks(self._now)
+
+    def _pay_ticks(self, at: float, beat: bool = False) -> None:
+        """``beat``: ``at`` is a Tick's, the time the ticker woke for a tick due then: the
+        ticks count on from it, so the next one asked for is where the ticker already plans
+        one (a Tick moves its target an interval on before the actor can ask)."""
+        tick = self._tick_s
+        owed = int((at - self._tick_base + TICK_EARLY_S) / tick)
+        if owed <= 0:
+            return
+        due = self._ticks_until_due()
+        paid = owed if due is None else min(owed, due)
+        for _ in range(paid):
+            self._tick_core()
+        if paid < owed or beat:
+            # Late by more than a tick: this thread was held (a long apply, a pause). The
+            # ticks missed meanwhile are dropped, not paid in a burst, as the ticker's
+            # coalescing of late ticks always did: a leader held past a CheckQuorum round
+            # hears the answers queued meanwhile before its next round.
+            self._tick_base = at
+        else:
+            self._tick_base += paid * tick
+
+    def _tick_core(self) -> None:
+        parts = self.parts
+        parts.leadership.on_tick(parts.core, self._now)
+        parts.shell.tick()
+        if parts.leadership.ticks % MEMBERSHIP_EVERY_TICKS == 0:
+            self._membership_due = True
+
+    def _ticks_until_due(self) -> int | None:
+        """Ticks until one changes more than counters (None: none will by itself)."""
+        parts = self.parts
+        due = parts.shell.ticks_until_due()
+        if parts.core.role == RaftRole.LEADER:
+            membership = MEMBERSHIP_EVERY_TICKS - parts.leadership.ticks % MEMBERSHIP_EVERY_TICKS
+            due = membership if due is None else min(due, membership)
+        return due
+
+    def _next_wake(self) -> float:
+        """When this actor next needs a Tick (monotonic seconds): the earliest of its parts'
+        deadlines. A part with a timer of its own adds its next deadline here."""
+        parts = self.parts
+        next_tick = self._tick_base + self._tick_s
+        if parts.requests.waiting or parts.bootstrap.pending or parts.shutdown.pending:
+            return next_tick  # their steps run every tick, as they always did
+        due = self._ticks_until_due()
+        wake = self._now + IDLE_WAKE_S if due is None else self._tick_base + due * self._tick_s
+        watch_due = parts.feed.next_deadline()  # a worker's parked watch is answered at its deadline
+        own_watch = parts.feed_client.next_deadline()  # this worker's watch: re-sent, or switched, then
+        return min([wake, *(due for due in (watch_due, own_watch) if due is not None)])
+
+    def _plan_wake(self) -> None:
+        """Ask the ticker for the next Tick when that changed. A later one (every heartbeat
+        moves a follower's deadline on) does not wake the ticker's thread: it reads it when
+        it wakes for the earlier one, and the Raft actor sleeps on."""
+        wake = self._next_wake()
+        if wake != self._wake_asked:
+            self._wake_asked = wake
+            self._tick_plan.ask(wake)
 
     def _drain(self) -> None:
         parts, core = self.parts, self.parts.core
@@ -191,9 +295,18 @@ class RaftActor(NodeActor):
                 self.metrics.leader_seen(core.leader_id or "")
             parts.listeners.leadership_changed(parts.leadership.is_leader, core.leader_id)
             parts.requests.on_leadership_changed()
-        parts.listeners.cluster_seen(core.membership.cluster_id)
+        parts.listeners.cluster_seen(core.membership.cluster_id or parts.feed_client.cluster_id)
         if changed:
             parts.listeners.state_changed()
+
+    def _step_worker(self, now: float) -> None:
+        """This node's own watch (issue 20): active while its configuration lacks it."""
+        parts, config = self.parts, self.config
+        parts.feed_client.step(
+            now,
+            parts.core.membership.all_ids(),
+            lambda: mirror_candidates(config.node_id, parts.mirror, config.join),
+        )
 
     def _on_feed(self, message: FeedMessage) -> None:
         """The worker feed: watches to this node's feed host (it serves them while a member,

@@ -17,8 +17,12 @@ class TickStalls:
         self._worst = 0.0  # the longest gap among them (s)
         self._reported = 0.0
 
-    def on_tick(self, now: float) -> None:
+    def on_tick(self, now: float, previous: float | None = None) -> None:
+        """``previous``: when the tick before this one was due, for a host that sleeps through
+        ticks with nothing due (the Raft actor); by default the last call's time."""
         last, self._last = self._last, now
+        if previous is not None:
+            last = previous
         if last is not None and now - last > STALL_TICKS * self.tick:
             self._late += 1
             self._worst = max(self._worst, now - last)

@@ -41,6 +41,11 @@ class BootstrapGrace:
         )
         self.step(now)
 
+    @property
+    def pending(self) -> bool:
+        """Still listening: ``step`` must run on every tick until the grace ends."""
+        return self._found_at is not None
+
     def step(self, now: float) -> None:
         if self._found_at is None:
             return

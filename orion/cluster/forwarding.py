@@ -145,6 +145,11 @@ class Forwarder:
     def has_parked(self) -> bool:
         return bool(self._parked)
 
+    @property
+    def waiting(self) -> bool:
+        """Requests wait for a leader's answer or for a leader."""
+        return bool(self._sent or self._parked)
+
     def take_parked(self) -> list[Remote]:
         parked, self._parked = self._parked, []
         return parked

@@ -40,6 +40,11 @@ class LinearizableReads:
         self._applying: list[PendingRead] = []  # read index known, waiting for the FSM
         self._ids = itertools.count(1)
 
+    @property
+    def waiting(self) -> bool:
+        """Reads wait for a read index or for the FSM to reach theirs."""
+        return bool(self._confirming or self._applying)
+
     def start(self, query: Query, callback: Callback, deadline: float) -> bytes:
         """A read on this leader; returns the context to pass to ``RaftCore.read_index``."""
         context = f"l:{next(self._ids)}".encode()

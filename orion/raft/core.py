@@ -354,6 +354,24 @@ class RaftCore:
         if self._election_elapsed >= self._randomized_timeout or (len(voters) == 1 and self._id in voters):
             self._campaign(pre=self._config.pre_vote)
 
+    def ticks_until_due(self) -> int | None:
+        """How many more ``tick()`` calls until one does more than count: a leader's heartbeat
+        or CheckQuorum round, a follower's or candidate's election timeout (None: never, for a
+        node that may not campaign). The ticks before it change nothing but counters that only
+        later inputs read, so a host may owe them and pay them in one go, before the next
+        input or when this many are owed (``tick`` that many times): an idle follower then
+        wakes at its election deadline instead of every tick. Meaningful until the next input."""
+        if self._role == LEADER:
+            cfg = self._config
+            beat = cfg.heartbeat_ticks - self._heartbeat_elapsed
+            return max(1, min(beat, cfg.election_ticks - self._election_elapsed))
+        if not self._may_campaign():
+            return None
+        voters = self._configs[-1][1].voters
+        if len(voters) == 1 and self._id in voters:
+            return 1
+        return max(1, self._randomized_timeout - self._election_elapsed)
+
     def _may_campaign(self) -> bool:
         """A voter of the latest configuration may campaign; so may a voter of the latest
         *committed* one whose removal is still uncommitted: it may hold the only up-to-date
