@@ -33,8 +33,11 @@ Rules, first match wins, and why in this order:
    them (``orion.cluster.feed_host``), so the leader's fan-out stays that of ``max_members``
    members however many nodes run. A member removed by rule 2 or 3 frees a seat, and the next
    tick fills it from the live workers: a dead member's seat goes to a live node once
-   ``remove_after`` has passed, a replaced one's at once. Nothing is removed to honour a lowered
-   cap: members leave only by the rules above.
+   ``remove_after`` has passed, a replaced one's at once. A member gone for longer than
+   ``remove_after`` holds no seat even while rule 3 must keep it (the voter floor waits for a
+   caught-up standby to take its seat): with the cap full of voters (``max_members`` equal to
+   ``max_voters``), that standby could otherwise never join, and the dead voter never leave.
+   Nothing is removed to honour a lowered cap: members leave only by the rules above.
 5. ``Promote`` the most caught-up healthy non-voter while voter seats are free.
 
 The quorum rule: a removal is made only if the voters left after it hold a live majority (the
@@ -208,7 +211,13 @@ def next_change(
         return Remove(node_id, f"gossip reports it {member.status} for {now - member.since:.0f}s")
 
     # 4. Members gossip sees alive but Raft does not know join as non-voters, while seats are free.
-    seats_free = max_members is None or len(membership.all_ids()) < max_members
+    # A member gone past the grace holds none: rule 3 may have had to keep it (the floor).
+    expired = sum(
+        1
+        for node_id, member in known
+        if node_id != leader_id and member.status in GONE_STATUSES and now - member.since >= remove_after
+    )
+    seats_free = max_members is None or len(membership.all_ids()) - expired < max_members
     for node_id in sorted(members) if seats_free else ():
         member = members[node_id]
         if (

@@ -323,3 +323,20 @@ def test_workers_do_not_delay_a_replaced_members_removal() -> None:
         incarnations={"n1": "i1", "n2": "i2"},
     )
     assert decide(after, members, max_voters=3, max_members=3) == AddNonVoter("n3", "127.0.0.1:3", "new3")
+
+
+def test_a_dead_voter_at_the_floor_with_the_cap_full_of_voters_is_still_replaced_by_a_worker() -> None:
+    """max_members == max_voters == 3: the floor keeps a dead voter until a caught-up standby
+    can take its seat, and a standby needs a seat: the dead voter's, once the grace passed."""
+    three = _full(3)
+    members = {"n2": alive(2), "n3": MemberStatus("dead", 50.0, "a:3"), "n4": alive(4), "n5": alive(5)}
+    kwargs = {"max_voters": 3, "max_members": 3}
+    assert decide(three, members, now=60.0, **kwargs) is None  # in its grace: it holds its seat
+    assert decide(three, members, now=90.0, **kwargs) == AddNonVoter("n4", "a:4")
+    standby = Membership(voters=dict(three.voters), non_voters={"n4": "a:4"})
+    assert decide(standby, members, now=90.0, match={"n4": 10}, **kwargs) is None  # catching up
+    assert decide(standby, members, now=90.0, match={"n4": 100}, **kwargs) == Remove(
+        "n3", "gossip reports it dead for 40s"
+    )
+    after = Membership(voters={"n1": "a:1", "n2": "a:2"}, non_voters={"n4": "a:4"})
+    assert decide(after, members, now=90.0, match={"n4": 100}, **kwargs) == Promote("n4")

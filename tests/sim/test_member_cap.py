@@ -43,3 +43,29 @@ def test_nodes_beyond_the_cap_stay_workers_until_a_dead_members_seat_frees() -> 
     assert c.nodes["n5"].fsm.read(b"a") == b"2"
     assert "n6" not in c.core(c.check_one_leader()).membership.all_ids()
     assert _members_everywhere(c) <= 4
+
+
+def test_with_every_seat_a_voter_a_dead_voters_seat_still_goes_to_a_worker() -> None:
+    """max_members == max_voters: the floor keeps the dead voter until a standby is caught up,
+    and the standby joins on the seat the dead voter no longer holds once its grace passed."""
+    c = SimCluster(3, seed=32, config=CONFIG, membership_policy=True)
+    c.max_members = 3
+    c.remove_after = 40.0
+    c.one(b"a=1", 3)
+    for node_id in ("n4", "n5"):
+        c.add_node(node_id)
+    c.tick(100)
+    assert _members_everywhere(c) == 3
+    victim = next(i for i in ("n1", "n2", "n3") if i != c.check_one_leader())
+    c.crash(victim)
+
+    def replaced() -> bool:
+        membership = c.core(c.check_one_leader()).membership
+        return victim not in membership.all_ids() and len(membership.voters) == 3
+
+    assert c.run_until(replaced, 1000)
+    membership = c.core(c.check_one_leader()).membership
+    assert set(membership.voters) == ({"n1", "n2", "n3", "n4"} - {victim}) and not membership.non_voters
+    final = c.one(b"a=2", 3)
+    assert c.run_until(lambda: c.nodes["n4"].fsm.applied_index >= final, 300)
+    assert "n5" not in c.core(c.check_one_leader()).membership.all_ids()
