@@ -173,10 +173,8 @@ class RaftActor(NodeActor):
                 if self.metrics is not None:
                     callback = self.metrics.timed(callback)
                 parts.requests.propose(data, callback, self._now + timeout)
-            case Read(query, callback, stale, timeout, local):
-                parts.requests.read(
-                    query, callback, self._now + timeout, stale=stale, local=local, now=self._now
-                )
+            case Read(query, callback, stale, timeout):
+                parts.requests.read(query, callback, self._now + timeout, stale=stale)
             case MemberEvents(events):
                 parts.mirror.apply_events(events, self._now)
             case LocalMeta(meta):
