@@ -76,6 +76,9 @@ class Read:
     callback: Callback
     stale: bool = False
     timeout: float = 5.0
+    # The query reads only this node's own tasks: a worker (issue 20) serves it from its fed
+    # state after a fresh feed answer, where it refuses other linearizable reads.
+    local: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,10 @@ level-triggered (the node's whole task list at the member's applied index), so a
 switch to another server costs one more watch, never a gap. ``since`` is the index of the last
 answer *accepted*. After an answer, when no other watch is still out, the next watch goes at once.
 
-Servers: the ``servers`` of the last answer (or redirect), then the candidates the host gives
-(gossip-alive members' Raft addresses, seeds first). A watch unanswered for ``wait + margin``
+Servers: the ``servers`` of the last answer (or redirect), the leader last and the others from
+a place given by a hash of the node id (so a thousand workers spread over the members rather
+than all watching the first), then the candidates the host gives (gossip-alive members' Raft
+addresses, seeds first). A watch unanswered for ``wait + margin``
 means the server is gone: the next one is asked. A ``FeedRedirect`` (the node asked holds no
 replica) switches at once. After as many failures in a row as there are servers (at least
 three), the next attempt waits ``retry_gap``, so a cluster with no member to serve (still
@@ -36,6 +38,7 @@ Pure: no clock, no I/O: time comes in as an argument, frames leave through ``sen
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -249,6 +252,8 @@ class FeedClient:
             self.servers = self._clean(answer.servers)
         self.member = answer.member
         self._serve_fresh()
+        if self.servers and self.server not in self.servers:
+            self.server = ""  # a candidate found the servers: go to this node's own among them
         if self.active and not self._out.deadlines:
             self._watch(now, fresh=bool(self._fresh))
         return FeedUpdate(tasks_changed, leader_changed, cluster_changed)
@@ -269,8 +274,16 @@ class FeedClient:
 
     # ------------------------------------------------------------------ sending
     def _choices(self) -> list[str]:
-        servers = self.servers
-        return servers + [c for c in self._candidates if c not in servers]
+        """Who to ask, in order: the servers other than the leader (its thread is the
+        cluster's busiest), starting at a place of this node's own so workers spread over
+        them; the leader; then the candidates."""
+        servers = [s for s in self.servers if s != self.leader_address]
+        if servers:
+            start = zlib.crc32(self.node_id.encode()) % len(servers)
+            servers = servers[start:] + servers[:start]
+        if self.leader_address in self.servers:
+            servers.append(self.leader_address)
+        return servers + [c for c in self._candidates if c not in self.servers]
 
     def _clean(self, addresses: Iterable[str]) -> list[str]:
         return list(dict.fromkeys(a for a in addresses if a and a != self.origin))

@@ -20,11 +20,15 @@ from loguru import logger
 
 from orion.cluster.feed_client import FeedClient
 from orion.cluster.feed_protocol import FeedAnswer, FeedRedirect
+from orion.cluster.leader_contact import LeaderContact
+from orion.cluster.mirror import MemberMirror
 from orion.cluster.request_path import RequestPath
+from orion.cluster.status import StatusViews
 from orion.fsm.state import ClusterState
-from orion.model import NodeMeta
+from orion.model import NodeMeta, NodeStatus
 
 MAX_CANDIDATES = 32  # beyond the seeds: enough to find a member when every server named is gone
+CANDIDATES_EVERY_S = 5.0  # how often a worker that knows its servers refreshes its candidates
 
 
 class FeedWorker:
@@ -47,11 +51,23 @@ class FeedWorker:
         self.requests = requests
         self._on_tasks = on_tasks
         self._on_cluster = on_cluster
+        self._candidates_at: float | None = None
 
-    def step(self, now: float, members: Iterable[str]) -> None:
-        """Each Raft tick: ``members`` are the ids in this node's own Raft configuration."""
-        self.client.set_active(self.node_id not in members, now)
-        self.client.tick(now)
+    def step(
+        self, now: float, members: Iterable[str], candidates: Callable[[], Iterable[str]] | None = None
+    ) -> None:
+        """Each Raft tick: ``members`` are the ids in this node's own Raft configuration;
+        ``candidates()`` the Raft addresses worth asking (``feed_candidates``), called only
+        while the node is a worker, at once while no answer named the servers, else every
+        ``CANDIDATES_EVERY_S``."""
+        client = self.client
+        client.set_active(self.node_id not in members, now)
+        if client.active and candidates is not None:
+            last = self._candidates_at
+            if not client.servers or last is None or now - last >= CANDIDATES_EVERY_S:
+                self._candidates_at = now
+                client.set_candidates(candidates())
+        client.tick(now)
 
     def on_message(self, message: FeedAnswer | FeedRedirect, now: float) -> None:
         """A member's answer or redirect (the FEED channel's frames other than watches)."""
@@ -75,10 +91,44 @@ class FeedWorker:
     def next_deadline(self) -> float | None:
         return self.client.next_deadline()
 
+    def leader_contact(self, alive_addresses: set[str], started: float) -> LeaderContact | None:
+        """A worker's contact with the cluster, for the reconciler's disconnect rule
+        (orion/cluster/leader_contact.py); None while the node is not a fed worker. Its Raft
+        core hears no leader, so the feed stands for it: ``last_heard`` is the last accepted
+        answer (a member that heard the leader; ``started`` before any), and the members that
+        serve the feed stand for the voters. A worker cut off from all of them stops its tasks
+        after ``stop_after_disconnect``, as a member would; one that still sees them alive
+        (only its server failed) keeps them running."""
+        if not self.fed:
+            return None
+        client = self.client
+        servers = client.servers
+        reachable = sum(1 for address in servers if address in alive_addresses)
+        return LeaderContact(
+            last_heard=client.last_answer_at if client.last_answer_at is not None else started,
+            leader_id=client.leader_id,
+            members=len(servers) + 1,
+            members_reachable=reachable + 1,
+            voters=len(servers),
+            voters_reachable=reachable,
+            cluster_id=client.cluster_id,
+        )
+
+    @property
+    def cluster_id(self) -> str:
+        """The cluster the feed names while this node is a worker ("" otherwise)."""
+        return self.client.cluster_id if self.client.active else ""
+
     @property
     def fed(self) -> bool:
         """The node is a worker the feed has answered: its state is the fed one."""
         return self.requests.is_worker
+
+
+def mirror_candidates(node_id: str, mirror: MemberMirror, seeds: Iterable[str]) -> list[str]:
+    """``feed_candidates`` of the members gossip finds alive."""
+    alive = (entry.meta for entry in mirror.entries.values() if entry.status == NodeStatus.ALIVE)
+    return feed_candidates(node_id, alive, seeds)
 
 
 def feed_candidates(node_id: str, members: Iterable[NodeMeta], seeds: Iterable[str]) -> list[str]:
@@ -96,3 +146,23 @@ def feed_candidates(node_id: str, members: Iterable[NodeMeta], seeds: Iterable[s
         elif len(rest) < MAX_CANDIDATES:
             rest.append(meta.raft_address)
     return first + rest
+
+
+class WorkerStatusViews(StatusViews):
+    """A node's status views, with a worker's leader contact from its feed (``worker`` is set
+    once built: the feed worker needs the request path, which needs these views)."""
+
+    worker: FeedWorker | None = None
+
+    def leader_contact(self) -> LeaderContact:
+        worker = self.worker
+        if worker is not None:
+            alive = {
+                entry.meta.raft_address
+                for entry in self.mirror.entries.values()
+                if entry.status == NodeStatus.ALIVE and entry.meta.raft_port
+            }
+            contact = worker.leader_contact(alive, self.leadership.last_heard(self.core, self._clock()))
+            if contact is not None:
+                return contact
+        return super().leader_contact()

@@ -153,7 +153,7 @@ class HollowPool:
     def figures(self) -> dict[str, Any]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         # Workers (issue 20) hold no replica: their index is the feed's.
-        applied = sorted(node.fsm.applied_index or node.fsm.fed_index for node in self.nodes)
+        applied = sorted(node.fsm.applied_index or node.feed_client.since for node in self.nodes)
         workers = [node for node in self.nodes if node.worker]
         feeds = [node.feed_client.stats for node in self.nodes]
         stats = self.stats
@@ -169,6 +169,8 @@ class HollowPool:
             "feed_redirects": sum(feed.redirects for feed in feeds),
             "feed_lagging": sum(feed.lagging for feed in feeds),
             "feed_served": sum(node.feed_host.answered for node in self.nodes),
+            # Requests forwarded to a leader and not answered yet, parked waiting for one.
+            "requests_out": sum(len(node.requests.forwarder._sent) for node in self.nodes),
             # A sample: listing every node's members each second would cost N * N.
             "members_seen_min": min(
                 len(node.swim.members()) for node in self.nodes[:: max(1, len(self.nodes) // 8)]

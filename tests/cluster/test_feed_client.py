@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import msgspec
 import pytest
 
 from orion.cluster.feed_client import FeedClient
@@ -351,3 +352,20 @@ def test_under_random_loss_delay_dead_and_lagging_servers_the_worker_ends_with_t
 
 def _held(client: FeedClient) -> list[tuple[str, str]]:
     return sorted((t.id, t.state) for t in client.tasks)
+
+
+def test_workers_spread_over_the_members_and_spare_the_leader() -> None:
+    watched: dict[str, int] = {}
+    for i in range(300):
+        net = Net()
+        client = FeedClient(f"worker-{i}", ORIGIN, net.send)
+        client.set_candidates(["seed"])
+        client.set_active(True, 0.0)
+        client.tick(0.0)
+        assert [a for a, _ in net.take()] == ["seed"]  # nothing named yet: the seed first
+        answer = _answer(3, [], servers=["a", "b", "c", "d"])
+        client.on_message(msgspec.structs.replace(answer, node_id=f"worker-{i}", leader_address="a"), 0.1)
+        [(address, _)] = net.take()
+        watched[address] = watched.get(address, 0) + 1
+    assert "a" not in watched and sorted(watched) == ["b", "c", "d"]
+    assert min(watched.values()) > 60  # about a third each
