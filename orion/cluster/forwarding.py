@@ -150,6 +150,11 @@ class Forwarder:
         """Requests wait for a leader's answer or for a leader."""
         return bool(self._sent or self._parked)
 
+    @property
+    def in_flight(self) -> int:
+        """Requests sent to a leader and not answered yet."""
+        return len(self._sent)
+
     def take_parked(self) -> list[Remote]:
         parked, self._parked = self._parked, []
         return parked

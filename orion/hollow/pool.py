@@ -169,8 +169,7 @@ class HollowPool:
             "feed_redirects": sum(feed.redirects for feed in feeds),
             "feed_lagging": sum(feed.lagging for feed in feeds),
             "feed_served": sum(node.feed_host.answered for node in self.nodes),
-            # Requests forwarded to a leader and not answered yet, parked waiting for one.
-            "requests_out": sum(len(node.requests.forwarder._sent) for node in self.nodes),
+            "requests_out": sum(node.requests.forwarder.in_flight for node in self.nodes),
             # A sample: listing every node's members each second would cost N * N.
             "members_seen_min": min(
                 len(node.swim.members()) for node in self.nodes[:: max(1, len(self.nodes) // 8)]
