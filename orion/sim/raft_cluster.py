@@ -11,8 +11,10 @@ store and a new incarnation; with ``membership_policy`` the leader replaces it a
 does), and an adversary that holds messages (``net.hold``) for targeted schedules.
 
 Checks, on every step: the safety invariants (``InvariantChecker``, one per cluster id), every
-ReadIndex read against the write history (``LinearizabilityChecker``), and no fork: nodes never
-follow leaders of two different clusters. A violation raises naming the seed.
+ReadIndex read against the write history (``LinearizabilityChecker``), no fork (nodes never
+follow leaders of two different clusters), and no promise ahead of the store: every
+acknowledgement and granted vote is checked against its sender's store as it leaves
+(``SimNode``). A violation raises naming the seed.
 
 Randomized runs: ``orion.sim.raft_random`` (``python -m orion.sim.raft_random --seeds 1000``).
 """

@@ -11,7 +11,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from orion.raft.core import RaftCore
+from orion.raft.envelope import decode_envelope
 from orion.raft.memory_store import MemoryStore
+from orion.raft.messages import AppendResponse, VoteResponse
 from orion.raft.shell import RaftShell
 from orion.raft.types import Entry, EntryKind, HardState, Membership, Snapshot, SnapshotMeta
 from orion.sim.invariants import InvariantViolation
@@ -67,6 +69,10 @@ class ObservedStore(MemoryStore):
         if entries and self.on_save is not None:
             self.on_save(entries, prev_term)
         super().save(hard_state, entries)
+
+    def last_index(self) -> int:
+        """The last index written (an entry, or the snapshot's)."""
+        return self._last_index()
 
 
 class PendingWrite(NamedTuple):
@@ -156,7 +162,27 @@ class SimNode:
     # ------------------------------------------------------------------ ShellHost
     def send_frame(self, dst: str, frame: bytes) -> None:
         self.frames_sent += 1
+        self._check_promise(decode_envelope(frame).body)
         self.cluster.net.send_frame(frame, self.cluster.now)
+
+    def _check_promise(self, body: object) -> None:
+        """What a node promises it must already have written: the entries it acknowledges
+        (a former leader's writes still in its writer included), the vote it grants."""
+        store = self.store
+        if isinstance(body, AppendResponse) and body.success:
+            stored = store.last_index()
+            if stored < body.index:
+                raise InvariantViolation(
+                    f"seed={self.cluster.seed}: {self.id} acknowledged index {body.index} with "
+                    f"only {stored} written"
+                )
+        elif isinstance(body, VoteResponse) and body.granted and not body.pre_vote:
+            hard_state = store.hard_state
+            if hard_state.term < body.term or (hard_state.term == body.term and hard_state.vote != body.dst):
+                raise InvariantViolation(
+                    f"seed={self.cluster.seed}: {self.id} granted its vote in term {body.term} to "
+                    f"{body.dst} before writing it (stored {hard_state})"
+                )
 
     def apply(self, entry: Entry) -> bool:
         fsm = self.fsm

@@ -5,7 +5,9 @@ writes): its own copy of an entry counts toward the commit only once written, so
   survives the leader crashing before its write (a quorum holds it durably);
 - the leader and one follower of three may not: if the leader crashed before its write, only
   one node would hold the entry and a leader elected without it would overwrite it. A core that
-  counted the handed copy is caught here and by the randomized runs.
+  counted the handed copy is caught here and by the randomized runs;
+- followers, candidates and a deposed leader still write before they promise: every
+  acknowledgement and granted vote is checked against the sender's store as it leaves.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import pytest
 
 from orion.raft import core as raft_core
 from orion.raft.core import LEADER, RaftConfig, RaftCore, Ready
+from orion.raft.messages import Message
+from orion.raft.shell import RaftShell
+from orion.raft.types import Entry, HardState
 from orion.sim.invariants import InvariantViolation
 from orion.sim.raft_cluster import SimCluster
 from orion.sim.raft_random import random_run
@@ -97,7 +102,7 @@ def test_a_leader_counting_its_unwritten_copy_is_caught(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(raft_core.RaftCore, "advance", counts_handed)
     c, leader, followers = _cluster(seed=32)
-    with pytest.raises(InvariantViolation, match="leader completeness|state machine safety"):
+    with pytest.raises(InvariantViolation, match=r"leader completeness|state machine safety"):
         _crash_after_one_follower_acknowledged(c, leader, followers)
 
 
@@ -108,7 +113,7 @@ def test_random_runs_catch_a_leader_counting_its_unwritten_copy(monkeypatch: pyt
         real(self, ready, written=True)
 
     monkeypatch.setattr(raft_core.RaftCore, "advance", counts_handed)
-    with pytest.raises(InvariantViolation, match="leader completeness|state machine safety"):
+    with pytest.raises(InvariantViolation, match=r"leader completeness|state machine safety"):
         random_run(178, write_behind=True)
 
 
@@ -117,3 +122,28 @@ def test_random_runs_with_leaders_writing_behind_keep_every_invariant(start: int
     """Crashes now also lose a leader's writes in flight; every step is checked."""
     for seed in range(start, start + 100):
         random_run(seed, write_behind=True)
+
+
+def test_a_follower_acknowledging_before_it_writes_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator checks every acknowledgement and vote against the sender's store: a shell
+    that sent a non-leader's messages before its write is caught at once."""
+    real_persist, real_send = RaftShell._persist, RaftShell._send_all
+    held: dict[int, tuple[HardState | None, list[Entry]]] = {}
+
+    def persist_later(self: RaftShell, hard_state: HardState | None, entries: list[Entry]) -> None:
+        if self.core.role == LEADER:
+            real_persist(self, hard_state, entries)
+        else:
+            held[id(self)] = (hard_state, entries)
+
+    def send_then_persist(self: RaftShell, messages: list[Message]) -> None:
+        real_send(self, messages)
+        if id(self) in held:
+            real_persist(self, *held.pop(id(self)))
+
+    monkeypatch.setattr(RaftShell, "_persist", persist_later)
+    monkeypatch.setattr(RaftShell, "_send_all", send_then_persist)
+    with pytest.raises(
+        InvariantViolation, match=r"acknowledged index \d+ with only \d+ written|before writing"
+    ):
+        random_run(0)
