@@ -40,6 +40,7 @@ from orion.actors.snapshot_jobs import SnapshotDone, SnapshotJobs
 from orion.actors.tick_stalls import TickStalls
 from orion.actors.ticker import TickPlan
 from orion.cluster.feed_protocol import FeedAnswer, FeedMessage, FeedRedirect, FeedWatch, decode_feed
+from orion.cluster.feed_worker import mirror_candidates
 from orion.cluster.forwarding import decode_forward
 from orion.config import NodeConfig
 from orion.metrics import NodeMetrics
@@ -173,8 +174,10 @@ class RaftActor(NodeActor):
                 if self.metrics is not None:
                     callback = self.metrics.timed(callback)
                 parts.requests.propose(data, callback, self._now + timeout)
-            case Read(query, callback, stale, timeout):
-                parts.requests.read(query, callback, self._now + timeout, stale=stale)
+            case Read(query, callback, stale, timeout, local):
+                parts.requests.read(
+                    query, callback, self._now + timeout, stale=stale, local=local, now=self._now
+                )
             case MemberEvents(events):
                 parts.mirror.apply_events(events, self._now)
             case LocalMeta(meta):
@@ -197,6 +200,7 @@ class RaftActor(NodeActor):
         parts.bootstrap.step(now)
         parts.requests.expire(now)
         parts.feed.expire(now)
+        self._step_worker(now)
         parts.requests.retry_parked()  # parked while no leader (or no address for it) was known
         if self._membership_due and parts.core.role == RaftRole.LEADER:
             parts.members.step(now)
@@ -268,7 +272,8 @@ class RaftActor(NodeActor):
         due = self._ticks_until_due()
         wake = self._now + IDLE_WAKE_S if due is None else self._tick_base + due * self._tick_s
         watch_due = parts.feed.next_deadline()  # a worker's parked watch is answered at its deadline
-        return wake if watch_due is None else min(wake, watch_due)
+        own_watch = parts.feed_client.next_deadline()  # this worker's watch: re-sent, or switched, then
+        return min([wake, *(due for due in (watch_due, own_watch) if due is not None)])
 
     def _plan_wake(self) -> None:
         """Ask the ticker for the next Tick when that changed. A later one (every heartbeat
@@ -290,9 +295,18 @@ class RaftActor(NodeActor):
                 self.metrics.leader_seen(core.leader_id or "")
             parts.listeners.leadership_changed(parts.leadership.is_leader, core.leader_id)
             parts.requests.on_leadership_changed()
-        parts.listeners.cluster_seen(core.membership.cluster_id)
+        parts.listeners.cluster_seen(core.membership.cluster_id or parts.feed_client.cluster_id)
         if changed:
             parts.listeners.state_changed()
+
+    def _step_worker(self, now: float) -> None:
+        """This node's own watch (issue 20): active while its configuration lacks it."""
+        parts, config = self.parts, self.config
+        parts.feed_client.step(
+            now,
+            parts.core.membership.all_ids(),
+            lambda: mirror_candidates(config.node_id, parts.mirror, config.join),
+        )
 
     def _on_feed(self, message: FeedMessage) -> None:
         """The worker feed: watches to this node's feed host (it serves them while a member,

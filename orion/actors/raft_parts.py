@@ -16,14 +16,15 @@ from orion.actors.raft_listeners import RaftListeners
 from orion.actors.state_view import StateView, run_query
 from orion.actors.submit_placer import SubmitPlacer
 from orion.cluster.bootstrap import BootstrapGrace
+from orion.cluster.feed_client import FeedClient
 from orion.cluster.feed_host import FeedHost
+from orion.cluster.feed_worker import FeedWorker, WorkerStatusViews
 from orion.cluster.leadership import Leadership
 from orion.cluster.membership_driver import MembershipDriver
 from orion.cluster.mirror import MemberMirror
 from orion.cluster.node_records import NodeRecordSync
 from orion.cluster.request_path import RequestPath
 from orion.cluster.shutdown_handover import ShutdownHandover
-from orion.cluster.status import StatusViews
 from orion.config import NodeConfig
 from orion.fsm.state import ClusterState
 from orion.raft.core import RaftConfig, RaftCore
@@ -89,13 +90,20 @@ def build_raft_parts(
         chunk_bytes=config.snapshot_chunk,
         saved_hard_state=stored.hard_state,
     )
-    view = StateView(StatusViews(config.node_id, core, fsm, mirror, leadership, now))
+    views = WorkerStatusViews(config.node_id, core, fsm, mirror, leadership, now)
+    view = StateView(views)
     placer = SubmitPlacer(
         fsm,
         strategy=config.strategy,
         dynamic_ports=config.dynamic_ports,
         next_index=lambda: core.last_index + 1,
         term=lambda: core.term,
+    )
+    # Beyond [raft] max_members a node is a worker: it watches a member for its tasks (issue 20).
+    feed_client = FeedClient(
+        config.node_id,
+        config.raft_address,
+        lambda address, payload: peers.send(address, Channel.FEED, payload),
     )
     requests = RequestPath(
         core,
@@ -107,6 +115,7 @@ def build_raft_parts(
         send=lambda address, payload: peers.send(address, Channel.FORWARD, payload),
         run=lambda query: run_query(query, view),
         prepare=placer.prepare,
+        feed=feed_client,
     )
     members = MembershipDriver(
         core,
@@ -142,6 +151,16 @@ def build_raft_parts(
     fresh = stored.snapshot is None and not stored.entries and stored.hard_state.term == 0
     if config.bootstrap and fresh:
         bootstrap.start(now(), config.bootstrap_grace)
+    listeners = RaftListeners(fsm, incarnation)
+    feed_worker = FeedWorker(
+        config.node_id,
+        feed_client,
+        fsm,
+        requests,
+        on_tasks=listeners.state_changed,
+        on_cluster=listeners.cluster_seen,
+    )
+    views.worker = feed_worker
     return RaftParts(
         fsm=fsm,
         mirror=mirror,
@@ -153,8 +172,9 @@ def build_raft_parts(
         node_records=node_records,
         bootstrap=bootstrap,
         shutdown=ShutdownHandover(core),
-        listeners=RaftListeners(fsm, incarnation),
+        listeners=listeners,
         feed=feed,
+        feed_client=feed_worker,
     )
 
 

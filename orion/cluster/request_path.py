@@ -92,12 +92,31 @@ class RequestPath:
         """Run ``query`` once linearizable (at once on this node's state when ``stale``).
         ``local``: the query reads only this node's own tasks, so a worker may serve it from
         its fed state after a fresh feed answer (``now``: the time, for the feed's watch)."""
+        if local and self.catching_up:
+            # A worker that joined the configuration: its replica is applying the log from its
+            # start (or awaits a snapshot) and lacks tasks the feed showed it; read now, the
+            # reconciler would remove their containers.
+            assert self.feed is not None
+            callback(
+                Outcome.failure(
+                    ErrorCode.UNAVAILABLE,
+                    f"this node's replica is catching up (applied {self.core.applied_index}, "
+                    f"the worker feed showed index {self.feed.since})",
+                )
+            )
+            return
         if stale:
             callback(self._run(query))
         elif self.is_worker:
             self._worker_read(query, callback, deadline, local, now)
         else:
             self._route(Remote(RequestKind.READ, deadline, callback, query=query))
+
+    @property
+    def catching_up(self) -> bool:
+        """A former worker whose replica has not yet reached the index the feed showed it."""
+        feed = self.feed
+        return feed is not None and not feed.active and feed.since > self.core.applied_index
 
     @property
     def is_worker(self) -> bool:

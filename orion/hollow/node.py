@@ -249,6 +249,11 @@ class HollowNode:
 
     # ------------------------------------------------------------------ the reconcile round
     def _round(self, now: float) -> None:
+        if self.requests.catching_up:
+            # A former worker: its replica lacks tasks the feed showed it (see RequestPath).
+            self._last_round = now
+            self.next_round = now + self.config.reconcile_interval
+            return
         self._dirty = False
         self._last_round = now
         self.next_round = now + self.config.reconcile_interval
