@@ -1,0 +1,119 @@
+"""A worker node's glue around its feed client (orion/cluster/feed_worker.py): answers into the fed
+state, the request path and the identity; the candidates it asks first; its leader contact."""
+
+from __future__ import annotations
+
+import random
+
+from orion.cluster.feed_client import FeedClient
+from orion.cluster.feed_protocol import FeedAnswer
+from orion.cluster.feed_worker import FeedWorker, feed_candidates
+from orion.cluster.leader_contact import disconnect_verdict
+from orion.cluster.leadership import Leadership
+from orion.cluster.outcome import Outcome
+from orion.cluster.request_path import RequestPath
+from orion.fsm import commands as c
+from orion.fsm.state import ClusterState
+from orion.model import NodeMeta, Task, TaskState
+from orion.raft.core import RaftConfig, RaftCore
+from orion.raft.memory_store import MemoryStore
+
+ME = "w1"
+
+
+class Host:
+    def __init__(self) -> None:
+        self.fsm = ClusterState()
+        self.changes = 0
+        self.clusters: list[str] = []
+        store = MemoryStore()
+        store.save_identity("cd" * 16)
+        core = RaftCore(ME, store.load(), RaftConfig(), random.Random(1))
+        self.client = FeedClient(ME, "127.0.0.9:7000", lambda address, payload: None)
+        requests = RequestPath(
+            core,
+            Leadership(0.0),
+            node_id=ME,
+            origin="127.0.0.9:7000",
+            request_timeout=5.0,
+            election_ticks=10,
+            send=lambda address, payload: None,
+            run=lambda query: Outcome.success(None),
+            feed=self.client,
+        )
+        self.worker = FeedWorker(
+            ME, self.client, self.fsm, requests, on_tasks=self._changed, on_cluster=self.clusters.append
+        )
+
+    def _changed(self) -> None:
+        self.changes += 1
+
+    def answer(self, index: int, tasks: list[Task] | None, now: float) -> None:
+        self.worker.on_message(
+            FeedAnswer(
+                ME,
+                index,
+                tasks is not None,
+                tasks=tasks or [],
+                held_ports=["old"] if tasks else [],
+                cluster_id="c1",
+                leader_id="v1",
+                leader_address="10.0.0.1:7000",
+                servers=["10.0.0.1:7000", "10.0.0.2:7000"],
+            ),
+            now,
+        )
+
+
+def _task(task_id: str, state: str = TaskState.SCHEDULED) -> Task:
+    return Task(id=task_id, name=task_id, image="busybox", state=state, node_id=ME)
+
+
+def test_answers_replace_the_node_tasks_and_tell_the_host_only_when_they_changed() -> None:
+    host = Host()
+    host.worker.step(0.0, [], lambda: ["10.0.0.1:7000"])
+    assert host.client.active
+    host.answer(5, [_task("t1")], 0.1)
+    assert [t.id for t in host.fsm.tasks_on_node(ME)] == ["t1"] and host.fsm.held_port_tasks(ME) == ["old"]
+    assert host.changes == 1 and host.clusters == ["c1"] and host.worker.cluster_id == "c1"
+    host.answer(6, None, 10.0)  # nothing new
+    host.answer(7, [_task("t1")], 11.0)  # the same list again (level-triggered)
+    assert host.changes == 1
+    host.answer(8, [_task("t1", TaskState.RUNNING)], 12.0)
+    assert host.changes == 2 and host.fsm.task("t1").state == TaskState.RUNNING  # type: ignore[union-attr]
+    # In the configuration now: it stops watching, and its cluster id is the configuration's.
+    host.worker.step(13.0, [ME, "v1"])
+    assert not host.client.active and host.worker.cluster_id == ""
+
+
+def test_a_node_holding_a_replica_keeps_it_rather_than_the_fed_tasks() -> None:
+    host = Host()
+    host.fsm.apply(1, c.encode_command(c.SubmitTask(task=Task(id="r1", name="r1", image="x"), at=1.0)))
+    host.worker.step(0.0, [])
+    host.answer(5, [_task("t1")], 0.1)
+    assert [t.id for t in host.fsm.tasks()] == ["r1"] and host.changes == 0
+
+
+def test_seeds_come_first_among_the_candidates_and_the_node_itself_never() -> None:
+    def meta(node_id: str, address: str) -> NodeMeta:
+        return NodeMeta(id=node_id, address=address, raft_port=7000, gossip_port=7001)
+
+    members = [meta("w1", "10.0.0.9"), meta("a", "10.0.0.5"), meta("seed", "10.0.0.1"), meta("b", "10.0.0.6")]
+    assert feed_candidates("w1", members, ["10.0.0.1:7001"]) == [
+        "10.0.0.1:7000",
+        "10.0.0.5:7000",
+        "10.0.0.6:7000",
+    ]
+
+
+def test_a_worker_cut_off_from_every_server_stops_its_tasks_one_that_sees_them_does_not() -> None:
+    host = Host()
+    host.worker.step(0.0, [])
+    assert host.worker.leader_contact(set(), started=0.0) is None  # not fed yet: Raft's contact
+    host.answer(5, [_task("t1")], 1.0)
+    cut_off = host.worker.leader_contact(set(), started=0.0)
+    assert cut_off is not None and (cut_off.last_heard, cut_off.leader_id) == (1.0, "v1")
+    assert disconnect_verdict(cut_off, now=40.0, stop_after=30.0).stop
+    in_sight = host.worker.leader_contact({"10.0.0.1:7000", "10.0.0.2:7000"}, started=0.0)
+    assert in_sight is not None and not disconnect_verdict(in_sight, now=40.0, stop_after=30.0).stop
+    assert not disconnect_verdict(cut_off, now=20.0, stop_after=30.0).stop  # heard recently enough
