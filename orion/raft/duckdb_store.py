@@ -34,11 +34,12 @@ snapshot's tables in commits of about ``SNAPSHOT_CHUNK_BYTES`` (each commit's WA
 fsync makes the Raft thread's commits wait) and swap them in with one small transaction;
 the two snapshot writers are serialized, and an install from the leader stops a local
 snapshot write at its next chunk (the installed snapshot is newer). Rows go from the snapshot
-bytes to Arrow in C calls over about ``_CONVERT_BYTES`` of rows each (msgspec decodes a slice
-of rows with the column types, re-encodes it to prove the bytes come back exactly, and Arrow
-takes the columns), so the writer never holds the interpreter lock for long and does little
-Python work per row, and it paces itself (``orion.raft.pacing``: it sleeps as long as it
-worked), so a Raft thread waiting for the lock gets it within a few milliseconds.
+bytes to columns in C calls over about ``_CONVERT_BYTES`` of rows each (msgspec decodes a slice
+of rows with the column types, re-encodes it to prove the bytes come back exactly, and
+``duckdb_rows.ColumnBatch`` encodes the columns as JSON text, about ``_STATEMENT_BYTES`` per
+INSERT), so the writer never holds the interpreter lock for long and does little Python work
+per row, and it paces itself (``orion.raft.pacing``: it sleeps as long as it worked), so a Raft
+thread waiting for the lock gets it within a few milliseconds.
 
 Damage. Refusing to start is the answer to any of it: the node's data dir is wiped and the
 node rejoins as a new member (``StoreCorruptError`` says so).
@@ -76,8 +77,8 @@ from typing import Annotated, Any
 
 import duckdb
 import msgspec
-import pyarrow as pa
 
+from orion.raft.duckdb_rows import ColumnBatch, InexactValue, insert_sql
 from orion.raft.pacing import Pacer
 from orion.raft.store_integrity import WriteHint, entry_checksum, identity_checksum, snapshot_checksum
 from orion.raft.tabular import RawTable, array_header, decode_tabular_skeleton
@@ -102,25 +103,24 @@ WHAT_TO_DO = "wipe the data dir and start the node again: it rejoins the cluster
 # Bytes of snapshot rows per commit while a snapshot is written: bounds how long one commit
 # holds DuckDB's WAL (and so delays a concurrent save) to a few tens of ms.
 SNAPSHOT_CHUNK_BYTES = 4 << 20
-# Bytes of snapshot rows converted to Arrow per step: bounds how long one C call holds the
-# interpreter lock beside the Raft thread (converting 128 KiB of task rows takes 1-2 ms).
+# Bytes of snapshot rows converted per step: bounds how long one C call holds the interpreter
+# lock beside the Raft thread (converting 128 KiB of task rows takes 1-2 ms).
 _CONVERT_BYTES = 128 << 10
+# Bytes of snapshot rows per INSERT statement within a chunk's commit: DuckDB parses each
+# statement's JSON text whole, so this bounds the memory one statement takes (a statement per
+# ~1,000 task rows cost ~7 ms of overhead each).
+_STATEMENT_BYTES = 2 << 20
 CHECKPOINT_PATIENCE = 5.0  # seconds a checkpoint retries while the Raft thread's writes are open
 
-# Batches smaller than this go through one multi-row INSERT ... VALUES; larger ones through
-# an Arrow relation. Measured (tools/bench/duckdb_append_floor.py): a VALUES insert costs about
-# 1.2 ms of CPU for one row and grows ~0.1 ms per row; the Arrow insert is ~2.6-2.9 ms flat
-# from 1 to 256 rows. Registering the Arrow table as a view (the older path) cost another
-# ~1 ms per commit for the register and unregister calls.
-_ARROW_MIN_ROWS = 12
-
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "VARCHAR": pa.string(),
-    "BLOB": pa.binary(),
-    "BOOLEAN": pa.bool_(),
-}
+# How a batch of log rows goes in, by its size (one INSERT each way; CPU per commit measured
+# side by side with tools/bench/duckdb_append_floor.py, load 3-5): below 8 rows one multi-row
+# INSERT ... VALUES (0.9 ms for one row, +0.1 ms a row: its text is parsed each time); up to
+# 191 rows one Python list per column, unnested (1.6 ms at 16 rows, 2.3 ms at 64: DuckDB
+# converts each value, ~7 us a BLOB); from 192 rows one JSON text (orion.raft.duckdb_rows:
+# 3.6 ms at 256, 7.2 ms at 1,024). Arrow, the path until issue 16 item 5 dropped pyarrow, took
+# 2.2, 2.5, 2.6 and 4.1 ms.
+_LIST_MIN_ROWS = 8
+_JSON_MIN_ROWS = 192
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # The Python type DuckDB gives back for each column type, as msgspec decodes it (strictly: a
 # bool is no int, bytes are no str, and an int beyond BIGINT is refused). A value of any other
@@ -135,15 +135,7 @@ _ROW_VALUE_TYPES: dict[str, Any] = {
 }
 _VALID_KINDS = frozenset(int(k) for k in EntryKind)
 HARD_STATE_KIND = -1  # kind of the hard state records in the log table
-_LOG_SCHEMA = pa.schema(
-    [
-        ("idx", pa.int64()),
-        ("term", pa.int64()),
-        ("kind", pa.int32()),
-        ("data", pa.binary()),
-        ("crc", pa.int64()),
-    ]
-)
+_LOG_TYPES = ("BIGINT", "BIGINT", "INTEGER", "BLOB", "BIGINT")  # as in _LOG_TABLE_SQL
 _INCARNATION = re.compile(r"[0-9a-f]{1,64}")
 
 _LOG_TABLE_SQL = (
@@ -190,19 +182,18 @@ class _NotExact(Exception):
 
 
 class _RowConverter:
-    """Snapshot rows of one table layout, still encoded, to an Arrow record batch."""
+    """Snapshot rows of one table layout, still encoded, into a ``ColumnBatch``."""
 
     _encoder = msgspec.msgpack.Encoder()
 
     def __init__(self, types: list[str]) -> None:
         row_type = tuple[tuple(_ROW_VALUE_TYPES[t] | None for t in types)]  # type: ignore[misc]
         self._decoder = msgspec.msgpack.Decoder(list[row_type])  # type: ignore[valid-type]
-        self._arrow_types = [_ARROW_TYPES[t] for t in types]
-        self._names = [f"c{i}" for i in range(len(types))]
 
-    def batch(self, encoded_rows: list[msgspec.Raw]) -> pa.RecordBatch:
-        """The rows as a record batch; ``_NotExact`` when a value has another type than its
-        column or the rows are encoded any other way than msgspec encodes them."""
+    def add(self, encoded_rows: list[msgspec.Raw], batch: ColumnBatch) -> None:
+        """Add the rows to ``batch``; ``_NotExact`` when a value has another type than its
+        column, would not come back bit for bit, or the rows are encoded any other way than
+        msgspec encodes them."""
         encoded = array_header(len(encoded_rows)) + b"".join(encoded_rows)
         try:
             rows = self._decoder.decode(encoded)
@@ -210,9 +201,10 @@ class _RowConverter:
             raise _NotExact(str(exc)) from exc
         if self._encoder.encode(rows) != encoded:
             raise _NotExact("the rows re-encode differently")
-        columns = zip(*rows, strict=True)
-        arrays = [pa.array(c, t) for c, t in zip(columns, self._arrow_types, strict=True)]
-        return pa.RecordBatch.from_arrays(arrays, names=self._names)
+        try:
+            batch.add(list(zip(*rows, strict=True)))
+        except InexactValue as exc:
+            raise _NotExact(str(exc)) from exc
 
 
 def _rows_end(ends: list[int], start: int, limit: int) -> int:
@@ -251,6 +243,12 @@ def _values_sql(table: str, rows: int) -> str:
     return f"INSERT INTO {table} VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
 
 
+@functools.cache
+def _lists_sql(table: str) -> str:
+    columns = ", ".join(f"unnest(${i}::{t}[])" for i, t in enumerate(_LOG_TYPES, 1))
+    return f"INSERT INTO {table} SELECT {columns}"
+
+
 def _entry_row(entry: Entry) -> LogRow:
     kind = int(entry.kind)
     return (
@@ -285,6 +283,10 @@ class DuckDBStore:
             self._con.execute("PRAGMA disable_checkpoint_on_shutdown")
             self._con.execute("SET checkpoint_threshold = '1TB'")
             self._con.execute("SET preserve_insertion_order = true")
+            # DuckDB's allocator (jemalloc) gives freed pages back to the system only as it
+            # allocates again, unless its background threads purge them: after a snapshot
+            # write an idle node kept 30-70 MB it no longer used (issue 16 item 5).
+            self._con.execute("SET allocator_background_threads = true")
             self._bg = self._con.cursor()  # write_snapshot and checkpoint, on their own thread
         except duckdb.Error as exc:
             # Another process holding the file is not damage. Match DuckDB's lock message
@@ -403,13 +405,12 @@ class DuckDBStore:
         """Every row of ``log``, verified: the hard state records as (write sequence number,
         HardState), latest first, and the entries in index order."""
         crc_column = "crc" if checked else "NULL"
-        arrow = self._con.sql(
+        rows = self._con.execute(
             f"SELECT idx, term, kind, data, {crc_column} FROM log ORDER BY idx"
-        ).to_arrow_table()
-        indexes, terms, kinds, datas, crcs = (arrow.column(i).to_pylist() for i in range(5))
+        ).fetchall()
         hard_states: list[tuple[int, HardState]] = []
         entries: list[Entry] = []
-        for idx, term, kind, data, crc in zip(indexes, terms, kinds, datas, crcs, strict=True):
+        for idx, term, kind, data, crc in rows:
             if checked and crc != entry_checksum(idx, term, kind, data):
                 what = f"log entry {idx}" if idx > 0 else f"hard state record {-idx}"
                 raise self._damaged(f"{what} fails its checksum")
@@ -454,12 +455,12 @@ class DuckDBStore:
             if "snap_" + layout.name not in tables:
                 raise self._damaged(f"snapshot table snap_{layout.name} is missing")
             columns = ", ".join(_quote(c) for c in layout.columns)
-            arrow = self._con.sql(
+            rows = self._con.execute(
                 f"SELECT {columns} FROM {_quote('snap_' + layout.name)} ORDER BY rowid"
-            ).to_arrow_table()
-            column_values = [arrow.column(i).to_pylist() for i in range(arrow.num_columns)]
-            rows_out = [list(r) for r in zip(*column_values, strict=True)] if column_values else []
-            rebuilt[layout.name] = Table(columns=layout.columns, types=layout.types, rows=rows_out)
+            ).fetchall()
+            rebuilt[layout.name] = Table(
+                columns=layout.columns, types=layout.types, rows=list(map(list, rows))
+            )
         return msgspec.msgpack.encode(TabularSnapshot(tables=rebuilt))
 
     def _check_consistency(
@@ -625,16 +626,15 @@ class DuckDBStore:
     @staticmethod
     def _insert_rows(con: duckdb.DuckDBPyConnection, rows: list[LogRow], table: str = "log") -> None:
         """One INSERT statement (so one commit, one WAL fsync, in autocommit)."""
-        if len(rows) < _ARROW_MIN_ROWS:
+        if len(rows) < _LIST_MIN_ROWS:
             con.execute(_values_sql(table, len(rows)), [v for row in rows for v in row])
             return
-        columns = list(zip(*rows, strict=True))
-        batch = pa.Table.from_arrays(
-            [pa.array(column, field.type) for column, field in zip(columns, _LOG_SCHEMA, strict=True)],
-            schema=_LOG_SCHEMA,
-        )
-        # A relation over the Arrow table: no view to register and drop around every commit.
-        con.from_arrow(batch).insert_into(table)
+        if len(rows) < _JSON_MIN_ROWS:
+            con.execute(_lists_sql(table), [list(column) for column in zip(*rows, strict=True)])
+            return
+        batch = ColumnBatch(_LOG_TYPES)
+        batch.add(list(zip(*rows, strict=True)))
+        con.execute(insert_sql(table, _LOG_TYPES), batch.arguments())
 
     def compact_log(self, upto_index: int) -> None:
         """Drop stored entries with index <= upto_index, which the stored snapshot covers."""
@@ -783,22 +783,28 @@ class DuckDBStore:
             if should_stop is not None and should_stop():
                 raise _Superseded
             end = _rows_end(ends, start, SNAPSHOT_CHUNK_BYTES)
-            batches = []
+            batches = [ColumnBatch(table.types)]
             while start < end:
                 step_end = min(_rows_end(ends, start, _CONVERT_BYTES), end)
-                batches.append(converter.batch(rows[start:step_end]))
+                if batches[-1].num_bytes >= _STATEMENT_BYTES:
+                    batches.append(ColumnBatch(table.types))
+                converter.add(rows[start:step_end], batches[-1])
                 start = step_end
                 if pace is not None:
                     pace()
-            self._insert_chunk(con, stage, pa.Table.from_batches(batches))
+            self._insert_chunk(con, stage, batches)
 
     @staticmethod
-    def _insert_chunk(con: duckdb.DuckDBPyConnection, stage: str, batch: pa.Table) -> None:
-        con.register("_orion_snap_batch", batch)
+    def _insert_chunk(con: duckdb.DuckDBPyConnection, stage: str, batches: list[ColumnBatch]) -> None:
+        """One commit; an INSERT per slice, so no statement parses and holds a big text."""
+        con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f"INSERT INTO {stage} SELECT * FROM _orion_snap_batch")  # one commit
-        finally:
-            con.unregister("_orion_snap_batch")
+            for batch in batches:
+                con.execute(insert_sql(stage, batch.types), batch.arguments())
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _swap_in(con: duckdb.DuckDBPyConnection, staged: _StagedSnapshot) -> None:

@@ -1,6 +1,6 @@
-"""How write_snapshot turns snapshot rows into DuckDB tables: in slices converted by msgspec and
-Arrow, committed in chunks bounded by the rows' bytes, and kept as a blob whenever the tables
-would not give back the exact bytes."""
+"""How write_snapshot turns snapshot rows into DuckDB tables: in slices converted by msgspec
+(decoded with the column types, encoded as JSON columns), committed in chunks bounded by the
+rows' bytes, and kept as a blob whenever the tables would not give back the exact bytes."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import duckdb
 import msgspec
-import pyarrow as pa
 import pytest
 
 from orion.raft import duckdb_store
+from orion.raft.duckdb_rows import ColumnBatch
 from orion.raft.duckdb_store import DuckDBStore
 from orion.raft.types import Entry, HardState, Membership, Snapshot, SnapshotMeta, Table, TabularSnapshot
 
@@ -63,6 +63,8 @@ def test_rows_of_every_column_type_come_back_exactly_in_many_slices(
     rows[7] = [None, None, None, None, None, None]
     rows[8] = ["", -(2**63), -0.0, "ü€😀", b"", False]
     rows[9] = ["max", 2**63 - 1, float("inf"), "\x00nul", b"\x00" * 70_000, True]  # one row over a chunk
+    rows[10] = ["tiny", 0, 5e-324, '{"a":"\\"}\n', b"\xff", None]
+    rows[11] = ["nan", 0, float("nan"), "\t", b"\xfe", None]
     data = encode(rows)
     loaded, tables, as_blob = write_and_reload(tmp_path / "raft.duckdb", data)
     assert loaded == data
@@ -81,9 +83,9 @@ def test_commits_are_bounded_by_the_rows_bytes(tmp_path: Path, monkeypatch: pyte
     committed_rows: list[int] = []
     insert_chunk = DuckDBStore._insert_chunk
 
-    def recording(con: duckdb.DuckDBPyConnection, stage: str, batch: pa.Table) -> None:
-        committed_rows.append(batch.num_rows)
-        insert_chunk(con, stage, batch)
+    def recording(con: duckdb.DuckDBPyConnection, stage: str, batches: list[ColumnBatch]) -> None:
+        committed_rows.append(sum(batch.num_rows for batch in batches))
+        insert_chunk(con, stage, batches)
 
     monkeypatch.setattr(DuckDBStore, "_insert_chunk", staticmethod(recording))
     rows = [[f"small-{i}", "x"] for i in range(2_000)]
@@ -111,6 +113,7 @@ def test_commits_are_bounded_by_the_rows_bytes(tmp_path: Path, monkeypatch: pyte
         ("a str in a BLOB column", ["t", 1, 1.0, "e", "b", True]),
         ("an int in a BOOLEAN column", ["t", 1, 1.0, "e", b"b", 1]),
         ("an int beyond BIGINT", ["t", 2**63, 1.0, "e", b"b", True]),
+        ("a NaN DuckDB would not give back bit for bit", ["t", 1, -float("nan"), "e", b"b", True]),
         ("a row one value short", ["t", 1, 1.0, "e", b"b"]),
         ("a nested value", ["t", 1, 1.0, ["e"], b"b", True]),
     ],

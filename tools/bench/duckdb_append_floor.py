@@ -8,11 +8,16 @@ the machine's load moves them alike:
 
 - ``store.save``: ``orion.raft.duckdb_store.DuckDBStore.save`` as the Raft thread calls it
   (range checks, checksums, the hard state record, the insert and its commit);
-- ``values``: one multi-row ``INSERT ... VALUES (?, ...), ...`` (autocommit);
+- ``values``: one multi-row ``INSERT ... VALUES (?, ...), ...`` (autocommit; the store's path
+  below 12 rows);
+- ``json``: the rows as one JSON text of columns that DuckDB unnests
+  (``orion.raft.duckdb_rows``; autocommit; the store's path from 12 rows up);
+- ``list-params``: one Python list per column as parameters, unnested side by side;
 - ``arrow``: ``from_arrow(table).insert_into("log")``, a relation over an Arrow table
-  (autocommit; the store's path from 12 rows up);
+  (autocommit; the store's path from 12 rows up until pyarrow was dropped, issue 16 item 5);
 - ``arrow-register``: ``register`` the Arrow table as a view, ``INSERT ... SELECT``,
   ``unregister`` (the store's path before issue 16);
+  (the two Arrow methods only where pyarrow is installed: ``pip install .[bench]``)
 - ``executemany`` (up to 16 entries: it grows by ~0.6 ms per row): one single-row INSERT run
   N times between BEGIN and COMMIT;
 - ``fdatasync``: the disk alone, the same bytes appended to a file and fdatasync'd
@@ -35,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
-from orion.raft.duckdb_store import _LOG_SCHEMA, _LOG_TABLE_SQL, DuckDBStore
+from orion.raft.duckdb_rows import ColumnBatch, insert_sql
+from orion.raft.duckdb_store import _LOG_TABLE_SQL, _LOG_TYPES, DuckDBStore
 from orion.raft.types import Entry, EntryKind, HardState
 from tools.stats import percentile
 
@@ -78,29 +83,26 @@ def writers(base: Path, n: int, payload: bytes) -> dict[str, tuple[Writer, Calla
 
     out["values"] = (values, values_con.close)
 
-    def table(first: int) -> pa.Table:
-        columns = list(zip(*_rows(first, n, payload), strict=True))
-        return pa.Table.from_arrays(
-            [pa.array(c, t.type) for c, t in zip(columns, _LOG_SCHEMA, strict=True)], schema=_LOG_SCHEMA
-        )
+    json_con = _plain_db(base / "json.duckdb")
+    json_sql = insert_sql("log", _LOG_TYPES)
 
-    arrow_con = _plain_db(base / "arrow.duckdb")
+    def json_rows(first: int) -> None:
+        batch = ColumnBatch(_LOG_TYPES)
+        batch.add(list(zip(*_rows(first, n, payload), strict=True)))
+        json_con.execute(json_sql, batch.arguments())
 
-    def arrow(first: int) -> None:
-        arrow_con.from_arrow(table(first)).insert_into("log")
+    out["json"] = (json_rows, json_con.close)
 
-    out["arrow"] = (arrow, arrow_con.close)
+    lists_con = _plain_db(base / "lists.duckdb")
+    lists_sql = "INSERT INTO log SELECT " + ", ".join(
+        f"unnest(${i}::{t}[])" for i, t in enumerate(_LOG_TYPES, 1)
+    )
 
-    register_con = _plain_db(base / "register.duckdb")
+    def list_params(first: int) -> None:
+        lists_con.execute(lists_sql, [list(c) for c in zip(*_rows(first, n, payload), strict=True)])
 
-    def register(first: int) -> None:
-        register_con.register("_batch", table(first))
-        try:
-            register_con.execute("INSERT INTO log SELECT * FROM _batch")
-        finally:
-            register_con.unregister("_batch")
-
-    out["arrow-register"] = (register, register_con.close)
+    out["list-params"] = (list_params, lists_con.close)
+    out.update(_arrow_writers(base, n, payload))
 
     if n <= 16:
         many_con = _plain_db(base / "many.duckdb")
@@ -120,6 +122,48 @@ def writers(base: Path, n: int, payload: bytes) -> dict[str, tuple[Writer, Calla
         os.fdatasync(fd)
 
     out["fdatasync"] = (bare, lambda: os.close(fd))
+    return out
+
+
+def _arrow_writers(base: Path, n: int, payload: bytes) -> dict[str, tuple[Writer, Callable[[], None]]]:
+    """The Arrow methods, when pyarrow is installed (the store no longer needs it)."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return {}
+    schema = pa.schema(
+        [
+            ("idx", pa.int64()),
+            ("term", pa.int64()),
+            ("kind", pa.int32()),
+            ("data", pa.binary()),
+            ("crc", pa.int64()),
+        ]
+    )
+
+    def table(first: int) -> Any:
+        columns = list(zip(*_rows(first, n, payload), strict=True))
+        return pa.Table.from_arrays(
+            [pa.array(c, t.type) for c, t in zip(columns, schema, strict=True)], schema=schema
+        )
+
+    out: dict[str, tuple[Writer, Callable[[], None]]] = {}
+    arrow_con = _plain_db(base / "arrow.duckdb")
+
+    def arrow(first: int) -> None:
+        arrow_con.from_arrow(table(first)).insert_into("log")
+
+    out["arrow"] = (arrow, arrow_con.close)
+    register_con = _plain_db(base / "register.duckdb")
+
+    def register(first: int) -> None:
+        register_con.register("_batch", table(first))
+        try:
+            register_con.execute("INSERT INTO log SELECT * FROM _batch")
+        finally:
+            register_con.unregister("_batch")
+
+    out["arrow-register"] = (register, register_con.close)
     return out
 
 
