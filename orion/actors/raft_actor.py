@@ -254,13 +254,9 @@ class RaftActor(NodeActor):
             self._membership_due = True
 
     def _ticks_until_due(self) -> int | None:
-        """Ticks until one changes more than counters (None: none will by itself)."""
-        parts = self.parts
-        due = parts.shell.ticks_until_due()
-        if parts.core.role == RaftRole.LEADER:
-            membership = MEMBERSHIP_EVERY_TICKS - parts.leadership.ticks % MEMBERSHIP_EVERY_TICKS
-            due = membership if due is None else min(due, membership)
-        return due
+        """Ticks until one changes more than counters (None: none will by itself). A leader's
+        membership step is not among them: it runs on the Tick of the next heartbeat."""
+        return self.parts.shell.ticks_until_due()
 
     def _next_wake(self) -> float:
         """When this actor next needs a Tick (monotonic seconds): the earliest of its parts'
