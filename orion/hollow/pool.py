@@ -163,6 +163,7 @@ class HollowPool:
             "count": len(self.nodes),
             "in_cluster": sum(1 for node in self.nodes if node.cluster_id),
             "workers": len(workers),
+            "containers_on_workers": sum(len(node.runtime.list_managed()) for node in workers),
             "feed_watches": sum(feed.watches for feed in feeds),
             "feed_answers": sum(feed.answers for feed in feeds),
             "feed_timeouts": sum(feed.timeouts for feed in feeds),
