@@ -43,3 +43,15 @@ def test_the_first_tick_is_never_late(warnings: list[str]) -> None:
     stalls.on_tick(5000.0)
     stalls.on_tick(5000.05)
     assert warnings == []
+
+
+def test_a_host_that_sleeps_through_idle_ticks_counts_from_when_the_tick_was_due(warnings: list[str]) -> None:
+    """The Raft actor is ticked only when something is due: a second between its ticks is not
+    late when the tick came on time (``previous``: when the one before it was due)."""
+    stalls = TickStalls(tick=0.25)
+    stalls.on_tick(100.0)
+    stalls.on_tick(101.0, previous=100.75)  # due at 101.0, came then: a tick's gap
+    stalls.on_tick(102.0, previous=101.75)
+    assert warnings == []
+    stalls.on_tick(103.25, previous=102.5)  # due at 102.75, came 500 ms late: 750 ms since due - tick
+    assert [LINE.match(line).groups() for line in warnings] == [("1", "750")]
