@@ -75,8 +75,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import duckdb
 import msgspec
+
+try:
+    # The engine alone: the duckdb package around it (DuckDB 1.4+) imports 88 Python modules
+    # for APIs this store does not use, ~4 MB of every node's memory (issue 16 item 5). Its
+    # classes and exceptions are the package's own objects.
+    import _duckdb as duckdb
+except ImportError:  # an older DuckDB, whose engine the package loads as duckdb.duckdb
+    import duckdb  # type: ignore[no-redef]
 
 from orion.raft.duckdb_rows import ColumnBatch, InexactValue, insert_sql
 from orion.raft.pacing import Pacer
