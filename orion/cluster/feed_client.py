@@ -3,7 +3,8 @@
 A node is a *worker* while its own Raft configuration does not contain it (the configuration
 is full: ``[raft] max_members``). It holds no replica of the log; instead it keeps, from a
 member's answers (``orion.cluster.feed_protocol``), its own task list, the ids of tasks whose
-host ports it holds, the cluster id, and the leader with its Raft address (where its writes go).
+host ports it holds, the volume records its tasks need, the cluster id, and the leader with its
+Raft address (where its writes go).
 
 The loop: send ``FeedWatch(node_id, origin, since, wait_ms)`` to one server; every answer is
 level-triggered (the node's whole task list at the member's applied index), so a lost answer or a
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 
 from orion.cluster.feed_protocol import FeedAnswer, FeedRedirect, FeedWatch, encode_feed
 from orion.model import Task
+from orion.volumes.spec import Volume
 
 WATCH_WAIT_S = 10.0  # how long a server may hold a watch without news
 ANSWER_MARGIN_S = 3.0  # beyond the wait: transit, and a busy member's Raft thread
@@ -128,6 +130,7 @@ class FeedClient:
         self.since = 0
         self.tasks: list[Task] = []
         self.held_ports: list[str] = []
+        self.volumes: list[Volume] = []  # the volume records the node's tasks need
         self.cluster_id = ""
         self.leader_id = ""
         self.leader_address = ""
@@ -236,12 +239,16 @@ class FeedClient:
         tasks_changed = not same_cluster
         if answer.changed:
             tasks_changed = (
-                tasks_changed or answer.tasks != self.tasks or answer.held_ports != self.held_ports
+                tasks_changed
+                or answer.tasks != self.tasks
+                or answer.held_ports != self.held_ports
+                or answer.volumes != self.volumes
             )
             self.tasks = list(answer.tasks)
             self.held_ports = list(answer.held_ports)
+            self.volumes = list(answer.volumes)
         elif not same_cluster:
-            self.tasks, self.held_ports = [], []
+            self.tasks, self.held_ports, self.volumes = [], [], []
         leader_changed = (answer.leader_id, answer.leader_address) != (self.leader_id, self.leader_address)
         cluster_changed = answer.cluster_id != self.cluster_id
         self.since = answer.index

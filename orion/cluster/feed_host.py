@@ -3,10 +3,10 @@
 Workers (nodes beyond ``[raft] max_members``) hold no replica; each watches one member for its
 own tasks (``orion.cluster.feed_protocol``). Any member holding the FSM serves: this host keeps
 the pure ``WorkerFeed`` (which parked watch an applied entry answers) fed with the nodes each
-entry touched, and builds the answers from the local ``ClusterState``: the node's tasks and the
-port holds it must release, at the applied index, with the cluster facts a worker needs (the
-cluster id, the leader and its Raft address for writes, the members that serve the feed, and
-whether the node is itself a member now).
+entry touched, and builds the answers from the local ``ClusterState``: the node's tasks, the
+port holds it must release and the volume records it needs, at the applied index, with the
+cluster facts a worker needs (the cluster id, the leader and its Raft address for writes, the
+members that serve the feed, and whether the node is itself a member now).
 
 When it answers:
 - a watch that cannot wait (something of its node changed after its ``since``, an index this
@@ -33,6 +33,7 @@ from orion.cluster.worker_feed import Due, WorkerFeed, task_nodes
 from orion.fsm.state import ClusterState
 from orion.model import Task
 from orion.raft.core import RaftCore
+from orion.volumes.spec import Volume
 
 MAX_PARKED = 10_000  # watches parked at one member: a thousand workers with room to spare
 MAX_PARKED_PER_NODE = 4  # a worker that re-sent waits on its newest watch; older ones are answered
@@ -67,6 +68,7 @@ class FeedHost:
         self._leader = core.leader_id or ""
         self.answered = 0  # answers and redirects sent (for tests and metrics)
         fsm.events.on_task = self._on_task
+        fsm.events.on_volume = self._on_volume
 
     # ------------------------------------------------------------------ the Raft actor's calls
     def on_watch(self, watch: FeedWatch, now: float) -> None:
@@ -141,6 +143,16 @@ class FeedHost:
         if nodes:
             self._touched.setdefault(index, set()).update(nodes)
 
+    def _on_volume(self, index: int, old: Volume | None, new: Volume | None) -> None:
+        """A volume record changed (made, lost, removed): the node its data lives on and the
+        nodes of the tasks mounting it hold a copy (``FeedAnswer.volumes``)."""
+        nodes = {volume.node_id for volume in (old, new) if volume is not None and volume.node_id}
+        changed = new if new is not None else old
+        if changed is not None:
+            nodes.update(task.node_id for task in self.fsm.volume_users(changed.name) if task.node_id)
+        if nodes:
+            self._touched.setdefault(index, set()).update(nodes)
+
     def _catch_up(self) -> None:
         """Feed the entries applied since the last call, then answer what they concern."""
         due: list[Due] = []
@@ -181,17 +193,19 @@ class FeedHost:
     def _answer(self, node_id: str, changed: bool) -> bytes:
         fsm, membership = self.fsm, self.core.membership
         leader = self.core.leader_id or ""
+        tasks = fsm.tasks_on_node(node_id) if changed else []
         answer = FeedAnswer(
             node_id=node_id,
             index=fsm.applied_index,
             changed=changed,
-            tasks=fsm.tasks_on_node(node_id) if changed else [],
+            tasks=tasks,
             held_ports=fsm.held_port_tasks(node_id) if changed else [],
             cluster_id=membership.cluster_id,
             leader_id=leader,
             leader_address=(self.address_of(leader) or "") if leader else "",
             servers=self._servers(),
             member=membership.address_of(node_id) is not None,
+            volumes=fsm.node_volumes(node_id) if changed else [],
         )
         return encode_feed(answer)
 

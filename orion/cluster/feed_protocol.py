@@ -13,7 +13,9 @@ They travel on the peer transport's FEED channel:
   the cluster facts a worker needs to act without a replica: the cluster id, the leader and
   its Raft address (where writes go), the Raft members that can serve the feed, and whether
   the node is itself in the configuration now (``member``: it is replicating, or about to;
-  it stops watching once its own replica has the configuration).
+  it stops watching once its own replica has the configuration). With ``changed`` it also
+  carries the volume records the node needs to start and audit its tasks' volumes (those its
+  tasks mount, and those whose data lives on it): a worker has no volumes table of its own.
 - ``FeedRedirect``: the node asked holds no replica (it is a worker itself, or still empty):
   here are the members it knows (possibly none: ask someone else).
 
@@ -29,6 +31,7 @@ import msgspec
 
 from orion.codec import bounded_decode
 from orion.model import Task
+from orion.volumes.spec import Volume
 
 MAX_FEED_FRAME = 8 * 1024 * 1024  # a node's whole task list: thousands of tasks fit
 MAX_WAIT_MS = 120_000
@@ -55,6 +58,9 @@ class FeedAnswer(msgspec.Struct, tag="answer", array_like=True, frozen=True, for
     leader_address: Address = ""  # the leader's Raft address ("" while none is known)
     servers: list[Address] = []  # Raft addresses of the members that serve the feed
     member: bool = False  # the node is in the Raft configuration
+    # With ``changed``: the volumes the node's tasks mount and those whose data lives on it.
+    # Last, with a default: a frame from a member that predates it decodes (as no volumes).
+    volumes: list[Volume] = []
 
 
 class FeedRedirect(msgspec.Struct, tag="redirect", array_like=True, frozen=True, forbid_unknown_fields=True):

@@ -81,7 +81,9 @@ class FeedWorker:
                 # is what its reconciler reads until it is replaced.
                 logger.debug("feed: {} holds a replica; the fed tasks wait", self.node_id)
             else:
-                self.fsm.replace_node_tasks(self.node_id, client.tasks, client.held_ports, client.since)
+                self.fsm.replace_node_tasks(
+                    self.node_id, client.tasks, client.held_ports, client.since, client.volumes
+                )
                 self._on_tasks()
         if update.leader_changed:
             self.requests.on_leadership_changed()

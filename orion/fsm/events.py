@@ -21,6 +21,7 @@ import msgspec
 from orion.fsm.tables import NodeRecord
 from orion.model import Task
 from orion.services.spec import Service
+from orion.volumes.spec import Volume
 
 EVENT_TYPES = ("task", "node", "service")
 _TASK_FIELDS = ("state", "node_id", "reason", "desired", "health", "drain_at")
@@ -198,6 +199,9 @@ class EventRecorder:
         # independently of ``enabled``.
         self.on_task: Callable[[int, Task | None, Task | None], None] | None = None
         self._entry = 0  # the entry being applied (0: none), for on_task
+        # Told (index, old, new) of every volume record a volume command changed (None:
+        # created or deleted): a worker's answer carries the volumes its node needs.
+        self.on_volume: Callable[[int, Volume | None, Volume | None], None] | None = None
 
     def begin(self, index: int, at: float) -> None:
         self._index = index if self.enabled else 0
@@ -232,6 +236,10 @@ class EventRecorder:
                     previous=task.state,
                 )
             )
+
+    def volume(self, old: Volume | None, new: Volume | None) -> None:
+        if self._entry and self.on_volume is not None and old is not new:
+            self.on_volume(self._entry, old, new)
 
     def node(self, old: NodeRecord | None, new: NodeRecord | None) -> None:
         if self._index and old is not new:

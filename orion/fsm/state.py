@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -172,10 +172,10 @@ class ClusterState:
             RemoveService: self._services.remove,
             ServiceStep: self._services.step,
             ReportHealth: self._services.report_health,
-            CreateVolume: self._volumes.create,
-            RemoveVolume: self._volumes.remove,
-            ReportVolume: self._volumes.report,
-            PurgeVolume: self._volumes.purge,
+            CreateVolume: self._volume_command(self._volumes.create),
+            RemoveVolume: self._volume_command(self._volumes.remove),
+            ReportVolume: self._volume_command(self._volumes.report),
+            PurgeVolume: self._volume_command(self._volumes.purge),
             AllocateSubnet: lambda cmd: allocate_subnet(self._nodes, cmd),
             ReleaseSubnet: lambda cmd: release_subnet(self._nodes, cmd),
             ReportOverlayAddress: lambda cmd: report_overlay_address(self._tasks, cmd, self.put_task),
@@ -789,6 +789,24 @@ class ClusterState:
     def volume(self, name: str) -> Volume | None:
         return self._volumes.get(name)
 
+    def node_volumes(self, node_id: str) -> list[Volume]:
+        """The volume records ``node_id`` needs without a volumes table of its own (a worker):
+        those its tasks mount and those whose data lives on it."""
+        return self._volumes.needed_on(node_id, self.tasks_on_node(node_id))
+
+    def _volume_command(self, handler: Callable[[Any], ApplyResult]) -> Callable[[Any], ApplyResult]:
+        """``handler`` of a volume command (it names the volume), its change told to the events
+        recorder's ``on_volume`` (the worker feed's host learns from it whom to tell)."""
+
+        def apply(cmd: Any) -> ApplyResult:
+            name = cmd.volume.name if isinstance(cmd, CreateVolume) else cmd.name
+            before = self._volumes.get(name)
+            result = handler(cmd)
+            self.events.volume(before, self._volumes.get(name))
+            return result
+
+        return apply
+
     def volume_users(self, name: str) -> list[Task]:
         """The tasks mounting volume ``name`` that are not Stopped or Failed."""
         return self._volumes.users(name)
@@ -932,13 +950,21 @@ class ClusterState:
 
     # -- a worker's fed replica (issue 20) -----------------------------------------------------
 
-    def replace_node_tasks(self, node_id: str, tasks: list[Task], held_ports: list[str], index: int) -> None:
+    def replace_node_tasks(
+        self,
+        node_id: str,
+        tasks: list[Task],
+        held_ports: list[str],
+        index: int,
+        volumes: Iterable[Volume] = (),
+    ) -> None:
         """A worker (a node outside the Raft configuration, orion/cluster/feed_client.py) holds
         no replica of the log: this state becomes a partial one, fed by a Raft member's answers.
         ``tasks`` is ``node_id``'s whole task list and ``held_ports`` the ids of tasks whose ports
-        it holds, as the member had them at its applied ``index``. The node's reconciler and
-        health checks read them as they read a replica's; nothing else is here (no other node's
-        tasks, no node records, no services), and no events are recorded.
+        it holds, as the member had them at its applied ``index``; ``volumes`` the volume records
+        the node needs (``node_volumes``), which replace the volumes table. The node's reconciler,
+        health checks and volume support read them as they read a replica's; nothing else is here
+        (no other node's tasks, no node records, no services), and no events are recorded.
 
         ``applied_index`` stays 0: when the node joins the configuration, the first entry it
         applies (or the snapshot it installs) first drops this partial state, so the log is
@@ -961,6 +987,7 @@ class ClusterState:
             old = self._tasks.get(task.id)
             if old != task:
                 self.put_task(old, self._compactor.task(task))
+        self._volumes.restore(list(volumes), list(self._tasks.values()))
         self._fed_held[node_id] = list(held_ports)
         self.fed_index = max(index, 1)  # non-zero: fed
 
@@ -968,5 +995,6 @@ class ClusterState:
         """The node replicates the log now: drop the fed tasks before the first entry applies."""
         for task_id in list(self._tasks):
             self.delete_task(task_id)
+        self._volumes.restore([], [])
         self._fed_held.clear()
         self.fed_index = 0

@@ -68,6 +68,15 @@ class VolumeBook:
     def get(self, name: str) -> Volume | None:
         return self._volumes.get(name)
 
+    def needed_on(self, node_id: str, tasks: list[Task]) -> list[Volume]:
+        """The records a node needs to run ``tasks`` (its own) without a volumes table: the
+        volumes they mount and those whose data lives on the node (it audits them), in
+        creation order. What a worker's feed answer carries (orion/cluster/feed_host.py)."""
+        if not self._volumes:
+            return []
+        mounted = {mount.volume for task in tasks for mount in task.volumes}
+        return [v for v in self._volumes.values() if v.node_id == node_id or v.name in mounted]
+
     def restore(self, volumes: list[Volume], tasks: list[Task]) -> None:
         self._volumes = {volume.name: volume for volume in volumes}
         self._users.clear()

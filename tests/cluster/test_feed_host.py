@@ -13,20 +13,24 @@ from orion.cluster.feed_protocol import FeedAnswer, FeedMessage, FeedRedirect, F
 from orion.fsm.commands import (
     AssignTasks,
     Command,
+    CreateVolume,
     ReleasePorts,
+    RemoveVolume,
     ReportOverlayAddress,
     ReportTaskState,
+    ReportVolume,
     StopTask,
     SubmitTask,
     UpsertNode,
     encode_command,
 )
 from orion.fsm.state import ClusterState
-from orion.model import NodeMeta, Task
+from orion.model import NodeMeta, Task, VolumeMount
 from orion.raft.core import LEADER, RaftConfig, RaftCore
 from orion.raft.memory_store import MemoryStore
 from orion.raft.messages import Heartbeat
 from orion.raft.types import Membership, Snapshot, SnapshotMeta
+from orion.volumes.spec import Volume, VolumeSpec
 
 GiB = 1 << 30
 M1 = "127.0.0.1:7001"
@@ -260,3 +264,44 @@ def test_a_new_leader_is_told_to_every_parked_worker_at_once() -> None:
     for answer in answers.values():
         assert isinstance(answer, FeedAnswer) and not answer.changed
         assert (answer.leader_id, answer.leader_address) == ("m3", "127.0.0.1:7003")
+
+
+def _volume(name: str, node: str = "") -> Volume:
+    return Volume(name=name, uid=f"uid-{name}", spec=VolumeSpec(name=name, node=node))
+
+
+def test_an_answer_carries_the_volumes_the_nodes_tasks_mount_and_those_living_on_it(member: Member) -> None:
+    """A worker has no volumes table: its answer carries what starting and auditing need."""
+    member.apply(
+        CreateVolume(at=4.0, volume=_volume("data")),
+        CreateVolume(at=4.0, volume=_volume("kept", node="w1")),  # lives on w1, mounted by nobody
+        CreateVolume(at=4.0, volume=_volume("elsewhere", node="w2")),
+    )
+    mounting = Task(id="db", name="db", image="busybox", volumes=[VolumeMount(volume="data", target="/d")])
+    member.apply(SubmitTask(at=5.0, task=mounting))
+    member.apply(AssignTasks(at=6.0, assignments=[("db", "w1")]))
+    member.watch("w1", since=0)
+    first = _answer(member.take())
+    assert [(v.name, v.node_id, v.state) for v in first.volumes] == [
+        ("data", "w1", "pending"),  # bound to w1 when its task was placed there
+        ("kept", "w1", "pending"),
+    ]
+    # The node made it: the volume's change answers the node's parked watch.
+    member.watch("w1", since=member.fsm.applied_index)
+    member.apply(ReportVolume(at=7.0, name="data", uid="uid-data", node_id="w1", state="ready"))
+    made = _answer(member.take())
+    assert made.changed and [(v.name, v.state) for v in made.volumes] == [
+        ("data", "ready"),
+        ("kept", "pending"),
+    ]
+    # Removed: the node must delete its data, so it hears of it (no task of it changed).
+    member.watch("w1", since=member.fsm.applied_index)
+    member.apply(RemoveVolume(at=8.0, name="kept"))
+    assert [v.name for v in _answer(member.take()).volumes] == ["data"]  # never made: gone at once
+    member.watch("w2", since=member.fsm.applied_index, origin=W2)
+    member.apply(ReportVolume(at=9.0, name="elsewhere", uid="uid-elsewhere", node_id="w2", state="ready"))
+    assert [(v.name, v.state) for v in _answer(member.take(), W2).volumes] == [("elsewhere", "ready")]
+    member.watch("w2", since=member.fsm.applied_index, origin=W2)
+    member.apply(RemoveVolume(at=10.0, name="elsewhere"))  # made on w2: w2 deletes its data
+    assert [(v.name, v.state) for v in _answer(member.take(), W2).volumes] == [("elsewhere", "removing")]
+    assert member.take() == []  # w1 was not parked, and nothing of it changed

@@ -14,9 +14,10 @@ from orion.cluster.outcome import Outcome
 from orion.cluster.request_path import RequestPath
 from orion.fsm import commands as c
 from orion.fsm.state import ClusterState
-from orion.model import NodeMeta, Task, TaskState
+from orion.model import NodeMeta, Task, TaskState, VolumeMount
 from orion.raft.core import RaftConfig, RaftCore
 from orion.raft.memory_store import MemoryStore
+from orion.volumes.spec import Volume, VolumeSpec
 
 ME = "w1"
 
@@ -48,7 +49,9 @@ class Host:
     def _changed(self) -> None:
         self.changes += 1
 
-    def answer(self, index: int, tasks: list[Task] | None, now: float) -> None:
+    def answer(
+        self, index: int, tasks: list[Task] | None, now: float, volumes: list[Volume] | None = None
+    ) -> None:
         self.worker.on_message(
             FeedAnswer(
                 ME,
@@ -60,6 +63,7 @@ class Host:
                 leader_id="v1",
                 leader_address="10.0.0.1:7000",
                 servers=["10.0.0.1:7000", "10.0.0.2:7000"],
+                volumes=volumes or [],
             ),
             now,
         )
@@ -84,6 +88,24 @@ def test_answers_replace_the_node_tasks_and_tell_the_host_only_when_they_changed
     # In the configuration now: it stops watching, and its cluster id is the configuration's.
     host.worker.step(13.0, [ME, "v1"])
     assert not host.client.active and host.worker.cluster_id == ""
+
+
+def test_the_volume_records_an_answer_carries_are_the_fed_states_volumes_table() -> None:
+    host = Host()
+    host.worker.step(0.0, [])
+    mounting = Task(
+        id="db", name="db", image="busybox", node_id=ME, volumes=[VolumeMount(volume="data", target="/d")]
+    )
+    data = Volume(name="data", uid="u1", spec=VolumeSpec(name="data"), node_id=ME)
+    host.answer(5, [mounting], 0.1, [data])
+    assert host.fsm.volume("data") == data and host.fsm.volume_users("data") == [mounting]
+    host.answer(6, [mounting], 0.2, [data])  # the same: nothing to tell
+    assert host.changes == 1
+    ready = Volume(name="data", uid="u1", spec=VolumeSpec(name="data"), node_id=ME, state="ready")
+    host.answer(7, [mounting], 0.3, [ready])  # only a volume changed: the host hears of it
+    assert host.changes == 2 and host.fsm.volumes() == [ready]
+    host.answer(8, [], 0.4, [])
+    assert host.fsm.volumes() == [] and host.changes == 3
 
 
 def test_a_node_holding_a_replica_keeps_it_rather_than_the_fed_tasks() -> None:

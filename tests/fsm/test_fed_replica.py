@@ -7,7 +7,8 @@ import pytest
 
 from orion.fsm import commands as c
 from orion.fsm.state import ClusterState
-from orion.model import Task, TaskState
+from orion.model import Task, TaskState, VolumeMount
+from orion.volumes.spec import Volume, VolumeSpec
 
 
 def _task(task_id: str, state: str = TaskState.SCHEDULED, node: str = "w1", name: str = "") -> Task:
@@ -61,3 +62,24 @@ def test_a_snapshot_install_replaces_the_fed_state() -> None:
     fsm.restore(source.snapshot())
     assert [t.id for t in fsm.tasks()] == ["s1"] and fsm.fed_index == 0 and fsm.applied_index == 1
     assert fsm.held_port_tasks("w1") == []
+
+
+def test_fed_volumes_replace_the_volumes_table_and_go_with_the_fed_state() -> None:
+    fsm = ClusterState()
+    mounting = Task(
+        id="db",
+        name="db",
+        image="x",
+        node_id="w1",
+        state=TaskState.RUNNING,
+        volumes=[VolumeMount(volume="data", target="/d")],
+    )
+    data = Volume(name="data", uid="u1", spec=VolumeSpec(name="data"), node_id="w1", state="ready")
+    fsm.replace_node_tasks("w1", [mounting], [], index=4, volumes=[data])
+    assert fsm.volumes() == [data] and fsm.volume("data") == data
+    assert fsm.volume_users("data") == [mounting] and fsm.volume_writers("data") == [mounting]
+    fsm.replace_node_tasks("w1", [], [], index=5)
+    assert fsm.volumes() == [] and fsm.volume_users("data") == []
+    fsm.replace_node_tasks("w1", [mounting], [], index=6, volumes=[data])
+    fsm.apply(1, c.encode_command(c.SubmitTask(task=Task(id="s1", name="s1", image="x"), at=1.0)))
+    assert fsm.volumes() == [] and fsm.volume_users("data") == []  # the log's own table from here on
