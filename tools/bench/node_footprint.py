@@ -86,6 +86,25 @@ def memory(pid: int) -> Memory:
     )
 
 
+def rss_by_mapping(pid: int, top: int = 8) -> dict[str, float]:
+    """The ``top`` largest parts of ``pid``'s RSS in MiB, from /proc/PID/smaps: each mapped file
+    by its name (a library's pages count, shared or not), ``[heap]`` (glibc's main arena) and
+    ``[anon]`` (thread arenas, other allocators' mappings, Python's arenas, stacks)."""
+    sizes: dict[str, int] = {}
+    name = ""
+    with open(f"/proc/{pid}/smaps") as source:
+        for line in source:
+            first, _, rest = line.partition(" ")
+            if "-" in first and not first.endswith(":"):  # a mapping's header line
+                fields = rest.split()
+                path = fields[4] if len(fields) > 4 else ""
+                name = os.path.basename(path) if path.startswith("/") else (path or "[anon]")
+            elif first == "Rss:":
+                sizes[name] = sizes.get(name, 0) + int(rest.split()[0])
+    largest = sorted(sizes.items(), key=lambda item: -item[1])[:top]
+    return {key: round(kib / 1024, 1) for key, kib in largest}
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` (all its threads) from /proc/PID/stat."""
     with open(f"/proc/{pid}/stat") as source:
@@ -239,6 +258,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 role: {**m.as_mib(), "cpu_pct": cpu[roles[role]]} for role, m in idle_memory.items()
             }
             idle["loadavg"] = [load_start, loadavg()]
+            idle["mappings"] = {role: rss_by_mapping(pid) for role, pid in roles.items()}
             result["idle"] = idle
             log("idle: " + ", ".join(f"{r} {v['rss_mib']} MiB {v['cpu_pct']}%" for r, v in _nodes(idle)))
             save_result(args.name, result)
@@ -271,6 +291,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     }
                     previous[role] = now.rss_kib
                 state["loadavg"] = [load_start, loadavg()]
+                state["mappings"] = {role: rss_by_mapping(pid) for role, pid in roles.items()}
                 result["states"].append(state)
                 save_result(args.name, result)  # a later, bigger fill may fail on a loaded machine
                 log(

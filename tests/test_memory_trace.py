@@ -1,0 +1,24 @@
+"""orion.memory_trace: the debug report's head says what Python does not see."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+from orion import memory_trace
+
+
+def test_report_has_python_total_process_pages_and_glibc_figures(tmp_path: Path) -> None:
+    path = tmp_path / "memory.txt"
+    tracemalloc.start(1)
+    try:
+        kept = [bytes(1000) for _ in range(100)]
+        memory_trace.write_report(path, top=5)
+    finally:
+        tracemalloc.stop()
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("total ") and int(lines[0].split()[1]) >= 100_000
+    assert lines[1].startswith("process: VmRSS ") and "RssAnon" in lines[1] and "RssFile" in lines[1]
+    assert lines[2].startswith("glibc malloc: ") and "free but kept" in lines[2]
+    assert any("test_memory_trace.py" in line for line in lines[3:])
+    assert len(kept) == 100
