@@ -231,7 +231,7 @@ class ApiActor(NodeActor):
             case api.ListVolumes() | api.GetVolume():
                 self._read(volume_query(request), callback, request.stale)
             case api.RaftStatus():
-                self.raft.tell(Read(_raft_query, callback, stale=True, timeout=self.timeout))
+                self.raft.tell(Read(_raft_query, callback, stale=True, timeout=self.timeout, local=True))
             case api.BlockPeers(addresses=addresses):
                 if self.block_peers is None:
                     reply(

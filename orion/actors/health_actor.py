@@ -114,7 +114,7 @@ class HealthActor(NodeActor):
             # FSM records are never changed in place: the list may leave the Raft thread.
             return view.fsm.tasks_on_node(node_id)
 
-        self.raft.tell(Read(tasks, self.answer(_Tasks), stale=True, timeout=self.timeout))
+        self.raft.tell(Read(tasks, self.answer(_Tasks), stale=True, timeout=self.timeout, local=True))
 
     def _ask_next_tick(self) -> None:
         at = self._read_at + READ_EVERY_S

@@ -1,7 +1,8 @@
 """Serves ``orion task logs`` from whichever node runs the task.
 
 A request reaches any node. This actor finds the task in its own state (a stale read: which
-node runs it changes rarely, and a wrong guess only answers "no container here"), then reads
+node runs it changes rarely, and a wrong guess only answers "no container here"; on a worker,
+issue 20, only its own tasks are there and it refuses the others as not_leader), then reads
 the container's output itself when the task runs here, or sends the request to the node that
 runs it over the NODE channel and relays its answer. That node reads Docker on a small thread
 pool, never on an actor (a read may hold a long poll), and answers at most ``max_bytes``.
@@ -55,6 +56,7 @@ class _Located:
     request: api.TaskLogs
     reply: ReplyFn
     outcome: Outcome
+    local: bool = False  # the read looked at this node's own tasks only (see _locate_task)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +130,9 @@ class LogsActor(NodeActor):
     def on_receive(self, message: Any) -> Any:
         match message:
             case LogsCall(request, reply):
-                ref = self.actor_ref
-
-                def located(outcome: Outcome) -> None:
-                    with contextlib.suppress(pykka.ActorDeadError):
-                        ref.tell(_Located(request, reply, outcome))
-
-                self.raft.tell(Read(_locate(request.id), located, stale=True, timeout=self.timeout))
+                self._locate_task(request, reply, local=True)
+            case _Located(request, reply, outcome, True) if outcome.code == api.ErrorCode.NOT_FOUND:
+                self._locate_task(request, reply, local=False)
             case _Located(request, reply, outcome):
                 self._route(request, reply, outcome)
             case _NodeFrame(payload):
@@ -156,6 +154,18 @@ class LogsActor(NodeActor):
         elif isinstance(message, Tick):
             self._tick_plan.ask(message.now + IDLE_TICK_S)
         return None
+
+    def _locate_task(self, request: api.TaskLogs, reply: ReplyFn, *, local: bool) -> None:
+        """Find the task: first as a node-local read (a worker, issue 20, serves the logs of its
+        own tasks from its fed state), and only when it is not found there as a read of the
+        cluster (a worker refuses it as not_leader, naming the members: the client asks one)."""
+        ref = self.actor_ref
+
+        def located(outcome: Outcome) -> None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(_Located(request, reply, outcome, local))
+
+        self.raft.tell(Read(_locate(request.id), located, stale=True, timeout=self.timeout, local=local))
 
     def _route(self, request: api.TaskLogs, reply: ReplyFn, outcome: Outcome) -> None:
         if not outcome.ok:

@@ -76,8 +76,9 @@ class Read:
     callback: Callback
     stale: bool = False
     timeout: float = 5.0
-    # The query reads only this node's own tasks: a worker (issue 20) serves it from its fed
-    # state after a fresh feed answer, where it refuses other linearizable reads.
+    # The query reads only what concerns this node (its tasks, their volumes, its own status):
+    # a worker (issue 20) serves it from its fed state (after a fresh feed answer unless
+    # stale), where it refuses every other read, stale or not.
     local: bool = False
 
 

@@ -34,7 +34,7 @@ def raft_source(raft: pykka.ActorRef) -> Callable[[], list[Metric]]:
             return state_figures(view.raft(), view.fsm)
 
         try:
-            raft.tell(Read(figures, callback, stale=True, timeout=SCRAPE_WAIT_S))
+            raft.tell(Read(figures, callback, stale=True, timeout=SCRAPE_WAIT_S, local=True))
         except pykka.ActorDeadError:
             return []
         if not done.wait(SCRAPE_WAIT_S) or not box[0].ok:

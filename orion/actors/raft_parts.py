@@ -116,6 +116,7 @@ def build_raft_parts(
         run=lambda query: run_query(query, view),
         prepare=placer.prepare,
         feed=feed_client,
+        describe_members=mirror.describe_endpoints,
     )
     members = MembershipDriver(
         core,

@@ -211,7 +211,7 @@ class ReconcilerActor(NodeActor):
         if not self._cluster_id:
             # The ClusterIdentity that names the cluster starts the first round; a configuration
             # without a cluster id (a legacy cluster) never sends one, so look.
-            self.raft.tell(Read(_leader_contact, self.answer(_Probe), stale=True))
+            self.raft.tell(Read(_leader_contact, self.answer(_Probe), stale=True, local=True))
             return
         if self._round_active:
             self._dirty = True

@@ -1,8 +1,9 @@
 """The volumes that live on this node, checked against the cluster's record (every node).
 
 On every tick it reads the volumes table (stale read: a slightly old view only delays the
-check) and hands it to ``NodeVolumes.audit`` (orion/worker/node_volumes.py), which reports a volume
-whose data is gone as lost and deletes the data of removed ones; the commands go through Raft.
+check; node-local: a worker, issue 20, reads the records its feed gives it) and hands it to
+``NodeVolumes.audit`` (orion/worker/node_volumes.py), which reports a volume whose data is
+gone as lost and deletes the data of removed ones; the commands go through Raft.
 """
 
 from __future__ import annotations
@@ -54,7 +55,13 @@ class VolumeActor(NodeActor):
                 if not self._reading:
                     self._reading = True
                     self.raft.tell(
-                        Read(_volumes_query, self.answer(_Volumes), stale=True, timeout=self.timeout)
+                        Read(
+                            _volumes_query,
+                            self.answer(_Volumes),
+                            stale=True,
+                            timeout=self.timeout,
+                            local=True,
+                        )
                     )
             case _Volumes(outcome):
                 self._reading = False
@@ -68,7 +75,8 @@ class VolumeActor(NodeActor):
 def raft_lookup(raft: pykka.ActorRef, timeout: float) -> Lookup:
     """Volume records read from this node's applied state, for a worker thread that waits.
     A stale read: the entry that placed a task here, and bound its volumes, is applied here
-    before the task is started, and it works while the cluster has no leader."""
+    before the task is started, and it works while the cluster has no leader. Node-local: on a
+    worker (issue 20) the feed answer that brought the task brought its volumes' records too."""
 
     def lookup(names: list[str]) -> dict[str, Volume]:
         answered = threading.Event()
@@ -82,7 +90,7 @@ def raft_lookup(raft: pykka.ActorRef, timeout: float) -> Lookup:
             box.append(outcome)
             answered.set()
 
-        raft.tell(Read(query, done, stale=True, timeout=timeout))
+        raft.tell(Read(query, done, stale=True, timeout=timeout, local=True))
         if not answered.wait(timeout + 1.0):
             raise TimeoutError(f"no answer within {timeout:g} s")
         if not box[0].ok:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import msgspec
 from loguru import logger
 
+from orion.api.protocol import RaftInfo
 from orion.cluster.feed_client import FeedClient
 from orion.cluster.feed_protocol import FeedAnswer, FeedRedirect
 from orion.cluster.leader_contact import LeaderContact
@@ -155,6 +157,15 @@ class WorkerStatusViews(StatusViews):
     once built: the feed worker needs the request path, which needs these views)."""
 
     worker: FeedWorker | None = None
+
+    def status(self) -> RaftInfo:
+        """A fed worker's Raft core knows no leader: its role says what it is, and the leader
+        is the one its feed names (``orion raft``, and ``/health`` is ok while it has one)."""
+        info = super().status()
+        worker = self.worker
+        if worker is not None and worker.fed:
+            return msgspec.structs.replace(info, role="worker", leader_id=worker.client.leader_id)
+        return info
 
     def leader_contact(self) -> LeaderContact:
         worker = self.worker

@@ -52,6 +52,29 @@ class MemberMirror:
             return None
         return entry.meta.raft_address
 
+    def describe_endpoints(self, raft_addresses: Iterable[str]) -> str:
+        """Where clients reach the members listening at ``raft_addresses``: their API (ZeroMQ)
+        and REST endpoints as gossip announces them; a member gossip does not know yet is named
+        by its Raft address."""
+        by_raft = {e.meta.raft_address: e.meta for e in self.entries.values() if e.meta.raft_port}
+        api: list[str] = []
+        rest: list[str] = []
+        unknown: list[str] = []
+        for address in raft_addresses:
+            meta = by_raft.get(address)
+            if meta is None or not meta.api_port:
+                unknown.append(address)
+                continue
+            api.append(meta.api_address)
+            if meta.http_port:
+                rest.append(f"{meta.address}:{meta.http_port}")
+        parts = [f"API at {', '.join(api)}"] if api else []
+        if rest:
+            parts.append(f"REST at {', '.join(rest)}")
+        if unknown:
+            parts.append(f"Raft at {', '.join(unknown)}")
+        return "; ".join(parts)
+
     def clusters_seen(self, own_id: str) -> dict[str, str]:
         """Cluster ids other members announce (cluster id -> one member announcing it)."""
         seen: dict[str, str] = {}

@@ -9,10 +9,11 @@ before appending) puts a forwarded request back in the queue for the next leader
 
 A worker (issue 20: a node outside the Raft configuration, fed by ``feed``) has no replica
 and its Raft core never learns a leader: its writes go to the leader the feed names. Its
-state is a partial replica (its own tasks), so a linearizable read of the cluster is refused
-at once with ``not_leader`` naming the Raft members (clients ask another endpoint); a
-node-local one (``local``: the reconciler's) is served from the fed state once a fresh feed
-answer came.
+state is a partial replica (its own tasks and their volumes), so a read of the cluster,
+linearizable or stale, is refused at once with ``not_leader`` naming the Raft members' API
+endpoints (clients ask another endpoint); a node-local one (``local``: the reconciler's, the
+health checks', the volume support's, the node's own status) is served from the fed state, a
+linearizable one once a fresh feed answer came.
 
 Pure: no threads or I/O; time comes in as an argument, frames leave through ``send``.
 """
@@ -61,9 +62,13 @@ class RequestPath:
         run: Callable[[Query], Outcome],
         prepare: Callable[[bytes], bytes] | None = None,
         feed: FeedClient | None = None,
+        describe_members: Callable[[list[str]], str] | None = None,
     ) -> None:
         self.core = core
         self.feed = feed  # a worker's view of the cluster (None: this node is never a worker)
+        # Where clients reach the members the feed names (their Raft addresses): a worker's
+        # refusal of a cluster read says so (the API endpoints gossip knows).
+        self._describe_members = describe_members or _raft_addresses
         # What a leader does to a write just before appending it (the submit placer puts the
         # Judge's decision into a SubmitTask): every write, local or forwarded, passes here.
         self._prepare = prepare
@@ -90,8 +95,10 @@ class RequestPath:
         now: float = 0.0,
     ) -> None:
         """Run ``query`` once linearizable (at once on this node's state when ``stale``).
-        ``local``: the query reads only this node's own tasks, so a worker may serve it from
-        its fed state after a fresh feed answer (``now``: the time, for the feed's watch)."""
+        ``local``: the query reads only what concerns this node (its tasks, their volumes, its
+        own status), so a worker serves it from its fed state (after a fresh feed answer unless
+        ``stale``; ``now``: the time, for the feed's watch). A worker refuses every other read,
+        stale or not: its state lacks the rest of the cluster."""
         if local and self.catching_up:
             # A worker that joined the configuration: its replica is applying the log from its
             # start (or awaits a snapshot) and lacks tasks the feed showed it; read now, the
@@ -105,10 +112,12 @@ class RequestPath:
                 )
             )
             return
-        if stale:
+        if self.is_worker and not local:
+            callback(self._worker_refusal())
+        elif stale:
             callback(self._run(query))
         elif self.is_worker:
-            self._worker_read(query, callback, deadline, local, now)
+            self._worker_read(query, callback, deadline, now)
         else:
             self._route(Remote(RequestKind.READ, deadline, callback, query=query))
 
@@ -124,21 +133,22 @@ class RequestPath:
         feed = self.feed
         return feed is not None and feed.active and bool(feed.cluster_id)
 
-    def _worker_read(
-        self, query: Query, callback: Callback, deadline: float, local: bool, now: float
-    ) -> None:
+    def _worker_refusal(self) -> Outcome:
+        """A worker's answer to a read of the cluster (linearizable or stale alike: its state
+        holds only its own tasks). Retryable, so a client asks its next endpoint; the message
+        names the members' API endpoints for a client that has only this one."""
         feed = self.feed
         assert feed is not None
-        if not local:
-            members = ", ".join(feed.servers) or "none known yet"
-            callback(
-                Outcome.failure(
-                    ErrorCode.NOT_LEADER,
-                    f"{self.node_id} is a worker outside the Raft configuration and holds only its own "
-                    f"tasks: ask a Raft member (at {members})",
-                )
-            )
-            return
+        where = self._describe_members(feed.servers) if feed.servers else "none known yet"
+        return Outcome.failure(
+            ErrorCode.NOT_LEADER,
+            f"{self.node_id} is a worker outside the Raft configuration and holds only its own "
+            f"tasks: ask a Raft member ({where})",
+        )
+
+    def _worker_read(self, query: Query, callback: Callback, deadline: float, now: float) -> None:
+        feed = self.feed
+        assert feed is not None
 
         def fresh(ok: bool) -> None:
             if ok:
@@ -332,3 +342,7 @@ class RequestPath:
 
 def _ignore(_ok: bool) -> None:
     """A fresh feed answer asked for its side effect only (news of the leader)."""
+
+
+def _raft_addresses(servers: list[str]) -> str:
+    return "Raft at " + ", ".join(servers)

@@ -7,9 +7,10 @@ import random
 
 from orion.cluster.feed_client import FeedClient
 from orion.cluster.feed_protocol import FeedAnswer
-from orion.cluster.feed_worker import FeedWorker, feed_candidates
+from orion.cluster.feed_worker import FeedWorker, WorkerStatusViews, feed_candidates
 from orion.cluster.leader_contact import disconnect_verdict
 from orion.cluster.leadership import Leadership
+from orion.cluster.mirror import MemberMirror
 from orion.cluster.outcome import Outcome
 from orion.cluster.request_path import RequestPath
 from orion.fsm import commands as c
@@ -29,7 +30,7 @@ class Host:
         self.clusters: list[str] = []
         store = MemoryStore()
         store.save_identity("cd" * 16)
-        core = RaftCore(ME, store.load(), RaftConfig(), random.Random(1))
+        core = self.core = RaftCore(ME, store.load(), RaftConfig(), random.Random(1))
         self.client = FeedClient(ME, "127.0.0.9:7000", lambda address, payload: None)
         requests = RequestPath(
             core,
@@ -139,3 +140,15 @@ def test_a_worker_cut_off_from_every_server_stops_its_tasks_one_that_sees_them_d
     in_sight = host.worker.leader_contact({"10.0.0.1:7000", "10.0.0.2:7000"}, started=0.0)
     assert in_sight is not None and not disconnect_verdict(in_sight, now=40.0, stop_after=30.0).stop
     assert not disconnect_verdict(cut_off, now=20.0, stop_after=30.0).stop  # heard recently enough
+
+
+def test_a_fed_workers_status_says_worker_and_names_the_feeds_leader() -> None:
+    """``orion raft`` and ``/health`` (ok while a leader is known) read it on the node itself."""
+    host = Host()
+    views = WorkerStatusViews(ME, host.core, host.fsm, MemberMirror(), Leadership(0.0), lambda: 0.0)
+    views.worker = host.worker
+    assert not views.status().leader_id and views.status().role != "worker"  # not fed yet
+    host.worker.step(0.0, [])
+    host.answer(5, [], 0.1)
+    status = views.status()
+    assert (status.role, status.leader_id, status.node_id) == ("worker", "v1", ME)

@@ -1,11 +1,12 @@
 """A worker's request path (issue 20): its Raft core never learns a leader, so writes go to the
-leader the feed names; cluster-wide linearizable reads are refused at once (retryable), node-local
-ones are served from the fed state after a fresh feed answer. A real Raft core with an empty
-configuration, a real FeedClient; the network is lists of frames."""
+leader the feed names; cluster-wide reads, linearizable or stale, are refused at once (retryable),
+node-local ones are served from the fed state (after a fresh feed answer unless stale). A real
+Raft core with an empty configuration, a real FeedClient; the network is lists of frames."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from orion.api.protocol import ErrorCode
@@ -13,9 +14,10 @@ from orion.cluster.feed_client import FeedClient
 from orion.cluster.feed_protocol import FeedAnswer, FeedWatch, decode_feed
 from orion.cluster.forwarding import ForwardAnswer, ForwardPropose, ForwardReadIndex, decode_forward
 from orion.cluster.leadership import Leadership
+from orion.cluster.mirror import MemberMirror
 from orion.cluster.outcome import Outcome
 from orion.cluster.request_path import RequestPath
-from orion.model import Task
+from orion.model import NodeMeta, Task
 from orion.raft.core import RaftConfig, RaftCore
 from orion.raft.memory_store import MemoryStore
 
@@ -24,7 +26,7 @@ ORIGIN = "127.0.0.9:7000"
 
 
 class Worker:
-    def __init__(self) -> None:
+    def __init__(self, describe_members: Callable[[list[str]], str] | None = None) -> None:
         self.forwarded: list[tuple[str, Any]] = []
         self.watches: list[tuple[str, FeedWatch]] = []
         self.outcomes: list[Outcome] = []
@@ -44,6 +46,7 @@ class Worker:
             send=lambda address, payload: self.forwarded.append((address, decode_forward(payload))),
             run=lambda query: Outcome.success(query(self.feed.tasks)),
             feed=self.feed,
+            describe_members=describe_members,
         )
 
     def _feed_send(self, address: str, payload: bytes) -> None:
@@ -69,8 +72,8 @@ class Worker:
             self.requests.on_leadership_changed()
 
 
-def _started_worker() -> Worker:
-    worker = Worker()
+def _started_worker(describe_members: Callable[[list[str]], str] | None = None) -> Worker:
+    worker = Worker(describe_members)
     worker.feed.set_active(True, 0.0)
     worker.feed.tick(0.0)
     worker.answer(4, "v1", "10.0.0.1:7000", [], 0.0)
@@ -146,10 +149,31 @@ def test_a_node_local_read_on_a_worker_is_served_from_the_fed_state_after_a_fres
     assert worker.outcomes[-1].code == ErrorCode.UNAVAILABLE
 
 
-def test_stale_reads_are_served_from_the_fed_state_at_once() -> None:
+def test_a_stale_read_of_the_cluster_is_refused_too_a_stale_node_local_one_is_served_at_once() -> None:
+    """``orion task ls --stale`` on a worker would list its own tasks only, as if the cluster
+    ran nothing else: refused the retryable way; the node's own stale reads (health checks,
+    volumes, its status) are served from the fed state without a round trip."""
     worker = _started_worker()
+    worker.watches.clear()
     worker.requests.read(len, worker.outcomes.append, 5.0, stale=True)
-    assert worker.outcomes == [Outcome.success(0)]
+    [refused] = worker.outcomes
+    assert refused.code == ErrorCode.NOT_LEADER and "holds only its own tasks" in refused.message
+    worker.requests.read(len, worker.outcomes.append, 5.0, stale=True, local=True)
+    assert worker.outcomes[-1] == Outcome.success(0) and worker.watches == []
+
+
+def test_the_refusal_names_the_members_api_endpoints_gossip_knows() -> None:
+    mirror = MemberMirror()
+    mirror.set_local(
+        NodeMeta(id="m1", address="10.0.0.1", raft_port=7000, api_port=7300, http_port=7400), 0.0
+    )
+    mirror.set_local(NodeMeta(id="m2", address="10.0.0.2", raft_port=7000, api_port=7300), 0.0)
+    worker = _started_worker(describe_members=mirror.describe_endpoints)
+    worker.answer(5, "m1", "10.0.0.1:7000", None, 0.1)
+    worker.feed.servers = ["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"]
+    worker.requests.read(len, worker.outcomes.append, 5.0, now=0.2)
+    message = worker.outcomes[-1].message
+    assert "API at 10.0.0.1:7300, 10.0.0.2:7300; REST at 10.0.0.1:7400; Raft at 10.0.0.3:7000" in message
 
 
 def test_before_any_answer_a_node_outside_the_configuration_parks_reads_as_before() -> None:
