@@ -161,6 +161,7 @@ class RaftActor(NodeActor):
                 self._drain()
             case _Frame(Channel.RAFT, payload):
                 parts.shell.receive(payload)
+                parts.leadership.on_receive(parts.core, self._now)
             case _Frame(Channel.FORWARD, payload):
                 parts.requests.on_forward(decode_forward(payload), self._now)
             case _Frame(Channel.FEED, payload):

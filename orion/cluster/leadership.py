@@ -33,6 +33,12 @@ class Leadership:
         if dst == core.leader_id and core.role != RaftRole.LEADER:
             self._heard = now
 
+    def on_receive(self, core: RaftCore, now: float) -> None:
+        """A Raft frame was stepped: if it came from the leader (its election timer restarted),
+        the leader was heard, whether or not it asked for an answer."""
+        if core.leader_silence_ticks == 0:
+            self._heard = now
+
     def last_heard(self, core: RaftCore, now: float) -> float:
         """When this node last heard its leader: ``now`` while it leads."""
         return now if core.role == RaftRole.LEADER else self._heard

@@ -354,6 +354,13 @@ class RaftCore:
         if self._election_elapsed >= self._randomized_timeout or (len(voters) == 1 and self._id in voters):
             self._campaign(pre=self._config.pre_vote)
 
+    @property
+    def leader_silence_ticks(self) -> int | None:
+        """Ticks since this follower last heard its leader (None: it knows none, or leads)."""
+        if self._role == LEADER or not self._leader_id:
+            return None
+        return self._election_elapsed
+
     def ticks_until_due(self) -> int | None:
         """How many more ``tick()`` calls until one does more than count: a leader's heartbeat
         or CheckQuorum round, a follower's or candidate's election timeout (None: never, for a
@@ -901,7 +908,8 @@ class RaftCore:
         commit = min(msg.commit, self._log.last_index)
         if commit > self._commit:
             self._commit = commit
-        self._send(HeartbeatResponse(self._id, msg.src, self._term, msg.read_seq))
+        if msg.ack or msg.read_seq:
+            self._send(HeartbeatResponse(self._id, msg.src, self._term, msg.read_seq))
 
     def _on_install_snapshot(self, msg: InstallSnapshot) -> None:
         snap = msg.snapshot
@@ -1018,7 +1026,25 @@ class RaftCore:
     def _bcast_heartbeat(self, read_seq: int) -> None:
         commit = self._commit
         for peer, pr in self._progress.items():
-            self._send(Heartbeat(self._id, peer, self._term, min(pr.match, commit), read_seq))
+            ack = read_seq > 0 or self._wants_answer(pr)
+            self._send(Heartbeat(self._id, peer, self._term, min(pr.match, commit), read_seq, ack))
+
+    def _wants_answer(self, pr: Progress) -> bool:
+        """Whether a heartbeat asks ``pr``'s follower to answer. An idle, caught-up follower
+        heard from within half an election timeout need not: its answers only keep that
+        contact fresh, and two thirds of them cost a round trip of wakeups on both sides for
+        nothing. Asked again on every heartbeat while the contact is older, or not renewed
+        since the last CheckQuorum round, so CheckQuorum still counts on an answer to any of
+        the round's heartbeats, and a follower that is behind, paused or has appends in
+        flight answers every one (the answer is what resends a lost append)."""
+        return (
+            not pr.recent_active
+            or self._ticks - pr.last_heard >= self._config.election_ticks // 2
+            or pr.state != _REPLICATE
+            or pr.paused
+            or bool(pr.inflight)
+            or pr.match < self._log.last_index
+        )
 
     def _heard_from(self, pr: Progress) -> None:
         pr.recent_active = True

@@ -63,13 +63,16 @@ class AppendResponse(msgspec.Struct, tag=4, array_like=True, frozen=True):
 
 class Heartbeat(msgspec.Struct, tag=5, array_like=True, frozen=True):
     """Leader liveness plus a safe commit index (min of the follower's match and the commit).
-    ``read_seq`` > 0 asks the follower to confirm leadership for pending ReadIndex requests."""
+    ``read_seq`` > 0 asks the follower to confirm leadership for pending ReadIndex requests.
+    ``ack``: answer with a HeartbeatResponse (a leader that heard from a caught-up follower
+    recently asks for none; a sender that predates the field asks every time)."""
 
     src: str
     dst: str
     term: int
     commit: int
     read_seq: int = 0
+    ack: bool = True
 
 
 class HeartbeatResponse(msgspec.Struct, tag=6, array_like=True, frozen=True):

@@ -113,8 +113,13 @@ def test_random_runs_catch_a_leader_counting_its_unwritten_copy(monkeypatch: pyt
         real(self, ready, written=True)
 
     monkeypatch.setattr(raft_core.RaftCore, "advance", counts_handed)
-    with pytest.raises(InvariantViolation, match=r"leader completeness|state machine safety"):
-        random_run(178, write_behind=True)
+    caught = []
+    for seed in range(200):  # about one seed in twenty catches it; no one seed is pinned
+        try:
+            random_run(seed, write_behind=True)
+        except InvariantViolation as exc:
+            caught.append(str(exc))
+    assert any("leader completeness" in what or "state machine safety" in what for what in caught), caught
 
 
 @pytest.mark.parametrize("start", range(0, 300, 100))
