@@ -17,6 +17,8 @@ from orion.raft.core import LEADER, ConfigChangeInProgress, NotLeaderError, Raft
 from orion.raft.types import Membership
 from orion.sim.raft_cluster import SimCluster, address
 
+MID_WRITE_CRASH = 0.1  # per fault tick, with write-behind: crash a leader with writes in flight
+
 
 def random_run(
     seed: int,
@@ -38,9 +40,13 @@ def random_run(
     does, and any such drop fails the run. Few keys, so reads see values overwritten.
     ``disk_loss`` lets the seeds that draw it (about 30%) wipe members; the draw is made either
     way, so a seed replays the same other faults without it. ``write_behind``: leaders hand
-    their writes to a writer that takes 0-3 ticks per write (drawn from a generator of its own,
-    so the seed's other draws are unchanged), and crashes lose what it still holds."""
+    their writes to a writer that takes up to 0-4 ticks per write (drawn from a generator of its own,
+    so the seed's other draws are unchanged), crashes lose what it still holds, and leaders are
+    also crashed on purpose while their writes are in flight."""
     rng = random.Random(seed ^ 0x5EED)
+    # Write-behind draws come from a generator of their own: the seed's other draws stay as
+    # they are with it on or off.
+    write_rng = random.Random(seed ^ 0xB1D)
     n = rng.choice((3, 3, 5))
     wipes = rng.random() < 0.3 and disk_loss  # healed by the membership policy
     # Tiny chunks stream even a small state in many pieces; with big values they grow with
@@ -72,7 +78,7 @@ def random_run(
         window_bytes=window_bytes,
         max_frame=max_frame,
         crash_after_send=rng.choice((0.0, 0.0, 0.005)),
-        write_delay=random.Random(seed ^ 0xB1D).choice((0, 1, 3)) if write_behind else None,
+        write_delay=write_rng.choice((0, 1, 2, 4)) if write_behind else None,
         membership_policy=wipes,
     )
     padding = b"." * value_bytes
@@ -134,6 +140,8 @@ def random_run(
                     cluster.read(node.id, rng.choice(key_names))
                 except NotLeaderError:
                     pass
+        if write_behind and write_rng.random() < MID_WRITE_CRASH:
+            _crash_a_leader_mid_write(cluster)
         cluster.tick()
     # Heal everything and require the cluster to converge.
     cluster.net.heal()
@@ -153,6 +161,18 @@ def random_run(
         # The senders' limits (bytes per append, chunked snapshots) must make these impossible.
         raise AssertionError(f"seed={seed}: frames dropped for exceeding max_frame: {cluster.net.oversize}")
     return cluster
+
+
+def _crash_a_leader_mid_write(cluster: SimCluster) -> None:
+    """Crash a leader whose writer still holds writes (its followers may already hold and
+    have acknowledged them): the moment a leader counting its unwritten copy would lose a
+    committed entry."""
+    alive = sum(n.alive for n in cluster.nodes.values())
+    for node in cluster.nodes.values():
+        core = node.core
+        if core is not None and core.role == LEADER and node.writes and alive > 1:
+            cluster.crash(node.id)
+            return
 
 
 def _converge(cluster: SimCluster, seed: int, heal_ticks: int) -> None:
@@ -241,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-disk-loss", dest="disk_loss", action="store_false", help="never wipe members' stores"
     )
     parser.add_argument(
-        "--write-behind", action="store_true", help="leaders write behind their sends (a writer, 0-3 ticks)"
+        "--write-behind",
+        action="store_true",
+        help="leaders write behind their sends (a writer, up to 0-4 ticks a write)",
     )
     args = parser.parse_args(argv)
     began = time.perf_counter()
