@@ -160,6 +160,7 @@ def build_raft_parts(
         requests,
         on_tasks=listeners.state_changed,
         on_cluster=listeners.cluster_seen,
+        host=feed,
     )
     views.worker = feed_worker
     return RaftParts(

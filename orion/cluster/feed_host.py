@@ -17,8 +17,8 @@ When it answers:
 - every parked watch, whole (``changed``), when a snapshot replaced the state: the entries it
   stands for were not applied here, so the feed starts over at its index.
 
-A node that is not a member holding the state (a worker itself, a member removed, a new one
-still empty) answers ``FeedRedirect`` with the members it knows, as does a member with as many
+A node that is not a member holding the state (a worker itself, a member removed, even one
+whose own log still names it, ``stood_down``, a new one still empty) answers ``FeedRedirect`` with the members it knows, as does a member with as many
 watches parked as it allows (``max_parked``): the worker asks another member.
 """
 
@@ -67,6 +67,9 @@ class FeedHost:
         self._members: frozenset[str] = frozenset(core.membership.all_ids())
         self._leader = core.leader_id or ""
         self.answered = 0  # answers and redirects sent (for tests and metrics)
+        # Set while this node, still in its own configuration, learned from the feed that the
+        # cluster removed it (orion/cluster/feed_worker.py): its replica is stale, so it redirects.
+        self.stood_down = False
         fsm.events.on_task = self._on_task
         fsm.events.on_volume = self._on_volume
 
@@ -128,7 +131,7 @@ class FeedHost:
     def serving(self) -> bool:
         """A member of the configuration that holds the state (a new member is empty until its
         snapshot or first entries arrive)."""
-        return self.node_id in self._members and self.fsm.applied_index > 0
+        return self.node_id in self._members and self.fsm.applied_index > 0 and not self.stood_down
 
     # ------------------------------------------------------------------ inside
     def _new_feed(self) -> WorkerFeed:

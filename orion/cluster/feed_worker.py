@@ -9,12 +9,22 @@ request path (writes go to the leader the feed names); a new cluster id is the n
 Once the node is in the configuration, its own replica takes over (the first entry or snapshot
 it applies drops the fed state) and the client stops watching.
 
+A worker that still holds a replica of the log (a member the cluster removed: the configuration
+its own log holds may even still name it, as Raft never tells a removed server it was removed)
+keeps that replica untouched for its Raft core (if a seat frees and the leader adds it again,
+replication goes on from it), and its reads see a separate fed state instead (``reads``). Such a
+member learns of its removal by asking: one that has heard no leader for ``PROBE_AFTER_S``
+watches the feed (``probing``); an answer of its own cluster, from a member whose applied index
+is past its own, saying it is not in the configuration, makes it ``removed``: it runs as a
+worker (its feed host stands down: its replica is stale) until its Raft core hears a leader.
+
 Pure: no I/O or clock of its own (time comes in as an argument).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import msgspec
 from loguru import logger
@@ -29,7 +39,13 @@ from orion.cluster.status import StatusViews
 from orion.fsm.state import ClusterState
 from orion.model import NodeMeta, NodeStatus
 
+if TYPE_CHECKING:
+    from orion.cluster.feed_host import FeedHost
+
 MAX_CANDIDATES = 32  # beyond the seeds: enough to find a member when every server named is gone
+# A member that heard no leader this long asks the feed whether the cluster still counts it in
+# (an election takes an election timeout or two; a partition's minority asks too, harmlessly).
+PROBE_AFTER_S = 10.0
 CANDIDATES_EVERY_S = 5.0  # how often a worker that knows its servers refreshes its candidates
 
 
@@ -46,14 +62,23 @@ class FeedWorker:
         *,
         on_tasks: Callable[[], None],
         on_cluster: Callable[[str], None],
+        host: FeedHost | None = None,
     ) -> None:
+        """``host``: this node's feed host, stood down while the node is ``removed``."""
         self.node_id = node_id
         self.client = client
         self.fsm = fsm
         self.requests = requests
+        self.host = host
         self._on_tasks = on_tasks
         self._on_cluster = on_cluster
         self._candidates_at: float | None = None
+        self.removed = False  # in its own configuration, but the cluster's no longer has it
+        self._leader_seen_at: float | None = None  # the last step at which the core knew a leader
+        self._was_member = False  # at the last step
+        # The fed state of a worker that holds a replica of the log (None: the fed tasks go to
+        # ``fsm`` itself, an empty state, or the node is no worker).
+        self._fed: ClusterState | None = None
 
     def step(
         self, now: float, members: Iterable[str], candidates: Callable[[], Iterable[str]] | None = None
@@ -63,7 +88,25 @@ class FeedWorker:
         while the node is a worker, at once while no answer named the servers, else every
         ``CANDIDATES_EVERY_S``."""
         client = self.client
-        client.set_active(self.node_id not in members, now)
+        member = self.node_id in members
+        core = self.requests.core
+        if core.leader_id or not member or not self._was_member or self._leader_seen_at is None:
+            self._leader_seen_at = now  # the wait counts from when it is a member without a leader
+        self._was_member = member
+        if self.removed and (core.leader_id or not member):
+            # A leader replicates to it (a seat freed and it was added again), or its own log
+            # has the configuration without it now: the removal is over, or is plain.
+            self._set_removed(False)
+        probing = member and not self.removed and now - self._leader_seen_at >= PROBE_AFTER_S
+        self.requests.probing = probing
+        was_active = client.active
+        client.set_active(not member or self.removed or probing, now)
+        if not client.active:
+            self._fed = None
+        elif not was_active and self.fsm.applied_index:
+            # Its fed state starts empty: ask for the node's whole list, not for news since an
+            # earlier watch (whose answers went to a fed state dropped since).
+            client.since = 0
         if client.active and candidates is not None:
             last = self._candidates_at
             if not client.servers or last is None or now - last >= CANDIDATES_EVERY_S:
@@ -77,20 +120,62 @@ class FeedWorker:
         update = client.on_message(message, now)
         if update is None:
             return
+        if self.requests.probing and self._is_removal(client):
+            self._set_removed(True)
         if update.tasks_changed and client.active:
-            if self.fsm.applied_index:
-                # It holds a replica of the log (it was a member, and was removed): that one
-                # is what its reconciler reads until it is replaced.
-                logger.debug("feed: {} holds a replica; the fed tasks wait", self.node_id)
-            else:
-                self.fsm.replace_node_tasks(
-                    self.node_id, client.tasks, client.held_ports, client.since, client.volumes
-                )
+            fed = self.fsm
+            if fed.applied_index:
+                # It holds a replica of the log (it was a member): kept as it is for its Raft
+                # core; the fed tasks go to a state of their own, which its reads see.
+                if self._fed is None:
+                    self._fed = ClusterState()
+                fed = self._fed
+            fed.replace_node_tasks(
+                self.node_id, client.tasks, client.held_ports, client.since, client.volumes
+            )
+            if self.fed:
                 self._on_tasks()
         if update.leader_changed:
             self.requests.on_leadership_changed()
         if update.cluster_changed and client.cluster_id:
             self._on_cluster(client.cluster_id)
+
+    def _is_removal(self, client: FeedClient) -> bool:
+        """The answer just accepted says this member is out of the configuration, from a member
+        that applied more of the log than this one (so its configuration is the later one)."""
+        core = self.requests.core
+        return (
+            not client.member
+            and client.cluster_id == core.membership.cluster_id
+            and client.since > core.applied_index
+        )
+
+    def _set_removed(self, removed: bool) -> None:
+        if removed == self.removed:
+            return
+        self.removed = removed
+        self.requests.probing = False
+        if self.host is not None:
+            self.host.stood_down = removed
+        if removed:
+            logger.warning(
+                "raft: {} is no longer in the cluster's Raft configuration (removed while away; its "
+                "replica stops at index {}): it runs as a worker fed by {} until the leader adds it again",
+                self.node_id,
+                self.requests.core.applied_index,
+                ", ".join(self.client.servers) or "the members",
+            )
+            if self._fed is not None:
+                self._on_tasks()
+        else:
+            logger.info("raft: {} hears a leader again: its own replica serves it", self.node_id)
+
+    @property
+    def reads(self) -> ClusterState:
+        """The state this node's reads see: the fed one while it is a worker holding a replica
+        of the log (kept for its Raft core, but stale), else ``fsm``."""
+        fed = self._fed
+        return fed if fed is not None and self.fed else self.fsm
 
     def next_deadline(self) -> float | None:
         return self.client.next_deadline()
@@ -154,9 +239,19 @@ def feed_candidates(node_id: str, members: Iterable[NodeMeta], seeds: Iterable[s
 
 class WorkerStatusViews(StatusViews):
     """A node's status views, with a worker's leader contact from its feed (``worker`` is set
-    once built: the feed worker needs the request path, which needs these views)."""
+    once built: the feed worker needs the request path, which needs these views). Reads see
+    the worker's fed state where it keeps one apart from a stale replica (``FeedWorker.reads``)."""
 
     worker: FeedWorker | None = None
+
+    @property
+    def fsm(self) -> ClusterState:
+        worker = self.worker
+        return worker.reads if worker is not None else self._replica
+
+    @fsm.setter
+    def fsm(self, fsm: ClusterState) -> None:
+        self._replica = fsm
 
     def status(self) -> RaftInfo:
         """A fed worker's Raft core knows no leader: its role says what it is, and the leader

@@ -66,6 +66,9 @@ class RequestPath:
     ) -> None:
         self.core = core
         self.feed = feed  # a worker's view of the cluster (None: this node is never a worker)
+        # A member that heard no leader for long watches the feed only to learn whether it was
+        # removed (orion/cluster/feed_worker.py): no worker for its reads meanwhile.
+        self.probing = False
         # Where clients reach the members the feed names (their Raft addresses): a worker's
         # refusal of a cluster read says so (the API endpoints gossip knows).
         self._describe_members = describe_members or _raft_addresses
@@ -131,7 +134,7 @@ class RequestPath:
     def is_worker(self) -> bool:
         """Outside the Raft configuration and fed by a member: no replica, no Raft leader."""
         feed = self.feed
-        return feed is not None and feed.active and bool(feed.cluster_id)
+        return feed is not None and feed.active and bool(feed.cluster_id) and not self.probing
 
     def _worker_refusal(self) -> Outcome:
         """A worker's answer to a read of the cluster (linearizable or stale alike: its state

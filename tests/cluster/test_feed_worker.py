@@ -6,8 +6,9 @@ from __future__ import annotations
 import random
 
 from orion.cluster.feed_client import FeedClient
+from orion.cluster.feed_host import FeedHost
 from orion.cluster.feed_protocol import FeedAnswer
-from orion.cluster.feed_worker import FeedWorker, WorkerStatusViews, feed_candidates
+from orion.cluster.feed_worker import PROBE_AFTER_S, FeedWorker, WorkerStatusViews, feed_candidates
 from orion.cluster.leader_contact import disconnect_verdict
 from orion.cluster.leadership import Leadership
 from orion.cluster.mirror import MemberMirror
@@ -18,19 +19,26 @@ from orion.fsm.state import ClusterState
 from orion.model import NodeMeta, Task, TaskState, VolumeMount
 from orion.raft.core import RaftConfig, RaftCore
 from orion.raft.memory_store import MemoryStore
+from orion.raft.messages import Heartbeat
+from orion.raft.types import Membership
 from orion.volumes.spec import Volume, VolumeSpec
 
 ME = "w1"
 
 
 class Host:
-    def __init__(self) -> None:
+    def __init__(self, members: dict[str, str] | None = None) -> None:
+        """``members``: the configuration this node's own log holds (None: none, a fresh node)."""
         self.fsm = ClusterState()
         self.changes = 0
         self.clusters: list[str] = []
         store = MemoryStore()
         store.save_identity("cd" * 16)
-        core = self.core = RaftCore(ME, store.load(), RaftConfig(), random.Random(1))
+        bootstrap = Membership(voters=members, cluster_id="c1") if members else None
+        core = self.core = RaftCore(ME, store.load(), RaftConfig(), random.Random(1), bootstrap)
+        if core.has_ready():  # the configuration entry: committed and applied (index 1)
+            core.advance(core.ready())
+        self.host = FeedHost(ME, self.fsm, core, lambda node_id: None, lambda frames: None)
         self.client = FeedClient(ME, "127.0.0.9:7000", lambda address, payload: None)
         requests = RequestPath(
             core,
@@ -43,15 +51,27 @@ class Host:
             run=lambda query: Outcome.success(None),
             feed=self.client,
         )
+        self.requests = requests
         self.worker = FeedWorker(
-            ME, self.client, self.fsm, requests, on_tasks=self._changed, on_cluster=self.clusters.append
+            ME,
+            self.client,
+            self.fsm,
+            requests,
+            on_tasks=self._changed,
+            on_cluster=self.clusters.append,
+            host=self.host,
         )
 
     def _changed(self) -> None:
         self.changes += 1
 
     def answer(
-        self, index: int, tasks: list[Task] | None, now: float, volumes: list[Volume] | None = None
+        self,
+        index: int,
+        tasks: list[Task] | None,
+        now: float,
+        volumes: list[Volume] | None = None,
+        member: bool = False,
     ) -> None:
         self.worker.on_message(
             FeedAnswer(
@@ -65,6 +85,7 @@ class Host:
                 leader_address="10.0.0.1:7000",
                 servers=["10.0.0.1:7000", "10.0.0.2:7000"],
                 volumes=volumes or [],
+                member=member,
             ),
             now,
         )
@@ -109,12 +130,48 @@ def test_the_volume_records_an_answer_carries_are_the_fed_states_volumes_table()
     assert host.fsm.volumes() == [] and host.changes == 3
 
 
-def test_a_node_holding_a_replica_keeps_it_rather_than_the_fed_tasks() -> None:
+def test_a_worker_holding_a_replica_keeps_it_untouched_and_reads_a_fed_state_of_its_own() -> None:
+    """A member removed (its own log has the configuration without it): the replica stays as it
+    is for its Raft core (a leader adding it again replicates on from it); reads see the feed."""
     host = Host()
     host.fsm.apply(1, c.encode_command(c.SubmitTask(task=Task(id="r1", name="r1", image="x"), at=1.0)))
+    views = WorkerStatusViews(ME, host.core, host.fsm, MemberMirror(), Leadership(0.0), lambda: 0.0)
+    views.worker = host.worker
     host.worker.step(0.0, [])
     host.answer(5, [_task("t1")], 0.1)
-    assert [t.id for t in host.fsm.tasks()] == ["r1"] and host.changes == 0
+    assert [t.id for t in host.fsm.tasks()] == ["r1"] and host.fsm.applied_index == 1
+    assert [t.id for t in views.fsm.tasks()] == ["t1"] and host.changes == 1
+    host.worker.step(1.0, [ME, "v1"])  # in the configuration again: its replica serves it
+    assert views.fsm is host.fsm and not host.client.active
+
+
+def test_a_member_removed_while_away_learns_it_from_the_feed_and_runs_as_a_worker() -> None:
+    """Raft never tells a removed server it was removed: its own log still names it. Having
+    heard no leader for PROBE_AFTER_S, it asks the feed; a member further on says it is out."""
+    host = Host(members={ME: "127.0.0.9:7000", "v1": "10.0.0.1:7000"})
+    host.fsm.apply(1, c.encode_command(c.SubmitTask(task=Task(id="r1", name="r1", image="x"), at=1.0)))
+    views = WorkerStatusViews(ME, host.core, host.fsm, MemberMirror(), Leadership(0.0), lambda: 0.0)
+    views.worker = host.worker
+    host.worker.step(0.0, [ME, "v1"])
+    host.worker.step(PROBE_AFTER_S - 0.1, [ME, "v1"])
+    assert not host.client.active  # an election may still end it
+    host.worker.step(PROBE_AFTER_S, [ME, "v1"])
+    assert host.client.active and host.requests.probing and not host.requests.is_worker
+    # A member behind this one, or one saying it is still a member, proves nothing.
+    host.answer(1, [], PROBE_AFTER_S + 0.1)
+    host.answer(6, [], PROBE_AFTER_S + 0.2, member=True)
+    assert host.core.applied_index == 1 and not host.worker.removed
+    assert views.fsm is host.fsm and host.host.serving and views.status().role != "worker"
+    host.answer(9, [_task("t1")], PROBE_AFTER_S + 0.3)
+    assert host.worker.removed and host.requests.is_worker and host.host.stood_down
+    assert [t.id for t in views.fsm.tasks()] == ["t1"] and host.changes == 1
+    assert [t.id for t in host.fsm.tasks()] == ["r1"]  # the replica is kept as it was
+    assert views.status().role == "worker"
+    # A seat freed and the leader adds it again: it hears the leader, and is a member again.
+    host.core.step(Heartbeat(src="v1", dst=ME, term=1, commit=0))
+    host.worker.step(PROBE_AFTER_S + 1.0, [ME, "v1"])
+    assert not host.worker.removed and not host.client.active and not host.host.stood_down
+    assert views.fsm is host.fsm
 
 
 def test_seeds_come_first_among_the_candidates_and_the_node_itself_never() -> None:
