@@ -18,8 +18,9 @@ When it answers:
   stands for were not applied here, so the feed starts over at its index.
 
 A node that is not a member holding the state (a worker itself, a member removed, even one
-whose own log still names it, ``stood_down``, a new one still empty) answers ``FeedRedirect`` with the members it knows, as does a member with as many
-watches parked as it allows (``max_parked``): the worker asks another member.
+whose own log still names it, ``stood_down``, a new one still empty) answers ``FeedRedirect``
+with the members it knows, as does a member with as many watches parked as it allows
+(``max_parked``): the worker asks another member.
 """
 
 from __future__ import annotations
