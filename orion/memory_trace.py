@@ -5,7 +5,7 @@ it builds anything, and on ``SIGUSR2`` writes the allocations still alive, group
 line that made them, largest first, to ``/some/dir/memory-<pid>.txt`` (replaced on each
 signal; one directory serves every node of a local cluster), after a summary of what Python
 does not see: the process's RSS split into file-backed and anonymous pages, and glibc's
-allocator (mallinfo2: bytes in use and bytes free but kept). Native memory that no live Python
+allocator (mallinfo2: bytes in use, and bytes free in its arenas). Native memory that no live Python
 object accounts for (DuckDB's allocator, a library's caches) is the RSS those leave over. tracemalloc slows
 the node and roughly doubles its memory: never set it in production. Without the variable this
 module does nothing.
@@ -69,7 +69,8 @@ def native_summary() -> list[str]:
     if info is not None:
         lines.append(
             f"glibc malloc: {info['arena'] + info['hblkhd']} bytes from the system, "
-            f"{info['uordblks'] + info['hblkhd']} in use, {info['fordblks']} free but kept"
+            f"{info['uordblks'] + info['hblkhd']} in use, {info['fordblks']} free in its arenas "
+            "(resident or not: malloc_trim gives the pages back, not the address space)"
         )
     return lines
 
