@@ -125,6 +125,10 @@ def test_a_node_beyond_max_members_runs_its_tasks_as_a_worker(make_cluster, volu
         status = alone.raft()
         assert status.role == "worker" and status.leader_id in {cluster.node(i).node_id for i in (1, 2, 3)}
         assert "hello-from-the-worker" in "".join(alone.logs(task.id))
+        # A submit through it goes to the leader the feed names.
+        parked = alone.submit(IMAGE, command=["true"], node_selectors={"role": "nowhere"})
+    with cluster.client(1, 2, 3) as client:
+        assert client.task(parked.id).state == "Pending"
     worker_first = ",".join(cluster.node(i).api_endpoint for i in (WORKER, 1, 2, 3))
     listing = _orion(cluster, "--endpoints", worker_first, "task", "ls")
     assert listing.returncode == 0, listing.stderr
