@@ -140,6 +140,10 @@ class FeedClient:
         self.server = ""  # the server watched now ("" before the first watch)
         self.stats = FeedStats()
         self._candidates: list[str] = []
+        # Candidates that redirected naming no server: other workers (gossip does not tell
+        # members from workers). Skipped, so the next attempt goes back to the top of the list
+        # (the seeds) rather than on through a thousand workers one redirect at a time.
+        self._not_serving: set[str] = set()
         self._out = _Out()
         self._send_at: float | None = None  # when the next watch goes (None: only on news)
         self._failures = 0  # servers that failed in a row since the last accepted answer
@@ -221,6 +225,8 @@ class FeedClient:
             self.stats.redirects += 1
             if message.servers:
                 self.servers = self._clean(message.servers)
+            elif self.server and self.server not in self.servers:
+                self._not_serving.add(self.server)
             if self.active:
                 self._fail(now)
             return None
@@ -290,7 +296,11 @@ class FeedClient:
             servers = servers[start:] + servers[:start]
         if self.leader_address in self.servers:
             servers.append(self.leader_address)
-        return servers + [c for c in self._candidates if c not in self.servers]
+        others = [c for c in self._candidates if c not in self.servers and c not in self._not_serving]
+        if not others and self._not_serving:
+            self._not_serving.clear()  # every candidate refused: the cluster may have changed, ask again
+            others = [c for c in self._candidates if c not in self.servers]
+        return servers + others
 
     def _clean(self, addresses: Iterable[str]) -> list[str]:
         return list(dict.fromkeys(a for a in addresses if a and a != self.origin))

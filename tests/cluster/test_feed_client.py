@@ -174,6 +174,23 @@ def test_after_every_server_failed_in_a_row_the_next_attempt_waits_the_retry_gap
     assert [a for a, _ in net.take()] == ["a"]
 
 
+def test_a_candidate_that_redirects_naming_no_server_is_skipped_and_the_seeds_are_asked_next() -> None:
+    # Gossip does not tell members from workers: a worker that joined before it heard of the
+    # seeds asked another worker first. The next attempt goes to the top of the list (the
+    # seeds), not on through the other workers one redirect at a time.
+    net = Net()
+    client = FeedClient(ME, ORIGIN, net.send)
+    client.set_candidates(["w2", "w3", "w4"])
+    client.set_active(True, 0.0)
+    client.tick(0.0)
+    assert [a for a, _ in net.take()] == ["w2"]
+    client.set_candidates(["s1", "w2", "w3", "w4"])
+    client.on_message(FeedRedirect(ME, reason="not a Raft member holding the state"), 0.1)
+    assert [a for a, _ in net.take()] == ["s1"]
+    client.on_message(_answer(4, [], servers=["s1"]), 0.2)
+    assert [a for a, _ in net.take()] == ["s1"]
+
+
 def test_nobody_to_ask_is_looked_at_again_later() -> None:
     net = Net()
     client = FeedClient(ME, ORIGIN, net.send)
