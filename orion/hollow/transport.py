@@ -90,7 +90,9 @@ class HollowTransport:
                 return
         try:
             header = self._headers[slot][channel]
-            sock.send_multipart((header, payload), zmq.NOBLOCK, copy=len(payload) < 65536)
+            # Copied, whatever the size: a zero-copy frame is freed by pyzmq's garbage thread,
+            # which cost 15 % of a 300-node pool's join (push-pulls of ~100 KB) for a memcpy saved.
+            sock.send_multipart((header, payload), zmq.NOBLOCK)
             self.sent += 1
         except zmq.ZMQError:  # Again (full, or not connected for gossip) or a send error
             self.dropped += 1
