@@ -80,6 +80,10 @@ class Read:
     # a worker (issue 20) serves it from its fed state (after a fresh feed answer unless
     # stale), where it refuses every other read, stale or not.
     local: bool = False
+    # The caller acts on what the node's task list lacks (the reconciler removes the containers
+    # of tasks not in it): refused while a former worker's replica catches up with what its feed
+    # showed it, a replica that lacks tasks the node runs. Other node-local reads are served.
+    complete: bool = False
 
 
 @dataclass(frozen=True, slots=True)

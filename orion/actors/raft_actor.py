@@ -175,9 +175,15 @@ class RaftActor(NodeActor):
                 if self.metrics is not None:
                     callback = self.metrics.timed(callback)
                 parts.requests.propose(data, callback, self._now + timeout)
-            case Read(query, callback, stale, timeout, local):
+            case Read(query, callback, stale, timeout, local, complete):
                 parts.requests.read(
-                    query, callback, self._now + timeout, stale=stale, local=local, now=self._now
+                    query,
+                    callback,
+                    self._now + timeout,
+                    stale=stale,
+                    local=local,
+                    complete=complete,
+                    now=self._now,
                 )
             case MemberEvents(events):
                 parts.mirror.apply_events(events, self._now)

@@ -245,7 +245,14 @@ class ReconcilerActor(NodeActor):
             )
 
         via_leader = self.planner.begin_round()
-        read = Read(desired, self.answer(_Desired), stale=not via_leader, timeout=self.timeout, local=True)
+        read = Read(
+            desired,
+            self.answer(_Desired),
+            stale=not via_leader,
+            timeout=self.timeout,
+            local=True,
+            complete=True,
+        )
         self.raft.tell(read)
         self._listed_this_round = self._containers_stale or self._containers is None
         if self._listed_this_round:

@@ -95,14 +95,16 @@ class RequestPath:
         *,
         stale: bool = False,
         local: bool = False,
+        complete: bool = False,
         now: float = 0.0,
     ) -> None:
         """Run ``query`` once linearizable (at once on this node's state when ``stale``).
         ``local``: the query reads only what concerns this node (its tasks, their volumes, its
         own status), so a worker serves it from its fed state (after a fresh feed answer unless
         ``stale``; ``now``: the time, for the feed's watch). A worker refuses every other read,
-        stale or not: its state lacks the rest of the cluster."""
-        if local and self.catching_up:
+        stale or not: its state lacks the rest of the cluster. ``complete``: the caller acts on
+        what the node's task list lacks (the reconciler), refused while the replica catches up."""
+        if complete and self.catching_up:
             # A worker that joined the configuration: its replica is applying the log from its
             # start (or awaits a snapshot) and lacks tasks the feed showed it; read now, the
             # reconciler would remove their containers.
