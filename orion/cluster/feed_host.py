@@ -209,7 +209,7 @@ class FeedHost:
             leader_address=(self.address_of(leader) or "") if leader else "",
             servers=self._servers(),
             member=membership.address_of(node_id) is not None,
-            volumes=fsm.node_volumes(node_id) if changed else [],
+            volumes=fsm.node_volumes(node_id, tasks) if changed else [],
         )
         return encode_feed(answer)
 

@@ -789,10 +789,11 @@ class ClusterState:
     def volume(self, name: str) -> Volume | None:
         return self._volumes.get(name)
 
-    def node_volumes(self, node_id: str) -> list[Volume]:
+    def node_volumes(self, node_id: str, tasks: list[Task] | None = None) -> list[Volume]:
         """The volume records ``node_id`` needs without a volumes table of its own (a worker):
-        those its tasks mount and those whose data lives on it."""
-        return self._volumes.needed_on(node_id, self.tasks_on_node(node_id))
+        those its tasks (``tasks_on_node``, or ``tasks`` when the caller has them) mount and
+        those whose data lives on it."""
+        return self._volumes.needed_on(node_id, self.tasks_on_node(node_id) if tasks is None else tasks)
 
     def _volume_command(self, handler: Callable[[Any], ApplyResult]) -> Callable[[Any], ApplyResult]:
         """``handler`` of a volume command (it names the volume), its change told to the events
