@@ -19,8 +19,11 @@ They travel on the peer transport's FEED channel:
 - ``FeedRedirect``: the node asked holds no replica (it is a worker itself, or still empty):
   here are the members it knows (possibly none: ask someone else).
 
-Decoding is bounded and strict: a malformed or oversized frame raises ``msgspec.DecodeError``
-or ``msgspec.ValidationError`` naming the field, and the receiver drops it.
+Decoding is bounded and typed: a malformed or oversized frame raises ``msgspec.DecodeError``
+or ``msgspec.ValidationError`` naming the field, and the receiver drops it. New fields go last
+with a default, and trailing fields a receiver does not know are ignored (no
+``forbid_unknown_fields``): members and workers of different versions understand each other
+during a rolling upgrade, in either direction.
 """
 
 from __future__ import annotations
@@ -40,14 +43,14 @@ Address = Annotated[str, msgspec.Meta(max_length=300)]
 Index = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class FeedWatch(msgspec.Struct, tag="watch", array_like=True, frozen=True, forbid_unknown_fields=True):
+class FeedWatch(msgspec.Struct, tag="watch", array_like=True, frozen=True):
     node_id: NodeId
     origin: Address  # the worker's peer address: where the answer goes
     since: Index  # the index of the last answer the worker holds (0: none)
     wait_ms: Annotated[int, msgspec.Meta(ge=0, le=MAX_WAIT_MS)]  # 0: answer at once
 
 
-class FeedAnswer(msgspec.Struct, tag="answer", array_like=True, frozen=True, forbid_unknown_fields=True):
+class FeedAnswer(msgspec.Struct, tag="answer", array_like=True, frozen=True):
     node_id: NodeId
     index: Index  # the member's applied index: the worker's next ``since``
     changed: bool
@@ -63,7 +66,7 @@ class FeedAnswer(msgspec.Struct, tag="answer", array_like=True, frozen=True, for
     volumes: list[Volume] = []
 
 
-class FeedRedirect(msgspec.Struct, tag="redirect", array_like=True, frozen=True, forbid_unknown_fields=True):
+class FeedRedirect(msgspec.Struct, tag="redirect", array_like=True, frozen=True):
     node_id: NodeId
     servers: list[Address] = []
     reason: str = ""
