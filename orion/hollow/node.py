@@ -100,6 +100,7 @@ class HollowNode:
         self._now = now
         incarnation = meta.raft_incarnation
         self.swim = SwimCore(meta, gossip, random.Random(seed), now)
+        self._join_pick = seed  # which seed this node joins through
         self.store = MemoryStore()
         self.store.save_identity(incarnation)
         stored = self.store.load()
@@ -166,7 +167,11 @@ class HollowNode:
 
     # ------------------------------------------------------------------ inputs
     def join(self, seeds: list[str], now: float) -> None:
-        self.swim.join([s for s in seeds if s != self.meta.gossip_address], now)
+        """Through one of the seeds, a different one for each node: every seed answers a join
+        with the whole membership (a thousand members: ~390 KB, 10-30 ms to decode here), so
+        asking all three tripled the pool's join cost and each voter's."""
+        others = [s for s in seeds if s != self.meta.gossip_address]
+        self.swim.join(others[self._join_pick % len(others) :][:1] if others else [], now)
         self._flush(now)
 
     def on_frame(self, channel: Channel, payload: bytes, now: float) -> None:

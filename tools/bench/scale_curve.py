@@ -39,7 +39,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from orion.client import Client
+from orion.client import Client, Unavailable
 from orion.hollow.pool import rss_bytes
 from orion.raft.types import Membership, encode_membership
 from orion.testing.localcluster import LocalCluster, _to_toml
@@ -165,7 +165,11 @@ def stop_process(process: subprocess.Popen[bytes] | None) -> None:
 
 
 def running_on(client: Client, task_ids: list[str], exclude: str = "") -> bool:
-    tasks = {t.id: t for t in client.tasks(stale=True)}
+    try:
+        tasks = {t.id: t for t in client.tasks(stale=True)}
+    except Unavailable as exc:  # no endpoint answered this time: asked again on the next poll
+        log(f"task list: {exc}")
+        return False
     return all(t in tasks and tasks[t].state == "Running" and tasks[t].node_id != exclude for t in task_ids)
 
 
