@@ -37,6 +37,8 @@ from orion.transport.frames import Channel
 
 MAX_WAIT_S = 0.05
 STATS_EVERY_S = 1.0
+JOIN_BATCH = 5  # nodes of a pool that join at once,
+JOIN_GAP_S = 0.1  # every this often: 100 nodes in 2 s
 
 
 def hollow_address(base: str, index: int) -> str:
@@ -122,13 +124,21 @@ class HollowPool:
         """The loop, until ``stop`` (or ``duration`` seconds); closes the sockets at the end."""
         now = time.monotonic()
         end = now + duration if duration is not None else None
-        for node in self.nodes:
-            node.join(list(self.config.join), now)
+        # A few joins at a time: every join brings back the whole membership to decode, and a
+        # pool that took them all at once stopped answering probes for seconds (its nodes were
+        # suspected by the hundred as they joined, and each suspicion is gossiped N x 12 times).
+        joining, seeds, next_join = list(self.nodes), list(self.config.join), now
         next_stats = now
         nodes, due = self.nodes, self._due
         try:
             while not self._stop.is_set() and (end is None or now < end):
-                wait = max(0.0, min(MAX_WAIT_S, min(due) - time.monotonic()))
+                if joining and now >= next_join:
+                    for node in joining[:JOIN_BATCH]:
+                        node.join(seeds, now)
+                    del joining[:JOIN_BATCH]
+                    next_join = now + JOIN_GAP_S
+                first_due = min(min(due), next_join) if joining else min(due)
+                wait = max(0.0, min(MAX_WAIT_S, first_due - time.monotonic()))
                 touched: set[int] = set()
                 for slot, channel, payload in self.transport.poll(wait):
                     now = time.monotonic()
