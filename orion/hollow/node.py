@@ -91,8 +91,10 @@ class HollowNode:
         stats: HollowStats,
         now: float,
         seed: int,
+        connect: Callable[[str], None] | None = None,
     ) -> None:
         self.id = meta.id
+        self._connect = connect  # opens the gossip connection to a member heard of (the pool's transport)
         self.config = config
         self.meta = meta
         self.stats = stats
@@ -249,6 +251,8 @@ class HollowNode:
             self._send(address, Channel.GOSSIP, encode_message(message))
         for event in self.swim.drain_events():
             if event.kind in ("joined", "updated", "alive"):
+                if event.kind == "joined" and self._connect is not None:
+                    self._connect(event.meta.gossip_address)
                 self._raft_addresses[event.node_id] = event.meta.raft_address
                 self._alive[event.node_id] = event.meta
                 self._candidates_stale = True

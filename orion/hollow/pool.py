@@ -102,7 +102,16 @@ class HollowPool:
                 address = hollow_address(base_address, index)
                 slot = self.transport.bind(address, port)
                 meta = hollow_meta(config, f"{prefix}{index}", address, port)
-                node = HollowNode(config, meta, gossip, self._sender(slot), self.stats, now, seed=index)
+                node = HollowNode(
+                    config,
+                    meta,
+                    gossip,
+                    self._sender(slot),
+                    self.stats,
+                    now,
+                    seed=index,
+                    connect=self.transport.connect,
+                )
                 self.nodes.append(node)
                 self._due.append(now)
         except BaseException:
