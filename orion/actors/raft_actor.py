@@ -96,6 +96,7 @@ class RaftActor(NodeActor):
         self._flush_scheduled = False
         self._snapshots = SnapshotJobs(config.node_id, store, metrics)
         self._held_frames: list[tuple[str, bytes]] = []  # sent by the shell, not yet handed over
+        self._membership_seen: object = None  # the configuration the worker side last saw (_drain)
 
     # ---------------------------------------------------------------- lifecycle
     def on_start(self) -> None:
@@ -290,6 +291,12 @@ class RaftActor(NodeActor):
     def _drain(self) -> None:
         parts, core = self.parts, self.parts.core
         changed = parts.shell.drain()
+        if core.membership is not self._membership_seen:
+            # A worker the leader added, or a member whose log removed it, changes at once: a
+            # follower gets no Tick while heartbeats come, and a former worker would go on
+            # refusing the cluster's reads (and watching) until some deadline of its own.
+            self._membership_seen = core.membership
+            self._step_worker(self._now)
         parts.feed.on_drained()  # before the listeners: workers hear of an entry no later than the events
         parts.requests.serve_ready_reads()
         if parts.leadership.observe(core, self._now):

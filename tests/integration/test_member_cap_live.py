@@ -45,3 +45,11 @@ def test_a_node_beyond_max_members_takes_a_dead_voters_seat(make_cluster):
 
     expected = sorted(n.node_id for n in cluster.nodes if n.index not in (victim.index,))
     assert wait_for(voters, 30, what="the worker promoted") == expected
+    # A member now, it serves the cluster's reads from its own replica: a follower gets no Tick
+    # while heartbeats come, and the feed it watched as a worker must not keep it refusing them.
+    with cluster.client(extra.index) as client:
+        wait_for(
+            lambda: {n.id for n in client.nodes(stale=True)} >= set(expected),
+            30,
+            what="the former worker to serve the cluster's reads",
+        )
