@@ -119,9 +119,14 @@ class BoundedHTTPServer(HTTPServer):
 
     def server_close(self) -> None:
         super().server_close()
-        for _ in self._workers:
+        # Also called by HTTPServer.__init__ when the bind fails, before the fields below are
+        # set: the caller must see that OSError ("address already in use"), not an
+        # AttributeError that the node would not know to stop on.
+        for _ in getattr(self, "_workers", ()):
             self._work.put(None)
-        self.connections.close_all()
+        connections = getattr(self, "connections", None)
+        if connections is not None:
+            connections.close_all()
 
 
 def _track(request: socket.socket) -> TrackedSocket | None:

@@ -98,3 +98,15 @@ def test_a_post_to_an_unknown_path_with_a_bad_content_length_gets_400(open_http:
     assert status_line.split(b" ")[1:2] == [b"400"], answer
     body = json.loads(rest.partition(b"\r\n\r\n")[2])
     assert "Content-Length" in body["error"]
+
+
+def test_a_taken_port_fails_the_start_with_the_bind_error(node: MemoryNode) -> None:
+    """The node stops on an OSError from its servers' start ("cannot start"); a failed bind
+    must reach it as that error, not as an AttributeError from the half-made server's close
+    (a node once kept running half started after it: no REST, but gossip and Raft alive)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = HttpApi("127.0.0.1", taken.getsockname()[1], node, timeout=5.0, poll_interval=0.02)
+        with pytest.raises(OSError, match="in use"):
+            server.start()
