@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -50,14 +51,32 @@ def node_address(index: int) -> str:
     return f"127.0.0.{index}"
 
 
+# Node ports come from below the kernel's ephemeral range (32768-60999 here) and below
+# Orion's dynamic host ports (20000-32000): a port the kernel hands out for ``bind(0)`` and
+# the test releases can be taken, before the node binds it, as the local port of any outgoing
+# connection (another test worker's traffic loop makes thousands), which failed CI runs with
+# "address already in use". Below both, only an explicit bind can take it.
+NODE_PORT_RANGE = (10000, 19999)
+
+
 def free_ports(count: int, address: str = "127.0.0.1") -> list[int]:
-    """Ports the kernel just handed out on ``address`` and released (held together so they differ)."""
-    sockets = []
+    """``count`` different ports of NODE_PORT_RANGE that bind on ``address`` now (held
+    together while chosen, then released for the node to take)."""
+    rng = random.Random()
+    sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _ in range(count * 50):
+            if len(sockets) == count:
+                break
             sock = socket.socket()
-            sock.bind((address, 0))
+            try:
+                sock.bind((address, rng.randint(*NODE_PORT_RANGE)))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
+        if len(sockets) < count:
+            raise RuntimeError(f"no {count} free ports in {NODE_PORT_RANGE} on {address}")
         return [s.getsockname()[1] for s in sockets]
     finally:
         for sock in sockets:
