@@ -71,6 +71,8 @@ class FeedHost:
         # Set while this node, still in its own configuration, learned from the feed that the
         # cluster removed it (orion/cluster/feed_worker.py): its replica is stale, so it redirects.
         self.stood_down = False
+        # After whoever listened before (the leader's submit placer, built first).
+        self._earlier_on_task = fsm.events.on_task
         fsm.events.on_task = self._on_task
         fsm.events.on_volume = self._on_volume
 
@@ -143,6 +145,8 @@ class FeedHost:
         )
 
     def _on_task(self, index: int, old: Task | None, new: Task | None) -> None:
+        if self._earlier_on_task is not None:
+            self._earlier_on_task(index, old, new)
         nodes = task_nodes(old, new)
         if nodes:
             self._touched.setdefault(index, set()).update(nodes)

@@ -56,16 +56,12 @@ class Fleet:
         # Inverse capacities turn "utilisation after placement" into one multiply per node.
         self.inverse_memory = [1.0 / n.meta.memory_total if n.meta.memory_total else 0.0 for n in ordered]
         self.inverse_cpu = [1.0 / n.meta.cpu_total if n.meta.cpu_total else 0.0 for n in ordered]
-        self.usable = [
-            index for index, node in enumerate(ordered) if node.status == NodeStatus.ALIVE and node.eligible
-        ]
-        self._candidates: dict[SelectorKey, list[int]] = {(): self.usable}
-        self._unmatched: dict[SelectorKey, dict[str, int]] = {(): {}}
+        self.usable: list[int] = []
+        self._candidates: dict[SelectorKey, list[int]] = {}
+        self._unmatched: dict[SelectorKey, dict[str, int]] = {}
         # Rejections that no placement can change, counted once per batch.
-        self.not_alive = sum(1 for node in ordered if node.status != NodeStatus.ALIVE)
-        held_back = [node for node in ordered if node.status == NodeStatus.ALIVE and not node.eligible]
-        self.draining = sum(1 for node in held_back if node.draining)
-        self.not_eligible = len(held_back) - self.draining
+        self.not_alive = self.draining = self.not_eligible = 0
+        self._find_usable()
         self.placements = 0  # bumped on every placement: tells when a cached reason is stale
         self.dynamic_ports = dynamic_ports
         self.port_spaces = [port_space(node.meta) for node in ordered]
@@ -76,6 +72,46 @@ class Fleet:
 
     def __len__(self) -> int:
         return len(self.nodes)
+
+    def set_node(self, index: int, node: NodeView) -> None:
+        """Replace the node at ``index`` by a newer view of the same node, for a fleet kept
+        between placements (the leader's submit placer) instead of rebuilt from every node.
+
+        Free resources and capacities follow the view. A change of what decides who is usable
+        (status, eligibility, drain, tags) redoes the usable list and the selector caches, an
+        O(N) step that only a node's change of state pays. Host ports are not updated (a
+        ``PortBook`` only adds): a kept fleet serves tasks that bind none."""
+        old = self.nodes[index]
+        if node.id != old.id:
+            raise ValueError(f"set_node: position {index} holds {old.id!r}, not {node.id!r}")
+        self.nodes[index] = node
+        meta = node.meta
+        self.free_memory[index] = meta.memory_total - node.allocated_memory
+        self.free_cpu[index] = round(meta.cpu_total - node.allocated_cpu, CPU_DIGITS)
+        self.free_disk[index] = math.inf if meta.disk_total == 0 else meta.disk_total - node.allocated_disk
+        self.inverse_memory[index] = 1.0 / meta.memory_total if meta.memory_total else 0.0
+        self.inverse_cpu[index] = 1.0 / meta.cpu_total if meta.cpu_total else 0.0
+        self.port_spaces[index] = port_space(meta)
+        self.host_ips[index] = meta.host_ip
+        if (node.status, node.eligible, node.draining, meta.tags) != (
+            old.status,
+            old.eligible,
+            old.draining,
+            old.meta.tags,
+        ):
+            self._find_usable()
+
+    def _find_usable(self) -> None:
+        nodes = self.nodes
+        self.usable[:] = [
+            index for index, node in enumerate(nodes) if node.status == NodeStatus.ALIVE and node.eligible
+        ]
+        self._candidates = {(): self.usable}
+        self._unmatched = {(): {}}
+        self.not_alive = sum(1 for node in nodes if node.status != NodeStatus.ALIVE)
+        held_back = [node for node in nodes if node.status == NodeStatus.ALIVE and not node.eligible]
+        self.draining = sum(1 for node in held_back if node.draining)
+        self.not_eligible = len(held_back) - self.draining
 
     def candidates(self, selectors: SelectorKey) -> list[int]:
         """Usable node positions whose tags match every selector, in shuffled order (cached)."""

@@ -3,12 +3,22 @@ how placements in flight are debited until applied, and what it leaves alone."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from orion.actors.submit_placer import SubmitPlacer
-from orion.fsm.commands import StopTask, SubmitTask, UpsertNode, decode_command, encode_command
+from orion.fsm.commands import (
+    ReportTaskState,
+    SetNodeStatus,
+    StopTask,
+    SubmitTask,
+    UpsertNode,
+    decode_command,
+    encode_command,
+)
 from orion.fsm.state import ClusterState
-from orion.model import NodeMeta, Task
+from orion.model import NodeMeta, NodeStatus, Task, TaskState
 
 GiB = 1 << 30
 
@@ -131,3 +141,58 @@ def test_a_task_judged_with_nothing_in_flight_carries_the_index_it_was_judged_at
     decode_command(leader.propose(submit("t1")))  # in flight now
     busy = decode_command(leader.propose(submit("z2", node_selectors={"zone": "b"})))
     assert isinstance(busy, SubmitTask) and busy.judged_at == 0  # judged with a placement in flight
+
+
+def _node(node_id: str, memory: int = 4 * GiB, **fields: object) -> UpsertNode:
+    meta = NodeMeta(id=node_id, memory_total=memory, cpu_total=2.0, version=1, host_ip="127.0.0.1", **fields)
+    return UpsertNode(at=1.0, meta=meta)
+
+
+def test_the_kept_fleet_sees_memory_an_applied_entry_freed(leader: Leader) -> None:
+    first = [decode_command(leader.propose(submit(f"t{i}", memory=3 * GiB))) for i in range(2)]
+    leader.apply_all()
+    full = decode_command(leader.propose(submit("t2", memory=3 * GiB)))
+    assert isinstance(full, SubmitTask) and full.node_id == "" and "insufficient memory" in full.reason
+    done = first[0]
+    assert isinstance(done, SubmitTask)
+    leader.propose(ReportTaskState(at=12.0, task_id="t0", node_id=done.node_id, state=TaskState.FAILED))
+    leader.apply_all()
+    again = decode_command(leader.propose(submit("t3", memory=3 * GiB)))
+    assert isinstance(again, SubmitTask) and again.node_id == done.node_id
+
+
+def test_the_kept_fleet_follows_node_records_dead_and_new(leader: Leader) -> None:
+    leader.propose(submit("warm"))  # the kept fleet is built now
+    leader.propose(SetNodeStatus(at=12.0, node_id="n1", status=NodeStatus.DEAD))
+    leader.apply_all()
+    placed = [decode_command(leader.propose(submit(f"t{i}", memory=GiB // 4))) for i in range(3)]
+    assert {c.node_id for c in placed} == {"n2"}  # type: ignore[union-attr]
+    leader.propose(_node("n3", tags={"zone": "c"}))
+    leader.apply_all()
+    zoned = decode_command(leader.propose(submit("z", node_selectors={"zone": "c"})))
+    assert isinstance(zoned, SubmitTask) and zoned.node_id == "n3"
+
+
+def test_submits_walk_the_whole_fleet_as_one_batch_would() -> None:
+    many = Leader()
+    many.placer.strategy = "spread"
+    for i in range(100):  # past EXACT_BELOW: a Nomad walk of nomad_limit(100) nodes per task
+        many.propose(_node(f"n{i:03}", memory=64 * GiB))
+    many.apply_all()
+    for batch in range(4):
+        for i in range(50):
+            many.propose(submit(f"t{batch}-{i}", memory=GiB))
+        many.apply_all()
+    per_node = Counter(task.node_id for task in many.fsm.tasks())
+    assert len(per_node) == 100 and set(per_node.values()) == {2}
+
+
+def test_a_task_with_host_ports_is_judged_with_every_claim_and_the_kept_fleet_debits_it(
+    leader: Leader,
+) -> None:
+    leader.propose(submit("warm", memory=GiB))  # the kept fleet is built now
+    fixed = decode_command(leader.propose(submit("p", memory=3 * GiB, port_bindings={"80/tcp": "8080"})))
+    assert isinstance(fixed, SubmitTask) and fixed.host_ports == {"80/tcp": 8080}
+    # Binpack would put the next 3 GiB task where "p" went had the kept fleet not seen it taken.
+    other = decode_command(leader.propose(submit("q", memory=3 * GiB)))
+    assert isinstance(other, SubmitTask) and other.node_id not in ("", fixed.node_id)

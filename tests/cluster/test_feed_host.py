@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from orion.actors.submit_placer import SubmitPlacer
 from orion.cluster.feed_host import FeedHost
 from orion.cluster.feed_protocol import FeedAnswer, FeedMessage, FeedRedirect, FeedWatch, decode_feed
 from orion.fsm.commands import (
@@ -22,6 +23,7 @@ from orion.fsm.commands import (
     StopTask,
     SubmitTask,
     UpsertNode,
+    decode_command,
     encode_command,
 )
 from orion.fsm.state import ClusterState
@@ -41,8 +43,14 @@ W2 = "127.0.0.1:7102"
 class Member:
     """One member: its FSM, its Raft core (the only voter, so it leads), and its feed host."""
 
-    def __init__(self, node_id: str = "m1", members: dict[str, str] | None = None, **limits: int) -> None:
-        self.fsm = ClusterState()
+    def __init__(
+        self,
+        node_id: str = "m1",
+        members: dict[str, str] | None = None,
+        fsm: ClusterState | None = None,
+        **limits: int,
+    ) -> None:
+        self.fsm = fsm if fsm is not None else ClusterState()
         voters = members if members is not None else {"m1": M1}
         store = MemoryStore()
         bootstrap: Membership | None = Membership(voters=voters, cluster_id="c1")
@@ -305,3 +313,21 @@ def test_an_answer_carries_the_volumes_the_nodes_tasks_mount_and_those_living_on
     member.apply(RemoveVolume(at=10.0, name="elsewhere"))  # made on w2: w2 deletes its data
     assert [(v.name, v.state) for v in _answer(member.take(), W2).volumes] == [("elsewhere", "removing")]
     assert member.take() == []  # w1 was not parked, and nothing of it changed
+
+
+def test_the_submit_placer_built_first_still_hears_every_task_version() -> None:
+    # The Raft actor's parts build the leader's submit placer before the feed host; both
+    # listen to the tasks the FSM stores, and neither may silence the other.
+    fsm = ClusterState()
+    placer = SubmitPlacer(fsm, strategy="binpack", next_index=lambda: fsm.applied_index + 1, term=lambda: 1)
+    member = Member(fsm=fsm)
+    member.apply(UpsertNode(at=1.0, meta=_meta("w1")))
+    huge = SubmitTask(at=1.5, task=Task(id="huge", name="huge", image="busybox", memory=32 * GiB))
+    assert decode_command(placer.prepare(encode_command(huge))).node_id == ""  # type: ignore[union-attr]
+    member.watch("w1", since=member.fsm.applied_index)
+    member.apply(SubmitTask(at=2.0, task=_web("a")), AssignTasks(at=3.0, assignments=[("a", "w1")]))
+    assert [t.id for t in _answer(member.take()).tasks] == ["a"]  # the host heard it
+    big = SubmitTask(at=4.0, task=Task(id="big", name="big", image="busybox", memory=16 * GiB))
+    placed = decode_command(placer.prepare(encode_command(big)))
+    # The placer heard "a" take 1 GiB of w1's 16: a 16 GiB task fits nowhere.
+    assert isinstance(placed, SubmitTask) and placed.node_id == "" and "insufficient memory" in placed.reason
