@@ -10,7 +10,7 @@ Updates (alive, suspect, dead) ride along on probes, acks and gossip messages ("
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -126,3 +126,113 @@ def decode_message(buf: bytes | bytearray | memoryview) -> GossipMessage:
 
 def encoded_size(update: Update) -> int:
     return len(_update_encoder.encode(update))
+
+
+# The same messages with their updates and member states left encoded (``msgspec.Raw``), for
+# ``SharedDecoder``: the envelope is validated here, each update or state by its own decoder.
+RawList = Annotated[list[msgspec.Raw], msgspec.Meta(max_length=MAX_UPDATES)]
+
+
+class _RawPing(msgspec.Struct, frozen=True, array_like=True, tag="ping"):
+    seq: Seq
+    sender: Address
+    target_id: NodeId
+    updates: RawList = []
+    cluster: ClusterId = ""
+
+
+class _RawAck(msgspec.Struct, frozen=True, array_like=True, tag="ack"):
+    seq: Seq
+    sender: Address
+    updates: RawList = []
+    cluster: ClusterId = ""
+
+
+class _RawPingReq(msgspec.Struct, frozen=True, array_like=True, tag="ping_req"):
+    seq: Seq
+    sender: Address
+    target_id: NodeId
+    target_address: Address
+    want_nack: bool = False
+    updates: RawList = []
+    cluster: ClusterId = ""
+
+
+class _RawGossip(msgspec.Struct, frozen=True, array_like=True, tag="gossip"):
+    sender: Address
+    updates: RawList = []
+    cluster: ClusterId = ""
+
+
+class _RawPushPull(msgspec.Struct, frozen=True, array_like=True, tag="push_pull"):
+    sender: Address
+    sender_id: NodeId
+    states: Annotated[list[msgspec.Raw], msgspec.Meta(max_length=MAX_STATES)]
+    join: bool = False
+    reply: bool = False
+    cluster: ClusterId = ""
+
+
+_RawMessage = _RawPing | _RawAck | Nack | _RawPingReq | _RawGossip | _RawPushPull
+
+
+class SharedDecoder:
+    """``decode_message`` for many SWIM cores in one process (the hollow pool): an update or a
+    member state whose bytes were decoded before is handed out again as the same object.
+
+    Messages, updates and member states are immutable, so sharing them changes nothing a core
+    does; it saves decoding (and holding) a thousand copies of each member's meta when a
+    thousand cores hear of it. Each distinct update or state is validated once, by the same
+    types ``decode_message`` uses, so the same bytes are accepted or refused alike. The caches
+    are dropped whole past ``max_entries`` (what is still referenced stays shared)."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self._decoder = msgspec.msgpack.Decoder(_RawMessage)
+        self._update_decoder = msgspec.msgpack.Decoder(Update)
+        self._state_decoder = msgspec.msgpack.Decoder(MemberState)
+        self._updates: dict[bytes, Update] = {}
+        self._states: dict[bytes, MemberState] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def decode(self, buf: bytes | bytearray | memoryview) -> GossipMessage:
+        raw = bounded_decode(self._decoder, buf, MAX_MESSAGE_BYTES, "gossip message")
+        kind = type(raw)
+        if kind is _RawPing:
+            return Ping(raw.seq, raw.sender, raw.target_id, self._shared_updates(raw.updates), raw.cluster)
+        if kind is _RawAck:
+            return Ack(raw.seq, raw.sender, self._shared_updates(raw.updates), raw.cluster)
+        if kind is _RawGossip:
+            return Gossip(raw.sender, self._shared_updates(raw.updates), raw.cluster)
+        if kind is _RawPushPull:
+            states = self._shared(raw.states, self._states, self._state_decoder)
+            return PushPull(raw.sender, raw.sender_id, states, raw.join, raw.reply, raw.cluster)
+        if kind is _RawPingReq:
+            updates = self._shared_updates(raw.updates)
+            return PingReq(
+                raw.seq, raw.sender, raw.target_id, raw.target_address, raw.want_nack, updates, raw.cluster
+            )
+        return raw  # a Nack carries nothing to share
+
+    def _shared_updates(self, raws: list[msgspec.Raw]) -> list[Update]:
+        return self._shared(raws, self._updates, self._update_decoder) if raws else []
+
+    def _shared(self, raws: list[msgspec.Raw], cache: dict[bytes, Any], decoder: Any) -> list[Any]:
+        if len(cache) + len(raws) > self.max_entries:
+            cache.clear()
+        found: list[Any] = []
+        for raw in raws:
+            key = bytes(raw)
+            value = cache.get(key)
+            if value is None:
+                self.misses += 1
+                try:
+                    value = decoder.decode(key)
+                except UnicodeDecodeError as exc:
+                    raise msgspec.DecodeError(f"invalid UTF-8 in gossip message: {exc}") from exc
+                cache[key] = value
+            else:
+                self.hits += 1
+            found.append(value)
+        return found

@@ -48,7 +48,7 @@ from orion.fsm.snapshot import encode_snapshot
 from orion.fsm.state import ClusterState
 from orion.gossip.config import GossipConfig
 from orion.gossip.core import SwimCore
-from orion.gossip.messages import decode_message, encode_message
+from orion.gossip.messages import GossipMessage, decode_message, encode_message
 from orion.hollow.fake_runtime import FakeRuntime
 from orion.model import NodeMeta
 from orion.raft.core import RaftCore
@@ -92,9 +92,11 @@ class HollowNode:
         now: float,
         seed: int,
         connect: Callable[[str], None] | None = None,
+        decode: Callable[[bytes], GossipMessage] = decode_message,
     ) -> None:
         self.id = meta.id
         self._connect = connect  # opens the gossip connection to a member heard of (the pool's transport)
+        self._decode = decode  # the pool's SharedDecoder: its nodes share what they hear alike
         self.config = config
         self.meta = meta
         self.stats = stats
@@ -180,7 +182,7 @@ class HollowNode:
         self._now = now
         try:
             if channel == Channel.GOSSIP:
-                self.swim.receive(decode_message(payload), now)
+                self.swim.receive(self._decode(payload), now)
                 # Acks leave at once, not after the rest of the pool's batch: a probe is
                 # answered as fast as a node of its own would answer it.
                 for address, message in self.swim.drain_outbox():

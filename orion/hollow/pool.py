@@ -13,6 +13,7 @@ the scale runs read (tools/bench/scale_curve.py).
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import json
 import os
@@ -29,6 +30,7 @@ from loguru import logger
 
 from orion.actors.gossip_actor import gossip_config_from
 from orion.config import ConfigError, NodeConfig, load_config
+from orion.gossip.messages import SharedDecoder
 from orion.hollow.node import HollowNode, HollowStats
 from orion.hollow.transport import HollowTransport
 from orion.model import NodeMeta
@@ -70,6 +72,27 @@ def hollow_meta(config: NodeConfig, node_id: str, address: str, port: int) -> No
     )
 
 
+class GcPauses:
+    """The collector's pauses in this process (a pool holds millions of objects: a full
+    collection walks them all, and no node of the pool answers meanwhile)."""
+
+    def __init__(self) -> None:
+        self.total_s = 0.0
+        self.max_s = 0.0
+        self.full = 0
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        took = time.perf_counter() - self._began
+        self.total_s += took
+        self.max_s = max(self.max_s, took)
+        if info.get("generation") == 2:
+            self.full += 1
+
+
 class HollowPool:
     def __init__(
         self,
@@ -93,9 +116,13 @@ class HollowPool:
         self._due: list[float] = []
         self._stop = threading.Event()
         self._started_at = time.monotonic()
-        self._loop_max_s = 0.0
+        self._loop_max_s = 0.0  # the longest pass of the loop since the last stats write
+        self._loop_max_ever_s = 0.0
         self._frames = 0
+        self.gc_pauses = GcPauses()
         gossip = gossip_config_from(config)
+        # One decoded copy of each member's meta for the whole pool, not one per hollow node.
+        self.decoder = SharedDecoder()
         now = time.monotonic()
         try:
             for index in range(first, first + count):
@@ -111,6 +138,7 @@ class HollowPool:
                     now,
                     seed=index,
                     connect=self.transport.connect,
+                    decode=self.decoder.decode,
                 )
                 self.nodes.append(node)
                 self._due.append(now)
@@ -139,6 +167,7 @@ class HollowPool:
         joining, seeds, next_join = list(self.nodes), list(self.config.join), now
         next_stats = now
         nodes, due = self.nodes, self._due
+        gc.callbacks.append(self.gc_pauses)
         try:
             while not self._stop.is_set() and (end is None or now < end):
                 if joining and now >= next_join:
@@ -159,12 +188,16 @@ class HollowPool:
                     if slot in touched or now >= due[slot]:
                         node.step(now)
                         due[slot] = node.next_deadline()
-                self._loop_max_s = max(self._loop_max_s, time.monotonic() - began)
+                took = time.monotonic() - began
+                if took > self._loop_max_s:
+                    self._loop_max_s = took
+                    self._loop_max_ever_s = max(self._loop_max_ever_s, took)
                 if stats_path is not None and now >= next_stats:
                     next_stats = now + STATS_EVERY_S
                     write_stats(stats_path, self.figures())
                     self._loop_max_s = 0.0
         finally:
+            gc.callbacks.remove(self.gc_pauses)
             if stats_path is not None:
                 write_stats(stats_path, self.figures())
             self.transport.close()
@@ -214,6 +247,12 @@ class HollowPool:
             "cpu_s": usage.ru_utime + usage.ru_stime,
             "rss_bytes": rss_bytes(),
             "loop_max_s": self._loop_max_s,
+            "loop_max_ever_s": self._loop_max_ever_s,
+            "decoded_shared": self.decoder.hits,
+            "decoded_new": self.decoder.misses,
+            "gc_s": round(self.gc_pauses.total_s, 3),
+            "gc_max_s": round(self.gc_pauses.max_s, 3),
+            "gc_full": self.gc_pauses.full,
         }
 
 

@@ -66,22 +66,22 @@ def test_realistic_meta_stays_under_512_bytes() -> None:
     assert len(msgspec.msgpack.encode(META)) < 512
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [
-        b"",
-        b"\xc1",
-        b"\x00garbage",
-        msgspec.msgpack.encode(["nope", 1, "127.0.0.1:1"]),  # unknown tag
-        msgspec.msgpack.encode(["ping", -1, "127.0.0.1:7200", "n2", []]),  # negative seq
-        msgspec.msgpack.encode(["ping", 1, "no port here", "n2", []]),  # bad address
-        msgspec.msgpack.encode(["ping", 1, "127.0.0.1:7200", "", []]),  # empty target id
-        msgspec.msgpack.encode(["ack", 1, "127.0.0.1:7200", [["alive", "n1", -5, {"id": "n1"}]]]),
-        msgspec.msgpack.encode(["push_pull", "127.0.0.1:7200", "n1", [["n1", 1, "zombie", {"id": "n1"}]]]),
-        encode_message(SAMPLES[0])[:-4],  # truncated
-        b"\x91\xa7\x00\x00\x00\x00\x00\x00\x80",  # invalid UTF-8 in the tag
-    ],
-)
+GARBAGE = [
+    b"",
+    b"\xc1",
+    b"\x00garbage",
+    msgspec.msgpack.encode(["nope", 1, "127.0.0.1:1"]),  # unknown tag
+    msgspec.msgpack.encode(["ping", -1, "127.0.0.1:7200", "n2", []]),  # negative seq
+    msgspec.msgpack.encode(["ping", 1, "no port here", "n2", []]),  # bad address
+    msgspec.msgpack.encode(["ping", 1, "127.0.0.1:7200", "", []]),  # empty target id
+    msgspec.msgpack.encode(["ack", 1, "127.0.0.1:7200", [["alive", "n1", -5, {"id": "n1"}]]]),
+    msgspec.msgpack.encode(["push_pull", "127.0.0.1:7200", "n1", [["n1", 1, "zombie", {"id": "n1"}]]]),
+    encode_message(SAMPLES[0])[:-4],  # truncated
+    b"\x91\xa7\x00\x00\x00\x00\x00\x00\x80",  # invalid UTF-8 in the tag
+]
+
+
+@pytest.mark.parametrize("bad", GARBAGE)
 def test_garbage_is_rejected(bad: bytes) -> None:
     with pytest.raises(msgspec.MsgspecError):
         decode_message(bad)

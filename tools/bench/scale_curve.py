@@ -70,7 +70,7 @@ def read_stats(path: Path) -> dict[str, Any]:
 
 
 SUMMED = ("count", "in_cluster", "containers", "starts", "reports_sent", "reports_ok", "cpu_s", "rss_bytes")
-SUMMED += ("dropped", "sent", "frames_in")
+SUMMED += ("dropped", "sent", "frames_in", "gc_s", "gc_full")
 
 
 def read_pools(paths: list[Path]) -> dict[str, Any]:
@@ -82,7 +82,8 @@ def read_pools(paths: list[Path]) -> dict[str, Any]:
     merged["applied_min"] = min(part["applied_min"] for part in parts)
     merged["applied_max"] = max(part["applied_max"] for part in parts)
     merged["members_seen_min"] = min(part["members_seen_min"] for part in parts)
-    merged["loop_max_s"] = max(part["loop_max_s"] for part in parts)
+    for key in ("loop_max_s", "loop_max_ever_s", "gc_max_s"):
+        merged[key] = max(part.get(key, 0.0) for part in parts)
     for key in ("bytes_from", "frames_from", "dead_events", "report_failures"):
         counter: dict[str, int] = {}
         for part in parts:
@@ -113,6 +114,26 @@ def memory_guard(pids: list[int], limit_mib: int) -> Any:
         return f"hollow process RSS {rss} MiB over the {limit_mib} MiB cap" if rss > limit_mib else None
 
     return over
+
+
+def profile(pid: int | None, seconds: float, path: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy on ``pid`` for ``seconds`` (collapsed stacks in ``path``), in the background;
+    nothing when no profile was asked for."""
+    if path is None or pid is None or seconds < 1:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    command = [str(spy), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "50", "-f", "raw"]
+    return subprocess.Popen([*command, "-o", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def profiles_done(spies: list[subprocess.Popen[bytes] | None]) -> None:
+    for spy in spies:
+        if spy is not None:
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait(5)
 
 
 def hollow_config(cluster: LocalCluster, path: Path, tags: dict[str, str]) -> Path:
@@ -235,6 +256,9 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
     def pool_stats() -> dict[str, Any]:
         return read_pools(pool_paths)
 
+    def profile_path(name: str) -> Path | None:
+        return Path(args.profile) / f"n{n}-{name}.txt" if args.profile else None
+
     try:
         cluster.start(timeout=60)
         leader = cluster.node(cluster.leader_index() or 1)
@@ -280,6 +304,7 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
             return len(alive) >= n + 4
 
         guard = memory_guard([p.pid for p in pools], args.max_rss_mib)
+        spies = [profile(pools[0].pid, 30, profile_path("pool-join"))]
         try:
             wait_until(f"{n} hollow nodes join", joined, args.join_deadline, every=1.0, guard=guard)
         finally:
@@ -290,8 +315,12 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
             point["join_config_changes"] = config_changes(leader.log_path)
         point["join_s"] = round(time.monotonic() - started, 1)
         log(f"n={n}: joined in {point['join_s']}s")
+        profiles_done(spies)
 
         # Idle window.
+        seconds = min(args.idle - 2, 30)
+        spies = [profile(pools[0].pid, seconds, profile_path("pool-idle"))]
+        spies.append(profile(leader_pid, seconds, profile_path("leader-idle")))
         before = pool_stats()
         leader_cpu0, t0 = cpu_seconds(leader_pid), time.monotonic()
         time.sleep(args.idle)
@@ -316,10 +345,12 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
             if k != victim_id and v > heard_before.get(k, 0)
         }
         point["false_dead"] = {"fsm": dead, "heard_by_hollow": heard_dead}
+        profiles_done(spies)
 
         # Steady submits: API latency, leader CPU, bytes per committed entry.
         commit0 = _leader_commit(cluster)
         before = pool_stats()
+        spies = [profile(leader_pid, args.steady - 2, profile_path("leader-steady"))]
         leader_cpu0, t0 = cpu_seconds(leader_pid), time.monotonic()
         latencies, failures = submit_paced(cluster.endpoints, args.rate, args.steady)
         elapsed = time.monotonic() - t0
@@ -341,9 +372,12 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
             "per_hollow_node": round(sent / entries / members, 1),
         }
         log(f"n={n}: steady {point['steady']}")
+        profiles_done(spies)
 
         # Placement burst.
         burst = args.burst or 10 * n
+        spies = [profile(leader_pid, 20, profile_path("leader-burst"))]
+        spies.append(profile(pools[0].pid, 20, profile_path("pool-burst")))
         t0 = time.monotonic()
         ids = submit_burst(cluster.endpoints, burst)
         submitted = time.monotonic() - t0
@@ -359,6 +393,7 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         except NotConverged as exc:
             point["placement"] = {"tasks": burst, "submit_s": round(submitted, 1), "error": str(exc)}
         log(f"n={n}: placement {point['placement']}")
+        profiles_done(spies)
 
         # Node loss.
         victim.kill()
@@ -377,10 +412,12 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         point["hollow_rss_mib"] = final.get("rss_bytes", 0) >> 20
         point["hollow_reports"] = {k: final.get(k) for k in ("reports_sent", "reports_ok", "report_failures")}
         point["hollow_dropped_frames"] = final.get("dropped")
+        point["hollow_stalls"] = {k: final.get(k) for k in ("loop_max_ever_s", "gc_s", "gc_max_s", "gc_full")}
     except NotConverged as exc:
         point["not_converged"] = str(exc)
         stats = pool_stats()
         keys = ("in_cluster", "members_seen_min", "applied_min", "applied_max", "cpu_s", "rss_bytes")
+        keys += ("loop_max_ever_s", "gc_s", "gc_max_s", "gc_full", "dead_events")
         point["at_deadline"] = {k: stats.get(k) for k in keys}
         point["leader_log_tail"] = leader_log_tail(cluster)
         with_leader = cluster.leader_index()
@@ -445,11 +482,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--procs", type=int, default=0, help="hollow processes (default: one per 100 nodes)")
     parser.add_argument("--max-rss-mib", type=int, default=8192, help="give up a point past this hollow RSS")
     parser.add_argument("--out", help="write the result JSON here too")
+    parser.add_argument("--profile", help="py-spy the leader and the first hollow pool into this directory")
+    parser.add_argument("--keep", action="store_true", help="keep the run's directory (node and pool logs)")
     args = parser.parse_args(argv)
     if args.short:
         args.nodes, args.idle, args.steady, args.burst, args.join_deadline = "10", 3.0, 4.0, 50, 45.0
     counts = [int(x) for x in args.nodes.split(",") if x]
     base = Path(tempfile.mkdtemp(prefix="orion-scale-"))
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"args": vars(args), "points": []}
     try:
         for n in counts:
@@ -461,7 +502,10 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"n={n} did not converge: {point['not_converged']}; larger points skipped")
                 break
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        if args.keep:
+            log(f"run directory kept: {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
     if args.out:
         Path(args.out).write_text(json.dumps({"machine": machine(), **result}, indent=2))
     if not args.short:
