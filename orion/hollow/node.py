@@ -66,6 +66,8 @@ Send = Callable[[str, Channel, bytes], None]
 MIN_ROUND_GAP_S = 0.2
 # A worker that knows no server yet lists its feed candidates from gossip at most this often.
 MIN_CANDIDATES_GAP_S = 1.0
+IDLE_WAKE_S = 1.0  # the Raft actor's longest sleep with nothing due (a worker, a non-voter)
+TICK_EARLY_S = 0.005  # a tick due this close is paid now (the Raft actor's rule)
 
 
 class HollowStats:
@@ -157,7 +159,9 @@ class HollowNode:
         )
         self.planner = ReconcilePlanner(meta.id, policy)
         self.cluster_id = ""
-        self.next_raft_tick = now
+        self.next_raft_tick = now  # when the Raft side (core ticks, requests, feed) next steps
+        self._tick_base = now  # the time of the last Raft tick paid
+        self._raft_stepped_at = now
         # Spread the periodic rounds, as independent processes would be.
         self.next_round = now + random.Random(seed + 2).uniform(0, config.reconcile_interval)
         self._dirty = False
@@ -188,6 +192,7 @@ class HollowNode:
                 for address, message in self.swim.drain_outbox():
                     self._send(address, Channel.GOSSIP, encode_message(message))
             elif channel == Channel.RAFT:
+                self._pay_ticks(now)  # before the input, so the core's history is a beat ticker's
                 self.shell.receive(payload)
             elif channel == Channel.FORWARD:
                 self.requests.on_forward(decode_forward(payload), now)
@@ -207,9 +212,8 @@ class HollowNode:
         if deadline is None or now >= deadline:
             self.swim.tick(now)
         if now >= self.next_raft_tick:
-            self.next_raft_tick = max(self.next_raft_tick + self.config.tick, now)
-            self.leadership.on_tick(self.core, now)
-            self.shell.tick()
+            self._pay_ticks(now)
+            self._raft_stepped_at = now
             self.requests.expire(now)
             self.requests.retry_parked()
             if self._candidates_stale and now >= self._candidates_at + self._candidates_gap():
@@ -227,12 +231,45 @@ class HollowNode:
         ):
             self._round(now)
         self._flush(now)
+        # After every step, not only the Raft side's: a frame or a round may have made a
+        # request wait or parked a watch here.
+        self.next_raft_tick = self._raft_wake()
+
+    def _pay_ticks(self, now: float) -> None:
+        """The Raft ticks owed since the last one paid, as the Raft actor pays them: all of
+        them while none is due (they change only counters), else up to the due one."""
+        tick = self.config.tick
+        owed = int((now - self._tick_base + TICK_EARLY_S) / tick)
+        if owed <= 0:
+            return
+        due = self.shell.ticks_until_due()
+        paid = owed if due is None else min(owed, due)
+        for _ in range(paid):
+            self.leadership.on_tick(self.core, now)
+            self.shell.tick()
+        # Late by more than the due tick: the ticks missed meanwhile are dropped, not paid in
+        # a burst (the Raft actor's rule).
+        self._tick_base = now if paid < owed else self._tick_base + paid * tick
+
+    def _raft_wake(self) -> float:
+        """When the Raft side next needs a step, by the Raft actor's rule (``_next_wake``):
+        every tick while a request waits, at the tick the core says is due, else after
+        IDLE_WAKE_S; sooner for a watch parked here or this worker's own watch. A worker
+        (no replica, nothing due) steps about once a second, not 20 times, as a real one."""
+        tick = self.config.tick
+        if self.requests.waiting:
+            return self._tick_base + tick
+        due = self.shell.ticks_until_due()
+        wake = self._raft_stepped_at + IDLE_WAKE_S if due is None else self._tick_base + due * tick
+        for other in (self.feed_host.next_deadline(), self.feed.next_deadline()):
+            if other is not None and other < wake:
+                wake = other
+        if self._candidates_stale:
+            wake = min(wake, self._candidates_at + self._candidates_gap())
+        return wake
 
     def next_deadline(self) -> float:
         deadline = min(self.next_raft_tick, self.swim.next_deadline() or self.next_raft_tick)
-        feed = self.feed.next_deadline()
-        if feed is not None:
-            deadline = min(deadline, feed)
         if self.cluster_id:
             deadline = min(deadline, self.next_round)
             if self._dirty:

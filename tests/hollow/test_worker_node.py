@@ -13,7 +13,7 @@ from orion.cluster.feed_protocol import FeedAnswer, FeedRedirect, FeedWatch, dec
 from orion.cluster.forwarding import ForwardAnswer, ForwardPropose, decode_forward, encode_forward
 from orion.config import parse_config
 from orion.fsm.commands import ReportTaskState, decode_command
-from orion.hollow.node import HollowNode, HollowStats
+from orion.hollow.node import IDLE_WAKE_S, HollowNode, HollowStats
 from orion.hollow.pool import hollow_meta
 from orion.model import Task, TaskState
 from orion.transport.frames import Channel
@@ -92,3 +92,24 @@ def test_a_worker_redirects_watches_it_cannot_serve(tmp_path: Path) -> None:
     node.on_frame(Channel.FEED, encode_feed(FeedWatch("h2", "127.1.0.2:7600", 0, 10_000)), 0.0)
     [(_, payload)] = [(a, p) for a, p in wire.take(Channel.FEED) if a == "127.1.0.2:7600"]
     assert isinstance(decode_feed(payload), FeedRedirect)
+
+
+def test_an_idle_worker_steps_its_raft_side_once_a_second_and_every_tick_while_a_report_waits(
+    tmp_path: Path,
+) -> None:
+    # The Raft actor's rule (a real worker's core has nothing due: it sleeps IDLE_WAKE_S),
+    # not a 50 ms beat: a thousand hollow workers stepped 20,000 times a second for nothing.
+    node, wire = _worker(tmp_path)
+    node.on_frame(Channel.FEED, _answer(5, []), 0.0)
+    node.step(0.0)
+    now, gaps = 0.0, []
+    for _ in range(10):
+        gaps.append(node.next_raft_tick - now)
+        now = node.next_raft_tick
+        node.step(now)
+    assert not node.requests.waiting and min(gaps) >= 0.9 * IDLE_WAKE_S
+    task = Task(id="t1", name="web", image="busybox", state=TaskState.SCHEDULED, node_id="h1")
+    node.on_frame(Channel.FEED, _answer(12, [task]), now)
+    node.step(now)  # the round starts it and forwards the report to the feed's leader
+    assert node.requests.waiting and wire.take(Channel.FORWARD)
+    assert node.next_raft_tick - now <= node.config.tick + 1e-9
