@@ -64,3 +64,21 @@ def test_a_second_bind_on_a_taken_address_is_refused_by_name() -> None:
             hollow.bind("127.1.0.3", port)
     finally:
         hollow.close()
+
+
+def test_frames_between_nodes_of_one_pool_stay_in_memory_and_come_first() -> None:
+    (port,) = free_ports(1, "127.1.0.4")
+    hollow = HollowTransport(None)
+    try:
+        first = hollow.bind("127.1.0.4", port)
+        second = hollow.bind("127.1.0.5", port)
+        hollow.send(first, f"127.1.0.5:{port}", Channel.GOSSIP, b"ping")
+        hollow.send(second, f"127.1.0.4:{port}", Channel.RAFT, b"append")
+        # No wait: the poll returns them at once, in order, and opens no socket for them.
+        assert list(hollow.poll(5.0)) == [(second, Channel.GOSSIP, b"ping"), (first, Channel.RAFT, b"append")]
+        assert hollow.socket_count == 2 and hollow.local_frames == 2
+        assert hollow.frames_from[f"127.1.0.4:{port}"] == 1 and hollow.bytes_from[f"127.1.0.5:{port}"] == 6
+        hollow.connect(f"127.1.0.5:{port}")  # a member of the same pool: nothing to open
+        assert hollow.socket_count == 2
+    finally:
+        hollow.close()
