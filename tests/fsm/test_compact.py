@@ -15,7 +15,7 @@ from orion.fsm.commands import (
     UpsertNode,
     encode_command,
 )
-from orion.fsm.compact import EMPTY_DICT, EMPTY_LIST, compact_task
+from orion.fsm.compact import EMPTY_DICT, EMPTY_LIST, ZERO, compact_task
 from orion.fsm.state import ClusterState
 from orion.model import NodeMeta, Task, TaskEvent, TaskState
 
@@ -136,3 +136,23 @@ def test_name_lookup_with_one_and_with_several_tasks_of_a_name() -> None:
     apply(submitted("c", name="twin"))
     again = apply.fsm.task_by_name("twin")
     assert again is not None and again.id == "c"
+
+
+def test_equal_numbers_are_shared_and_encode_as_before() -> None:
+    apply = Driver()
+    apply(submitted("t1", cpu=0.5, disk=3 * GiB))
+    apply(submitted("t2", cpu=0.5, disk=3 * GiB))
+    apply(submitted("t3"))
+    apply(submitted("t4", cpu=-0.0, stop_grace=0.0))
+    first, second, plain, negative = (apply.fsm.task(t) for t in ("t1", "t2", "t3", "t4"))
+    assert first is not None and second is not None and plain is not None and negative is not None
+    assert first.cpu is second.cpu and first.disk is second.disk and first.memory is second.memory
+    assert plain.cpu is ZERO and plain.drain_at is ZERO and first.drain_at is ZERO
+    # -0.0 encodes differently from 0.0: kept as it is; a float never becomes an equal int.
+    assert str(negative.cpu) == "-0.0" and negative.stop_grace is ZERO
+    assert compact_task(Task(id="t", name="t", image="i", cpu=2, memory=GiB)).cpu == 2
+    assert type(compact_task(Task(id="t", name="t", image="i", cpu=2)).cpu) is int
+    snapshot = apply.fsm.snapshot()
+    restored = ClusterState()
+    restored.restore(snapshot)
+    assert restored.snapshot() == snapshot
