@@ -400,9 +400,7 @@ class Node:
             http.start()
             self._servers.append(http)
 
-        # The Raft actor asks for each Tick (a leader's heartbeats, a follower's election
-        # deadline); the interval is the ticker's plan until it asks, a heartbeat on.
-        self.ticker.add(raft, config.tick * config.heartbeat_ticks, strict=True)
+        # Not the Raft actor: it times its own Ticks (orion/actors/timed_inbox.py).
         self.ticker.add(gossip, GOSSIP_TICK_S)
         self.ticker.add(reconciler, config.reconcile_interval)
         self.ticker.add(scheduler, SCHEDULER_TICK_S)

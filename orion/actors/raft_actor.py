@@ -17,7 +17,10 @@ thread) or when one falls due: an idle follower wakes at its election deadline, 
 heartbeat moves on, and a leader at its heartbeats. Paying before each input keeps the core's
 history the same as ticking on every beat (tests/raft/test_core_lazy_ticks.py). ``_next_wake``
 is the one place that says when the actor needs its next Tick: the earliest of its parts'
-deadlines, asked of the ticker through ``TickPlan``.
+deadlines. The actor keeps that timer itself: its mailbox is a ``TimedInbox``, which queues a
+Tick when the deadline passes, so a heartbeat wakes one thread (this one), not the node's
+ticker and then this one (orion/actors/timed_inbox.py). A Tick from a ticker that was given
+this actor anyway is handled as one, and the ticker is told never to send another.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from orion.actors.messages import LocalMeta, MemberEvents, Propose, Read, Shutdo
 from orion.actors.raft_parts import RaftParts, build_raft_parts
 from orion.actors.snapshot_jobs import SnapshotDone, SnapshotJobs
 from orion.actors.tick_stalls import TickStalls
-from orion.actors.ticker import TickPlan
+from orion.actors.timed_inbox import NEVER, TimedInbox
 from orion.cluster.feed_protocol import FeedAnswer, FeedMessage, FeedRedirect, FeedWatch, decode_feed
 from orion.cluster.feed_worker import mirror_candidates
 from orion.cluster.forwarding import decode_forward
@@ -68,6 +71,11 @@ class _Frame:
 
 class RaftActor(NodeActor):
     parts: RaftParts  # built in on_start, on the actor's thread
+    actor_inbox: TimedInbox
+
+    @staticmethod
+    def _create_actor_inbox() -> TimedInbox:  # type: ignore[override]
+        return TimedInbox(Tick)
 
     def __init__(
         self,
@@ -90,8 +98,7 @@ class RaftActor(NodeActor):
         self._stalls = TickStalls(config.tick)
         self._tick_s = config.tick
         self._tick_base = self._now  # when the core's last tick was due: the ticks owed count from here
-        self._tick_plan = TickPlan()
-        self._wake_asked = float("inf")  # the Tick asked for since the last one
+        self._wake_asked = NEVER  # the Tick asked for since the last one
         self._membership_due = False  # a leader's membership step is due (every few ticks)
         self._flush_scheduled = False
         self._snapshots = SnapshotJobs(config.node_id, store, metrics)
@@ -112,6 +119,7 @@ class RaftActor(NodeActor):
         )
         self._drain()
         self.flush_frames()
+        self._plan_wake()
 
     def on_stop(self) -> None:
         self.parts.feed.close()
@@ -170,7 +178,7 @@ class RaftActor(NodeActor):
             case Tick(_, gate):
                 if gate is not None:
                     gate.release()
-                self._tick_plan.ticked(gate)
+                    gate.tick_at(NEVER)  # this actor keeps its own timer (TimedInbox)
                 self._on_tick(self._now)
             case Propose(data, callback, timeout):
                 if self.metrics is not None:
@@ -202,9 +210,9 @@ class RaftActor(NodeActor):
     def _on_tick(self, now: float) -> None:
         """The ticker's Tick (the ticks owed were paid before): the parts' timed steps."""
         parts = self.parts
-        if self._wake_asked != float("inf"):
+        if self._wake_asked != NEVER:
             self._stalls.on_tick(now, previous=self._wake_asked - self._tick_s)
-        self._wake_asked = float("inf")  # the ticker planned an interval on: ask again
+        self._wake_asked = NEVER  # the inbox queued this Tick and holds no deadline: ask again
         parts.bootstrap.step(now)
         parts.requests.expire(now)
         parts.feed.expire(now)
@@ -280,13 +288,11 @@ class RaftActor(NodeActor):
         return min([wake, *(due for due in (watch_due, own_watch) if due is not None)])
 
     def _plan_wake(self) -> None:
-        """Ask the ticker for the next Tick when that changed. A later one (every heartbeat
-        moves a follower's deadline on) does not wake the ticker's thread: it reads it when
-        it wakes for the earlier one, and the Raft actor sleeps on."""
+        """Set the mailbox's deadline for the next Tick (this thread's own timed wait: a
+        later deadline, as every heartbeat sets on a follower, wakes nobody)."""
         wake = self._next_wake()
-        if wake != self._wake_asked:
-            self._wake_asked = wake
-            self._tick_plan.ask(wake)
+        self._wake_asked = wake
+        self.actor_inbox.tick_at(wake)
 
     def _drain(self) -> None:
         parts, core = self.parts, self.parts.core
