@@ -288,6 +288,14 @@ class RaftCore:
     def snapshot(self) -> Snapshot | None:
         return self._snapshot
 
+    def release_snapshot_data(self) -> None:
+        """The store holds the snapshot's bytes: keep only its meta. The ``InstallSnapshot``
+        messages sent from then on carry empty data, which the shell fills in from the store
+        (a 100k-task state's snapshot is ~35 MB that a node kept only for lagging followers)."""
+        snap = self._snapshot
+        if snap is not None and snap.data:
+            self._snapshot = Snapshot(snap.meta, b"")
+
     @property
     def membership(self) -> Membership:
         return self._configs[-1][1]

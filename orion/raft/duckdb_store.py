@@ -22,6 +22,13 @@ Layout (format version ``FORMAT_VERSION``):
   so an operator can ``select * from snap_tasks`` on a stopped node. ``stage_<name>`` tables
   are a snapshot being written; one left by a crash is dropped by the next snapshot write.
 
+Beside the database, ``<file>.snapshot-<index>-<term>`` holds the stored snapshot's exact bytes
+while the store is open: ``stored_snapshot`` maps it read-only for the shell to stream to a
+lagging follower, so no one keeps those bytes in memory (~35 MB at 100k tasks: the Raft core
+kept them for that until issue 16 item 5). It is a cache, written after each snapshot is
+stored (not fsync'd), written again at ``load`` from the tables, and removed at ``close``; a
+new one gets a new name, so a follower's stream of the previous one reads on from its mapping.
+
 Every write method is atomic. DuckDB fdatasyncs its WAL on every COMMIT (checked with
 strace: one fdatasync per save), so a returned write is durable. Automatic WAL checkpoints
 (stalls of 100-300 ms) are switched off; ``write_snapshot`` checkpoints after it has written,
@@ -64,8 +71,10 @@ node rejoins as a new member (``StoreCorruptError`` says so).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import itertools
+import mmap
 import os
 import re
 import threading
@@ -73,7 +82,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 
@@ -308,6 +317,9 @@ class DuckDBStore:
         self._install_waiting = threading.Event()
         self._snapshot_index = 0
         self._snapshot_term = 0
+        # The stored snapshot's meta and the file with its bytes (see stored_snapshot). Set
+        # after the file is complete; a reader on another thread takes it in one read.
+        self._spill: tuple[SnapshotMeta, Path] | None = None
         self._last_index = 0
         self._last_term = 0
         self._write_seq = 0
@@ -334,6 +346,10 @@ class DuckDBStore:
             raise self._damaged(str(exc)) from exc
         self._con.execute("PRAGMA enable_checkpoint_on_shutdown")
         self._hint.record(self._write_seq)
+        for stale in self.path.parent.glob(self.path.name + ".snapshot-*"):
+            stale.unlink(missing_ok=True)  # a cache left by a crash: written again below
+        if state.snapshot is not None:
+            self._spill_snapshot(state.snapshot)
         self._loaded = True
         return state
 
@@ -700,6 +716,7 @@ class DuckDBStore:
                 raise
             self._wrote(seq)
             self._snapshot_index, self._snapshot_term = meta.index, meta.term
+            self._spill_snapshot(snapshot)
         if not keeps_suffix or self._last_index < meta.index:
             self._last_index, self._last_term = meta.index, meta.term
 
@@ -730,9 +747,44 @@ class DuckDBStore:
                 cur.execute("ROLLBACK")
                 raise
             self._snapshot_index, self._snapshot_term = meta.index, meta.term
+            self._spill_snapshot(snapshot)
             # Fold the WAL (the log since the last checkpoint and this snapshot) into the
             # main file here, off the Raft thread, so a restart replays little.
             self._checkpoint_between_writes()
+
+    def _spill_snapshot(self, snapshot: Snapshot) -> None:
+        """Write ``snapshot``'s bytes to a file of their own and make it the one
+        ``stored_snapshot`` maps; the previous file is removed (a mapping of it stays valid)."""
+        meta = snapshot.meta
+        path = self.path.with_name(f"{self.path.name}.snapshot-{meta.index}-{meta.term}")
+        partial = path.with_name(path.name + ".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as out:
+            out.write(snapshot.data)
+        os.replace(partial, path)
+        previous, self._spill = self._spill, (meta, path)
+        if previous is not None and previous[1] != path:
+            previous[1].unlink(missing_ok=True)
+
+    def stored_snapshot(self) -> Snapshot | None:
+        """The stored snapshot with its data a read-only mapping of its file (pages come from
+        the page cache as they are read, and are given back when the mapping is dropped): safe
+        from any thread, and valid for as long as the caller holds it, whatever is stored next."""
+        for _ in range(3):
+            spill = self._spill
+            if spill is None:
+                return None
+            meta, path = spill
+            try:
+                with open(path, "rb") as source:
+                    size = os.fstat(source.fileno()).st_size
+                    data = mmap.mmap(source.fileno(), size, access=mmap.ACCESS_READ) if size else b""
+            except FileNotFoundError:
+                continue  # replaced by a newer snapshot's file meanwhile: take that one
+            # Any buffer serves where Snapshot.data is read (streamed, checksummed), and a
+            # Struct does not check field types when built.
+            return Snapshot(meta, cast(bytes, data))
+        return None
 
     def _stage(
         self,
@@ -876,6 +928,9 @@ class DuckDBStore:
             self._bg.close()
             self._con.close()
             self._hint.close()
+            if self._spill is not None:
+                with contextlib.suppress(OSError):
+                    self._spill[1].unlink()
 
     def _require_loaded(self) -> None:
         if not self._loaded:

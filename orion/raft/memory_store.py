@@ -91,6 +91,11 @@ class MemoryStore:
                 )
             self.snapshot = snapshot
 
+    def stored_snapshot(self) -> Snapshot | None:
+        """The stored snapshot, for the shell to stream to a lagging follower."""
+        with self._lock:
+            return self.snapshot
+
     def compact_log(self, upto_index: int) -> None:
         with self._lock:
             if upto_index > self._snapshot_index():

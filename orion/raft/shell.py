@@ -25,7 +25,12 @@ from the leader, a local snapshot and the log compaction after it, and shutdown.
 
 ``InstallSnapshot`` messages are never encoded as one frame: they are streamed in bounded
 chunks (``orion.raft.snapshot_stream``), so no frame exceeds the transport's limit whatever
-the size of the state. Local snapshots are taken off the caller's thread: the shell asks the
+the size of the state. The core keeps only the meta of its snapshot once the store holds it
+(``RaftCore.release_snapshot_data``); the shell streams the bytes the store gives back
+(``LogStore.stored_snapshot``: a mapped file for the DuckDB store), which may belong to a newer
+snapshot than the core's (a local one stored and not yet compacted into the core): that one
+is as good for the follower, since it too covers only committed entries. Local snapshots are
+taken off the caller's thread: the shell asks the
 host for a consistent copy of the FSM (cheap) and a job that encodes and durably writes it
 (``store.write_snapshot``); when the host reports it done, the core compacts, keeping
 ``trailing_entries`` behind it, and the store drops the log below what the core still holds.
@@ -162,6 +167,10 @@ class RaftShell:
         # Checksum of the snapshot this node would stream, computed where the snapshot was made
         # (a background job, or the stream it arrived by), never again on this thread.
         self._checksum: tuple[int, int, int] | None = None  # (index, term, crc32)
+        # The stored snapshot being streamed (its data mapped by the store), shared by every
+        # follower's stream and dropped when none is left.
+        self._outgoing: Snapshot | None = None
+        core.release_snapshot_data()  # loaded from the store, which gives the bytes back
         self._saved_hard_state = saved_hard_state or HardState()
         self._unsaved_hard_state: HardState | None = None
         self._snapshot_job = 0  # index of the local snapshot being taken, 0 if none
@@ -256,7 +265,10 @@ class RaftShell:
         if core.role != LEADER:
             if self._sender.active():
                 self._sender.cancel_all()  # a deposed leader's streams are the new leader's job
+            self._outgoing = None
             return
+        if events and not self._sender.active():
+            self._outgoing = None
         for event in events:
             # A finished stream needs nothing here: the follower's InstallSnapshotResponse,
             # sent once its core has taken the snapshot, moves its progress on.
@@ -326,6 +338,8 @@ class RaftShell:
             for context in ready.failed_reads:
                 host.on_failed_read(context)
             core.advance(ready, written=written)
+            if ready.snapshot is not None:
+                core.release_snapshot_data()  # the store holds it now
             self._report(late)  # after advance: the core takes no input between ready and advance
         self._maybe_snapshot()
         return changed
@@ -409,17 +423,37 @@ class RaftShell:
     def _send_all(self, messages: list[Message]) -> None:
         for msg in messages:
             if isinstance(msg, InstallSnapshot):
-                meta = msg.snapshot.meta
-                known = self._checksum
-                if known is None or known[:2] != (meta.index, meta.term):
-                    known = (meta.index, meta.term, snapshot_checksum(msg.snapshot.data))
-                    self._checksum = known
-                self._sender.start(msg, known[2])
+                self._stream(msg)
             else:
                 self._send(msg)
         self._flush_chunks()
         if self._flush_frames is not None:
             self._flush_frames()
+
+    def _stream(self, msg: InstallSnapshot) -> None:
+        """Start streaming the snapshot ``msg`` asks for, its bytes from the store when the core
+        kept only the meta. A stream already under way for the same snapshot goes on."""
+        meta = msg.snapshot.meta
+        current = self._sender.status(msg.dst)
+        if current is not None and (current.index, current.snap_term) == (meta.index, meta.term):
+            self._sender.start(msg)  # needs only the meta: adopts a newer term
+            return
+        if not msg.snapshot.data:
+            snapshot = self._outgoing if self._sender.active() else None
+            if snapshot is None or snapshot.meta.index < meta.index:
+                snapshot = self.store.stored_snapshot()
+            if snapshot is None or snapshot.meta.index < meta.index:
+                # Never so (the store holds a snapshot before the core compacts to it); the
+                # core sends again when its wait for an answer runs out.
+                return
+            self._outgoing = snapshot
+            msg = InstallSnapshot(msg.src, msg.dst, msg.term, snapshot)
+            meta = snapshot.meta
+        known = self._checksum
+        if known is None or known[:2] != (meta.index, meta.term):
+            known = (meta.index, meta.term, snapshot_checksum(msg.snapshot.data))
+            self._checksum = known
+        self._sender.start(msg, known[2])
 
     def _send(self, body: Message | SnapshotChunk | SnapshotAck) -> None:
         core = self.core
@@ -455,4 +489,5 @@ class RaftShell:
         # and compact_log share the store's connection.
         self._settle_writes()
         core.compact(snapshot.meta.index, snapshot.data)
+        core.release_snapshot_data()  # the job stored it: streams read it back from the store
         self.store.compact_log(core.log_first_index - 1)

@@ -139,6 +139,13 @@ class LogStore(Protocol):
         """Drop stored log entries with index <= upto_index (the core's log_first_index - 1)."""
         ...
 
+    def stored_snapshot(self) -> Snapshot | None:
+        """The latest stored snapshot (None: none), its data readable for as long as the caller
+        holds it, whatever the store writes meanwhile: the shell streams it to a lagging
+        follower, so the core need not keep the bytes. Cheap enough for the Raft thread (the
+        data may be a read-only mapping of a file rather than bytes in memory)."""
+        ...
+
     def load_identity(self) -> str | None:
         """This data dir's incarnation, or None if none was saved yet."""
         ...
