@@ -1,7 +1,7 @@
 """A node's Prometheus metrics (``GET /metrics``), on a registry of its own.
 
-Each node has its own ``CollectorRegistry`` (several nodes may share a process in tests), never
-prometheus_client's global one. Two kinds of figures:
+Each node has its own ``Registry`` (several nodes may share a process in tests), written in the
+Prometheus text format by orion/metrics_text.py. Two kinds of figures:
 
 - counted as things happen, by the part that sees them: proposals (latency), snapshots taken
   (size, duration) and installed, leader changes, Docker errors, API requests (code, latency),
@@ -15,25 +15,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from orion.metrics_text import Counter, Gauge, GaugeFamily, Histogram, Registry
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SNAPSHOT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 MAX_REASONS = 20  # pending reasons shown apart; the rest are summed as "other"
 MAX_REASON_LEN = 100
-
-
-class _Source(Collector):
-    def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
-        self._collect = collect
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._collect()
 
 
 class AppliedEvent(Protocol):
@@ -59,7 +49,7 @@ class AppliedEvent(Protocol):
 class NodeMetrics:
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
-        self.registry = CollectorRegistry()
+        self.registry = Registry()
         r = self.registry
         self.leader_changes = Counter(
             "orion_raft_leader_changes", "New leaders this node has seen", registry=r
@@ -156,35 +146,31 @@ class NodeMetrics:
 
     # ------------------------------------------------------------------ read at scrape time
 
-    def add_source(self, collect: Callable[[], Iterable[Metric]]) -> None:
-        self.registry.register(_Source(collect))
+    def add_source(self, collect: Callable[[], Iterable[GaugeFamily]]) -> None:
+        self.registry.add_source(collect)
 
     def text(self) -> bytes:
-        return generate_latest(self.registry)
+        return self.registry.text()
 
 
-def raft_metrics(status: dict[str, Any]) -> list[Metric]:
+def raft_metrics(status: dict[str, Any]) -> list[GaugeFamily]:
     """Gauges of a ``state_figures`` result (the Raft status and the FSM's tasks)."""
-    out: list[Metric] = []
+    out: list[GaugeFamily] = []
     for name, key, doc in (
         ("orion_raft_term", "term", "Current Raft term"),
         ("orion_raft_commit_index", "commit_index", "Raft commit index"),
         ("orion_raft_applied_index", "applied_index", "Raft index applied to the state"),
         ("orion_raft_last_index", "last_index", "Last Raft log index"),
     ):
-        out.append(GaugeMetricFamily(name, doc, value=status[key]))
-    out.append(
-        GaugeMetricFamily("orion_raft_is_leader", "1 while this node leads", value=status["is_leader"])
-    )
-    tasks = GaugeMetricFamily("orion_tasks", "Tasks in the state, by state", labels=["state"])
+        out.append(GaugeFamily(name, doc, value=status[key]))
+    out.append(GaugeFamily("orion_raft_is_leader", "1 while this node leads", value=status["is_leader"]))
+    tasks = GaugeFamily("orion_tasks", "Tasks in the state, by state", ["state"])
     for state, count in sorted(status["tasks"].items()):
-        tasks.add_metric([state], count)
+        tasks.add([state], count)
     out.append(tasks)
-    pending = GaugeMetricFamily(
-        "orion_pending_tasks", "Pending tasks, by the reason shown", labels=["reason"]
-    )
+    pending = GaugeFamily("orion_pending_tasks", "Pending tasks, by the reason shown", ["reason"])
     for reason, count in status["pending"]:
-        pending.add_metric([reason], count)
+        pending.add([reason], count)
     out.append(pending)
     return out
 
@@ -212,13 +198,11 @@ def state_figures(raft: Any, fsm: Any) -> dict[str, Any]:
     }
 
 
-def gossip_metrics(statuses: list[str], local_health: int) -> list[Metric]:
-    members = GaugeMetricFamily(
-        "orion_gossip_members", "Members as gossip sees them, by status", labels=["status"]
-    )
+def gossip_metrics(statuses: list[str], local_health: int) -> list[GaugeFamily]:
+    members = GaugeFamily("orion_gossip_members", "Members as gossip sees them, by status", ["status"])
     for status, count in sorted(Tally(statuses).items()):
-        members.add_metric([status], count)
-    health = GaugeMetricFamily(
+        members.add([status], count)
+    health = GaugeFamily(
         "orion_gossip_local_health", "Lifeguard local health score (0 is healthy)", value=local_health
     )
     return [members, health]

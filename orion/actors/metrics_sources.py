@@ -11,18 +11,18 @@ import threading
 from collections.abc import Callable
 
 import pykka
-from prometheus_client.core import Metric
 
 from orion.actors.messages import Read
 from orion.actors.state_view import StateView
 from orion.cluster.outcome import Outcome
 from orion.metrics import gossip_metrics, raft_metrics, state_figures
+from orion.metrics_text import GaugeFamily
 
 SCRAPE_WAIT_S = 2.0
 
 
-def raft_source(raft: pykka.ActorRef) -> Callable[[], list[Metric]]:
-    def collect() -> list[Metric]:
+def raft_source(raft: pykka.ActorRef) -> Callable[[], list[GaugeFamily]]:
+    def collect() -> list[GaugeFamily]:
         done = threading.Event()
         box: list[Outcome] = []
 
@@ -44,8 +44,8 @@ def raft_source(raft: pykka.ActorRef) -> Callable[[], list[Metric]]:
     return collect
 
 
-def gossip_source(gossip: pykka.ActorRef) -> Callable[[], list[Metric]]:
-    def collect() -> list[Metric]:
+def gossip_source(gossip: pykka.ActorRef) -> Callable[[], list[GaugeFamily]]:
+    def collect() -> list[GaugeFamily]:
         try:
             members = gossip.ask("members", timeout=SCRAPE_WAIT_S)
             health = gossip.ask("local_health", timeout=SCRAPE_WAIT_S)

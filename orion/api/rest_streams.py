@@ -19,10 +19,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import msgspec
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from orion.api.protocol import ErrorCode, Events, LogChunk, Reply, RequestError, TaskLogs, validate_request
 from orion.fsm.events import EventPage
+from orion.metrics_text import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from orion.units import parse_duration
 
 WAIT_S = 2.0  # one long poll of a following stream
@@ -137,7 +137,7 @@ def serve_metrics(rest: Any) -> None:
         return
     body = metrics.text()
     rest.send_response(HTTPStatus.OK)
-    rest.send_header("Content-Type", CONTENT_TYPE_LATEST)
+    rest.send_header("Content-Type", METRICS_CONTENT_TYPE)
     rest.send_header("Content-Length", str(len(body)))
     rest.end_headers()
     rest.wfile.write(body)
