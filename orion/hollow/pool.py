@@ -195,7 +195,7 @@ class HollowPool:
                 now = time.monotonic()
                 if began is None:
                     began = now
-                while timers[0][0] <= now:
+                while timers and timers[0][0] <= now:
                     deadline, slot = heapq.heappop(timers)
                     if deadline == due[slot]:  # else stale: the node was stepped since
                         touched.add(slot)
