@@ -3,12 +3,13 @@
 The Ready loop (persist, send, apply, snapshot, identity checks, chunked snapshot streams) is
 ``orion.raft.shell.RaftShell``, shared with the simulator; this actor is its host. It drains
 Ready once per burst of mailbox messages (a ``_Flush`` told to itself), so proposals that
-arrive together share one fsync. Requests go to ``orion.cluster.request_path`` (writes answered
-when applied, reads once linearizable, followers forwarding both to the leader); a leader
-drives the configuration and the node records from gossip (``membership_driver``,
-``node_records``). The parts are built in ``orion.actors.raft_parts``; local snapshots are
-taken on a background thread (``orion.actors.snapshot_jobs``), so a big state never delays a
-heartbeat; the other actors hear of changes through ``orion.actors.raft_listeners``.
+arrive together share one fsync; with nothing else queued it drains at once. Requests go to
+``orion.cluster.request_path`` (writes answered when applied, reads once linearizable,
+followers forwarding both to the leader); a leader drives the configuration and the node
+records from gossip (``membership_driver``, ``node_records``). The parts are built in
+``orion.actors.raft_parts``; local snapshots are taken on a background thread
+(``orion.actors.snapshot_jobs``), so a big state never delays a heartbeat; the other actors
+hear of changes through ``orion.actors.raft_listeners``.
 
 Time: the core counts in ticks (``config.tick``), but the actor does not wake on every one. It
 owes the core the ticks that would change nothing but counters (``RaftShell.ticks_until_due``)
@@ -72,6 +73,9 @@ class _Frame:
 class RaftActor(NodeActor):
     parts: RaftParts  # built in on_start, on the actor's thread
     actor_inbox: TimedInbox
+    # RaftShell may leave a Ready's frames held when nothing slow follows its sends: they go
+    # to the transport in one batch when this thread is about to wait (``_before_wait``).
+    flushes_when_idle = True
 
     @staticmethod
     def _create_actor_inbox() -> TimedInbox:  # type: ignore[override]
@@ -120,8 +124,10 @@ class RaftActor(NodeActor):
         self._drain()
         self.flush_frames()
         self._plan_wake()
+        self.actor_inbox.before_wait = self._before_wait
 
     def on_stop(self) -> None:
+        self.flush_frames()  # held for the next wait, which will not come (a handover's TimeoutNow)
         self.parts.feed.close()
         self.parts.shell.flush_hard_state()
         self._snapshots.close()
@@ -156,11 +162,25 @@ class RaftActor(NodeActor):
             self._handle(message)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             logger.debug("dropped a malformed frame: {}", exc)
-        self.flush_frames()  # frames sent outside a Ready (snapshot chunks and their acks)
         if self.parts.core.has_ready() and not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.actor_ref.tell(_Flush())
+            if self.actor_inbox.empty():
+                self._drain()  # nothing waiting to share its write: no round through the mailbox
+            else:
+                self._flush_scheduled = True
+                self.actor_ref.tell(_Flush())
+        if not self.actor_inbox.empty():
+            # Frames held (a quick Ready's, snapshot chunks and their acks) do not wait behind
+            # the queued messages; with none queued they go when this thread is about to wait.
+            self.flush_frames()
         self._plan_wake()
+
+    def _before_wait(self) -> None:
+        """The mailbox is empty and this thread is about to block: hand over the held frames."""
+        try:
+            self.flush_frames()
+        except Exception as exc:  # raised outside on_receive, Pykka would not report it
+            logger.exception("raft actor: flushing frames failed")
+            self.on_fatal(f"RaftActor failed: {exc!r}")
 
     def _handle(self, message: Any) -> None:
         parts = self.parts

@@ -10,6 +10,10 @@ seen before it: a CheckQuorum round counts them). One ``Tick`` at a time: a new 
 only once the owner has asked for the next deadline (``tick_at``), so a busy actor never finds
 a storm of them, as the ticker's ``TickGate`` ensured.
 
+The owner may also leave work for the moment its thread is about to block (``before_wait``):
+the Raft actor hands its held frames to the transport then, so the transport's thread wakes
+while this one sleeps instead of waiting for the interpreter lock this one still holds.
+
 Only the owning actor's thread calls ``tick_at`` (while handling a message); ``put`` may come
 from any thread.
 """
@@ -34,6 +38,7 @@ class TimedInbox(queue.Queue[Any]):
         """``make_tick(now)``: the message queued when the deadline passes (``now``: monotonic s)."""
         super().__init__()
         self._make_tick = make_tick
+        self.before_wait: Callable[[], None] | None = None  # the owner's, called on its thread
         self._tick_at = NEVER
         self.ticks = 0  # Ticks queued so far (tests count them)
 
@@ -60,5 +65,13 @@ class TimedInbox(queue.Queue[Any]):
                     return item
                 if not block or deadline <= now:
                     raise queue.Empty
+                if self.before_wait is not None:
+                    self.mutex.release()  # senders may queue meanwhile: looked at again below
+                    try:
+                        self.before_wait()
+                    finally:
+                        self.mutex.acquire()
+                    if self._qsize() or self._tick_at <= time.monotonic() + EARLY_S:
+                        continue
                 wake = min(self._tick_at, deadline)
                 self.not_empty.wait(None if wake == NEVER else wake - now)

@@ -183,6 +183,11 @@ class RaftShell:
         # per frame) gets them flushed right after a Ready's messages: before the leader's own
         # write, which its followers' writes overlap, and before a follower's answer waits.
         self._flush_frames: Callable[[], None] | None = getattr(host, "flush_frames", None)
+        # A host that also flushes when it is about to wait (the Raft actor, just before its
+        # thread blocks) is left the frames of a Ready with nothing slow after its sends (an idle
+        # leader's heartbeats, a follower's answer to one): its network thread then wakes while
+        # this thread sleeps, not while it still holds the interpreter lock.
+        self._flushes_when_idle: bool = getattr(host, "flushes_when_idle", False)
         self.writer = writer
         self._write_seq = 0
         # Writes handed to the writer and not yet reported: (seq, last index, its term).
@@ -304,8 +309,10 @@ class RaftShell:
             committed = ready.committed
             written = True
             late: list[tuple[int, int, int]] = []
+            # Nothing after the sends but bookkeeping: no write, no apply, no reads to serve.
+            quick = not (ready.entries or committed or ready.read_states or ready.failed_reads)
             if core.role == LEADER and vote_settled and ready.snapshot is None:
-                self._send_all(ready.messages)
+                self._send_all(ready.messages, urgent=not quick)
                 if self.fault_hook is not None:
                     self.fault_hook("sent_before_persist")
                 if committed and (self.writer is not None or not _overlaps(committed, ready.entries)):
@@ -330,7 +337,7 @@ class RaftShell:
                 self._persist(hard_state, ready.entries)
                 if self.fault_hook is not None:
                     self.fault_hook("persisted")
-                self._send_all(ready.messages)
+                self._send_all(ready.messages, urgent=not quick or ready.snapshot is not None)
             for entry in committed:
                 changed |= host.apply(entry)
             for read_state in ready.read_states:
@@ -420,14 +427,14 @@ class RaftShell:
             self._saved_hard_state = self._unsaved_hard_state
             self._unsaved_hard_state = None
 
-    def _send_all(self, messages: list[Message]) -> None:
+    def _send_all(self, messages: list[Message], urgent: bool = True) -> None:
         for msg in messages:
             if isinstance(msg, InstallSnapshot):
                 self._stream(msg)
             else:
                 self._send(msg)
         self._flush_chunks()
-        if self._flush_frames is not None:
+        if self._flush_frames is not None and (urgent or not self._flushes_when_idle):
             self._flush_frames()
 
     def _stream(self, msg: InstallSnapshot) -> None:

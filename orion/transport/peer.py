@@ -132,6 +132,10 @@ class PeerTransport(SocketThread[_Command]):
         self._oversize_warned = -1e9
         self._headers: dict[Channel, bytes] = {}
         self._header_cache: dict[bytes, tuple[Channel, str]] = {}
+        # Frames read in this turn of the loop, handed to ``on_frame`` at its end, right
+        # before the poll: the receiver (an actor) then wakes while this thread sleeps
+        # rather than waiting for the interpreter lock this thread still holds.
+        self._inbound: list[tuple[Channel, bytes]] = []
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -267,6 +271,8 @@ class PeerTransport(SocketThread[_Command]):
                 if self._monitors:
                     for monitor in [m for m in self._monitors if m in events]:
                         self._read_monitor(monitor)
+                if self._inbound:
+                    self._deliver()
         except Exception:
             logger.exception("transport {} crashed", self.name)
         finally:
@@ -363,12 +369,17 @@ class PeerTransport(SocketThread[_Command]):
             self._count("dropped_blocked")
             return
         self._count("received")
-        try:
-            self._on_frame(channel, payload)
-        except Exception:
-            # The callback belongs to the node; its bug must not take the transport down.
-            self._count("callback_errors")
-            logger.exception("transport {}: on_frame failed for a {} frame", self.name, channel.name)
+        self._inbound.append((channel, payload))
+
+    def _deliver(self) -> None:
+        inbound, self._inbound = self._inbound, []
+        for channel, payload in inbound:
+            try:
+                self._on_frame(channel, payload)
+            except Exception:
+                # The callback belongs to the node; its bug must not take the transport down.
+                self._count("callback_errors")
+                logger.exception("transport {}: on_frame failed for a {} frame", self.name, channel.name)
 
     def _dealer(
         self,
