@@ -637,6 +637,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "node" and args.node_command is None:
         if not args.config:
             parser.error("--config FILE is required to run a node (or: orion node drain|eligibility NODE)")
+        from orion.process_memory import prepare_node_process
+
+        prepare_node_process()  # before the node's imports: orion/process_memory.py
         from orion.node import run_node  # the node pulls in every subsystem: import only here
 
         reload_tokens_on_sighup()
