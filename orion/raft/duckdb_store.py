@@ -303,6 +303,7 @@ class DuckDBStore:
             # allocates again, unless its background threads purge them: after a snapshot
             # write an idle node kept 30-70 MB it no longer used (issue 16 item 5).
             self._con.execute("SET allocator_background_threads = true")
+            self._no_async_io_threads()
             self._bg = self._con.cursor()  # write_snapshot and checkpoint, on their own thread
         except duckdb.Error as exc:
             # Another process holding the file is not damage. Match DuckDB's lock message
@@ -327,6 +328,15 @@ class DuckDBStore:
         self._incarnation: str | None = None
         self._loaded = False
         self._closed = False
+
+    def _no_async_io_threads(self) -> None:
+        """DuckDB 2.0 starts 8 threads for asynchronous reads of Parquet and CSV files; its own
+        database file is read synchronously, so the store never uses them (issue 16 item 5: 8 of
+        an idle node's 50 threads). DuckDB before 2.0 has neither the threads nor the setting."""
+        try:
+            self._con.execute("SET async_threads = 0")
+        except duckdb.CatalogException:
+            pass
 
     # -- errors ----------------------------------------------------------------------------
 
