@@ -141,8 +141,8 @@ def test_a_follower_acknowledging_before_it_writes_is_caught(monkeypatch: pytest
         else:
             held[id(self)] = (hard_state, entries)
 
-    def send_then_persist(self: RaftShell, messages: list[Message]) -> None:
-        real_send(self, messages)
+    def send_then_persist(self: RaftShell, messages: list[Message], urgent: bool = True) -> None:
+        real_send(self, messages, urgent)
         if id(self) in held:
             real_persist(self, *held.pop(id(self)))
 
