@@ -39,10 +39,11 @@ class SubmitTask(_Command, tag="submit"):
     node_id: str = ""  # the leader's placement; "" = not placed
     host_ports: dict[str, int] = {}  # container port -> host port, dynamic ones resolved
     reason: str = ""  # why no node fits (shown until the scheduler judges the task again)
-    # The applied index of the state the leader found no node in (0: not judged). When it is
-    # the index just before this entry's, nothing changed in between and no placement was in
-    # flight: the reason stands, and the scheduler judges the task again only when capacity
-    # grows (no second entry). Otherwise the scheduler judges it once more, as a fresh task.
+    # The applied index of the state the leader found no node in (0: not judged; no placement
+    # was in flight when it is set). When no entry between it and this one may have made room
+    # (only submits and SetPending came between: orion.fsm.state.CAPACITY_NEUTRAL), the reason
+    # stands, and the scheduler judges the task again only when capacity grows (no second
+    # entry). Otherwise the scheduler judges it once more, as a fresh task.
     judged_at: int = 0
 
 

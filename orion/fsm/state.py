@@ -96,6 +96,10 @@ SUBMITTED_REASON = "waiting for a node"
 STOPPED_REASON = "stopped by user"
 FORCE_REMOVED_REASON = "removed by user (forced)"
 TERMINAL_STATES = frozenset({TaskState.STOPPED, TaskState.FAILED})
+# Commands that never leave more room for a Pending task than there was before them (a submit
+# only takes capacity; SetPending only rewrites reasons). A leader's "no node fits" stays true
+# across them, so it holds for a submit whose entry follows the judged state past only these.
+CAPACITY_NEUTRAL: frozenset[type] = frozenset({SubmitTask, SetPending})
 # States a node may report for a task it runs (Scheduled: waiting to restart after a backoff;
 # Stopped: its container completed with exit code 0).
 REPORTABLE_STATES = frozenset({TaskState.SCHEDULED, TaskState.RUNNING, TaskState.FAILED, TaskState.STOPPED})
@@ -124,6 +128,10 @@ class ClusterState:
         # Pending tasks the scheduler has not judged since they became Pending (derived, not
         # snapshotted: after a restore every Pending task is judged once more).
         self._fresh: dict[str, None] = {}
+        # The last applied index whose command may have made room for a Pending task (anything
+        # not CAPACITY_NEUTRAL; a restored state counts as such at its index). Derived, as
+        # _fresh is: it only decides whether a submit's judgement is final (``_submit``).
+        self._grown_at = 0
         self._nodes: dict[str, NodeRecord] = {}
         # node id -> [memory bytes, millicores, disk bytes] of its Scheduled/Running tasks.
         # Millicores are integers so additions and removals cancel exactly.
@@ -211,6 +219,8 @@ class ClusterState:
         try:
             return self._handlers[type(command)](command)
         finally:
+            if type(command) not in CAPACITY_NEUTRAL:
+                self._grown_at = index
             if node_id:
                 self.events.node(node_before, self._nodes.get(node_id))
             if service_name:
@@ -253,13 +263,14 @@ class ClusterState:
                 reason = f"placed on {cmd.node_id} when submitted, but {why} when applied: {SUBMITTED_REASON}"
         new = self.new_task(task, cmd.at, "submitted")
         if reason:
-            # Shown at once. Unless the leader judged this very state (``judged_at``), the
-            # task stays fresh and the scheduler judges it again on the applied state.
+            # Shown at once. Unless an entry since the state the leader judged (``judged_at``)
+            # may have made room, the task stays fresh and the scheduler judges it again.
             new = msgspec.structs.replace(new, reason=shared(reason))
         self.put_task(None, new)
         if placement is None:
-            if cmd.reason and not cmd.node_id and cmd.judged_at == self.applied_index - 1:
-                self._fresh.pop(task.id, None)  # judged on this very state: as good as the scheduler's
+            if cmd.reason and not cmd.node_id and cmd.judged_at > 0 and self._grown_at <= cmd.judged_at:
+                # Judged on a state no entry since has made room in: as good as the scheduler's.
+                self._fresh.pop(task.id, None)
             return new
         node, ports = placement
         if ports:
@@ -948,6 +959,7 @@ class ClusterState:
         self._services.restore(source.services)
         self._volumes.restore(source.volumes, source.tasks)
         self.applied_index = source.applied_index
+        self._grown_at = source.applied_index  # what the snapshot's entries did is not known here
 
     # -- a worker's fed replica (issue 20) -----------------------------------------------------
 

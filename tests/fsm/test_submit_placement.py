@@ -13,6 +13,7 @@ from orion.fsm.commands import (
     SubmitTask,
     UpsertNode,
     decode_command,
+    encode_command,
 )
 from orion.fsm.state import AssignResult, ClusterState
 from orion.model import NodeMeta, NodeStatus, Task, TaskState
@@ -150,7 +151,29 @@ def test_a_reason_judged_on_the_very_state_it_applies_to_needs_no_second_judgeme
     pending = run(SubmitTask(at=2.0, task=selected, reason=why, judged_at=run.index))
     assert isinstance(pending, Task) and (pending.state, pending.reason) == ("Pending", why)
     assert run.fsm.fresh_pending(10) == [] and run.fsm.pending_count == 1  # swept when capacity grows
-    # Judged on an older state (something was applied in between): the scheduler judges it.
-    stale = task("z2", node_selectors={"zone": "b"})
-    run(SubmitTask(at=2.0, task=stale, reason=why, judged_at=run.index - 1))
-    assert [t.id for t in run.fsm.fresh_pending(10)] == ["z2"]
+    # Judged on an older state with only submits applied since (as under concurrent submits):
+    # a submit only takes room, so the reason still stands.
+    behind = task("z2", node_selectors={"zone": "b"})
+    run(SubmitTask(at=2.0, task=behind, reason=why, judged_at=run.index - 1))
+    assert run.fsm.fresh_pending(10) == [] and run.fsm.pending_count == 2
+    # Judged before an entry that may have made room (a node came back): the scheduler judges it.
+    judged = run.index
+    run(SetNodeStatus(at=2.1, node_id="n2", status=NodeStatus.ALIVE))
+    stale = task("z3", node_selectors={"zone": "b"})
+    run(SubmitTask(at=2.2, task=stale, reason=why, judged_at=judged))
+    assert [t.id for t in run.fsm.fresh_pending(10)] == ["z3"]
+    # Not judged at all (a placement was in flight): judged again too.
+    run(SubmitTask(at=2.3, task=task("z4", node_selectors={"zone": "b"}), reason=why, judged_at=0))
+    assert [t.id for t in run.fsm.fresh_pending(10)] == ["z3", "z4"]
+    # A state restored from a snapshot does not know what its entries did: judged again.
+    restored = ClusterState()
+    restored.restore(run.fsm.snapshot())
+    restored.apply(
+        run.index + 1,
+        encode_command(
+            SubmitTask(
+                at=2.4, task=task("z5", node_selectors={"zone": "b"}), reason=why, judged_at=run.index - 1
+            )
+        ),
+    )
+    assert "z5" in [t.id for t in restored.fresh_pending(10)]
