@@ -21,6 +21,7 @@ from orion.api.lookup import filtered_tasks, resolve_task, with_node_state
 from orion.api.requests import task_of
 from orion.api.server import ReplyFn
 from orion.fsm import commands as fsm_commands
+from orion.model import Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +34,19 @@ def _reply_with(reply: ReplyFn) -> Any:
     def callback(outcome: Outcome) -> None:
         if outcome.ok:
             value = outcome.value
-            reply(api.Reply.success(value if _is_builtin(value) else msgspec.to_builtins(value)))
+            reply(api.Reply.success(value if _passes_as_is(value) else msgspec.to_builtins(value)))
         else:
             reply(api.Reply.failure(outcome.code or api.ErrorCode.INTERNAL, outcome.message))
 
     return callback
 
 
-def _is_builtin(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool | list | dict)
+def _passes_as_is(value: Any) -> bool:
+    """Builtins, and a Task: a submit's answer, the hot reply. The FSM never changes a stored
+    Task in place (a change stores a new one), so it may leave the Raft thread as it is; the
+    encoders write it byte for byte as its builtins, and the submit's conflict check
+    (``checked_reply``) then compares it without converting it back."""
+    return value is None or isinstance(value, str | int | float | bool | list | dict | Task)
 
 
 def _task_query(ref: str) -> Any:

@@ -86,6 +86,8 @@ class TaskPolicy:
             self._image(request.image, "image")
             for container, host in request.port_bindings.items():
                 self._host_port(host_port_number(host), f"port_bindings[{container}]")
+            if (request.memory or not self.default_memory) and (request.cpu or not self.default_cpu):
+                return request  # no default to fill in: no copy of every submit
             return msgspec.structs.replace(
                 request,
                 memory=request.memory or self.default_memory,

@@ -83,7 +83,8 @@ class Stack:
     def submit(self, task_id: str, memory: int) -> api.Reply:
         replies: queue.Queue[api.Reply] = queue.Queue()
         self.handle(api.SubmitTask(id=task_id, name=task_id, image="busybox", memory=memory), replies.put)
-        return replies.get(timeout=10)
+        # As a client reads it: in process the answer may carry the node's records themselves.
+        return api.decode_reply(api.encode_reply(replies.get(timeout=10)))
 
     def commands(self, after: int) -> list[Command]:
         """The FSM commands in the log after index ``after``."""
