@@ -49,6 +49,7 @@ from orion.api.server import ApiServer
 from orion.api.task_policy import TaskPolicy
 from orion.config import ConfigError, NodeConfig, load_config
 from orion.idle_pages import IdlePages
+from orion.malloc_policy import pin_malloc_thresholds
 from orion.metrics import NodeMetrics
 from orion.model import NodeMeta
 from orion.raft.data_dir import DataDirInUse, prepare_data_dir
@@ -505,6 +506,7 @@ def run_node(config_path: str, bootstrap: bool | None = None, join: list[str] | 
         print(f"orion node: {config_path}: {exc}", file=sys.stderr)
         return 2
     setup_logging(config)
+    pin_malloc_thresholds()  # big freed blocks go back to the system (orion/malloc_policy.py)
     if memory_trace.install() is not None:
         logger.warning("{} is set: tracing allocations (slow; SIGUSR2 writes them)", memory_trace.ENV_VAR)
     node = Node(config)
