@@ -42,6 +42,8 @@ MAX_WAIT_S = 0.05
 STATS_EVERY_S = 1.0
 JOIN_BATCH = 5  # nodes of a pool that join at once,
 JOIN_GAP_S = 0.1  # every this often: 100 nodes in 2 s
+YOUNG_GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation
+NO_FULL_GC = 10**9  # collections of the middle generation before a full one: never, in practice
 
 
 def hollow_address(base: str, index: int) -> str:
@@ -174,6 +176,7 @@ class HollowPool:
         timers = [(deadline, slot) for slot, deadline in enumerate(due)]
         heapq.heapify(timers)
         gc.callbacks.append(self.gc_pauses)
+        quiet_collector()
         try:
             while not self._stop.is_set() and (end is None or now < end):
                 if joining and now >= next_join:
@@ -243,6 +246,8 @@ class HollowPool:
             "members_seen_min": min(
                 len(node.swim.members()) for node in self.nodes[:: max(1, len(self.nodes) // 8)]
             ),
+            # Gossip updates still to be piggybacked: a join is still spreading while > 0.
+            "pending_broadcasts": sum(node.swim.pending_broadcasts for node in self.nodes),
             "applied_min": applied[0],
             "applied_max": applied[-1],
             "containers": sum(len(node.runtime.list_managed()) for node in self.nodes),
@@ -271,6 +276,16 @@ class HollowPool:
             "gc_max_s": round(self.gc_pauses.max_s, 3),
             "gc_full": self.gc_pauses.full,
         }
+
+
+def quiet_collector() -> None:
+    """No full collections in a pool: it holds millions of long-lived objects (each node's
+    member table, replica, timers) and a full collection walks them all while no node of the
+    pool answers a probe (seconds under load: its nodes were suspected meanwhile). A pool's
+    garbage is freed by reference counting (messages, updates, events hold no cycles); the
+    young generations are still collected, and what is built so far is set aside (freeze)."""
+    gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, 20, NO_FULL_GC)
 
 
 def rss_bytes(pid: int | str = "self") -> int:

@@ -122,7 +122,19 @@ def profile(pid: int | None, seconds: float, path: Path | None) -> subprocess.Po
     if path is None or pid is None or seconds < 1:
         return None
     spy = Path(sys.executable).with_name("py-spy")
-    command = [str(spy), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "50", "-f", "raw"]
+    command = [
+        str(spy),
+        "record",
+        "--nonblocking",
+        "-p",
+        str(pid),
+        "-d",
+        str(int(seconds)),
+        "-r",
+        "50",
+        "-f",
+        "raw",
+    ]
     return subprocess.Popen([*command, "-o", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
