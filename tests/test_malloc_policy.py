@@ -11,7 +11,7 @@ import pytest
 from orion.malloc_policy import pin_malloc_thresholds
 
 # In a process of its own: the setting is process-wide. Prints the number of glibc's own
-# mappings (mallinfo2's hblks) while a 1 MiB block is held, after one was freed.
+# mappings (mallinfo2's hblks) while a 2 MiB block is held, after one was freed.
 PROBE = """
 import ctypes, sys
 from orion.malloc_policy import pin_malloc_thresholds
@@ -23,10 +23,10 @@ libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = Info
 if sys.argv[1] == "pin":
     assert pin_malloc_thresholds()
-first = bytearray(1 << 20)
+first = bytearray(2 << 20)
 del first
 before = libc.mallinfo2().hblks
-second = bytearray(1 << 20)
+second = bytearray(2 << 20)
 print(libc.mallinfo2().hblks - before)
 """
 
@@ -45,5 +45,5 @@ def test_a_big_block_stays_a_mapping_of_its_own_once_the_thresholds_are_pinned()
 
 
 def test_a_threshold_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="threshold must be > 0"):
+    with pytest.raises(ValueError, match="thresholds must be > 0"):
         pin_malloc_thresholds(0)
