@@ -637,8 +637,11 @@ class SwimCore:
         previous = member.status
         meta_changed = msg.meta != member.meta
         member.incarnation = msg.incarnation
-        member.meta = msg.meta
-        if member.address != msg.meta.gossip_address:
+        old_meta, member.meta = member.meta, msg.meta
+        # The address is formatted only when its parts changed (a refutation or a new cluster id
+        # reaches every member: N^2 times in a join).
+        moved = msg.meta.address != old_meta.address or msg.meta.gossip_port != old_meta.gossip_port
+        if moved and member.address != msg.meta.gossip_address:
             if self._by_address.get(member.address) == node_id:
                 del self._by_address[member.address]
             member.address = msg.meta.gossip_address

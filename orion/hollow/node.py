@@ -160,6 +160,7 @@ class HollowNode:
         self.planner = ReconcilePlanner(meta.id, policy)
         self.cluster_id = ""
         self.next_raft_tick = now  # when the Raft side (core ticks, requests, feed) next steps
+        self._raft_wake_stale = False  # an input since the last step may have moved it
         self._tick_base = now  # the time of the last Raft tick paid
         self._raft_stepped_at = now
         # Spread the periodic rounds, as independent processes would be.
@@ -184,6 +185,8 @@ class HollowNode:
 
     def on_frame(self, channel: Channel, payload: bytes, now: float) -> None:
         self._now = now
+        if channel != Channel.GOSSIP:
+            self._raft_wake_stale = True
         try:
             if channel == Channel.GOSSIP:
                 self.swim.receive(self._decode(payload), now)
@@ -212,6 +215,7 @@ class HollowNode:
         if deadline is None or now >= deadline:
             self.swim.tick(now)
         if now >= self.next_raft_tick:
+            self._raft_wake_stale = True
             self._pay_ticks(now)
             self._raft_stepped_at = now
             self.requests.expire(now)
@@ -231,9 +235,11 @@ class HollowNode:
         ):
             self._round(now)
         self._flush(now)
-        # After every step, not only the Raft side's: a frame or a round may have made a
-        # request wait or parked a watch here.
-        self.next_raft_tick = self._raft_wake()
+        if self._raft_wake_stale:
+            # Not only after the Raft side's step: a frame or a round may have made a request
+            # wait, parked a watch here or moved this worker's own watch.
+            self._raft_wake_stale = False
+            self.next_raft_tick = self._raft_wake()
 
     def _pay_ticks(self, now: float) -> None:
         """The Raft ticks owed since the last one paid, as the Raft actor pays them: all of
@@ -294,9 +300,9 @@ class HollowNode:
                     self._connect(event.meta.gossip_address)
                 self._raft_addresses[event.node_id] = event.meta.raft_address
                 self._alive[event.node_id] = event.meta
-                self._candidates_stale = True
+                self._candidates_stale = self._raft_wake_stale = True
             elif event.kind in ("dead", "left") and self._alive.pop(event.node_id, None) is not None:
-                self._candidates_stale = True
+                self._candidates_stale = self._raft_wake_stale = True
             if event.kind == "dead":
                 stats.dead_events[event.node_id] = stats.dead_events.get(event.node_id, 0) + 1
         self.swim.drain_foreign()
@@ -311,6 +317,7 @@ class HollowNode:
         self._dirty = False
         self._last_round = now
         self.next_round = now + self.config.reconcile_interval
+        self._raft_wake_stale = True  # its reports wait for answers
         wall = time.time()
         self.planner.begin_round()
         fsm = self.fsm

@@ -34,6 +34,15 @@ RECV_BATCH = 64  # frames read from one ROUTER per poll, so one busy node cannot
 ZAP_DOMAIN = "orion-hollow"
 
 
+# A gossip message is a MessagePack array whose first item is its tag: these are the first two
+# bytes after the array's header of a ping, an ack, a ping-req and a nack (orion.gossip.messages).
+_PROBE_TAGS = frozenset((b"\xa4p", b"\xa3a", b"\xa8p", b"\xa4n"))
+
+
+def _is_probe(channel: Channel, payload: bytes) -> bool:
+    return channel is Channel.GOSSIP and payload[1:3] in _PROBE_TAGS
+
+
 class HollowTransport:
     def __init__(self, curve: ClusterKey | None, max_frame: int = MAX_FRAME) -> None:
         self._context = zmq.Context.instance()
@@ -140,8 +149,14 @@ class HollowTransport:
         return sock
 
     def poll(self, timeout_s: float) -> Iterator[tuple[int, Channel, bytes]]:
-        """Frames that arrived (waiting up to ``timeout_s`` for the first): (slot, channel, payload).
-        Frames between this pool's own nodes come first, without waiting."""
+        """Frames that arrived (waiting up to ``timeout_s`` for the first, not at all while
+        frames between this pool's own nodes wait): (slot, channel, payload), probes first.
+
+        Probes, their acks and nacks go before the rest of what arrived: a real node answers
+        a ping within microseconds whatever gossip it has to read, while here it waits its
+        turn behind its pool's other nodes, and a late ack makes a live node suspect."""
+        urgent: list[tuple[int, Channel, bytes]] = []
+        rest: list[tuple[int, Channel, bytes]] = []
         queued = self._queued
         if queued:
             timeout_s = 0.0
@@ -151,7 +166,7 @@ class HollowTransport:
                 slot, channel, payload, sender = queued.popleft()
                 bytes_from[sender] += len(payload)
                 frames_from[sender] += 1
-                yield slot, channel, payload
+                (urgent if _is_probe(channel, payload) else rest).append((slot, channel, payload))
         events = self._poller.poll(max(0, int(timeout_s * 1000)))
         for router, _ in events:
             slot = self._slot_of[router]
@@ -162,7 +177,10 @@ class HollowTransport:
                     break
                 accepted = self._accept(parts)
                 if accepted is not None:
-                    yield slot, accepted[0], accepted[1]
+                    channel, payload = accepted
+                    (urgent if _is_probe(channel, payload) else rest).append((slot, channel, payload))
+        yield from urgent
+        yield from rest
 
     def _accept(self, parts: list[bytes]) -> tuple[Channel, bytes] | None:
         if len(parts) != 3:

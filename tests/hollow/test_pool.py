@@ -12,10 +12,12 @@ from orion.testing.localcluster import free_ports
 
 
 def test_a_pool_runs_its_nodes_and_writes_its_figures(tmp_path: Path) -> None:
-    (port,) = free_ports(1, "127.1.0.9")
     config = parse_config(f'[node]\nid = "hollow"\ndata_dir = "{tmp_path}"\n')
-    for count in (1, 3):  # one node alone: its timer is the only one the loop holds
-        pool = HollowPool(config, count, first=9, base_address="127.1.0.1", port=port, prefix=f"p{count}-")
+    # One node alone (its timer is the only one the loop holds), then three; each pool on
+    # addresses of its own (ZeroMQ frees a closed socket's port in the background).
+    for count, first in ((1, 9), (3, 10)):
+        (port,) = free_ports(1, f"127.1.0.{first}")
+        pool = HollowPool(config, count, first=first, base_address="127.1.0.1", port=port, prefix="p")
         stats = tmp_path / f"pool{count}.json"
         pool.run(stats, duration=1.5)
         figures = json.loads(stats.read_text())

@@ -9,11 +9,13 @@ import time
 
 import pytest
 
+from orion.gossip.messages import encode_message
 from orion.hollow.transport import HollowTransport
 from orion.security.keys import ClusterKey
 from orion.testing.localcluster import free_ports
 from orion.transport.frames import Channel
 from orion.transport.peer import PeerTransport
+from tests.gossip.test_messages import SAMPLES
 
 
 def _poll_until(
@@ -80,5 +82,23 @@ def test_frames_between_nodes_of_one_pool_stay_in_memory_and_come_first() -> Non
         assert hollow.frames_from[f"127.1.0.4:{port}"] == 1 and hollow.bytes_from[f"127.1.0.5:{port}"] == 6
         hollow.connect(f"127.1.0.5:{port}")  # a member of the same pool: nothing to open
         assert hollow.socket_count == 2
+    finally:
+        hollow.close()
+
+
+def test_probes_and_their_answers_are_handed_over_before_other_frames() -> None:
+    (port,) = free_ports(1, "127.1.0.6")
+    hollow = HollowTransport(None)
+    try:
+        first = hollow.bind("127.1.0.6", port)
+        hollow.bind("127.1.0.7", port)
+        to_second = f"127.1.0.7:{port}"
+        frames = {type(message).__name__: encode_message(message) for message in SAMPLES}
+        for name in ("Gossip", "PushPull", "Ping", "Ack", "Nack", "PingReq"):
+            hollow.send(first, to_second, Channel.GOSSIP, frames[name])
+        hollow.send(first, to_second, Channel.RAFT, frames["Ping"])  # only gossip is looked into
+        got = [payload for _, _, payload in hollow.poll(0.0)]
+        names = {payload: name for name, payload in frames.items()}
+        assert [names[p] for p in got] == ["Ping", "Ack", "Nack", "PingReq", "Gossip", "PushPull", "Ping"]
     finally:
         hollow.close()
