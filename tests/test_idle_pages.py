@@ -34,7 +34,7 @@ def _smaps(anonymous_kib: dict[str, int]) -> str:
 
 
 def test_only_read_only_file_mappings_are_candidates() -> None:
-    found = read_only_file_mappings(MAPS)
+    found = read_only_file_mappings(MAPS.splitlines())
     assert found == [
         Mapping(0x55D0C0A00000, 0x55D0C0A20000, 0, 1311),
         Mapping(0x7F0000000000, 0x7F0000100000, 0x10000, 2222),
@@ -45,7 +45,7 @@ def test_only_read_only_file_mappings_are_candidates() -> None:
 
 def test_a_mapping_with_copied_on_write_pages_is_never_pristine() -> None:
     relocated = "7f0000100000-7f0000200000"  # a library's relocated read-only data
-    clean, written = pristine_mappings(_smaps({relocated: 8}))
+    clean, written = pristine_mappings(_smaps({relocated: 8}).splitlines())
     assert Mapping(0x7F0000100000, 0x7F0000200000, 0x200000, 2222) in written
     assert {m.start for m in clean} == {0x55D0C0A00000, 0x7F0000000000, 0x7F0000500000}
 
