@@ -26,6 +26,7 @@ either side is accepted, so a new node can join and a joining node is heard by e
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -66,7 +67,9 @@ class _Member:
 
     def __init__(self, meta: NodeMeta, incarnation: int, now: float) -> None:
         self.id = meta.id
-        self.address = meta.gossip_address
+        # One copy of each address however many cores of a process hold the member (a hollow
+        # pool holds N members in each of its N cores).
+        self.address = sys.intern(meta.gossip_address)
         self.meta = meta
         self.incarnation = incarnation
         self.status: NodeStatus = ALIVE
@@ -644,7 +647,7 @@ class SwimCore:
         if moved and member.address != msg.meta.gossip_address:
             if self._by_address.get(member.address) == node_id:
                 del self._by_address[member.address]
-            member.address = msg.meta.gossip_address
+            member.address = sys.intern(msg.meta.gossip_address)
         self._by_address[member.address] = node_id
         member.status = ALIVE
         if self._suspicions.pop(node_id, None) is not None:

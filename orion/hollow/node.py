@@ -23,6 +23,7 @@ No threads or sockets here: the pool hands in frames and time, and sends what co
 from __future__ import annotations
 
 import random
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -298,7 +299,7 @@ class HollowNode:
             if event.kind in ("joined", "updated", "alive"):
                 if event.kind == "joined" and self._connect is not None:
                     self._connect(event.meta.gossip_address)
-                self._raft_addresses[event.node_id] = event.meta.raft_address
+                self._raft_addresses[event.node_id] = sys.intern(event.meta.raft_address)
                 self._alive[event.node_id] = event.meta
                 self._candidates_stale = self._raft_wake_stale = True
             elif event.kind in ("dead", "left") and self._alive.pop(event.node_id, None) is not None:
