@@ -70,7 +70,7 @@ def read_stats(path: Path) -> dict[str, Any]:
 
 
 SUMMED = ("count", "in_cluster", "containers", "starts", "reports_sent", "reports_ok", "cpu_s", "rss_bytes")
-SUMMED += ("dropped", "sent", "frames_in", "gc_s", "gc_full")
+SUMMED += ("dropped", "sent", "frames_in", "gc_s", "gc_full", "pending_broadcasts", "local_frames")
 
 
 def read_pools(paths: list[Path]) -> dict[str, Any]:
@@ -122,19 +122,10 @@ def profile(pid: int | None, seconds: float, path: Path | None) -> subprocess.Po
     if path is None or pid is None or seconds < 1:
         return None
     spy = Path(sys.executable).with_name("py-spy")
-    command = [
-        str(spy),
-        "record",
-        "--nonblocking",
-        "-p",
-        str(pid),
-        "-d",
-        str(int(seconds)),
-        "-r",
-        "50",
-        "-f",
-        "raw",
-    ]
+    # --gil: only the thread running Python (the CPU that counts, not threads waiting);
+    # --nonblocking: a process stopped 50 times a second under load fell behind.
+    command = [str(spy), "record", "--nonblocking", "--gil", "-p", str(pid), "-d", str(int(seconds))]
+    command += ["-r", "50", "-f", "raw"]
     return subprocess.Popen([*command, "-o", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -328,6 +319,19 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         point["join_s"] = round(time.monotonic() - started, 1)
         log(f"n={n}: joined in {point['join_s']}s")
         profiles_done(spies)
+        if args.settle:
+            # The join's gossip goes on after it: every member re-gossips every other's alive
+            # (and again with its cluster id), N^2 updates x retransmits, paced by the gossip
+            # interval. The idle window measures a cluster at rest, after that.
+            def settled() -> bool:
+                return pool_stats().get("pending_broadcasts", n + 1) <= n
+
+            try:
+                wait_until("gossip settles", settled, args.settle, every=2.0, guard=guard)
+                point["gossip_settled_s"] = round(time.monotonic() - started, 1)
+            except NotConverged as exc:
+                point["gossip_settled_s"] = str(exc)
+            log(f"n={n}: gossip settled {point['gossip_settled_s']}")
 
         # Idle window.
         seconds = min(args.idle - 2, 30)
@@ -496,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write the result JSON here too")
     parser.add_argument("--profile", help="py-spy the leader and the first hollow pool into this directory")
     parser.add_argument("--keep", action="store_true", help="keep the run's directory (node and pool logs)")
+    parser.add_argument(
+        "--settle", type=float, default=0.0, help="after the join, wait up to this long for its gossip to end"
+    )
     args = parser.parse_args(argv)
     if args.short:
         args.nodes, args.idle, args.steady, args.burst, args.join_deadline = "10", 3.0, 4.0, 50, 45.0
