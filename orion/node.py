@@ -48,7 +48,6 @@ from orion.api.http import HttpApi
 from orion.api.server import ApiServer
 from orion.api.task_policy import TaskPolicy
 from orion.config import ConfigError, NodeConfig, load_config
-from orion.idle_pages import IdlePages
 from orion.malloc_policy import pin_malloc_thresholds
 from orion.metrics import NodeMetrics
 from orion.model import NodeMeta
@@ -527,12 +526,10 @@ def run_node(config_path: str, bootstrap: bool | None = None, join: list[str] | 
         node.fatal.set()  # no graceful hand-over: this node never served
         node.stop()
         return 1
-    idle_pages = IdlePages()  # pages the node no longer uses given back (orion/idle_pages.py)
     while not stop_requested.is_set() and not node.fatal.is_set():
         # Woken by a signal or a fatal error; the timeout is only a safety net (an idle node's
         # main thread polled five times a second before).
         node.wake.wait(MAIN_WAIT_S)
-        idle_pages.release_when_due()
     if node.fatal.is_set():
         logger.error("stopping: {}", node.fatal_reason)
     node.stop()
