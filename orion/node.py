@@ -401,7 +401,9 @@ class Node:
             http.start()
             self._servers.append(http)
 
-        # Not the Raft actor: it times its own Ticks (orion/actors/timed_inbox.py).
+        # The Raft actor's first Tick starts its clock, once everything is wired; it times its
+        # own Ticks from then on (orion/actors/timed_inbox.py) and tells the ticker to send no more.
+        self.ticker.add(raft, config.tick * config.heartbeat_ticks, strict=True)
         self.ticker.add(gossip, GOSSIP_TICK_S)
         self.ticker.add(reconciler, config.reconcile_interval)
         self.ticker.add(scheduler, SCHEDULER_TICK_S)
