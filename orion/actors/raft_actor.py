@@ -20,8 +20,9 @@ history the same as ticking on every beat (tests/raft/test_core_lazy_ticks.py). 
 is the one place that says when the actor needs its next Tick: the earliest of its parts'
 deadlines. The actor keeps that timer itself: its mailbox is a ``TimedInbox``, which queues a
 Tick when the deadline passes, so a heartbeat wakes one thread (this one), not the node's
-ticker and then this one (orion/actors/timed_inbox.py). A Tick from a ticker that was given
-this actor anyway is handled as one, and the ticker is told never to send another.
+ticker and then this one (orion/actors/timed_inbox.py). The clock starts with the first Tick
+from the node's ticker, which starts once the node has wired every listener (so none misses a
+leadership change), and that ticker is then told never to send another.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class RaftActor(NodeActor):
         self._tick_s = config.tick
         self._tick_base = self._now  # when the core's last tick was due: the ticks owed count from here
         self._wake_asked = NEVER  # the Tick asked for since the last one
+        self._clock_started = False  # by the ticker's first Tick: none is timed before it
         self._membership_due = False  # a leader's membership step is due (every few ticks)
         self._flush_scheduled = False
         self._snapshots = SnapshotJobs(config.node_id, store, metrics)
@@ -123,7 +125,6 @@ class RaftActor(NodeActor):
         )
         self._drain()
         self.flush_frames()
-        self._plan_wake()
         self.actor_inbox.before_wait = self._before_wait
 
     def on_stop(self) -> None:
@@ -199,6 +200,7 @@ class RaftActor(NodeActor):
                 if gate is not None:
                     gate.release()
                     gate.tick_at(NEVER)  # this actor keeps its own timer (TimedInbox)
+                self._clock_started = True
                 self._on_tick(self._now)
             case Propose(data, callback, timeout):
                 if self.metrics is not None:
@@ -310,6 +312,8 @@ class RaftActor(NodeActor):
     def _plan_wake(self) -> None:
         """Set the mailbox's deadline for the next Tick (this thread's own timed wait: a
         later deadline, as every heartbeat sets on a follower, wakes nobody)."""
+        if not self._clock_started:
+            return
         wake = self._next_wake()
         self._wake_asked = wake
         self.actor_inbox.tick_at(wake)

@@ -1,6 +1,6 @@
 """orion/actors/raft_actor.py at rest: a Raft actor ticks only when something is due (issue 16
-item 5), and keeps that timer itself (its ``TimedInbox``): the node's ticker, if given the actor
-anyway, is told after its first Tick never to send another. Real RaftActors over real transports
+item 5), and keeps that timer itself (its ``TimedInbox``): the ticker's first Tick starts that
+clock and the ticker is told never to send another. Real RaftActors over real transports
 (test_raft_actor.py's nodes), driven by a Ticker that counts the Ticks it sends each of them."""
 
 from __future__ import annotations
