@@ -15,7 +15,8 @@ Then the state is filled with unplaceable tasks (tools/loadgen.py's shape: they 
 Docker is not involved) through all three API endpoints, up to each count of ``--tasks`` in
 turn; after each, the nodes are left to settle and RSS is read again on the leader and the
 followers: bytes per stored task = (RSS now - idle RSS) / tasks, and between two counts the
-marginal figure. The same task shape applied to a bare ``ClusterState`` in this process gives
+marginal figure. ``--hold S`` reads them once more S seconds after the last fill: right after
+it a snapshot of the new state may still be under way. The same task shape applied to a bare ``ClusterState`` in this process gives
 the FSM's own share (tracemalloc, ``--fsm-tasks``).
 
 CPU on a shared machine is noisy: the load average is saved with each figure (``/proc/loadavg``
@@ -301,11 +302,42 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         for r, v in _nodes(state)
                     )
                 )
+            if args.hold:
+                result["held"] = held(roles, idle_rss_kib, stored, args.hold)
+                save_result(args.name, result)
     finally:
         if etcd:
             etcd[0].close()
         shutil.rmtree(base, ignore_errors=True)
     return result
+
+
+def held(roles: dict[str, int], idle_rss_kib: dict[str, int], tasks: int, seconds: float) -> dict[str, Any]:
+    """The nodes read again ``seconds`` after the last fill settled: right after it, a snapshot
+    of the new state may still be encoded or written (CPU under the idle threshold does not
+    rule that out), and what it allocated is given back in the seconds after."""
+    log(f"holding {tasks} tasks for {seconds:.0f} s")
+    time.sleep(seconds)
+    load_start = loadavg()
+    cpu = cpu_percent(list(roles.values()), 10.0)
+    figures: dict[str, Any] = {"tasks": tasks, "after_s": seconds}
+    for role, pid in roles.items():
+        now = memory(pid)
+        figures[role] = {
+            **now.as_mib(),
+            "cpu_pct": cpu[pid],
+            "bytes_per_task": round((now.rss_kib - idle_rss_kib[role]) * 1024 / tasks),
+        }
+    figures["loadavg"] = [load_start, loadavg()]
+    figures["mappings"] = {role: rss_by_mapping(pid) for role, pid in roles.items()}
+    log(
+        f"held {tasks} tasks {seconds:.0f} s: "
+        + ", ".join(
+            f"{r} {v['rss_mib']} MiB ({v['bytes_per_task']} B/task) {v['cpu_pct']}%"
+            for r, v in _nodes(figures)
+        )
+    )
+    return figures
 
 
 def _nodes(figures: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -330,6 +362,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--fsm-tasks", type=int, default=20_000, help="0: skip the in-process FSM figure")
     parser.add_argument("--no-etcd", action="store_true", help="no etcd baseline")
+    parser.add_argument(
+        "--hold", type=float, default=0.0, help="seconds after the last fill to read the nodes again (0: not)"
+    )
     parser.add_argument("--short", action="store_true", help="CI smoke run: 300 tasks, 2 s windows, no etcd")
     parser.add_argument("--name", default="node_footprint", help="result file name")
     args = parser.parse_args(argv)
