@@ -44,6 +44,7 @@ JOIN_BATCH = 5  # nodes of a pool that join at once,
 JOIN_GAP_S = 0.1  # every this often: 100 nodes in 2 s
 YOUNG_GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation
 NO_FULL_GC = 10**9  # collections of the middle generation before a full one: never, in practice
+DEFAULT_GC_THRESHOLDS = gc.get_threshold()
 
 
 def hollow_address(base: str, index: int) -> str:
@@ -217,6 +218,8 @@ class HollowPool:
                     self._loop_max_s = 0.0
         finally:
             gc.callbacks.remove(self.gc_pauses)
+            gc.unfreeze()
+            gc.set_threshold(*DEFAULT_GC_THRESHOLDS)
             if stats_path is not None:
                 write_stats(stats_path, self.figures())
             self.transport.close()
