@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from orion.testing.localcluster import LocalCluster
+from tools.bench.common import WRITE_BENCH_SETTINGS
 
 
 def cpu_seconds(pid: int) -> float:
@@ -34,7 +35,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("-c", "--concurrency", type=int, default=16)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="orion-cpu-") as tmp, LocalCluster(3, Path(tmp)) as cluster:
+    with (
+        tempfile.TemporaryDirectory(prefix="orion-cpu-") as tmp,
+        LocalCluster(3, Path(tmp), settings=WRITE_BENCH_SETTINGS) as cluster,
+    ):
         cluster.start()
         time.sleep(3)  # let joins and promotions settle: they are not writes
         leader = cluster.leader_index()

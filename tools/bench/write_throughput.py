@@ -36,7 +36,7 @@ from orion.testing.localcluster import LocalCluster
 from tools import loadgen
 from tools.baselines.etcd_cluster import EtcdCluster, put_load, put_load_raw
 from tools.baselines.pysyncobj_node import PySyncObjCluster
-from tools.bench.common import log, save_result
+from tools.bench.common import WRITE_BENCH_SETTINGS, log, save_result
 from tools.bench.write_cpu import cpu_seconds
 from tools.stats import summary
 
@@ -123,7 +123,7 @@ def side_by_side(
     with contextlib.ExitStack() as stack:
         cluster = etcd = None
         if "orion" in systems:
-            cluster = stack.enter_context(LocalCluster(3, base / "orion"))
+            cluster = stack.enter_context(LocalCluster(3, base / "orion", settings=WRITE_BENCH_SETTINGS))
             cluster.start()
         if "etcd" in systems:
             etcd = stack.enter_context(EtcdCluster(base / "etcd"))
