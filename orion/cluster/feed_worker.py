@@ -264,7 +264,7 @@ class WorkerStatusViews(StatusViews):
 
     def leader_contact(self) -> LeaderContact:
         worker = self.worker
-        if worker is not None:
+        if worker is not None and worker.fed:  # a member (the leader too) asks nothing of the mirror
             alive = {
                 entry.meta.raft_address
                 for entry in self.mirror.entries.values()
