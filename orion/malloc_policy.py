@@ -11,7 +11,7 @@ task seemed to cost that no live object accounted for.
 ``pin_malloc_thresholds`` sets the mmap threshold (which turns that adjustment off) and the
 trim threshold (how much free memory the top of a heap may keep) to fixed values. Measured with
 tools/bench/node_footprint (3 nodes, 30k unplaceable tasks, load 13-25): 1,943-2,011 bytes of
-RSS per task without, 924-1,106 with both at 128 KiB, 901-1,008 with the mmap threshold at
+RSS per task without, 927-1,066 with both at 128 KiB, 901-1,008 with the mmap threshold at
 1 MiB and the trim threshold at 128 KiB (kept: fewer blocks pay for a mapping of their own,
 a few microseconds each plus its page faults). Linux with glibc only; elsewhere (musl has no
 ``mallopt``) it does nothing.
