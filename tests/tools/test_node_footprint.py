@@ -31,7 +31,7 @@ def test_short_mode_measures_idle_nodes_and_a_filled_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(node_footprint, "save_result", lambda name, result: tmp_path / f"{name}.json")
-    result = node_footprint.main(["--short"])
+    result = node_footprint.main(["--short", "--hold", "1"])
     json.dumps(result)  # what save_result writes
     assert result["fsm"]["bytes_per_task"] > 0
     roles = {"leader", "follower1", "follower2"}
@@ -45,3 +45,7 @@ def test_short_mode_measures_idle_nodes_and_a_filled_state(
     for role in roles:
         assert state[role]["rss_mib"] > 0 and "bytes_per_task" in state[role]
     assert "etcd" not in result  # the short mode never starts etcd
+    held = result["held"]  # read again a second after the fill settled
+    assert held["tasks"] == 300 and held["after_s"] == 1
+    for role in roles:
+        assert held[role]["rss_mib"] > 0 and "bytes_per_task" in held[role]

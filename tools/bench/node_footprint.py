@@ -16,8 +16,8 @@ Docker is not involved) through all three API endpoints, up to each count of ``-
 turn; after each, the nodes are left to settle and RSS is read again on the leader and the
 followers: bytes per stored task = (RSS now - idle RSS) / tasks, and between two counts the
 marginal figure. ``--hold S`` reads them once more S seconds after the last fill: right after
-it a snapshot of the new state may still be under way. The same task shape applied to a bare ``ClusterState`` in this process gives
-the FSM's own share (tracemalloc, ``--fsm-tasks``).
+it a snapshot of the new state may still be under way. The same task shape applied to a bare
+``ClusterState`` in this process gives the FSM's own share (tracemalloc, ``--fsm-tasks``).
 
 CPU on a shared machine is noisy: the load average is saved with each figure (``/proc/loadavg``
 at the start and end of each window). Results: benchmarks/results/node_footprint.json.
