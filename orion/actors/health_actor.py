@@ -84,8 +84,10 @@ class HealthActor(NodeActor):
                     self._read()
                 self._begin_due()
                 self._ask_next_tick()
+            case StateChanged(touched) if touched.concerns_node(self.node_id):
+                self._read()  # it reads this node's tasks only
             case StateChanged():
-                self._read()
+                pass
             case _Tasks(outcome):
                 self._reading = False
                 if outcome.ok:

@@ -23,6 +23,7 @@ from loguru import logger
 from orion.actors.base import FatalHandler, NodeActor
 from orion.actors.messages import Outcome, Read, StateChanged, Tick
 from orion.actors.state_view import StateView
+from orion.fsm.touched import Touched
 from orion.ingress.haproxy_config import HAProxyTuning, render_config
 from orion.ingress.routing import RoutingTable, plan_changes, routing_table
 from orion.ingress.runtime_api import RuntimeApiError
@@ -63,6 +64,11 @@ def read_routing_table(view: StateView) -> RoutingTable:
     return routing_table(fsm.services(), fsm.service_tasks, address)
 
 
+def ingress_concerned(touched: Touched) -> bool:
+    """Whether ``read_routing_table`` may differ: services, their tasks, node records (addresses)."""
+    return touched.everything or touched.services or touched.service_tasks or touched.nodes
+
+
 class IngressActor(NodeActor):
     def __init__(
         self,
@@ -96,8 +102,10 @@ class IngressActor(NodeActor):
                 if gate is not None:
                     gate.release()
                 self._check()
-            case StateChanged():
+            case StateChanged(touched) if ingress_concerned(touched):
                 self._read()
+            case StateChanged():
+                pass  # the routing table reads services, their tasks and node addresses only
             case _Table(outcome):
                 self._reading = False
                 if outcome.ok:

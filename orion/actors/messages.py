@@ -15,6 +15,7 @@ from typing import Any
 from orion.cluster.outcome import Callback as Callback
 from orion.cluster.outcome import Outcome as Outcome
 from orion.cluster.outcome import outcome_of as outcome_of
+from orion.fsm.touched import EVERYTHING, Touched
 from orion.gossip.events import MemberEvent
 from orion.model import NodeMeta
 
@@ -109,7 +110,11 @@ class ClusterIdentity:
 
 @dataclass(frozen=True, slots=True)
 class StateChanged:
-    """The FSM applied commands that may matter to the receiver (wake-up, level-triggered)."""
+    """The FSM applied commands that may matter to the receiver (wake-up, level-triggered).
+    ``touched``: what they may have changed (orion/fsm/touched.py); each receiver looks only
+    when that overlaps what it reads. The default, everything, makes every receiver look."""
+
+    touched: Touched = EVERYTHING
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from orion.actors.messages import LeadershipChanged, Outcome, Propose, Read, Sta
 from orion.actors.state_view import StateView
 from orion.config import NodeConfig
 from orion.fsm.commands import AllocateSubnet, Command, ReleaseSubnet, ReportOverlayAddress, encode_command
+from orion.fsm.touched import Touched
 from orion.model import ACTIVE_STATES, GONE_STATUSES, LIVE_STATUSES, Desired
 from orion.network.dns import service_records
 from orion.network.dns_server import DnsServer
@@ -87,6 +88,18 @@ def cluster_view(node_id: str) -> Any:
         )
 
     return query
+
+
+def network_concerned(touched: Touched, node_id: str) -> bool:
+    """Whether ``cluster_view`` may differ: node records (subnets), overlay addresses, this
+    node's tasks, services and their tasks (the names served)."""
+    return (
+        touched.nodes
+        or touched.network
+        or touched.services
+        or touched.service_tasks
+        or touched.concerns_node(node_id)
+    )
 
 
 def subnets_to_allocate(nodes: list[NodeSubnet], cluster_cidr: str) -> list[str]:
@@ -154,6 +167,8 @@ class NetworkActor(NodeActor):
                 if gate is not None:
                     gate.release()
                 self._read()
+            case StateChanged(touched) if not network_concerned(touched, self.node_id):
+                pass
             case StateChanged() | LeadershipChanged():
                 if time.monotonic() - self._last_pass >= MIN_PASS_S:
                     self._read()

@@ -337,7 +337,7 @@ class RaftActor(NodeActor):
             parts.requests.on_leadership_changed()
         parts.listeners.cluster_seen(core.membership.cluster_id or parts.feed_client.cluster_id)
         if changed:
-            parts.listeners.state_changed()
+            parts.listeners.state_changed(parts.listeners.take_touched())
 
     def _step_worker(self, now: float) -> None:
         """This node's own watch (issue 20): active while its configuration lacks it."""
@@ -380,7 +380,10 @@ class RaftActor(NodeActor):
     def apply(self, entry: Entry) -> bool:
         result: Any = None
         if entry.kind == EntryKind.NORMAL:
-            result = self.parts.fsm.apply(entry.index, entry.data)
+            fsm = self.parts.fsm
+            fed = fsm.fed_index != 0  # apply drops a worker's fed tasks first, unseen by the hooks
+            result = fsm.apply(entry.index, entry.data)
+            self.parts.listeners.applied(entry.data, replaced=fed)
         elif entry.kind == EntryKind.CONFIG:
             self.parts.members.on_config_applied(entry.index)
         self.parts.requests.on_applied(entry, result)

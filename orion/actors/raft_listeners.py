@@ -1,7 +1,8 @@
 """Who the Raft actor tells what: the other actors of the node learn of its changes here.
 
 Three audiences: actors that act on the state (scheduler, reconciler, ...) are told
-``StateChanged`` and ``LeadershipChanged``; actors that stamp the cluster's identity on what
+``StateChanged`` (with what the applied entries touched: orion/fsm/touched.py) and
+``LeadershipChanged``; actors that stamp the cluster's identity on what
 they send (gossip, worker, ...) are told ``ClusterIdentity``; the events actor is told the
 events of every applied entry.
 """
@@ -16,6 +17,9 @@ import pykka
 from orion.actors.events_actor import AppliedEvents, EventsReset
 from orion.actors.messages import ClusterIdentity, LeadershipChanged, StateChanged
 from orion.fsm.state import ClusterState
+from orion.fsm.touched import EVERYTHING, Touched, TouchedLog
+from orion.model import Task
+from orion.volumes.spec import Volume
 
 
 class RaftListeners:
@@ -26,6 +30,25 @@ class RaftListeners:
         self.identity: list[pykka.ActorRef] = []  # told ClusterIdentity
         self.event_sink: pykka.ActorRef | None = None  # told AppliedEvents (orion/actors/events_actor.py)
         self.cluster_id = ""
+        # What the entries applied since the last StateChanged touched: fed by ``applied`` and
+        # by the state's hooks, which see every task version and volume record stored while an
+        # entry applies (after whoever listened before: the submit placer, the feed host).
+        self.touched = TouchedLog()
+        events = fsm.events
+        earlier_task, earlier_volume = events.on_task, events.on_volume
+
+        def on_task(index: int, old: Task | None, new: Task | None) -> None:
+            if earlier_task is not None:
+                earlier_task(index, old, new)
+            self.touched.task(old, new)
+
+        def on_volume(index: int, old: Volume | None, new: Volume | None) -> None:
+            if earlier_volume is not None:
+                earlier_volume(index, old, new)
+            self.touched.volume()
+
+        events.on_task = on_task
+        events.on_volume = on_volume
 
     def add(self, ref: pykka.ActorRef) -> None:
         self.state.append(ref)
@@ -51,14 +74,28 @@ class RaftListeners:
             self.cluster_id = cluster_id
             _tell_all(self.identity, ClusterIdentity(cluster_id, self.incarnation))
 
-    def state_changed(self) -> None:
-        _tell_all(self.state, StateChanged())
+    def applied(self, data: bytes, replaced: bool = False) -> None:
+        """The Raft actor applied a NORMAL entry with ``data``; ``replaced``: the state dropped
+        what it held first (a worker's fed tasks), unseen by the hooks."""
+        self.touched.command(data)
+        if replaced:
+            self.touched.replaced()
+
+    def take_touched(self) -> Touched:
+        """What the entries applied since the last call touched (everything if none was told)."""
+        return self.touched.take(self.fsm)
+
+    def state_changed(self, touched: Touched = EVERYTHING) -> None:
+        """Tell the state listeners; without ``touched`` (the worker feed replaced this node's
+        tasks), every one of them looks."""
+        _tell_all(self.state, StateChanged(touched))
         if self.event_sink is not None:
             _tell_all([self.event_sink], AppliedEvents(self.fsm.take_events(), self.fsm.applied_index))
 
     def state_replaced(self) -> None:
         """A snapshot replaced the state: the entries it stands for were not applied here, so
         the event stream starts over at its index."""
+        self.touched.replaced()
         if self.event_sink is not None:
             self.fsm.take_events()
             _tell_all([self.event_sink], EventsReset(self.fsm.applied_index))

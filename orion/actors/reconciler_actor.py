@@ -59,6 +59,7 @@ from orion.actors.worker_actor import ListContainers, ListRunningOf, StartContai
 from orion.cluster.leader_contact import LeaderContact
 from orion.cluster.outcome import Callback
 from orion.fsm import commands as fsm_commands
+from orion.fsm.touched import Touched
 from orion.model import NodeStatus
 from orion.scheduler.ports import port_space
 from orion.worker import reconcile_plan as plan
@@ -114,6 +115,14 @@ class _Reported:
     outcome: Outcome
 
 
+def reconciler_concerned(touched: Touched, node_id: str) -> bool:
+    """Whether a round's read (``desired`` below) may differ: this node's tasks or port holds,
+    any node record (this one's, or another's status and port space), or the port holds of a
+    node that is not alive (this node may release them). A node that becomes not alive is a
+    node record change, so one alive when its holds changed is read afresh by then."""
+    return touched.nodes or touched.concerns_node(node_id) or bool(touched.gone_nodes - {node_id})
+
+
 class ReconcilerActor(NodeActor):
     def __init__(
         self,
@@ -160,8 +169,10 @@ class ReconcilerActor(NodeActor):
             case ContainerExited():
                 self._containers_stale = True
                 self._begin_round()
-            case StateChanged():
+            case StateChanged(touched) if reconciler_concerned(touched, self.node_id):
                 self._begin_round()
+            case StateChanged():
+                pass  # nothing a round reads changed
             case ClusterIdentity(cluster_id, _) if cluster_id:
                 known = bool(self._cluster_id)
                 self._cluster_id = cluster_id

@@ -29,6 +29,7 @@ from orion.actors.state_view import StateView
 from orion.fsm import commands as fsm_commands
 from orion.fsm.state import ClusterState, TaskIds
 from orion.fsm.tables import NodeRecord
+from orion.fsm.touched import Touched
 from orion.model import NodeStatus, Task
 from orion.scheduler.judge import nomad_limit, schedule
 from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS, PortMarks
@@ -180,6 +181,21 @@ def node_view(fsm: ClusterState, record: NodeRecord) -> NodeView:
     )
 
 
+def scheduler_concerned(touched: Touched) -> bool:
+    """Whether a round may have work: Pending tasks wait for a first judgement, or capacity or
+    ports may have been freed (a task changed on some node or gave up a port hold there, a node
+    record changed: ``_plan`` then sweeps the unplaceable ones). Service and volume records
+    count too (placement constraints; rare). A round with none of these judges nothing."""
+    return (
+        touched.everything
+        or touched.fresh_pending
+        or bool(touched.task_nodes)
+        or touched.nodes
+        or touched.services
+        or touched.volumes
+    )
+
+
 def garbage_query(before: float) -> Callable[[StateView], bool]:
     def query(view: StateView) -> bool:
         return view.is_leader and view.fsm.has_garbage(before)
@@ -226,8 +242,10 @@ class SchedulerActor(NodeActor):
                     gate.release()
                 self._round()
                 self._look_for_garbage(now)
-            case StateChanged():
+            case StateChanged(touched) if scheduler_concerned(touched):
                 self._round()
+            case StateChanged():
+                pass  # no task to judge and no capacity freed
             case LeadershipChanged(is_leader, _):
                 if is_leader and not self._leader:
                     self._sweep_from = 0

@@ -25,6 +25,7 @@ from orion.actors.messages import LeadershipChanged, Outcome, Propose, Read, Sta
 from orion.actors.state_view import StateView
 from orion.api.protocol import ErrorCode
 from orion.fsm import commands as fsm_commands
+from orion.fsm.touched import Touched
 from orion.model import GONE_STATUSES, Task
 from orion.services.controller import DEFAULT_DRAIN_DELAY, Decision, Rollback, Settings, Step, decide
 from orion.services.spec import Service
@@ -58,6 +59,18 @@ def controller_input(view: StateView) -> ControllerInput | None:
     )
     return ControllerInput(
         [(s, fsm.service_tasks(s.name)) for s in fsm.services()], down, draining, deadlines
+    )
+
+
+def service_controller_concerned(touched: Touched) -> bool:
+    """Whether ``controller_input`` may differ: services, their tasks, node records (down and
+    draining nodes), or tasks on some node (a drain's deadline counts the node's live tasks)."""
+    return (
+        touched.everything
+        or touched.services
+        or touched.service_tasks
+        or touched.nodes
+        or bool(touched.task_nodes)
     )
 
 
@@ -152,8 +165,10 @@ class ServiceActor(NodeActor):
                     if self._slow:
                         gate.tick_at(now + IDLE_TICK_S)
                 self._round()
-            case StateChanged():
+            case StateChanged(touched) if service_controller_concerned(touched):
                 self._round()
+            case StateChanged():
+                pass  # no service, no service's task, no node record, no task on a node
             case LeadershipChanged(is_leader, _):
                 self._leader = is_leader
                 self._round()
