@@ -111,6 +111,10 @@ class GossipSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     lifeguard_probe: bool = True
     lifeguard_suspicion: bool = True
     lifeguard_buddy: bool = True
+    # Bytes of piggybacked updates per gossip message (memberlist's UDP-sized 1200 by default).
+    # Gossip rides ZeroMQ over TCP here, so larger is possible: fewer messages for the same
+    # updates, which is what simulating a thousand members on a few cores needs (issue 20).
+    packet_budget: Annotated[int, msgspec.Meta(ge=512, le=65536)] = 1200
 
 
 class TestingSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -250,6 +254,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     lifeguard_buddy: bool
     fault_injection: bool
     insecure: bool = False
+    gossip_packet_budget: int = 1200
     cluster_key_path: Path = Path("secrets/cluster.key_secret")  # paths only: secrets load at start
     token_path: Path = Path("secrets/client.token")
     http_bind: str = "127.0.0.1"
@@ -437,6 +442,7 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         lifeguard_probe=raw.gossip.lifeguard_probe,
         lifeguard_suspicion=raw.gossip.lifeguard_suspicion,
         lifeguard_buddy=raw.gossip.lifeguard_buddy,
+        gossip_packet_budget=raw.gossip.packet_budget,
         fault_injection=raw.testing.fault_injection,
         insecure=raw.security.insecure,
         cluster_key_path=path(raw.security.cluster_key),

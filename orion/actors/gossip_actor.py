@@ -60,6 +60,7 @@ def gossip_config_from(config: NodeConfig) -> GossipConfig:
         lifeguard_probe=config.lifeguard_probe,
         lifeguard_suspicion=config.lifeguard_suspicion,
         lifeguard_buddy=config.lifeguard_buddy,
+        packet_budget=config.gossip_packet_budget,
     )
 
 

@@ -8,7 +8,7 @@ message touches a handful, even with hundreds queued (a 512-member join queues 5
 
 from __future__ import annotations
 
-from orion.gossip.messages import Update, encoded_size
+from orion.gossip.messages import MAX_UPDATES, Update, encoded_size
 
 _MIN_USEFUL_BYTES = 48  # smaller than any update: stop looking once less than this is free
 _MAX_MISSES = 4  # updates skipped for not fitting before we stop looking
@@ -42,7 +42,8 @@ class BroadcastQueue:
         self._buckets[0][node_id] = item
 
     def take(self, budget: int, limit: int) -> list[Update]:
-        """Updates for one message, counting one transmission each; spent ones leave the queue."""
+        """Updates for one message, counting one transmission each; spent ones leave the queue.
+        At most MAX_UPDATES, what a receiver decodes, whatever the budget."""
         if not self._items:
             return []
         chosen: list[_Broadcast] = []
@@ -57,9 +58,9 @@ class BroadcastQueue:
                     continue
                 used += item.size
                 chosen.append(item)
-                if budget - used < _MIN_USEFUL_BYTES:
+                if budget - used < _MIN_USEFUL_BYTES or len(chosen) >= MAX_UPDATES:
                     break
-            if misses >= _MAX_MISSES or budget - used < _MIN_USEFUL_BYTES:
+            if misses >= _MAX_MISSES or budget - used < _MIN_USEFUL_BYTES or len(chosen) >= MAX_UPDATES:
                 break
         buckets = self._buckets
         for item in chosen:

@@ -5,7 +5,7 @@ search for updates that fit."""
 from __future__ import annotations
 
 from orion.gossip.broadcasts import BroadcastQueue
-from orion.gossip.messages import Suspect, Update, encoded_size
+from orion.gossip.messages import MAX_UPDATES, Suspect, Update, encoded_size
 
 
 def sized(node_id: str, size: int) -> Update:
@@ -119,3 +119,10 @@ def test_the_miss_bound_spans_transmit_counts() -> None:
     for name in ("big1", "big2", "big3"):
         queue.queue(sized(name, 150))
     assert ids(queue.take(100, 4)) == ["small"]  # three misses: the search goes on
+
+
+def test_a_large_budget_never_takes_more_updates_than_a_message_may_carry() -> None:
+    queue = BroadcastQueue()
+    for i in range(MAX_UPDATES + 50):
+        queue.queue(Suspect(f"n{i}", 1, "me"))
+    assert len(queue.take(1 << 20, 4)) == MAX_UPDATES

@@ -139,7 +139,7 @@ def profiles_done(spies: list[subprocess.Popen[bytes] | None]) -> None:
                 spy.wait(5)
 
 
-def hollow_config(cluster: LocalCluster, path: Path, tags: dict[str, str]) -> Path:
+def hollow_config(cluster: LocalCluster, path: Path, tags: dict[str, str], packet_budget: int) -> Path:
     path.write_text(
         _to_toml(
             {
@@ -152,7 +152,7 @@ def hollow_config(cluster: LocalCluster, path: Path, tags: dict[str, str]) -> Pa
                 "tags": tags,
                 # memberlist's LAN profile (the real nodes here probe twice as often): a thousand
                 # hollow nodes share the cores that a thousand hosts would each have.
-                "gossip": {"probe_interval": "1s", "probe_timeout": "500ms"},
+                "gossip": {"probe_interval": "1s", "probe_timeout": "500ms", "packet_budget": packet_budget},
                 "scheduler": {"reconcile_interval": "5s"},
                 "security": {
                     "cluster_key": str(cluster.cluster_key_path),
@@ -249,7 +249,8 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
     # The three real nodes are the voters (the "next to 3 or 5 real voters"): with the
     # default max_voters of 5 the victim or a hollow node in a starved pool process would vote,
     # and the leader's commits would wait on the bench rig.
-    cluster = LocalCluster(3, base / f"n{n}", settings={"raft": {"max_voters": 3}})
+    settings = {"raft": {"max_voters": 3}, "gossip": {"packet_budget": args.packet_budget}}
+    cluster = LocalCluster(3, base / f"n{n}", settings=settings)
     victim: subprocess.Popen[bytes] | None = None
     pools: list[subprocess.Popen[bytes]] = []
     procs = max(1, min(args.procs or (n + 99) // 100, n))
@@ -273,7 +274,7 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         assert leader_pid is not None
         point["leader"] = leader.node_id
         prefix = cluster.prefix + "-h"
-        config = hollow_config(cluster, base / f"n{n}" / "hollow.toml", SELECTOR)
+        config = hollow_config(cluster, base / f"n{n}" / "hollow.toml", SELECTOR, args.packet_budget)
         # The victim first, alone among hollow nodes: the first tasks can only go to it.
         victim = start_hollow(
             config, 1, n + 1, prefix, "127.1.0.1", victim_stats, base / f"n{n}" / "victim.log"
@@ -500,6 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write the result JSON here too")
     parser.add_argument("--profile", help="py-spy the leader and the first hollow pool into this directory")
     parser.add_argument("--keep", action="store_true", help="keep the run's directory (node and pool logs)")
+    parser.add_argument(
+        "--packet-budget",
+        type=int,
+        default=1200,
+        help="[gossip] packet_budget of every node: bytes of updates per gossip message",
+    )
     parser.add_argument(
         "--settle", type=float, default=0.0, help="after the join, wait up to this long for its gossip to end"
     )
