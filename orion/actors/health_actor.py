@@ -25,6 +25,7 @@ from orion.actors.messages import Outcome, Propose, Read, StateChanged, Tick
 from orion.actors.state_view import StateView
 from orion.actors.ticker import TickPlan
 from orion.fsm import commands as fsm_commands
+from orion.fsm.touched import Touched
 from orion.model import Task
 from orion.services.health import CheckResult, HealthReport, NodeHealth, Probe
 from orion.worker.health_probe import HealthProber, ProbeOutcome
@@ -46,7 +47,14 @@ class _Checked:
     ended: float
 
 
+def health_concerned(touched: Touched, node_id: str) -> bool:
+    """It reads this node's tasks only."""
+    return touched.concerns_node(node_id)
+
+
 class HealthActor(NodeActor):
+    wants_state = staticmethod(health_concerned)  # RaftListeners tells it only these
+
     def __init__(
         self,
         node_id: str,
@@ -84,8 +92,8 @@ class HealthActor(NodeActor):
                     self._read()
                 self._begin_due()
                 self._ask_next_tick()
-            case StateChanged(touched) if touched.concerns_node(self.node_id):
-                self._read()  # it reads this node's tasks only
+            case StateChanged(touched) if health_concerned(touched, self.node_id):
+                self._read()
             case StateChanged():
                 pass
             case _Tasks(outcome):

@@ -64,12 +64,14 @@ def read_routing_table(view: StateView) -> RoutingTable:
     return routing_table(fsm.services(), fsm.service_tasks, address)
 
 
-def ingress_concerned(touched: Touched) -> bool:
+def ingress_concerned(touched: Touched, node_id: str = "") -> bool:
     """Whether ``read_routing_table`` may differ: services, their tasks, node records (addresses)."""
     return touched.everything or touched.services or touched.service_tasks or touched.nodes
 
 
 class IngressActor(NodeActor):
+    wants_state = staticmethod(ingress_concerned)  # RaftListeners tells it only these
+
     def __init__(
         self,
         raft: pykka.ActorRef,

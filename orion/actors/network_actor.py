@@ -139,6 +139,8 @@ def address_reports(node_id: str, tasks: list[OwnTask], addresses: dict[str, str
 
 
 class NetworkActor(NodeActor):
+    wants_state = staticmethod(network_concerned)  # RaftListeners tells it only these
+
     def __init__(
         self,
         node_id: str,

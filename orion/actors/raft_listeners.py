@@ -10,6 +10,7 @@ events of every applied entry.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -21,12 +22,22 @@ from orion.fsm.touched import EVERYTHING, Touched, TouchedLog
 from orion.model import Task
 from orion.volumes.spec import Volume
 
+# ``wants_state(touched, node_id)`` on a state listener's class: whether a StateChanged with
+# ``touched`` may matter to it (``node_id``: this node's). Decided here, on the Raft thread, so a
+# loop that would only drop the message is not even woken (a thread switch per burst each).
+StateFilter = Callable[[Touched, str], bool]
+
 
 class RaftListeners:
-    def __init__(self, fsm: ClusterState, incarnation: str) -> None:
+    def __init__(self, fsm: ClusterState, incarnation: str, node_id: str = "") -> None:
+        """``node_id``: this node's; without it every state listener is told every change."""
         self.fsm = fsm
         self.incarnation = incarnation
+        self.node_id = node_id
         self.state: list[pykka.ActorRef] = []  # told StateChanged and LeadershipChanged
+        # (listener, its class's wants_state or None, told only while this node leads)
+        self._state_filters: list[tuple[pykka.ActorRef, StateFilter | None, bool]] = []
+        self.is_leader = False
         self.identity: list[pykka.ActorRef] = []  # told ClusterIdentity
         self.event_sink: pykka.ActorRef | None = None  # told AppliedEvents (orion/actors/events_actor.py)
         self.cluster_id = ""
@@ -51,7 +62,14 @@ class RaftListeners:
         events.on_volume = on_volume
 
     def add(self, ref: pykka.ActorRef) -> None:
+        """A state listener. Its class may say what concerns it: ``wants_state`` (a StateFilter)
+        and ``leader_only`` (a loop that acts only on the leader: it is told LeadershipChanged,
+        and a round on becoming leader reads everything)."""
         self.state.append(ref)
+        actor_class = getattr(ref, "actor_class", None)
+        wants = getattr(actor_class, "wants_state", None)
+        leader_only = bool(getattr(actor_class, "leader_only", False))
+        self._state_filters.append((ref, wants, leader_only))
 
     def add_identity(self, ref: pykka.ActorRef) -> None:
         self.identity.append(ref)
@@ -66,6 +84,7 @@ class RaftListeners:
         ref.tell(EventsReset(self.fsm.applied_index))
 
     def leadership_changed(self, is_leader: bool, leader_id: str | None) -> None:
+        self.is_leader = is_leader
         _tell_all(self.state, LeadershipChanged(is_leader, leader_id))
 
     def cluster_seen(self, cluster_id: str) -> None:
@@ -88,7 +107,16 @@ class RaftListeners:
     def state_changed(self, touched: Touched = EVERYTHING) -> None:
         """Tell the state listeners; without ``touched`` (the worker feed replaced this node's
         tasks), every one of them looks."""
-        _tell_all(self.state, StateChanged(touched))
+        node_id = self.node_id
+        if touched.everything or not node_id:
+            told = self.state
+        else:
+            told = [
+                ref
+                for ref, wants, leader_only in self._state_filters
+                if (self.is_leader or not leader_only) and (wants is None or wants(touched, node_id))
+            ]
+        _tell_all(told, StateChanged(touched))
         if self.event_sink is not None:
             _tell_all([self.event_sink], AppliedEvents(self.fsm.take_events(), self.fsm.applied_index))
 

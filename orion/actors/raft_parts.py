@@ -152,7 +152,7 @@ def build_raft_parts(
     fresh = stored.snapshot is None and not stored.entries and stored.hard_state.term == 0
     if config.bootstrap and fresh:
         bootstrap.start(now(), config.bootstrap_grace)
-    listeners = RaftListeners(fsm, incarnation)
+    listeners = RaftListeners(fsm, incarnation, config.node_id)
     feed_worker = FeedWorker(
         config.node_id,
         feed_client,

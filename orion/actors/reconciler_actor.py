@@ -124,6 +124,8 @@ def reconciler_concerned(touched: Touched, node_id: str) -> bool:
 
 
 class ReconcilerActor(NodeActor):
+    wants_state = staticmethod(reconciler_concerned)  # RaftListeners tells it only these
+
     def __init__(
         self,
         node_id: str,

@@ -181,7 +181,7 @@ def node_view(fsm: ClusterState, record: NodeRecord) -> NodeView:
     )
 
 
-def scheduler_concerned(touched: Touched) -> bool:
+def scheduler_concerned(touched: Touched, node_id: str = "") -> bool:
     """Whether a round may have work: Pending tasks wait for a first judgement, or capacity or
     ports may have been freed (a task changed on some node or gave up a port hold there, a node
     record changed: ``_plan`` then sweeps the unplaceable ones). Service and volume records
@@ -204,6 +204,9 @@ def garbage_query(before: float) -> Callable[[StateView], bool]:
 
 
 class SchedulerActor(NodeActor):
+    wants_state = staticmethod(scheduler_concerned)  # RaftListeners tells it only these,
+    leader_only = True  # and only on the leader
+
     def __init__(
         self,
         raft: pykka.ActorRef,

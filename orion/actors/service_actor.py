@@ -62,7 +62,7 @@ def controller_input(view: StateView) -> ControllerInput | None:
     )
 
 
-def service_controller_concerned(touched: Touched) -> bool:
+def service_controller_concerned(touched: Touched, node_id: str = "") -> bool:
     """Whether ``controller_input`` may differ: services, their tasks, node records (down and
     draining nodes), or tasks on some node (a drain's deadline counts the node's live tasks)."""
     return (
@@ -135,6 +135,9 @@ def _new_id() -> str:
 
 
 class ServiceActor(NodeActor):
+    wants_state = staticmethod(service_controller_concerned)  # RaftListeners tells it only these,
+    leader_only = True  # and only on the leader
+
     def __init__(
         self,
         raft: pykka.ActorRef,

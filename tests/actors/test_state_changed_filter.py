@@ -14,14 +14,16 @@ from typing import Any
 import pykka
 import pytest
 
-from orion.actors.ingress_actor import ingress_concerned
+from orion.actors.health_actor import HealthActor, health_concerned
+from orion.actors.ingress_actor import IngressActor, ingress_concerned
 from orion.actors.messages import LeadershipChanged, Read, StateChanged
-from orion.actors.network_actor import network_concerned
+from orion.actors.network_actor import NetworkActor, network_concerned
 from orion.actors.raft_listeners import RaftListeners
-from orion.actors.reconciler_actor import reconciler_concerned
+from orion.actors.reconciler_actor import ReconcilerActor, reconciler_concerned
 from orion.actors.scheduler_actor import SchedulerActor, scheduler_concerned
 from orion.actors.service_actor import ServiceActor, service_controller_concerned
 from orion.fsm import commands as c
+from orion.fsm.state import ClusterState
 from orion.fsm.touched import EVERYTHING, Touched
 from orion.model import NodeMeta, Task, TaskState
 from orion.services.spec import ServiceSpec, TaskTemplate
@@ -172,3 +174,76 @@ def test_the_node_loops_wake_for_their_own_node_and_for_holds_of_gone_ones() -> 
     assert network_concerned(Touched(tasks=True, service_tasks=True), "n1")
     assert scheduler_concerned(Touched(tasks=True, fresh_pending=True))
     assert scheduler_concerned(Touched(volumes=True))
+
+
+class Recorder(pykka.ThreadingActor):
+    """A state listener that keeps what it is told."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told: list[Any] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "told":
+            return list(self.told)
+        self.told.append(message)
+        return None
+
+
+class NodeLoop(Recorder):
+    wants_state = staticmethod(reconciler_concerned)
+
+
+class LeaderLoop(Recorder):
+    wants_state = staticmethod(scheduler_concerned)
+    leader_only = True
+
+
+def test_the_raft_thread_tells_each_loop_only_what_concerns_it() -> None:
+    fsm = ClusterState()
+    listeners = RaftListeners(fsm, "inc", "n1")
+    node_loop, leader_loop, plain = NodeLoop.start(), LeaderLoop.start(), Recorder.start()
+    try:
+        for ref in (node_loop, leader_loop, plain):
+            listeners.add(ref)
+
+        def apply(command: c.Command) -> None:
+            data = c.encode_command(command)
+            fsm.apply(fsm.applied_index + 1, data)
+            listeners.applied(data)
+            listeners.state_changed(listeners.take_touched())
+
+        now = time.time()
+        apply(c.UpsertNode(meta=NodeMeta(id="n1", memory_total=1 << 30, cpu_total=2.0), at=now))
+        huge = Task(id="big", name="big", image="busybox", memory=1 << 40)
+        apply(c.SubmitTask(task=huge, reason="no node fits", judged_at=fsm.applied_index, at=now))
+        apply(c.SubmitTask(task=Task(id="t", name="t", image="busybox"), at=now))
+        apply(c.AssignTasks(assignments=[("t", "n1")], at=now))
+        listeners.leadership_changed(True, "n1")
+        apply(c.StopTask(task_id="t", at=now))
+        listeners.state_changed()  # the worker feed: no summary, everyone looks
+
+        def kinds(ref: pykka.ActorRef) -> list[str]:
+            told = ref.ask("told")
+            return [
+                "leader" if isinstance(m, LeadershipChanged) else "all" if m.touched.everything else "some"
+                for m in told
+            ]
+
+        # plain: every change; the node loop: the node record, the assignment, the stop, and all;
+        # the leader loop: nothing before it leads, then the leadership, the stop (capacity), all.
+        assert kinds(plain) == ["some"] * 4 + ["leader", "some", "all"]
+        assert kinds(node_loop) == ["some", "some", "leader", "some", "all"]
+        assert kinds(leader_loop) == ["leader", "some", "all"]
+    finally:
+        for ref in (node_loop, leader_loop, plain):
+            ref.stop()
+
+
+def test_each_loop_class_declares_what_concerns_it() -> None:
+    assert ReconcilerActor.wants_state is reconciler_concerned
+    assert HealthActor.wants_state is health_concerned
+    assert SchedulerActor.wants_state is scheduler_concerned and SchedulerActor.leader_only
+    assert ServiceActor.wants_state is service_controller_concerned and ServiceActor.leader_only
+    assert IngressActor.wants_state is ingress_concerned
+    assert NetworkActor.wants_state is network_concerned
