@@ -12,7 +12,9 @@ from orion.testing.localcluster import free_ports
 
 
 def test_a_pool_runs_its_nodes_and_writes_its_figures(tmp_path: Path) -> None:
-    config = parse_config(f'[node]\nid = "hollow"\ndata_dir = "{tmp_path}"\n')
+    # Insecure: the default cluster key path is relative to the working directory, which a
+    # fresh clone has no key in (the loop, not the security, is under test here).
+    config = parse_config(f'[node]\nid = "hollow"\ndata_dir = "{tmp_path}"\n[security]\ninsecure = true\n')
     # One node alone (its timer is the only one the loop holds), then three; each pool on
     # addresses of its own (ZeroMQ frees a closed socket's port in the background).
     for count, first in ((1, 9), (3, 10)):
