@@ -165,8 +165,9 @@ def volume_views(fsm: ClusterState, tasks: list[Task]) -> dict[str, VolumeView]:
     return views
 
 
-def node_view(fsm: ClusterState, record: NodeRecord) -> NodeView:
-    """A node as the Judge reads it: its record, and what the FSM already gives it."""
+def node_view(fsm: ClusterState, record: NodeRecord, *, with_ports: bool = True) -> NodeView:
+    """A node as the Judge reads it: its record, and what the FSM already gives it (its port
+    claims only ``with_ports``: a view for tasks that bind no host port need not gather them)."""
     memory, cpu, disk = fsm.allocated(record.id)
     return NodeView(
         record.id,
@@ -177,7 +178,7 @@ def node_view(fsm: ClusterState, record: NodeRecord) -> NodeView:
         disk,
         eligible=record.schedulable,  # ``orion node eligibility --disable`` or a drain
         draining=record.drain is not None,
-        ports=tuple(fsm.port_claims(record.id)),
+        ports=tuple(fsm.port_claims(record.id)) if with_ports else (),
     )
 
 

@@ -24,7 +24,7 @@ of every node with its claims, seeded by the applied index, as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -201,19 +201,8 @@ class SubmitPlacer:
     def _view(self, record: NodeRecord, in_flight: dict[str, list[InFlight]]) -> NodeView:
         """A node as the kept fleet reads it: the FSM's allocations plus the placements in
         flight there (``in_flight``: by node); no port claims (it serves tasks that bind none)."""
-        memory, cpu, disk = self.fsm.allocated(record.id)
-        for placed in in_flight.get(record.id, ()):
-            memory, cpu, disk = memory + placed.memory, cpu + placed.cpu, disk + placed.disk
-        return NodeView(
-            record.id,
-            record.status,
-            record.meta,
-            memory,
-            cpu,
-            disk,
-            eligible=record.schedulable,
-            draining=record.drain is not None,
-        )
+        view = node_view(self.fsm, record, with_ports=False)
+        return with_placements(view, in_flight.get(record.id, ()), with_ports=False)
 
     def _forget_applied(self) -> None:
         term = self._term()
@@ -231,23 +220,27 @@ class SubmitPlacer:
     def _views(self) -> list[NodeView]:
         """Every node as the FSM has it, less what the placements in flight take."""
         fsm = self.fsm
-        views = [node_view(fsm, record) for record in fsm.nodes()]
-        if not self.in_flight:
-            return views
-        taken: dict[str, list[InFlight]] = {}
-        for placed in self.in_flight.values():
-            taken.setdefault(placed.node_id, []).append(placed)
-        for position, view in enumerate(views):
-            placements = taken.get(view.id)
-            if placements:
-                views[position] = msgspec.structs.replace(
-                    view,
-                    allocated_memory=view.allocated_memory + sum(p.memory for p in placements),
-                    allocated_cpu=view.allocated_cpu + sum(p.cpu for p in placements),
-                    allocated_disk=view.allocated_disk + sum(p.disk for p in placements),
-                    ports=view.ports + tuple(claim for p in placements for claim in p.ports),
-                )
-        return views
+        in_flight = self._in_flight_by_node()
+        return [
+            with_placements(node_view(fsm, record), in_flight.get(record.id, ()), with_ports=True)
+            for record in fsm.nodes()
+        ]
+
+
+def with_placements(view: NodeView, placements: Sequence[InFlight], *, with_ports: bool) -> NodeView:
+    """``view`` less what ``placements`` in flight on its node take (their port claims too,
+    ``with_ports``)."""
+    if not placements:
+        return view
+    return msgspec.structs.replace(
+        view,
+        allocated_memory=view.allocated_memory + sum(p.memory for p in placements),
+        allocated_cpu=view.allocated_cpu + sum(p.cpu for p in placements),
+        allocated_disk=view.allocated_disk + sum(p.disk for p in placements),
+        ports=view.ports + tuple(claim for p in placements for claim in p.ports)
+        if with_ports
+        else view.ports,
+    )
 
 
 class KeptFleet:
