@@ -17,7 +17,8 @@ A task that binds no host port (most do not) is placed on a fleet kept between s
 (``KeptFleet``): rebuilding a view of every node per task cost 5 ms at 1,000 nodes, 50 s of
 the leader's CPU for a burst of 10,000. The kept fleet is shuffled once (seeded by the applied
 index when it is built) and its Nomad walk goes on from task to task, as the Judge's does
-within a batch; only the nodes an applied entry touched (their tasks, as the FSM stores them)
+within a batch (in a small fleet scored whole, the tie-break moves on a node per task, so equal
+nodes take turns rather than one taking every task that asks for nothing); only the nodes an applied entry touched (their tasks, as the FSM stores them)
 or whose record changed are looked at again. A task with host ports is judged on a fresh view
 of every node with its claims, seeded by the applied index, as before.
 """
@@ -253,6 +254,7 @@ class KeptFleet:
         self.fleet = fleet
         self._position = {node_id: index for index, node_id in enumerate(fleet.ids)}
         self._walk: dict[SelectorKey, int] = {}  # where the next task's Nomad walk begins
+        self._turn = 0  # where the next exact pick's tie-break begins
         self._limit = None if len(fleet) < EXACT_BELOW else nomad_limit(len(fleet))
 
     def set_node(self, view: NodeView) -> None:
@@ -264,7 +266,10 @@ class KeptFleet:
         selectors = selector_key(task)
         candidates = fleet.candidates(selectors)
         if self._limit is None:
-            best = pick_exact(fleet, candidates, task, strategy)
+            best = pick_exact(
+                fleet, candidates, task, strategy, self._turn % len(candidates) if candidates else 0
+            )
+            self._turn += 1
         else:
             best, self._walk[selectors] = pick_limited(
                 fleet, candidates, task, strategy, self._limit, self._walk.get(selectors, 0)

@@ -25,11 +25,16 @@ from orion.scheduler.fleet import Fleet
 NONE = -1
 
 
-def pick_exact(fleet: Fleet, candidates: list[int], task: Task, strategy: str) -> int:
-    """Score every feasible candidate; return the best position or NONE."""
+def pick_exact(fleet: Fleet, candidates: list[int], task: Task, strategy: str, start: int = 0) -> int:
+    """Score every feasible candidate; return the best position or NONE. Ties go to the first
+    in the walk from ``start`` (wrapping around): a caller that keeps one shuffled fleet for many
+    tasks moves ``start`` on so that equal nodes take turns, as a fresh shuffle would give them
+    (kube-scheduler picks at random among equal scores for the same reason)."""
     free_memory, free_cpu, free_disk = fleet.free_memory, fleet.free_cpu, fleet.free_disk
     memory, cpu, disk = task.memory, task.cpu, task.disk
     best, best_key = NONE, float("inf")
+    if start:
+        candidates = candidates[start:] + candidates[:start]
     if strategy == "binpack":
         inverse_memory, inverse_cpu = fleet.inverse_memory, fleet.inverse_cpu
         for i in candidates:

@@ -513,16 +513,23 @@ class LocalCluster:
         return int(self.settings.get("raft", {}).get("max_voters", 5))
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """Until one leader is known and every running node is a voter or non-voter of it."""
+        """Until every running node answers and names the same leader, and every running node is
+        a voter or non-voter of it. A node just restarted is still a voter in the leader's
+        configuration before its process listens, so membership alone would call the cluster
+        ready while that node is down (a rolling restart then stopped the next node too early)."""
 
         def ready() -> bool:
-            leader = self.leader_index()
+            running = [n for n in self.nodes if n.running]
+            leaders = {self.raft_status(node.index).leader_id for node in running}  # raises: not yet
+            if len(leaders) != 1 or not next(iter(leaders)):
+                return False
+            leader = next((n for n in running if n.node_id in leaders), None)
             if leader is None:
                 return False
-            status = self.raft_status(leader)
+            status = self.raft_status(leader.index)
             members = set(status.voters) | set(status.non_voters)
-            running = {n.node_id for n in self.nodes if n.running}
-            return running <= members and len(status.voters) == min(len(running), self.max_voters)
+            names = {n.node_id for n in running}
+            return names <= members and len(status.voters) == min(len(names), self.max_voters)
 
         try:
             wait_for(ready, timeout, what=f"a {self.size}-node cluster to form")

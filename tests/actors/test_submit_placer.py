@@ -196,3 +196,22 @@ def test_a_task_with_host_ports_is_judged_with_every_claim_and_the_kept_fleet_de
     # Binpack would put the next 3 GiB task where "p" went had the kept fleet not seen it taken.
     other = decode_command(leader.propose(submit("q", memory=3 * GiB)))
     assert isinstance(other, SubmitTask) and other.node_id not in ("", fixed.node_id)
+
+
+def test_tasks_that_ask_for_nothing_take_turns_on_equal_nodes_under_binpack() -> None:
+    # Binpack scores a task with no memory or CPU the same on equal nodes. The kept fleet is
+    # shuffled once, so without a moving tie-break every such task went to one node (a fresh
+    # shuffle per submit, as before the kept fleet, spread them).
+    leader = Leader()
+    for node_id in ("n1", "n2", "n3"):
+        meta = NodeMeta(id=node_id, memory_total=4 * GiB, cpu_total=2.0, version=1, host_ip="127.0.0.1")
+        leader.propose(UpsertNode(at=1.0, meta=meta))
+    leader.apply_all()
+    placed = []
+    for i in range(9):
+        command = decode_command(
+            leader.propose(SubmitTask(at=10.0, task=Task(id=f"t{i}", name=f"t{i}", image="busybox")))
+        )
+        placed.append(command.node_id)  # type: ignore[union-attr]
+        leader.apply_all()
+    assert Counter(placed) == {"n1": 3, "n2": 3, "n3": 3}
