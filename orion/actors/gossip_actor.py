@@ -22,7 +22,7 @@ from loguru import logger
 
 from orion.actors.base import NodeActor
 from orion.actors.messages import ClusterIdentity, LocalMeta, MemberEvents, Shutdown, Tick
-from orion.actors.ticker import TickPlan
+from orion.actors.timed_inbox import NEVER, TimedInbox
 from orion.config import NodeConfig
 from orion.gossip.config import GossipConfig
 from orion.gossip.core import SwimCore
@@ -65,6 +65,12 @@ def gossip_config_from(config: NodeConfig) -> GossipConfig:
 
 
 class GossipActor(NodeActor):
+    actor_inbox: TimedInbox
+
+    @staticmethod
+    def _create_actor_inbox() -> TimedInbox:  # type: ignore[override]
+        return TimedInbox(Tick)
+
     def __init__(
         self,
         config: NodeConfig,
@@ -90,7 +96,9 @@ class GossipActor(NodeActor):
         self._next_meta_refresh = time.monotonic() + META_REFRESH_S
         # Ticked at the core's next deadline rather than on a fixed beat: an idle node wakes a
         # few times a second, and a probe's timeout ends when due rather than on the next 50 ms.
-        self._tick_plan = TickPlan()
+        # The actor keeps that timer itself (its mailbox is a TimedInbox, as the Raft actor's):
+        # a tick wakes this thread only, not the node's ticker and then this one. The ticker's
+        # first Tick starts it; the ticker is then told to send no more.
 
     def on_start(self) -> None:
         self.raft.tell(LocalMeta(self.meta))
@@ -118,7 +126,7 @@ class GossipActor(NodeActor):
             case Tick(_, gate):
                 if gate is not None:
                     gate.release()
-                self._tick_plan.ticked(gate)
+                    gate.tick_at(NEVER)  # this actor keeps its own timer (TimedInbox)
                 self.core.tick(now)
                 if self._left:
                     self._finish_leave(now)
@@ -151,8 +159,8 @@ class GossipActor(NodeActor):
         return None
 
     def _ask_next_tick(self, now: float) -> None:
-        """Ask the ticker for the next tick when the core next has work: after a message too,
-        since an ack or a ping-req may move the deadline."""
+        """Time the next tick for when the core next has work: after a message too, since an
+        ack or a ping-req may move the deadline."""
         if self._left:
             at = now + LEAVE_TICK_S
         else:
@@ -160,7 +168,7 @@ class GossipActor(NodeActor):
             at = now + LONGEST_SLEEP_S if deadline is None else min(deadline, now + LONGEST_SLEEP_S)
             if self.refresh_meta is not None:
                 at = min(at, self._next_meta_refresh)
-        self._tick_plan.ask(at)
+        self.actor_inbox.tick_at(at)
 
     def _finish_leave(self, now: float) -> None:
         if self._leave_done is None:

@@ -2,9 +2,10 @@
 
 Every node runs one. It reads the tasks the FSM assigns to this node (through the Raft actor's
 StateView query, as the reconciler does: on each FSM change, coalesced, and every
-``READ_EVERY_S`` as a backstop), keeps a ``NodeHealth`` in step with the Running ones that have
-a check, runs the checks that are due on a small thread pool (a check may wait for its whole
-timeout; the actor never does), at most one in flight per task, and proposes ``ReportHealth``
+``READ_EVERY_S`` as a backstop, ``IDLE_READ_EVERY_S`` while it has no task to check), keeps a
+``NodeHealth`` in step with the Running ones that have a check, runs the checks that are due
+on a small thread pool (a check may wait for its whole timeout; the actor never does), at
+most one in flight per task, and proposes ``ReportHealth``
 through Raft for what ``NodeHealth`` says: transitions, and corrections while the FSM's record
 differs. A check's result comes back to the actor as a message, so the tracker is only ever
 touched on the actor's thread.
@@ -32,6 +33,10 @@ from orion.worker.health_probe import HealthProber, ProbeOutcome
 
 HEALTH_THREADS = 4  # checks in flight at once on a node (each waits at most its timeout)
 READ_EVERY_S = 1.0  # the FSM is read at least this often, whatever StateChanged says
+# ... while this node runs a task with a check (its record is compared with the tracker's). With
+# none, StateChanged (which names the nodes whose tasks changed) starts every read that finds
+# one; the backstop then costs a read of the Raft thread and three wakeups every this many s.
+IDLE_READ_EVERY_S = 10.0
 TICK_S = 0.1  # how often the ticker asks the actor to begin the checks that are due
 
 
@@ -88,7 +93,7 @@ class HealthActor(NodeActor):
                 if gate is not None:
                     gate.release()
                 self._tick_plan.ticked(gate)
-                if time.monotonic() - self._read_at >= READ_EVERY_S:
+                if time.monotonic() - self._read_at >= self._read_every():
                     self._read()
                 self._begin_due()
                 self._ask_next_tick()
@@ -126,8 +131,11 @@ class HealthActor(NodeActor):
 
         self.raft.tell(Read(tasks, self.answer(_Tasks), stale=True, timeout=self.timeout, local=True))
 
+    def _read_every(self) -> float:
+        return READ_EVERY_S if self.health.tracker.tracked() else IDLE_READ_EVERY_S
+
     def _ask_next_tick(self) -> None:
-        at = self._read_at + READ_EVERY_S
+        at = self._read_at + self._read_every()
         due = self.health.tracker.next_due()
         self._tick_plan.ask(at if due is None or due > at else due)
 

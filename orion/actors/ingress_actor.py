@@ -21,7 +21,7 @@ import pykka
 from loguru import logger
 
 from orion.actors.base import FatalHandler, NodeActor
-from orion.actors.messages import Outcome, Read, StateChanged, Tick
+from orion.actors.messages import Outcome, Read, StateChanged, Tick, TickGate
 from orion.actors.state_view import StateView
 from orion.fsm.touched import Touched
 from orion.ingress.haproxy_config import HAProxyTuning, render_config
@@ -90,6 +90,10 @@ class IngressActor(NodeActor):
         self._applied: RoutingTable | None = None  # what HAProxy was last brought to
         self._error = ""
         self._started_at = -RESTART_BACKOFF_S
+        # With no published port a tick has nothing to check: the ticker is asked for none
+        # until a table with ports is read (two wakeups a second less on most nodes).
+        self._tick_gate: TickGate | None = None
+        self._ticks_paused = False
 
     # ------------------------------------------------------------------ pykka
     def on_start(self) -> None:
@@ -103,6 +107,10 @@ class IngressActor(NodeActor):
             case Tick(_, gate):
                 if gate is not None:
                     gate.release()
+                    self._tick_gate = gate
+                    if not self._table:
+                        self._ticks_paused = True
+                        gate.tick_at(float("inf"))
                 self._check()
             case StateChanged(touched) if ingress_concerned(touched):
                 self._read()
@@ -114,6 +122,9 @@ class IngressActor(NodeActor):
                     self._table = outcome.value
                     if self._table != self._applied:
                         self._apply(self._table)
+                    if self._table and self._ticks_paused and self._tick_gate is not None:
+                        self._ticks_paused = False
+                        self._tick_gate.tick_at(time.monotonic())  # checked every TICK_S again
                 else:
                     logger.debug("ingress: cannot read the routing table: {}", outcome.message)
                 if self._dirty:

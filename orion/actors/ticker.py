@@ -11,10 +11,12 @@ An actor may ask for its next tick at a time of its choosing through the gate it
 ticking every 50 ms. A wish sooner than the thread's sleep wakes the thread at once; a later one
 is applied when it next wakes, which is never later than that target's current due time.
 
-Wakeups cost more than the work they do on an idle node (a timed wait is ~35 us of CPU here),
-so a target that is not ``strict`` may be ticked up to ``slack`` late when that lets it share
-the wakeup of a strict target (the Raft tick, every 50 ms): the other actors' ticks then add
-no wakeups of their own (before the wishes, every target shared the fixed 50 ms beat anyway).
+Wakeups cost more than the work they do on an idle node (a timed wait is ~35 us of CPU here,
+each tick a wakeup of the ticker and one of the actor), so a target that is not ``strict`` is
+ticked up to ``slack`` late: the ticker wakes at the end of its slack, and every target due by
+then shares that wakeup. The Raft and gossip actors keep their own timers
+(orion/actors/timed_inbox.py); what is left here are the other actors' ticks, a second or more
+apart, which then fall into step instead of each waking the node on its own phase.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pykka
 
 from orion.actors.messages import Tick, TickGate
 
-IDLE_WAIT_S = 1.0  # the longest sleep with no target to tick
+IDLE_WAIT_S = 10.0  # the longest sleep (a backstop: add() and a sooner wish end any sleep)
 
 
 @dataclass(slots=True)
@@ -103,14 +105,15 @@ class Ticker:
                         target.ref.tell(Tick(now, target.gate))
                     except pykka.ActorDeadError:
                         target.gate.release()
-        strict_next = min((t.next_at for t in targets if t.strict), default=float("inf"))
-        earliest = min(now + IDLE_WAIT_S, strict_next)
+        # A lenient target is woken for at the end of its slack: every other target due by
+        # then (strict or not) is ticked in that one wakeup, and targets of related intervals
+        # (1 s, 2 s, 5 s) fall into step after their first shared tick.
+        slack = self._slack
+        earliest = now + IDLE_WAIT_S
         for target in targets:
-            if target.strict:
-                continue
-            if target.next_at <= strict_next <= target.next_at + self._slack:
-                continue  # ticked in the strict target's wakeup, at most the slack late
-            earliest = min(earliest, target.next_at)
+            due = target.next_at if target.strict else target.next_at + slack
+            if due < earliest:
+                earliest = due
         return earliest
 
 

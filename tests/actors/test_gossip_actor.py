@@ -137,14 +137,17 @@ def test_an_idle_actor_is_ticked_at_its_cores_deadline_and_still_finds_a_dead_pe
     wait_until(lambda: a.members().get("b") is not None and a.members()["b"].status == "alive")
     [gate] = [target.gate for target in a.ticker._targets if target.ref == a.gossip]
     core = a.gossip.proxy().core.get()  # read from here: the wait polls until both agree
+    inbox = a.gossip.proxy().actor_inbox.get()
 
-    def asks_for_the_cores_deadline() -> bool:
+    def times_the_cores_deadline() -> bool:
         deadline = core.next_deadline()
-        return gate.wish is not None and deadline is not None and gate.wish[0] == deadline
+        return deadline is not None and inbox.next_tick == deadline
 
     # Its next tick is when the core next has work (a probe every 200 ms, its 100 ms timeout,
-    # gossip rounds), not the ticker's 50 ms beat.
-    wait_until(asks_for_the_cores_deadline)
+    # gossip rounds), not the ticker's 50 ms beat; the actor times it itself, and the ticker,
+    # whose first Tick started that clock, sends no more.
+    wait_until(times_the_cores_deadline)
+    assert gate.wish == (float("inf"),)
     # Detection is unchanged: b goes silent, and a's probes at those deadlines find it.
     b.transport.stop()
     wait_until(lambda: a.members()["b"].status in ("suspect", "dead"))

@@ -147,6 +147,24 @@ def test_a_lenient_target_waits_up_to_the_slack_for_a_strict_wakeup(actors: list
     assert ticks_of(other) == [100.0, 100.05]  # 30 ms late, no wakeup of its own
     other_gate.tick_at(100.06)
     ticker._targets[0].next_at = 100.2  # the strict target is further than the slack away
-    assert ticker._tick_due(100.055) == pytest.approx(100.06)  # on time, in a wakeup of its own
+    assert ticker._tick_due(100.055) == pytest.approx(100.11)  # a wakeup at the end of its slack
     with pytest.raises(ValueError, match="slack"):
         Ticker(slack=-1.0)
+
+
+def test_lenient_targets_share_one_wakeup_and_fall_into_step(actors: list[pykka.ActorRef]) -> None:
+    one, two = Recorder.start(), Recorder.start()
+    actors += [one, two]
+    ticker = Ticker(resolution=0.002, slack=0.05)
+    ticker.add(one, 1.0)
+    ticker.add(two, 2.0)
+    ticker._targets[0].next_at = 100.0
+    ticker._targets[1].next_at = 100.03  # 30 ms apart: one wakeup for both, 50 ms after the first
+    assert ticker._tick_due(99.5) == pytest.approx(100.05)
+    assert ticker._tick_due(100.05) == pytest.approx(101.1)
+    assert ticks_of(one) == [100.05] and ticks_of(two) == [100.05]
+    # The 1 s target alone; then the 2 s one's slack ends when the 1 s one falls due: both again.
+    assert ticker._tick_due(101.1) == pytest.approx(102.1)
+    assert ticks_of(one) == [100.05, 101.1]  # handled, its gate released
+    assert ticker._tick_due(102.1) == pytest.approx(103.15)
+    assert ticks_of(one) == [100.05, 101.1, 102.1] and ticks_of(two) == [100.05, 102.1]
