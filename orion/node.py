@@ -197,7 +197,7 @@ class Node:
             on_zap_death=self._on_fatal,
         )
         self.raft_transport.start()
-        self.gossip_transport.start()
+        self.gossip_transport.bind()  # run by the gossip actor's thread (orion/actors/hosted_inbox.py)
 
         metrics = self.metrics = NodeMetrics(config.node_id)
         raft = RaftActor.start(

@@ -21,8 +21,9 @@ import pykka
 from loguru import logger
 
 from orion.actors.base import NodeActor
+from orion.actors.hosted_inbox import HostedInbox
 from orion.actors.messages import ClusterIdentity, LocalMeta, MemberEvents, Shutdown, Tick
-from orion.actors.timed_inbox import NEVER, TimedInbox
+from orion.actors.timed_inbox import NEVER
 from orion.config import NodeConfig
 from orion.gossip.config import GossipConfig
 from orion.gossip.core import SwimCore
@@ -65,11 +66,11 @@ def gossip_config_from(config: NodeConfig) -> GossipConfig:
 
 
 class GossipActor(NodeActor):
-    actor_inbox: TimedInbox
+    actor_inbox: HostedInbox
 
     @staticmethod
-    def _create_actor_inbox() -> TimedInbox:  # type: ignore[override]
-        return TimedInbox(Tick)
+    def _create_actor_inbox() -> HostedInbox:  # type: ignore[override]
+        return HostedInbox(Tick)
 
     def __init__(
         self,
@@ -99,9 +100,16 @@ class GossipActor(NodeActor):
         # The actor keeps that timer itself (its mailbox is a TimedInbox, as the Raft actor's):
         # a tick wakes this thread only, not the node's ticker and then this one. The ticker's
         # first Tick starts it; the ticker is then told to send no more.
+        if transport.hosted:
+            # Its thread runs the gossip transport while it waits (orion/actors/hosted_inbox.py):
+            # a frame in or out wakes this thread only, not a transport thread as well.
+            self.actor_inbox.host(transport)
 
     def on_start(self) -> None:
         self.raft.tell(LocalMeta(self.meta))
+
+    def on_stop(self) -> None:
+        self.actor_inbox.close()
 
     def frame_handler(self) -> Callable[[Channel, bytes], None]:
         ref = self.actor_ref

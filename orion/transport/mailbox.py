@@ -54,6 +54,10 @@ class Mailbox(Generic[T]):
                     pass  # the pipe is full of wake-ups already: the reader will wake anyway
         return accepted
 
+    def __len__(self) -> int:
+        """Items queued and not yet drained (a hint from any thread; exact on the owner's)."""
+        return len(self._items)
+
     def wake(self) -> None:
         """Wake the owning thread without queueing anything (used to ask it to stop)."""
         try:

@@ -21,11 +21,22 @@ or forge the key exchange) nor read the traffic. Socket monitors report failed h
 on both sides (orion.security.handshake). Without ``curve`` the sockets are plain TCP.
 The ROUTER enforces its ZAP domain: with no ZAP handler answering, every connection is
 refused (never admitted), and a handler that dies calls ``on_zap_death`` (the node stops).
+
+Hosted: instead of ``start`` (a thread of its own), ``bind`` opens the sockets and an actor's
+thread runs the loop's turns while it waits for messages (``serve``; orion/actors/hosted_inbox.py).
+A frame then reaches that actor, and its sends leave, with no hand-off between two threads:
+on an idle node each hand-off is a wakeup, which costs more than the work it carries. The
+sockets are made on the thread that calls ``bind`` and then used by the host's thread only (a
+single hand-over, under a lock: ZeroMQ allows a socket to move between threads behind a full
+memory barrier); ``send`` from any other thread still goes through the mailbox, which the host
+polls with the sockets.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import select
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -136,6 +147,19 @@ class PeerTransport(SocketThread[_Command]):
         # before the poll: the receiver (an actor) then wakes while this thread sleeps
         # rather than waiting for the interpreter lock this thread still holds.
         self._inbound: list[tuple[Channel, bytes]] = []
+        # The loop's sockets, between _open and _close (on the transport's thread, or the host's).
+        self._context: zmq.Context | None = None
+        self._router: zmq.Socket | None = None
+        self._poller = zmq.Poller()
+        self._zap: ZapHandler | None = None
+        self._dealers: dict[tuple[str, bool], zmq.Socket] = {}
+        # Hosted (``bind``): the thread that runs ``serve``, and a lock that keeps ``stop`` from
+        # closing the sockets under a turn or a direct send.
+        self.hosted = False
+        self._host: int | None = None
+        self._host_lock = threading.RLock()
+        self._closed = False
+        self._wake_fds: set[int] = set()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -154,7 +178,11 @@ class PeerTransport(SocketThread[_Command]):
 
     def send_many(self, address: str, channel: Channel, payloads: list[bytes]) -> None:
         outbound = self._outbound(address, channel, payloads)
-        if outbound is not None and not self._mailbox.put(outbound):
+        if outbound is None:
+            return
+        if self._host is not None and threading.get_ident() == self._host:
+            self._write_hosted([outbound])
+        elif not self._mailbox.put(outbound):
             self._count("dropped_full", len(outbound.payloads))
 
     def send_batch(self, channel: Channel, frames: Sequence[tuple[str, bytes]]) -> None:
@@ -165,6 +193,9 @@ class PeerTransport(SocketThread[_Command]):
             outbound = self._outbound(address, channel, payloads)
             if outbound is not None:
                 batch.append(outbound)
+        if self._host is not None and threading.get_ident() == self._host:
+            self._write_hosted(batch)
+            return
         accepted = self._mailbox.put_many(batch)
         if accepted < len(batch):
             self._count("dropped_full", sum(len(out.payloads) for out in batch[accepted:]))
@@ -207,7 +238,7 @@ class PeerTransport(SocketThread[_Command]):
         with self._stats_lock:
             return dict(self._stats)
 
-    # ----------------------------------------------------------------- transport thread
+    # ----------------------------------------------------------------- the loop's thread
 
     def _warn_oversize(self, text: str) -> None:
         """At most one warning per 30 s: an oversize frame repeats on every retry."""
@@ -220,24 +251,89 @@ class PeerTransport(SocketThread[_Command]):
         with self._stats_lock:
             self._stats[key] += n
 
+    # ----------------------------------------------------------------- hosted
+
+    def bind(self) -> None:
+        """Open and bind the sockets here, with no thread of their own: an actor's thread runs
+        the loop through ``serve`` (raises OSError, as ``start`` does, if it cannot bind)."""
+        if self._thread is not None or self.hosted:
+            raise RuntimeError(f"transport {self.name} already started")
+        self._running = True
+        self._open()
+        self.hosted = True
+
+    def serve(self, timeout: float, wake_fd: int | None = None) -> None:
+        """One turn of the loop on the host's thread: wait up to ``timeout`` seconds for a frame,
+        a send from another thread or ``wake_fd`` (the host's own mailbox) to be readable, and
+        handle what came (frames go to ``on_frame`` on this thread). The first call names the
+        host: from then on its sends are written at once, without the mailbox."""
+        with self._host_lock:
+            if self._closed:
+                if wake_fd is not None:  # stopped under its host: wait as asked, on the fd only
+                    select.select([wake_fd], [], [], max(0.0, timeout))
+                return
+            if self._host is None:
+                self._host = threading.get_ident()
+            if wake_fd is not None and wake_fd not in self._wake_fds:
+                self._wake_fds.add(wake_fd)
+                self._poller.register(wake_fd, zmq.POLLIN)
+            # Rounded up: a turn that ends a hair before the host's deadline is a wakeup for nothing.
+            self._turn(math.ceil(max(0.0, timeout) * 1000))
+
+    def stop(self) -> None:
+        if not self.hosted:
+            super().stop()
+            return
+        self._running = False
+        self._mailbox.wake()  # ends a turn the host may be waiting in
+        with self._host_lock:
+            if not self._closed:
+                self._closed = True
+                self._close()
+                self._mailbox.close()
+
+    def _write_hosted(self, batch: list[_Outbound]) -> None:
+        with self._host_lock:
+            if self._closed:
+                return
+            for out in batch:
+                self._write(out)
+
+    # ----------------------------------------------------------------- transport thread
+
     def _run(self) -> None:
-        context = zmq.Context.instance()
+        try:
+            self._open()
+        except OSError as exc:
+            self._ready(exc)
+            return
+        self._ready()
+        try:
+            while self._running:
+                self._turn(1000)
+        except Exception:
+            logger.exception("transport {} crashed", self.name)
+        finally:
+            self._close()
+
+    def _open(self) -> None:
+        """Make and bind the ROUTER (raises OSError when it cannot), set up CURVE if asked."""
+        context = self._context = zmq.Context.instance()
         router = context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.RCVHWM, 10_000)
         # A memory guard only: frames between max_frame and this limit are counted and
         # dropped by us; beyond it ZeroMQ drops the connection before buffering the frame.
         router.setsockopt(zmq.MAXMSGSIZE, 4 * self._max_frame + 4096)
-        poller = zmq.Poller()
-        zap: ZapHandler | None = None
+        poller = self._poller
         if self._curve is not None:
             try:
                 zap = ZapHandler.for_context(context)
                 zap.allow(self._zap_domain, [self._curve.public])
             except RuntimeError as exc:  # another ZAP handler owns this context
                 router.close(0)
-                self._ready(OSError(str(exc)))
-                return
+                raise OSError(str(exc)) from exc
+            self._zap = zap
             if self._on_zap_death is not None:
                 zap.watch(self._on_zap_death)
             secure_server(router, self._zap_domain, self._curve.public, self._curve.secret)
@@ -250,40 +346,48 @@ class PeerTransport(SocketThread[_Command]):
         except zmq.ZMQError as exc:
             self._close_monitors()
             router.close(0)
-            self._ready(OSError(f"cannot bind {self.bind_host}:{self.port}: {exc}"))
-            return
+            self._forget_zap()
+            raise OSError(f"cannot bind {self.bind_host}:{self.port}: {exc}") from exc
+        self._router = router
         self._headers = {c: encode_header(c, self.address) for c in Channel}
-        dealers: dict[tuple[str, bool], zmq.Socket] = {}
         poller.register(router, zmq.POLLIN)
         poller.register(self._mailbox.fileno(), zmq.POLLIN)
-        self._ready()
-        try:
-            while self._running:
-                events = dict(poller.poll(1000))
-                if router in events:
-                    self._receive_batch(router)
-                if self._mailbox.fileno() in events:
-                    for command in self._mailbox.drain():
-                        if isinstance(command, _Outbound):
-                            self._write(context, poller, dealers, command)
-                        else:
-                            self._close_peer(poller, dealers, command.address)
-                if self._monitors:
-                    for monitor in [m for m in self._monitors if m in events]:
-                        self._read_monitor(monitor)
-                if self._inbound:
-                    self._deliver()
-        except Exception:
-            logger.exception("transport {} crashed", self.name)
-        finally:
-            self._close_monitors()
-            for sock in dealers.values():
-                sock.close(0)
-            router.close(0)
-            if zap is not None:
-                zap.forget(self._zap_domain)
-                if self._on_zap_death is not None:
-                    zap.unwatch(self._on_zap_death)
+
+    def _turn(self, timeout_ms: int) -> None:
+        """Poll once, then read frames, write what other threads queued, read the monitors,
+        and hand the frames read to ``on_frame``."""
+        router = self._router
+        events = dict(self._poller.poll(timeout_ms))
+        if router in events:
+            self._receive_batch(router)
+        if self._mailbox.fileno() in events:
+            for command in self._mailbox.drain():
+                if isinstance(command, _Outbound):
+                    self._write(command)
+                else:
+                    self._close_peer(self._poller, self._dealers, command.address)
+        if self._monitors:
+            for monitor in [m for m in self._monitors if m in events]:
+                self._read_monitor(monitor)
+        if self._inbound:
+            self._deliver()
+
+    def _close(self) -> None:
+        self._close_monitors()
+        for sock in self._dealers.values():
+            sock.close(0)
+        self._dealers.clear()
+        if self._router is not None:
+            self._router.close(0)
+            self._router = None
+        self._forget_zap()
+
+    def _forget_zap(self) -> None:
+        zap, self._zap = self._zap, None
+        if zap is not None:
+            zap.forget(self._zap_domain)
+            if self._on_zap_death is not None:
+                zap.unwatch(self._on_zap_death)
 
     # ----------------------------------------------------------------- handshake reports
 
@@ -407,18 +511,15 @@ class PeerTransport(SocketThread[_Command]):
             dealers[key] = sock
         return sock
 
-    def _write(
-        self,
-        context: zmq.Context,
-        poller: zmq.Poller,
-        dealers: dict[tuple[str, bool], zmq.Socket],
-        out: _Outbound,
-    ) -> None:
+    def _write(self, out: _Outbound) -> None:
         if out.address in self._blocked:
             self._count("dropped_blocked", len(out.payloads))
             return
+        assert self._context is not None
         try:
-            sock = self._dealer(context, poller, dealers, out.address, out.channel is Channel.GOSSIP)
+            sock = self._dealer(
+                self._context, self._poller, self._dealers, out.address, out.channel is Channel.GOSSIP
+            )
         except zmq.ZMQError as exc:  # e.g. an address that does not parse
             logger.warning("transport {}: cannot connect to {!r}: {}", self.name, out.address, exc)
             self._count("dropped_send_error", len(out.payloads))

@@ -1,5 +1,6 @@
 """The gossip actor over real PeerTransports on 127.0.0.1: its identity reaches its peers' views,
-ClusterIdentity from Raft is adopted, and gossip of another cluster is dropped and logged once."""
+ClusterIdentity from Raft is adopted, and gossip of another cluster is dropped and logged once.
+Its transport is hosted by its thread (``bind``, as a node runs it) unless a test says otherwise."""
 
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ class RaftSide(pykka.ThreadingActor):
 
 
 class Node:
-    def __init__(self, tmp_path: Path, node_id: str, ticker: Ticker, raft_incarnation: str) -> None:
+    def __init__(
+        self, tmp_path: Path, node_id: str, ticker: Ticker, raft_incarnation: str, hosted: bool
+    ) -> None:
         handlers: list[Callable[[Channel, bytes], None]] = []
 
         def on_frame(channel: Channel, payload: bytes) -> None:
@@ -51,7 +54,10 @@ class Node:
                 handler(channel, payload)
 
         self.transport = PeerTransport("127.0.0.1", 0, on_frame, name=node_id)
-        self.transport.start()
+        if hosted:
+            self.transport.bind()
+        else:
+            self.transport.start()
         port = int(self.transport.address.rsplit(":", 1)[1])
         config = parse_config(CONFIG.format(id=node_id), tmp_path)
         meta = NodeMeta(id=node_id, gossip_port=port, version=1)
@@ -76,13 +82,13 @@ class Node:
 
 
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[[str, str], Node]]:
+def start(tmp_path: Path) -> Iterator[Callable[..., Node]]:
     ticker = Ticker()
     ticker.start()
     nodes: list[Node] = []
 
-    def make(node_id: str, raft_incarnation: str = "") -> Node:
-        node = Node(tmp_path, node_id, ticker, raft_incarnation)
+    def make(node_id: str, raft_incarnation: str = "", hosted: bool = True) -> Node:
+        node = Node(tmp_path, node_id, ticker, raft_incarnation, hosted)
         nodes.append(node)
         return node
 
@@ -132,7 +138,7 @@ def test_identity_reaches_the_peers_and_other_clusters_are_dropped(start, warnin
 
 def test_an_idle_actor_is_ticked_at_its_cores_deadline_and_still_finds_a_dead_peer(start) -> None:
     a = start("a")
-    b = start("b")
+    b = start("b", hosted=False)  # a transport with a thread of its own talks to a hosted one
     b.gossip.tell(Join([a.address]))
     wait_until(lambda: a.members().get("b") is not None and a.members()["b"].status == "alive")
     [gate] = [target.gate for target in a.ticker._targets if target.ref == a.gossip]

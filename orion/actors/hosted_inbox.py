@@ -1,0 +1,94 @@
+"""A TimedInbox whose thread also runs a peer transport while it waits: the gossip actor's.
+
+An idle node's gossip is a few frames a second each way (probes, their acks, the peers' probes);
+with a transport thread of its own each frame is two wakeups, the transport's and then the
+actor's, and each send another of the transport's. Here the actor's own thread waits in the
+transport's poll (``PeerTransport.serve``): a frame is read, handed to ``on_frame`` and handled
+by the one thread that woke, and the actor's sends are written at once.
+
+Messages from other threads cannot end a ZeroMQ poll through a ``queue.SimpleQueue``: they go
+to a ``Mailbox``, whose pipe the poll watches (its first ``put`` after a drain writes the pipe,
+later ones find the wakeup pending). The owning thread's own ``tell`` (a frame from
+``on_frame``, a message to itself) goes straight to the queue. Before a Tick is queued the
+transport is read once without waiting, so frames that arrived by the deadline are handled
+before it, as they were when a transport thread queued them on arrival.
+
+Until ``host`` is called it is a plain TimedInbox (a transport started with a thread of its own).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pykka._envelope import Envelope
+
+from orion.actors.timed_inbox import EARLY_S, NEVER, TimedInbox
+from orion.transport.mailbox import Mailbox
+from orion.transport.peer import PeerTransport
+
+
+class HostedInbox(TimedInbox):
+    def __init__(self, make_tick: Callable[[float], Any]) -> None:
+        super().__init__(make_tick)
+        self._transport: PeerTransport | None = None
+        self._others: Mailbox[Any] = Mailbox()  # puts from other threads; its pipe ends the poll
+        self._owner: int | None = None
+
+    def host(self, transport: PeerTransport) -> None:
+        """Run ``transport`` (bound with ``bind``) on this inbox's thread; before the actor starts."""
+        if not transport.hosted:
+            raise ValueError(f"transport {transport.name}: bind() it, not start(), to host it")
+        self._transport = transport
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if self._transport is None or threading.get_ident() == self._owner:
+            self._queue.put(item)
+        elif not self._others.put(item):
+            # Closed (the actor has stopped) or full: Pykka's own queue would have taken it.
+            self._queue.put(item)
+
+    def empty(self) -> bool:
+        return self._queue.empty() and not len(self._others)
+
+    def qsize(self) -> int:
+        return self._queue.qsize() + len(self._others)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        transport = self._transport
+        if transport is None:
+            return super().get(block, timeout)
+        self._owner = threading.get_ident()
+        queued = self._queue
+        deadline = NEVER if timeout is None or not block else time.monotonic() + timeout
+        while True:
+            self._take_others()
+            now = time.monotonic()
+            if self._tick_at <= now + EARLY_S:
+                transport.serve(0.0)  # frames that came by the deadline go before its Tick
+                self._take_others()
+                self._tick_at = NEVER
+                self.ticks += 1
+                queued.put(Envelope(self._make_tick(now)))
+            if not queued.empty() or not block:
+                return queued.get_nowait()  # raises queue.Empty when not blocking and empty
+            if self.before_wait is not None:
+                self.before_wait()
+            wake = min(self._tick_at, deadline)
+            transport.serve(60.0 if wake == NEVER else wake - now, self._others.fileno())
+            if queued.empty() and not len(self._others) and deadline <= time.monotonic():
+                raise queue.Empty
+
+    def _take_others(self) -> None:
+        if len(self._others):
+            for item in self._others.drain():
+                self._queue.put(item)
+
+    def close(self) -> None:
+        """On the owner's thread, as the actor stops: what other threads sent meanwhile is kept
+        (Pykka answers what is left with ActorDeadError); later puts go to the queue."""
+        self._take_others()
+        self._others.close()

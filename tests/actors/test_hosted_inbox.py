@@ -1,0 +1,100 @@
+"""An actor whose HostedInbox runs a bound PeerTransport: frames in, sends out, messages from
+other threads and its own timed Tick all reach it on its one thread."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pykka
+import pytest
+
+from orion.actors.hosted_inbox import HostedInbox
+from orion.actors.messages import Tick
+from orion.testing.localcluster import wait_for
+from orion.transport.frames import Channel
+from orion.transport.peer import PeerTransport
+from tests.transport.test_peer import Inbox
+
+wait_until = functools.partial(wait_for, timeout=10.0, interval=0.01)
+
+
+class Echo(pykka.ThreadingActor):
+    """Answers each frame with ``echo:`` + payload to ``reply_to``; records threads and ticks."""
+
+    actor_inbox: HostedInbox
+
+    @staticmethod
+    def _create_actor_inbox() -> HostedInbox:  # type: ignore[override]
+        return HostedInbox(Tick)
+
+    def __init__(self, transport: PeerTransport, reply_to: str) -> None:
+        super().__init__()
+        self.transport = transport
+        self.reply_to = reply_to
+        self.threads: set[int] = set()
+        self.ticks = 0
+        self.actor_inbox.host(transport)
+
+    def on_frame(self, channel: Channel, payload: bytes) -> None:
+        self.threads.add(threading.get_ident())  # the transport's callback: which thread runs it
+        self.actor_ref.tell(("frame", payload))
+
+    def on_stop(self) -> None:
+        self.actor_inbox.close()
+
+    def on_receive(self, message: Any) -> Any:
+        self.threads.add(threading.get_ident())
+        match message:
+            case ("frame", payload):
+                self.transport.send(self.reply_to, Channel.RAFT, b"echo:" + payload)
+            case Tick():
+                self.ticks += 1
+            case ("tick_at", when):
+                self.actor_inbox.tick_at(when)
+            case "state":
+                return len(self.threads), self.ticks
+        return None
+
+
+@pytest.fixture
+def echo() -> Iterator[tuple[pykka.ActorRef, PeerTransport, Inbox]]:
+    frames: list[Any] = []
+    hosted = PeerTransport("127.0.0.1", 0, lambda c, p: frames[0](c, p) if frames else None, name="h")
+    peer_inbox = Inbox()
+    peer = PeerTransport("127.0.0.1", 0, peer_inbox, name="peer")
+    hosted.bind()
+    peer.start()
+    ref = Echo.start(hosted, peer.address)
+    frames.append(ref.proxy().on_frame)
+    try:
+        yield ref, peer, peer_inbox
+    finally:
+        ref.stop()
+        hosted.stop()
+        peer.stop()
+
+
+def test_frames_are_handled_and_answered_on_the_actors_thread(echo) -> None:
+    ref, peer, peer_inbox = echo
+    address = ref.proxy().transport.get().address
+    peer.send(address, Channel.RAFT, b"one")
+    wait_until(lambda: peer_inbox.payloads() == [b"echo:one"])
+    # An ask from this thread ends the actor's wait in the poll (through the mailbox's pipe).
+    threads, ticks = ref.ask("state")
+    assert threads == 1 and ticks == 0
+
+
+def test_the_inboxs_own_deadline_ticks_the_actor(echo) -> None:
+    ref, _, _ = echo
+    ref.tell(("tick_at", time.monotonic() + 0.05))
+    wait_until(lambda: ref.ask("state")[1] == 1)
+
+
+def test_only_a_bound_transport_can_be_hosted() -> None:
+    transport = PeerTransport("127.0.0.1", 0, lambda c, p: None, name="x")
+    with pytest.raises(ValueError, match="bind"):
+        HostedInbox(Tick).host(transport)
