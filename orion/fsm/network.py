@@ -9,7 +9,7 @@ by orion/network/ipam.py from what the state holds, never from a clock or the pr
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -51,7 +51,7 @@ def release_subnet(nodes: dict[str, NodeRecord], cmd: ReleaseSubnet) -> ApplyRes
 
 
 def report_overlay_address(
-    tasks: dict[str, Task], cmd: ReportOverlayAddress, store: Callable[[Task, Task], None]
+    tasks: Mapping[str, Task], cmd: ReportOverlayAddress, store: Callable[[Task, Task], None]
 ) -> ApplyResult:
     """Apply ``ReportOverlayAddress``: bookkeeping of the task (no history line, no new
     ``updated_at``), stored with ``store(old, new)``."""

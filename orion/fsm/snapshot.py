@@ -37,8 +37,8 @@ from orion.fsm.tables import (
     volume_row,
     volumes_from_table,
 )
+from orion.fsm.task_table import StoredTask, unpack
 from orion.fsm.tombstones import TombstoneSource, tombstone_tables, tombstones_from_tables
-from orion.model import Task
 from orion.raft.tabular import array_header, decode_tabular_snapshot
 from orion.raft.types import Table, TabularSnapshot
 from orion.services.spec import Service
@@ -56,10 +56,12 @@ _encoder = msgspec.msgpack.Encoder()
 class SnapshotSource:
     """The state at ``applied_index``: tasks in submission order, nodes in insertion order.
     The lists belong to the source; the records in them are shared with the state and must
-    not be mutated (nobody does: a change to the state stores a new record)."""
+    not be mutated (nobody does: a change to the state stores a new record). ``tasks`` holds
+    the state's stored rows (``orion.fsm.task_table.unpack`` gives each one's ``Task``): the
+    encoder builds the records, not the thread that captured them."""
 
     applied_index: int
-    tasks: list[Task]
+    tasks: list[StoredTask]
     nodes: list[NodeRecord]
     services: list[Service] = field(default_factory=list)  # in creation order
     volumes: list[Volume] = field(default_factory=list)  # in creation order
@@ -106,7 +108,7 @@ def encode_snapshot(source: SnapshotSource, pace: Callable[[], None] | None = No
     buffer = bytearray()
     encode_into = _encoder.encode_into
     for task in source.tasks:
-        encode_into(task_row(task), buffer, -1)
+        encode_into(task_row(unpack(task)), buffer, -1)
         if pace is not None:
             pace()
         if len(buffer) >= _PIECE_BYTES:

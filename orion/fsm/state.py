@@ -82,6 +82,7 @@ from orion.fsm.results import ApplyResult, AssignResult, TaskIds
 from orion.fsm.services import ServiceBook, fixed_host_ports
 from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
 from orion.fsm.tables import NodeDrain, NodeRecord
+from orion.fsm.task_table import TaskTable
 from orion.fsm.tombstones import Tombstones, removed_task_message
 from orion.fsm.volumes import VolumeBook, holds_volumes
 from orion.model import ACTIVE_STATES, Desired, Health, NodeStatus, PortClaim, Task, TaskEvent, TaskState
@@ -112,7 +113,9 @@ def _submission_order(task: Task) -> tuple[float, str]:
 class ClusterState:
     def __init__(self) -> None:
         self.applied_index = 0
-        self._tasks: dict[str, Task] = {}  # insertion (submission) order: snapshots are stable
+        # Insertion (submission) order: snapshots are stable. Most tasks share a shape there
+        # (orion/fsm/task_table.py): each read builds a record.
+        self._tasks = TaskTable()
         # name -> id of the task with that name, or the ids of several in submission order (the
         # last one is the latest: after a removal the name falls back to the one before, as
         # after a restore). A lone id is kept bare: most names have one task, and a list each
@@ -552,11 +555,8 @@ class ClusterState:
 
     def live_tasks_on_node(self, node_id: str) -> int:
         """Tasks the node still runs or is about to (a drain is done when none is left)."""
-        return sum(
-            1
-            for task_id in self._by_node.get(node_id, ())
-            if self._tasks[task_id].state in ACTIVE_STATES and self._tasks[task_id].desired == Desired.RUN
-        )
+        tasks = (self._tasks[task_id] for task_id in self._by_node.get(node_id, ()))
+        return sum(1 for task in tasks if task.state in ACTIVE_STATES and task.desired == Desired.RUN)
 
     def _remove_task(self, cmd: RemoveTask) -> ApplyResult:
         task = self._tasks.get(cmd.task_id)
@@ -660,7 +660,7 @@ class ClusterState:
         if old is not None:
             # A task that stays Pending keeps its place: the scheduler walks that order.
             self._unindex(old, keep_pending=new.state == TaskState.PENDING and new.desired == Desired.RUN)
-        self._tasks[new.id] = new
+        self._tasks.put(new)
         self.events.task(old, new)
         if new.volumes or (old is not None and old.volumes):
             self._volumes.track(old, new)
@@ -760,7 +760,7 @@ class ClusterState:
     # -- reading -------------------------------------------------------------------------------
 
     def tasks(self) -> list[Task]:
-        return list(self._tasks.values())
+        return self._tasks.all()
 
     def task(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
@@ -924,7 +924,7 @@ class ClusterState:
         ``encode_snapshot`` in any thread while this state goes on applying entries."""
         return SnapshotSource(
             applied_index=self.applied_index,
-            tasks=list(self._tasks.values()),
+            tasks=self._tasks.rows(),
             nodes=list(self._nodes.values()),
             services=self._services.all(),
             volumes=self._volumes.all(),
@@ -1000,7 +1000,7 @@ class ClusterState:
             old = self._tasks.get(task.id)
             if old != task:
                 self.put_task(old, self._compactor.task(task))
-        self._volumes.restore(list(volumes), list(self._tasks.values()))
+        self._volumes.restore(list(volumes), self._tasks.all())
         self._fed_held[node_id] = list(held_ports)
         self.fed_index = max(index, 1)  # non-zero: fed
 
