@@ -11,8 +11,9 @@ so the order they test is the order production runs:
    writes while its followers do (Raft thesis 10.2.1: its own entries count toward the
    commit only once ``advance`` sees them durable);
 4. committed entries to the host's FSM (a settled leader applies them before its write, in
-   step 3: they are durable on a quorum and were written here by an earlier Ready), read
-   states and failed reads to the host;
+   step 3: they are durable on a quorum and were written here by an earlier Ready; and with
+   no entries to write, before its sends, which then carry commit indexes and heartbeats
+   that no client waits for), read states and failed reads to the host;
 5. ``core.advance``.
 
 Write-behind: given a ``LogWriter``, a settled leader does not wait for its own write at all.
@@ -312,6 +313,13 @@ class RaftShell:
             # Nothing after the sends but bookkeeping: no write, no apply, no reads to serve.
             quick = not (ready.entries or committed or ready.read_states or ready.failed_reads)
             if core.role == LEADER and vote_settled and ready.snapshot is None:
+                if committed and not ready.entries:
+                    # Nothing to write: the clients of the committed entries are answered
+                    # before the sends (commit indexes mostly, which no client waits for), so
+                    # the reply's thread is not woken behind the network thread's.
+                    for entry in committed:
+                        changed |= host.apply(entry)
+                    committed = []
                 self._send_all(ready.messages, urgent=not quick)
                 if self.fault_hook is not None:
                     self.fault_hook("sent_before_persist")

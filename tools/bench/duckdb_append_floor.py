@@ -9,10 +9,15 @@ the machine's load moves them alike:
 - ``store.save``: ``orion.raft.duckdb_store.DuckDBStore.save`` as the Raft thread calls it
   (range checks, checksums, the hard state record, the insert and its commit);
 - ``values``: one multi-row ``INSERT ... VALUES (?, ...), ...`` (autocommit; the store's path
-  below 12 rows);
+  below 8 rows until session 6);
 - ``json``: the rows as one JSON text of columns that DuckDB unnests
-  (``orion.raft.duckdb_rows``; autocommit; the store's path from 12 rows up);
+  (``orion.raft.duckdb_rows``; autocommit; the store's path from 192 rows up until session 6);
 - ``list-params``: one Python list per column as parameters, unnested side by side;
+- ``values-parsed``: the ``values`` INSERT parsed once (a ``Statement`` from
+  ``extract_statements``) on a connection with DuckDB's optimizer off (the store's path below
+  8 rows since issue 16, session 6);
+- ``appender``: DuckDB's appender (``con.appender("log")``), ``append_rows`` then ``flush``,
+  one commit and no SQL statement (the store's path from 8 rows up since session 6);
 - ``arrow``: ``from_arrow(table).insert_into("log")``, a relation over an Arrow table
   (autocommit; the store's path from 12 rows up until pyarrow was dropped, issue 16 item 5);
 - ``arrow-register``: ``register`` the Arrow table as a view, ``INSERT ... SELECT``,
@@ -102,6 +107,24 @@ def writers(base: Path, n: int, payload: bytes) -> dict[str, tuple[Writer, Calla
         lists_con.execute(lists_sql, [list(c) for c in zip(*_rows(first, n, payload), strict=True)])
 
     out["list-params"] = (list_params, lists_con.close)
+
+    parsed_con = _plain_db(base / "parsed.duckdb")
+    parsed_con.execute("PRAGMA disable_optimizer")
+    parsed = parsed_con.extract_statements(values_sql)[0]
+
+    def values_parsed_once(first: int) -> None:
+        parsed_con.execute(parsed, [v for row in _rows(first, n, payload) for v in row])
+
+    out["values-parsed"] = (values_parsed_once, parsed_con.close)
+
+    appender_con = _plain_db(base / "appender.duckdb")
+    appender = appender_con.appender("log")
+
+    def append(first: int) -> None:
+        appender.append_rows(_rows(first, n, payload))
+        appender.flush()
+
+    out["appender"] = (append, appender_con.close)
     out.update(_arrow_writers(base, n, payload))
 
     if n <= 16:
