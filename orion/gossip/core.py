@@ -123,6 +123,8 @@ class SwimCore:
         self._earliest_suspicion: float | None = None  # cache for next_deadline; None = recompute
         self._awareness = Awareness(config.awareness_max_multiplier)
         self._broadcasts = BroadcastQueue()
+        self._limit_size = 0  # the cluster size _limit (the retransmit limit) was computed for
+        self._limit = 0
         self._outbox: list[tuple[str, GossipMessage]] = []
         self._events: list[MemberEvent] = []
         self._foreign: list[ForeignGossip] = []
@@ -342,7 +344,11 @@ class SwimCore:
     def _piggyback(self, budget: int | None = None) -> list[Update]:
         if not self._broadcasts:
             return []
-        limit = retransmit_limit(self._config.retransmit_mult, self._cluster_size())
+        size = len(self._live) + 1
+        if size != self._limit_size:
+            self._limit_size = size
+            self._limit = retransmit_limit(self._config.retransmit_mult, size)
+        limit = self._limit
         return self._broadcasts.take(self._config.packet_budget if budget is None else budget, limit)
 
     def _broadcast(self, update: Update) -> None:
@@ -611,6 +617,16 @@ class SwimCore:
 
     def _on_alive(self, msg: Alive, now: float) -> None:
         node_id = msg.node_id
+        member = self._members.get(node_id)
+        if member is not None:
+            # The common case first, before any other check: an echo of something we already
+            # know (N-1 of every N copies of an update that reach a member) changes nothing.
+            incarnation = member.incarnation
+            if msg.incarnation < incarnation or (
+                msg.incarnation == incarnation
+                and not (member.status == ALIVE and msg.meta.version > member.meta.version)
+            ):
+                return
         if self._foreign_cluster(msg.meta.cluster_id):
             return  # a member of another cluster, relayed by a node that has no cluster id yet
         if node_id == self._id:
@@ -619,7 +635,6 @@ class SwimCore:
             ):
                 self._refute(msg.incarnation)  # an echo of a previous life of ours
             return
-        member = self._members.get(node_id)
         if member is None:
             member = _Member(msg.meta, msg.incarnation, now)
             self._members[node_id] = member
@@ -630,12 +645,6 @@ class SwimCore:
             self._probe_order.insert(position, node_id)
             self._broadcast(msg)
             self._emit("joined", member)
-            return
-        if msg.incarnation < member.incarnation:
-            return  # the common case: an echo of something we already know
-        if msg.incarnation == member.incarnation and not (
-            member.status == ALIVE and msg.meta.version > member.meta.version
-        ):
             return
         previous = member.status
         meta_changed = msg.meta != member.meta

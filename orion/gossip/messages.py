@@ -115,8 +115,60 @@ _decoder = msgspec.msgpack.Decoder(GossipMessage)
 _update_encoder = msgspec.msgpack.Encoder()
 
 
+class EncodedUpdates:
+    """Each update's bytes, kept by the update object's identity while it is being gossiped.
+
+    A member piggybacks one update ``4 x ceil(log10(N + 1))`` times and a relayed update is the
+    object its message decoded to, so encoding it once (when it is queued, for its size) and
+    inserting those bytes in every message that carries it gives the same bytes for a fraction
+    of the work (an alive carries the member's whole meta). The entry holds the update, so its
+    identity cannot be reused while it is cached; the cache is dropped whole past
+    ``max_entries`` (what is dropped is encoded again when next needed)."""
+
+    def __init__(self, max_entries: int = 16_384) -> None:
+        self.max_entries = max_entries
+        self._raw: dict[int, tuple[Update, msgspec.Raw]] = {}
+
+    def raw(self, update: Update) -> msgspec.Raw:
+        entry = self._raw.get(id(update))
+        if entry is not None and entry[0] is update:
+            return entry[1]
+        raw = msgspec.Raw(_update_encoder.encode(update))
+        self.remember(update, raw)
+        return raw
+
+    def remember(self, update: Update, raw: msgspec.Raw) -> None:
+        """``raw`` is ``update``'s encoding (a decoder that has just read it says so)."""
+        if len(self._raw) >= self.max_entries:
+            self._raw.clear()
+        self._raw[id(update)] = (update, raw)
+
+    def raws(self, updates: list[Update]) -> list[msgspec.Raw]:
+        return [self.raw(update) for update in updates]
+
+
+# One per process: a node holds one core (a hollow pool many, which then share what they relay).
+encoded_updates = EncodedUpdates()
+
+
 def encode_message(msg: GossipMessage) -> bytes:
-    return _encoder.encode(msg)
+    """The message's MessagePack bytes (piggybacked updates from ``encoded_updates``: the same
+    bytes as encoding them again)."""
+    updates = getattr(msg, "updates", None)
+    if not updates:
+        return _encoder.encode(msg)
+    raws = encoded_updates.raws(updates)
+    kind = type(msg)
+    if kind is Gossip:
+        return _encoder.encode(_RawGossip(msg.sender, raws, msg.cluster))
+    if kind is Ping:
+        return _encoder.encode(_RawPing(msg.seq, msg.sender, msg.target_id, raws, msg.cluster))
+    if kind is Ack:
+        return _encoder.encode(_RawAck(msg.seq, msg.sender, raws, msg.cluster))
+    assert kind is PingReq
+    return _encoder.encode(
+        _RawPingReq(msg.seq, msg.sender, msg.target_id, msg.target_address, msg.want_nack, raws, msg.cluster)
+    )
 
 
 def decode_message(buf: bytes | bytearray | memoryview) -> GossipMessage:
@@ -125,7 +177,7 @@ def decode_message(buf: bytes | bytearray | memoryview) -> GossipMessage:
 
 
 def encoded_size(update: Update) -> int:
-    return len(_update_encoder.encode(update))
+    return len(encoded_updates.raw(update))
 
 
 # The same messages with their updates and member states left encoded (``msgspec.Raw``), for
@@ -216,9 +268,17 @@ class SharedDecoder:
         return raw  # a Nack carries nothing to share
 
     def _shared_updates(self, raws: list[msgspec.Raw]) -> list[Update]:
-        return self._shared(raws, self._updates, self._update_decoder) if raws else []
+        if not raws:
+            return []
+        return self._shared(raws, self._updates, self._update_decoder, encoded_updates)
 
-    def _shared(self, raws: list[msgspec.Raw], cache: dict[bytes, Any], decoder: Any) -> list[Any]:
+    def _shared(
+        self,
+        raws: list[msgspec.Raw],
+        cache: dict[bytes, Any],
+        decoder: Any,
+        encoded: EncodedUpdates | None = None,
+    ) -> list[Any]:
         if len(cache) + len(raws) > self.max_entries:
             cache.clear()
         found: list[Any] = []
@@ -232,6 +292,9 @@ class SharedDecoder:
                 except UnicodeDecodeError as exc:
                     raise msgspec.DecodeError(f"invalid UTF-8 in gossip message: {exc}") from exc
                 cache[key] = value
+                if encoded is not None:
+                    # The pool's nodes relay what they hear: these are its bytes already.
+                    encoded.remember(value, msgspec.Raw(key))
             else:
                 self.hits += 1
             found.append(value)

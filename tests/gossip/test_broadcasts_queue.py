@@ -126,3 +126,14 @@ def test_a_large_budget_never_takes_more_updates_than_a_message_may_carry() -> N
     for i in range(MAX_UPDATES + 50):
         queue.queue(Suspect(f"n{i}", 1, "me"))
     assert len(queue.take(1 << 20, 4)) == MAX_UPDATES
+
+
+def test_an_update_replaced_many_times_is_queued_once_and_its_old_entries_are_swept() -> None:
+    queue = BroadcastQueue()
+    queue.queue(Suspect("other", 0, "me"))
+    for incarnation in range(2000):
+        queue.queue(Suspect("m1", incarnation, "me"))
+    assert len(queue) == 2
+    assert sum(len(bucket) for bucket in queue._buckets) < 600  # replaced entries do not pile up
+    assert queue.take(1200, 1) == [Suspect("m1", 1999, "me"), Suspect("other", 0, "me")]
+    assert len(queue) == 0 and queue.take(1200, 1) == []
