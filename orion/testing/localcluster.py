@@ -25,11 +25,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from orion.testing import ports
 
 T = TypeVar("T")
 
@@ -51,36 +51,10 @@ def node_address(index: int) -> str:
     return f"127.0.0.{index}"
 
 
-# Node ports come from below the kernel's ephemeral range (32768-60999 here) and below
-# Orion's dynamic host ports (20000-32000): a port the kernel hands out for ``bind(0)`` and
-# the test releases can be taken, before the node binds it, as the local port of any outgoing
-# connection (another test worker's traffic loop makes thousands), which failed CI runs with
-# "address already in use". Below both, only an explicit bind can take it.
-NODE_PORT_RANGE = (10000, 19999)
-
-
 def free_ports(count: int, address: str = "127.0.0.1") -> list[int]:
-    """``count`` different ports of NODE_PORT_RANGE that bind on ``address`` now (held
-    together while chosen, then released for the node to take)."""
-    rng = random.Random()
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count * 50):
-            if len(sockets) == count:
-                break
-            sock = socket.socket()
-            try:
-                sock.bind((address, rng.randint(*NODE_PORT_RANGE)))
-            except OSError:
-                sock.close()
-                continue
-            sockets.append(sock)
-        if len(sockets) < count:
-            raise RuntimeError(f"no {count} free ports in {NODE_PORT_RANGE} on {address}")
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """``count`` different node ports free on ``address``, claimed for this process for its
+    lifetime (orion/testing/ports.py says why a free port alone was not enough)."""
+    return ports.claim(count, address)
 
 
 def wait_for(
@@ -185,7 +159,7 @@ class LocalCluster:
     # ------------------------------------------------------------------ layout
     def _add_node(self, index: int) -> LocalNode:
         address = node_address(index)
-        raft, gossip, api, http = free_ports(4, address)
+        raft, gossip, api, http = ports.claim(4, address)  # released by close()
         node_id = f"{self.prefix}-n{index}"
         node = LocalNode(
             index=index,
@@ -272,6 +246,10 @@ class LocalCluster:
                 self.start_node(node.index)
         if wait:
             self.wait_ready(timeout)
+            gone = [n.node_id for n in self.nodes if not n.running]
+            if gone:  # wait_ready only counts running nodes: one that could not start is a failure here
+                sys.stderr.write(self.logs())
+                raise RuntimeError(f"nodes exited while the cluster formed: {', '.join(gone)} (logs above)")
         return self
 
     def start_node(self, index: int) -> LocalNode:
@@ -334,6 +312,9 @@ class LocalCluster:
                     os.kill(node.process.pid, signal.SIGCONT)
                 self.stop_node(node.index, timeout=15.0)
         self.remove_containers()
+        ports.release(
+            [port for n in self.nodes for port in (n.raft_port, n.gossip_port, n.api_port, n.http_port)]
+        )
 
     def remove_containers(self) -> None:
         """Remove every container that any node of this cluster started (by label)."""
