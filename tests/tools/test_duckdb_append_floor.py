@@ -8,7 +8,16 @@ from tools.bench.duckdb_append_floor import measure
 
 # The store's own methods always; the Arrow ones only where pyarrow is installed (the bench
 # extra: the node no longer needs it, and CI's test install leaves it out).
-METHODS = ("store.save", "values", "list-params", "json", "executemany", "fdatasync")
+METHODS = (
+    "store.save",
+    "values",
+    "values-parsed",
+    "appender",
+    "list-params",
+    "json",
+    "executemany",
+    "fdatasync",
+)
 ARROW_METHODS = ("arrow", "arrow-register")
 
 

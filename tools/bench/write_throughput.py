@@ -17,7 +17,9 @@ closed loop at concurrency 1, 16 and 64, all requests sent to the leader.
   outstanding. Not durable (in-memory log; its journal file is never fsynced either).
 
 Orion and etcd run side by side: both clusters up, each level run on one then the other,
-``--repeats`` times. Every row has the servers' CPU per 1,000 writes (user + system time of
+``--repeats`` times. ``--trees before=/tmp/w-before,after=/tmp/w-after`` compares revisions in
+the same minutes: one Orion cluster per tree, all up at once, each level run on every one.
+Every row has the servers' CPU per 1,000 writes (user + system time of
 all three members over the level, /proc) and the client's.
 """
 
@@ -56,6 +58,27 @@ def row(system: str, concurrency: int | str, result: dict[str, Any], durable: st
 def cpu_of(pids: list[int]) -> float:
     """User + system CPU seconds of these processes so far."""
     return sum(cpu_seconds(pid) for pid in pids)
+
+
+@contextlib.contextmanager
+def started_from(tree: Path | None) -> Any:
+    """While a cluster's nodes start: ``tree`` as their working directory and first on their
+    ``PYTHONPATH``, so they run that tree's code (``python -m orion`` imports from the working
+    directory first). None: this process's tree."""
+    if tree is None:
+        yield
+        return
+    cwd, path = os.getcwd(), os.environ.get("PYTHONPATH")
+    os.chdir(tree)
+    os.environ["PYTHONPATH"] = str(tree)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        if path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = path
 
 
 def orion_row(cluster: LocalCluster, concurrency: int, duration: float, mode: str) -> dict[str, Any]:
@@ -121,10 +144,17 @@ def side_by_side(
     so both see the same machine (the load of other work moves both alike)."""
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
-        cluster = etcd = None
+        etcd = None
+        clusters: dict[str, LocalCluster] = {}
         if "orion" in systems:
-            cluster = stack.enter_context(LocalCluster(3, base / "orion", settings=WRITE_BENCH_SETTINGS))
-            cluster.start()
+            trees = dict(t.split("=", 1) for t in args.trees.split(",")) if args.trees else {"": ""}
+            for name, tree in trees.items():
+                cluster = stack.enter_context(
+                    LocalCluster(3, base / f"orion{name}", settings=WRITE_BENCH_SETTINGS)
+                )
+                with started_from(Path(tree).resolve() if tree else None):
+                    cluster.start()
+                clusters[name] = cluster
         if "etcd" in systems:
             etcd = stack.enter_context(EtcdCluster(base / "etcd"))
             etcd.start()
@@ -134,9 +164,11 @@ def side_by_side(
         for repeat in range(1, args.repeats + 1):
             for concurrency in levels:
                 # The machine may be shared: each row says how loaded it was when it ended.
-                if cluster is not None:
+                for name, cluster in clusters.items():
                     for mode in args.modes.split(","):
                         measured = orion_row(cluster, concurrency, duration, mode)
+                        if name:
+                            measured["system"] += f" [{name}]"
                         rows.append({**measured, "repeat": repeat, "load_avg": os.getloadavg()})
                 if etcd is not None:
                     measured = etcd_row(etcd, concurrency, duration, args.etcd_client)
@@ -221,6 +253,12 @@ def main() -> None:
     parser.add_argument("--modes", default="threads", help="Orion client modes (threads, asyncio)")
     parser.add_argument("--etcd-client", choices=("raw", "aiohttp"), default="raw")
     parser.add_argument("--systems", default="orion,etcd", help="orion, etcd, pysyncobj")
+    parser.add_argument(
+        "--trees",
+        default="",
+        help="NAME=PATH,...: one Orion cluster per source tree (e.g. git worktrees of two commits), "
+        "all up at once and interleaved with etcd level by level",
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     systems = args.systems.split(",")
@@ -239,7 +277,8 @@ def main() -> None:
     print_table(rows)
     for r in compared:
         print(
-            f"c={r['concurrency']} repeat {r['repeat']}: Orion/etcd throughput {r['throughput_ratio']}x, "
+            f"c={r['concurrency']} repeat {r['repeat']} {r['orion']}: "
+            f"Orion/etcd throughput {r['throughput_ratio']}x, "
             f"p50 latency {r['p50_latency_ratio']}x etcd's, server CPU per write {r['server_cpu_ratio']}x"
         )
 
