@@ -196,8 +196,9 @@ class Node:
             curve=security.peer_key,
             on_zap_death=self._on_fatal,
         )
-        self.raft_transport.start()
-        self.gossip_transport.bind()  # run by the gossip actor's thread (orion/actors/hosted_inbox.py)
+        # Run by the Raft and gossip actors' threads while they wait (orion/actors/hosted_inbox.py).
+        self.raft_transport.bind()
+        self.gossip_transport.bind()
 
         metrics = self.metrics = NodeMetrics(config.node_id)
         raft = RaftActor.start(

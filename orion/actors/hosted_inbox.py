@@ -1,4 +1,4 @@
-"""A TimedInbox whose thread also runs a peer transport while it waits: the gossip actor's.
+"""A TimedInbox whose thread also runs a peer transport while it waits (the gossip and Raft actors).
 
 An idle node's gossip is a few frames a second each way (probes, their acks, the peers' probes);
 with a transport thread of its own each frame is two wakeups, the transport's and then the
@@ -11,7 +11,10 @@ to a ``Mailbox``, whose pipe the poll watches (its first ``put`` after a drain w
 later ones find the wakeup pending). The owning thread's own ``tell`` (a frame from
 ``on_frame``, a message to itself) goes straight to the queue. Before a Tick is queued the
 transport is read once without waiting, so frames that arrived by the deadline are handled
-before it, as they were when a transport thread queued them on arrival.
+before it, as they were when a transport thread queued them on arrival; and while messages keep
+the actor busy (a burst of writes), the transport is read without waiting at least every
+``BUSY_TURN_S``, so frames are never left unread behind a long queue (a transport thread read
+them as they came, between the actor's turns of the interpreter lock).
 
 Until ``host`` is called it is a plain TimedInbox (a transport started with a thread of its own).
 """
@@ -30,6 +33,8 @@ from orion.actors.timed_inbox import EARLY_S, NEVER, TimedInbox
 from orion.transport.mailbox import Mailbox
 from orion.transport.peer import PeerTransport
 
+BUSY_TURN_S = 0.002  # the longest a busy host leaves its transport unread between messages
+
 
 class HostedInbox(TimedInbox):
     def __init__(self, make_tick: Callable[[float], Any]) -> None:
@@ -37,6 +42,7 @@ class HostedInbox(TimedInbox):
         self._transport: PeerTransport | None = None
         self._others: Mailbox[Any] = Mailbox()  # puts from other threads; its pipe ends the poll
         self._owner: int | None = None
+        self._last_turn = 0.0  # monotonic time of the transport's last turn on this thread
 
     def host(self, transport: PeerTransport) -> None:
         """Run ``transport`` (bound with ``bind``) on this inbox's thread; before the actor starts."""
@@ -73,12 +79,18 @@ class HostedInbox(TimedInbox):
                 self._tick_at = NEVER
                 self.ticks += 1
                 queued.put(Envelope(self._make_tick(now)))
-            if not queued.empty() or not block:
-                return queued.get_nowait()  # raises queue.Empty when not blocking and empty
+            if not queued.empty():
+                if now - self._last_turn >= BUSY_TURN_S:
+                    self._last_turn = now
+                    transport.serve(0.0)  # frames waiting in the sockets queue behind these
+                return queued.get_nowait()
+            if not block:
+                return queued.get_nowait()  # raises queue.Empty
             if self.before_wait is not None:
                 self.before_wait()
             wake = min(self._tick_at, deadline)
             transport.serve(60.0 if wake == NEVER else wake - now, self._others.fileno())
+            self._last_turn = time.monotonic()
             if queued.empty() and not len(self._others) and deadline <= time.monotonic():
                 raise queue.Empty
 

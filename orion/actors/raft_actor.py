@@ -13,8 +13,9 @@ hear of changes through ``orion.actors.raft_listeners``.
 
 Time: the core counts in ticks (``config.tick``), but the actor does not wake on every one. It
 owes the core the ticks that would change nothing but counters (``RaftShell.ticks_until_due``)
-and pays them before the core's next input (a frame, stamped on arrival by the transport
-thread) or when one falls due: an idle follower wakes at its election deadline, which every
+and pays them before the core's next input (a frame, stamped when the transport reads it:
+as it arrives while this thread waits, within ``BUSY_TURN_S`` of arriving while it is busy)
+or when one falls due: an idle follower wakes at its election deadline, which every
 heartbeat moves on, and a leader at its heartbeats. Paying before each input keeps the core's
 history the same as ticking on every beat (tests/raft/test_core_lazy_ticks.py). ``_next_wake``
 is the one place that says when the actor needs its next Tick: the earliest of its parts'
@@ -22,7 +23,10 @@ deadlines. The actor keeps that timer itself: its mailbox is a ``TimedInbox``, w
 Tick when the deadline passes, so a heartbeat wakes one thread (this one), not the node's
 ticker and then this one (orion/actors/timed_inbox.py). The clock starts with the first Tick
 from the node's ticker, which starts once the node has wired every listener (so none misses a
-leadership change), and that ticker is then told never to send another.
+leadership change), and that ticker is then told never to send another. The node's Raft
+transport is hosted by this thread (``PeerTransport.bind``): its frames are read, stamped and
+handled, and this actor's sends written, by the one thread that woke (with a transport thread
+of its own, each heartbeat, each answer and each send also woke that thread).
 """
 
 from __future__ import annotations
@@ -39,11 +43,12 @@ import pykka
 from loguru import logger
 
 from orion.actors.base import NodeActor
+from orion.actors.hosted_inbox import HostedInbox
 from orion.actors.messages import LocalMeta, MemberEvents, Propose, Read, Shutdown, Tick
 from orion.actors.raft_parts import RaftParts, build_raft_parts
 from orion.actors.snapshot_jobs import SnapshotDone, SnapshotJobs
 from orion.actors.tick_stalls import TickStalls
-from orion.actors.timed_inbox import NEVER, TimedInbox
+from orion.actors.timed_inbox import NEVER
 from orion.cluster.feed_protocol import FeedAnswer, FeedMessage, FeedRedirect, FeedWatch, decode_feed
 from orion.cluster.feed_worker import mirror_candidates
 from orion.cluster.forwarding import decode_forward
@@ -73,14 +78,14 @@ class _Frame:
 
 class RaftActor(NodeActor):
     parts: RaftParts  # built in on_start, on the actor's thread
-    actor_inbox: TimedInbox
+    actor_inbox: HostedInbox
     # RaftShell may leave a Ready's frames held when nothing slow follows its sends: they go
     # to the transport in one batch when this thread is about to wait (``_before_wait``).
     flushes_when_idle = True
 
     @staticmethod
-    def _create_actor_inbox() -> TimedInbox:  # type: ignore[override]
-        return TimedInbox(Tick)
+    def _create_actor_inbox() -> HostedInbox:  # type: ignore[override]
+        return HostedInbox(Tick)
 
     def __init__(
         self,
@@ -93,6 +98,10 @@ class RaftActor(NodeActor):
         metrics: NodeMetrics | None = None,
     ) -> None:
         super().__init__(on_fatal)
+        if peers.hosted:
+            # This thread runs the Raft transport while it waits (orion/actors/hosted_inbox.py):
+            # a heartbeat goes out, and an answer comes in, waking this thread only.
+            self.actor_inbox.host(peers)
         self.metrics = metrics
         self.config = config
         self.store = store
@@ -133,6 +142,7 @@ class RaftActor(NodeActor):
         self.parts.shell.flush_hard_state()
         self._snapshots.close()
         self.parts.requests.close()
+        self.actor_inbox.close()
 
     def add_listener(self, ref: pykka.ActorRef) -> None:
         self.parts.listeners.add(ref)

@@ -77,7 +77,7 @@ class Node:
         self.node_id = node_id
         self.incarnation = f"{node_id}1"  # hex, as the data dir's incarnation is
         self.transport = PeerTransport("127.0.0.1", 0, on_frame, name=node_id, allow_fault_injection=True)
-        self.transport.start()
+        self.transport.bind()  # hosted by the Raft actor's thread, as on a node
         self.port = int(self.transport.address.rsplit(":", 1)[1])
         text = CONFIG.format(id=node_id, bootstrap=str(bootstrap).lower(), grace=grace, port=self.port)
         self.config = parse_config(text, tmp_path)
