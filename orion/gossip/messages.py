@@ -125,7 +125,7 @@ class EncodedUpdates:
     identity cannot be reused while it is cached; the cache is dropped whole past
     ``max_entries`` (what is dropped is encoded again when next needed)."""
 
-    def __init__(self, max_entries: int = 16_384) -> None:
+    def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
         self._raw: dict[int, tuple[Update, msgspec.Raw]] = {}
 

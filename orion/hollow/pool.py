@@ -32,7 +32,7 @@ from loguru import logger
 
 from orion.actors.gossip_actor import gossip_config_from
 from orion.config import ConfigError, NodeConfig, load_config
-from orion.gossip.messages import SharedDecoder
+from orion.gossip.messages import SharedDecoder, encoded_updates
 from orion.hollow.node import HollowNode, HollowStats
 from orion.hollow.transport import HollowTransport
 from orion.model import NodeMeta
@@ -51,6 +51,7 @@ JOIN_GAP_S = 0.1  # every this often: 100 nodes in 2 s
 YOUNG_GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation
 NO_FULL_GC = 10**9  # collections of the middle generation before a full one: never, in practice
 DEFAULT_GC_THRESHOLDS = gc.get_threshold()
+ENCODED_UPDATES_PER_NODE = 256  # the pool's cache of encoded updates (~600 B each) per node
 
 
 def hollow_address(base: str, index: int) -> str:
@@ -135,6 +136,9 @@ class HollowPool:
         gossip = gossip_config_from(config)
         # One decoded copy of each member's meta for the whole pool, not one per hollow node.
         self.decoder = SharedDecoder()
+        # Every update a pool's nodes gossip, encoded once: a node's bound (4,096) is dropped
+        # whole many times over in a join of 1,000 (each joiner queues an alive per member).
+        encoded_updates.max_entries = max(encoded_updates.max_entries, ENCODED_UPDATES_PER_NODE * count)
         now = time.monotonic()
         try:
             for index in range(first, first + count):

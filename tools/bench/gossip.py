@@ -7,15 +7,95 @@ the indirect-probe and suspicion paths run too). Only CPU time spent inside the 
 each call, so the figure includes that call's own overhead, roughly 1 µs per core call).
 
     python -m tools.bench.gossip [--sizes 64 512] [--seconds 120] [--loss 0.01]
+
+``--join`` measures a hollow pool's join instead (issue 20): N members with a hollow node's meta
+join through one seed, five every 100 ms as a pool starts them, every message encoded and
+decoded through one ``SharedDecoder`` as in a pool; it runs until every queue is empty and
+prints when that was (simulated), the messages and updates delivered (deterministic for a seed)
+and the CPU it took (rough: the simulator's own work is in it).
+
+    python -m tools.bench.gossip --join --sizes 300 --budgets 1200 8192
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import time
+import uuid
 
 from orion.gossip.config import GossipConfig
+from orion.gossip.messages import SharedDecoder, encoded_updates
+from orion.model import NodeMeta
 from orion.sim.gossip_cluster import GossipCluster
+
+JOIN_BATCH, JOIN_GAP_S = 5, 0.1  # as orion/hollow/pool.py starts its nodes
+
+
+def hollow_like_meta(index: int, cluster_id: str) -> NodeMeta:
+    """A hollow node's meta (orion.hollow.pool.hollow_meta): what an alive carries (~390 bytes)."""
+    node_id = f"orion-abcdef-h{index}"
+    address = f"127.1.{index // 250}.{index % 250 + 1}"
+    return NodeMeta(
+        id=node_id,
+        role="node",
+        address=address,
+        raft_port=7600,
+        gossip_port=7600,
+        memory_total=64 << 30,
+        cpu_total=64.0,
+        disk_total=500 << 30,
+        tags={"hollow": "1"},
+        version=1,
+        host_ip=address,
+        port_space=f"hollow:{node_id}",
+        raft_incarnation=uuid.UUID(int=index).hex,
+        cluster_id=cluster_id,
+    )
+
+
+class PoolJoin(GossipCluster):
+    """The simulator with a pool's decoding: one SharedDecoder for every member."""
+
+    def __init__(self, size: int, config: GossipConfig, seed: int) -> None:
+        super().__init__(0, config, seed, encode=True, record_events=False, delay=(0.0005, 0.002))
+        self.decoder = SharedDecoder()
+        self.updates_delivered = 0
+        encoded_updates.max_entries = max(encoded_updates.max_entries, 256 * size)
+        cluster_id = uuid.UUID(int=seed).hex
+        for index in range(size):
+            self.add(hollow_like_meta(index, cluster_id))
+
+    def _deliver(self, node_id: str, payload: object) -> None:
+        self.delivered += 1
+        msg = self.decoder.decode(payload)  # type: ignore[arg-type]
+        self.updates_delivered += len(getattr(msg, "updates", ()))
+        self._run_core(node_id, lambda core: core.receive(msg, self.now))
+
+
+def join_bench(size: int, budget: int, seed: int) -> dict[str, float]:
+    config = GossipConfig(probe_interval=1.0, probe_timeout=0.5, packet_budget=budget)  # the pool's
+    cluster = PoolJoin(size, config, seed)
+    ids = cluster.ids
+    began = time.process_time()
+    for first in range(1, size, JOIN_BATCH):
+        for node_id in ids[first : first + JOIN_BATCH]:
+            cluster.join(node_id, [ids[0]])
+        cluster.run_for(JOIN_GAP_S)
+    joined = cluster.now
+    settled = cluster.run_until_true(
+        lambda: cluster.converged() and all(c.pending_broadcasts == 0 for c in cluster.cores.values()),
+        timeout=3600,
+        step=1.0,
+    )
+    return {
+        "joined_s": joined,
+        "settled_s": cluster.now if settled else float("nan"),
+        "messages": cluster.delivered,
+        "updates": cluster.updates_delivered,
+        "cpu_s": time.process_time() - began,
+        "not_alive": sum(1 for c in cluster.cores.values() for m in c.members() if m.status != "alive"),
+    }
 
 
 def bench(size: int, seconds: float, loss: float, seed: int) -> tuple[float, float, float, int]:
@@ -48,7 +128,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="simulated seconds measured")
     parser.add_argument("--loss", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--join", action="store_true", help="a hollow pool's join instead")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[1200], help="packet budgets (--join)")
     args = parser.parse_args()
+    if args.join:
+        # As a pool runs: no full collections (they would be timed as the join's).
+        gc.set_threshold(10_000, 20, 10**9)
+        print("a pool's join in the simulator: settled = every member's broadcast queue empty")
+        print(f"{'members':>7} {'budget':>6} {'settled s':>9} {'messages':>9} {'updates':>10} {'CPU s':>6}")
+        for size in args.sizes:
+            for budget in args.budgets:
+                r = join_bench(size, budget, args.seed)
+                print(
+                    f"{size:>7} {budget:>6} {r['settled_s']:>9.1f} {r['messages']:>9} "
+                    f"{r['updates']:>10} {r['cpu_s']:>6.1f}   ({r['not_alive']:.0f} non-alive views at end)"
+                )
+        return
     print(f"gossip core CPU per member per second (default config, Lifeguard on, loss {args.loss:g})")
     print(f"{'members':>7} {'CPU us/member/s':>15} {'% of a core':>11} {'msgs/member/s':>13} {'join s':>6}")
     for size in args.sizes:
