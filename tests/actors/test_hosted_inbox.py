@@ -12,6 +12,7 @@ from typing import Any
 import pykka
 import pytest
 
+from orion.actors import hosted_inbox
 from orion.actors.hosted_inbox import HostedInbox
 from orion.actors.messages import Tick
 from orion.testing.localcluster import wait_for
@@ -98,3 +99,30 @@ def test_only_a_bound_transport_can_be_hosted() -> None:
     transport = PeerTransport("127.0.0.1", 0, lambda c, p: None, name="x")
     with pytest.raises(ValueError, match="bind"):
         HostedInbox(Tick).host(transport)
+
+
+def test_a_busy_inbox_still_reads_its_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages keep the queue full; a frame that comes meanwhile is read and queued anyway."""
+    monkeypatch.setattr(hosted_inbox, "BUSY_TURN_S", 0.0)  # read the sockets before every message
+    frames: list[bytes] = []
+    hosted = PeerTransport("127.0.0.1", 0, lambda c, p: frames.append(p), name="busy")
+    peer = PeerTransport("127.0.0.1", 0, lambda c, p: None, name="peer")
+    hosted.bind()
+    peer.start()
+    inbox = HostedInbox(Tick)
+    inbox.host(hosted)
+    try:
+        inbox.put("work")
+        inbox.get()  # this thread owns the inbox (and hosts the transport) from now on
+        peer.send(hosted.address, Channel.RAFT, b"while-busy")
+
+        def one_more_message() -> bool:
+            inbox.put("work")  # the queue is never empty when get() looks at it
+            inbox.get()
+            return frames == [b"while-busy"]
+
+        wait_until(one_more_message)
+    finally:
+        inbox.close()
+        hosted.stop()
+        peer.stop()
