@@ -1,17 +1,18 @@
 """Where one write's time goes at concurrency 1: timestamps of each stage on the client, the
 leader and the follower that answered first, for every write of a closed loop.
 
-    .venv/bin/python -m benchmarks.flames.write_trace [--duration 6] [--json OUT]
+    .venv/bin/python -m benchmarks.flames.write_trace [--duration 6] [--json OUT] [--tree PATH]
 
-Runs a 3-node ``LocalCluster`` of the tree it runs from (client rate limit off, as the write
-benchmarks), ``tools/loadgen.py`` at c=1 against the leader, with ``trace_hook/sitecustomize.py``
-loaded into every process (it re-runs itself with ``PYTHONPATH`` and ``ORION_WRITE_TRACE`` set).
-For each write it follows the chain client -> leader API thread -> Raft actor -> transport ->
-follower transport -> Raft actor -> DuckDB commit -> transport -> leader transport -> Raft actor
--> apply -> reply -> API thread -> client, taking at each step the first matching stage after
-the previous one (of the follower whose answer left first), and prints the median and p90 time
-from the client's call to each stage and the median of each step. The leader's own DuckDB
-commit runs beside the follower's and is shown apart. Wrapping costs ~1-2 us per stage.
+Runs a 3-node ``LocalCluster`` of the tree it runs from, or of ``--tree`` (client rate limit
+off, as the write benchmarks), ``tools/loadgen.py`` at c=1 against the leader, with
+``trace_hook/sitecustomize.py`` loaded into every process (it re-runs itself with
+``PYTHONPATH`` and ``ORION_WRITE_TRACE`` set). For each write it follows the chain client ->
+leader API thread -> Raft actor -> transport -> follower transport -> Raft actor -> DuckDB
+commit -> transport -> leader transport -> Raft actor -> apply -> reply -> API thread ->
+client, taking at each step the first matching stage after the previous one (of the follower
+whose answer left first), and prints the median and p90 time from the client's call to each
+stage and the median of each step. The leader's own DuckDB commit runs beside the follower's
+and is shown apart. Wrapping costs ~1-2 us per stage.
 """
 
 from __future__ import annotations
@@ -35,17 +36,21 @@ FOLLOWER = ["transport.accept", "raft.rx_frame", "store.save", "store.saved", "t
 LEADER_BACK = ["transport.accept", "raft.rx_frame", "raft.apply", "api.post", "api.send"]
 
 
-def run(duration: float, trace_dir: Path) -> tuple[dict[str, str], int, dict[str, Any]]:
+def run(duration: float, tree: str) -> tuple[dict[str, str], int, dict[str, Any]]:
     """The cluster and the load; the pid -> role map (leader L, followers F1/F2, client)."""
     from orion.testing.localcluster import LocalCluster
     from tools import loadgen
     from tools.bench.common import WRITE_BENCH_SETTINGS
+    from tools.bench.write_throughput import started_from
 
     with (
         tempfile.TemporaryDirectory(prefix="orion-trace-") as base,
         LocalCluster(3, Path(base), settings=WRITE_BENCH_SETTINGS) as cluster,
     ):
-        cluster.start()
+        with started_from(Path(tree).resolve() if tree else None):
+            if tree:  # the nodes run the tree's code, with the hook loaded before it
+                os.environ["PYTHONPATH"] = os.pathsep.join([str(HOOK), os.environ["PYTHONPATH"]])
+            cluster.start()
         leader = cluster.leader_index()
         assert leader is not None
         endpoint = cluster.node(leader).api_endpoint
@@ -153,6 +158,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--json", help="write the stages and the loadgen summary here")
+    parser.add_argument(
+        "--tree", default="", help="run the nodes from this source tree (e.g. a git worktree)"
+    )
     args = parser.parse_args()
     if not os.environ.get("ORION_WRITE_TRACE"):
         trace_dir = tempfile.mkdtemp(prefix="orion-write-trace-")
@@ -163,7 +171,7 @@ def main() -> None:
         )
     trace_dir = Path(os.environ["ORION_WRITE_TRACE"])
     load_before = os.getloadavg()
-    roles, start, result = run(args.duration, trace_dir)
+    roles, start, result = run(args.duration, args.tree)
     traced = chains(read_traces(trace_dir, roles, start))
     stages = summarize(traced)
     summary = {
