@@ -58,7 +58,17 @@ class HostedInbox(TimedInbox):
             self._queue.put(item)
 
     def empty(self) -> bool:
-        return self._queue.empty() and not len(self._others)
+        if not self._queue.empty() or len(self._others):
+            return False
+        transport = self._transport
+        if transport is not None and threading.get_ident() == self._owner:
+            # Frames waiting in the sockets count as queued, as a transport thread would have
+            # queued them: the Raft actor batches the Ready of messages queued together into
+            # one write (group commit), and drains at once only when nothing else waits.
+            transport.serve(0.0)
+            self._last_turn = time.monotonic()
+            return self._queue.empty()
+        return True
 
     def qsize(self) -> int:
         return self._queue.qsize() + len(self._others)

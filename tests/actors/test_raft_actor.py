@@ -67,7 +67,16 @@ class Listener(pykka.ThreadingActor):
 
 
 class Node:
-    def __init__(self, tmp_path: Path, node_id: str, ticker: Ticker, *, bootstrap: bool, grace: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        node_id: str,
+        ticker: Ticker,
+        *,
+        bootstrap: bool,
+        grace: str,
+        hosted: bool = False,
+    ) -> None:
         handlers: list[Callable[[Channel, bytes], None]] = []
 
         def on_frame(channel: Channel, payload: bytes) -> None:
@@ -77,7 +86,10 @@ class Node:
         self.node_id = node_id
         self.incarnation = f"{node_id}1"  # hex, as the data dir's incarnation is
         self.transport = PeerTransport("127.0.0.1", 0, on_frame, name=node_id, allow_fault_injection=True)
-        self.transport.bind()  # hosted by the Raft actor's thread, as on a node
+        if hosted:
+            self.transport.bind()  # run by the Raft actor's thread (orion/actors/hosted_inbox.py)
+        else:
+            self.transport.start()  # a thread of its own, as on a node
         self.port = int(self.transport.address.rsplit(":", 1)[1])
         text = CONFIG.format(id=node_id, bootstrap=str(bootstrap).lower(), grace=grace, port=self.port)
         self.config = parse_config(text, tmp_path)
@@ -125,8 +137,8 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Node]]:
     ticker.start()
     nodes: list[Node] = []
 
-    def make(node_id: str, *, bootstrap: bool = False, grace: str = "0s") -> Node:
-        node = Node(tmp_path, node_id, ticker, bootstrap=bootstrap, grace=grace)
+    def make(node_id: str, *, bootstrap: bool = False, grace: str = "0s", hosted: bool = False) -> Node:
+        node = Node(tmp_path, node_id, ticker, bootstrap=bootstrap, grace=grace, hosted=hosted)
         nodes.append(node)
         return node
 
@@ -216,10 +228,11 @@ def test_a_bootstrap_node_that_hears_of_a_cluster_does_not_found_one(start) -> N
 
 
 # ------------------------------------------------------------------------------------ two nodes
-def test_a_follower_forwards_writes_and_reads_to_the_leader(start) -> None:
-    a = start("a", bootstrap=True)
+@pytest.mark.parametrize("hosted", [False, True], ids=["transport-thread", "hosted-transport"])
+def test_a_follower_forwards_writes_and_reads_to_the_leader(start, hosted: bool) -> None:
+    a = start("a", bootstrap=True, hosted=hosted)
     wait_until(lambda: a.raft_info().role == RaftRole.LEADER, what="a leads")
-    b = start("b")
+    b = start("b", hosted=hosted)
     join(a, b)
     written = b.ask(submit("from-b"))
     assert written.ok and written.value.id == "from-b"  # the leader's answer, decoded on b
