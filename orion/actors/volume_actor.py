@@ -3,7 +3,10 @@
 On every tick it reads the volumes table (stale read: a slightly old view only delays the
 check; node-local: a worker, issue 20, reads the records its feed gives it) and hands it to
 ``NodeVolumes.audit`` (orion/worker/node_volumes.py), which reports a volume whose data is
-gone as lost and deletes the data of removed ones; the commands go through Raft.
+gone as lost and deletes the data of removed ones; the commands go through Raft. While the
+cluster records no volume on this node there is nothing to check: the ticks slow to
+``IDLE_TICK_S`` (a volume is first recorded here by this node itself, when a task using it
+starts here; its first check may then wait that long).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pykka
 from loguru import logger
 
 from orion.actors.base import FatalHandler, NodeActor
-from orion.actors.messages import Outcome, Propose, Read, Tick
+from orion.actors.messages import Outcome, Propose, Read, Tick, TickGate
 from orion.actors.state_view import StateView
 from orion.fsm.commands import Command, encode_command
 from orion.volumes.local import LocalDriver
@@ -26,6 +29,7 @@ from orion.volumes.spec import Volume
 from orion.worker.node_volumes import Lookup, NodeVolumes, Report
 
 TICK_S = 2.0
+IDLE_TICK_S = 10.0  # between checks while no volume is recorded on this node
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +50,14 @@ class VolumeActor(NodeActor):
         self.volumes = volumes
         self.timeout = request_timeout
         self._reading = False
+        self._tick_gate: TickGate | None = None
 
     def on_receive(self, message: Any) -> Any:
         match message:
             case Tick(_, gate):
                 if gate is not None:
                     gate.release()
+                    self._tick_gate = gate
                 if not self._reading:
                     self._reading = True
                     self.raft.tell(
@@ -67,6 +73,9 @@ class VolumeActor(NodeActor):
                 self._reading = False
                 if outcome.ok:
                     self.volumes.audit(outcome.value)
+                    node_id = self.volumes.node_id
+                    if self._tick_gate is not None and not any(v.node_id == node_id for v in outcome.value):
+                        self._tick_gate.tick_at(time.monotonic() + IDLE_TICK_S)
                 else:
                     logger.debug("volumes: cannot read the volumes: {}", outcome.message)
         return None
