@@ -179,8 +179,8 @@ def state_figures(raft: Any, fsm: Any) -> dict[str, Any]:
     """Run on the Raft actor's thread (a stale read): the numbers the gauges show."""
     states: Tally[str] = Tally()
     reasons: Tally[str] = Tally()
-    for task in fsm.tasks():
-        states[task.state] += 1
+    for state in fsm.task_states():  # no Task records built (orion/fsm/task_table.py)
+        states[state] += 1
     for task in fsm.pending_tasks():
         reasons[(task.reason or "none")[:MAX_REASON_LEN]] += 1
     top = reasons.most_common(MAX_REASONS)

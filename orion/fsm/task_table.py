@@ -127,6 +127,10 @@ class TaskTable(Mapping[str, Task]):
         """Every task, in insertion order."""
         return [unpack(row) for row in self._rows.values()]
 
+    def states(self) -> Iterator[str]:
+        """Each task's state, in insertion order, without building the records."""
+        return (row.state if type(row) is Task else row.shape.state for row in self._rows.values())  # type: ignore[union-attr]
+
     def rows(self) -> list[StoredTask]:
         """The stored rows in insertion order (``unpack`` each): a snapshot's capture, without
         building 100k records on the thread that applies entries."""

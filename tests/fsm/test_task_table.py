@@ -134,3 +134,8 @@ def test_a_submit_entry_leaves_default_fields_out_and_decodes_as_the_full_form()
     decoded = decode_command(entry)
     assert isinstance(decoded, SubmitTask) and type(decoded.task) is Task
     assert str(decoded.task.cpu) == "-0.0"
+
+
+def test_task_states_are_read_without_building_records() -> None:
+    state = _applied_state(5)
+    assert list(state.task_states()) == [task.state for task in state.tasks()] == ["Pending"] * 5
