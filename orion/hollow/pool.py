@@ -44,6 +44,7 @@ MAX_WAIT_S = 0.05
 # backlog for the next pass, after the probes that came meanwhile. A pass that read every frame
 # that had come took seconds at 1,000 nodes, and no node answered a probe meanwhile.
 PASS_BUDGET_S = 0.02
+MIN_BACKLOG_PER_PASS = 16  # however long the probes took: the backlog always moves
 MAX_BACKLOG = 200_000  # frames; past it the oldest are dropped (counted), as a full socket would
 STATS_EVERY_S = 1.0
 JOIN_BATCH = 5  # nodes of a pool that join at once,
@@ -208,10 +209,12 @@ class HollowPool:
                 self._frames += len(urgent)
                 backlog.extend(rest)
                 pass_end = began + PASS_BUDGET_S
+                handled = 0
                 while backlog:
                     now = time.monotonic()
-                    if now >= pass_end:
+                    if now >= pass_end and handled >= MIN_BACKLOG_PER_PASS:
                         break
+                    handled += 1
                     slot, channel, payload = backlog.popleft()
                     nodes[slot].on_frame(channel, payload, now)
                     touched.add(slot)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from orion.gossip.messages import encode_message
-from orion.hollow.transport import HollowTransport
+from orion.hollow.transport import RECV_BATCH, HollowTransport
 from orion.security.keys import ClusterKey
 from orion.testing.localcluster import free_ports
 from orion.transport.frames import Channel
@@ -102,3 +102,24 @@ def test_probes_and_their_answers_are_handed_over_before_other_frames() -> None:
         assert [names[p] for p in got] == ["Ping", "Ack", "Nack", "PingReq", "Gossip", "PushPull", "Ping"]
     finally:
         hollow.close()
+
+
+def test_more_frames_than_one_read_takes_all_arrive_without_new_traffic() -> None:
+    """A ROUTER's descriptor fires once for many frames (it is edge-triggered): those past one
+    read's batch must come out of later polls without another frame arriving to wake it."""
+    (real_port,) = free_ports(1)
+    (hollow_port,) = free_ports(1, "127.1.0.3")
+    real = PeerTransport("127.0.0.1", real_port, lambda c, p: None)
+    hollow = HollowTransport(None)
+    real.start()
+    try:
+        slot = hollow.bind("127.1.0.3", hollow_port)
+        count = 3 * RECV_BATCH + 5
+        for i in range(count):
+            real.send(f"127.1.0.3:{hollow_port}", Channel.RAFT, b"frame-%d" % i)
+        got = _poll_until(hollow, count, 20.0)
+        assert [payload for _, _, payload in got] == [b"frame-%d" % i for i in range(count)]
+        assert {s for s, _, _ in got} == {slot}
+    finally:
+        hollow.close()
+        real.stop()
