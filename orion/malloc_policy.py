@@ -15,18 +15,12 @@ RSS per task without, 927-1,066 with both at 128 KiB, 901-1,008 with the mmap th
 1 MiB and the trim threshold at 128 KiB (kept: fewer blocks pay for a mapping of their own,
 a few microseconds each plus its page faults). Linux with glibc only; elsewhere (musl has no
 ``mallopt``) it does nothing.
-
-The trim threshold only shortens a heap from its top: pages freed in its middle stay resident.
-``FreeMemoryReleaser`` (started by the node) calls ``malloc_trim(0)`` every minute, which gives
-those back too. On a node filling to 100k tasks, one call released 16-20 MB of 215-242 MB of
-anonymous memory (glibc held 28-34 MB free in its arenas; 5-71 ms at load 50).
 """
 
 from __future__ import annotations
 
 import ctypes
 import sys
-import threading
 
 M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
@@ -54,56 +48,3 @@ def pin_malloc_thresholds(
     mallopt.restype = ctypes.c_int
     pinned = mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1
     return mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1 and pinned
-
-
-RELEASE_EVERY_S = 60.0
-
-
-def _libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-
-
-def release_free_memory() -> bool:
-    """Give the free pages inside glibc's arenas back to the system (``malloc_trim(0)``): what
-    the trim threshold cannot, as it only shortens a heap from its top. The pages were free
-    (no object lives in them), so this frees memory, USS as much as RSS; a later allocation
-    there faults a page in again. True when glibc released something."""
-    libc = _libc()
-    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
-    if trim is None:
-        return False
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return bool(trim(0))
-
-
-class FreeMemoryReleaser:
-    """A daemon thread that calls ``release_free_memory`` every ``every_s`` seconds (a few
-    milliseconds each, arena locks held meanwhile) until ``stop``."""
-
-    def __init__(self, every_s: float = RELEASE_EVERY_S) -> None:
-        if every_s <= 0:
-            raise ValueError(f"every_s must be > 0 seconds, got {every_s}")
-        self.every_s = every_s
-        self.rounds = 0
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="malloc-release", daemon=True)
-
-    def start(self) -> FreeMemoryReleaser:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self.every_s):
-            release_free_memory()
-            self.rounds += 1

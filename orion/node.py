@@ -48,7 +48,7 @@ from orion.api.http import HttpApi
 from orion.api.server import ApiServer
 from orion.api.task_policy import TaskPolicy
 from orion.config import ConfigError, NodeConfig, load_config
-from orion.malloc_policy import FreeMemoryReleaser, pin_malloc_thresholds
+from orion.malloc_policy import pin_malloc_thresholds
 from orion.metrics import NodeMetrics
 from orion.model import NodeMeta
 from orion.raft.data_dir import DataDirInUse, prepare_data_dir
@@ -196,10 +196,8 @@ class Node:
             curve=security.peer_key,
             on_zap_death=self._on_fatal,
         )
-        # The Raft transport keeps a thread of its own: hosted by the Raft actor's thread (bind)
-        # it cost the idle leader ~0.1% of a core less but c=1 writes were slower under load
-        # (BENCHMARKS.md, issue 16, session 6). Gossip's is run by the gossip actor's thread.
-        self.raft_transport.start()
+        # Run by the Raft and gossip actors' threads while they wait (orion/actors/hosted_inbox.py).
+        self.raft_transport.bind()
         self.gossip_transport.bind()
 
         metrics = self.metrics = NodeMetrics(config.node_id)
@@ -511,7 +509,6 @@ def run_node(config_path: str, bootstrap: bool | None = None, join: list[str] | 
         return 2
     setup_logging(config)
     pin_malloc_thresholds()  # big freed blocks go back to the system (orion/malloc_policy.py)
-    FreeMemoryReleaser().start()  # and free pages inside glibc's heaps, every minute
     if memory_trace.install() is not None:
         logger.warning("{} is set: tracing allocations (slow; SIGUSR2 writes them)", memory_trace.ENV_VAR)
     node = Node(config)
