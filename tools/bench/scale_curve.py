@@ -71,7 +71,6 @@ def read_stats(path: Path) -> dict[str, Any]:
 
 SUMMED = ("count", "in_cluster", "containers", "starts", "reports_sent", "reports_ok", "cpu_s", "rss_bytes")
 SUMMED += ("dropped", "sent", "frames_in", "gc_s", "gc_full", "pending_broadcasts", "local_frames")
-SUMMED += ("backlog", "backlog_dropped")
 
 
 def read_pools(paths: list[Path]) -> dict[str, Any]:
@@ -430,14 +429,13 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         point["hollow_rss_mib"] = final.get("rss_bytes", 0) >> 20
         point["hollow_reports"] = {k: final.get(k) for k in ("reports_sent", "reports_ok", "report_failures")}
         point["hollow_dropped_frames"] = final.get("dropped")
-        point["hollow_backlog"] = {k: final.get(k) for k in ("backlog", "backlog_dropped")}
         point["hollow_stalls"] = {k: final.get(k) for k in ("loop_max_ever_s", "gc_s", "gc_max_s", "gc_full")}
     except NotConverged as exc:
         point["not_converged"] = str(exc)
         stats = pool_stats()
         keys = ("in_cluster", "members_seen_min", "applied_min", "applied_max", "cpu_s", "rss_bytes")
         keys += ("loop_max_ever_s", "gc_s", "gc_max_s", "gc_full", "dead_events")
-        keys += ("backlog", "backlog_dropped", "pending_broadcasts")
+        keys += ("pending_broadcasts",)
         point["at_deadline"] = {k: stats.get(k) for k in keys}
         point["leader_log_tail"] = leader_log_tail(cluster)
         with_leader = cluster.leader_index()
