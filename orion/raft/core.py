@@ -207,7 +207,6 @@ class RaftCore:
         self._votes: dict[str, bool] = {}
         self._progress: dict[str, Progress] = {}
         self._dirty: dict[str, bool] = {}  # peer -> send even an empty AppendEntries
-        self._commit_notices: set[str] = set()  # peers told of a new commit at the next flush
         self._pending_reads: deque[_PendingRead] = deque()
         self._reads_before_commit: list[bytes] = []  # until the leader commits in its term
         self._read_seq = 0
@@ -681,7 +680,6 @@ class RaftCore:
             self._flush()
         else:
             self._dirty = {}
-            self._commit_notices.clear()
             self._read_heartbeat = False
         log = self._log
         last = log.last_index
@@ -762,7 +760,6 @@ class RaftCore:
         self._votes = {}
         self._progress = {}
         self._dirty = {}
-        self._commit_notices.clear()
         self._transferee = ""
         self._read_heartbeat = False
 
@@ -977,16 +974,6 @@ class RaftCore:
             if send_if_empty or peer not in dirty:
                 dirty[peer] = send_if_empty or dirty.get(peer, False)
 
-    def _announce_commit(self) -> None:
-        """Tell every follower a new commit index with the next flush: by the appends it gets
-        anyway, or an empty append; or, for one that then holds the whole log with nothing in
-        flight, by heartbeat (``_flush``), which it answers only when ``_wants_answer``. The
-        answer to an empty append would tell the leader nothing it does not know, and cost a
-        round of wakeups on both sides per commit (a c=1 write paid it on each caught-up
-        follower)."""
-        self._mark_all_dirty(True)
-        self._commit_notices.update(self._progress)
-
     def _flush(self) -> None:
         if self._read_heartbeat:
             self._read_heartbeat = False
@@ -995,7 +982,6 @@ class RaftCore:
             return
         last = self._log.last_index
         progress = self._progress
-        notices = self._commit_notices
         for peer, send_if_empty in self._dirty.items():
             pr = progress.get(peer)
             if pr is None:
@@ -1004,18 +990,11 @@ class RaftCore:
                 sent = False
                 while pr.next <= last and self._send_append(peer, pr, False):
                     sent = True
-                if sent or not send_if_empty:
-                    continue
-                if peer in notices and not pr.paused and not pr.inflight and pr.match == last:
-                    # Only the commit index is new to it, and min(match, commit) is all of it.
-                    commit = min(pr.match, self._commit)
-                    self._send(Heartbeat(self._id, peer, self._term, commit, 0, self._wants_answer(pr)))
-                else:
+                if not sent and send_if_empty:
                     self._send_append(peer, pr, True)
             else:
                 self._send_append(peer, pr, send_if_empty)
         self._dirty = {}
-        notices.clear()
 
     def _send_append(self, peer: str, pr: Progress, send_if_empty: bool) -> bool:
         state = pr.state
@@ -1171,7 +1150,7 @@ class RaftCore:
             return
         first_in_term = self._log.term(self._commit) != self._term
         self._commit = candidate
-        self._announce_commit()
+        self._mark_all_dirty(True)
         if first_in_term and self._reads_before_commit:
             waiting, self._reads_before_commit = self._reads_before_commit, []
             for context in waiting:

