@@ -196,8 +196,10 @@ class Node:
             curve=security.peer_key,
             on_zap_death=self._on_fatal,
         )
-        # Run by the Raft and gossip actors' threads while they wait (orion/actors/hosted_inbox.py).
-        self.raft_transport.bind()
+        # The Raft transport keeps a thread of its own: hosted by the Raft actor's thread (bind)
+        # it cost the idle leader ~0.1% of a core less but c=1 writes were slower under load
+        # (BENCHMARKS.md, issue 16, session 6). Gossip's is run by the gossip actor's thread.
+        self.raft_transport.start()
         self.gossip_transport.bind()
 
         metrics = self.metrics = NodeMetrics(config.node_id)
