@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -264,11 +265,16 @@ def main() -> None:
     systems = args.systems.split(",")
     base = Path(tempfile.mkdtemp(prefix="orion-bench-write-"))
     log(f"load average at start: {os.getloadavg()}")
-    rows = (
-        side_by_side(base, levels, args.duration, systems, args) if {"orion", "etcd"} & set(systems) else []
-    )
-    if "pysyncobj" in systems:
-        rows += pysyncobj_rows(base, levels, args.duration)
+    try:
+        rows = (
+            side_by_side(base, levels, args.duration, systems, args)
+            if {"orion", "etcd"} & set(systems)
+            else []
+        )
+        if "pysyncobj" in systems:
+            rows += pysyncobj_rows(base, levels, args.duration)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)  # the clusters' data dirs, closed by now
     compared = ratios(rows)
     save_result(
         "write_throughput",
