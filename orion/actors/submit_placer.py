@@ -18,8 +18,9 @@ A task that binds no host port (most do not) is placed on a fleet kept between s
 the leader's CPU for a burst of 10,000. The kept fleet is shuffled once (seeded by the applied
 index when it is built) and its Nomad walk goes on from task to task, as the Judge's does
 within a batch (in a small fleet scored whole, the tie-break moves on a node per task, so equal
-nodes take turns rather than one taking every task that asks for nothing); only the nodes an applied entry touched (their tasks, as the FSM stores them)
-or whose record changed are looked at again. A task with host ports is judged on a fresh view
+nodes take turns rather than one taking every task that asks for nothing); only the nodes an
+applied entry touched (their tasks, as the FSM stores them) or whose record changed are looked
+at again. A task with host ports is judged on a fresh view
 of every node with its claims, seeded by the applied index, as before.
 """
 
