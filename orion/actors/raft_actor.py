@@ -23,10 +23,10 @@ deadlines. The actor keeps that timer itself: its mailbox is a ``TimedInbox``, w
 Tick when the deadline passes, so a heartbeat wakes one thread (this one), not the node's
 ticker and then this one (orion/actors/timed_inbox.py). The clock starts with the first Tick
 from the node's ticker, which starts once the node has wired every listener (so none misses a
-leadership change), and that ticker is then told never to send another. The node's Raft
-transport is hosted by this thread (``PeerTransport.bind``): its frames are read, stamped and
-handled, and this actor's sends written, by the one thread that woke (with a transport thread
-of its own, each heartbeat, each answer and each send also woke that thread).
+leadership change), and that ticker is then told never to send another. A Raft transport
+that was bound rather than started (``PeerTransport.bind``) is hosted by this thread: its
+frames are read, stamped and handled, and this actor's sends written, by the one thread that
+woke. The node starts its Raft transport on a thread of its own (orion/node.py says why).
 """
 
 from __future__ import annotations

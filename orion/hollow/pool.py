@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import heapq
 import ipaddress
-import itertools
 import json
 import os
 import resource
@@ -193,12 +192,12 @@ class HollowPool:
                 first_due = min(timers[0][0], next_join) if joining else timers[0][0]
                 wait = max(0.0, min(MAX_WAIT_S, first_due - time.monotonic()))
                 touched: set[int] = set()
-                urgent, rest = self.transport.poll_split(wait)
+                frames = self.transport.poll(wait)
                 began = time.monotonic()
                 # Every frame that came, probes first (no budget per pass: a pass that stopped
                 # early let the nodes' timers send at full rate while what they received piled
                 # up, 127,000 frames behind at 300 nodes and load 7-15, refutations with them).
-                for slot, channel, payload in itertools.chain(urgent, rest):
+                for slot, channel, payload in frames:
                     nodes[slot].on_frame(channel, payload, time.monotonic())
                     touched.add(slot)
                     self._frames += 1

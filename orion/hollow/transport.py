@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import select
 from collections import defaultdict, deque
-from collections.abc import Iterator
 
 import zmq
 from loguru import logger
@@ -156,21 +155,13 @@ class HollowTransport:
         self._dealers[(address, gossip)] = sock
         return sock
 
-    def poll(self, timeout_s: float) -> Iterator[tuple[int, Channel, bytes]]:
+    def poll(self, timeout_s: float) -> list[tuple[int, Channel, bytes]]:
         """Frames that arrived (waiting up to ``timeout_s`` for the first, not at all while
         frames between this pool's own nodes wait): (slot, channel, payload), probes first.
 
         Probes, their acks and nacks go before the rest of what arrived: a real node answers
         a ping within microseconds whatever gossip it has to read, while here it waits its
         turn behind its pool's other nodes, and a late ack makes a live node suspect."""
-        urgent, rest = self.poll_split(timeout_s)
-        yield from urgent
-        yield from rest
-
-    def poll_split(
-        self, timeout_s: float
-    ) -> tuple[list[tuple[int, Channel, bytes]], list[tuple[int, Channel, bytes]]]:
-        """``poll`` as two lists: the probes (and their acks and nacks), and the rest."""
         urgent: list[tuple[int, Channel, bytes]] = []
         rest: list[tuple[int, Channel, bytes]] = []
         queued = self._queued
@@ -204,7 +195,7 @@ class HollowTransport:
                 if accepted is not None:
                     channel, payload = accepted
                     (urgent if _is_probe(channel, payload) else rest).append((slot, channel, payload))
-        return urgent, rest
+        return urgent + rest
 
     def _accept(self, parts: list[bytes]) -> tuple[Channel, bytes] | None:
         if len(parts) != 3:

@@ -365,7 +365,7 @@ class PeerTransport(SocketThread[_Command]):
                 if isinstance(command, _Outbound):
                     self._write(command)
                 else:
-                    self._close_peer(self._poller, self._dealers, command.address)
+                    self._close_peer(command.address)
         if self._monitors:
             for monitor in [m for m in self._monitors if m in events]:
                 self._read_monitor(monitor)
@@ -485,18 +485,12 @@ class PeerTransport(SocketThread[_Command]):
                 self._count("callback_errors")
                 logger.exception("transport {}: on_frame failed for a {} frame", self.name, channel.name)
 
-    def _dealer(
-        self,
-        context: zmq.Context,
-        poller: zmq.Poller,
-        dealers: dict[tuple[str, bool], zmq.Socket],
-        address: str,
-        gossip: bool,
-    ) -> zmq.Socket:
+    def _dealer(self, address: str, gossip: bool) -> zmq.Socket:
+        assert self._context is not None
         key = (address, gossip)
-        sock = dealers.get(key)
+        sock = self._dealers.get(key)
         if sock is None:
-            sock = context.socket(zmq.DEALER)
+            sock = self._context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
@@ -506,20 +500,17 @@ class PeerTransport(SocketThread[_Command]):
                 sock.setsockopt(zmq.CURVE_SERVERKEY, self._curve.public)
                 sock.setsockopt(zmq.CURVE_PUBLICKEY, self._curve.public)
                 sock.setsockopt(zmq.CURVE_SECRETKEY, self._curve.secret)
-                self._watch(poller, sock, address)
+                self._watch(self._poller, sock, address)
             sock.connect(f"tcp://{address}")
-            dealers[key] = sock
+            self._dealers[key] = sock
         return sock
 
     def _write(self, out: _Outbound) -> None:
         if out.address in self._blocked:
             self._count("dropped_blocked", len(out.payloads))
             return
-        assert self._context is not None
         try:
-            sock = self._dealer(
-                self._context, self._poller, self._dealers, out.address, out.channel is Channel.GOSSIP
-            )
+            sock = self._dealer(out.address, out.channel is Channel.GOSSIP)
         except zmq.ZMQError as exc:  # e.g. an address that does not parse
             logger.warning("transport {}: cannot connect to {!r}: {}", self.name, out.address, exc)
             self._count("dropped_send_error", len(out.payloads))
@@ -537,11 +528,9 @@ class PeerTransport(SocketThread[_Command]):
         if sent:
             self._count("sent", sent)
 
-    def _close_peer(
-        self, poller: zmq.Poller, dealers: dict[tuple[str, bool], zmq.Socket], address: str
-    ) -> None:
-        self._unwatch(poller, address)
+    def _close_peer(self, address: str) -> None:
+        self._unwatch(self._poller, address)
         for gossip in (True, False):
-            sock = dealers.pop((address, gossip), None)
+            sock = self._dealers.pop((address, gossip), None)
             if sock is not None:
                 sock.close(0)
