@@ -8,6 +8,8 @@ const TOKEN_KEY = "orion.token";
 const REFRESH_MS = 2000; // the open view is re-read this often, and at once on each event
 const MAX_EVENTS = 300; // events kept for the feed view
 const LOG_TAIL = 500; // lines of a task's log shown before following
+// A read that never answers would hold render()'s guard for good and freeze every view.
+const API_TIMEOUT_MS = 15000;
 
 const state = {
   events: [], // newest last
@@ -123,6 +125,8 @@ async function failure(response, path) {
 }
 
 async function api(path, signal) {
+  const limit = AbortSignal.timeout(API_TIMEOUT_MS);
+  signal = signal ? AbortSignal.any([signal, limit]) : limit;
   const response = await fetch(path, { headers: authHeaders(), cache: "no-store", signal });
   if (!response.ok) throw await failure(response, path);
   return response.json();
