@@ -130,7 +130,6 @@ class HttpApi:
         timeout: float = 10.0,
         *,
         max_body: int = MAX_REQUEST,
-        poll_interval: float = 0.5,
         tokens: TokenSet | None = None,
         api_port: int = 0,
         workers: int = 16,
@@ -145,7 +144,6 @@ class HttpApi:
     ) -> None:
         """``port=0`` binds a random free port (read ``port`` after ``start``).
 
-        ``poll_interval`` is how often the serving thread checks for ``stop`` (stdlib server).
         ``tokens`` (None: no authentication) are the bearer tokens this server accepts.
         ``api_port``: the node's ZeroMQ API port, named by /health (0: not named), so a
         client pointed at this port by mistake can say which one it wanted.
@@ -155,7 +153,6 @@ class HttpApi:
         """
         self.tokens = tokens
         self.api_port = api_port
-        self.poll_interval = poll_interval
         self.bind_host = bind_host
         self.port = port
         self.handler = handler
@@ -194,14 +191,14 @@ class HttpApi:
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, args=(self.poll_interval,), name=f"http-{self.port}", daemon=True
+            target=server.serve_until_stopped, name=f"http-{self.port}", daemon=True
         )
         self._thread.start()
 
     def stop(self) -> None:
         if self._server is None:
             return
-        self._server.shutdown()
+        self._server.stop_serving()
         self._server.server_close()
         if self._thread is not None:
             self._thread.join()

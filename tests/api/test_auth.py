@@ -43,7 +43,7 @@ def api(node: MemoryNode) -> Iterator[ApiServer]:
 
 @pytest.fixture
 def http(node: MemoryNode) -> Iterator[HttpApi]:
-    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, poll_interval=0.02, tokens=TokenSet([TOKEN]))
+    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, tokens=TokenSet([TOKEN]))
     server.start()
     try:
         yield server

@@ -16,7 +16,7 @@ from tests.api.memory_node import MemoryNode
 
 @pytest.fixture
 def http(node: MemoryNode) -> Iterator[HttpApi]:
-    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, poll_interval=0.02, tokens=TokenSet(["s3cret"]))
+    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, tokens=TokenSet(["s3cret"]))
     server.start()
     try:
         yield server

@@ -140,7 +140,7 @@ def test_malformed_endpoints_are_one_line_usage_errors(given: str, named: str, r
 
 
 def test_a_rest_port_given_as_endpoint_is_named_at_once(node: MemoryNode) -> None:
-    rest = HttpApi("127.0.0.1", 0, node, poll_interval=0.02, api_port=7301)
+    rest = HttpApi("127.0.0.1", 0, node, api_port=7301)
     rest.start()
     try:
         endpoint = f"127.0.0.1:{rest.port}"
@@ -235,7 +235,7 @@ def test_each_thing_is_said_once(api: ApiServer, node: MemoryNode) -> None:
 
 
 def test_command_as_a_string_is_refused_by_the_client_as_by_rest(api: ApiServer, node: MemoryNode) -> None:
-    rest = HttpApi("127.0.0.1", 0, node, poll_interval=0.02)
+    rest = HttpApi("127.0.0.1", 0, node)
     rest.start()
     try:
         status, body = call(
@@ -278,7 +278,7 @@ class FsmStack:
         self.api_ref = ApiActor.start(self.raft_ref, 5.0, self.fatal.append)
         handler = self.api_ref.proxy().handler().get()
         self.server = ApiServer("127.0.0.1", 0, handler)
-        self.http = HttpApi("127.0.0.1", 0, handler, timeout=5.0, poll_interval=0.02)
+        self.http = HttpApi("127.0.0.1", 0, handler, timeout=5.0)
         self.server.start()
         self.http.start()
         self.endpoint = f"127.0.0.1:{self.server.port}"

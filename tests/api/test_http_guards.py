@@ -22,7 +22,7 @@ PAYLOAD = json.dumps({"image": "nginx", "id": "intruder"}).encode()
 
 @pytest.fixture
 def secured(node: MemoryNode) -> Iterator[HttpApi]:
-    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, poll_interval=0.02, tokens=TokenSet([TOKEN]))
+    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, tokens=TokenSet([TOKEN]))
     server.start()
     try:
         yield server
@@ -32,7 +32,7 @@ def secured(node: MemoryNode) -> Iterator[HttpApi]:
 
 @pytest.fixture
 def open_http(node: MemoryNode) -> Iterator[HttpApi]:
-    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, max_body=16 * 1024, poll_interval=0.02)
+    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, max_body=16 * 1024)
     server.start()
     try:
         yield server
@@ -107,6 +107,19 @@ def test_a_taken_port_fails_the_start_with_the_bind_error(node: MemoryNode) -> N
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        server = HttpApi("127.0.0.1", taken.getsockname()[1], node, timeout=5.0, poll_interval=0.02)
+        server = HttpApi("127.0.0.1", taken.getsockname()[1], node, timeout=5.0)
         with pytest.raises(OSError, match="in use"):
             server.start()
+
+
+def test_stop_wakes_the_accepting_thread_and_closes_the_port(node: MemoryNode) -> None:
+    # The accepting thread sleeps with no poll interval; only stop's wakeup can end it.
+    server = HttpApi("127.0.0.1", 0, node, timeout=5.0)
+    server.start()
+    thread = server._thread
+    port = server.port
+    assert status_of(server, "GET", "/health", "", None) == 200
+    server.stop()
+    assert thread is not None and not thread.is_alive()
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass

@@ -35,7 +35,6 @@ def serve(node: MemoryNode, metrics: NodeMetrics, public: bool) -> HttpApi:
         0,
         handler,
         timeout=5.0,
-        poll_interval=0.02,
         tokens=TokenSet([TOKEN]),
         metrics=metrics,
         metrics_public=public,

@@ -39,7 +39,7 @@ NEAR_MISSES = (
 
 @pytest.fixture
 def http(node: MemoryNode) -> Iterator[HttpApi]:
-    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, poll_interval=0.02)
+    server = HttpApi("127.0.0.1", 0, node, timeout=5.0)
     server.start()
     try:
         yield server

@@ -28,7 +28,7 @@ REFUSAL = "container port '80/sctp': protocol 'sctp' is not supported (Orion pub
 
 @pytest.fixture
 def http(node: MemoryNode) -> Iterator[HttpApi]:
-    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, max_body=16 * 1024, poll_interval=0.02)
+    server = HttpApi("127.0.0.1", 0, node, timeout=5.0, max_body=16 * 1024)
     server.start()
     try:
         yield server

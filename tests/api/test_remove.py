@@ -48,7 +48,7 @@ def stack() -> Iterator[Stack]:
     api_ref = ApiActor.start(raft_ref, 5.0, fatal.append)
     handler = api_ref.proxy().handler().get()
     server = ApiServer("127.0.0.1", 0, handler)
-    http = HttpApi("127.0.0.1", 0, handler, timeout=5.0, poll_interval=0.02)
+    http = HttpApi("127.0.0.1", 0, handler, timeout=5.0)
     server.start()
     http.start()
     raft = raft_ref.proxy()

@@ -57,7 +57,7 @@ def test_client_cli_and_rest_show_the_overlay_ip(api: ApiServer, node: MemoryNod
     as_json = orion("--json", "task", "inspect", "t-overlay", endpoint=endpoint)
     assert json.loads(as_json.stdout)["overlayIp"] == "10.42.3.7"
 
-    http = HttpApi("127.0.0.1", 0, node, timeout=5.0, max_body=16 * 1024, poll_interval=0.02)
+    http = HttpApi("127.0.0.1", 0, node, timeout=5.0, max_body=16 * 1024)
     http.start()
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{http.port}/tasks/t-overlay", timeout=10) as response:

@@ -127,7 +127,6 @@ def rest() -> Iterator[HttpApi]:
         0,
         MemoryNode(),
         timeout=5.0,
-        poll_interval=0.02,
         tokens=TokenSet([TOKEN]),
         workers=8,
         socket_timeout=2.0,

@@ -57,7 +57,7 @@ class Servers:
         self.api = ApiServer("127.0.0.1", 0, node, tokens=tokens)
         self.api.start()
         self.http = HttpApi(
-            "127.0.0.1", 0, node, timeout=5.0, poll_interval=0.02, tokens=tokens, api_port=api_port
+            "127.0.0.1", 0, node, timeout=5.0, tokens=tokens, api_port=api_port
         )
         self.http.start()
         self.endpoint = f"127.0.0.1:{self.api.port}"

@@ -87,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     logger.remove()  # per-request access lines would dominate the measurement
     api = ApiServer("127.0.0.1", 0, handler)
-    http = HttpApi("127.0.0.1", 0, handler, poll_interval=0.05)
+    http = HttpApi("127.0.0.1", 0, handler)
     api.start()
     http.start()
     try:
