@@ -9,6 +9,12 @@ allocator (mallinfo2: bytes in use, and bytes free in its arenas). Native memory
 object accounts for (DuckDB's allocator, a library's caches) is the RSS those leave over. tracemalloc slows
 the node and roughly doubles its memory: never set it in production. Without the variable this
 module does nothing.
+
+``ORION_MEMORY_STATS=/some/dir`` alone (no tracing, so the node's memory is what it would be)
+makes ``SIGUSR2`` write ``/some/dir/native-<pid>.txt``: the same summary, then glibc's arenas
+one by one (``malloc_info``: which threads' arenas hold free memory) and Python's small-object
+allocator (``sys._debugmallocstats``: arenas, bytes in used and in free blocks). With both
+variables set, one signal writes both files.
 """
 
 from __future__ import annotations
@@ -20,20 +26,27 @@ from pathlib import Path
 from types import FrameType
 
 ENV_VAR = "ORION_MEMORY_TRACE"
+STATS_ENV_VAR = "ORION_MEMORY_STATS"
 TOP_LINES = 60
 
 
 def install() -> Path | None:
-    """Start tracing and hook SIGUSR2 when ``ORION_MEMORY_TRACE`` names a directory; the
-    report's path."""
+    """Start tracing when ``ORION_MEMORY_TRACE`` names a directory, and hook SIGUSR2 when it or
+    ``ORION_MEMORY_STATS`` does; the tracing report's path (None when not tracing)."""
     target = os.environ.get(ENV_VAR)
-    if not target:
+    stats_target = os.environ.get(STATS_ENV_VAR)
+    if not target and not stats_target:
         return None
-    path = Path(target) / f"memory-{os.getpid()}.txt"
-    tracemalloc.start(1)
+    path = Path(target) / f"memory-{os.getpid()}.txt" if target else None
+    stats_path = Path(stats_target) / f"native-{os.getpid()}.txt" if stats_target else None
+    if path is not None:
+        tracemalloc.start(1)
 
     def dump(_signum: int, _frame: FrameType | None) -> None:
-        write_report(path)
+        if path is not None:
+            write_report(path)
+        if stats_path is not None:
+            write_native_report(stats_path)
 
     signal.signal(signal.SIGUSR2, dump)
     return path
@@ -54,6 +67,63 @@ def write_report(path: Path, top: int = TOP_LINES) -> None:
     staging = path.with_name(path.name + ".tmp")
     staging.write_text("\n".join(lines) + "\n")
     staging.replace(path)
+
+
+def write_native_report(path: Path) -> None:
+    """What the process's memory is made of without tracing it, written to ``path``: the
+    summary lines, glibc's arenas (malloc_info's XML) and Python's small-object allocator."""
+    lines = [*native_summary(), "", "glibc arenas (malloc_info):", *_malloc_info(), ""]
+    lines += ["python small objects (sys._debugmallocstats, summary):", *_pymalloc_summary()]
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text("\n".join(lines) + "\n")
+    staging.replace(path)
+
+
+def _malloc_info() -> list[str]:
+    """glibc's ``malloc_info(0, file)`` lines, one ``<heap nr=...>`` element per arena, without
+    the free chunks' sizes."""
+    import ctypes
+    import tempfile
+
+    try:
+        libc = ctypes.CDLL(None)
+        fopen, fclose, malloc_info = libc.fopen, libc.fclose, libc.malloc_info
+    except (OSError, AttributeError):
+        return ["(not glibc)"]
+    fopen.restype = ctypes.c_void_p
+    fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    fclose.argtypes = [ctypes.c_void_p]
+    malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    with tempfile.NamedTemporaryFile("r", suffix=".xml") as target:
+        stream = fopen(target.name.encode(), b"w")
+        if not stream:
+            return ["(fopen failed)"]
+        malloc_info(0, stream)
+        fclose(stream)
+        # Per arena: free chunks by size (left out: long), free totals, pages from the system.
+        return [
+            line for line in target.read().splitlines() if not line.lstrip().startswith(("<size", "</size"))
+        ]
+
+
+def _pymalloc_summary() -> list[str]:
+    """The totals of ``sys._debugmallocstats()``, which prints to the C stderr: fd 2 is pointed
+    at a file while it runs (another thread's writes to stderr meanwhile land there too)."""
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as target:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(target.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        target.seek(0)
+        text = target.read().splitlines()
+    return [line for line in text if line.startswith(("#", "Total")) or "unused pools" in line]
 
 
 def native_summary() -> list[str]:

@@ -22,3 +22,12 @@ def test_report_has_python_total_process_pages_and_glibc_figures(tmp_path: Path)
     assert lines[2].startswith("glibc malloc: ") and "free in its arenas" in lines[2]
     assert any("test_memory_trace.py" in line for line in lines[3:])
     assert len(kept) == 100
+
+
+def test_native_report_lists_glibc_arenas_and_python_arenas(tmp_path: Path) -> None:
+    path = tmp_path / "native.txt"
+    memory_trace.write_native_report(path)
+    text = path.read_text()
+    assert text.startswith("process: VmRSS ")
+    assert "<malloc version=" in text and '<heap nr="0">' in text
+    assert "# arenas allocated current" in text and "# bytes in allocated blocks" in text

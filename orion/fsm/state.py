@@ -82,7 +82,7 @@ from orion.fsm.results import ApplyResult, AssignResult, TaskIds
 from orion.fsm.services import ServiceBook, fixed_host_ports
 from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
 from orion.fsm.tables import NodeDrain, NodeRecord
-from orion.fsm.task_table import TaskTable
+from orion.fsm.task_table import TaskTable, derived_name
 from orion.fsm.tombstones import Tombstones, removed_task_message
 from orion.fsm.volumes import VolumeBook, holds_volumes
 from orion.model import ACTIVE_STATES, Desired, Health, NodeStatus, PortClaim, Task, TaskEvent, TaskState
@@ -119,7 +119,8 @@ class ClusterState:
         # name -> id of the task with that name, or the ids of several in submission order (the
         # last one is the latest: after a removal the name falls back to the one before, as
         # after a restore). A lone id is kept bare: most names have one task, and a list each
-        # cost more than the id.
+        # cost more than the id. Names derived from the id (``task-<id8>``) are not in it: the
+        # table finds those (``TaskTable.named``) and does not keep them (issue 16 item 5).
         self._by_name: dict[str, str | list[str]] = {}
         self._by_node: dict[str, dict[str, None]] = {}  # node id -> ids of tasks with that node_id
         self._pending: dict[str, None] = {}  # ids of Pending tasks that should run
@@ -666,7 +667,7 @@ class ClusterState:
             self._volumes.track(old, new)
             if old is not None and holds_volumes(old) and not holds_volumes(new):
                 self._ports.releases += 1  # like a freed port: Pending tasks waiting for it are judged again
-        if old is None:
+        if old is None and not derived_name(new.name, new.id):
             same_name = self._by_name.get(new.name)
             if same_name is None:
                 self._by_name[new.name] = new.id
@@ -674,8 +675,8 @@ class ClusterState:
                 self._by_name[new.name] = [same_name, new.id]
             else:
                 same_name.append(new.id)
-            if new.service:
-                self._by_service.setdefault(new.service, {})[new.id] = None
+        if old is None and new.service:
+            self._by_service.setdefault(new.service, {})[new.id] = None
         self._index(new)
         if old is not None and frees_ports(old, new):
             self._ports.releases += 1
@@ -700,13 +701,14 @@ class ClusterState:
         if has_claims(task):
             self._ports.releases += 1
         self._fresh.pop(task_id, None)
-        same_name = self._by_name[task.name]
-        if isinstance(same_name, str):
-            del self._by_name[task.name]
-        else:
-            same_name.remove(task_id)
-            if len(same_name) == 1:
-                self._by_name[task.name] = same_name[0]
+        if not derived_name(task.name, task_id):
+            same_name = self._by_name[task.name]
+            if isinstance(same_name, str):
+                del self._by_name[task.name]
+            else:
+                same_name.remove(task_id)
+                if len(same_name) == 1:
+                    self._by_name[task.name] = same_name[0]
         if task.service:
             of_service = self._by_service[task.service]
             del of_service[task_id]
@@ -773,11 +775,15 @@ class ClusterState:
         """The most recently submitted task with this name that is still active (Pending to
         run, Scheduled or Running), else the most recently submitted one: several tasks of a
         service share a slot's name while the slot is being replaced."""
-        ids = self._by_name.get(name)
+        listed = self._by_name.get(name)
+        ids = [listed] if isinstance(listed, str) else listed or []
+        derived = self._tasks.named(name)
+        if derived:
+            ids = derived if not ids else self._tasks.in_order({*ids, *derived})
         if not ids:
             return None
-        if isinstance(ids, str):
-            return self._tasks[ids]
+        if len(ids) == 1:
+            return self._tasks[ids[0]]
         for task_id in reversed(ids):
             task = self._tasks[task_id]
             if task.desired == Desired.RUN and task.state not in TERMINAL_STATES:

@@ -139,3 +139,47 @@ def test_a_submit_entry_leaves_default_fields_out_and_decodes_as_the_full_form()
 def test_task_states_are_read_without_building_records() -> None:
     state = _applied_state(5)
     assert list(state.task_states()) == [task.state for task in state.tasks()] == ["Pending"] * 5
+
+
+def test_a_name_made_of_a_prefix_and_the_ids_head_is_not_stored() -> None:
+    table = TaskTable()
+    tasks = [_task(i, id=f"{i:08x}{'ab' * 12}", name=f"task-{i:08x}") for i in range(4)]
+    tasks += [_task(i, id=f"{i:08x}{'cd' * 12}", name=f"loadgen-{i:08x}") for i in range(4, 8)]
+    tasks.append(_task(8, id=f"{8:08x}{'ef' * 12}", name="task-ffffffff"))  # not its own id's head
+    tasks.append(_task(9, id=f"{9:08x}{'ef' * 12}", name=f"task{9:08x}"))  # no "-" before the head
+    for task in tasks:
+        table.put(task)
+    assert table.shapes() == 3  # no prefix, "task-", "loadgen-"
+    rows = table.rows()
+    names = [row.name if type(row) is PackedTask else "whole" for row in rows]
+    assert names == ["whole", None, None, None, "whole", None, None, None, "whole", "task00000009"]
+    assert table.all() == tasks
+    state = _applied_state(0)
+    whole = SnapshotSource(applied_index=0, tasks=tasks, nodes=state.snapshot_source().nodes)
+    packed = SnapshotSource(applied_index=0, tasks=rows, nodes=whole.nodes)
+    assert encode_snapshot(packed) == encode_snapshot(whole)
+
+
+def test_derived_names_are_found_by_name_without_the_name_index() -> None:
+    state = ClusterState()
+    state.apply(1, encode_command(UpsertNode(at=0.0, meta=NodeMeta(id="n1"))))
+    first = Task(id="1234abcd" + "0" * 24, name="task-1234abcd", image="busybox", node_selectors={"z": "x"})
+    same_head = Task(
+        id="1234abcd" + "1" * 24, name="task-1234abcd", image="busybox", node_selectors={"z": "x"}
+    )
+    explicit = Task(id="9" * 32, name="task-1234abcd", image="busybox", node_selectors={"z": "x"})
+    other = Task(id="5678abcd" + "0" * 24, name="web-5678abcd", image="busybox", node_selectors={"z": "x"})
+    for index, task in enumerate([first, explicit, same_head, other], start=2):
+        state.apply(index, encode_command(SubmitTask(at=float(index), task=task, reason="no node matches")))
+    assert state._by_name == {"task-1234abcd": explicit.id}  # only the name not made of its own id
+    found = state.task_by_name("task-1234abcd")
+    assert found is not None and found.id == same_head.id  # the latest of the three, all Pending
+    found = state.task_by_name("web-5678abcd")
+    assert found is not None and found.id == other.id
+    assert state.task_by_name("web-5678abce") is None and state.task_by_name("nothing") is None
+    state.delete_task(same_head.id)
+    state.delete_task(first.id)
+    found = state.task_by_name("task-1234abcd")
+    assert found is not None and found.id == explicit.id
+    state.delete_task(explicit.id)
+    assert state._by_name == {} and state.task_by_name("task-1234abcd") is None
