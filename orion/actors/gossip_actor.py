@@ -198,10 +198,11 @@ class GossipActor(NodeActor):
         self._update_meta(identity, now)
 
     def _update_meta(self, meta: NodeMeta, now: float) -> None:
-        # Whoever refreshes the meta (capacity, tags) may not know the identity: keep it.
+        # Whoever refreshes the meta (capacity, tags) may not know the identity: keep it (the
+        # core's may be newer: taken from the seed that answered the join).
         meta = msgspec.structs.replace(
             meta,
-            cluster_id=meta.cluster_id or self.meta.cluster_id,
+            cluster_id=meta.cluster_id or self.core.cluster_id or self.meta.cluster_id,
             raft_incarnation=meta.raft_incarnation or self.meta.raft_incarnation,
         )
         if meta == self.meta:
@@ -211,6 +212,11 @@ class GossipActor(NodeActor):
         self.raft.tell(LocalMeta(meta))
 
     def _flush(self) -> None:
+        if self.core.cluster_id != self.meta.cluster_id and not self.meta.cluster_id:
+            # The core joined without an id and took the answering seed's (gossip core's doc).
+            logger.info("gossip: cluster id {} (from the seed that answered the join)", self.core.cluster_id)
+            self.meta = self.core.meta
+            self.raft.tell(LocalMeta(self.meta))
         for address, message in self.core.drain_outbox():
             self.transport.send(address, Channel.GOSSIP, encode_message(message))
         events = self.core.drain_events()

@@ -18,9 +18,20 @@ probes and reconnects. Meta versions only break ties within one incarnation, so 
 member's meta, whose version counter started again, wins through the incarnation it refutes with.
 
 Cluster identity: every message carries the sender's cluster id (the one in its own meta, "" until
-it has received the Raft configuration). A node with a cluster id drops messages, and alive records,
-from another non-empty cluster id and reports each sender once through ``drain_foreign``; "" on
-either side is accepted, so a new node can join and a joining node is heard by everyone.
+it has received the Raft configuration or joined a member that has one). A node with a cluster id
+drops messages, and alive records, from another non-empty cluster id and reports each sender once
+through ``drain_foreign``; "" on either side is accepted, so a new node can join and a joining node
+is heard by everyone.
+
+Joining without a cluster id: the node asks before it announces itself. Its join push-pull carries
+no state of its own; the first seed that answers names its cluster (the answer's ``cluster``), the
+node takes that id into its meta, merges the answer and only then announces itself (an alive to
+that seed, and in its piggyback queue). The cluster learns one alive from it, with the id it will
+keep, instead of one without the id and another when Raft names the cluster: every alive is
+re-gossiped by every member (``4 x ceil(log10(N + 1))`` times each), so the second one cost a
+join of N nodes another ~16 N^2 update sends at 1,000. The id it takes is the cluster it joined,
+the one whose leader adds it; Raft's id replaces it through ``set_identity`` if they ever differ.
+A node whose seed has no id yet (a cluster bootstrapping) announces itself as before, with "".
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ from orion.gossip.messages import (
     PushPull,
     Suspect,
     Update,
+    shared_alives,
 )
 from orion.gossip.suspicion import Suspicion
 from orion.gossip.timing import push_pull_scale, retransmit_limit, suspicion_timeout
@@ -143,6 +155,7 @@ class SwimCore:
         self._next_reconnect = now + rng.uniform(0.5, 1.0) * config.reconnect_interval
         self._join_seeds: list[str] = []
         self._next_join_retry: float | None = None
+        self._unannounced = False  # joined without a cluster id: the first seed's answer names it
         self._join_backoff = config.join_retry_interval
         self._next_stranger_sync = now
 
@@ -360,7 +373,9 @@ class SwimCore:
         return states
 
     def _send_joins(self, now: float) -> None:
-        msg = self._push_pull(join=True)
+        # Without a cluster id, ask first: the seed's answer names the cluster (module doc).
+        self._unannounced = not self._cluster_id
+        msg = self._push_pull(join=True, own=not self._unannounced)
         for seed in self._join_seeds:
             self._send(seed, msg)
         self._next_join_retry = now + self._join_backoff
@@ -490,14 +505,27 @@ class SwimCore:
             peer = self._rng.choice(dead)
             self._send(peer.address, self._push_pull())
 
-    def _push_pull(self, *, join: bool = False, reply: bool = False) -> PushPull:
-        return PushPull(self._address, self._id, self._states(), join, reply, self._cluster_id)
+    def _push_pull(self, *, join: bool = False, reply: bool = False, own: bool = True) -> PushPull:
+        states = self._states() if own else self._states()[1:]
+        return PushPull(self._address, self._id, states, join, reply, self._cluster_id)
 
     # ----- message handlers -------------------------------------------------------------------
 
     def _apply_updates(self, updates: list[Update], now: float) -> None:
+        members = self._members
         for update in updates:
             if type(update) is Alive:
+                # _on_alive's echo test, inline: N - 1 of every N alives a member hears are
+                # echoes (16 N^2 in a join of N), not worth a call each.
+                member = members.get(update.node_id)
+                if member is not None and (
+                    update.incarnation < member.incarnation
+                    or (
+                        update.incarnation == member.incarnation
+                        and not (member.status is ALIVE and update.meta.version > member.meta.version)
+                    )
+                ):
+                    continue
                 self._on_alive(update, now)
             elif type(update) is Suspect:
                 self._on_suspect(update, now)
@@ -550,16 +578,24 @@ class SwimCore:
         self._apply_updates(msg.updates, now)
 
     def _on_push_pull(self, msg: PushPull, now: float) -> None:
+        announce = False
         if msg.reply and msg.join:
             self._next_join_retry = None  # a seed answered: we are in
+            if self._unannounced:
+                self._unannounced, announce = False, True
+                if msg.cluster and not self._cluster_id:
+                    # The cluster we joined: announced with it, our alive goes round once.
+                    self.update_meta(msgspec.structs.replace(self._meta, cluster_id=msg.cluster), now)
         incarnation = self._incarnation
         self._merge_states(msg, now)
         if not msg.reply:
             # Merge first, so the answer already carries any refutation the merge caused.
             self._send(msg.sender, self._push_pull(join=msg.join, reply=True))
-        elif self._incarnation != incarnation:
-            # The peer holds us dead or suspect (after a partition or a restart). It may be the
-            # only bridge to its side, and our gossip goes to members we think alive: tell it now.
+        elif announce or self._incarnation != incarnation:
+            # Our announcement after a join that asked first (the rest hear it from the seed and
+            # our piggyback); or the peer holds us dead or suspect (after a partition or a
+            # restart): it may be the only bridge to its side, and our gossip goes to members we
+            # think alive. Either way, tell it now.
             alive = Alive(self._id, self._incarnation, self._meta)
             self._send(msg.sender, Gossip(self._address, [alive], self._cluster_id))
 
@@ -567,7 +603,7 @@ class SwimCore:
         for state in msg.states:
             status = state.status
             if status == ALIVE:
-                self._on_alive(Alive(state.node_id, state.incarnation, state.meta), now)
+                self._on_alive(shared_alives(state), now)  # in a pool, one alive per shared state
             elif status == LEFT:
                 self._on_dead(Dead(state.node_id, state.incarnation, state.node_id, left=True), now)
             else:

@@ -133,6 +133,9 @@ class EncodedUpdates:
         entry = self._raw.get(id(update))
         if entry is not None and entry[0] is update:
             return entry[1]
+        return self._encode(update)
+
+    def _encode(self, update: Update) -> msgspec.Raw:
         raw = msgspec.Raw(_update_encoder.encode(update))
         self.remember(update, raw)
         return raw
@@ -144,11 +147,45 @@ class EncodedUpdates:
         self._raw[id(update)] = (update, raw)
 
     def raws(self, updates: list[Update]) -> list[msgspec.Raw]:
-        return [self.raw(update) for update in updates]
+        # ``raw`` inlined: this runs for every update of every message a node sends.
+        get = self._raw.get
+        raws: list[msgspec.Raw] = []
+        for update in updates:
+            entry = get(id(update))
+            raws.append(entry[1] if entry is not None and entry[0] is update else self._encode(update))
+        return raws
+
+
+class SharedAlives:
+    """The alive a push-pull's member state stands for, one object per state object.
+
+    A core merges each alive state of a push-pull as an alive, and queues that alive to gossip
+    it on. In a hollow pool the states are shared (``SharedDecoder``): a join answer's thousand
+    states reach a thousand cores as the same objects, and one alive per state (not one per
+    core) is what lets ``EncodedUpdates`` encode it once instead of a thousand times (a million
+    encodes in a join of 1,000, and a cache dropped over and over). Pure: an alive is made of
+    the state's immutable fields. ``max_entries`` 0 (a real node: its states are its own)
+    keeps nothing; past the bound the cache is dropped whole."""
+
+    def __init__(self, max_entries: int = 0) -> None:
+        self.max_entries = max_entries
+        self._alive: dict[int, tuple[MemberState, Alive]] = {}
+
+    def __call__(self, state: MemberState) -> Alive:
+        entry = self._alive.get(id(state))
+        if entry is not None and entry[0] is state:
+            return entry[1]
+        alive = Alive(state.node_id, state.incarnation, state.meta)
+        if self.max_entries:
+            if len(self._alive) >= self.max_entries:
+                self._alive.clear()
+            self._alive[id(state)] = (state, alive)
+        return alive
 
 
 # One per process: a node holds one core (a hollow pool many, which then share what they relay).
 encoded_updates = EncodedUpdates()
+shared_alives = SharedAlives()
 
 
 def encode_message(msg: GossipMessage) -> bytes:

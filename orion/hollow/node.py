@@ -297,10 +297,14 @@ class HollowNode:
             self._send(address, Channel.GOSSIP, encode_message(message))
         for event in self.swim.drain_events():
             if event.kind in ("joined", "updated", "alive"):
+                meta = event.meta
                 if event.kind == "joined" and self._connect is not None:
-                    self._connect(event.meta.gossip_address)
-                self._raft_addresses[event.node_id] = sys.intern(event.meta.raft_address)
-                self._alive[event.node_id] = event.meta
+                    self._connect(event.address)  # its gossip address, formatted by the core
+                known = self._alive.get(event.node_id)
+                if known is None or known.address != meta.address or known.raft_port != meta.raft_port:
+                    # Formatted when it changed only: a join brings each node N events.
+                    self._raft_addresses[event.node_id] = sys.intern(meta.raft_address)
+                self._alive[event.node_id] = meta
                 self._candidates_stale = self._raft_wake_stale = True
             elif event.kind in ("dead", "left") and self._alive.pop(event.node_id, None) is not None:
                 self._candidates_stale = self._raft_wake_stale = True

@@ -31,7 +31,7 @@ from loguru import logger
 
 from orion.actors.gossip_actor import gossip_config_from
 from orion.config import ConfigError, NodeConfig, load_config
-from orion.gossip.messages import SharedDecoder, encoded_updates
+from orion.gossip.messages import SharedDecoder, encoded_updates, shared_alives
 from orion.hollow.node import HollowNode, HollowStats
 from orion.hollow.transport import HollowTransport
 from orion.model import NodeMeta
@@ -85,16 +85,25 @@ class GcPauses:
         self.total_s = 0.0
         self.max_s = 0.0
         self.full = 0
+        # The CPU the collections took (``total_s`` is wall time: under load it counts the
+        # time the process waited for a core too), and collections by generation.
+        self.cpu_s = 0.0
+        self.collections = [0, 0, 0]
         self._began = 0.0
+        self._began_cpu = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._began = time.perf_counter()
+            self._began_cpu = time.thread_time()
             return
         took = time.perf_counter() - self._began
+        self.cpu_s += time.thread_time() - self._began_cpu
         self.total_s += took
         self.max_s = max(self.max_s, took)
-        if info.get("generation") == 2:
+        generation = info.get("generation", 0)
+        self.collections[generation] += 1
+        if generation == 2:
             self.full += 1
 
 
@@ -131,6 +140,9 @@ class HollowPool:
         # Every update a pool's nodes gossip, encoded once: a node's bound (4,096) is dropped
         # whole many times over in a join of 1,000 (each joiner queues an alive per member).
         encoded_updates.max_entries = max(encoded_updates.max_entries, ENCODED_UPDATES_PER_NODE * count)
+        # The alive each shared member state stands for, one per state: what a join answer's
+        # thousand states become in a thousand cores, queued and encoded once.
+        shared_alives.max_entries = max(shared_alives.max_entries, self.decoder.max_entries)
         now = time.monotonic()
         try:
             for index in range(first, first + count):
@@ -281,6 +293,8 @@ class HollowPool:
             "gc_s": round(self.gc_pauses.total_s, 3),
             "gc_max_s": round(self.gc_pauses.max_s, 3),
             "gc_full": self.gc_pauses.full,
+            "gc_cpu_s": round(self.gc_pauses.cpu_s, 3),
+            "gc_collections": list(self.gc_pauses.collections),
         }
 
 

@@ -52,25 +52,70 @@ def test_new_node_without_cluster_id_joins_and_is_heard_by_everyone() -> None:
     members = [*RED_IDS, "n008"]
     assert cluster.run_until_true(lambda: cluster.converged(members), timeout=60)
     assert cluster.foreign == []
-    cluster.set_identity("n008", RED, "inc-n008")  # Raft handed it the configuration
-    cluster.run_for(30)
-    assert cluster.converged(members) and cluster.foreign == []
+    # It took the id of the cluster it joined from the seed's answer, and announced itself with it.
+    assert newcomer.cluster_id == RED and newcomer.incarnation == 1
     assert all(
         next(m for m in cluster.cores[n].members() if m.id == "n008").meta.cluster_id == RED for n in RED_IDS
     )
+    cluster.set_identity("n008", RED, newcomer.meta.raft_incarnation)  # Raft names the same cluster
+    cluster.run_for(30)
+    assert cluster.converged(members) and cluster.foreign == []
+    assert newcomer.incarnation == 1  # nothing new to announce: no second alive went round
+
+
+def test_joining_node_announces_itself_only_after_the_seed_named_the_cluster() -> None:
+    cluster = two_clusters(seed=46, encode=False)
+    newcomer = cluster.restart("n008", [])
+    newcomer.join([cluster.address("n001")], cluster.now)
+    [(address, ask)] = newcomer.drain_outbox()
+    assert address == cluster.address("n001") and isinstance(ask, PushPull) and ask.join
+    assert ask.states == [] and ask.cluster == ""  # nothing of its own to spread yet
+    seed = cluster.cores["n001"]
+    seed.receive(ask, cluster.now)
+    assert "n008" not in {m.id for m in seed.members()}
+    [(back, answer)] = seed.drain_outbox()
+    assert back == cluster.address("n008") and isinstance(answer, PushPull) and answer.reply
+    newcomer.receive(answer, cluster.now)
+    assert newcomer.cluster_id == RED
+    assert {m.id for m in newcomer.members()} == {*RED_IDS, "n008"}
+    [(to_seed, announce)] = newcomer.drain_outbox()
+    assert to_seed == cluster.address("n001") and isinstance(announce, Gossip)
+    assert announce.cluster == RED
+    assert [(u.node_id, u.meta.cluster_id) for u in announce.updates] == [("n008", RED)]  # type: ignore[union-attr]
+    seed.receive(announce, cluster.now)
+    assert next(m for m in seed.members() if m.id == "n008").meta.cluster_id == RED
+
+
+def test_joined_node_is_not_carried_into_another_cluster() -> None:
+    # A new node joins blue, so it is blue's (the id came with blue's answer); a later join
+    # through red by mistake is dropped by red, and red never learns blue's members from it.
+    cluster = two_clusters(seed=43)
+    newcomer = cluster.restart("n008", ["n004"])
+    assert cluster.run_until_true(lambda: known(cluster, "n008") == {*BLUE_IDS, "n008"}, timeout=60)
+    assert newcomer.cluster_id == BLUE
+    cluster.join("n008", ["n000"])
+    cluster.run_for(30)
+    assert all(known(cluster, n) == set(RED_IDS) for n in RED_IDS)
+    assert ("n000", ForeignGossip(cluster.address("n008"), BLUE, RED)) in cluster.foreign
+    assert known(cluster, "n008") == {*BLUE_IDS, "n008"}
 
 
 def test_unconfigured_node_does_not_carry_another_clusters_members_in() -> None:
-    # A new node first hears blue (it accepts any cluster while it has none), then joins red:
-    # red must not learn blue's members from it, and once configured it lets blue's go.
+    # A new node first hears blue through a blue member's push-pull (it accepts any cluster while
+    # it has none), then joins red: red must not learn blue's members from it, and once configured
+    # it lets blue's go.
     cluster = two_clusters(seed=43)
-    cluster.restart("n008", ["n004"])
+    newcomer = cluster.restart("n008", [])
+    blue = cluster.cores["n004"]
+    newcomer.receive(blue._push_pull(), cluster.now)  # as after a ping from a stranger
+    cluster._pump("n008")
     assert cluster.run_until_true(lambda: known(cluster, "n008") == {*BLUE_IDS, "n008"}, timeout=60)
+    assert newcomer.cluster_id == ""  # only a join's answer names the cluster
     cluster.join("n008", ["n000"])
     assert cluster.run_until_true(lambda: known(cluster, "n008") >= set(RED_IDS), timeout=60)
     cluster.run_for(10)
     assert all(known(cluster, n) <= {*RED_IDS, "n008"} for n in RED_IDS)
-    cluster.set_identity("n008", RED, "inc-n008")
+    assert newcomer.cluster_id == RED
     # Blue drops its pings now, so blue's members die out of its view.
     assert cluster.run_until_true(lambda: known(cluster, "n008") == {*RED_IDS, "n008"}, timeout=120)
     assert cluster.run_until_true(lambda: all(known(cluster, n) == set(BLUE_IDS) for n in BLUE_IDS), 120)

@@ -25,7 +25,7 @@ import time
 import uuid
 
 from orion.gossip.config import GossipConfig
-from orion.gossip.messages import SharedDecoder, encoded_updates
+from orion.gossip.messages import SharedDecoder, encoded_updates, shared_alives
 from orion.model import NodeMeta
 from orion.sim.gossip_cluster import GossipCluster
 
@@ -57,14 +57,18 @@ def hollow_like_meta(index: int, cluster_id: str) -> NodeMeta:
 class PoolJoin(GossipCluster):
     """The simulator with a pool's decoding: one SharedDecoder for every member."""
 
-    def __init__(self, size: int, config: GossipConfig, seed: int) -> None:
+    def __init__(self, size: int, config: GossipConfig, seed: int, identity_known: bool) -> None:
         super().__init__(0, config, seed, encode=True, record_events=False, delay=(0.0005, 0.002))
         self.decoder = SharedDecoder()
         self.updates_delivered = 0
         encoded_updates.max_entries = max(encoded_updates.max_entries, 256 * size)
-        cluster_id = uuid.UUID(int=seed).hex
+        shared_alives.max_entries = max(shared_alives.max_entries, self.decoder.max_entries)  # as a pool
+        self.cluster_id = uuid.UUID(int=seed).hex
         for index in range(size):
-            self.add(hollow_like_meta(index, cluster_id))
+            # The seed is a voter with the cluster id; a pool's nodes start without one (they
+            # take it from Raft or their feed) unless ``identity_known`` (session 6's model).
+            known = index == 0 or identity_known
+            self.add(hollow_like_meta(index, self.cluster_id if known else ""))
 
     def _deliver(self, node_id: str, payload: object) -> None:
         self.delivered += 1
@@ -73,16 +77,34 @@ class PoolJoin(GossipCluster):
         self._run_core(node_id, lambda core: core.receive(msg, self.now))
 
 
-def join_bench(size: int, budget: int, seed: int) -> dict[str, float]:
+def join_bench(size: int, budget: int, seed: int, identity_after: float | None) -> dict[str, float]:
+    """``identity_after``: seconds from a member's join to the cluster id reaching it from Raft
+    (its feed's first answer, for a worker); None: every member has it from the start."""
     config = GossipConfig(probe_interval=1.0, probe_timeout=0.5, packet_budget=budget)  # the pool's
-    cluster = PoolJoin(size, config, seed)
+    cluster = PoolJoin(size, config, seed, identity_known=identity_after is None)
     ids = cluster.ids
+    identity_due: list[tuple[float, str]] = []  # (when, member), in join order
+
+    def give_identities() -> None:
+        while identity_due and identity_due[0][0] <= cluster.now:
+            _, node_id = identity_due.pop(0)
+            raft_incarnation = cluster.cores[node_id].meta.raft_incarnation
+            cluster.set_identity(node_id, cluster.cluster_id, raft_incarnation)
+
     began = time.process_time()
     for first in range(1, size, JOIN_BATCH):
         for node_id in ids[first : first + JOIN_BATCH]:
             cluster.join(node_id, [ids[0]])
+            if identity_after is not None:
+                identity_due.append((cluster.now + identity_after, node_id))
         cluster.run_for(JOIN_GAP_S)
+        give_identities()
     joined = cluster.now
+    while identity_due:
+        cluster.run_until(identity_due[0][0])
+        give_identities()
+    converged = cluster.run_until_true(cluster.converged, timeout=3600, step=1.0)
+    converged_at = cluster.now if converged else float("nan")
     settled = cluster.run_until_true(
         lambda: cluster.converged() and all(c.pending_broadcasts == 0 for c in cluster.cores.values()),
         timeout=3600,
@@ -90,6 +112,7 @@ def join_bench(size: int, budget: int, seed: int) -> dict[str, float]:
     )
     return {
         "joined_s": joined,
+        "converged_s": converged_at,
         "settled_s": cluster.now if settled else float("nan"),
         "messages": cluster.delivered,
         "updates": cluster.updates_delivered,
@@ -130,18 +153,29 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--join", action="store_true", help="a hollow pool's join instead")
     parser.add_argument("--budgets", type=int, nargs="+", default=[1200], help="packet budgets (--join)")
+    parser.add_argument(
+        "--identity-after",
+        type=float,
+        default=2.0,
+        help="--join: seconds from a member's join to its cluster id from Raft (< 0: known from the start)",
+    )
     args = parser.parse_args()
     if args.join:
         # As a pool runs: no full collections (they would be timed as the join's).
         gc.set_threshold(10_000, 20, 10**9)
         print("a pool's join in the simulator: settled = every member's broadcast queue empty")
-        print(f"{'members':>7} {'budget':>6} {'settled s':>9} {'messages':>9} {'updates':>10} {'CPU s':>6}")
+        print(
+            f"{'members':>7} {'budget':>6} {'converged s':>11} {'settled s':>9} {'messages':>9} "
+            f"{'updates':>10} {'CPU s':>6}"
+        )
         for size in args.sizes:
             for budget in args.budgets:
-                r = join_bench(size, budget, args.seed)
+                identity_after = args.identity_after if args.identity_after >= 0 else None
+                r = join_bench(size, budget, args.seed, identity_after)
                 print(
-                    f"{size:>7} {budget:>6} {r['settled_s']:>9.1f} {r['messages']:>9} "
-                    f"{r['updates']:>10} {r['cpu_s']:>6.1f}   ({r['not_alive']:.0f} non-alive views at end)"
+                    f"{size:>7} {budget:>6} {r['converged_s']:>11.1f} {r['settled_s']:>9.1f} "
+                    f"{r['messages']:>9} {r['updates']:>10} {r['cpu_s']:>6.1f}"
+                    f"   ({r['not_alive']:.0f} non-alive views at end)"
                 )
         return
     print(f"gossip core CPU per member per second (default config, Lifeguard on, loss {args.loss:g})")

@@ -71,6 +71,7 @@ def read_stats(path: Path) -> dict[str, Any]:
 
 SUMMED = ("count", "in_cluster", "containers", "starts", "reports_sent", "reports_ok", "cpu_s", "rss_bytes")
 SUMMED += ("dropped", "sent", "frames_in", "gc_s", "gc_full", "pending_broadcasts", "local_frames")
+SUMMED += ("gc_cpu_s",)
 
 
 def read_pools(paths: list[Path]) -> dict[str, Any]:
@@ -84,6 +85,7 @@ def read_pools(paths: list[Path]) -> dict[str, Any]:
     merged["members_seen_min"] = min(part["members_seen_min"] for part in parts)
     for key in ("loop_max_s", "loop_max_ever_s", "gc_max_s"):
         merged[key] = max(part.get(key, 0.0) for part in parts)
+    merged["gc_collections"] = [sum(p.get("gc_collections", [0, 0, 0])[g] for p in parts) for g in range(3)]
     for key in ("bytes_from", "frames_from", "dead_events", "report_failures"):
         counter: dict[str, int] = {}
         for part in parts:
@@ -91,6 +93,20 @@ def read_pools(paths: list[Path]) -> dict[str, Any]:
                 counter[name] = counter.get(name, 0) + value
         merged[key] = counter
     return merged
+
+
+def pool_summary(stats: dict[str, Any], started: float) -> dict[str, Any]:
+    """What the pools spent since they started: CPU, the collector, the longest loop pass, the
+    frames, and the dead declarations their nodes heard (every one of them false: no hollow
+    node is stopped before the victim)."""
+    dead = stats.get("dead_events", {})
+    summary = {"at_s": round(time.monotonic() - started, 1), "dead_heard": sum(dead.values())}
+    summary["dead_heard_members"] = len(dead)
+    for key in ("cpu_s", "gc_s", "gc_cpu_s", "gc_collections", "loop_max_ever_s", "frames_in", "sent"):
+        summary[key] = stats.get(key)
+    summary["local_frames"] = stats.get("local_frames")
+    summary["pending_broadcasts"] = stats.get("pending_broadcasts")
+    return summary
 
 
 def wait_until(what: str, check: Any, deadline_s: float, every: float = 0.5, guard: Any = None) -> float:
@@ -317,6 +333,7 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
             stats = pool_stats()
             point["join_leader_bytes_to_hollow"] = stats.get("bytes_from", {}).get(leader.raft_address, 0)
             point["join_config_changes"] = config_changes(leader.log_path)
+            point["join_pools"] = pool_summary(stats, started)
         point["join_s"] = round(time.monotonic() - started, 1)
         log(f"n={n}: joined in {point['join_s']}s")
         profiles_done(spies)
@@ -332,6 +349,7 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
                 point["gossip_settled_s"] = round(time.monotonic() - started, 1)
             except NotConverged as exc:
                 point["gossip_settled_s"] = str(exc)
+            point["settle_pools"] = pool_summary(pool_stats(), started)
             log(f"n={n}: gossip settled {point['gossip_settled_s']}")
 
         # Idle window.
@@ -435,7 +453,7 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         stats = pool_stats()
         keys = ("in_cluster", "members_seen_min", "applied_min", "applied_max", "cpu_s", "rss_bytes")
         keys += ("loop_max_ever_s", "gc_s", "gc_max_s", "gc_full", "dead_events")
-        keys += ("pending_broadcasts",)
+        keys += ("pending_broadcasts", "gc_cpu_s", "gc_collections")
         point["at_deadline"] = {k: stats.get(k) for k in keys}
         point["leader_log_tail"] = leader_log_tail(cluster)
         with_leader = cluster.leader_index()
@@ -535,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(base, ignore_errors=True)
     if args.out:
         Path(args.out).write_text(json.dumps({"machine": machine(), **result}, indent=2))
-    if not args.short:
+    if not args.short and not args.out:  # --out names where this run's result goes instead
         save_result("scale_curve", result)
     return 0 if all("not_converged" not in p for p in result["points"]) else 1
 
