@@ -119,7 +119,12 @@ def test_identity_reaches_the_peers_and_other_clusters_are_dropped(start, warnin
     wait_until(lambda: "b" in a.members() and a.members()["b"].status == "alive")
     assert a.members()["b"].meta.raft_incarnation == "inc-b"
     assert a.members()["a"].meta.cluster_id == RED
-    # Raft hands b the configuration: the id spreads, and each node told its Raft side its own meta.
+    # b took the id of the cluster it joined from a's answer, announced itself with it (one alive
+    # goes round, not two) and told its Raft side.
+    assert a.members()["b"].meta.cluster_id == RED
+    wait_until(lambda: any(m.meta.cluster_id == RED for m in b.raft.ask("told") if isinstance(m, LocalMeta)))
+    # Raft hands b the configuration (the same id): nothing changes, and each node told its Raft
+    # side its own meta.
     b.gossip.tell(ClusterIdentity(RED, ""))
     wait_until(lambda: a.members()["b"].meta.cluster_id == RED)
     assert a.members()["b"].meta.raft_incarnation == "inc-b"  # an empty value erased nothing
