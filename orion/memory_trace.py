@@ -79,6 +79,31 @@ def write_native_report(path: Path) -> None:
     staging.replace(path)
 
 
+def native_figures(report: str) -> dict[str, float]:
+    """The totals of a ``write_native_report`` text, in MiB: the process's anonymous and
+    file-backed RSS, glibc's bytes in use and free in its arenas, and Python's small-object
+    allocator (its arenas, the bytes in live blocks, and the pools no block uses)."""
+    mib = 1 << 20
+    figures: dict[str, float] = {}
+    for line in report.splitlines():
+        words = line.replace(",", "").split()
+        if line.startswith("process: "):
+            fields = dict(zip(words[1::3], words[2::3], strict=False))
+            for key in ("RssAnon", "RssFile"):
+                if fields.get(key, "").isdigit():
+                    figures[key.lower() + "_mib"] = round(int(fields[key]) / 1024, 1)
+        elif line.startswith("glibc malloc: "):
+            figures["glibc_in_use_mib"] = round(int(words[7]) / mib, 1)
+            figures["glibc_free_mib"] = round(int(words[10]) / mib, 1)
+        elif line.startswith("# arenas allocated current"):
+            figures["pymalloc_arenas_mib"] = int(words[-1])  # arenas of 1 MiB (Python 3.10+)
+        elif line.startswith("# bytes in allocated blocks"):
+            figures["pymalloc_live_mib"] = round(int(words[-1]) / mib, 1)
+        elif "unused pools" in line:
+            figures["pymalloc_unused_pools_mib"] = round(int(words[-1]) / mib, 1)
+    return figures
+
+
 def _malloc_info() -> list[str]:
     """glibc's ``malloc_info(0, file)`` lines, one ``<heap nr=...>`` element per arena, without
     the free chunks' sizes."""

@@ -31,3 +31,19 @@ def test_native_report_lists_glibc_arenas_and_python_arenas(tmp_path: Path) -> N
     assert text.startswith("process: VmRSS ")
     assert "<malloc version=" in text and '<heap nr="0">' in text
     assert "# arenas allocated current" in text and "# bytes in allocated blocks" in text
+
+
+def test_native_figures_read_the_reports_totals(tmp_path: Path) -> None:
+    path = tmp_path / "native.txt"
+    memory_trace.write_native_report(path)
+    figures = memory_trace.native_figures(path.read_text())
+    assert set(figures) == {
+        "rssanon_mib",
+        "rssfile_mib",
+        "glibc_in_use_mib",
+        "glibc_free_mib",
+        "pymalloc_arenas_mib",
+        "pymalloc_live_mib",
+        "pymalloc_unused_pools_mib",
+    }
+    assert figures["pymalloc_live_mib"] > 0 and figures["glibc_in_use_mib"] > 0 and figures["rssfile_mib"] > 0

@@ -31,7 +31,7 @@ def test_short_mode_measures_idle_nodes_and_a_filled_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(node_footprint, "save_result", lambda name, result: tmp_path / f"{name}.json")
-    result = node_footprint.main(["--short", "--hold", "1"])
+    result = node_footprint.main(["--short", "--hold", "1", "--native-stats"])
     json.dumps(result)  # what save_result writes
     assert result["fsm"]["bytes_per_task"] > 0
     roles = {"leader", "follower1", "follower2"}
@@ -49,3 +49,5 @@ def test_short_mode_measures_idle_nodes_and_a_filled_state(
     assert held["tasks"] == 300 and held["after_s"] == 1
     for role in roles:
         assert held[role]["rss_mib"] > 0 and "bytes_per_task" in held[role]
+        native = held["native"][role]  # what the anonymous memory is made of, after the last reading
+        assert native["pymalloc_live_mib"] > 0 and native["glibc_in_use_mib"] > 0

@@ -18,6 +18,10 @@ followers: bytes per stored task = (RSS now - idle RSS) / tasks, and between two
 marginal figure. ``--hold S`` reads them once more S seconds after the last fill: right after
 it a snapshot of the new state may still be under way. The same task shape applied to a bare
 ``ClusterState`` in this process gives the FSM's own share (tracemalloc, ``--fsm-tasks``).
+``--native-stats`` adds, after the last reading, what each node's anonymous memory is made of
+(glibc's bytes in use and free, Python's small-object arenas: orion/memory_trace.py's
+``ORION_MEMORY_STATS`` report, asked for by SIGUSR2). Only after the last, so that whatever
+writing the report costs never counts in a reading.
 
 CPU on a shared machine is noisy: the load average is saved with each figure (``/proc/loadavg``
 at the start and end of each window). Results: benchmarks/results/node_footprint.json.
@@ -29,6 +33,7 @@ import argparse
 import gc
 import os
 import shutil
+import signal
 import tempfile
 import time
 import tracemalloc
@@ -38,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orion import memory_trace
 from orion.testing.localcluster import LocalCluster
 from tools import loadgen
 from tools.bench.common import loadavg, log, save_result, wait_for
@@ -139,6 +145,23 @@ def wait_idle(pids: list[int], threshold: float, timeout: float, window: float =
 FILL_ROUNDS = 5  # a loaded machine loses a few submits to elections: top up this many times
 
 
+def native_stats(roles: dict[str, int], directory: Path | None) -> dict[str, Any]:
+    """Each node's native report (``memory_trace.write_native_report``, written on SIGUSR2),
+    its totals by role; {} without ``--native-stats``."""
+    if directory is None:
+        return {}
+    for old in directory.glob("native-*.txt"):
+        old.unlink()
+    for pid in roles.values():
+        os.kill(pid, signal.SIGUSR2)
+    figures = {}
+    for role, pid in roles.items():
+        path = directory / f"native-{pid}.txt"
+        wait_for(path.exists, 30, what=f"{role}'s native memory report")
+        figures[role] = memory_trace.native_figures(path.read_text())
+    return figures
+
+
 def fill(endpoints: list[str], count: int, concurrency: int) -> dict[str, Any]:
     """At least ``count`` acknowledged unplaceable submits through ``endpoints``. Failed ones
     (an election under load) are made up for in further rounds; their number is reported, as
@@ -238,6 +261,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         result["fsm"] = fsm_bytes_per_task(args.fsm_tasks)
         log(f"FSM alone: {result['fsm']['bytes_per_task']} bytes per task ({args.fsm_tasks} tasks)")
     base = Path(tempfile.mkdtemp(prefix="orion-bench-footprint-"))
+    stats_dir = base / "native" if args.native_stats else None
+    if stats_dir is not None:
+        stats_dir.mkdir()
+        os.environ[memory_trace.STATS_ENV_VAR] = str(stats_dir)  # the nodes inherit it
     etcd = None
     try:
         with LocalCluster(3, base / "orion") as cluster:
@@ -304,10 +331,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 )
             if args.hold:
                 result["held"] = held(roles, idle_rss_kib, stored, args.hold)
-                save_result(args.name, result)
+            last = result["held"] if args.hold else result["states"][-1]
+            last["native"] = native_stats(roles, stats_dir)
+            save_result(args.name, result)
     finally:
         if etcd:
             etcd[0].close()
+        if stats_dir is not None:
+            os.environ.pop(memory_trace.STATS_ENV_VAR, None)
         shutil.rmtree(base, ignore_errors=True)
     return result
 
@@ -364,6 +395,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-etcd", action="store_true", help="no etcd baseline")
     parser.add_argument(
         "--hold", type=float, default=0.0, help="seconds after the last fill to read the nodes again (0: not)"
+    )
+    parser.add_argument(
+        "--native-stats",
+        action="store_true",
+        help="after each reading, each node's glibc and pymalloc totals (SIGUSR2; the report costs a few MB)",
     )
     parser.add_argument("--short", action="store_true", help="CI smoke run: 300 tasks, 2 s windows, no etcd")
     parser.add_argument("--name", default="node_footprint", help="result file name")
