@@ -68,6 +68,7 @@ from orion.fsm.commands import (
 from orion.fsm.compact import EMPTY_DICT, EMPTY_LIST, Compactor, compact_changes, shared
 from orion.fsm.events import Event, EventRecorder, command_subjects
 from orion.fsm.network import allocate_subnet, overlay_ip_after, release_subnet, report_overlay_address
+from orion.fsm.pending_queue import PendingQueue
 from orion.fsm.port_index import (
     IndexedBook,
     PortIndex,
@@ -110,6 +111,12 @@ def _submission_order(task: Task) -> tuple[float, str]:
     return task.created_at, task.id
 
 
+def _should_run_pending(task: Task) -> bool:
+    """Whether ``task`` waits for a node: exactly the stored tasks ``ClusterState._pending``
+    holds."""
+    return task.state == TaskState.PENDING and task.desired == Desired.RUN
+
+
 class ClusterState:
     def __init__(self) -> None:
         self.applied_index = 0
@@ -123,11 +130,12 @@ class ClusterState:
         # table finds those (``TaskTable.named``) and does not keep them (issue 16 item 5).
         self._by_name: dict[str, str | list[str]] = {}
         self._by_node: dict[str, dict[str, None]] = {}  # node id -> ids of tasks with that node_id
-        self._pending: dict[str, None] = {}  # ids of Pending tasks that should run
-        # Bumped when an id enters or leaves _pending; with it, where the last pending_window()
-        # stopped, so the scheduler's sweep reads window after window without walking the
-        # pending ids from the start for each (1 s of the Raft thread per sweep at 100k).
-        self._pending_moves = 0
+        # Ids of Pending tasks that should run (``_should_run_pending``), in the order they
+        # became so; a list, not a dict (orion/fsm/pending_queue.py). With its version, where
+        # the last pending_window() stopped, so the scheduler's sweep reads window after window
+        # without walking the pending ids from the start for each (1 s of the Raft thread per
+        # sweep at 100k).
+        self._pending = PendingQueue()
         self._window_cursor: tuple[int, int, Iterator[str]] | None = None
         # Pending tasks the scheduler has not judged since they became Pending (derived, not
         # snapshotted: after a restore every Pending task is judged once more).
@@ -360,7 +368,7 @@ class ClusterState:
             # A plan made on an older state must not override what happened since.
             if (
                 task is None
-                or task_id not in self._pending
+                or not _should_run_pending(task)
                 or node is None
                 or node.status != NodeStatus.ALIVE
                 or not node.schedulable  # drained or made ineligible since the plan was made
@@ -405,7 +413,7 @@ class ClusterState:
         changed = []
         for task_id in cmd.task_ids:
             task = self._tasks.get(task_id)
-            if task is not None and task_id in self._pending and task.reason != cmd.reason:
+            if task is not None and _should_run_pending(task) and task.reason != cmd.reason:
                 self.change_task(task, cmd.at, reason=cmd.reason)
                 changed.append(task_id)
             self._fresh.pop(task_id, None)
@@ -658,9 +666,10 @@ class ClusterState:
         return new
 
     def put_task(self, old: Task | None, new: Task) -> None:
+        # A task that stays Pending keeps its place: the scheduler walks that order.
+        kept_pending = old is not None and _should_run_pending(old) and _should_run_pending(new)
         if old is not None:
-            # A task that stays Pending keeps its place: the scheduler walks that order.
-            self._unindex(old, keep_pending=new.state == TaskState.PENDING and new.desired == Desired.RUN)
+            self._unindex(old, keep_pending=kept_pending)
         self._tasks.put(new)
         self.events.task(old, new)
         if new.volumes or (old is not None and old.volumes):
@@ -677,7 +686,7 @@ class ClusterState:
                 same_name.append(new.id)
         if old is None and new.service:
             self._by_service.setdefault(new.service, {})[new.id] = None
-        self._index(new)
+        self._index(new, kept_pending)
         if old is not None and frees_ports(old, new):
             self._ports.releases += 1
         if new.state in TERMINAL_STATES and (
@@ -719,14 +728,13 @@ class ClusterState:
         task = self._tasks.get(task_id)
         return task is not None and task.state in TERMINAL_STATES and task.updated_at == updated_at
 
-    def _index(self, task: Task) -> None:
+    def _index(self, task: Task, kept_pending: bool = False) -> None:
         if task.node_id:
             self._by_node.setdefault(task.node_id, {})[task.id] = None
             if task.state in ACTIVE_STATES:
                 self._add_allocation(task, 1)
-        if task.state == TaskState.PENDING and task.desired == Desired.RUN and task.id not in self._pending:
-            self._pending[task.id] = None
-            self._pending_moves += 1
+        if not kept_pending and _should_run_pending(task):
+            self._pending.add(task.id)
         self._ports.add(task)
         if task.port_bindings and task.state not in TERMINAL_STATES:
             for key in fixed_host_ports(task):
@@ -740,9 +748,8 @@ class ClusterState:
                 del self._by_node[task.node_id]
             if task.state in ACTIVE_STATES:
                 self._add_allocation(task, -1)
-        if not keep_pending and task.id in self._pending:
-            del self._pending[task.id]
-            self._pending_moves += 1
+        if not keep_pending and _should_run_pending(task):
+            self._pending.discard(task.id)
         self._ports.remove(task)
         if task.port_bindings and task.state not in TERMINAL_STATES:
             for key in fixed_host_ports(task):
@@ -876,14 +883,14 @@ class ClusterState:
         """Pending tasks ``start`` to ``start + limit`` in submission order: the scheduler
         walks them window by window when capacity grew, instead of copying all at once."""
         cursor = self._window_cursor
-        if cursor is not None and cursor[:2] == (self._pending_moves, start):
+        if cursor is not None and cursor[:2] == (self._pending.version, start):
             ids = cursor[2]  # the last window ended here and no id entered or left since
         else:
             ids = iter(self._pending)
             if start:
                 next(itertools.islice(ids, start - 1, start), None)  # skip ``start`` ids
         window = [self._tasks[task_id] for task_id in itertools.islice(ids, limit)]
-        self._window_cursor = (self._pending_moves, start + len(window), ids)
+        self._window_cursor = (self._pending.version, start + len(window), ids)
         return window
 
     @property
@@ -955,7 +962,6 @@ class ClusterState:
         self._by_name.clear()
         self._by_node.clear()
         self._pending.clear()
-        self._pending_moves += 1
         self._fresh.clear()
         self._allocated.clear()
         self._terminal.clear()
