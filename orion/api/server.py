@@ -73,6 +73,8 @@ _CONNECTION_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLO
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 _RCVMORE = int(zmq.RCVMORE)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 _send_frame = zmq.backend.Socket.send
 _recv_frame = zmq.backend.Socket.recv
 _socket_option = zmq.backend.Socket.get
@@ -291,6 +293,8 @@ class ApiServer(SocketThread[_Outgoing]):
         # message: the other frames come straight as bytes (no Frame object per frame).
         want_address = bool(self._rate)
         for _ in range(RECV_BATCH):
+            if not _socket_option(router, _EVENTS) & _POLLIN:
+                return  # read out: no zmq.Again raised (and built) at the end of every batch
             address = ""
             try:
                 if want_address:
