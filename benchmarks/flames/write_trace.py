@@ -41,7 +41,7 @@ def run(duration: float, tree: str) -> tuple[dict[str, str], int, dict[str, Any]
     from orion.testing.localcluster import LocalCluster
     from tools import loadgen
     from tools.bench.common import WRITE_BENCH_SETTINGS
-    from tools.bench.write_throughput import started_from
+    from tools.bench.trees import started_from
 
     with (
         tempfile.TemporaryDirectory(prefix="orion-trace-") as base,

@@ -40,6 +40,7 @@ from tools import loadgen
 from tools.baselines.etcd_cluster import EtcdCluster, put_load, put_load_raw
 from tools.baselines.pysyncobj_node import PySyncObjCluster
 from tools.bench.common import WRITE_BENCH_SETTINGS, log, save_result
+from tools.bench.trees import started_from
 from tools.bench.write_cpu import cpu_seconds
 from tools.stats import summary
 
@@ -59,27 +60,6 @@ def row(system: str, concurrency: int | str, result: dict[str, Any], durable: st
 def cpu_of(pids: list[int]) -> float:
     """User + system CPU seconds of these processes so far."""
     return sum(cpu_seconds(pid) for pid in pids)
-
-
-@contextlib.contextmanager
-def started_from(tree: Path | None) -> Any:
-    """While a cluster's nodes start: ``tree`` as their working directory and first on their
-    ``PYTHONPATH``, so they run that tree's code (``python -m orion`` imports from the working
-    directory first). None: this process's tree."""
-    if tree is None:
-        yield
-        return
-    cwd, path = os.getcwd(), os.environ.get("PYTHONPATH")
-    os.chdir(tree)
-    os.environ["PYTHONPATH"] = str(tree)
-    try:
-        yield
-    finally:
-        os.chdir(cwd)
-        if path is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = path
 
 
 def orion_row(cluster: LocalCluster, concurrency: int, duration: float, mode: str) -> dict[str, Any]:
@@ -260,6 +240,9 @@ def main() -> None:
         help="NAME=PATH,...: one Orion cluster per source tree (e.g. git worktrees of two commits), "
         "all up at once and interleaved with etcd level by level",
     )
+    parser.add_argument(
+        "--name", default="write_throughput", help="results file: benchmarks/results/<name>.json"
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     systems = args.systems.split(",")
@@ -277,7 +260,7 @@ def main() -> None:
         shutil.rmtree(base, ignore_errors=True)  # the clusters' data dirs, closed by now
     compared = ratios(rows)
     save_result(
-        "write_throughput",
+        args.name,
         {"duration_s": args.duration, "load_avg_end": os.getloadavg(), "rows": rows, "ratios": compared},
     )
     print_table(rows)
