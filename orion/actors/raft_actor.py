@@ -49,12 +49,9 @@ from orion.actors.raft_parts import RaftParts, build_raft_parts
 from orion.actors.snapshot_jobs import SnapshotDone, SnapshotJobs
 from orion.actors.tick_stalls import TickStalls
 from orion.actors.timed_inbox import NEVER
-from orion.api.protocol import ErrorCode
 from orion.cluster.feed_protocol import FeedAnswer, FeedMessage, FeedRedirect, FeedWatch, decode_feed
 from orion.cluster.feed_worker import mirror_candidates
 from orion.cluster.forwarding import decode_forward
-from orion.cluster.held_proposals import HeldProposals, HeldWrite
-from orion.cluster.outcome import Outcome
 from orion.config import NodeConfig
 from orion.metrics import NodeMetrics
 from orion.raft.types import Entry, EntryKind, LogStore, RaftRole, Snapshot, SnapshotMeta, StoredState
@@ -122,9 +119,6 @@ class RaftActor(NodeActor):
         self._snapshots = SnapshotJobs(config.node_id, store, metrics)
         self._held_frames: list[tuple[str, bytes]] = []  # sent by the shell, not yet handed over
         self._membership_seen: object = None  # the configuration the worker side last saw (_drain)
-        # Writes that arrive while this leader's entries are in flight wait for them to commit
-        # and then go together (orion/cluster/held_proposals.py).
-        self._held = HeldProposals()
 
     # ---------------------------------------------------------------- lifecycle
     def on_start(self) -> None:
@@ -144,7 +138,6 @@ class RaftActor(NodeActor):
 
     def on_stop(self) -> None:
         self.flush_frames()  # held for the next wait, which will not come (a handover's TimeoutNow)
-        self._held.fail_all(Outcome.failure(ErrorCode.UNAVAILABLE, "node is shutting down"))
         self.parts.feed.close()
         self.parts.shell.flush_hard_state()
         self._snapshots.close()
@@ -180,7 +173,6 @@ class RaftActor(NodeActor):
             self._handle(message)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             logger.debug("dropped a malformed frame: {}", exc)
-        self._release_held()
         if self.parts.core.has_ready() and not self._flush_scheduled:
             if self.actor_inbox.empty():
                 self._drain()  # nothing waiting to share its write: no round through the mailbox
@@ -223,10 +215,7 @@ class RaftActor(NodeActor):
             case Propose(data, callback, timeout):
                 if self.metrics is not None:
                     callback = self.metrics.timed(callback)
-                if self._held.holds(parts.core):
-                    self._held.add(HeldWrite(data, callback, self._now + timeout), parts.core, self._now)
-                else:
-                    parts.requests.propose(data, callback, self._now + timeout)
+                parts.requests.propose(data, callback, self._now + timeout)
             case Read(query, callback, stale, timeout, local, complete):
                 parts.requests.read(
                     query,
@@ -322,15 +311,13 @@ class RaftActor(NodeActor):
         deadlines. A part with a timer of its own adds its next deadline here."""
         parts = self.parts
         next_tick = self._tick_base + self._tick_s
-        held = self._held.next_deadline()  # held writes go by then whatever happens
         if parts.requests.waiting or parts.bootstrap.pending or parts.shutdown.pending:
-            # Their steps run every tick, as they always did.
-            return next_tick if held is None else min(next_tick, held)
+            return next_tick  # their steps run every tick, as they always did
         due = self._ticks_until_due()
         wake = self._now + IDLE_WAKE_S if due is None else self._tick_base + due * self._tick_s
         watch_due = parts.feed.next_deadline()  # a worker's parked watch is answered at its deadline
         own_watch = parts.feed_client.next_deadline()  # this worker's watch: re-sent, or switched, then
-        return min([wake, *(due for due in (watch_due, own_watch, held) if due is not None)])
+        return min([wake, *(due for due in (watch_due, own_watch) if due is not None)])
 
     def _plan_wake(self) -> None:
         """Set the mailbox's deadline for the next Tick (this thread's own timed wait: a
@@ -341,21 +328,9 @@ class RaftActor(NodeActor):
         self._wake_asked = wake
         self.actor_inbox.tick_at(wake)
 
-    def _release_held(self) -> bool:
-        """Propose the held writes if they are due (True when some were)."""
-        held = self._held
-        if not held.due(self.parts.core, self._now):
-            return False
-        self.parts.requests.propose_all([(w.data, w.callback, w.deadline) for w in held.take()])
-        return True
-
     def _drain(self) -> None:
         parts, core = self.parts, self.parts.core
         changed = parts.shell.drain()
-        if self._release_held():
-            # What was in flight committed in this drain (a lone leader's own write, say): the
-            # writes held meanwhile go in the next Ready at once.
-            changed |= parts.shell.drain()
         if core.membership is not self._membership_seen:
             # A worker the leader added, or a member whose log removed it, changes at once: a
             # follower gets no Tick while heartbeats come, and a former worker would go on

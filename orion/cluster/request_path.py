@@ -20,7 +20,7 @@ Pure: no threads or I/O; time comes in as an argument, frames leave through ``se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from orion.api.protocol import ErrorCode
@@ -86,17 +86,6 @@ class RequestPath:
     # ------------------------------------------------------------------ requests in
     def propose(self, data: bytes, callback: Callback | None, deadline: float) -> None:
         self._route(Remote(RequestKind.PROPOSE, deadline, callback, data=data))
-
-    def propose_all(self, writes: Sequence[tuple[bytes, Callback | None, float]]) -> None:
-        """``propose`` each ``(data, callback, deadline)`` in order (a leader's held writes,
-        orion/cluster/held_proposals.py): on a leader the quorum is judged once for them all."""
-        if self.core.role != RaftRole.LEADER or len(writes) < 2:
-            for data, callback, deadline in writes:
-                self.propose(data, callback, deadline)
-            return
-        quorum = self.quorum.has_quorum()
-        for data, callback, deadline in writes:
-            self.propose_here(data, callback, deadline, quorum=quorum)
 
     def read(
         self,
@@ -213,12 +202,10 @@ class RequestPath:
         callback: Callback | None,
         deadline: float,
         forward_to: tuple[str, int] | None = None,
-        quorum: bool | None = None,
     ) -> None:
-        """Append a write on this node, which should lead; answered when applied. ``quorum``:
-        whether the leader has one, if the caller judged it already (for a batch)."""
+        """Append a write on this node, which should lead; answered when applied."""
         waiter = Waiter(0, callback, deadline, forward_to)
-        if not (self.quorum.has_quorum() if quorum is None else quorum):
+        if not self.quorum.has_quorum():
             self.writes.finish(waiter, Outcome.failure(ErrorCode.NO_QUORUM, self.quorum.no_quorum_message()))
             return
         if self._prepare is not None:
