@@ -102,6 +102,7 @@ def pool_summary(stats: dict[str, Any], started: float) -> dict[str, Any]:
     dead = stats.get("dead_events", {})
     summary = {"at_s": round(time.monotonic() - started, 1), "dead_heard": sum(dead.values())}
     summary["dead_heard_members"] = len(dead)
+    summary["dead_heard_most"] = dict(sorted(dead.items(), key=lambda item: -item[1])[:8])
     for key in ("cpu_s", "gc_s", "gc_cpu_s", "gc_collections", "loop_max_ever_s", "frames_in", "sent"):
         summary[key] = stats.get(key)
     summary["local_frames"] = stats.get("local_frames")
@@ -447,7 +448,8 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         point["hollow_rss_mib"] = final.get("rss_bytes", 0) >> 20
         point["hollow_reports"] = {k: final.get(k) for k in ("reports_sent", "reports_ok", "report_failures")}
         point["hollow_dropped_frames"] = final.get("dropped")
-        point["hollow_stalls"] = {k: final.get(k) for k in ("loop_max_ever_s", "gc_s", "gc_max_s", "gc_full")}
+        stall_keys = ("loop_max_ever_s", "gc_s", "gc_max_s", "gc_full", "gc_cpu_s", "gc_collections", "cpu_s")
+        point["hollow_stalls"] = {k: final.get(k) for k in stall_keys}
     except NotConverged as exc:
         point["not_converged"] = str(exc)
         stats = pool_stats()
