@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import time
 import uuid
+from pathlib import Path
 
 from orion.gossip.config import GossipConfig
 from orion.gossip.messages import SharedDecoder, encoded_updates, shared_alives
@@ -159,6 +161,7 @@ def main() -> None:
         default=2.0,
         help="--join: seconds from a member's join to its cluster id from Raft (< 0: known from the start)",
     )
+    parser.add_argument("--out", help="--join: also write the rows here (JSON)")
     args = parser.parse_args()
     if args.join:
         # As a pool runs: no full collections (they would be timed as the join's).
@@ -168,15 +171,19 @@ def main() -> None:
             f"{'members':>7} {'budget':>6} {'converged s':>11} {'settled s':>9} {'messages':>9} "
             f"{'updates':>10} {'CPU s':>6}"
         )
+        rows: list[dict[str, float]] = []
         for size in args.sizes:
             for budget in args.budgets:
                 identity_after = args.identity_after if args.identity_after >= 0 else None
                 r = join_bench(size, budget, args.seed, identity_after)
+                rows.append({"members": size, "budget": budget, "identity_after": args.identity_after, **r})
                 print(
                     f"{size:>7} {budget:>6} {r['converged_s']:>11.1f} {r['settled_s']:>9.1f} "
                     f"{r['messages']:>9} {r['updates']:>10} {r['cpu_s']:>6.1f}"
                     f"   ({r['not_alive']:.0f} non-alive views at end)"
                 )
+        if args.out:
+            Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2) + "\n")
         return
     print(f"gossip core CPU per member per second (default config, Lifeguard on, loss {args.loss:g})")
     print(f"{'members':>7} {'CPU us/member/s':>15} {'% of a core':>11} {'msgs/member/s':>13} {'join s':>6}")
