@@ -78,7 +78,7 @@ def test_saves_of_every_batch_size_round_trip(db: Path) -> None:
     back exactly, in order, with the hard state of the last save; and a conflicting suffix
     replaced after appender writes leaves no row of the old one."""
     store, _ = open_store(db)
-    sizes = [1, 7, 8, 9, 300, 2, 64, 1]
+    sizes = [1, 2, 3, 7, 8, 300, 2, 64, 1]  # the switch is at 3 entries (4 rows with the hard state)
     first = 1
     written: list[Entry] = []
     for n, size in enumerate(sizes, 1):
