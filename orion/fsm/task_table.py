@@ -155,7 +155,8 @@ class TaskTable(Mapping[str, Task]):
 
     def named(self, name: str) -> list[str]:
         """Ids of the tasks whose name is ``name`` and derived from their id (``derived_name``),
-        in insertion order: a walk over the ids that start as the name ends (~5 ms at 100k)."""
+        in insertion order: a walk over every id for those that start as the name ends (~7 ms of CPU
+        at 100k)."""
         if len(name) <= ID_PREFIX or name[-ID_PREFIX - 1] != "-":
             return []
         head = name[-ID_PREFIX:]
