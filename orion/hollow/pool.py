@@ -205,19 +205,18 @@ class HollowPool:
                 wait = max(0.0, min(MAX_WAIT_S, first_due - time.monotonic()))
                 touched: set[int] = set()
                 frames = self.transport.poll(wait)
-                # The pass runs at the time its frames were read: each node handles what came
-                # and then fires its timers at that time. A real node never suspects a member
-                # whose ack sits unread in its own socket; timed at the end of a long pass, a
-                # node's probe ran out while the ack that came meanwhile waited for the next
-                # poll (1-3 s passes at 600 nodes: every node of the pool suspected its target).
-                began = now = time.monotonic()
+                began = time.monotonic()
                 # Every frame that came, probes first (no budget per pass: a pass that stopped
                 # early let the nodes' timers send at full rate while what they received piled
                 # up, 127,000 frames behind at 300 nodes and load 7-15, refutations with them).
+                # Timers fire at the end of the frames, not at the poll's time (tried, session 7:
+                # a probe started then is sent a whole frame phase after the time its deadlines
+                # count from, so a long phase shortened every probe's timeout by its length).
                 for slot, channel, payload in frames:
-                    nodes[slot].on_frame(channel, payload, now)
+                    nodes[slot].on_frame(channel, payload, time.monotonic())
                     touched.add(slot)
                     self._frames += 1
+                now = time.monotonic()
                 while timers and timers[0][0] <= now:
                     deadline, slot = heapq.heappop(timers)
                     if deadline == due[slot]:  # else stale: the node was stepped since
