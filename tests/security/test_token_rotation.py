@@ -56,9 +56,7 @@ class Servers:
     def __init__(self, node: Any, tokens: TokenSet | None, api_port: int = 0) -> None:
         self.api = ApiServer("127.0.0.1", 0, node, tokens=tokens)
         self.api.start()
-        self.http = HttpApi(
-            "127.0.0.1", 0, node, timeout=5.0, tokens=tokens, api_port=api_port
-        )
+        self.http = HttpApi("127.0.0.1", 0, node, timeout=5.0, tokens=tokens, api_port=api_port)
         self.http.start()
         self.endpoint = f"127.0.0.1:{self.api.port}"
 
