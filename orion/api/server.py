@@ -57,6 +57,16 @@ from orion.security.connections import ConnectionTable, track_descriptor
 from orion.security.keys import ClusterKey, TokenSet
 from orion.security.zap import ANY_KEY, ZapHandler, secure_server
 from orion.transport.socket_thread import SocketThread
+from orion.transport.zmq_calls import (
+    EVENTS,
+    NOBLOCK,
+    NOBLOCK_MORE,
+    POLLIN,
+    RCVMORE,
+    recv_frame,
+    send_frame,
+    socket_option,
+)
 
 ReplyFn = Callable[[Reply], None]
 Handler = Callable[[Request, ReplyFn], None]
@@ -68,16 +78,6 @@ MAX_BUCKETS = 10_000  # client addresses tracked by the rate limiter; the least 
 REFUSAL_LOG_EVERY_S = 30.0
 FRAME_OVERHEAD = 64 * 1024  # a little over max_request is answered "too large"; more drops the connection
 _CONNECTION_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
-# The hot loop's flags as plain ints, and pyzmq's compiled send/recv: its Python wrappers
-# combine enum flags and check keyword options on every frame (~5 us a request at 3 frames).
-_NOBLOCK = int(zmq.NOBLOCK)
-_NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
-_RCVMORE = int(zmq.RCVMORE)
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
-_send_frame = zmq.backend.Socket.send
-_recv_frame = zmq.backend.Socket.recv
-_socket_option = zmq.backend.Socket.get
 _domains = itertools.count(1)
 
 
@@ -293,23 +293,23 @@ class ApiServer(SocketThread[_Outgoing]):
         # message: the other frames come straight as bytes (no Frame object per frame).
         want_address = bool(self._rate)
         for _ in range(RECV_BATCH):
-            if not _socket_option(router, _EVENTS) & _POLLIN:
+            if not socket_option(router, EVENTS) & POLLIN:
                 return  # read out: no zmq.Again raised (and built) at the end of every batch
             address = ""
             try:
                 if want_address:
-                    first = _recv_frame(router, _NOBLOCK, False)
+                    first = recv_frame(router, NOBLOCK, False)
                     try:
                         address = first.get("Peer-Address")
                     except zmq.ZMQError:
                         address = ""
                     parts = [first.bytes]
                 else:
-                    parts = [_recv_frame(router, _NOBLOCK)]
+                    parts = [recv_frame(router, NOBLOCK)]
             except zmq.Again:
                 return
-            while _socket_option(router, _RCVMORE):
-                parts.append(_recv_frame(router, _NOBLOCK))
+            while socket_option(router, RCVMORE):
+                parts.append(recv_frame(router, NOBLOCK))
             self._serve(router, parts, address)
 
     def _serve(self, router: zmq.Socket, parts: list[bytes], address: str = "") -> None:
@@ -384,8 +384,8 @@ class ApiServer(SocketThread[_Outgoing]):
     def _send(self, router: zmq.Socket, out: _Outgoing) -> None:
         try:
             for part in out.envelope:
-                _send_frame(router, part, _NOBLOCK_MORE)
-            _send_frame(router, out.body, _NOBLOCK)
+                send_frame(router, part, NOBLOCK_MORE)
+            send_frame(router, out.body, NOBLOCK)
             self.stats["replies"] += 1
         except zmq.ZMQError:
             self.stats["lost"] += 1  # the client went away (or its queue is full): it will retry

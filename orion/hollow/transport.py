@@ -28,13 +28,9 @@ from orion.security.keys import ClusterKey
 from orion.security.zap import ZapHandler, secure_server
 from orion.transport.frames import Channel, FrameError, decode_header, encode_header
 from orion.transport.peer import GOSSIP_SNDHWM, RECONNECT_IVL_MAX_MS, RECONNECT_IVL_MS, RELIABLE_SNDHWM
+from orion.transport.zmq_calls import NOBLOCK, NOBLOCK_MORE, RCVMORE
 
 MAX_FRAME = 8 * 1024 * 1024
-# Plain ints: pyzmq's send_multipart and recv_multipart combine and look up its enum flags in
-# Python on every frame (3 % of a 300-node pool's join).
-_NOBLOCK = int(zmq.NOBLOCK)
-_NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
-_RCVMORE = int(zmq.RCVMORE)
 RECV_BATCH = 64  # frames read from one ROUTER per poll, so one busy node cannot starve the rest
 ZAP_DOMAIN = "orion-hollow"
 
@@ -129,8 +125,8 @@ class HollowTransport:
             # Copied, whatever the size: a zero-copy frame is freed by pyzmq's garbage thread,
             # which cost 15 % of a 300-node pool's join (push-pulls of ~100 KB) for a memcpy saved.
             # Both parts or neither: once the first is queued the second cannot be refused.
-            sock.send(header, _NOBLOCK_MORE)
-            sock.send(payload, _NOBLOCK)
+            sock.send(header, NOBLOCK_MORE)
+            sock.send(payload, NOBLOCK)
             self.sent += 1
         except zmq.ZMQError:  # Again (full, or not connected for gossip) or a send error
             self.dropped += 1
@@ -195,12 +191,12 @@ class HollowTransport:
             recv, more = router.recv, router.getsockopt
             for _ in range(RECV_BATCH):
                 try:
-                    parts = [recv(_NOBLOCK)]
+                    parts = [recv(NOBLOCK)]
                 except zmq.Again:
                     ready.discard(slot)  # empty: its descriptor fires again when frames come
                     break
-                while more(_RCVMORE):  # the rest of a message that has come is there already
-                    parts.append(recv(_NOBLOCK))
+                while more(RCVMORE):  # the rest of a message that has come is there already
+                    parts.append(recv(NOBLOCK))
                 accepted = self._accept(parts)
                 if accepted is not None:
                     channel, payload = accepted

@@ -51,6 +51,16 @@ from orion.security.keys import ClusterKey
 from orion.security.zap import ZapHandler, secure_server
 from orion.transport.frames import Channel, FrameError, decode_header, encode_header
 from orion.transport.socket_thread import SocketThread
+from orion.transport.zmq_calls import (
+    EVENTS,
+    NOBLOCK,
+    NOBLOCK_MORE,
+    POLLIN,
+    RCVMORE,
+    recv_frame,
+    send_frame,
+    socket_option,
+)
 
 __all__ = ["Channel", "PeerTransport"]
 
@@ -61,18 +71,6 @@ RECONNECT_IVL_MAX_MS = 1000
 RECV_BATCH = 256  # frames read per poll wake-up before looking at the outbound mailbox again
 _zap_domains = itertools.count(1)
 _monitor_ids = itertools.count(1)
-# The hot loop's flags as plain ints, and pyzmq's compiled send/recv/getsockopt (as the API
-# server's): the Python wrappers combine enum flags per frame, and a read that finds nothing
-# raises zmq.Again (a Python __init__ with an errno lookup) at the end of every batch. Each
-# Raft frame crosses this thread twice, once on each node.
-_NOBLOCK = int(zmq.NOBLOCK)
-_NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
-_RCVMORE = int(zmq.RCVMORE)
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
-_send_frame = zmq.backend.Socket.send
-_recv_frame = zmq.backend.Socket.recv
-_socket_option = zmq.backend.Socket.get
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,12 +445,12 @@ class PeerTransport(SocketThread[_Command]):
 
     def _receive_batch(self, router: zmq.Socket) -> None:
         for _ in range(RECV_BATCH):
-            if not _socket_option(router, _EVENTS) & _POLLIN:
+            if not socket_option(router, EVENTS) & POLLIN:
                 return
             try:
-                parts = [_recv_frame(router, _NOBLOCK)]
-                while _socket_option(router, _RCVMORE):
-                    parts.append(_recv_frame(router, _NOBLOCK))
+                parts = [recv_frame(router, NOBLOCK)]
+                while socket_option(router, RCVMORE):
+                    parts.append(recv_frame(router, NOBLOCK))
             except zmq.Again:
                 return
             self._accept(parts)
@@ -537,8 +535,8 @@ class PeerTransport(SocketThread[_Command]):
             for payload in out.payloads:
                 # ZeroMQ queues a message's parts together or not at all: a full queue refuses
                 # the header, never the payload after it.
-                _send_frame(sock, header, _NOBLOCK_MORE)
-                _send_frame(sock, payload, _NOBLOCK, len(payload) < 65536)
+                send_frame(sock, header, NOBLOCK_MORE)
+                send_frame(sock, payload, NOBLOCK, len(payload) < 65536)
                 sent += 1
         except zmq.Again:
             self._count("dropped_full", len(out.payloads) - sent)
