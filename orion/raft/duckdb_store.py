@@ -312,12 +312,11 @@ class DuckDBStore:
             # allocates again, unless its background threads purge them: after a snapshot
             # write an idle node kept 30-70 MB it no longer used (issue 16 item 5).
             self._con.execute("SET allocator_background_threads = true")
-            # Every statement runs on the thread that calls it. With DuckDB's worker pool (one
-            # thread per core by default) each append's executor woke a worker and waited for
-            # it: ~0.15-0.25 ms more CPU per save (0.87-1.04 ms against 0.72-0.79 at 6-20 rows,
-            # process CPU side by side; issue 16 session 7), for inserts of a few rows that
-            # have nothing to run in parallel. The log's queries at load are scans of one table.
-            self._con.execute("SET threads = 1")
+            # DuckDB keeps its worker pool (one thread per core). "SET threads = 1" saves
+            # ~0.15-0.25 ms of CPU per save (each append's executor wakes a worker and waits for
+            # it), but a node then held ~40 MiB more at 100k tasks: 196-203 MiB against 158-161,
+            # two trees side by side (benchmarks/results/footprint_s7_threads*.json, issue 16
+            # session 7): the memory goal is further off than the CPU one gains.
             self._no_async_io_threads()
             self._bg = self._con.cursor()  # write_snapshot and checkpoint, on their own thread
             # save's appends on a connection of their own, with DuckDB's optimizer off: rows of
