@@ -28,7 +28,7 @@ from orion.security.keys import ClusterKey
 from orion.security.zap import ZapHandler, secure_server
 from orion.transport.frames import Channel, FrameError, decode_header, encode_header
 from orion.transport.peer import GOSSIP_SNDHWM, RECONNECT_IVL_MAX_MS, RECONNECT_IVL_MS, RELIABLE_SNDHWM
-from orion.transport.zmq_calls import NOBLOCK, NOBLOCK_MORE, RCVMORE
+from orion.transport.zmq_calls import NOBLOCK, NOBLOCK_MORE, RCVMORE, recv_frame, send_frame, socket_option
 
 MAX_FRAME = 8 * 1024 * 1024
 RECV_BATCH = 64  # frames read from one ROUTER per poll, so one busy node cannot starve the rest
@@ -125,8 +125,8 @@ class HollowTransport:
             # Copied, whatever the size: a zero-copy frame is freed by pyzmq's garbage thread,
             # which cost 15 % of a 300-node pool's join (push-pulls of ~100 KB) for a memcpy saved.
             # Both parts or neither: once the first is queued the second cannot be refused.
-            sock.send(header, NOBLOCK_MORE)
-            sock.send(payload, NOBLOCK)
+            send_frame(sock, header, NOBLOCK_MORE)
+            send_frame(sock, payload, NOBLOCK)
             self.sent += 1
         except zmq.ZMQError:  # Again (full, or not connected for gossip) or a send error
             self.dropped += 1
@@ -188,15 +188,14 @@ class HollowTransport:
         routers = self._routers
         for slot in list(ready):
             router = routers[slot]
-            recv, more = router.recv, router.getsockopt
             for _ in range(RECV_BATCH):
                 try:
-                    parts = [recv(NOBLOCK)]
+                    parts = [recv_frame(router, NOBLOCK)]
                 except zmq.Again:
                     ready.discard(slot)  # empty: its descriptor fires again when frames come
                     break
-                while more(RCVMORE):  # the rest of a message that has come is there already
-                    parts.append(recv(NOBLOCK))
+                while socket_option(router, RCVMORE):  # the rest of a message that has come is there already
+                    parts.append(recv_frame(router, NOBLOCK))
                 accepted = self._accept(parts)
                 if accepted is not None:
                     channel, payload = accepted

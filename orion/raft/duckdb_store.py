@@ -142,9 +142,10 @@ _JSON_MIN_ROWS = 192
 # INSERT, its text parsed once and DuckDB's optimizer off (1 row: 0.98-1.44 ms against
 # 1.38-1.91); from 8 rows DuckDB's appender, no SQL at all (8 rows 1.78 ms against lists'
 # 2.41, 32 rows 1.97 against 2.89, 256 rows 2.99 against JSON's 5.72, 1,024 rows 3.81
-# against 8.74). With DuckDB on one thread (session 7) the appender is as cheap from 4 rows
-# (3 entries and the hard state: 4-12% less CPU than the VALUES INSERT at 4-6 rows, equal at 3
-# and 8, side by side at load 19).
+# against 8.74). The switch at 4 rows (3 entries and the hard state) was measured with DuckDB
+# on one thread (session 7: 4-12% less CPU than the VALUES INSERT at 4-6 rows, equal at 3 and
+# 8, side by side at load 19); the worker pool came back after it (``DuckDBStore.__init__``) and the
+# switch was not measured again with it.
 _APPENDER_MIN_ROWS = 4
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # The Python type DuckDB gives back for each column type, as msgspec decodes it (strictly: a
