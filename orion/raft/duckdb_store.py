@@ -73,7 +73,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
-import itertools
 import mmap
 import os
 import re
@@ -97,7 +96,7 @@ except ImportError:  # an older DuckDB, whose engine the package loads as duckdb
 from orion.raft.duckdb_rows import ColumnBatch, InexactValue, insert_sql
 from orion.raft.pacing import Pacer
 from orion.raft.store_integrity import WriteHint, entry_checksum, identity_checksum, snapshot_checksum
-from orion.raft.tabular import RawTable, array_header, decode_tabular_skeleton
+from orion.raft.tabular import TableSpans, array_header, decode_tabular_spans
 from orion.raft.types import (
     Entry,
     EntryKind,
@@ -216,11 +215,11 @@ class _RowConverter:
         row_type = tuple[tuple(_ROW_VALUE_TYPES[t] | None for t in types)]  # type: ignore[misc]
         self._decoder = msgspec.msgpack.Decoder(list[row_type])  # type: ignore[valid-type]
 
-    def add(self, encoded_rows: list[msgspec.Raw], batch: ColumnBatch) -> None:
-        """Add the rows to ``batch``; ``_NotExact`` when a value has another type than its
-        column, would not come back bit for bit, or the rows are encoded any other way than
-        msgspec encodes them."""
-        encoded = array_header(len(encoded_rows)) + b"".join(encoded_rows)
+    def add(self, count: int, encoded_rows: memoryview, batch: ColumnBatch) -> None:
+        """Add ``count`` rows, encoded one after another in ``encoded_rows``, to ``batch``;
+        ``_NotExact`` when a value has another type than its column, would not come back bit
+        for bit, or the rows are encoded any other way than msgspec encodes them."""
+        encoded = array_header(count) + encoded_rows
         try:
             rows = self._decoder.decode(encoded)
         except msgspec.DecodeError as exc:
@@ -233,7 +232,7 @@ class _RowConverter:
             raise _NotExact(str(exc)) from exc
 
 
-def _rows_end(ends: list[int], start: int, limit: int) -> int:
+def _rows_end(ends: Sequence[int], start: int, limit: int) -> int:
     """Where a slice of rows from ``start`` ends: at the first row that brings its bytes to
     ``limit`` (so a slice holds less than ``limit`` plus one row), or at the last row.
     ``ends[i]`` is the byte offset after row ``i``."""
@@ -245,23 +244,24 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _tables_of(data: bytes) -> dict[str, RawTable] | None:
-    """The snapshot's tables with their rows still encoded, or None when it is no
-    ``TabularSnapshot`` that DuckDB tables can hold (its rows are checked as they are staged)."""
-    skeleton = decode_tabular_skeleton(data)
-    if skeleton is None:
+def _tables_of(data: bytes) -> dict[str, TableSpans] | None:
+    """The snapshot's tables with their rows still encoded (as offsets into ``data``), or None
+    when it is no ``TabularSnapshot`` that DuckDB tables can hold (its rows are checked as they
+    are staged)."""
+    tables = decode_tabular_spans(data)
+    if tables is None:
         return None
     # DuckDB matches identifiers case-insensitively, even quoted ones.
-    if len({name.lower() for name in skeleton.tables}) != len(skeleton.tables):
+    if len({name.lower() for name in tables}) != len(tables):
         return None
-    for table in skeleton.tables.values():
+    for table in tables.values():
         if not table.columns or len(table.columns) != len(table.types):
             return None
         if len({c.lower() for c in table.columns}) != len(table.columns):
             return None
         if any(t not in _ROW_VALUE_TYPES for t in table.types):
             return None
-    return skeleton.tables
+    return tables
 
 
 @functools.cache
@@ -858,8 +858,9 @@ class DuckDBStore:
         layout: str | None = None
         if tables is not None:
             try:
+                view = memoryview(snapshot.data)
                 for name, table in tables.items():
-                    self._stage_table(con, name, table, should_stop, pace)
+                    self._stage_table(con, name, table, view, should_stop, pace)
             except _NotExact:
                 self._drop_tables(con, "stage_")
                 tables = None
@@ -881,18 +882,19 @@ class DuckDBStore:
         self,
         con: duckdb.DuckDBPyConnection,
         name: str,
-        table: RawTable,
+        table: TableSpans,
+        data: memoryview,
         should_stop: Callable[[], bool] | None,
         pace: Pacer | None,
     ) -> None:
         stage = _quote("stage_" + name)
         columns = ", ".join(f"{_quote(c)} {t}" for c, t in zip(table.columns, table.types, strict=True))
         con.execute(f"CREATE TABLE {stage} ({columns})")
-        rows = table.rows
         converter = _RowConverter(table.types)
-        ends = list(itertools.accumulate(map(len, rows)))
+        ends = table.ends
+        base = table.start
         start = 0
-        while start < len(rows):
+        while start < len(ends):
             if should_stop is not None and should_stop():
                 raise _Superseded
             end = _rows_end(ends, start, SNAPSHOT_CHUNK_BYTES)
@@ -901,7 +903,8 @@ class DuckDBStore:
                 step_end = min(_rows_end(ends, start, _CONVERT_BYTES), end)
                 if batches[-1].num_bytes >= _STATEMENT_BYTES:
                     batches.append(ColumnBatch(table.types))
-                converter.add(rows[start:step_end], batches[-1])
+                lo = base + (ends[start - 1] if start else 0)
+                converter.add(step_end - start, data[lo : base + ends[step_end - 1]], batches[-1])
                 start = step_end
                 if pace is not None:
                     pace()

@@ -13,6 +13,8 @@ encode of a 200 MB snapshot hold the GIL for about 0.6 s and 0.4 s here).
 
 from __future__ import annotations
 
+import itertools
+from array import array
 from typing import Any
 
 import msgspec
@@ -112,24 +114,68 @@ def decode_tabular_skeleton(data: bytes) -> RawTabular | None:
     return skeleton if _framing_matches(data, skeleton) else None
 
 
+class TableSpans(msgspec.Struct):
+    """One table of a ``TabularSnapshot`` whose rows are left in the snapshot's bytes: row ``i``
+    is ``data[start + (ends[i - 1] if i else 0) : start + ends[i]]``."""
+
+    columns: list[str]
+    types: list[str]
+    start: int  # offset in the snapshot's bytes of the first row
+    ends: array  # int64 offsets after each row, from ``start``: 8 bytes a row, no object each
+
+
+def decode_tabular_spans(data: bytes) -> dict[str, TableSpans] | None:
+    """As ``decode_tabular_skeleton``, but each table's rows as offsets into ``data`` rather
+    than one ``msgspec.Raw`` each. A 100k-task snapshot's skeleton holds 100k Raw objects and a
+    writer's running sums of their sizes another 100k ints (~8 MB of small objects, issue 16
+    item 5); kept for the seconds a paced snapshot write takes, while other threads' long-lived
+    objects land in the same pymalloc arenas, they left that much free but unreturnable memory
+    behind each write. Here the Raw objects live only inside this call (which holds the
+    interpreter lock throughout, so no other thread allocates meanwhile) and are freed
+    before it returns."""
+    skeleton = decode_tabular_skeleton(data)
+    if skeleton is None:
+        return None
+    starts = _framing_positions(data, skeleton)
+    assert starts is not None  # decode_tabular_skeleton checked the framing
+    spans = {
+        name: TableSpans(
+            columns=table.columns,
+            types=table.types,
+            start=start,
+            ends=array("q", itertools.accumulate(map(len, table.rows))),
+        )
+        for (name, table), start in zip(skeleton.tables.items(), starts, strict=True)
+    }
+    del skeleton
+    return spans
+
+
 def _framing_matches(data: bytes, skeleton: RawTabular) -> bool:
     """True when ``data`` is the encoding of ``skeleton``'s tables around its rows: every byte
     that is not a row is what msgspec writes for a ``TabularSnapshot`` with these names,
     columns and types, and the rows fill exactly the rest. Only these small pieces are
     encoded; the caller compares the rows one by one."""
+    return _framing_positions(data, skeleton) is not None
+
+
+def _framing_positions(data: bytes, skeleton: RawTabular) -> list[int] | None:
+    """Where each table's first row starts in ``data`` when ``_framing_matches``, else None."""
     head = _encoder.encode(TabularSnapshot(tables={}))
     if not head.endswith(_EMPTY_MAP):
-        return False
+        return None
     position = _expect(data, 0, head[: -len(_EMPTY_MAP)] + _map_header(len(skeleton.tables)))
+    starts: list[int] = []
     for name, table in skeleton.tables.items():
         without_rows = _encoder.encode(Table(columns=table.columns, types=table.types, rows=[]))
         if position < 0 or not without_rows.endswith(_EMPTY_ARRAY):  # rows is the last field
-            return False
+            return None
         framing = _encoder.encode(name) + without_rows[: -len(_EMPTY_ARRAY)] + array_header(len(table.rows))
         position = _expect(data, position, framing)
         if position >= 0:
+            starts.append(position)
             position += sum(map(len, table.rows))
-    return position == len(data)
+    return starts if position == len(data) else None
 
 
 def _expect(data: bytes, position: int, piece: bytes) -> int:

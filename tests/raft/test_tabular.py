@@ -1,11 +1,12 @@
-"""decode_tabular_snapshot_exactly: a snapshot comes back only when its bytes re-encode exactly."""
+"""decode_tabular_snapshot_exactly: a snapshot comes back only when its bytes re-encode exactly;
+decode_tabular_spans: each row's bytes found by offset, as the skeleton's Raw rows hold them."""
 
 from __future__ import annotations
 
 import msgspec
 import pytest
 
-from orion.raft.tabular import decode_tabular_snapshot_exactly
+from orion.raft.tabular import decode_tabular_skeleton, decode_tabular_snapshot_exactly, decode_tabular_spans
 from orion.raft.types import Table, TabularSnapshot
 
 
@@ -89,3 +90,30 @@ ONE_ROW = msgspec.msgpack.encode(
 )
 def test_other_encodings_are_not_tables(data: bytes) -> None:
     assert decode_tabular_snapshot_exactly(data) is None
+
+
+def test_spans_point_at_the_same_bytes_as_the_skeleton_rows() -> None:
+    snapshot = TabularSnapshot(
+        tables={
+            "empty": table(0),
+            "wide": table(40, width=5),
+            "text": Table(columns=["s"], types=["VARCHAR"], rows=[["x" * n] for n in (0, 1, 300, 70_000, 2)]),
+        }
+    )
+    data = msgspec.msgpack.encode(snapshot)
+    skeleton = decode_tabular_skeleton(data)
+    spans = decode_tabular_spans(data)
+    assert skeleton is not None and spans is not None
+    assert list(spans) == list(skeleton.tables)
+    for name, raw in skeleton.tables.items():
+        span = spans[name]
+        assert (span.columns, span.types, len(span.ends)) == (raw.columns, raw.types, len(raw.rows))
+        starts = [0, *span.ends][: len(span.ends)]
+        rows = [data[span.start + lo : span.start + hi] for lo, hi in zip(starts, span.ends, strict=True)]
+        assert rows == [bytes(r) for r in raw.rows]
+
+
+def test_spans_of_what_is_no_table_snapshot_are_none() -> None:
+    assert decode_tabular_spans(msgspec.msgpack.encode({"tables": 1})) is None
+    data = msgspec.msgpack.encode(TabularSnapshot(tables={"t": table(3)}))
+    assert decode_tabular_spans(data + b"\0") is None
