@@ -142,10 +142,18 @@ class Compactor:
             if number is not value:
                 changes[name] = number
         if task.history:
-            history = [compact_event(event) for event in task.history]
-            if any(new is not old for new, old in zip(history, task.history, strict=True)):
+            history = self.history(task.history)
+            if history is not task.history:
                 changes["history"] = history
         return msgspec.structs.replace(task, **changes) if changes else task
+
+    @staticmethod
+    def history(events: list[TaskEvent]) -> list[TaskEvent]:
+        """``events`` with interned strings (the same list if every line was so already)."""
+        history = [compact_event(event) for event in events]
+        if any(new is not old for new, old in zip(history, events, strict=True)):
+            return history
+        return events
 
 
 def compact_task(task: Task) -> Task:

@@ -298,7 +298,7 @@ class ServiceBook:
         for task in cmd.add:
             health = Health.STARTING if task.health_check is not None else Health.NONE
             task = msgspec.structs.replace(task, health=health.value, drain_at=0.0)
-            state.put_task(None, state.new_task(task, cmd.at, f"created by service {cmd.name}"))
+            state.put_task(None, state.new_task(task, cmd.at, f"created by service {cmd.name}"), compact=True)
         for task_id in cmd.drain:
             task = state.task(task_id)
             if task is not None and task.state not in TERMINAL and not task.drain_at:

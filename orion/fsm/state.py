@@ -273,17 +273,16 @@ class ClusterState:
             placement, why = self._submitted_placement(task, cmd)
             if placement is None:
                 reason = f"placed on {cmd.node_id} when submitted, but {why} when applied: {SUBMITTED_REASON}"
-        new = self.new_task(task, cmd.at, "submitted")
-        if reason:
-            # Shown at once. Unless an entry since the state the leader judged (``judged_at``)
-            # may have made room, the task stays fresh and the scheduler judges it again.
-            new = msgspec.structs.replace(new, reason=shared(reason))
-        self.put_task(None, new)
+        # Shown at once. Unless an entry since the state the leader judged (``judged_at``) may
+        # have made room, the task stays fresh and the scheduler judges it again.
+        new = self.new_task(task, cmd.at, "submitted", reason=shared(reason) if reason else SUBMITTED_REASON)
+        self.put_task(None, new, compact=True)
         if placement is None:
             if cmd.reason and not cmd.node_id and cmd.judged_at > 0 and self._grown_at <= cmd.judged_at:
                 # Judged on a state no entry since has made room in: as good as the scheduler's.
                 self._fresh.pop(task.id, None)
             return new
+        new = self._tasks[task.id]  # as stored (compacted): the next version shares its values
         node, ports = placement
         if ports:
             return self.change_task(
@@ -319,25 +318,24 @@ class ClusterState:
         ports, why = assigned_ports(task, node, cmd.host_ports, book)
         return (None, why) if ports is None else ((node, ports), "")
 
-    def new_task(self, task: Task, at: float, how: str) -> Task:
-        """``task`` as the state stores a new one: Pending, with a fresh history."""
-        return self._compactor.task(
-            msgspec.structs.replace(
-                task,
-                state=TaskState.PENDING.value,
-                node_id="",
-                reason=SUBMITTED_REASON,
-                created_at=at,
-                updated_at=at,
-                desired=Desired.RUN,
-                restarts=0,
-                exit_code=None,
-                history=[TaskEvent(at=at, state=TaskState.PENDING.value, reason=how)],
-                host_ports=EMPTY_DICT,
-                host_ip="",
-                port_holds=EMPTY_LIST,
-                restart_times=EMPTY_LIST,
-            )
+    def new_task(self, task: Task, at: float, how: str, reason: str = SUBMITTED_REASON) -> Task:
+        """``task`` as the state stores a new one: Pending, with a fresh history. Not compacted
+        yet: ``put_task(None, new, compact=True)`` compacts what the table keeps of it."""
+        return msgspec.structs.replace(
+            task,
+            state=TaskState.PENDING.value,
+            node_id="",
+            reason=reason,
+            created_at=at,
+            updated_at=at,
+            desired=Desired.RUN,
+            restarts=0,
+            exit_code=None,
+            history=[TaskEvent(at=at, state=TaskState.PENDING.value, reason=how)],
+            host_ports=EMPTY_DICT,
+            host_ip="",
+            port_holds=EMPTY_LIST,
+            restart_times=EMPTY_LIST,
         )
 
     def _stop(self, cmd: StopTask) -> ApplyResult:
@@ -665,12 +663,17 @@ class ClusterState:
         self.put_task(task, new)
         return new
 
-    def put_task(self, old: Task | None, new: Task) -> None:
+    def put_task(self, old: Task | None, new: Task, compact: bool = False) -> None:
+        """Store ``new`` (``old``: the version it replaces). ``compact``: ``new`` is as decoded
+        (a new task, a restored one): the table compacts what it keeps of it
+        (orion/fsm/compact.py), and so does the volumes index, which keeps the record."""
         # A task that stays Pending keeps its place: the scheduler walks that order.
         kept_pending = old is not None and _should_run_pending(old) and _should_run_pending(new)
         if old is not None:
             self._unindex(old, keep_pending=kept_pending)
-        self._tasks.put(new)
+        if compact and new.volumes:
+            new, compact = self._compactor.task(new), False  # the volumes index keeps this record
+        self._tasks.put(new, self._compactor if compact else None)
         self.events.task(old, new)
         if new.volumes or (old is not None and old.volumes):
             self._volumes.track(old, new)
@@ -969,7 +972,7 @@ class ClusterState:
         self._fixed_ports.clear()
         self._by_service.clear()
         for task in source.tasks:
-            self.put_task(None, self._compactor.task(task))
+            self.put_task(None, task, compact=True)
         self._nodes = {node.id: node for node in source.nodes}
         self._tombstones.restore(source.tombstones)
         self._services.restore(source.services)

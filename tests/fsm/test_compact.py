@@ -156,3 +156,43 @@ def test_equal_numbers_are_shared_and_encode_as_before() -> None:
     restored = ClusterState()
     restored.restore(snapshot)
     assert restored.snapshot() == snapshot
+
+
+def test_tasks_placed_at_submit_are_stored_compacted() -> None:
+    """A submit placed by the leader stores a Pending and then a Scheduled version: both share
+    what equal tasks share, whichever is stored whole and whichever as a shape's row."""
+    apply = Driver()
+    apply(UpsertNode(at=0.0, meta=NodeMeta(id="n1", memory_total=8 * GiB, cpu_total=4.0, tags={"zone": "a"})))
+    for number in range(3):
+        placed = submitted(f"t{number}")
+        apply(SubmitTask(at=1.0, task=placed.task, node_id="n1"))
+    tasks = [apply.fsm.task(f"t{number}") for number in range(3)]
+    assert all(task is not None and task.state == TaskState.SCHEDULED for task in tasks)
+    first, *others = tasks
+    assert first is not None
+    for other in others:
+        assert other is not None
+        assert other.port_bindings is EMPTY_DICT and other.env is EMPTY_DICT
+        assert other.image is first.image and other.reason is first.reason
+        assert next(iter(other.node_selectors.values())) is next(iter(first.node_selectors.values()))
+        assert [event.state for event in other.history] == ["Pending", "Scheduled"]
+        assert other.history[1].node_id is first.history[1].node_id
+
+
+def test_restored_histories_are_interned_in_whole_and_packed_rows() -> None:
+    apply = Driver()
+    apply(UpsertNode(at=0.0, meta=NodeMeta(id="n1", memory_total=8 * GiB, cpu_total=4.0)))
+    for number in range(3):
+        apply(submitted(f"t{number}", node_selectors={}))
+        apply(AssignTasks(at=2.0, assignments=[(f"t{number}", "n1")]))
+    restored = ClusterState()
+    restored.restore(apply.fsm.snapshot())
+    assert restored.snapshot() == apply.fsm.snapshot()
+    tasks = [restored.task(f"t{number}") for number in range(3)]
+    first, *others = tasks
+    assert first is not None
+    for other in others:
+        assert other is not None and other == apply.fsm.task(other.id)
+        for mine, theirs in zip(other.history, first.history, strict=True):
+            assert mine.state is theirs.state and mine.node_id is theirs.node_id
+            assert mine.reason is theirs.reason
