@@ -213,6 +213,8 @@ class SubmitPlacer:
             self.in_flight.clear()
             self.kept = None
             return
+        if not self.in_flight:
+            return
         applied = self.fsm.applied_index
         done = [task_id for task_id, placed in self.in_flight.items() if placed.index <= applied]
         for task_id in done:
@@ -257,9 +259,15 @@ class KeptFleet:
         self._walk: dict[SelectorKey, int] = {}  # where the next task's Nomad walk begins
         self._turn = 0  # where the next exact pick's tie-break begins
         self._limit = None if len(fleet) < EXACT_BELOW else nomad_limit(len(fleet))
+        # Why no node fits, by selectors, for tasks that no usable node's tags match: with no
+        # candidate, ``explain`` reads only the fleet's counts (nodes rejected by selectors, by
+        # health), not the task's resources, so the reason holds until a node changes. A burst
+        # of such submits formatted the same reason for each (~a third of placing one).
+        self._unmatched: dict[SelectorKey, str] = {}
 
     def set_node(self, view: NodeView) -> None:
         self.fleet.set_node(self._position[view.id], view)
+        self._unmatched.clear()
 
     def place(self, task: Task, strategy: str) -> tuple[str, str]:
         """(node id, "") or ("", why no node fits), as the Judge decides for one task alone."""
@@ -276,6 +284,11 @@ class KeptFleet:
                 fleet, candidates, task, strategy, self._limit, self._walk.get(selectors, 0)
             )
         if best == NONE:
-            return "", explain(fleet, task)
+            if candidates:
+                return "", explain(fleet, task)
+            reason = self._unmatched.get(selectors)
+            if reason is None:
+                reason = self._unmatched[selectors] = explain(fleet, task)
+            return "", reason
         fleet.place(best, task)
         return fleet.ids[best], ""

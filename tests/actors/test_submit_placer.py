@@ -215,3 +215,23 @@ def test_tasks_that_ask_for_nothing_take_turns_on_equal_nodes_under_binpack() ->
         placed.append(command.node_id)  # type: ignore[union-attr]
         leader.apply_all()
     assert Counter(placed) == {"n1": 3, "n2": 3, "n3": 3}
+
+
+def test_the_reason_no_node_matches_follows_the_nodes(leader: Leader) -> None:
+    """The reason for tasks whose selectors no node matches is formatted once per state of the
+    nodes, and is what the Judge would say: it changes when a node does."""
+    first, second = (
+        decode_command(leader.propose(submit(f"u{i}", node_selectors={"zone": "c"}))) for i in range(2)
+    )
+    assert isinstance(first, SubmitTask) and isinstance(second, SubmitTask)
+    assert first.node_id == second.node_id == ""
+    assert first.reason == second.reason == "0/2 nodes fit: 2 node selector zone=c not matched"
+    leader.propose(SetNodeStatus(at=12.0, node_id="n1", status=NodeStatus.DEAD))
+    leader.apply_all()
+    dead = decode_command(leader.propose(submit("u2", node_selectors={"zone": "c"})))
+    assert isinstance(dead, SubmitTask)
+    assert dead.reason == "0/2 nodes fit: 1 node selector zone=c not matched, 1 not alive"
+    leader.propose(_node("n3", tags={"zone": "c"}))
+    leader.apply_all()
+    placed = decode_command(leader.propose(submit("u3", node_selectors={"zone": "c"})))
+    assert isinstance(placed, SubmitTask) and placed.node_id == "n3" and not placed.reason
