@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     hollow.add_argument("--port", type=int, default=7600, help="each node's Raft and gossip port")
     hollow.add_argument("--prefix", default="hollow", help="node ids are PREFIX1, PREFIX2, ...")
     hollow.add_argument("--stats", help="write the pool's figures here (JSON) every second")
+    hollow.add_argument("--clock", help="share the pool clock's lag with the run's pools in this file")
+    hollow.add_argument("--clock-slot", type=int, default=0, help="this pool's slot in --clock (0-63)")
     keygen = commands.add_parser("keygen", help="create a cluster key pair and a client token")
     keygen.add_argument("--dir", default="secrets", help="where to write them (default: ./secrets)")
     keygen.add_argument(
@@ -655,6 +657,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             prefix=args.prefix,
             stats_path=args.stats,
+            clock_path=args.clock,
+            clock_slot=args.clock_slot,
         )
     if args.command == "keygen":
         if args.client_bundle:

@@ -115,6 +115,9 @@ class GossipSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Gossip rides ZeroMQ over TCP here, so larger is possible: fewer messages for the same
     # updates, which is what simulating a thousand members on a few cores needs (issue 20).
     packet_budget: Annotated[int, msgspec.Meta(ge=512, le=65536)] = 1200
+    # Between gossip rounds (memberlist's LAN 200 ms). Longer spreads updates more slowly with
+    # fewer messages: the scale runs slow every node's gossip clock together (issue 20).
+    gossip_interval: Duration = "200ms"
 
 
 class TestingSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -255,6 +258,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     fault_injection: bool
     insecure: bool = False
     gossip_packet_budget: int = 1200
+    gossip_interval: float = 0.2
     cluster_key_path: Path = Path("secrets/cluster.key_secret")  # paths only: secrets load at start
     token_path: Path = Path("secrets/client.token")
     http_bind: str = "127.0.0.1"
@@ -443,6 +447,7 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         lifeguard_suspicion=raw.gossip.lifeguard_suspicion,
         lifeguard_buddy=raw.gossip.lifeguard_buddy,
         gossip_packet_budget=raw.gossip.packet_budget,
+        gossip_interval=duration(raw.gossip.gossip_interval, "gossip.gossip_interval"),
         fault_injection=raw.testing.fault_injection,
         insecure=raw.security.insecure,
         cluster_key_path=path(raw.security.cluster_key),

@@ -62,6 +62,7 @@ def gossip_config_from(config: NodeConfig) -> GossipConfig:
         lifeguard_suspicion=config.lifeguard_suspicion,
         lifeguard_buddy=config.lifeguard_buddy,
         packet_budget=config.gossip_packet_budget,
+        gossip_interval=config.gossip_interval,
     )
 
 

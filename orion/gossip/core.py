@@ -259,6 +259,14 @@ class SwimCore:
             now,
         )
 
+    def hold_gossip(self, until: float) -> None:
+        """No gossip round before ``until`` (probes, their piggyback, push-pulls and every timeout
+        go on as before). Only a hollow pool calls it, for its nodes while it holds gossip frames
+        it could not handle yet (orion/hollow/pool.py): the rig's lack of CPU then slows the
+        epidemic instead of delaying probes. A real node never calls it."""
+        if self._next_gossip < until:
+            self._next_gossip = until
+
     def tick(self, now: float) -> None:
         if self._left:
             self._gossip_tick(now)

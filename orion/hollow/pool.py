@@ -7,6 +7,38 @@ loopback on Linux) and ``port``, which serves both its Raft and its gossip, and 
 config's resources. One loop owns every socket (``HollowTransport``) and every core: it waits
 for frames or the next deadline, hands each frame to its node, then steps the nodes that are due.
 
+When the pool cannot keep up (a thousand nodes' gossip on a share of two cores, where a real
+fleet has a CPU per node), it decides where the lack of CPU falls, so that it slows the epidemic
+instead of breaking the protocol's timing (a late ack makes a live node suspect; every false
+suspicion is two more updates for every member to relay 16 times). What a real node sees, and
+what a pool's node sees instead:
+
+- Probes, acks, ping-reqs and nacks (and Raft, feed and forwarded requests) are handled in the
+  pass that read them, as before: a node answers a ping as fast as its pool can poll.
+- Other gossip frames (gossip messages, push-pulls) wait in their node's backlog; a pass handles
+  them oldest first for at most ``BACKLOG_BUDGET_S``. A real node handles them on arrival.
+- A node's timers (probe deadlines, suspicions running out, its gossip round, Raft ticks) never
+  fire while gossip that reached it waits: its backlog is handled first. A real node would have
+  handled it on arrival, before the deadline; so no suspicion runs out here while the refutation
+  that came in time sits in the pool.
+- While the oldest frame waiting is older than ``GOSSIP_HOLD_AGE_S``, the nodes stepped in a pass
+  skip their gossip round (``SwimCore.hold_gossip``: one gossip interval at a time). A real
+  node gossips every interval whatever its neighbours' load. So a saturated pool spreads updates
+  more slowly than a fleet of real nodes would (what it sends, it sends on pings and acks and
+  on the rounds it is given): a join measured here is bounded by the rig, an upper bound of the
+  protocol's time.
+- A pass moves the pool's clock by at most ``MAX_PASS_S``: what a longer pass takes past it is
+  lost by the clock (``clock_lag_s`` in the figures), and all the run's pools share the largest
+  lag (``SharedClock``). A node of a starved pool thus sees the time it would have seen with a
+  CPU of its own: its probe timeouts, suspicions, gossip rounds and Raft ticks are not run out
+  by the seconds its pool waited for a core, and its neighbours in other pools are as slow as
+  it is. The real voters keep real time: to them a lagging pool's nodes are slow nodes (their
+  probes may time out), which is what ``scale_curve --gossip-scale`` is for. A join or a
+  placement measured in real time includes the lag (the figures give it).
+
+Nothing of this changes anything while the pool keeps up (no frame waits past a pass, no pass
+takes longer than ``MAX_PASS_S``).
+
 Every second, the pool writes its figures to ``--stats FILE`` (JSON, replaced atomically): what
 the scale runs read (tools/bench/scale_curve.py).
 """
@@ -17,13 +49,16 @@ import gc
 import heapq
 import ipaddress
 import json
+import mmap
 import os
 import resource
 import signal
+import struct
 import sys
 import threading
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +68,7 @@ from orion.actors.gossip_actor import gossip_config_from
 from orion.config import ConfigError, NodeConfig, load_config
 from orion.gossip.messages import SharedDecoder, encoded_updates, shared_alives
 from orion.hollow.node import HollowNode, HollowStats
-from orion.hollow.transport import HollowTransport
+from orion.hollow.transport import HollowTransport, is_probe
 from orion.model import NodeMeta
 from orion.security.settings import load_node_security
 from orion.transport.frames import Channel
@@ -45,6 +80,13 @@ JOIN_GAP_S = 0.1  # every this often: 100 nodes in 2 s
 YOUNG_GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation
 NO_FULL_GC = 10**9  # collections of the middle generation before a full one: never, in practice
 DEFAULT_GC_THRESHOLDS = gc.get_threshold()
+# A pass handles the gossip frames waiting for at most this long (probes, and the frames of the
+# nodes whose timers are due, always), and holds its nodes' gossip rounds while the oldest frame
+# waiting is older than a gossip interval's worth (class doc: "When the pool cannot keep up").
+BACKLOG_BUDGET_S = 0.1
+# The most a pass moves the pool's clock: the rest of a longer pass is lag (class doc).
+MAX_PASS_S = 0.1
+GOSSIP_HOLD_AGE_S = 0.2
 ENCODED_UPDATES_PER_NODE = 256  # the pool's cache of encoded updates (~600 B each) per node
 
 
@@ -133,6 +175,12 @@ class HollowPool:
         self._loop_max_s = 0.0  # the longest pass of the loop since the last stats write
         self._loop_max_ever_s = 0.0
         self._frames = 0
+        self._lag = 0.0  # seconds the pool's clock is behind monotonic time (it fell behind)
+        self._floor = 0.0  # the latest time handed to a node: the clock never goes back
+        self._shared_clock: SharedClock | None = None
+        self._backlog = 0  # gossip frames read and not handled yet
+        self._backlog_max_age_s = 0.0  # the oldest of them when the pool held gossip
+        self._holding_passes = 0  # passes that held its nodes' gossip rounds
         self.gc_pauses = GcPauses()
         gossip = gossip_config_from(config)
         # One decoded copy of each member's meta for the whole pool, not one per hollow node.
@@ -174,64 +222,138 @@ class HollowPool:
 
         return node_send
 
+    def clock(self) -> float:
+        """The time the pool's nodes see: monotonic time less what the pool (or, with a shared
+        clock, the slowest pool of the run) fell behind; never earlier than a time already seen."""
+        at = time.monotonic() - self._lag
+        return at if at > self._floor else self._floor
+
+    def share_clock(self, clock: SharedClock) -> None:
+        """Run on the same clock as the run's other pools (class doc)."""
+        self._shared_clock = clock
+
+    def _drain_node(self, slot: int, waiting: deque[tuple[float, bytes]], clock: Any) -> None:
+        node = self.nodes[slot]
+        self._backlog -= len(waiting)
+        for _, payload in waiting:
+            node.on_frame(Channel.GOSSIP, payload, clock())
+
     def stop(self) -> None:
         self._stop.set()
 
     def run(self, stats_path: Path | None = None, duration: float | None = None) -> None:
         """The loop, until ``stop`` (or ``duration`` seconds); closes the sockets at the end."""
-        now = time.monotonic()
-        end = now + duration if duration is not None else None
+        real = time.monotonic
+        end = real() + duration if duration is not None else None
+        now = self.clock()
         # A few joins at a time: every join brings back the whole membership to decode, and a
         # pool that took them all at once stopped answering probes for seconds (its nodes were
         # suspected by the hundred as they joined, and each suspicion is gossiped N x 12 times).
         joining, seeds, next_join = list(self.nodes), list(self.config.join), now
-        next_stats = now
+        next_stats = real()
         nodes, due = self.nodes, self._due
         # (deadline, slot) of every node, soonest first; an entry whose deadline is no longer
         # the node's (it was stepped since) is skipped when it comes up. Looking at every node
         # on every pass of the loop cost O(N) per frame batch.
         timers = [(deadline, slot) for slot, deadline in enumerate(due)]
         heapq.heapify(timers)
+        # Gossip frames not handled yet, by node: (read at, payload), oldest first; ``order``
+        # names the node of each in the order they were read (stale once its node was drained).
+        backlog: dict[int, deque[tuple[float, bytes]]] = {}
+        order: deque[int] = deque()
+        gossip_interval = gossip_config_from(self.config).gossip_interval
         gc.callbacks.append(self.gc_pauses)
         quiet_collector()
         try:
-            while not self._stop.is_set() and (end is None or now < end):
+            while not self._stop.is_set() and (end is None or real() < end):
+                now = self.clock()
                 if joining and now >= next_join:
                     for node in joining[:JOIN_BATCH]:
                         node.join(seeds, now)
                     del joining[:JOIN_BATCH]
                     next_join = now + JOIN_GAP_S
                 first_due = min(timers[0][0], next_join) if joining else timers[0][0]
-                wait = max(0.0, min(MAX_WAIT_S, first_due - time.monotonic()))
+                wait = 0.0 if order else max(0.0, min(MAX_WAIT_S, first_due - self.clock()))
                 touched: set[int] = set()
                 frames = self.transport.poll(wait)
-                began = time.monotonic()
-                # Every frame that came, probes first (no budget per pass: a pass that stopped
-                # early let the nodes' timers send at full rate while what they received piled
-                # up, 127,000 frames behind at 300 nodes and load 7-15, refutations with them).
-                # Timers fire at the end of the frames, not at the poll's time (tried, session 7:
-                # a probe started then is sent a whole frame phase after the time its deadlines
-                # count from, so a long phase shortened every probe's timeout by its length).
+                began = real()
+                # The pool's clock during a pass: real time, but at most MAX_PASS_S past the
+                # pass's start (class doc: "When the pool cannot keep up").
+                start = self.clock()
+                last = start + MAX_PASS_S
+
+                def clock(last: float = last) -> float:
+                    at = real() - self._lag
+                    return at if at < last else last
+
+                # Probes (and Raft, feed and forwarded requests) are handled in the pass that
+                # read them; other gossip frames wait in their node's backlog.
                 for slot, channel, payload in frames:
-                    nodes[slot].on_frame(channel, payload, time.monotonic())
-                    touched.add(slot)
                     self._frames += 1
-                now = time.monotonic()
+                    if channel is Channel.GOSSIP and not is_probe(channel, payload):
+                        waiting = backlog.get(slot)
+                        if waiting is None:
+                            waiting = backlog[slot] = deque()
+                        waiting.append((start, payload))
+                        order.append(slot)
+                        self._backlog += 1
+                        continue
+                    nodes[slot].on_frame(channel, payload, clock())
+                    touched.add(slot)
+                now = clock()
+                due_slots: list[int] = []
                 while timers and timers[0][0] <= now:
                     deadline, slot = heapq.heappop(timers)
                     if deadline == due[slot]:  # else stale: the node was stepped since
-                        touched.add(slot)
+                        due_slots.append(slot)
+                # A node's timers never fire while gossip that reached it sits unhandled: a real
+                # node would have handled it on arrival (a refutation, say, before its suspicion
+                # of the sender ran out).
+                for slot in due_slots:
+                    touched.add(slot)
+                    if slot in backlog:
+                        self._drain_node(slot, backlog.pop(slot), clock)
+                # The rest of the backlog, oldest first, for at most BACKLOG_BUDGET_S.
+                until = began + BACKLOG_BUDGET_S
+                while order and real() < until:
+                    slot = order.popleft()
+                    waiting = backlog.get(slot)
+                    if not waiting:
+                        continue  # drained with its node's timers
+                    _, payload = waiting.popleft()
+                    if not waiting:
+                        del backlog[slot]
+                    self._backlog -= 1
+                    nodes[slot].on_frame(Channel.GOSSIP, payload, clock())
+                    touched.add(slot)
+                while order and order[0] not in backlog:
+                    order.popleft()
+                oldest = backlog[order[0]][0][0] if order else None
+                now = clock()
+                hold = oldest is not None and now - oldest > GOSSIP_HOLD_AGE_S
+                if hold:
+                    self._holding_passes += 1
+                    self._backlog_max_age_s = max(self._backlog_max_age_s, now - oldest)
                 # Each node once per pass, as before: one due again at once waits for the next.
                 for slot in touched:
-                    nodes[slot].step(now)
-                    due[slot] = deadline = nodes[slot].next_deadline()
+                    node = nodes[slot]
+                    if hold:
+                        node.swim.hold_gossip(now + gossip_interval)
+                    node.step(now)
+                    due[slot] = deadline = node.next_deadline()
                     heapq.heappush(timers, (deadline, slot))
-                took = time.monotonic() - began
+                took = real() - began
+                self._floor = clock()
+                if took > MAX_PASS_S:
+                    # The pool fell behind: its nodes' clock lost what the pass took past MAX_PASS_S.
+                    self._lag += took - MAX_PASS_S
+                if self._shared_clock is not None:
+                    self._lag = self._shared_clock.publish(self._lag)
                 if took > self._loop_max_s:
                     self._loop_max_s = took
                     self._loop_max_ever_s = max(self._loop_max_ever_s, took)
-                if stats_path is not None and now >= next_stats:
-                    next_stats = now + STATS_EVERY_S
+                if stats_path is not None and real() >= next_stats:
+                    next_stats = real() + STATS_EVERY_S
                     write_stats(stats_path, self.figures())
                     self._loop_max_s = 0.0
         finally:
@@ -290,6 +412,10 @@ class HollowPool:
             "cpu_s": usage.ru_utime + usage.ru_stime,
             "rss_bytes": rss_bytes(),
             "loop_max_s": self._loop_max_s,
+            "clock_lag_s": round(self._lag, 3),
+            "backlog": self._backlog,
+            "backlog_max_age_s": round(self._backlog_max_age_s, 3),
+            "holding_passes": self._holding_passes,
             "loop_max_ever_s": self._loop_max_ever_s,
             "decoded_shared": self.decoder.hits,
             "decoded_new": self.decoder.misses,
@@ -299,6 +425,32 @@ class HollowPool:
             "gc_cpu_s": round(self.gc_pauses.cpu_s, 3),
             "gc_collections": list(self.gc_pauses.collections),
         }
+
+
+class SharedClock:
+    """The lag of every pool of a run in one small file (8 bytes a pool): each pool publishes
+    its own and runs on the largest, so that all hollow nodes of the run see one clock, however
+    unevenly the machine's cores are shared among their processes."""
+
+    SLOTS = 64
+
+    def __init__(self, path: str | Path, slot: int) -> None:
+        if not 0 <= slot < self.SLOTS:
+            raise ValueError(f"clock slot {slot}: 0..{self.SLOTS - 1}")
+        self._slot = slot
+        with open(path, "a+b") as file:
+            if os.fstat(file.fileno()).st_size < 8 * self.SLOTS:
+                file.truncate(8 * self.SLOTS)
+            self._map = mmap.mmap(file.fileno(), 8 * self.SLOTS)
+        self._format = struct.Struct(f"<{self.SLOTS}d")
+
+    def publish(self, lag: float) -> float:
+        """Writes this pool's lag; returns the run's (the largest published)."""
+        struct.pack_into("<d", self._map, 8 * self._slot, lag)
+        return max(self._format.unpack_from(self._map, 0))
+
+    def close(self) -> None:
+        self._map.close()
 
 
 def quiet_collector() -> None:
@@ -351,6 +503,8 @@ def run_hollow(
     prefix: str = "hollow",
     stats_path: str | None = None,
     duration: float | None = None,
+    clock_path: str | None = None,
+    clock_slot: int = 0,
 ) -> int:
     try:
         config = load_config(config_path)
@@ -365,6 +519,9 @@ def run_hollow(
     except (ValueError, OSError) as exc:
         print(f"orion hollow: {exc}", file=sys.stderr)
         return 1
+
+    if clock_path:
+        pool.share_clock(SharedClock(clock_path, clock_slot))
 
     def on_signal(signum: int, _frame: Any) -> None:
         pool.stop()

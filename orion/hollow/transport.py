@@ -40,7 +40,7 @@ ZAP_DOMAIN = "orion-hollow"
 _PROBE_TAGS = frozenset((b"\xa4p", b"\xa3a", b"\xa8p", b"\xa4n"))
 
 
-def _is_probe(channel: Channel, payload: bytes) -> bool:
+def is_probe(channel: Channel, payload: bytes) -> bool:
     return channel is Channel.GOSSIP and payload[1:3] in _PROBE_TAGS
 
 
@@ -176,7 +176,7 @@ class HollowTransport:
                 slot, channel, payload, sender = queued.popleft()
                 bytes_from[sender] += len(payload)
                 frames_from[sender] += 1
-                (urgent if _is_probe(channel, payload) else rest).append((slot, channel, payload))
+                (urgent if is_probe(channel, payload) else rest).append((slot, channel, payload))
         ready = self._ready
         if ready:
             timeout_s = 0.0
@@ -199,7 +199,7 @@ class HollowTransport:
                 accepted = self._accept(parts)
                 if accepted is not None:
                     channel, payload = accepted
-                    (urgent if _is_probe(channel, payload) else rest).append((slot, channel, payload))
+                    (urgent if is_probe(channel, payload) else rest).append((slot, channel, payload))
         return urgent + rest
 
     def _accept(self, parts: list[bytes]) -> tuple[Channel, bytes] | None:

@@ -42,7 +42,7 @@ from typing import Any
 from orion.client import Client, Unavailable
 from orion.hollow.pool import rss_bytes
 from orion.raft.types import Membership, encode_membership
-from orion.testing.localcluster import LocalCluster, _to_toml
+from orion.testing.localcluster import LocalCluster, _to_toml, free_ports
 from tools.bench.common import log, machine, save_result
 from tools.stats import p50, p99
 
@@ -71,7 +71,7 @@ def read_stats(path: Path) -> dict[str, Any]:
 
 SUMMED = ("count", "in_cluster", "containers", "starts", "reports_sent", "reports_ok", "cpu_s", "rss_bytes")
 SUMMED += ("dropped", "sent", "frames_in", "gc_s", "gc_full", "pending_broadcasts", "local_frames")
-SUMMED += ("gc_cpu_s",)
+SUMMED += ("gc_cpu_s", "backlog", "holding_passes")
 
 
 def read_pools(paths: list[Path]) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def read_pools(paths: list[Path]) -> dict[str, Any]:
     merged["applied_min"] = min(part["applied_min"] for part in parts)
     merged["applied_max"] = max(part["applied_max"] for part in parts)
     merged["members_seen_min"] = min(part["members_seen_min"] for part in parts)
-    for key in ("loop_max_s", "loop_max_ever_s", "gc_max_s"):
+    for key in ("loop_max_s", "loop_max_ever_s", "gc_max_s", "clock_lag_s", "backlog_max_age_s"):
         merged[key] = max(part.get(key, 0.0) for part in parts)
     merged["gc_collections"] = [sum(p.get("gc_collections", [0, 0, 0])[g] for p in parts) for g in range(3)]
     for key in ("bytes_from", "frames_from", "dead_events", "report_failures"):
@@ -107,6 +107,10 @@ def pool_summary(stats: dict[str, Any], started: float) -> dict[str, Any]:
         summary[key] = stats.get(key)
     summary["local_frames"] = stats.get("local_frames")
     summary["pending_broadcasts"] = stats.get("pending_broadcasts")
+    # How far the pools' shared clock fell behind (orion/hollow/pool.py: a pool that cannot keep
+    # up slows its nodes' clock), and the gossip they held back meanwhile.
+    for key in ("clock_lag_s", "backlog", "backlog_max_age_s", "holding_passes"):
+        summary[key] = stats.get(key)
     return summary
 
 
@@ -156,7 +160,20 @@ def profiles_done(spies: list[subprocess.Popen[bytes] | None]) -> None:
                 spy.wait(5)
 
 
-def hollow_config(cluster: LocalCluster, path: Path, tags: dict[str, str], packet_budget: int) -> Path:
+def lan_gossip(scale: float) -> dict[str, str]:
+    """memberlist's LAN timing (probe 1 s, its timeout 500 ms, gossip rounds 200 ms), every
+    period ``scale`` times longer: a slower gossip clock for every node of the cluster, real and
+    hollow (``--gossip-scale``). Suspicion timeouts follow the probe interval."""
+    return {
+        "probe_interval": f"{round(1000 * scale)}ms",
+        "probe_timeout": f"{round(500 * scale)}ms",
+        "gossip_interval": f"{round(200 * scale)}ms",
+    }
+
+
+def hollow_config(
+    cluster: LocalCluster, path: Path, tags: dict[str, str], packet_budget: int, gossip_scale: float = 1.0
+) -> Path:
     path.write_text(
         _to_toml(
             {
@@ -169,7 +186,7 @@ def hollow_config(cluster: LocalCluster, path: Path, tags: dict[str, str], packe
                 "tags": tags,
                 # memberlist's LAN profile (the real nodes here probe twice as often): a thousand
                 # hollow nodes share the cores that a thousand hosts would each have.
-                "gossip": {"probe_interval": "1s", "probe_timeout": "500ms", "packet_budget": packet_budget},
+                "gossip": {**lan_gossip(gossip_scale), "packet_budget": packet_budget},
                 "scheduler": {"reconcile_interval": "5s"},
                 "security": {
                     "cluster_key": str(cluster.cluster_key_path),
@@ -183,10 +200,21 @@ def hollow_config(cluster: LocalCluster, path: Path, tags: dict[str, str], packe
 
 
 def start_hollow(
-    config: Path, count: int, first: int, prefix: str, address: str, stats: Path, log_path: Path
+    config: Path,
+    count: int,
+    first: int,
+    prefix: str,
+    address: str,
+    stats: Path,
+    log_path: Path,
+    slot: int,
+    port: int,
 ) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "orion", "hollow", "--config", str(config), "--count", str(count)]
+    command += ["--port", str(port)]
     command += ["--first", str(first), "--prefix", prefix, "--address", address, "--stats", str(stats)]
+    # Every hollow process of a point runs on one clock (orion/hollow/pool.py SharedClock).
+    command += ["--clock", str(config.with_name("clock.bin")), "--clock-slot", str(slot)]
     return subprocess.Popen(command, stderr=open(log_path, "ab"), stdout=subprocess.DEVNULL)
 
 
@@ -271,7 +299,9 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         # The hollow nodes' probe timing (memberlist's LAN profile) for the real nodes too: with
         # the node default (500 ms / 250 ms) a voter suspects every hollow node whose pool takes
         # more than half a second to answer, and declares it dead 5.6 s later at 600 members.
-        gossip.update(probe_interval="1s", probe_timeout="500ms")
+        gossip.update(lan_gossip(1.0))
+    if args.gossip_scale != 1.0:
+        gossip.update(lan_gossip(args.gossip_scale))
     settings = {"raft": {"max_voters": 3}, "gossip": gossip}
     cluster = LocalCluster(3, base / f"n{n}", settings=settings)
     victim: subprocess.Popen[bytes] | None = None
@@ -297,10 +327,15 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         assert leader_pid is not None
         point["leader"] = leader.node_id
         prefix = cluster.prefix + "-h"
-        config = hollow_config(cluster, base / f"n{n}" / "hollow.toml", SELECTOR, args.packet_budget)
+        # One port for every hollow node, claimed as the tests claim theirs: a fixed one (7600)
+        # met another run's hollow nodes on the same addresses.
+        (port,) = free_ports(1, "127.1.0.1")
+        config = hollow_config(
+            cluster, base / f"n{n}" / "hollow.toml", SELECTOR, args.packet_budget, args.gossip_scale
+        )
         # The victim first, alone among hollow nodes: the first tasks can only go to it.
         victim = start_hollow(
-            config, 1, n + 1, prefix, "127.1.0.1", victim_stats, base / f"n{n}" / "victim.log"
+            config, 1, n + 1, prefix, "127.1.0.1", victim_stats, base / f"n{n}" / "victim.log", 0, port
         )
         wait_until("victim joins", lambda: read_stats(victim_stats).get("in_cluster") == 1, 60)
         victim_id = f"{prefix}{n + 1}"
@@ -321,6 +356,8 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
                     "127.1.0.1",
                     path,
                     base / f"n{n}" / f"pool{i}.log",
+                    i + 1,
+                    port,
                 )
             )
 
@@ -455,6 +492,7 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         point["hollow_reports"] = {k: final.get(k) for k in ("reports_sent", "reports_ok", "report_failures")}
         point["hollow_dropped_frames"] = final.get("dropped")
         stall_keys = ("loop_max_ever_s", "gc_s", "gc_max_s", "gc_full", "gc_cpu_s", "gc_collections", "cpu_s")
+        stall_keys += ("clock_lag_s", "holding_passes")
         point["hollow_stalls"] = {k: final.get(k) for k in stall_keys}
     except NotConverged as exc:
         point["not_converged"] = str(exc)
@@ -538,6 +576,14 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1200,
         help="[gossip] packet_budget of every node: bytes of updates per gossip message",
+    )
+    parser.add_argument(
+        "--gossip-scale",
+        type=float,
+        default=1.0,
+        help="every node, real and hollow, gossips on memberlist's LAN timing with every period this many "
+        "times longer (probe 1 s, timeout 500 ms, rounds 200 ms at 1): a slow-motion protocol the rig's "
+        "cores can keep up with, reported as such",
     )
     parser.add_argument(
         "--settle", type=float, default=0.0, help="after the join, wait up to this long for its gossip to end"
