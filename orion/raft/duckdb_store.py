@@ -325,6 +325,7 @@ class DuckDBStore:
             # (measured, issue 16 session 6). The loads' queries keep it on the main connection.
             self._log = self._con.cursor()
             self._log.execute("PRAGMA disable_optimizer")
+            self._reads = self._con.cursor()  # read_entries, on the Raft thread
         except duckdb.Error as exc:
             # Another process holding the file is not damage. Match DuckDB's lock message
             # exactly: a bare "lock" also matches "block" in checksum errors on damaged files.
@@ -607,6 +608,23 @@ class DuckDBStore:
             con.execute("ROLLBACK")
             raise
         con.execute("CHECKPOINT")
+
+    def read_entries(self, lo: int, hi: int) -> list[Entry]:
+        """Stored entries lo..hi, each checked against its checksum, on a connection of their
+        own (the Raft thread reads while a writer thread appends on ``_log``)."""
+        self._require_loaded()
+        rows = self._reads.execute(
+            "SELECT idx, term, kind, data, crc FROM log WHERE idx BETWEEN ? AND ? ORDER BY idx",
+            [max(lo, 1), hi],
+        ).fetchall()
+        entries: list[Entry] = []
+        for idx, term, kind, data, crc in rows:
+            if crc != entry_checksum(idx, term, kind, data):
+                raise self._damaged(f"log entry {idx} fails its checksum")
+            entries.append(Entry(idx, term, kind, data))
+        if len(entries) != hi - lo + 1 or (entries and entries[0].index != lo):
+            raise ValueError(f"entries {lo}..{hi} are not all stored ({len(entries)} found)")
+        return entries
 
     # -- identity --------------------------------------------------------------------------
 
@@ -983,6 +1001,7 @@ class DuckDBStore:
         with self._snapshot_lock:
             self._closed = True
             self._bg.close()
+            self._reads.close()
             self._appender = None  # nothing buffered: every save flushed or cleared its rows
             self._log.close()
             self._con.close()

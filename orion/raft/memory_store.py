@@ -61,6 +61,14 @@ class MemoryStore:
             if hard_state is not None:
                 self.hard_state = hard_state
 
+    def read_entries(self, lo: int, hi: int) -> list[Entry]:
+        with self._lock:
+            start = self._position(lo)
+            entries = self.entries[max(0, start) : max(0, self._position(hi) + 1)]
+            if start < 0 or len(entries) != hi - lo + 1:
+                raise ValueError(f"entries {lo}..{hi} are not all stored")
+            return entries
+
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Install a snapshot from the leader: drop every entry it covers or that does not
         match it."""

@@ -172,6 +172,11 @@ class RaftShell:
         # follower's stream and dropped when none is left.
         self._outgoing: Snapshot | None = None
         core.release_snapshot_data()  # loaded from the store, which gives the bytes back
+        # Durable, applied entries are read back from the store when needed, not kept in memory
+        # (RaftConfig.memory_entries); a store without reads leaves them all in memory.
+        reader = getattr(store, "read_entries", None)
+        if reader is not None:
+            core.read_entries_from(reader)
         self._saved_hard_state = saved_hard_state or HardState()
         self._unsaved_hard_state: HardState | None = None
         self._snapshot_job = 0  # index of the local snapshot being taken, 0 if none

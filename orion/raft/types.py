@@ -1,9 +1,10 @@
 """Values shared by the Raft core, its stores and its shell: log entries, hard state,
 membership, snapshots, and the LogStore interface.
 
-The core keeps the unsnapshotted log in memory (compaction bounds it) and never writes to a
-store itself: it hands out what must be persisted, and the shell (the Raft actor, or the
-simulator) writes it through a ``LogStore`` *before* sending messages or applying entries.
+The core keeps the recent log in memory (compaction bounds it; older durable entries it may
+read back with ``LogStore.read_entries``) and never writes to a store itself: it hands out
+what must be persisted, and the shell (the Raft actor, or the simulator) writes it through a
+``LogStore`` *before* sending messages or applying entries.
 """
 
 from __future__ import annotations
@@ -123,6 +124,13 @@ class LogStore(Protocol):
         """One durable transaction (group commit): entries replace any stored entries with
         index >= entries[0].index (a follower truncating a conflicting suffix), then the hard
         state, if given, is stored."""
+        ...
+
+    def read_entries(self, lo: int, hi: int) -> list[Entry]:
+        """The stored entries lo..hi (inclusive), in order; the caller asks only for entries it
+        made durable here and that ``compact_log``, a truncation or a snapshot install has not
+        dropped. Called on the Raft thread, beside a writer thread's ``save`` and a snapshot
+        job's ``write_snapshot``."""
         ...
 
     def save_snapshot(self, snapshot: Snapshot) -> None:

@@ -47,6 +47,9 @@ def random_run(
     # Write-behind draws come from a generator of their own: the seed's other draws stay as
     # they are with it on or off.
     write_rng = random.Random(seed ^ 0xB1D)
+    # So do the in-memory log windows (RaftConfig.memory_entries: 0 = every entry in memory;
+    # 2 and 16 make most entries cold, read back from the store for lagging followers).
+    memory_entries = random.Random(seed ^ 0xC01D).choice((0, 2, 16, 1024))
     n = rng.choice((3, 3, 5))
     wipes = rng.random() < 0.3 and disk_loss  # healed by the membership policy
     # Tiny chunks stream even a small state in many pieces; with big values they grow with
@@ -66,6 +69,7 @@ def random_run(
             max_size_per_msg=rng.choice((1 << 20, 64 + value_bytes)),
             max_inflight_bytes=rng.choice((0, 4 * (64 + value_bytes), 32 << 20)),
             trailing_entries=rng.choice((0, 8, 5000)),
+            memory_entries=memory_entries,
         ),
         drop=rng.choice((0.0, 0.05, 0.2)),
         duplicate=rng.choice((0.0, 0.05)),

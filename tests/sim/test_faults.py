@@ -52,6 +52,18 @@ def test_follower_lagging_by_20_mib_of_entries_catches_up() -> None:
     assert c.net.oversize == {}
 
 
+def test_follower_lagging_behind_the_in_memory_window_catches_up_from_the_store() -> None:
+    """With two entries kept in memory, the 20 entries the follower missed are read back from
+    the leader's store (LogStore.read_entries), and it catches up with entries, not a snapshot."""
+    c, lagger, index = _lagging_follower(RaftConfig(memory_entries=2))
+    leader = c.leader()
+    assert leader is not None and c.core(leader).entries_in_memory <= 2 + 1
+    assert c.run_until(lambda: c.nodes[lagger].fsm.applied_index >= index, 200)
+    assert c.net.oversize == {}
+    assert c.net.by_type.get(SnapshotChunk, 0) == 0
+    assert c.core(lagger).entries(1, index) == c.core(leader).entries(1, index)
+
+
 def test_batches_bounded_by_count_only_exceed_the_frame_limit_forever() -> None:
     """The old behaviour (1,024 entries per append, no byte limit): the catch-up append is
     20 MiB, the transport drops it every time, and the follower never catches up."""
