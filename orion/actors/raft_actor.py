@@ -138,6 +138,7 @@ class RaftActor(NodeActor):
 
     def on_stop(self) -> None:
         self.flush_frames()  # held for the next wait, which will not come (a handover's TimeoutNow)
+        self.parts.listeners.flush_events()
         self.parts.feed.close()
         self.parts.shell.flush_hard_state()
         self._snapshots.close()
@@ -183,6 +184,9 @@ class RaftActor(NodeActor):
             # Frames held (a quick Ready's, snapshot chunks and their acks) do not wait behind
             # the queued messages; with none queued they go when this thread is about to wait.
             self.flush_frames()
+        events_due = self.parts.listeners.events_due
+        if events_due is not None and events_due <= self._now + TICK_EARLY_S:
+            self.parts.listeners.flush_events()
         self._plan_wake()
 
     def _before_wait(self) -> None:
@@ -310,14 +314,16 @@ class RaftActor(NodeActor):
         """When this actor next needs a Tick (monotonic seconds): the earliest of its parts'
         deadlines. A part with a timer of its own adds its next deadline here."""
         parts = self.parts
+        events_due = parts.listeners.events_due  # applied entries' events held for the events actor
         next_tick = self._tick_base + self._tick_s
         if parts.requests.waiting or parts.bootstrap.pending or parts.shutdown.pending:
-            return next_tick  # their steps run every tick, as they always did
+            # their steps run every tick, as they always did
+            return next_tick if events_due is None else min(next_tick, events_due)
         due = self._ticks_until_due()
         wake = self._now + IDLE_WAKE_S if due is None else self._tick_base + due * self._tick_s
         watch_due = parts.feed.next_deadline()  # a worker's parked watch is answered at its deadline
         own_watch = parts.feed_client.next_deadline()  # this worker's watch: re-sent, or switched, then
-        return min([wake, *(due for due in (watch_due, own_watch) if due is not None)])
+        return min([wake, *(due for due in (watch_due, own_watch, events_due) if due is not None)])
 
     def _plan_wake(self) -> None:
         """Set the mailbox's deadline for the next Tick (this thread's own timed wait: a
@@ -347,7 +353,9 @@ class RaftActor(NodeActor):
             parts.requests.on_leadership_changed()
         parts.listeners.cluster_seen(core.membership.cluster_id or parts.feed_client.cluster_id)
         if changed:
-            parts.listeners.state_changed(parts.listeners.take_touched())
+            # The events go within EVENTS_HOLD_S, with the next Readies' (one wake-up of the
+            # events actor for several): on_receive and _next_wake see to it.
+            parts.listeners.state_changed(parts.listeners.take_touched(), now=self._now)
 
     def _step_worker(self, now: float) -> None:
         """This node's own watch (issue 20): active while its configuration lacks it."""
@@ -400,6 +408,8 @@ class RaftActor(NodeActor):
         return entry.kind == EntryKind.NORMAL
 
     def restore(self, snapshot: Snapshot) -> None:
+        if self.parts.listeners.events_due is not None:
+            self.parts.listeners.flush_events()  # the events of entries applied before it
         self.parts.fsm.restore(snapshot.data)
         self.parts.feed.on_restored()
         if self.metrics is not None:

@@ -22,6 +22,11 @@ from orion.fsm.touched import EVERYTHING, Touched, TouchedLog
 from orion.model import Task
 from orion.volumes.spec import Volume
 
+# How long the events of applied entries may wait to go to the events actor with the next
+# ones: one tell (a thread woken) per this interval instead of per Ready. On a follower under
+# load that tell was a fifth of the Raft thread's interpreter time (GIL samples at c=16).
+EVENTS_HOLD_S = 0.02
+
 # ``wants_state(touched, node_id)`` on a state listener's class: whether a StateChanged with
 # ``touched`` may matter to it (``node_id``: this node's). Decided here, on the Raft thread, so a
 # loop that would only drop the message is not even woken (a thread switch per burst each).
@@ -41,6 +46,7 @@ class RaftListeners:
         self.identity: list[pykka.ActorRef] = []  # told ClusterIdentity
         self.event_sink: pykka.ActorRef | None = None  # told AppliedEvents (orion/actors/events_actor.py)
         self.cluster_id = ""
+        self._events_held_since: float | None = None  # events applied and not yet told (hold_events)
         # What the entries applied since the last StateChanged touched: fed by ``applied`` and
         # by the state's hooks, which see every task version and volume record stored while an
         # entry applies (after whoever listened before: the submit placer, the feed host).
@@ -81,6 +87,7 @@ class RaftListeners:
         self.event_sink = ref
         self.fsm.events.enabled = True
         self.fsm.take_events()
+        self._events_held_since = None
         ref.tell(EventsReset(self.fsm.applied_index))
 
     def leadership_changed(self, is_leader: bool, leader_id: str | None) -> None:
@@ -104,9 +111,11 @@ class RaftListeners:
         """What the entries applied since the last call touched (everything if none was told)."""
         return self.touched.take(self.fsm)
 
-    def state_changed(self, touched: Touched = EVERYTHING) -> None:
+    def state_changed(self, touched: Touched = EVERYTHING, now: float | None = None) -> None:
         """Tell the state listeners; without ``touched`` (the worker feed replaced this node's
-        tasks), every one of them looks."""
+        tasks), every one of them looks. The events of the entries applied go to the events
+        actor now, or with ``now`` (the caller keeps the clock: ``events_due``, ``flush_events``)
+        within ``EVENTS_HOLD_S`` of the first held, together with those applied meanwhile."""
         node_id = self.node_id
         if touched.everything or not node_id:
             told = self.state
@@ -117,13 +126,31 @@ class RaftListeners:
                 if (self.is_leader or not leader_only) and (wants is None or wants(touched, node_id))
             ]
         _tell_all(told, StateChanged(touched))
+        if self.event_sink is None:
+            return
+        if now is None:
+            self.flush_events()
+        elif self._events_held_since is None:
+            self._events_held_since = now
+
+    @property
+    def events_due(self) -> float | None:
+        """When the held events must go (None: none held)."""
+        held = self._events_held_since
+        return None if held is None else held + EVENTS_HOLD_S
+
+    def flush_events(self) -> None:
+        """Tell the events actor the events of every entry applied since the last time."""
+        self._events_held_since = None
         if self.event_sink is not None:
             _tell_all([self.event_sink], AppliedEvents(self.fsm.take_events(), self.fsm.applied_index))
 
     def state_replaced(self) -> None:
         """A snapshot replaced the state: the entries it stands for were not applied here, so
-        the event stream starts over at its index."""
+        the event stream starts over at its index (the events held of entries applied before
+        it went first: ``flush_events`` before the state is restored)."""
         self.touched.replaced()
+        self._events_held_since = None
         if self.event_sink is not None:
             self.fsm.take_events()
             _tell_all([self.event_sink], EventsReset(self.fsm.applied_index))

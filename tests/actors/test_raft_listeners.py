@@ -12,7 +12,7 @@ import pytest
 
 from orion.actors.events_actor import AppliedEvents, EventsReset
 from orion.actors.messages import ClusterIdentity, LeadershipChanged, StateChanged
-from orion.actors.raft_listeners import RaftListeners
+from orion.actors.raft_listeners import EVENTS_HOLD_S, RaftListeners
 from orion.fsm.commands import SubmitTask, encode_command
 from orion.fsm.snapshot import encode_snapshot
 from orion.fsm.state import ClusterState
@@ -93,3 +93,32 @@ def test_the_event_sink_hears_applied_events_and_starts_over_when_a_snapshot_rep
     assert told[0] == EventsReset(1) and told[2] == EventsReset(4)
     assert told[1].applied == 2 and [(e.index, e.id) for e in told[1].events] == [(2, "t2")]
     assert told[3].applied == 5 and [(e.index, e.id) for e in told[3].events] == [(5, "t6")]
+
+
+def test_events_held_by_the_clock_go_together_within_the_hold(listener) -> None:
+    """With the Raft actor's clock (``now``), the events of several Readies go in one tell once
+    ``events_due`` has passed; without it they go at once; a snapshot's reset comes after them."""
+    fsm = ClusterState()
+    listeners = RaftListeners(fsm, "inc1")
+    sink = listener()
+    listeners.set_event_sink(sink)
+    assert listeners.events_due is None
+    submit(fsm, 1, "t1")
+    listeners.state_changed(now=100.0)
+    submit(fsm, 2, "t2")
+    listeners.state_changed(now=100.01)
+    assert listeners.events_due == pytest.approx(100.0 + EVENTS_HOLD_S)
+    assert sink.ask("told") == [EventsReset(0)]
+    listeners.flush_events()
+    assert listeners.events_due is None
+    submit(fsm, 3, "t3")
+    listeners.state_changed(now=101.0)
+    listeners.flush_events()  # the Raft actor, before a snapshot replaces the state
+    listeners.state_replaced()
+    submit(fsm, 4, "t4")
+    listeners.state_changed()  # no clock: at once
+    told = sink.ask("told")
+    assert [type(m) for m in told] == [EventsReset, AppliedEvents, AppliedEvents, EventsReset, AppliedEvents]
+    assert told[1].applied == 2 and [(e.index, e.id) for e in told[1].events] == [(1, "t1"), (2, "t2")]
+    assert told[2].applied == 3 and [e.id for e in told[2].events] == ["t3"]
+    assert told[3] == EventsReset(3) and [e.id for e in told[4].events] == ["t4"]
