@@ -119,6 +119,11 @@ def test_random_runs_catch_a_leader_counting_its_unwritten_copy(monkeypatch: pyt
             random_run(seed, write_behind=True)
         except InvariantViolation as exc:
             caught.append(str(exc))
+        except ValueError as exc:
+            # With a small RaftConfig.memory_entries the core reads entries it took as durable
+            # back from the store, which refuses those the writer still holds: this mutant is
+            # then stopped before the checker sees it (the run ends; other seeds go on).
+            assert "not all stored" in str(exc), exc
     assert any("leader completeness" in what or "state machine safety" in what for what in caught), caught
 
 
