@@ -67,3 +67,37 @@ def test_token_refusals_tell_missing_from_wrong() -> None:
 )
 def test_bearer_token_reads_only_the_bearer_scheme(header: str | None, token: bytes) -> None:
     assert auth.bearer_token(header) == token
+
+
+@pytest.mark.parametrize(
+    ("changes", "differs"),
+    [
+        ({}, []),
+        ({"name": "other"}, ["name"]),
+        ({"memory": 2048, "env": {"A": "c"}}, ["memory", "env"]),
+        ({"cpu": 1.0, "command": None, "restart": None}, ["cpu", "command", "restart"]),
+        (
+            {"node_selectors": {"zone": "b"}, "port_bindings": {}, "disk": 1},
+            ["disk", "node_selectors", "port_bindings"],
+        ),
+    ],
+)
+def test_a_submit_conflicts_in_exactly_the_spec_fields_that_differ(
+    changes: dict[str, object], differs: list[str]
+) -> None:
+    request = build_submit(
+        "nginx",
+        id="t1",
+        name="web",
+        memory=1024,
+        cpu=0.5,
+        env={"A": "b"},
+        command=["sleep", "1"],
+        node_selectors={"zone": "a"},
+        ports={"80": 8080},
+        restart="always",
+    )
+    stored = task_of(request, 42.0)
+    for field, value in changes.items():
+        setattr(stored, field, value)
+    assert submit_conflict(request, stored) == differs
