@@ -751,6 +751,27 @@ class DuckDBStore:
             con.execute("ROLLBACK")
             raise
         self._wrote(seq)
+        self._release_buffers()
+
+    def _release_buffers(self) -> None:
+        """Make DuckDB drop the table blocks it keeps cached. After a snapshot write its buffer
+        pool holds the snapshot's tables (6.8 MB at 100k tasks, offline), which nothing reads
+        until the next start (the shell streams the spill file), and the log's blocks; DuckDB
+        evicts them only under memory pressure, i.e. never under its default limit (80% of
+        RAM). Lowering the limit evicts every unpinned block, then the limit goes back: RssAnon
+        -6.6 MB at 100k tasks, in ~6 ms (issue 16 item 5). Only on the Raft thread, between
+        writes (the shell settles its writer before a compaction or an install), and never
+        while a snapshot write or checkpoint runs on the other connection: a write that needed
+        a new block under the lowered limit could fail. A block read again later is read back
+        from the file (the log's last block, at the next append)."""
+        if not self._snapshot_lock.acquire(blocking=False):
+            return  # a snapshot write or checkpoint is under way: next time
+        try:
+            with contextlib.suppress(duckdb.Error):  # could not evict enough: DuckDB keeps its limit
+                self._con.execute("SET memory_limit = '1MB'")
+            self._con.execute("RESET memory_limit")
+        finally:
+            self._snapshot_lock.release()
 
     def _wrote(self, seq: int) -> None:
         self._write_seq = seq
@@ -791,6 +812,7 @@ class DuckDBStore:
             self._spill_snapshot(snapshot)
         if not keeps_suffix or self._last_index < meta.index:
             self._last_index, self._last_term = meta.index, meta.term
+        self._release_buffers()
 
     def write_snapshot(self, snapshot: Snapshot) -> None:
         """Durably store a snapshot taken locally, without touching the log. Safe to call

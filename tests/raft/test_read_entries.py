@@ -3,6 +3,7 @@ the store no longer holds (compacted) is refused rather than answered short."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,3 +41,22 @@ def test_a_range_no_longer_stored_is_refused(store: LogStore) -> None:
         store.read_entries(3, 6)
     with pytest.raises(ValueError):
         store.read_entries(9, 11)
+
+
+def test_compaction_leaves_duckdb_no_table_blocks_cached_and_the_store_working(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "raft.duckdb")
+    store.load()
+    entries = [Entry(i, 1, int(EntryKind.NORMAL), random.randbytes(2000)) for i in range(1, 3001)]
+    store.save(HardState(1, "a", 3000), entries)
+    store.write_snapshot(Snapshot(SnapshotMeta(2000, 1, Membership(voters={"a": "h:1"})), b"s" * 100_000))
+    cached = "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() WHERE tag = 'BASE_TABLE'"
+    assert store._con.execute(cached).fetchone()[0] > 1 << 20  # the log's blocks, as written
+    store.compact_log(1000)
+    assert store._con.execute(cached).fetchone()[0] < 1 << 20
+    assert store._con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != "1.0 MiB"
+    assert store.read_entries(1001, 3000) == entries[1000:]  # read back from the file
+    store.save(None, [Entry(3001, 1, int(EntryKind.NORMAL), b"y")])
+    store.close()
+    reopened = DuckDBStore(tmp_path / "raft.duckdb")
+    assert reopened.load().entries == [*entries[1000:], Entry(3001, 1, int(EntryKind.NORMAL), b"y")]
+    reopened.close()
