@@ -144,3 +144,32 @@ def test_bad_definitions_and_uses_name_the_metric() -> None:
         labelled.labels("a", "b")
     with pytest.raises(ValueError, match="only goes up"):
         labelled.labels("a").inc(-1)
+
+
+def test_a_handle_given_again_counts_with_the_one_given_first() -> None:
+    registry = Registry()
+    counter = Counter("x_calls", "Calls", ["request", "code"], registry=registry)
+    histogram = Histogram("x_took", "Took", ["request"], buckets=BUCKETS, registry=registry)
+    gauge = Gauge("x_size", "Size", ["kind"], registry=registry)
+    first = counter.labels("Submit", "ok")
+    assert counter.labels("Submit", "ok") is first
+    first.inc()
+    counter.labels("Submit", "ok").inc(2)
+    counter.labels("Submit", "error").inc()
+    histogram.labels("Submit").observe(0.05)
+    histogram.labels("Submit").observe(0.5)
+    gauge.labels("taken").set(3)
+    gauge.labels("taken").set(7)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(registry.text().decode())
+        for s in family.samples
+    }
+    assert samples[("x_calls_total", (("code", "ok"), ("request", "Submit")))] == 3
+    assert samples[("x_calls_total", (("code", "error"), ("request", "Submit")))] == 1
+    assert samples[("x_took_count", (("request", "Submit"),))] == 2
+    assert samples[("x_size", (("kind", "taken"),))] == 7
+    with pytest.raises(ValueError, match="expected 2 label values"):
+        counter.labels("Submit")  # a wrong count is refused every time, never cached
+    with pytest.raises(ValueError, match="expected 2 label values"):
+        counter.labels("Submit")
