@@ -340,6 +340,10 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
     for name in ("raft", "gossip", "api"):
         if getattr(ports, name) == 0:
             raise ConfigError(f"ports.{name}: must be a port number 1-65535, got 0")
+    for name in ("probe_interval", "probe_timeout", "gossip_interval"):
+        if duration(getattr(raw.gossip, name), f"gossip.{name}") <= 0:
+            # 0 would make the gossip loop spin without pause (or time every probe out at once).
+            raise ConfigError(f"gossip.{name}: must be longer than 0, got {getattr(raw.gossip, name)!r}")
     task_retention = duration(raw.scheduler.task_retention, "scheduler.task_retention")
     if task_retention <= 0:
         # 0 would remove a task the moment it stops, before anyone could inspect why.
