@@ -143,8 +143,10 @@ _JSON_MIN_ROWS = 192
 # 2.41, 32 rows 1.97 against 2.89, 256 rows 2.99 against JSON's 5.72, 1,024 rows 3.81
 # against 8.74). The switch at 4 rows (3 entries and the hard state) was measured with DuckDB
 # on one thread (session 7: 4-12% less CPU than the VALUES INSERT at 4-6 rows, equal at 3 and
-# 8, side by side at load 19); the worker pool came back after it (``DuckDBStore.__init__``) and the
-# switch was not measured again with it.
+# 8, side by side at load 19). With the worker pool back (``DuckDBStore.__init__``), measured
+# again in session 8 (``python -m tools.bench.appender_threshold``: process CPU per save, the
+# two interleaved, 4 and 8 runs, load 0.1-0.9): appender / VALUES at 3 rows 1.28, at 4 1.16 and
+# 0.96, at 5-8 0.91-1.00, all 1.1-1.6 ms: so the switch stays at 4.
 _APPENDER_MIN_ROWS = 4
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # The Python type DuckDB gives back for each column type, as msgspec decodes it (strictly: a
