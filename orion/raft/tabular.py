@@ -107,11 +107,19 @@ def decode_tabular_skeleton(data: bytes) -> RawTabular | None:
     ``TabularSnapshot`` framed exactly as msgspec frames one around these rows. The rows
     themselves are not checked: a caller that needs ``data`` back byte for byte decodes and
     re-encodes them (in slices, so no single call holds the interpreter lock for long)."""
+    framed = _framed_skeleton(data)
+    return None if framed is None else framed[0]
+
+
+def _framed_skeleton(data: bytes) -> tuple[RawTabular, list[int]] | None:
+    """The skeleton of ``data`` and where each table's first row starts, when its framing is
+    exactly msgspec's (``_framing_positions``), else None."""
     try:
         skeleton = _raw_decoder.decode(data)
     except msgspec.DecodeError:
         return None
-    return skeleton if _framing_matches(data, skeleton) else None
+    starts = _framing_positions(data, skeleton)
+    return None if starts is None else (skeleton, starts)
 
 
 class TableSpans(msgspec.Struct):
@@ -133,11 +141,10 @@ def decode_tabular_spans(data: bytes) -> dict[str, TableSpans] | None:
     behind each write. Here the Raw objects live only inside this call (which holds the
     interpreter lock throughout, so no other thread allocates meanwhile) and are freed
     before it returns."""
-    skeleton = decode_tabular_skeleton(data)
-    if skeleton is None:
+    framed = _framed_skeleton(data)
+    if framed is None:
         return None
-    starts = _framing_positions(data, skeleton)
-    assert starts is not None  # decode_tabular_skeleton checked the framing
+    skeleton, starts = framed
     spans = {
         name: TableSpans(
             columns=table.columns,
@@ -147,20 +154,16 @@ def decode_tabular_spans(data: bytes) -> dict[str, TableSpans] | None:
         )
         for (name, table), start in zip(skeleton.tables.items(), starts, strict=True)
     }
-    del skeleton
+    del framed, skeleton
     return spans
 
 
-def _framing_matches(data: bytes, skeleton: RawTabular) -> bool:
-    """True when ``data`` is the encoding of ``skeleton``'s tables around its rows: every byte
-    that is not a row is what msgspec writes for a ``TabularSnapshot`` with these names,
-    columns and types, and the rows fill exactly the rest. Only these small pieces are
-    encoded; the caller compares the rows one by one."""
-    return _framing_positions(data, skeleton) is not None
-
-
 def _framing_positions(data: bytes, skeleton: RawTabular) -> list[int] | None:
-    """Where each table's first row starts in ``data`` when ``_framing_matches``, else None."""
+    """Where each table's first row starts in ``data`` when ``data`` is the encoding of
+    ``skeleton``'s tables around its rows (every byte that is not a row is what msgspec writes
+    for a ``TabularSnapshot`` with these names, columns and types, and the rows fill exactly the
+    rest), else None. Only these small pieces are encoded; the caller compares the rows one by
+    one."""
     head = _encoder.encode(TabularSnapshot(tables={}))
     if not head.endswith(_EMPTY_MAP):
         return None
