@@ -254,6 +254,7 @@ class RaftActor(NodeActor):
         parts.feed.expire(now)
         self._step_worker(now)
         parts.requests.retry_parked()  # parked while no leader (or no address for it) was known
+        parts.requests.step_held_writes()  # held for quorum contact: refused once their window passed
         if self._membership_due and parts.core.role == RaftRole.LEADER:
             parts.members.step(now)
             parts.node_records.step(now, time.time())
@@ -345,6 +346,7 @@ class RaftActor(NodeActor):
             self._step_worker(self._now)
         parts.feed.on_drained()  # before the listeners: workers hear of an entry no later than the events
         parts.requests.serve_ready_reads()
+        parts.requests.step_held_writes()  # the answers just handled may show a quorum again
         if parts.leadership.observe(core, self._now):
             logger.info("raft: role {} term {} leader {}", core.role, core.term, core.leader_id or "-")
             if self.metrics is not None:

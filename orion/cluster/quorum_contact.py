@@ -35,6 +35,11 @@ class QuorumContact:
                 reachable.append(node_id)
         return reachable
 
+    @property
+    def ticks(self) -> int:
+        """This node's tick count (the leadership's), the clock ``window`` is counted on."""
+        return self.leadership.ticks
+
     def has_quorum(self) -> bool:
         return len(self.reachable_voters()) >= len(self.core.membership.voters) // 2 + 1
 

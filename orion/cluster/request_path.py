@@ -1,7 +1,11 @@
 """Every write and linearizable read a node accepts, from arrival to answer.
 
-A leader proposes writes itself (refusing them at once with ``no_quorum`` when it has lost
-contact with a quorum) and confirms reads by ReadIndex; a follower forwards both to its
+A leader proposes writes itself and confirms reads by ReadIndex; a write that reaches a leader
+that has not heard from a quorum within an election timeout is held, not appended, for at most
+one more election timeout: it is appended as soon as answers show a quorum again (a follower
+that was merely slow, as on a loaded machine while another voter restarts), refused with
+``no_quorum`` when none came (nothing was appended: a clean failure), and sent on to the new
+leader if this one steps down meanwhile; a follower forwards both to its
 leader; a node that knows no leader parks them until one is known or their deadline passes.
 Writes are answered when their entry is applied; reads when the FSM has caught up with a
 read index confirmed by a quorum. A leader's ``not_leader`` answer (it lost leadership
@@ -21,6 +25,7 @@ Pure: no threads or I/O; time comes in as an argument, frames leave through ``se
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from orion.api.protocol import ErrorCode
@@ -42,6 +47,16 @@ from orion.cluster.quorum_contact import QuorumContact
 from orion.cluster.write_waiters import Waiter, WriteWaiters
 from orion.raft.core import NotLeaderError, RaftCore
 from orion.raft.types import Entry, RaftRole
+
+
+@dataclass(slots=True)
+class HeldWrite:
+    """A write a leader without recent quorum contact holds until ``until_tick`` (its
+    leadership's tick count), unappended."""
+
+    data: bytes
+    waiter: Waiter
+    until_tick: int
 
 
 class RequestPath:
@@ -81,6 +96,7 @@ class RequestPath:
         self.forwarder = Forwarder(origin, send)
         self.writes = WriteWaiters(self.forwarder.reply)
         self.reads = LinearizableReads(self.forwarder.reply)
+        self.held: list[HeldWrite] = []  # writes waiting for quorum contact, in arrival order
         self._run = run
 
     # ------------------------------------------------------------------ requests in
@@ -205,9 +221,14 @@ class RequestPath:
     ) -> None:
         """Append a write on this node, which should lead; answered when applied."""
         waiter = Waiter(0, callback, deadline, forward_to)
-        if not self.quorum.has_quorum():
-            self.writes.finish(waiter, Outcome.failure(ErrorCode.NO_QUORUM, self.quorum.no_quorum_message()))
+        quorum = self.quorum
+        if self.held or not quorum.has_quorum():
+            # Behind earlier held writes too, so writes are appended in the order they came.
+            self.held.append(HeldWrite(data, waiter, quorum.ticks + quorum.window))
             return
+        self._append(data, waiter)
+
+    def _append(self, data: bytes, waiter: Waiter) -> None:
         if self._prepare is not None:
             data = self._prepare(data)
         try:
@@ -217,6 +238,37 @@ class RequestPath:
             return
         waiter.term = self.core.term
         self.writes.add(index, waiter)
+
+    def step_held_writes(self) -> None:
+        """Append the held writes once a quorum was heard from; refuse those whose election
+        timeout passed without it; route them again if this node no longer leads. Called after
+        each batch of frames (answers renew contact) and on every tick."""
+        if not self.held:
+            return
+        quorum = self.quorum
+        if self.core.role != RaftRole.LEADER:
+            held, self.held = self.held, []
+            for write in held:
+                self._reroute(write)
+        elif quorum.has_quorum():
+            held, self.held = self.held, []
+            for write in held:
+                self._append(write.data, write.waiter)
+        else:
+            ticks = quorum.ticks
+            while self.held and self.held[0].until_tick <= ticks:
+                waiter = self.held.pop(0).waiter
+                self.writes.finish(waiter, Outcome.failure(ErrorCode.NO_QUORUM, quorum.no_quorum_message()))
+
+    def _reroute(self, write: HeldWrite) -> None:
+        """A held write whose leader stepped down: nothing was appended, so a local one goes
+        to the next leader and a forwarded one back to its follower, which asks it again."""
+        waiter = write.waiter
+        if waiter.forward_to is not None:
+            refusal = Outcome.failure(ErrorCode.NOT_LEADER, f"{self.node_id} is not the leader")
+            self.writes.finish(waiter, refusal)
+        else:
+            self._route(Remote(RequestKind.PROPOSE, waiter.deadline, waiter.callback, data=write.data))
 
     def retry_parked(self) -> None:
         """Route the requests parked while no leader was known, if one is known now."""
@@ -287,7 +339,7 @@ class RequestPath:
     def waiting(self) -> bool:
         """A request waits for an answer, a leader or its deadline: whoever owns the clock
         must keep calling ``expire`` and ``retry_parked`` (an idle node need not tick at all)."""
-        return bool(self.writes) or self.forwarder.waiting or self.reads.waiting
+        return bool(self.writes) or bool(self.held) or self.forwarder.waiting or self.reads.waiting
 
     def serve_ready_reads(self) -> None:
         self.reads.serve_ready(self.core.applied_index, self._run)
@@ -296,6 +348,7 @@ class RequestPath:
         core = self.core
         if core.role != RaftRole.LEADER:
             self.writes.on_leadership_lost(core.commit_index)
+        self.step_held_writes()
         self._abandon_former_leader()
         self.retry_parked()
 
@@ -329,6 +382,13 @@ class RequestPath:
         """Answer every request whose deadline has passed."""
         quorum = self.quorum
         self.writes.expire(now, lambda: quorum.timeout_message("write"))
+        if self.held:
+            expired = [write for write in self.held if write.waiter.deadline <= now]
+            if expired:
+                self.held = [write for write in self.held if write.waiter.deadline > now]
+                for write in expired:  # held, never appended: a definite refusal
+                    outcome = Outcome.failure(ErrorCode.NO_QUORUM, quorum.no_quorum_message())
+                    self.writes.finish(write.waiter, outcome)
         sent, parked = self.forwarder.expire(now)
         for remote in sent:
             if remote.callback:
@@ -342,7 +402,12 @@ class RequestPath:
 
     def close(self) -> None:
         """The node stops: every local writer still waiting hears so."""
-        self.writes.fail_callers(Outcome.failure(ErrorCode.UNAVAILABLE, "node is shutting down"))
+        stopping = Outcome.failure(ErrorCode.UNAVAILABLE, "node is shutting down")
+        self.writes.fail_callers(stopping)
+        held, self.held = self.held, []
+        for write in held:
+            if write.waiter.callback is not None:
+                write.waiter.callback(stopping)
 
 
 def _ignore(_ok: bool) -> None:

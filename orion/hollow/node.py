@@ -221,6 +221,7 @@ class HollowNode:
             self._raft_stepped_at = now
             self.requests.expire(now)
             self.requests.retry_parked()
+            self.requests.step_held_writes()
             if self._candidates_stale and now >= self._candidates_at + self._candidates_gap():
                 # Not on every gossip event: listing the alive members is O(N), and during a
                 # join each node hears of N others (22 % of a 300-node pool's join profile).

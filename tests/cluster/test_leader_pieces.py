@@ -10,10 +10,14 @@ import random
 import msgspec
 import pytest
 
+from orion.api.protocol import ErrorCode
 from orion.cluster.bootstrap import BootstrapGrace
+from orion.cluster.forwarding import ForwardAnswer, decode_forward
 from orion.cluster.leadership import Leadership
 from orion.cluster.node_records import capacity_changed
+from orion.cluster.outcome import Outcome
 from orion.cluster.quorum_contact import QuorumContact
+from orion.cluster.request_path import RequestPath
 from orion.cluster.shutdown_handover import ShutdownHandover
 from orion.model import NodeMeta
 from orion.raft.core import RaftConfig, RaftCore
@@ -86,6 +90,95 @@ def test_a_new_leader_counts_voters_it_has_not_heard_yet_for_one_election_timeou
     for _ in range(11):
         leadership.on_tick(leader, now=0.0)
     assert "n3" not in quorum.reachable_voters()
+
+
+def _request_path(leader: RaftCore, leadership: Leadership, sent: list[tuple[str, object]]) -> RequestPath:
+    return RequestPath(
+        leader,
+        leadership,
+        node_id=leader.id,
+        origin="n1:7000",
+        request_timeout=5.0,
+        election_ticks=10,
+        send=lambda address, payload: sent.append((address, decode_forward(payload))),
+        run=lambda query: Outcome.success(None),
+    )
+
+
+def _tick_leader(
+    h: CoreHarness, leader: RaftCore, leadership: Leadership, requests: RequestPath, n: int
+) -> None:
+    for _ in range(n):
+        h.tick(only=leader.id)
+        leadership.on_tick(leader, now=0.0)
+        requests.step_held_writes()
+
+
+def test_a_leader_out_of_contact_holds_a_write_until_a_quorum_answers_then_appends_it() -> None:
+    # A follower that was only slow (a loaded machine while the third voter restarts): the
+    # write waits for its answer instead of failing with no_quorum.
+    h = CoreHarness(["n1", "n2", "n3"], RaftConfig(election_ticks=10, heartbeat_ticks=2, check_quorum=False))
+    leader = h.elect("n1")
+    leadership = Leadership(now=0.0)
+    leadership.observe(leader, now=0.0)
+    outcomes: list[Outcome] = []
+    requests = _request_path(leader, leadership, [])
+    h.blocked = {"n2", "n3"}
+    _tick_leader(h, leader, leadership, requests, 11)
+    assert not requests.quorum.has_quorum()
+    last = leader.last_index
+    requests.propose_here(b"first", outcomes.append, deadline=60.0)
+    requests.propose_here(b"second", outcomes.append, deadline=60.0)
+    assert leader.last_index == last and outcomes == [] and requests.waiting  # held, not appended
+    h.blocked = {"n3"}
+    _tick_leader(h, leader, leadership, requests, 2)  # a heartbeat, and n2's answer
+    assert requests.quorum.has_quorum() and not requests.held
+    assert [e.data for e in leader.entries(last + 1, last + 2)] == [b"first", b"second"]  # in order
+
+
+def test_a_held_write_is_refused_with_no_quorum_after_an_election_timeout_unappended() -> None:
+    h = CoreHarness(["n1", "n2", "n3"], RaftConfig(election_ticks=10, heartbeat_ticks=2, check_quorum=False))
+    leader = h.elect("n1")
+    leadership = Leadership(now=0.0)
+    leadership.observe(leader, now=0.0)
+    outcomes: list[Outcome] = []
+    requests = _request_path(leader, leadership, [])
+    h.blocked = {"n2", "n3"}
+    _tick_leader(h, leader, leadership, requests, 11)
+    last = leader.last_index
+    requests.propose_here(b"lost", outcomes.append, deadline=60.0)
+    _tick_leader(h, leader, leadership, requests, 9)
+    assert outcomes == []
+    _tick_leader(h, leader, leadership, requests, 1)
+    assert outcomes == [
+        Outcome.failure(ErrorCode.NO_QUORUM, "the cluster cannot commit writes (2 of 3 voters unreachable)")
+    ]
+    assert leader.last_index == last and not requests.waiting
+    requests.propose_here(b"late", outcomes.append, deadline=1.0)
+    requests.expire(1.0)  # its own deadline comes first: refused the same way, still unappended
+    assert outcomes[-1].code == ErrorCode.NO_QUORUM and leader.last_index == last
+
+
+def test_a_held_write_goes_to_the_next_leader_when_its_leader_steps_down() -> None:
+    h = CoreHarness(["n1", "n2", "n3"], RaftConfig(election_ticks=10, heartbeat_ticks=2))  # CheckQuorum on
+    leader = h.elect("n1")
+    leadership = Leadership(now=0.0)
+    leadership.observe(leader, now=0.0)
+    outcomes: list[Outcome] = []
+    sent: list[tuple[str, object]] = []
+    requests = _request_path(leader, leadership, sent)
+    h.blocked = {"n2", "n3"}
+    _tick_leader(h, leader, leadership, requests, 11)
+    assert leader.role == RaftRole.LEADER
+    requests.propose_here(b"moved", outcomes.append, deadline=60.0)
+    requests.propose_here(b"from-n2", None, deadline=60.0, forward_to=("n2:7000", 7))
+    _tick_leader(h, leader, leadership, requests, 10)  # CheckQuorum: n1 steps down
+    assert leader.role != RaftRole.LEADER and outcomes == [] and not requests.held
+    assert requests.forwarder.has_parked  # no leader known yet: the local write waits for one
+    answers = [(address, frame) for address, frame in sent if isinstance(frame, ForwardAnswer)]
+    assert [(address, frame.req_id, frame.code) for address, frame in answers] == [
+        ("n2:7000", 7, ErrorCode.NOT_LEADER)
+    ]  # a forwarded one goes back to its follower, which asks the next leader
 
 
 def test_shutdown_hands_leadership_over_then_reports_done() -> None:

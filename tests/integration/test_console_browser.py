@@ -19,7 +19,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -68,6 +72,19 @@ def until(driver: WebDriver, what: str, condition: object) -> object:
     return WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(condition, message=what)
 
 
+def click(driver: WebDriver, by: str, value: str) -> None:
+    """Click an element of a live view, finding it again if the view redrew it before the click."""
+
+    def clicked(d: WebDriver) -> bool:
+        try:
+            d.find_element(by, value).click()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+        return True
+
+    until(driver, f"a clickable {value!r}", clicked)
+
+
 def text_of(driver: WebDriver, css: str) -> str:
     try:
         return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, css))
@@ -89,7 +106,7 @@ def sign_in(driver: WebDriver, token: str) -> None:
     field = until(driver, "the token field", lambda d: d.find_element(By.ID, "token"))
     field.clear()
     field.send_keys(token)
-    driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+    click(driver, By.CSS_SELECTOR, "#login-form button")
 
 
 def test_console_pages_load_and_update_live_in_chromium(make_cluster, docker_engine, browser) -> None:
@@ -123,7 +140,7 @@ def test_console_pages_load_and_update_live_in_chromium(make_cluster, docker_eng
     browser.get(base + "/ui#services")
     until(browser, "the service running", lambda d: "2 / 2" in text_of(d, "main tbody"))
     shot(browser, "04-services")
-    browser.find_element(By.LINK_TEXT, "web").click()
+    click(browser, By.LINK_TEXT, "web")
     until(browser, "the service's tasks", lambda d: text_of(d, "main tbody").count("web.") == 2)
     shot(browser, "05-service")
 
@@ -137,7 +154,7 @@ def test_console_pages_load_and_update_live_in_chromium(make_cluster, docker_eng
     until(browser, "the task running", lambda d: TaskState.RUNNING.lower() in text_of(d, row).lower())
     shot(browser, "06-tasks")
 
-    browser.find_element(By.CSS_SELECTOR, f"{row} a").click()
+    click(browser, By.CSS_SELECTOR, f"{row} a")
     until(browser, "the task's history", lambda d: "History" in text_of(d, "main h3"))
     logs_served = served(cluster, base, f"/tasks/{task.id}/logs")
     if logs_served:
@@ -146,7 +163,7 @@ def test_console_pages_load_and_update_live_in_chromium(make_cluster, docker_eng
         until(browser, "logs named unavailable", lambda d: "unavailable" in text_of(d, "#task-logs"))
     shot(browser, "07-task")
 
-    browser.find_element(By.LINK_TEXT, "Events").click()
+    click(browser, By.LINK_TEXT, "Events")
     if events_served:
         until(browser, "the task's events", lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-event]"))
         until(browser, "an event of the new task", lambda d: task.id[:12] in text_of(d, "main tbody"))
@@ -155,7 +172,7 @@ def test_console_pages_load_and_update_live_in_chromium(make_cluster, docker_eng
         until(browser, "the feed named unavailable", lambda d: d.find_elements(By.ID, "events-unavailable"))
     shot(browser, "08-events")
 
-    browser.find_element(By.ID, "sign-out").click()
+    click(browser, By.ID, "sign-out")
     until(browser, "the sign-in form again", lambda d: d.find_element(By.ID, "login").is_displayed())
     assert browser.execute_script("return window.sessionStorage.length") == 0
 
