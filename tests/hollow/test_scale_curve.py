@@ -12,9 +12,10 @@ from tools.bench import scale_curve
 
 
 @pytest.mark.cluster
-def test_short_curve_measures_every_figure(tmp_path: Path) -> None:
+@pytest.mark.parametrize("burst_via", ["submits", "services"])
+def test_short_curve_measures_every_figure(tmp_path: Path, burst_via: str) -> None:
     out = tmp_path / "curve.json"
-    assert scale_curve.main(["--short", "--out", str(out)]) == 0
+    assert scale_curve.main(["--short", "--burst-via", burst_via, "--out", str(out)]) == 0
     (point,) = json.loads(out.read_text())["points"]
     assert point["nodes"] == 10
     assert "not_converged" not in point
@@ -24,7 +25,9 @@ def test_short_curve_measures_every_figure(tmp_path: Path) -> None:
     steady = point["steady"]
     assert steady["failures"] == 0 and steady["p99_ms"] is not None
     assert steady["committed"] > 0 and steady["leader_bytes_to_hollow_per_entry"] > 0
-    # Every task of the burst was reported Running by a hollow node, through the leader.
+    # Every task of the burst (each submitted, or every slot of the burst's services) was
+    # reported Running by a hollow node, through the leader.
+    assert point["placement"]["via"] == burst_via
     assert point["placement"]["all_running_s"] > 0 and point["placement"]["tasks_per_s"] > 0
     # The victim's tasks ran elsewhere after it was killed (a number, not a deadline message).
     assert isinstance(point["loss_to_replaced_s"], float)

@@ -15,7 +15,11 @@ in a process of its own (it gets a few tasks, and is killed later), then ``orion
    node was harmed);
 3. a steady 50 submits/s: API latency p50/p99, leader CPU, bytes the leader sent to the hollow
    nodes per committed entry (counted as they arrive at the hollow process);
-4. placement: a burst of tasks, time until all are Running (fake), tasks/s;
+4. placement: a burst of tasks, time until all are Running (fake), tasks/s. With
+   ``--burst-via submits`` (the default) every task is its own submit, so the burst also
+   measures the submit path; with ``--burst-via services`` the tasks are the replicas of
+   services of at most 1,000 each (how a fleet's 10,000 tasks are declared: one entry per
+   service, then the scheduler's placements), so it measures placement and the nodes' reports;
 5. node loss: the victim process is killed; time until its tasks are Running elsewhere.
 
 Tasks carry the node selector ``hollow=1``, so they go to hollow nodes only. Load averages
@@ -42,6 +46,7 @@ from typing import Any
 from orion.client import Client, Unavailable
 from orion.hollow.pool import rss_bytes
 from orion.raft.types import Membership, encode_membership
+from orion.services.spec import MAX_REPLICAS
 from orion.testing.localcluster import LocalCluster, _to_toml, free_ports
 from tools.bench.common import log, machine, save_result
 from tools.stats import p50, p99
@@ -288,6 +293,35 @@ def submit_burst(endpoints: list[str], count: int) -> list[str]:
         return list(pool.map(one, range(count)))
 
 
+def create_burst_services(client: Client, count: int) -> list[tuple[str, int]]:
+    """Services whose replicas add up to ``count`` (each at most MAX_REPLICAS): their names and
+    replica counts, in the order they were created."""
+    services = []
+    number = 0
+    while count > 0:
+        number += 1
+        replicas = min(count, MAX_REPLICAS)
+        name = f"burst{number}"
+        client.create_service(name, IMAGE, replicas=replicas, memory="1MiB", constraints=SELECTOR)
+        services.append((name, replicas))
+        count -= replicas
+    return services
+
+
+def services_running(client: Client, services: list[tuple[str, int]]) -> bool:
+    """Every slot of every service holds a Running task (a stale read from a follower)."""
+    try:
+        tasks = client.tasks(stale=True)
+    except Unavailable as exc:
+        log(f"task list: {exc}")
+        return False
+    running: dict[str, set[int]] = {}
+    for task in tasks:
+        if task.service and task.state == "Running":
+            running.setdefault(task.service, set()).add(task.slot)
+    return all(len(running.get(name, ())) >= replicas for name, replicas in services)
+
+
 def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
     point: dict[str, Any] = {"nodes": n, "uptime_start": os.getloadavg()}
     point["config_entry_bytes"] = config_entry_bytes(n + 4)
@@ -458,12 +492,24 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         spies = [profile(leader_pid, 20, profile_path("leader-burst"))]
         spies.append(profile(pools[0].pid, 20, profile_path("pool-burst")))
         t0 = time.monotonic()
-        ids = submit_burst(cluster.endpoints, burst)
+        if args.burst_via == "services":
+            with Client(cluster.endpoints, timeout=10.0) as creator:
+                services = create_burst_services(creator, burst)
+
+            def burst_runs() -> bool:
+                return services_running(client, services)
+        else:
+            ids = submit_burst(cluster.endpoints, burst)
+
+            def burst_runs() -> bool:
+                return running_on(client, ids)
+
         submitted = time.monotonic() - t0
         try:
-            wait_until("burst runs", lambda: running_on(client, ids), args.join_deadline, 1.0, guard)
+            wait_until("burst runs", burst_runs, args.join_deadline, 1.0, guard)
             took = time.monotonic() - t0
             point["placement"] = {
+                "via": args.burst_via,
                 "tasks": burst,
                 "submit_s": round(submitted, 1),
                 "all_running_s": round(took, 1),
@@ -560,6 +606,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steady", type=float, default=20.0, help="seconds of steady submits")
     parser.add_argument("--rate", type=float, default=50.0, help="steady submits per second")
     parser.add_argument("--burst", type=int, default=0, help="tasks in the placement burst (10 per node)")
+    parser.add_argument(
+        "--burst-via",
+        choices=("submits", "services"),
+        default="submits",
+        help="the burst's tasks as one submit each, or as the replicas of services of up to 1,000",
+    )
     parser.add_argument("--join-deadline", type=float, default=300.0, help="seconds a point may take to join")
     parser.add_argument("--procs", type=int, default=0, help="hollow processes (default: one per 100 nodes)")
     parser.add_argument(
