@@ -1,8 +1,9 @@
 """Whether this leader can commit: the voters it heard from within an election timeout.
 
 The core records when the leader last heard each follower (``RaftCore.last_contact_ticks``);
-this module is the one place that turns that into "reachable", so a write is refused with
-``no_quorum`` at once instead of waiting out its timeout, and timeouts say why.
+this module is the one place that turns that into "reachable", so a write is held unappended
+and refused with ``no_quorum`` after one more election timeout without a quorum
+(orion/cluster/request_path.py) instead of waiting out its timeout, and timeouts say why.
 """
 
 from __future__ import annotations
