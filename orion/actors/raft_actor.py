@@ -119,6 +119,8 @@ class RaftActor(NodeActor):
         self._snapshots = SnapshotJobs(config.node_id, store, metrics)
         self._held_frames: list[tuple[str, bytes]] = []  # sent by the shell, not yet handed over
         self._membership_seen: object = None  # the configuration the worker side last saw (_drain)
+        self._member_ids_of: object = None  # the configuration ``_member_ids`` lists (_step_worker)
+        self._member_ids: list[str] = []
 
     # ---------------------------------------------------------------- lifecycle
     def on_start(self) -> None:
@@ -250,7 +252,8 @@ class RaftActor(NodeActor):
             self._stalls.on_tick(now, previous=self._wake_asked - self._tick_s)
         self._wake_asked = NEVER  # the inbox queued this Tick and holds no deadline: ask again
         parts.bootstrap.step(now)
-        parts.requests.expire(now)
+        if parts.requests.waiting:  # expire has nothing to look at otherwise (idle CPU)
+            parts.requests.expire(now)
         parts.feed.expire(now)
         self._step_worker(now)
         parts.requests.retry_parked()  # parked while no leader (or no address for it) was known
@@ -268,15 +271,14 @@ class RaftActor(NodeActor):
         sees it: a frame's arrival, a Tick's sending; a local message (a write, a read, the
         shutdown) at once on a leader (its quorum contact is counted in ticks) and not at all
         on a follower, whose core it does not reach."""
-        match message:
-            case _Frame(_, _, at) if at:
-                self._pay_ticks(at)
-            case Tick(at, _):
-                self._pay_ticks(at, beat=True)
-            case _Frame():
-                pass
-            case _ if self.parts.core.role == RaftRole.LEADER:
-                self._pay_ticks(self._now)
+        # isinstance, not a match on class patterns: this runs for every message (idle CPU).
+        if isinstance(message, _Frame):
+            if message.at:
+                self._pay_ticks(message.at)
+        elif isinstance(message, Tick):
+            self._pay_ticks(message.now, beat=True)
+        elif self.parts.core.role == RaftRole.LEADER:
+            self._pay_ticks(self._now)
 
     def _pay_ticks(self, at: float, beat: bool = False) -> None:
         """``beat``: ``at`` is a Tick's, the time the ticker woke for a tick due then: the
@@ -316,15 +318,21 @@ class RaftActor(NodeActor):
         deadlines. A part with a timer of its own adds its next deadline here."""
         parts = self.parts
         events_due = parts.listeners.events_due  # applied entries' events held for the events actor
-        next_tick = self._tick_base + self._tick_s
         if parts.requests.waiting or parts.bootstrap.pending or parts.shutdown.pending:
             # their steps run every tick, as they always did
-            return next_tick if events_due is None else min(next_tick, events_due)
-        due = self._ticks_until_due()
-        wake = self._now + IDLE_WAKE_S if due is None else self._tick_base + due * self._tick_s
-        watch_due = parts.feed.next_deadline()  # a worker's parked watch is answered at its deadline
-        own_watch = parts.feed_client.next_deadline()  # this worker's watch: re-sent, or switched, then
-        return min([wake, *(due for due in (watch_due, own_watch, events_due) if due is not None)])
+            wake = self._tick_base + self._tick_s
+        else:
+            due = self._ticks_until_due()
+            wake = self._now + IDLE_WAKE_S if due is None else self._tick_base + due * self._tick_s
+            # A worker's parked watch is answered at its deadline; this worker's own watch is
+            # re-sent, or switched, at its own. (Plain comparisons: this runs after every message.)
+            watch_due = parts.feed.next_deadline()
+            if watch_due is not None and watch_due < wake:
+                wake = watch_due
+            own_watch = parts.feed_client.next_deadline()
+            if own_watch is not None and own_watch < wake:
+                wake = own_watch
+        return wake if events_due is None or wake <= events_due else events_due
 
     def _plan_wake(self) -> None:
         """Set the mailbox's deadline for the next Tick (this thread's own timed wait: a
@@ -361,12 +369,17 @@ class RaftActor(NodeActor):
 
     def _step_worker(self, now: float) -> None:
         """This node's own watch (issue 20): active while its configuration lacks it."""
-        parts, config = self.parts, self.config
-        parts.feed_client.step(
-            now,
-            parts.core.membership.all_ids(),
-            lambda: mirror_candidates(config.node_id, parts.mirror, config.join),
-        )
+        parts = self.parts
+        membership = parts.core.membership
+        if membership is not self._member_ids_of:  # a configuration is replaced, never changed
+            self._member_ids_of = membership
+            self._member_ids = membership.all_ids()
+        parts.feed_client.step(now, self._member_ids, self._feed_candidates)
+
+    def _feed_candidates(self) -> list[str]:
+        """The Raft addresses a worker's watch may ask (called by the feed client)."""
+        config = self.config
+        return mirror_candidates(config.node_id, self.parts.mirror, config.join)
 
     def _on_feed(self, message: FeedMessage) -> None:
         """The worker feed: watches to this node's feed host (it serves them while a member,

@@ -261,8 +261,14 @@ class RaftShell:
     # ------------------------------------------------------------------ time
     def tick(self) -> None:
         self.core.tick()
-        self._on_stream_events(self._sender.tick())
-        self._receiver.tick()
+        if self._sender.active():
+            self._on_stream_events(self._sender.tick())
+        elif self.core.role != LEADER:
+            # What _on_stream_events does with no stream under way (an idle node's every tick:
+            # the sender's tick and poll would only walk an empty table).
+            self._outgoing = None
+        if self._receiver.status() is not None:
+            self._receiver.tick()
 
     def ticks_until_due(self) -> int | None:
         """The core's ``ticks_until_due``, or 1 while a snapshot streams either way (its

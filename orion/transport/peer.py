@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import zmq
 from loguru import logger
+from zmq.backend import zmq_poll
 from zmq.utils.monitor import recv_monitor_message
 
 from orion.security.handshake import MONITORED_EVENTS, HandshakeLog
@@ -161,6 +162,7 @@ class PeerTransport(SocketThread[_Command]):
         self._context: zmq.Context | None = None
         self._router: zmq.Socket | None = None
         self._poller = zmq.Poller()
+        self._mailbox_fd = -1  # polled with the sockets once they are open (_open)
         self._zap: ZapHandler | None = None
         self._dealers: dict[tuple[str, bool], zmq.Socket] = {}
         # Hosted (``bind``): the thread that runs ``serve``, and a lock that keeps ``stop`` from
@@ -217,7 +219,12 @@ class PeerTransport(SocketThread[_Command]):
         if address in self._blocked:
             self._count("dropped_blocked", len(payloads))
             return None
-        fitting = tuple(p for p in payloads if len(p) <= self._max_frame)
+        limit = self._max_frame
+        if type(channel) is not Channel:
+            channel = Channel(channel)
+        if max(map(len, payloads)) <= limit:  # every frame fits (always, in practice): no filter
+            return _Outbound(address, channel, tuple(payloads))
+        fitting = tuple(p for p in payloads if len(p) <= limit)
         if len(fitting) != len(payloads):
             # The senders' own limits (Raft's max_size_per_msg, snapshot chunks, gossip's
             # packet budget) make this impossible; if it happens anyway it must be heard of.
@@ -226,7 +233,7 @@ class PeerTransport(SocketThread[_Command]):
                 f"dropped {len(payloads) - len(fitting)} outgoing {Channel(channel).name} frame(s) to "
                 f"{address} over the {self._max_frame}-byte frame limit"
             )
-        return _Outbound(address, Channel(channel), fitting) if fitting else None
+        return _Outbound(address, channel, fitting) if fitting else None
 
     def disconnect(self, address: str) -> None:
         """Close our sockets to a peer that left the cluster."""
@@ -361,16 +368,19 @@ class PeerTransport(SocketThread[_Command]):
         self._router = router
         self._headers = {c: encode_header(c, self.address) for c in Channel}
         poller.register(router, zmq.POLLIN)
-        poller.register(self._mailbox.fileno(), zmq.POLLIN)
+        self._mailbox_fd = self._mailbox.fileno()
+        poller.register(self._mailbox_fd, zmq.POLLIN)
 
     def _turn(self, timeout_ms: int) -> None:
         """Poll once, then read frames, write what other threads queued, read the monitors,
         and hand the frames read to ``on_frame``."""
         router = self._router
-        events = dict(self._poller.poll(timeout_ms))
+        # zmq_poll itself, not Poller.poll's wrapper (the same call on the same list): every
+        # wake-up of an idle node goes through here.
+        events = dict(zmq_poll(self._poller.sockets, timeout_ms))
         if router in events:
             self._receive_batch(router)
-        if self._mailbox.fileno() in events:
+        if self._mailbox_fd in events:
             for command in self._mailbox.drain():
                 if isinstance(command, _Outbound):
                     self._write(command)
@@ -444,16 +454,21 @@ class PeerTransport(SocketThread[_Command]):
         monitor.close(0)
 
     def _receive_batch(self, router: zmq.Socket) -> None:
-        for _ in range(RECV_BATCH):
-            if not socket_option(router, EVENTS) & POLLIN:
-                return
-            try:
-                parts = [recv_frame(router, NOBLOCK)]
-                while socket_option(router, RCVMORE):
-                    parts.append(recv_frame(router, NOBLOCK))
-            except zmq.Again:
-                return
-            self._accept(parts)
+        accepted = 0
+        try:
+            for _ in range(RECV_BATCH):
+                if not socket_option(router, EVENTS) & POLLIN:
+                    return
+                try:
+                    parts = [recv_frame(router, NOBLOCK)]
+                    while socket_option(router, RCVMORE):
+                        parts.append(recv_frame(router, NOBLOCK))
+                except zmq.Again:
+                    return
+                accepted += self._accept(parts)
+        finally:
+            if accepted:
+                self._count("received", accepted)  # one lock per batch, not one per frame
 
     def _decode_header(self, header: bytes) -> tuple[Channel, str]:
         # A peer sends the same few headers over and over: remember the parsed ones.
@@ -465,29 +480,30 @@ class PeerTransport(SocketThread[_Command]):
             self._header_cache[header] = known
         return known
 
-    def _accept(self, parts: list[bytes]) -> None:
+    def _accept(self, parts: list[bytes]) -> int:
+        """1 when the frame is kept for ``on_frame`` (counted as received by the caller), else 0."""
         # parts[0] is the ROUTER's identity of the connection; then header and payload.
         if len(parts) != 3:
             self._count("dropped_malformed")
-            return
+            return 0
         _, header, payload = parts
         try:
             channel, sender = self._decode_header(header)
         except FrameError:
             self._count("dropped_malformed")
-            return
+            return 0
         if len(payload) > self._max_frame:
             self._count("dropped_oversized")
             self._warn_oversize(
                 f"dropped a {len(payload)}-byte {channel.name} frame from {sender}: over the "
                 f"{self._max_frame}-byte frame limit"
             )
-            return
+            return 0
         if sender in self._blocked:
             self._count("dropped_blocked")
-            return
-        self._count("received")
+            return 0
         self._inbound.append((channel, payload))
+        return 1
 
     def _deliver(self) -> None:
         inbound, self._inbound = self._inbound, []
