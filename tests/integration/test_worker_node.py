@@ -39,6 +39,11 @@ def _orion(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str
     )
 
 
+def _voters(cluster: LocalCluster) -> set[str]:
+    leader = cluster.leader_index()
+    return set() if leader is None else set(cluster.raft_status(leader).voters)
+
+
 def _formed(cluster: LocalCluster, worker_id: str) -> bool:
     leader = cluster.leader_index()
     if leader is None:
@@ -75,9 +80,14 @@ def test_a_node_beyond_max_members_runs_its_tasks_as_a_worker(make_cluster, volu
         settings={"raft": {"max_voters": 3, "max_members": 3}},
         per_node={WORKER: {"tags": {"place": "worker"}}},
     )
-    for index in range(1, WORKER + 1):
-        cluster.start_node(index)
     volumes_removed.append(cluster)
+    # The first three to join gossip become the members, in whatever order their joins are
+    # answered (a seed answers once it has bootstrapped): node 4 starts after they formed.
+    for index in range(1, WORKER):
+        cluster.start_node(index)
+    members = {cluster.node(index).node_id for index in range(1, WORKER)}
+    wait_for(lambda: _voters(cluster) == members, 90, what="nodes 1-3 the voters")
+    cluster.start_node(WORKER)
     worker_id = cluster.node(WORKER).node_id
     wait_for(lambda: _formed(cluster, worker_id), 90, what="3 voters, and node 4 alive outside them")
 
