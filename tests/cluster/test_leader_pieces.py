@@ -114,17 +114,24 @@ def _tick_leader(
         requests.step_held_writes()
 
 
-def test_a_leader_out_of_contact_holds_a_write_until_a_quorum_answers_then_appends_it() -> None:
-    # A follower that was only slow (a loaded machine while the third voter restarts): the
-    # write waits for its answer instead of failing with no_quorum.
+def _cut_off_leader() -> tuple[CoreHarness, RaftCore, Leadership, RequestPath]:
+    """n1 leads (CheckQuorum off, so it stays leader) and has heard neither follower for
+    more than an election timeout."""
     h = CoreHarness(["n1", "n2", "n3"], RaftConfig(election_ticks=10, heartbeat_ticks=2, check_quorum=False))
     leader = h.elect("n1")
     leadership = Leadership(now=0.0)
     leadership.observe(leader, now=0.0)
-    outcomes: list[Outcome] = []
     requests = _request_path(leader, leadership, [])
     h.blocked = {"n2", "n3"}
     _tick_leader(h, leader, leadership, requests, 11)
+    return h, leader, leadership, requests
+
+
+def test_a_leader_out_of_contact_holds_a_write_until_a_quorum_answers_then_appends_it() -> None:
+    # A follower that was only slow (a loaded machine while the third voter restarts): the
+    # write waits for its answer instead of failing with no_quorum.
+    h, leader, leadership, requests = _cut_off_leader()
+    outcomes: list[Outcome] = []
     assert not requests.quorum.has_quorum()
     last = leader.last_index
     requests.propose_here(b"first", outcomes.append, deadline=60.0)
@@ -137,14 +144,8 @@ def test_a_leader_out_of_contact_holds_a_write_until_a_quorum_answers_then_appen
 
 
 def test_a_held_write_is_refused_with_no_quorum_after_an_election_timeout_unappended() -> None:
-    h = CoreHarness(["n1", "n2", "n3"], RaftConfig(election_ticks=10, heartbeat_ticks=2, check_quorum=False))
-    leader = h.elect("n1")
-    leadership = Leadership(now=0.0)
-    leadership.observe(leader, now=0.0)
+    h, leader, leadership, requests = _cut_off_leader()
     outcomes: list[Outcome] = []
-    requests = _request_path(leader, leadership, [])
-    h.blocked = {"n2", "n3"}
-    _tick_leader(h, leader, leadership, requests, 11)
     last = leader.last_index
     requests.propose_here(b"lost", outcomes.append, deadline=60.0)
     _tick_leader(h, leader, leadership, requests, 9)
