@@ -79,3 +79,22 @@ def test_the_memory_limit_allows_no_swap_on_top(worker: DockerWorker, engine: do
     host = engine.api.inspect_container(info.container_id)["HostConfig"]
     assert host["Memory"] == 64 * MiB
     assert host["MemorySwap"] == host["Memory"]  # memory + swap = memory: no swap at all
+
+
+def test_a_local_engine_client_reads_no_proxy_or_netrc_from_the_environment(
+    engine: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's own client of a unix-socket engine skips requests' environment lookups (every
+    call scanned the proxy variables and stat'ed ~/.netrc), and still works with a proxy set
+    that could never apply to a unix socket; a client handed in is left as it was given."""
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")  # a closed port: any use would fail
+    node_id = f"guard-{uuid.uuid4().hex[:10]}"
+    own = DockerWorker(node_id, cluster_id=uuid.uuid4().hex)
+    try:
+        assert str(own.client.api.base_url).startswith("http+docker://")
+        assert own.client.api.trust_env is False
+        assert own.list_managed() == []
+    finally:
+        own.client.close()
+    given = DockerWorker(node_id, client=engine, cluster_id=uuid.uuid4().hex)
+    assert given.client is engine and engine.api.trust_env is True
