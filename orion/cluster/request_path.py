@@ -257,8 +257,13 @@ class RequestPath:
         else:
             ticks = quorum.ticks
             while self.held and self.held[0].until_tick <= ticks:
-                waiter = self.held.pop(0).waiter
-                self.writes.finish(waiter, Outcome.failure(ErrorCode.NO_QUORUM, quorum.no_quorum_message()))
+                self._refuse_held(self.held.pop(0))
+
+    def _refuse_held(self, write: HeldWrite) -> None:
+        """Held, never appended: a definite refusal."""
+        self.writes.finish(
+            write.waiter, Outcome.failure(ErrorCode.NO_QUORUM, self.quorum.no_quorum_message())
+        )
 
     def _reroute(self, write: HeldWrite) -> None:
         """A held write whose leader stepped down: nothing was appended, so a local one goes
@@ -386,9 +391,8 @@ class RequestPath:
             expired = [write for write in self.held if write.waiter.deadline <= now]
             if expired:
                 self.held = [write for write in self.held if write.waiter.deadline > now]
-                for write in expired:  # held, never appended: a definite refusal
-                    outcome = Outcome.failure(ErrorCode.NO_QUORUM, quorum.no_quorum_message())
-                    self.writes.finish(write.waiter, outcome)
+                for write in expired:
+                    self._refuse_held(write)
         sent, parked = self.forwarder.expire(now)
         for remote in sent:
             if remote.callback:

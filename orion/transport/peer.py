@@ -230,7 +230,7 @@ class PeerTransport(SocketThread[_Command]):
             # packet budget) make this impossible; if it happens anyway it must be heard of.
             self._count("dropped_oversized", len(payloads) - len(fitting))
             self._warn_oversize(
-                f"dropped {len(payloads) - len(fitting)} outgoing {Channel(channel).name} frame(s) to "
+                f"dropped {len(payloads) - len(fitting)} outgoing {channel.name} frame(s) to "
                 f"{address} over the {self._max_frame}-byte frame limit"
             )
         return _Outbound(address, channel, fitting) if fitting else None

@@ -34,6 +34,7 @@ from typing import Any
 
 from orion.testing.localcluster import LocalCluster
 from tools.bench.common import loadavg, log, save_result
+from tools.bench.trees import parse_trees
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PY_SPY = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "py-spy"
@@ -124,20 +125,6 @@ def measure(seconds: float, settle: float) -> dict[str, Any]:
             return {"seconds": seconds, "loadavg": [load_start, loadavg()], "nodes": nodes}
     finally:
         shutil.rmtree(base, ignore_errors=True)
-
-
-def parse_trees(text: str) -> dict[str, Path]:
-    """``label=path,label=path`` -> {label: the tree's directory}."""
-    trees: dict[str, Path] = {}
-    for item in text.split(","):
-        label, sep, path = item.partition("=")
-        if not sep or not label or not path:
-            raise argparse.ArgumentTypeError(f"--trees: expected label=path, got {item!r}")
-        tree = Path(path).resolve()
-        if not (tree / "orion" / "__init__.py").exists():
-            raise argparse.ArgumentTypeError(f"--trees: {tree} holds no orion package")
-        trees[label] = tree
-    return trees
 
 
 def measure_trees(trees: dict[str, Path], seconds: float, settle: float) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Any
 
 from orion.testing.localcluster import LocalCluster
 from tools.bench.common import WRITE_BENCH_SETTINGS, log, save_result
-from tools.bench.trees import started_from
+from tools.bench.trees import parse_trees, started_from
 
 
 def cpu_seconds(pid: int) -> float:
@@ -100,11 +100,7 @@ def main() -> None:
     parser.add_argument("--name", default="", help="also write benchmarks/results/<name>.json")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")] if args.levels else [args.concurrency]
-    trees: dict[str, Path | None] = (
-        {name: Path(path).resolve() for name, path in (t.split("=", 1) for t in args.trees.split(","))}
-        if args.trees
-        else {"": None}
-    )
+    trees: dict[str, Path | None] = parse_trees(args.trees) if args.trees else {"": None}
     runs = []
     for repeat in range(1, args.repeats + 1):
         for concurrency in levels:

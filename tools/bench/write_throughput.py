@@ -40,7 +40,7 @@ from tools import loadgen
 from tools.baselines.etcd_cluster import EtcdCluster, put_load, put_load_raw
 from tools.baselines.pysyncobj_node import PySyncObjCluster
 from tools.bench.common import WRITE_BENCH_SETTINGS, log, save_result
-from tools.bench.trees import started_from
+from tools.bench.trees import parse_trees, started_from
 from tools.bench.write_cpu import cpu_seconds
 from tools.stats import summary
 
@@ -128,12 +128,12 @@ def side_by_side(
         etcd = None
         clusters: dict[str, LocalCluster] = {}
         if "orion" in systems:
-            trees = dict(t.split("=", 1) for t in args.trees.split(",")) if args.trees else {"": ""}
+            trees: dict[str, Path | None] = parse_trees(args.trees) if args.trees else {"": None}
             for name, tree in trees.items():
                 cluster = stack.enter_context(
                     LocalCluster(3, base / f"orion{name}", settings=WRITE_BENCH_SETTINGS)
                 )
-                with started_from(Path(tree).resolve() if tree else None):
+                with started_from(tree):
                     cluster.start()
                 clusters[name] = cluster
         if "etcd" in systems:
