@@ -27,12 +27,16 @@ class MirrorEntry:
 class MemberMirror:
     def __init__(self) -> None:
         self.entries: dict[str, MirrorEntry] = {}
+        # Counts the changes through set_local and apply_events: the leader's steps over the
+        # mirror (membership_driver, node_records) skip their walk while it stands still.
+        self.version = 0
 
     def get(self, node_id: str) -> MirrorEntry | None:
         return self.entries.get(node_id)
 
     def set_local(self, meta: NodeMeta, now: float) -> None:
         self.entries[meta.id] = MirrorEntry(NodeStatus.ALIVE, now, meta)
+        self.version += 1
 
     def apply_events(self, events: Iterable[Any], now: float) -> None:
         """Gossip member events (``node_id``, ``kind``, ``meta``): the status keeps its
@@ -42,6 +46,7 @@ class MemberMirror:
             status = _STATUS_OF_EVENT.get(event.kind) or NodeStatus(event.kind)
             since = previous.since if previous is not None and previous.status == status else now
             self.entries[event.node_id] = MirrorEntry(status, since, event.meta)
+        self.version += 1
 
     def raft_address(self, node_id: str, incarnation: str = "") -> str | None:
         """Gossip's current Raft address of a member, if gossip knows this life of it."""
