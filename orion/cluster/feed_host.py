@@ -103,7 +103,11 @@ class FeedHost:
     def on_drained(self) -> None:
         """After each Ready drain: answer the watches its applied entries (and any change of
         the configuration or the leader) concern."""
-        self._catch_up()
+        if self._touched or self.feed.parked:
+            self._catch_up()
+        # else nobody waits and no node was touched: what is left to catch up (the feed's
+        # index, the members and the leader it last saw) answers no one, and ``on_watch``
+        # catches up before it looks at any of it.
 
     def on_restored(self) -> None:
         """A snapshot replaced the state: start over at its index; everyone parked gets the
@@ -115,8 +119,9 @@ class FeedHost:
 
     def expire(self, now: float) -> None:
         """Answer the watches whose deadline passed (nothing new: a sign of life)."""
-        self._catch_up()
-        self._answer_due(self.feed.expire(now))
+        if self._touched or self.feed.parked:  # as in on_drained (idle CPU: every tick)
+            self._catch_up()
+            self._answer_due(self.feed.expire(now))
 
     def next_deadline(self) -> float | None:
         """When ``expire`` has work next (None: nothing parked)."""
@@ -134,7 +139,13 @@ class FeedHost:
     def serving(self) -> bool:
         """A member of the configuration that holds the state (a new member is empty until its
         snapshot or first entries arrive)."""
-        return self.node_id in self._members and self.fsm.applied_index > 0 and not self.stood_down
+        # The configuration itself, not the members last caught up with (a quiet drain or tick
+        # leaves those as they were).
+        return (
+            self.fsm.applied_index > 0
+            and not self.stood_down
+            and self.core.membership.address_of(self.node_id) is not None
+        )
 
     # ------------------------------------------------------------------ inside
     def _new_feed(self) -> WorkerFeed:
