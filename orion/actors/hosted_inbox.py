@@ -11,7 +11,8 @@ to a ``Mailbox``, whose pipe the poll watches (its first ``put`` after a drain w
 later ones find the wakeup pending). The owning thread's own ``tell`` (a frame from
 ``on_frame``, a message to itself) goes straight to the queue. Before a Tick is queued the
 transport is read once without waiting, so frames that arrived by the deadline are handled
-before it, as they were when a transport thread queued them on arrival; and while messages keep
+before it, as they were when a transport thread queued them on arrival (unless the wait that
+just ended was that poll, run up to the deadline with nothing readable); and while messages keep
 the actor busy (a burst of writes), the transport is read without waiting at least every
 ``BUSY_TURN_S``, so frames are never left unread behind a long queue (a transport thread read
 them as they came, between the actor's turns of the interpreter lock).
@@ -80,12 +81,14 @@ class HostedInbox(TimedInbox):
         self._owner = threading.get_ident()
         queued = self._queue
         deadline = NEVER if timeout is None or not block else time.monotonic() + timeout
+        timed_out = False  # the wait that just ended polled up to its end and found nothing
         while True:
             self._take_others()
             now = time.monotonic()
             if self._tick_at <= now + EARLY_S:
-                transport.serve(0.0)  # frames that came by the deadline go before its Tick
-                self._take_others()
+                if not timed_out:  # else that poll already looked, up to the deadline
+                    transport.serve(0.0)  # frames that came by the deadline go before its Tick
+                    self._take_others()
                 self._tick_at = NEVER
                 self.ticks += 1
                 queued.put(Envelope(self._make_tick(now)))
@@ -99,7 +102,7 @@ class HostedInbox(TimedInbox):
             if self.before_wait is not None:
                 self.before_wait()
             wake = min(self._tick_at, deadline)
-            transport.serve(60.0 if wake == NEVER else wake - now, self._others.fileno())
+            timed_out = not transport.serve(60.0 if wake == NEVER else wake - now, self._others.fileno())
             self._last_turn = time.monotonic()
             if queued.empty() and not len(self._others) and deadline <= time.monotonic():
                 raise queue.Empty

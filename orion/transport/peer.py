@@ -279,23 +279,24 @@ class PeerTransport(SocketThread[_Command]):
         self._open()
         self.hosted = True
 
-    def serve(self, timeout: float, wake_fd: int | None = None) -> None:
+    def serve(self, timeout: float, wake_fd: int | None = None) -> bool:
         """One turn of the loop on the host's thread: wait up to ``timeout`` seconds for a frame,
         a send from another thread or ``wake_fd`` (the host's own mailbox) to be readable, and
         handle what came (frames go to ``on_frame`` on this thread). The first call names the
-        host: from then on its sends are written at once, without the mailbox."""
+        host: from then on its sends are written at once, without the mailbox. False when the
+        wait ended with nothing readable (its timeout passed)."""
         with self._host_lock:
             if self._closed:
                 if wake_fd is not None:  # stopped under its host: wait as asked, on the fd only
-                    select.select([wake_fd], [], [], max(0.0, timeout))
-                return
+                    return bool(select.select([wake_fd], [], [], max(0.0, timeout))[0])
+                return False
             if self._host is None:
                 self._host = threading.get_ident()
             if wake_fd is not None and wake_fd not in self._wake_fds:
                 self._wake_fds.add(wake_fd)
                 self._poller.register(wake_fd, zmq.POLLIN)
             # Rounded up: a turn that ends a hair before the host's deadline is a wakeup for nothing.
-            self._turn(math.ceil(max(0.0, timeout) * 1000))
+            return self._turn(math.ceil(max(0.0, timeout) * 1000))
 
     def stop(self) -> None:
         if not self.hosted:
@@ -371,9 +372,9 @@ class PeerTransport(SocketThread[_Command]):
         self._mailbox_fd = self._mailbox.fileno()
         poller.register(self._mailbox_fd, zmq.POLLIN)
 
-    def _turn(self, timeout_ms: int) -> None:
+    def _turn(self, timeout_ms: int) -> bool:
         """Poll once, then read frames, write what other threads queued, read the monitors,
-        and hand the frames read to ``on_frame``."""
+        and hand the frames read to ``on_frame``. False when the poll found nothing readable."""
         router = self._router
         # zmq_poll itself, not Poller.poll's wrapper (the same call on the same list): every
         # wake-up of an idle node goes through here.
@@ -391,6 +392,7 @@ class PeerTransport(SocketThread[_Command]):
                 self._read_monitor(monitor)
         if self._inbound:
             self._deliver()
+        return bool(events)
 
     def _close(self) -> None:
         self._close_monitors()
