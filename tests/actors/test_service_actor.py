@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import pykka
 import pytest
 
-from orion.actors.messages import LeadershipChanged, StateChanged, Tick
+from orion.actors import service_actor
+from orion.actors.messages import LeadershipChanged, StateChanged, Tick, TickGate
 from orion.actors.service_actor import ServiceActor, command_for, describe
 from orion.config import ConfigError, parse_config
 from orion.fsm import commands as c
@@ -99,6 +100,31 @@ def test_a_change_is_acted_on_without_waiting_for_a_tick(rig: Rig) -> None:
     rig.settle()
     live = [t for t in rig.tasks() if t.state == TaskState.PENDING]
     assert [t.name for t in live] == ["web.1"]  # web.2 was never running: stopped at once
+
+
+def test_rounds_after_a_costly_one_wait_their_gap_then_act(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under churn a round follows the last one only after a gap in proportion to what its
+    decisions cost (capped): the change is acted on at the tick the actor asked for."""
+    monkeypatch.setattr(service_actor, "ROUND_GAP_FACTOR", 1e9)  # any round is "costly"
+    monkeypatch.setattr(service_actor, "ROUND_GAP_MAX_S", 0.3)
+    wishes: list[float] = []
+    gate = TickGate(wishes.append)
+    rig.actor.tell(LeadershipChanged(True, "node1"))
+    rig.commit(c.CreateService(spec=web(2), at=time.time()))
+    rig.actor.tell(Tick(time.monotonic(), gate))
+    rig.settle()
+    assert len(rig.tasks()) == 2
+    rig.commit(c.ScaleService(name="web", replicas=3, at=time.time()))
+    asked_at = time.monotonic()
+    rig.actor.tell(StateChanged())
+    rig.settle()
+    assert len(rig.tasks()) == 2  # waits for its gap
+    assert wishes and asked_at < wishes[-1] <= asked_at + 0.3  # the tick it needs is asked for
+    deadline = time.monotonic() + 10.0
+    while len(rig.tasks()) < 3:
+        assert time.monotonic() < deadline, "the deferred round never ran"
+        rig.actor.tell(Tick(time.monotonic(), gate))  # as the ticker would, at the wish
+        rig.settle()
 
 
 def test_a_failing_update_is_rolled_back_through_the_fsm(rig: Rig) -> None:
