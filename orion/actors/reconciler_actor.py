@@ -110,8 +110,7 @@ class _Stopped:
 
 @dataclass(frozen=True, slots=True)
 class _Reported:
-    task_id: str
-    key: plan.ReportKey
+    batch: plan.ReportBatch
     outcome: Outcome
 
 
@@ -209,10 +208,14 @@ class ReconcilerActor(NodeActor):
                 self._containers_stale = True
                 if not outcome.ok:
                     logger.warning("reconciler: stopping {} failed: {}", task_id, outcome.message)
-            case _Reported(task_id, key, outcome):
-                self.planner.report_answered(task_id, key, outcome.ok, time.monotonic())
+            case _Reported(batch, outcome):
+                now = time.monotonic()
+                for report, refused in batch.answers(outcome.ok, outcome.value):
+                    self.planner.report_answered(report.task_id, report.key, not refused, now)
+                    if refused and outcome.ok:
+                        logger.debug("reconciler: report of {} refused: {}", report.task_id, refused)
                 if not outcome.ok:
-                    logger.debug("reconciler: report not committed: {} {}", outcome.code, outcome.message)
+                    logger.debug("reconciler: reports not committed: {} {}", outcome.code, outcome.message)
             case _AbsentRunning(node_id, held, outcome) if outcome.ok:
                 self._carry_out(self.planner.absent_listed(node_id, held, outcome.value, time.monotonic()))
             case _AbsentRunning(node_id, _, outcome):
@@ -319,6 +322,8 @@ class ReconcilerActor(NodeActor):
 
     # ------------------------------------------------------------------ carrying out
     def _carry_out(self, actions: list[plan.Action]) -> None:
+        reports: list[plan.ReportState] = []
+        again = False
         for action in actions:
             match action:
                 case plan.Note(level, text):
@@ -330,10 +335,7 @@ class ReconcilerActor(NodeActor):
                     callback = self.answer(lambda o, t=task_id: _Stopped(t, o))
                     self.worker.tell(StopContainer(task_id, callback, remove=not keep, grace=grace))
                 case plan.ReportState() as report:
-                    self._propose(
-                        report.command(self.node_id, time.time()),
-                        self.answer(lambda o, t=report.task_id, k=report.key: _Reported(t, k, o)),
-                    )
+                    reports.append(report)
                 case plan.ReleasePorts(node_id, task_ids):
                     self._propose(
                         fsm_commands.ReleasePorts(node_id=node_id, task_ids=task_ids, at=time.time())
@@ -356,7 +358,14 @@ class ReconcilerActor(NodeActor):
                         )
                     )
                 case plan.RoundAgain():
-                    self._begin_round()
+                    again = True
+        # One entry for the pass's reports, proposed before the next round's read.
+        for batch in plan.report_batches(reports):
+            self._propose(
+                batch.command(self.node_id, time.time()), self.answer(lambda o, b=batch: _Reported(b, o))
+            )
+        if again:
+            self._begin_round()
 
     def _propose(self, command: fsm_commands.Command, callback: Callback | None = None) -> None:
         self.raft.tell(

@@ -20,7 +20,7 @@ import msgspec
 from orion.cluster.deadlines import pop_expired
 from orion.cluster.outcome import Callback
 from orion.codec import bounded_decode
-from orion.fsm.results import AssignResult, TaskIds
+from orion.fsm.results import AssignResult, ReportResults, TaskIds
 from orion.fsm.tables import NodeRecord
 from orion.model import Task
 from orion.services.spec import Service
@@ -62,6 +62,7 @@ RESULT_TYPES: dict[str, type] = {
     "node": NodeRecord,
     "task_ids": TaskIds,
     "assigned": AssignResult,
+    "reports": ReportResults,
 }
 _KIND_OF = {cls: kind for kind, cls in RESULT_TYPES.items()}
 _RESULT_DECODERS = {kind: msgspec.msgpack.Decoder(cls) for kind, cls in RESULT_TYPES.items()}

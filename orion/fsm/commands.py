@@ -79,6 +79,27 @@ class ReportTaskState(_Command, tag="report"):
     restart_times: list[float] | None = None  # the task's recent restarts, when they changed
 
 
+class TaskReport(msgspec.Struct, frozen=True, array_like=True):
+    """One task's state as its node saw it: an item of ``ReportTaskStates``."""
+
+    task_id: str
+    state: TaskState
+    reason: str = ""
+    exit_code: int | None = None
+    restarts: int = 0
+    restart_times: list[float] | None = None
+
+
+class ReportTaskStates(_Command, tag="reports"):
+    """What a node saw happen to several of its tasks' containers in one reconcile pass: one
+    entry for them all, as Nomad's servers batch allocation updates (a thousand nodes starting
+    ten tasks each would otherwise be ten thousand entries). Each item is applied as a
+    ``ReportTaskState`` would be, and refused or not on its own."""
+
+    node_id: str
+    reports: list[TaskReport]
+
+
 class RescheduleNodeTasks(_Command, tag="reschedule_node"):
     """Move the active tasks of a (dead) node back to Pending."""
 
@@ -319,6 +340,7 @@ Command = (
     | AssignTasks
     | SetPending
     | ReportTaskState
+    | ReportTaskStates
     | RescheduleNodeTasks
     | UpsertNode
     | SetNodeStatus

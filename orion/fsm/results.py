@@ -22,4 +22,15 @@ class TaskIds(msgspec.Struct, frozen=True):
     task_ids: list[str]
 
 
-ApplyResult = Task | NodeRecord | AssignResult | TaskIds | Service | Volume | CommandError
+class ReportResults(msgspec.Struct, frozen=True):
+    """Result of a batch of task state reports: the items refused, by their position in the
+    batch, with the refusal's code and message; every other item was applied."""
+
+    refused: list[tuple[int, str, str]] = []
+
+    def refusals(self) -> dict[int, tuple[str, str]]:
+        """Position -> (code, message) of each refused item."""
+        return {position: (code, message) for position, code, message in self.refused}
+
+
+ApplyResult = Task | NodeRecord | AssignResult | TaskIds | ReportResults | Service | Volume | CommandError

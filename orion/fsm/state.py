@@ -50,6 +50,7 @@ from orion.fsm.commands import (
     ReportHealth,
     ReportOverlayAddress,
     ReportTaskState,
+    ReportTaskStates,
     ReportVolume,
     RescheduleNodeTasks,
     ResumeServiceUpdate,
@@ -61,6 +62,7 @@ from orion.fsm.commands import (
     SetPending,
     StopTask,
     SubmitTask,
+    TaskReport,
     UpdateService,
     UpsertNode,
     decode_command,
@@ -79,7 +81,7 @@ from orion.fsm.port_index import (
     with_ports_held,
     without_held,
 )
-from orion.fsm.results import ApplyResult, AssignResult, TaskIds
+from orion.fsm.results import ApplyResult, AssignResult, ReportResults, TaskIds
 from orion.fsm.services import ServiceBook, fixed_host_ports
 from orion.fsm.snapshot import SnapshotSource, decode_snapshot, encode_snapshot
 from orion.fsm.tables import NodeDrain, NodeRecord
@@ -172,6 +174,7 @@ class ClusterState:
             AssignTasks: self._assign,
             SetPending: self._set_pending,
             ReportTaskState: self._report,
+            ReportTaskStates: self._reports,
             RescheduleNodeTasks: self._reschedule_node,
             UpsertNode: self._upsert_node,
             SetNodeStatus: self._set_node_status,
@@ -418,13 +421,24 @@ class ClusterState:
         return TaskIds(changed)
 
     def _report(self, cmd: ReportTaskState) -> ApplyResult:
+        return self._report_one(cmd.node_id, cmd.at, cmd)
+
+    def _reports(self, cmd: ReportTaskStates) -> ApplyResult:
+        refused: list[tuple[int, str, str]] = []
+        for position, report in enumerate(cmd.reports):
+            result = self._report_one(cmd.node_id, cmd.at, report)
+            if isinstance(result, CommandError):
+                refused.append((position, result.code.value, result.message))
+        return ReportResults(refused)
+
+    def _report_one(self, node_id: str, at: float, cmd: ReportTaskState | TaskReport) -> ApplyResult:
         task = self._tasks.get(cmd.task_id)
         if task is None:
             return CommandError(Refusal.NOT_FOUND, f"no task with id {cmd.task_id}")
-        if cmd.node_id != task.node_id:
+        if node_id != task.node_id:
             holder = task.node_id or "no node"
             return CommandError(
-                Refusal.INVALID, f"stale report for task {task.id} from {cmd.node_id}: it is on {holder}"
+                Refusal.INVALID, f"stale report for task {task.id} from {node_id}: it is on {holder}"
             )
         if task.state not in ACTIVE_STATES or task.desired != Desired.RUN:
             return CommandError(
@@ -445,7 +459,7 @@ class ClusterState:
             restart_times = [t for t in cmd.restart_times if math.isfinite(t)][-MAX_RESTART_TIMES:]
         return self.change_task(
             task,
-            cmd.at,
+            at,
             state=cmd.state,
             reason=cmd.reason,
             exit_code=cmd.exit_code,

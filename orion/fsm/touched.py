@@ -90,6 +90,7 @@ RECORD_KINDS: dict[type, frozenset[str]] = {
     c.AssignTasks: frozenset(),
     c.SetPending: frozenset(),
     c.ReportTaskState: frozenset(),
+    c.ReportTaskStates: frozenset(),
     c.RescheduleNodeTasks: frozenset(),
     c.UpsertNode: frozenset({NODES}),
     c.SetNodeStatus: frozenset({NODES}),

@@ -75,7 +75,8 @@ class HollowStats:
     """Counters of one pool, summed over its nodes."""
 
     def __init__(self) -> None:
-        self.reports_sent = 0
+        self.reports_sent = 0  # task reports (and the other commands a node proposes, one each)
+        self.entries_sent = 0  # the entries that carried them (a pass's reports share one)
         self.reports_ok = 0
         self.reports_failed = 0
         self.report_failures: dict[str, int] = {}  # error code -> reports that failed with it
@@ -334,6 +335,7 @@ class HollowNode:
 
     def _carry_out(self, actions: list[plan.Action], now: float) -> None:
         pending = list(actions)
+        reports: list[plan.ReportState] = []
         while pending:
             action = pending.pop(0)
             match action:
@@ -347,13 +349,7 @@ class HollowNode:
                         self.runtime.stop(task_id, grace)
                     self.planner.stopped(task_id)
                 case plan.ReportState() as report:
-                    self._propose(
-                        report.command(self.id, time.time()),
-                        now,
-                        lambda outcome, t=report.task_id, k=report.key: self.planner.report_answered(
-                            t, k, outcome.ok, self._now
-                        ),
-                    )
+                    reports.append(report)
                 case plan.ReleasePorts(node_id, task_ids):
                     command = fsm_commands.ReleasePorts(node_id=node_id, task_ids=task_ids, at=time.time())
                     self._propose(command, now)
@@ -371,6 +367,18 @@ class HollowNode:
                     self._dirty = True
                 case plan.ListAbsent() | plan.Note():
                     pass  # no engine is shared between hollow nodes; notes are for people
+        for batch in plan.report_batches(reports):  # the pass's reports in one entry, as a node's
+            self._propose(
+                batch.command(self.id, time.time()),
+                now,
+                lambda outcome, b=batch: self._reports_answered(b, outcome),
+                reports=len(batch.reports),
+            )
+
+    def _reports_answered(self, batch: plan.ReportBatch, outcome: Outcome) -> None:
+        for report, refused in batch.answers(outcome.ok, outcome.value):
+            self.planner.report_answered(report.task_id, report.key, not refused, self._now)
+            self._count(not refused, str(outcome.code) if not outcome.ok else "refused")
 
     def _sync_cluster_id(self, now: float) -> None:
         """The cluster this node belongs to: its configuration's, or a worker's feed's."""
@@ -403,11 +411,17 @@ class HollowNode:
         for address, payload in frames:
             self._send(address, Channel.FEED, payload)
 
-    def _propose(self, command: fsm_commands.Command, now: float, answered: Callback | None = None) -> None:
-        self.stats.reports_sent += 1
+    def _propose(
+        self, command: fsm_commands.Command, now: float, answered: Callback | None = None, reports: int = 0
+    ) -> None:
+        """Propose ``command`` (carrying ``reports`` task reports: those are counted one by one
+        by the caller's ``answered``; any other command counts as one report)."""
+        self.stats.entries_sent += 1
+        self.stats.reports_sent += reports or 1
 
         def on_outcome(outcome: Outcome) -> None:
-            self._count_outcome(outcome)
+            if not reports:
+                self._count(outcome.ok, outcome.code)
             if answered is not None:
                 answered(outcome)
 
@@ -415,13 +429,12 @@ class HollowNode:
             fsm_commands.encode_command(command), on_outcome, now + self.config.request_timeout
         )
 
-    def _count_outcome(self, outcome: Outcome) -> None:
-        if outcome.ok:
+    def _count(self, ok: bool, code: str) -> None:
+        if ok:
             self.stats.reports_ok += 1
         else:
             stats = self.stats
             stats.reports_failed += 1
-            code = str(outcome.code)
             stats.report_failures[code] = stats.report_failures.get(code, 0) + 1
 
     # ------------------------------------------------------------------ the shell's host

@@ -396,6 +396,7 @@ class HollowPool:
             "containers": sum(len(node.runtime.list_managed()) for node in self.nodes),
             "starts": sum(node.runtime.starts for node in self.nodes),
             "reports_sent": stats.reports_sent,
+            "entries_sent": stats.entries_sent,
             "reports_ok": stats.reports_ok,
             "reports_failed": stats.reports_failed,
             "report_failures": dict(stats.report_failures),

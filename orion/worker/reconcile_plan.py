@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from orion.cluster.leader_contact import LeaderContact, disconnect_verdict
-from orion.fsm.commands import ReportTaskState
+from orion.fsm.commands import ReportTaskStates, TaskReport
+from orion.fsm.results import ReportResults
 from orion.model import Desired, Task, TaskState
 from orion.worker.restart_policy import RestartPolicy
 from orion.worker.types import ContainerInfo
@@ -43,6 +44,9 @@ REPORT_RETRY_S = 3.0  # a report not yet visible in the FSM after this long is s
 # lagging replica (a slow node, or hundreds of them) would otherwise turn every round into a
 # new log entry per task. Past this backstop it is sent again anyway (harmless: same state).
 REPORT_COMMITTED_WAIT_S = 30.0
+# A pass's reports travel in one entry each this many (a node's pass after a restart may
+# report hundreds of tasks; an item is ~100 bytes against the FSM's 1 MiB command limit).
+REPORTS_PER_ENTRY = 500
 _RELEASED_KEPT = 10_000  # release times only matter for REPORT_RETRY_S: prune past this many
 
 
@@ -83,18 +87,41 @@ class ReportState:
     def key(self) -> ReportKey:
         return report_key(self.state, self.restarts, self.reason)
 
-    def command(self, node_id: str, at: float) -> ReportTaskState:
-        """The FSM command that carries this report from ``node_id``, made at wall time ``at``."""
-        return ReportTaskState(
-            task_id=self.task_id,
-            node_id=node_id,
-            state=self.state,
-            reason=self.reason,
-            exit_code=self.exit_code,
-            restarts=self.restarts,
-            restart_times=self.restart_times,
-            at=at,
+    def item(self) -> TaskReport:
+        """This report as an item of a ``ReportTaskStates``."""
+        return TaskReport(
+            self.task_id, self.state, self.reason, self.exit_code, self.restarts, self.restart_times
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportBatch:
+    """The reports of one pass, carried by one FSM entry (at most REPORTS_PER_ENTRY each)."""
+
+    reports: tuple[ReportState, ...]
+
+    def command(self, node_id: str, at: float) -> ReportTaskStates:
+        """The FSM command that carries these reports from ``node_id``, made at wall time ``at``."""
+        return ReportTaskStates(node_id=node_id, reports=[report.item() for report in self.reports], at=at)
+
+    def answers(self, ok: bool, value: object) -> list[tuple[ReportState, str]]:
+        """Each report with why it was not committed ("" when it was), from the entry's
+        outcome: all of them fail with the entry; otherwise each as the FSM applied it."""
+        if not ok:
+            return [(report, "not committed") for report in self.reports]
+        refusals = value.refusals() if isinstance(value, ReportResults) else {}
+        return [
+            (report, refusals[position][1] if position in refusals else "")
+            for position, report in enumerate(self.reports)
+        ]
+
+
+def report_batches(reports: Sequence[ReportState]) -> list[ReportBatch]:
+    """``reports`` (of one pass) in as few entries as a command's size allows."""
+    return [
+        ReportBatch(tuple(reports[start : start + REPORTS_PER_ENTRY]))
+        for start in range(0, len(reports), REPORTS_PER_ENTRY)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from orion.cluster.linearizable_reads import LinearizableReads
 from orion.cluster.outcome import Outcome
 from orion.cluster.write_waiters import Waiter, WriteWaiters
 from orion.fsm.commands import CommandError, Refusal
-from orion.fsm.results import TaskIds
+from orion.fsm.results import ReportResults, TaskIds
 from orion.fsm.tables import NodeRecord
 from orion.model import NodeMeta, NodeStatus, Task
 from orion.raft.types import Entry, EntryKind
@@ -158,6 +158,7 @@ def test_a_forwarded_write_is_answered_to_its_follower_with_the_task_encoded() -
         Service(name="web", spec=ServiceSpec(name="web", template=TaskTemplate(image="orion-web:v1"))),
         NodeRecord(id="node2", status=NodeStatus.ALIVE, meta=NodeMeta(id="node2")),
         TaskIds(task_ids=["a", "b"]),
+        ReportResults(refused=[(1, "invalid", "stale report for task t2")]),
     ],
     ids=lambda record: type(record).__name__,
 )

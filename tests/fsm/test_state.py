@@ -18,15 +18,18 @@ from orion.fsm.commands import (
     RemoveNode,
     RemoveTask,
     ReportTaskState,
+    ReportTaskStates,
     RescheduleNodeTasks,
     SetNodeStatus,
     SetPending,
     StopTask,
     SubmitTask,
+    TaskReport,
     UpsertNode,
     decode_command,
     encode_command,
 )
+from orion.fsm.results import ReportResults
 from orion.fsm.state import MAX_HISTORY, AssignResult, ClusterState, TaskIds
 from orion.fsm.tables import NodeRecord
 from orion.model import NodeMeta, Task, TaskState
@@ -193,6 +196,44 @@ def test_stale_reports_are_ignored(run: Driver) -> None:
     assert isinstance(run(ReportTaskState(at=6.0, task_id="t1", node_id="n2", state="Pending")), CommandError)
 
 
+def test_a_batch_of_reports_applies_each_as_a_single_report_would(run: Driver) -> None:
+    for task_id in ("t1", "t2", "t3"):
+        run(SubmitTask(at=1.0, task=task(task_id)))
+    run(AssignTasks(at=2.0, assignments=[("t1", "n1"), ("t2", "n1"), ("t3", "n2")]))
+    single = Driver()
+    for command in commands_of(run):
+        single(command)
+    batch = ReportTaskStates(
+        at=3.0,
+        node_id="n1",
+        reports=[
+            TaskReport("t1", TaskState.RUNNING),
+            TaskReport("t3", TaskState.RUNNING),  # on n2: stale
+            TaskReport("t9", TaskState.RUNNING),  # no such task
+            TaskReport("t2", TaskState.FAILED, reason="exit 1", exit_code=1, restarts=2),
+            TaskReport("t1", TaskState.PENDING),  # not a state a node reports
+        ],
+    )
+    result = run(batch)
+    assert isinstance(result, ReportResults)
+    refused = result.refusals()
+    assert sorted(refused) == [1, 2, 4]
+    assert refused[1][0] == "invalid" and "stale report for task t3 from n1: it is on n2" in refused[1][1]
+    assert refused[2] == ("not_found", "no task with id t9")
+    assert "cannot report state Pending" in refused[4][1]
+    # The same as the reports one entry each, item for item.
+    for item in batch.reports:
+        single(ReportTaskState(at=3.0, node_id="n1", **msgspec.structs.asdict(item)))
+    for task_id in ("t1", "t2", "t3"):
+        assert run.fsm.task(task_id) == single.fsm.task(task_id)
+    assert run.fsm.allocated("n1") == single.fsm.allocated("n1") == (GiB, 0.5, 0)
+    assert run.fsm.task("t2").state == TaskState.FAILED and run.fsm.task("t1").state == TaskState.RUNNING
+
+
+def commands_of(driver: Driver) -> list[Command]:
+    return [decode_command(data) for data in driver.log]
+
+
 def test_set_pending_updates_the_reason_only_when_it_changes(run: Driver) -> None:
     run(SubmitTask(at=1.0, task=task("t1")))
     run(SubmitTask(at=1.0, task=task("t2")))
@@ -306,11 +347,16 @@ def random_commands(seed: int, count: int) -> list[Command]:
             state = rng.choice([TaskState.RUNNING, TaskState.RUNNING, TaskState.FAILED, TaskState.SCHEDULED])
             current = shadow.fsm.task(task_id)
             node_id = current.node_id if current and rng.random() < 0.7 else rng.choice(nodes)
-            commands.append(
-                ReportTaskState(
-                    at=at, task_id=task_id, node_id=node_id, state=state, restarts=rng.randrange(3)
+            if rng.random() < 0.3:  # a pass's reports in one entry, a stale or repeated one among them
+                others = [rng.choice(shadow.fsm.tasks_on_node(node_id) or [current or task(task_id)]).id]
+                items = [TaskReport(t, state, restarts=rng.randrange(3)) for t in [task_id, *others]]
+                commands.append(ReportTaskStates(at=at, node_id=node_id, reports=items))
+            else:
+                commands.append(
+                    ReportTaskState(
+                        at=at, task_id=task_id, node_id=node_id, state=state, restarts=rng.randrange(3)
+                    )
                 )
-            )
         elif roll < 0.78:
             commands.append(StopTask(at=at, task_id=task_id))
         elif roll < 0.84:

@@ -10,9 +10,16 @@ import msgspec
 
 from orion.actors.gossip_actor import gossip_config_from
 from orion.cluster.feed_protocol import FeedAnswer, FeedRedirect, FeedWatch, decode_feed, encode_feed
-from orion.cluster.forwarding import ForwardAnswer, ForwardPropose, decode_forward, encode_forward
+from orion.cluster.forwarding import (
+    ForwardAnswer,
+    ForwardPropose,
+    decode_forward,
+    encode_forward,
+    encode_result,
+)
 from orion.config import parse_config
-from orion.fsm.commands import ReportTaskState, decode_command
+from orion.fsm.commands import ReportTaskStates, decode_command
+from orion.fsm.results import ReportResults
 from orion.hollow.node import IDLE_WAKE_S, HollowNode, HollowStats
 from orion.hollow.pool import hollow_meta
 from orion.model import Task, TaskState
@@ -74,10 +81,16 @@ def test_a_worker_runs_the_tasks_the_feed_gives_it_and_reports_to_the_feeds_lead
     [(address, payload)] = wire.take(Channel.FORWARD)
     propose = decode_forward(payload)
     assert address == MEMBER and isinstance(propose, ForwardPropose)
-    report = decode_command(propose.data)
-    assert isinstance(report, ReportTaskState) and (report.task_id, report.state) == ("t1", TaskState.RUNNING)
-    node.on_frame(Channel.FORWARD, encode_forward(ForwardAnswer(propose.req_id, index=13)), 0.4)
-    assert node.stats.reports_ok == 1
+    reports = decode_command(propose.data)
+    assert isinstance(reports, ReportTaskStates) and reports.node_id == "h1"
+    assert [(r.task_id, r.state) for r in reports.reports] == [("t1", TaskState.RUNNING)]
+    kind, result = encode_result(ReportResults())
+    node.on_frame(
+        Channel.FORWARD,
+        encode_forward(ForwardAnswer(propose.req_id, index=13, result=result, result_kind=kind)),
+        0.4,
+    )
+    assert (node.stats.reports_ok, node.stats.entries_sent) == (1, 1)
     # The next watch resumes at the answer's index.
     assert [decode_feed(p).since for _, p in wire.take(Channel.FEED)] == [12]  # type: ignore[union-attr]
 

@@ -7,10 +7,13 @@ import msgspec
 import pytest
 
 from orion.cluster.leader_contact import LeaderContact
+from orion.fsm.commands import decode_command, encode_command
+from orion.fsm.results import ReportResults
 from orion.model import Desired, Task, TaskState
 from orion.worker.reconcile_plan import (
     REPORT_COMMITTED_WAIT_S,
     REPORT_RETRY_S,
+    REPORTS_PER_ENTRY,
     Action,
     ListAbsent,
     Note,
@@ -23,6 +26,7 @@ from orion.worker.reconcile_plan import (
     StartContainer,
     StopContainer,
     Wanted,
+    report_batches,
     report_key,
 )
 from orion.worker.restart_policy import RestartPolicy
@@ -346,3 +350,22 @@ def test_plan_needs_the_rounds_read_first() -> None:
     planner.begin_round()
     with pytest.raises(ValueError, match="wanted"):
         planner.plan([], True, 0.0, 0.0, WALL)
+
+
+def test_a_pass_reports_in_one_entry_and_each_report_hears_its_own_answer() -> None:
+    reports = [ReportState(f"t{i}", TaskState.RUNNING, "", 0, None) for i in range(REPORTS_PER_ENTRY + 2)]
+    batches = report_batches(reports)
+    assert [len(b.reports) for b in batches] == [REPORTS_PER_ENTRY, 2]  # a command stays small
+    assert [r for b in batches for r in b.reports] == reports
+    batch = batches[1]
+    command = batch.command("n1", WALL)
+    assert decode_command(encode_command(command)) == command
+    assert (command.node_id, [item.task_id for item in command.reports]) == (
+        "n1",
+        [r.task_id for r in batch.reports],
+    )
+    # Committed: each as the FSM applied it; not committed: all of them.
+    refused = ReportResults([(1, "invalid", "stale report")])
+    assert [why for _, why in batch.answers(True, refused)] == ["", "stale report"]
+    assert [why for _, why in batch.answers(False, None)] == ["not committed", "not committed"]
+    assert report_batches([]) == []

@@ -74,7 +74,17 @@ def read_stats(path: Path) -> dict[str, Any]:
         return {}
 
 
-SUMMED = ("count", "in_cluster", "containers", "starts", "reports_sent", "reports_ok", "cpu_s", "rss_bytes")
+SUMMED = (
+    "count",
+    "in_cluster",
+    "containers",
+    "starts",
+    "reports_sent",
+    "entries_sent",
+    "reports_ok",
+    "cpu_s",
+    "rss_bytes",
+)
 SUMMED += ("dropped", "sent", "frames_in", "gc_s", "gc_full", "pending_broadcasts", "local_frames")
 SUMMED += ("gc_cpu_s", "backlog", "holding_passes")
 
@@ -535,7 +545,9 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
             point["loss_to_replaced_s"] = str(exc)
         final = pool_stats()
         point["hollow_rss_mib"] = final.get("rss_bytes", 0) >> 20
-        point["hollow_reports"] = {k: final.get(k) for k in ("reports_sent", "reports_ok", "report_failures")}
+        point["hollow_reports"] = {
+            k: final.get(k) for k in ("reports_sent", "entries_sent", "reports_ok", "report_failures")
+        }
         point["hollow_dropped_frames"] = final.get("dropped")
         stall_keys = ("loop_max_ever_s", "gc_s", "gc_max_s", "gc_full", "gc_cpu_s", "gc_collections", "cpu_s")
         stall_keys += ("clock_lag_s", "holding_passes")
