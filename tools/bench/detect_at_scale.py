@@ -7,7 +7,7 @@ node dead. The live 1,000-node rig can only run the gossip in slow motion (two s
 simulator (orion/sim/gossip_cluster.py; virtual time, every member with a CPU of its own) runs
 N real ``SwimCore``s with exactly the gossip configuration an ``orion node`` with no [gossip]
 section runs (``gossip_config_from`` of the default config: 500 ms probes, 250 ms probe timeout,
-suspicion_mult 4, Lifeguard on, 200 ms gossip rounds).
+suspicion_mult 4, Lifeguard on, 200 ms gossip rounds); ``--suspicion-mult`` tries another.
 
 Per cluster (a seed): N members join through n000, converge, and run until every broadcast
 queue is empty (steady state); that state is pickled. Per trial (a victim): the snapshot is
@@ -319,9 +319,14 @@ def main() -> None:
     parser.add_argument("--victims", type=int, default=10, help="crashes per cluster, one per trial")
     parser.add_argument("--idle", type=float, default=5.0, help="healthy seconds before each crash")
     parser.add_argument("--seed", type=int, default=1, help="the first cluster's seed")
+    parser.add_argument(
+        "--suspicion-mult", type=int, help="an experiment: this [gossip] suspicion_mult instead of the node's"
+    )
     parser.add_argument("--out", help="write every trial and the summaries here (JSON)")
     args = parser.parse_args()
     config = node_gossip_config()
+    if args.suspicion_mult is not None:
+        config = msgspec.structs.replace(config, suspicion_mult=args.suspicion_mult)
     print(f"gossip config of an `orion node` (defaults): {msgspec.structs.asdict(config)}", flush=True)
     load_before = os.getloadavg()
     wall = time.perf_counter()
