@@ -31,3 +31,8 @@ def test_short_curve_measures_every_figure(tmp_path: Path, burst_via: str) -> No
     assert point["placement"]["all_running_s"] > 0 and point["placement"]["tasks_per_s"] > 0
     # The victim's tasks ran elsewhere after it was killed (a number, not a deadline message).
     assert isinstance(point["loss_to_replaced_s"], float)
+    # ... in parts, seen by polling and by the tasks' histories, in their order.
+    seen, history = point["loss_parts_s"], point["loss_history_s"]
+    assert seen["declared"] <= seen["placed"] <= seen["running"]
+    assert 0 < history["rescheduled"] <= history["placed"] <= history["running"]
+    assert point["hollow_reports"]["entries_sent"] <= point["hollow_reports"]["reports_sent"]

@@ -248,6 +248,50 @@ def stop_process(process: subprocess.Popen[bytes] | None) -> None:
             log(f"process {process.pid} still there 60 s after SIGKILL")
 
 
+class LossParts:
+    """When, after a node's kill, the cluster first held it dead, had placed all its tasks
+    elsewhere, and had them all Running there (seconds; what was not seen yet is absent)."""
+
+    def __init__(self, node_id: str, task_ids: list[str]) -> None:
+        self.node_id = node_id
+        self.task_ids = task_ids
+        self.seen: dict[str, float] = {}
+
+    def look(self, client: Client, t0: float) -> bool:
+        try:
+            nodes = client.nodes(stale=True) if "declared" not in self.seen else []
+            tasks = {t.id: t for t in client.tasks(stale=True)}
+        except Unavailable as exc:
+            log(f"loss: {exc}")
+            return False
+        at = round(time.monotonic() - t0, 2)
+        if any(m.id == self.node_id and m.status in ("dead", "left") for m in nodes):
+            self.seen.setdefault("declared", at)
+        moved = [tasks.get(t) for t in self.task_ids]
+        if all(t is not None and t.node_id not in ("", self.node_id) for t in moved):
+            self.seen.setdefault("declared", at)  # its tasks could only move once it was
+            self.seen.setdefault("placed", at)
+        if all(t is not None and t.state == "Running" and t.node_id != self.node_id for t in moved):
+            self.seen.setdefault("running", at)
+            return "placed" in self.seen
+        return False
+
+    def from_history(self, client: Client, killed_at: float) -> dict[str, float]:
+        """The same parts from the tasks' own histories (the proposers' clocks, not this
+        poll's: a stale list of 10,000 tasks takes a while): when the last of them went back
+        to Pending (the leader held the node dead), was Scheduled elsewhere, was Running."""
+        tasks = {t.id: t for t in client.tasks(stale=False)}
+        parts: dict[str, float] = {}
+        for task_id in self.task_ids:
+            task = tasks.get(task_id)
+            events = [e for e in task.history if e.at >= killed_at] if task is not None else []
+            for name, state in (("rescheduled", "Pending"), ("placed", "Scheduled"), ("running", "Running")):
+                when = next((e.at for e in events if e.state == state), None)
+                if when is not None:
+                    parts[name] = max(parts.get(name, 0.0), round(when - killed_at, 2))
+        return parts
+
+
 def running_on(client: Client, task_ids: list[str], exclude: str = "") -> bool:
     try:
         tasks = {t.id: t for t in client.tasks(stale=True)}
@@ -530,19 +574,25 @@ def measure_point(n: int, args: argparse.Namespace, base: Path) -> dict[str, Any
         log(f"n={n}: placement {point['placement']}")
         profiles_done(spies)
 
-        # Node loss.
+        # Node loss, in parts: the leader's FSM holds the victim dead; each of its tasks is
+        # placed on another node; each is Running there.
+        killed_at = time.time()
         victim.kill()
         victim.wait(5)
         t0 = time.monotonic()
+        parts = LossParts(victim_id, victim_tasks)
         try:
-            wait_until(
-                "victim's tasks move",
-                lambda: running_on(client, victim_tasks, exclude=victim_id),
-                args.join_deadline,
-            )
+            wait_until("victim's tasks move", lambda: parts.look(client, t0), args.join_deadline, every=0.2)
             point["loss_to_replaced_s"] = round(time.monotonic() - t0, 1)
         except NotConverged as exc:
             point["loss_to_replaced_s"] = str(exc)
+        point["loss_parts_s"] = parts.seen
+        try:
+            point["loss_history_s"] = parts.from_history(client, killed_at)
+        except Unavailable as exc:
+            point["loss_history_s"] = str(exc)
+        history = point["loss_history_s"]
+        log(f"n={n}: loss {point['loss_to_replaced_s']} s, seen {parts.seen}, by history {history}")
         final = pool_stats()
         point["hollow_rss_mib"] = final.get("rss_bytes", 0) >> 20
         point["hollow_reports"] = {
