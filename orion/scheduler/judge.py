@@ -52,8 +52,8 @@ def schedule(
 
     Tasks of a service (``task.service``) are spread (orion/scheduler/spread.py) by the
     ``services`` layouts (a service missing there spreads over nodes, counting only this
-    batch); every feasible node is scored for them, whatever ``limit`` says, since spreading
-    needs the whole picture and services are small next to the fleet.
+    batch); every candidate is looked at for them, whatever ``limit`` says, since spreading
+    needs the whole picture, but only those whose spread key can still win are scored.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
@@ -101,8 +101,9 @@ def schedule(
                     ports_by_node[index] = ports
             candidates = [index for index in candidates if index in ports_by_node]
         if group is not None:
-            candidates = [index for index in candidates if group.allows(index)]
-            best = pick_spread(fleet, candidates, task, strategy, group.key)
+            if group.layout.max_per_node:
+                candidates = [index for index in candidates if group.allows(index)]
+            best = pick_spread(fleet, candidates, task, strategy, group)
         elif limit is None:
             best = pick_exact(fleet, candidates, task, strategy)
         else:

@@ -17,10 +17,9 @@ that fits somewhere is still always placed: the walk only gives up after every c
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from orion.model import Task
 from orion.scheduler.fleet import Fleet
+from orion.scheduler.spread import SpreadGroup
 
 NONE = -1
 
@@ -82,26 +81,35 @@ def pick_limited(
     return best, (start + step + 1) % count
 
 
-def pick_spread(
-    fleet: Fleet,
-    candidates: list[int],
-    task: Task,
-    strategy: str,
-    spread_key: Callable[[int], tuple[int, int]],
-) -> int:
-    """Score every feasible candidate by (spread key, strategy key); return the best or NONE."""
+def pick_spread(fleet: Fleet, candidates: list[int], task: Task, strategy: str, group: SpreadGroup) -> int:
+    """Score every feasible candidate by (spread key, strategy key); return the best or NONE.
+
+    A candidate whose spread key is already worse than the best so far cannot win and is
+    passed over before its fit is checked or its score computed: a service of 1,000 replicas
+    on 1,000 nodes looks at every node for every task, and most hold more of the service than
+    the best one (a 10,000-replica burst on 1,000 hollow nodes spent 48% of the leader's
+    Python here). The result is the same as comparing whole keys."""
     free_memory, free_cpu, free_disk = fleet.free_memory, fleet.free_cpu, fleet.free_disk
     inverse_memory, inverse_cpu = fleet.inverse_memory, fleet.inverse_cpu
     memory, cpu, disk = task.memory, task.cpu, task.disk
     binpack = strategy == "binpack"
-    best, best_key = NONE, (float("inf"),)
+    per_node = group.per_node
+    by_tag = bool(group.layout.spread)
+    per_value, values = group.per_value, group.values
+    inf = float("inf")
+    best, best_value, best_node, best_score = NONE, inf, inf, inf
     for i in candidates:
+        value = per_value[values[i]] if by_tag else 0
+        if value > best_value:
+            continue
+        on_node = per_node[i]
+        if value == best_value and on_node > best_node:
+            continue
         if free_memory[i] >= memory and free_cpu[i] >= cpu and free_disk[i] >= disk:
             if binpack:
                 score = (free_memory[i] - memory) * inverse_memory[i] + (free_cpu[i] - cpu) * inverse_cpu[i]
             else:
                 score = -free_memory[i]
-            key = (*spread_key(i), score)
-            if key < best_key:
-                best, best_key = i, key
+            if value < best_value or on_node < best_node or score < best_score:
+                best, best_value, best_node, best_score = i, value, on_node, score
     return best

@@ -24,7 +24,8 @@ from orion.scheduler.types import ServiceLayout
 
 class SpreadGroup:
     """One service version's tasks per node position and per spread-tag value, debited as the
-    batch places them."""
+    batch places them. Smaller is better: the tag value's count, then the node's
+    (orion/scheduler/rank.py ``pick_spread`` compares them)."""
 
     __slots__ = ("layout", "name", "per_node", "per_value", "values")
 
@@ -48,11 +49,6 @@ class SpreadGroup:
 
     def allows(self, index: int) -> bool:
         return not self.layout.max_per_node or self.per_node[index] < self.layout.max_per_node
-
-    def key(self, index: int) -> tuple[int, int]:
-        """Smaller is better: the tag value's count, then the node's."""
-        by_value = self.per_value[self.values[index]] if self.layout.spread else 0
-        return by_value, self.per_node[index]
 
     def place(self, index: int) -> None:
         self.per_node[index] += 1

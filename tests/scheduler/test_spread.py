@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import pytest
 
 from orion.model import Task
 from orion.scheduler import schedule
+from orion.scheduler.fleet import Fleet, selector_key
+from orion.scheduler.ports import DEFAULT_DYNAMIC_PORTS
+from orion.scheduler.rank import NONE, pick_spread
+from orion.scheduler.spread import SpreadGroup
 from orion.scheduler.types import ServiceLayout
 from orion.services.controller import new_task
 from orion.services.layout import service_layout
@@ -115,3 +120,45 @@ def test_the_layout_counts_active_serving_tasks_by_version() -> None:
     ]
     layout = service_layout(service, tasks)
     assert layout.placed == {1: {"n1": 2}, 2: {"n2": 1}}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_spread_pick_is_the_smallest_whole_key(seed: int) -> None:
+    """pick_spread passes over candidates whose spread key cannot win; what it picks is still
+    the first candidate with the smallest (tag value's count, node's count, strategy score)."""
+    rng = random.Random(seed)
+    zones = ["a", "b", "c"]
+    nodes = [
+        node(
+            f"n{i}",
+            memory=rng.choice(["2GiB", "4GiB", "8GiB"]),
+            used_memory=rng.choice([0, "1GiB", "2GiB"]),
+            tags={"zone": rng.choice(zones)} if rng.random() < 0.8 else {},
+        )
+        for i in range(rng.randrange(1, 30))
+    ]
+    counts = {n.id: rng.randrange(4) for n in nodes if rng.random() < 0.6}
+    layout = ServiceLayout(spread=rng.choice(["", "zone"]), placed={1: counts})
+    fleet = Fleet(nodes, seed, 0.0, DEFAULT_DYNAMIC_PORTS)
+    group = SpreadGroup("web", layout, 1, fleet.ids, [n.meta.tags for n in fleet.nodes])
+    one = web(1, memory=rng.choice(["512MiB", "2GiB", "7GiB"]))
+    candidates = fleet.candidates(selector_key(one))
+    for strategy in ("binpack", "spread"):
+
+        def whole_key(i: int, strategy: str = strategy) -> tuple[int, int, float]:
+            if strategy == "binpack":
+                score = (fleet.free_memory[i] - one.memory) * fleet.inverse_memory[i] + (
+                    fleet.free_cpu[i] - one.cpu
+                ) * fleet.inverse_cpu[i]
+            else:
+                score = -fleet.free_memory[i]
+            by_value = group.per_value[group.values[i]] if layout.spread else 0
+            return by_value, group.per_node[i], score
+
+        fits = [
+            i
+            for i in candidates
+            if fleet.free_memory[i] >= one.memory and fleet.free_cpu[i] >= one.cpu and fleet.free_disk[i] >= 0
+        ]
+        expected = min(fits, key=lambda i: (whole_key(i), candidates.index(i))) if fits else NONE
+        assert pick_spread(fleet, candidates, one, strategy, group) == expected
