@@ -24,8 +24,9 @@ dead. n000 plays the Raft leader. Measured from the crash:
 - false suspicions and false dead declarations: any member other than the victim marked suspect
   or dead, by any observer, over the whole trial (idle window included).
 
-Trials of one cluster share its converged state, not their course: each has its own victim and
-crash phase, and everything after the crash follows from those.
+Trials of one cluster share its converged state and the idle window before the crash (the same
+simulated seconds replayed: a false suspicion there is counted in each of them); each has its
+own victim and crash phase, and everything after the crash follows from those.
 
     python -m tools.bench.detect_at_scale --sizes 100 300 1000 --clusters 2 --victims 10 \\
         --loss 0 0.01 --out benchmarks/results/detect_at_scale.json
