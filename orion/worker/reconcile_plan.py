@@ -111,7 +111,7 @@ class ReportBatch:
             return [(report, "not committed") for report in self.reports]
         refusals = value.refusals() if isinstance(value, ReportResults) else {}
         return [
-            (report, refusals[position][1] if position in refusals else "")
+            (report, (refusals[position][1] or "refused") if position in refusals else "")
             for position, report in enumerate(self.reports)
         ]
 
