@@ -328,7 +328,9 @@ def main() -> None:
     config = node_gossip_config()
     if args.suspicion_mult is not None:
         config = msgspec.structs.replace(config, suspicion_mult=args.suspicion_mult)
-    print(f"gossip config of an `orion node` (defaults): {msgspec.structs.asdict(config)}", flush=True)
+    changed = "" if args.suspicion_mult is None else f", suspicion_mult {args.suspicion_mult} instead"
+    fields = msgspec.structs.asdict(config)
+    print(f"gossip config of an `orion node` (defaults{changed}): {fields}", flush=True)
     load_before = os.getloadavg()
     wall = time.perf_counter()
     rows = measure(
