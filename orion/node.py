@@ -198,7 +198,9 @@ class Node:
         )
         # The Raft transport keeps a thread of its own: hosted by the Raft actor's thread (bind)
         # it cost the idle leader ~0.1% of a core less but c=1 writes were slower under load
-        # (BENCHMARKS.md, issue 16, session 6). Gossip's is run by the gossip actor's thread.
+        # (BENCHMARKS.md, issue 16, session 6); measured again side by side in session 10, idle
+        # nodes ~0.05% lower, c=1 equal, c=64 lower in 5 of 6 pairs (~13%). Gossip's is run by
+        # the gossip actor's thread.
         self.raft_transport.start()
         self.gossip_transport.bind()
 
