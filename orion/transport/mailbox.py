@@ -66,13 +66,16 @@ class Mailbox(Generic[T]):
             pass
 
     def drain(self) -> list[T]:
-        """Everything queued so far, oldest first; called by the owning thread."""
-        try:
-            while os.read(self._read_fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
+        """Everything queued so far, oldest first; called by the owning thread. The pipe is
+        read under the lock, as ``put_many`` writes it: read before, it could miss the byte of
+        a ``put`` whose item this drain then takes, and that byte left in the pipe kept a
+        poll on it readable with nothing queued (a host polling for its wake-ups spun)."""
         with self._lock:
+            try:
+                while os.read(self._read_fd, 4096):
+                    pass
+            except BlockingIOError:
+                pass
             items = list(self._items)
             self._items.clear()
             self._wake_pending = False
