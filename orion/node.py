@@ -196,12 +196,13 @@ class Node:
             curve=security.peer_key,
             on_zap_death=self._on_fatal,
         )
-        # The Raft transport keeps a thread of its own: hosted by the Raft actor's thread (bind)
-        # it cost the idle leader ~0.1% of a core less but c=1 writes were slower under load
-        # (BENCHMARKS.md, issue 16, session 6); measured again side by side in session 10, idle
-        # nodes ~0.05% lower, c=1 equal, c=64 lower in 5 of 6 pairs (~13%). Gossip's is run by
-        # the gossip actor's thread.
-        self.raft_transport.start()
+        # Each transport is run by its actor's thread while it waits (orion/actors/hosted_inbox.py):
+        # a frame wakes the one thread that handles it, and that thread's sends are written at
+        # once. The Raft transport had a thread of its own until session 10: hosted, c=64 writes
+        # were slower, until a race in Mailbox.drain (a wake-up byte left with nothing queued:
+        # the host polled without sleeping) was fixed; since then c=1 and c=64 are no worse side
+        # by side and idle nodes ~0.05% of a core lower (BENCHMARKS.md, issue 16, session 10).
+        self.raft_transport.bind()
         self.gossip_transport.bind()
 
         metrics = self.metrics = NodeMetrics(config.node_id)

@@ -44,6 +44,7 @@ class HostedInbox(TimedInbox):
         self._others: Mailbox[Any] = Mailbox()  # puts from other threads; its pipe ends the poll
         self._owner: int | None = None
         self._last_turn = 0.0  # monotonic time of the transport's last turn on this thread
+        self._looked = False  # ``empty`` read the sockets since ``get`` last handed out a message
 
     def host(self, transport: PeerTransport) -> None:
         """Run ``transport`` (bound with ``bind``) on this inbox's thread; before the actor starts."""
@@ -66,8 +67,12 @@ class HostedInbox(TimedInbox):
             # Frames waiting in the sockets count as queued, as a transport thread would have
             # queued them: the Raft actor batches the Ready of messages queued together into
             # one write (group commit), and drains at once only when nothing else waits.
-            transport.serve(0.0)
-            self._last_turn = time.monotonic()
+            # Once per message: what comes after that read is read before this thread waits
+            # (``get`` polls before it blocks), so asking again only costs a poll.
+            if not self._looked:
+                self._looked = True
+                transport.serve(0.0)
+                self._last_turn = time.monotonic()
             return self._queue.empty()
         return True
 
@@ -96,8 +101,10 @@ class HostedInbox(TimedInbox):
                 if now - self._last_turn >= BUSY_TURN_S:
                     self._last_turn = now
                     transport.serve(0.0)  # frames waiting in the sockets queue behind these
+                self._looked = False
                 return queued.get_nowait()
             if not block:
+                self._looked = False
                 return queued.get_nowait()  # raises queue.Empty
             if self.before_wait is not None:
                 self.before_wait()

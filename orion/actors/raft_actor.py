@@ -26,7 +26,7 @@ from the node's ticker, which starts once the node has wired every listener (so 
 leadership change), and that ticker is then told never to send another. A Raft transport
 that was bound rather than started (``PeerTransport.bind``) is hosted by this thread: its
 frames are read, stamped and handled, and this actor's sends written, by the one thread that
-woke. The node starts its Raft transport on a thread of its own (orion/node.py says why).
+woke; the node binds it so (orion/node.py).
 """
 
 from __future__ import annotations

@@ -82,3 +82,23 @@ def test_a_frame_that_ends_the_wait_is_handled_and_the_sockets_read_again_before
     hosted.inbox.tick_at(time.monotonic() - 1.0)
     assert isinstance(_message(hosted.inbox.get()), Tick)
     assert hosted.turns == [(0.0, False)]
+
+
+def test_the_sockets_are_read_for_empty_once_per_message(hosted: Hosted) -> None:
+    """``empty`` counts frames waiting in the sockets as queued; asked again while the same
+    message is handled, it does not poll again (what came since is read before the wait)."""
+    hosted.inbox.put("one")
+    hosted.inbox.put("two")
+    assert hosted.inbox.get() == "one"  # this thread owns the inbox from now on
+    hosted.turns.clear()
+    assert not hosted.inbox.empty() and not hosted.inbox.empty()  # "two" is queued: no poll
+    assert hosted.turns == []
+    assert hosted.inbox.get() == "two"
+    hosted.turns.clear()
+    assert hosted.inbox.empty() and hosted.inbox.empty()
+    assert hosted.turns == [(0.0, False)]
+    hosted.peer.send(hosted.transport.address, Channel.RAFT, b"late")
+    assert _message(hosted.inbox.get()) == ("frame", b"late")  # read before the wait
+    hosted.turns.clear()
+    assert hosted.inbox.empty()
+    assert hosted.turns == [(0.0, False)]  # a new message: the sockets are read again
