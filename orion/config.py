@@ -93,6 +93,9 @@ class RaftSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     election_ticks: Annotated[int, msgspec.Meta(ge=2)] = 10
     heartbeat_ticks: Annotated[int, msgspec.Meta(ge=1)] = 2
     snapshot_threshold: Annotated[int, msgspec.Meta(ge=16)] = 8192
+    # ... and at least this many times the last snapshot's bytes of log since it (0: the entry
+    # count alone), so a big state is not re-written every snapshot_threshold entries
+    snapshot_log_ratio: Annotated[float, msgspec.Meta(ge=0, le=1000)] = 1.0
     trailing_entries: Annotated[int, msgspec.Meta(ge=0)] = 5000  # kept behind a snapshot for slow followers
     max_size_per_msg: Size = "1MiB"  # entry bytes per AppendEntries (etcd's MaxSizePerMsg)
     max_inflight_bytes: Size = "32MiB"  # entry bytes in flight per follower; 0 = no limit
@@ -272,6 +275,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     stop_after_disconnect: float = 30.0  # 0: a node cut off from the leader never stops its tasks
     bootstrap_grace: float = 3.0
     trailing_entries: int = 5000
+    snapshot_log_ratio: float = 1.0
     max_size_per_msg: int = 1 << 20
     max_inflight_bytes: int = 32 << 20
     snapshot_chunk: int = 1 << 20
@@ -442,6 +446,7 @@ def _convert(raw: RawConfig, base_dir: Path) -> NodeConfig:
         election_ticks=raw.raft.election_ticks,
         heartbeat_ticks=raw.raft.heartbeat_ticks,
         snapshot_threshold=raw.raft.snapshot_threshold,
+        snapshot_log_ratio=raw.raft.snapshot_log_ratio,
         remove_dead_after=duration(raw.raft.remove_dead_after, "raft.remove_dead_after"),
         request_timeout=duration(raw.raft.request_timeout, "raft.request_timeout"),
         probe_interval=duration(raw.gossip.probe_interval, "gossip.probe_interval"),

@@ -87,6 +87,7 @@ def build_raft_parts(
         host,
         incarnation=incarnation,
         snapshot_threshold=config.snapshot_threshold,
+        snapshot_log_ratio=config.snapshot_log_ratio,
         chunk_bytes=config.snapshot_chunk,
         saved_hard_state=stored.hard_state,
     )

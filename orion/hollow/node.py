@@ -121,6 +121,7 @@ class HollowNode:
             self,
             incarnation=incarnation,
             snapshot_threshold=config.snapshot_threshold,
+            snapshot_log_ratio=config.snapshot_log_ratio,
             chunk_bytes=config.snapshot_chunk,
             saved_hard_state=stored.hard_state,
         )

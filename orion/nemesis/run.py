@@ -107,7 +107,10 @@ def run_seed(
     # covered too. Half a threshold of entries stays behind each snapshot, so a node briefly
     # behind catches up from the log while one long gone needs the snapshot.
     snapshot_threshold = rng.choice((16, 64, 256) if big_state else (64, 256, 8192))
-    raft = {**SETTINGS["raft"], "snapshot_threshold": snapshot_threshold}
+    # The small thresholds snapshot by entry count alone (compaction often, whatever the
+    # state's size); the default one with the default log ratio, as a node runs.
+    log_ratio = 1.0 if snapshot_threshold == 8192 else 0.0
+    raft = {**SETTINGS["raft"], "snapshot_threshold": snapshot_threshold, "snapshot_log_ratio": log_ratio}
     raft["trailing_entries"] = snapshot_threshold // 2
     settings = {**SETTINGS, "raft": raft}
     nemesis_rng = random.Random(rng.getrandbits(64))

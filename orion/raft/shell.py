@@ -153,6 +153,7 @@ class RaftShell:
         *,
         incarnation: str,
         snapshot_threshold: int,
+        snapshot_log_ratio: float = 0.0,
         chunk_bytes: int = 1 << 20,
         window_bytes: int = 4 << 20,
         saved_hard_state: HardState | None = None,
@@ -163,6 +164,17 @@ class RaftShell:
         self.host = host
         self.incarnation = incarnation
         self.snapshot_threshold = snapshot_threshold
+        # A snapshot re-writes the whole state, so taken every ``snapshot_threshold`` entries its
+        # cost per entry grows with the state (at 50k tasks it was a third to a half of a
+        # write's CPU). With a ratio, the log since the last snapshot must also hold that many
+        # times the last snapshot's bytes, as CockroachDB truncates a range's Raft log only once
+        # it outgrows the range: each entry then pays for at most 1/ratio of its own bytes in
+        # snapshots, and a restart replays at most ratio times the state's bytes of log.
+        self.snapshot_log_ratio = snapshot_log_ratio
+        stored = core.snapshot
+        self._snapshot_bytes = len(stored.data) if stored is not None else 0
+        self._log_bytes = 0  # data bytes of the entries applied since the snapshot's index
+        self._log_bytes_before_job = 0
         self._sender = SnapshotSender(chunk_bytes=chunk_bytes, window_bytes=window_bytes)
         self._receiver = SnapshotReceiver()
         # Checksum of the snapshot this node would stream, computed where the snapshot was made
@@ -313,6 +325,8 @@ class RaftShell:
             if not core.has_ready():
                 break
             ready = core.ready()
+            if self.snapshot_log_ratio and ready.committed:
+                self._log_bytes += sum([len(entry.data) for entry in ready.committed])
             hard_state = ready.hard_state
             saved = self._saved_hard_state
             vote_settled = hard_state is None or (
@@ -352,6 +366,8 @@ class RaftShell:
                 if ready.snapshot is not None:
                     self.store.save_snapshot(ready.snapshot)
                     host.restore(ready.snapshot)
+                    self._snapshot_bytes = len(ready.snapshot.data)
+                    self._log_bytes = 0
                     changed = True
                 self._persist(hard_state, ready.entries)
                 if self.fault_hook is not None:
@@ -495,11 +511,14 @@ class RaftShell:
         core = self.core
         if self._snapshot_job or core.applied_index - core.snapshot_index < self.snapshot_threshold:
             return
+        if self._log_bytes < self.snapshot_log_ratio * self._snapshot_bytes:
+            return
         # Entries up to the snapshot must be in the store before it (the store refuses, or
         # would keep, rows at or below a snapshot written ahead of them); once per threshold.
         self._settle_writes()
         index = core.applied_index
         self._snapshot_job = index
+        self._log_bytes_before_job, self._log_bytes = self._log_bytes, 0
         self.host.start_snapshot(core.snapshot_meta(index), self.host.snapshot_source())
 
     def snapshot_taken(self, snapshot: Snapshot | None, checksum: int | None = None) -> None:
@@ -508,7 +527,10 @@ class RaftShell:
         self._snapshot_job = 0
         core = self.core
         if snapshot is None or snapshot.meta.index <= core.snapshot_index:
+            if snapshot is None:  # the log it would have compacted is still there
+                self._log_bytes += self._log_bytes_before_job
             return  # failed, or a snapshot from the leader overtook it
+        self._snapshot_bytes = len(snapshot.data)
         if checksum is not None:
             self._checksum = (snapshot.meta.index, snapshot.meta.term, checksum)
         # Before compacting (a report for an entry compacted away would be lost), and the writer

@@ -27,7 +27,9 @@ CATCH_UP_S = 240.0
 def test_wiped_follower_catches_up_through_a_50mb_snapshot(make_cluster):
     # A snapshot every 16 entries and few entries kept behind it: the leader no longer holds
     # the log from index 1, so the wiped follower can only catch up by a snapshot.
-    cluster = make_cluster(3, settings={"raft": {"snapshot_threshold": 16, "trailing_entries": 16}})
+    cluster = make_cluster(
+        3, settings={"raft": {"snapshot_threshold": 16, "snapshot_log_ratio": 0, "trailing_entries": 16}}
+    )
     acked = submit_small(cluster, 5, "small")
     acked += cluster.fill_state(SNAPSHOT_STATE_MB, prefix="big")
     leader = cluster.leader_index()

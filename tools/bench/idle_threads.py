@@ -37,7 +37,12 @@ from tools.bench.common import loadavg, log, save_result
 from tools.bench.trees import parse_trees
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PY_SPY = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "py-spy"
+# A git worktree has no .venv of its own: it runs on the main checkout's interpreter, whose
+# bin directory then holds py-spy.
+PY_SPY_PLACES = (
+    Path(__file__).resolve().parents[2] / ".venv" / "bin" / "py-spy",
+    Path(sys.executable).parent / "py-spy",
+)
 
 
 def thread_cpu(pid: int) -> dict[str, tuple[str, int, int, int]]:
@@ -59,7 +64,7 @@ def thread_cpu(pid: int) -> dict[str, tuple[str, int, int, int]]:
 
 def python_thread_names(pid: int) -> dict[str, str]:
     """Thread id -> Python thread name, from ``py-spy dump`` (empty when py-spy cannot)."""
-    spy = str(PY_SPY) if PY_SPY.exists() else shutil.which("py-spy")
+    spy = next((str(place) for place in PY_SPY_PLACES if place.exists()), None) or shutil.which("py-spy")
     if spy is None:
         return {}
     dump = subprocess.run(
