@@ -6,7 +6,7 @@ First the in-process ones: the Raft core's committed entries/s on a simulated pe
 (raft_core) and the DuckDB log's append rate with one fdatasync per save (store); then the
 side-by-side comparisons against etcd, PySyncObj, Docker Swarm and ``docker run``
 (write_throughput, failover, heal, lifeguard_experiment, swarm, container_start, node,
-node_footprint). Each
+node_footprint, restart_replay). Each
 runs in its own process and alone as well (``python -m tools.bench.NAME --help``); the comparisons write
 benchmarks/results/*.json and print a Markdown table.
 
@@ -39,6 +39,7 @@ FULL: list[tuple[str, list[str]]] = [
     ("container_start", ["--samples", "20"]),
     ("node", ["--submits", "200", "--kill-runs", "5"]),
     ("node_footprint", []),
+    ("restart_replay", []),
 ]
 QUICK: list[tuple[str, list[str]]] = [
     ("raft_core", ["--entries", "20000"]),
@@ -51,6 +52,7 @@ QUICK: list[tuple[str, list[str]]] = [
     ("container_start", ["--samples", "3"]),
     ("node", ["--submits", "100", "--kill-runs", "1", "--idle-s", "2"]),
     ("node_footprint", ["--short"]),
+    ("restart_replay", ["--short"]),
 ]
 
 
