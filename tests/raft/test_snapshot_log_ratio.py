@@ -12,7 +12,7 @@ import msgspec
 
 from orion.raft.core import LEADER, RaftConfig, RaftCore
 from orion.raft.memory_store import MemoryStore
-from orion.raft.shell import RaftShell
+from orion.raft.shell import RaftShell, ShellHost
 from orion.raft.types import Entry, EntryKind, Membership, Snapshot, SnapshotMeta
 
 INCARNATION = "a1b2c3d4"
@@ -21,9 +21,10 @@ MEMBERSHIP = Membership(voters={"n1": "mem:n1"}, cluster_id="c1", incarnations={
 ENTRY = b"x" * 100  # every test entry carries 100 bytes of data
 
 
-class SingleNode:
+class SingleNode(ShellHost):
     """A one-voter cluster whose FSM is the list of applied entries; its snapshot is that list
-    (msgpack), taken at once or, with ``fail_next``, failed."""
+    (msgpack), taken at once or, with ``fail_next``, failed. Reads and identity drops: the
+    protocol's no-ops."""
 
     def __init__(self, ratio: float, threshold: int = 16, store: MemoryStore | None = None) -> None:
         if store is None:
@@ -78,15 +79,6 @@ class SingleNode:
         self.store.write_snapshot(snapshot)
         self.snapshots.append(meta.index)
         self.shell.snapshot_taken(snapshot)
-
-    def on_read_state(self, context: bytes, index: int) -> None:
-        pass
-
-    def on_failed_read(self, context: bytes) -> None:
-        pass
-
-    def on_dropped(self, peer: str, reason: str, detail: str) -> None:
-        pass
 
 
 def gaps(indexes: list[int]) -> list[int]:
