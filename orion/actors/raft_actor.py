@@ -46,7 +46,7 @@ from orion.actors.base import NodeActor
 from orion.actors.hosted_inbox import HostedInbox
 from orion.actors.messages import LocalMeta, MemberEvents, Propose, Read, Shutdown, Tick
 from orion.actors.raft_parts import RaftParts, build_raft_parts
-from orion.actors.snapshot_jobs import SnapshotDone, SnapshotJobs
+from orion.actors.snapshot_jobs import LogCheckpointed, SnapshotDone, SnapshotJobs
 from orion.actors.tick_stalls import TickStalls
 from orion.actors.timed_inbox import NEVER
 from orion.cluster.feed_protocol import FeedAnswer, FeedMessage, FeedRedirect, FeedWatch, decode_feed
@@ -236,6 +236,9 @@ class RaftActor(NodeActor):
                 parts.mirror.apply_events(events, self._now)
             case LocalMeta(meta):
                 parts.mirror.set_local(meta, self._now)
+            case LogCheckpointed():
+                if not self._snapshots.busy:  # else the store's other connection may be in use
+                    parts.shell.log_checkpointed()
             case SnapshotDone(snapshot, checksum):
                 parts.shell.snapshot_taken(snapshot, checksum)
                 if snapshot is not None:
@@ -437,6 +440,9 @@ class RaftActor(NodeActor):
 
     def start_snapshot(self, meta: SnapshotMeta, source: Any) -> None:
         self._snapshots.take(meta, source, self.actor_ref)
+
+    def checkpoint_log(self) -> None:
+        self._snapshots.checkpoint_log(self.actor_ref)
 
     def on_read_state(self, context: bytes, index: int) -> None:
         self.parts.requests.on_read_state(context, index)

@@ -9,7 +9,9 @@ when it is over, and the shell then compacts the log.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,12 @@ class SnapshotDone:
     checksum: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LogCheckpointed:
+    """Told to the actor that asked for a checkpoint of the log (``checkpoint_log``), from the
+    job's thread, once it is over (or failed: the next one covers it)."""
+
+
 class SnapshotJobs:
     def __init__(self, node_id: str, store: LogStore, metrics: NodeMetrics | None = None) -> None:
         self.node_id = node_id
@@ -39,6 +47,25 @@ class SnapshotJobs:
         self.metrics = metrics
         # One thread: snapshots and checkpoints of one store run in the order they were asked.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{node_id}-snapshot")
+        self._queued = 0  # jobs asked and not yet over (their last act is to count themselves out)
+        self._queued_lock = threading.Lock()
+
+    @property
+    def busy(self) -> bool:
+        """A job is queued or running: the store's other connection may be in use."""
+        return self._queued > 0
+
+    def _submit(self, job: Callable[[], None]) -> Future[None]:
+        def counted() -> None:
+            try:
+                job()
+            finally:
+                with self._queued_lock:
+                    self._queued -= 1
+
+        with self._queued_lock:
+            self._queued += 1
+        return self._executor.submit(counted)
 
     def take(self, meta: SnapshotMeta, source: Any, report_to: pykka.ActorRef) -> None:
         """Encode ``source`` (a consistent copy of the FSM) as the snapshot ``meta`` names,
@@ -62,13 +89,27 @@ class SnapshotJobs:
             with contextlib.suppress(pykka.ActorDeadError):  # stopped while it was being taken
                 report_to.tell(SnapshotDone(snapshot, checksum))
 
-        self._executor.submit(take)
+        self._submit(take)
 
     def checkpoint(self) -> Future[None]:
         """An installed snapshot sits in the WAL until a checkpoint folds it in: do that off the
         actor's thread, or a restart would replay all of it. The future is for tests; a failed
         checkpoint is logged, and the next one (or a restart's replay) covers it."""
-        return self._executor.submit(self._checkpoint)
+        return self._submit(self._checkpoint)
+
+    def checkpoint_log(self, report_to: pykka.ActorRef) -> None:
+        """Fold the log written since the last checkpoint into the store's file (DuckDB holds
+        those rows in memory until then), then tell ``report_to`` ``LogCheckpointed``."""
+
+        def checkpoint_log() -> None:
+            with contextlib.suppress(Exception):  # logged by _checkpoint
+                self._checkpoint()
+
+        def report(_: Future[None]) -> None:  # once counted out: then busy says False
+            with contextlib.suppress(pykka.ActorDeadError):
+                report_to.tell(LogCheckpointed())
+
+        self._submit(checkpoint_log).add_done_callback(report)
 
     def _checkpoint(self) -> None:
         try:

@@ -755,6 +755,12 @@ class DuckDBStore:
         self._wrote(seq)
         self._release_buffers()
 
+    def release_buffers(self) -> None:
+        """After a checkpoint of the log, on the Raft thread between its writes, with no
+        snapshot write or checkpoint under way: see ``_release_buffers``."""
+        self._require_loaded()
+        self._release_buffers()
+
     def _release_buffers(self) -> None:
         """Make DuckDB drop the table blocks it keeps cached. After a snapshot write its buffer
         pool holds the snapshot's tables (6.8 MB at 100k tasks, offline), which nothing reads

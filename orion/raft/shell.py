@@ -123,6 +123,11 @@ class ShellHost(Protocol):
         """A frame was dropped by the identity checks (called once per peer and reason)."""
         ...
 
+    # Optional: ``checkpoint_log()``, to fold the log written since the store's last
+    # checkpoint into its file, off the caller's thread if the host has threads, then call
+    # ``RaftShell.log_checkpointed`` on the shell's thread (a store that holds written rows in
+    # memory until a checkpoint, as DuckDB does, holds no more than snapshot_threshold of them).
+
 
 class LogWriter(Protocol):
     """Writes a settled leader's entries behind its sends, in the order handed, one at a time."""
@@ -175,6 +180,8 @@ class RaftShell:
         self._snapshot_bytes = len(stored.data) if stored is not None else 0
         self._log_bytes = 0  # data bytes of the entries applied since the snapshot's index
         self._log_bytes_before_job = 0
+        self._checkpoint_log: Callable[[], None] | None = getattr(host, "checkpoint_log", None)
+        self._checkpointed_index = core.applied_index  # the log up to here is in the store's file
         self._sender = SnapshotSender(chunk_bytes=chunk_bytes, window_bytes=window_bytes)
         self._receiver = SnapshotReceiver()
         # Checksum of the snapshot this node would stream, computed where the snapshot was made
@@ -512,14 +519,31 @@ class RaftShell:
         if self._snapshot_job or core.applied_index - core.snapshot_index < self.snapshot_threshold:
             return
         if self._log_bytes < self.snapshot_log_ratio * self._snapshot_bytes:
+            # No snapshot yet; the store still checkpoints every threshold entries, as a
+            # snapshot would have (a snapshot's write ends in one).
+            if self._checkpoint_log is not None and (
+                core.applied_index - self._checkpointed_index >= self.snapshot_threshold
+            ):
+                self._checkpointed_index = core.applied_index
+                self._checkpoint_log()
             return
         # Entries up to the snapshot must be in the store before it (the store refuses, or
         # would keep, rows at or below a snapshot written ahead of them); once per threshold.
         self._settle_writes()
         index = core.applied_index
         self._snapshot_job = index
+        self._checkpointed_index = index
         self._log_bytes_before_job, self._log_bytes = self._log_bytes, 0
         self.host.start_snapshot(core.snapshot_meta(index), self.host.snapshot_source())
+
+    def log_checkpointed(self) -> None:
+        """The host's ``checkpoint_log`` is over: let the store drop what it cached of the log,
+        between writes (a snapshot under way does that when it compacts)."""
+        release = getattr(self.store, "release_buffers", None)
+        if release is None or self._snapshot_job:
+            return
+        self._settle_writes()
+        release()
 
     def snapshot_taken(self, snapshot: Snapshot | None, checksum: int | None = None) -> None:
         """The host's snapshot job finished (``None``: it failed; a later Ready retries).

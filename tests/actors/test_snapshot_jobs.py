@@ -12,10 +12,11 @@ from typing import Any
 import pykka
 import pytest
 
-from orion.actors.snapshot_jobs import SnapshotDone, SnapshotJobs
+from orion.actors.snapshot_jobs import LogCheckpointed, SnapshotDone, SnapshotJobs
 from orion.fsm.commands import SubmitTask, encode_command
 from orion.fsm.state import ClusterState
 from orion.model import Task
+from orion.raft.duckdb_store import DuckDBStore
 from orion.raft.memory_store import MemoryStore
 from orion.raft.snapshot_stream import snapshot_checksum
 from orion.raft.types import Entry, HardState, Membership, SnapshotMeta
@@ -104,3 +105,22 @@ def test_a_checkpoint_after_an_installed_snapshot_works_on_every_store() -> None
         jobs.checkpoint().result(timeout=10.0)
     finally:
         jobs.close()
+
+
+def test_a_log_checkpoint_is_reported_once_no_job_is_left(inbox, tmp_path) -> None:
+    # The actor drops the store's cached blocks when told, on its own thread: the jobs must say
+    # they are idle by then, or it would touch a connection a job still uses.
+    ref, told = inbox
+    store = DuckDBStore(tmp_path / "raft.duckdb")
+    store.load()
+    store.save(HardState(term=1, commit=0), [Entry(index=i, term=1, data=bytes(600)) for i in range(1, 2001)])
+    jobs = SnapshotJobs("a", store)
+    try:
+        jobs.checkpoint_log(ref)
+        assert isinstance(told.get(timeout=10.0), LogCheckpointed)
+        assert not jobs.busy
+        store.release_buffers()
+        assert [e.index for e in store.read_entries(1999, 2000)] == [1999, 2000]
+    finally:
+        jobs.close()
+        store.close()

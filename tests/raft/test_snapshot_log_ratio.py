@@ -34,6 +34,7 @@ class SingleNode(ShellHost):
         self.applied: list[bytes] = []
         self.snapshots: list[int] = []  # the index of every snapshot taken
         self.fail_next = False
+        self.checkpoints: list[int] = []  # the applied index at each checkpoint asked
         stored = store.load()
         if stored.snapshot is not None:
             self.restore(stored.snapshot)
@@ -69,6 +70,10 @@ class SingleNode(ShellHost):
 
     def snapshot_source(self) -> Any:
         return list(self.applied)
+
+    def checkpoint_log(self) -> None:
+        self.checkpoints.append(self.shell.core.applied_index)
+        self.shell.log_checkpointed()
 
     def start_snapshot(self, meta: SnapshotMeta, source: Any) -> None:
         if self.fail_next:
@@ -132,3 +137,35 @@ def test_a_restarted_node_keeps_to_the_stored_snapshot_size() -> None:
     assert restarted.snapshots == [], "half the stored snapshot's bytes of log is not enough"
     restarted.write(last)
     assert restarted.snapshots and restarted.snapshots[0] - last >= last - 2
+
+
+class ReleasingStore(MemoryStore):
+    """A store that, like DuckDB's, caches what it wrote until told to drop it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.releases = 0
+
+    def release_buffers(self) -> None:
+        self.releases += 1
+
+
+def test_between_snapshots_the_log_is_checkpointed_every_threshold_entries() -> None:
+    store = ReleasingStore()
+    store.save_identity(INCARNATION)
+    node = SingleNode(ratio=1.0, threshold=16, store=store)
+    node.write(600)
+    first = node.snapshots[0]
+    asked = [index for index in node.checkpoints if index > first]
+    assert asked, "a snapshot held off by the ratio still leaves the log checkpointed"
+    marks = sorted([*node.snapshots, *asked])
+    # Never more than a threshold (and the Ready that crossed it) between a snapshot or a
+    # checkpoint and the next one.
+    assert all(gap <= 17 for gap in gaps([m for m in marks if m >= first]))
+    assert store.releases == len(node.checkpoints)
+
+
+def test_no_checkpoint_is_asked_while_snapshots_come_every_threshold() -> None:
+    node = SingleNode(ratio=0.0, threshold=16)
+    node.write(200)
+    assert node.snapshots and node.checkpoints == []
