@@ -13,7 +13,7 @@ import operator
 import re
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import msgspec
 
@@ -636,10 +636,19 @@ def decode_request(buf: bytes, max_size: int = MAX_REQUEST) -> Request:
         raise request_error(exc) from None
 
 
+# msgspec caches how to convert into a Struct class, not into a union of them: converting into
+# Request built that anew on every call (32 us of the Python client's 39 us per submit, 4 us
+# into SubmitTask itself). A known op goes straight to its class; anything else to the union,
+# whose errors name what is wrong with the op.
+_REQUEST_TYPES: dict[str, type[Any]] = {cls.__struct_config__.tag: cls for cls in get_args(Request)}
+
+
 def validate_request(obj: Any) -> Request:
     """Validate builtins (e.g. parsed JSON with an ``op`` key) into a Request."""
+    op = obj.get("op") if isinstance(obj, dict) else None
+    target = _REQUEST_TYPES.get(op, Request) if isinstance(op, str) else Request
     try:
-        return msgspec.convert(obj, Request)
+        return msgspec.convert(obj, target)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
         raise request_error(exc) from None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 import pytest
@@ -14,6 +14,7 @@ from orion.api.protocol import (
     RaftInfo,
     RaftStatus,
     Reply,
+    Request,
     RequestError,
     SubmitTask,
     decode_reply,
@@ -21,7 +22,9 @@ from orion.api.protocol import (
     encode,
     encode_reply,
     encode_request,
+    request_error,
     typed_result,
+    validate_request,
 )
 from orion.model import Task
 
@@ -111,3 +114,38 @@ BAD_UTF8_STR = b"\xa2\xe0\x80"  # a 2-byte msgpack str that is not UTF-8
 def test_api_decode_refuses_bad_utf8_in_op() -> None:
     with pytest.raises(RequestError, match="malformed request"):
         decode_request(b"\x81\xa2op" + BAD_UTF8_STR)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        submit(memory=-1),
+        submit(surprise=1),
+        submit(command=["ok", 5]),
+        {"op": "SubmitTask", "name": "web", "image": "nginx"},
+        {"op": "Reboot"},
+        {"op": ["SubmitTask"]},
+        {"id": "t1"},
+        {"op": "GetTask", "id": "../etc"},
+        "SubmitTask",
+    ],
+)
+def test_validating_builtins_by_op_answers_as_the_whole_union_does(fields: Any) -> None:
+    # validate_request converts a known op straight into its class (msgspec caches that, not a
+    # union): a refusal must still read as converting into Request would have it read.
+    with pytest.raises(RequestError) as by_op:
+        validate_request(fields)
+    with pytest.raises(msgspec.ValidationError) as by_union:
+        msgspec.convert(fields, Request)
+    assert str(by_op.value) == str(request_error(by_union.value))
+
+
+def test_a_known_op_comes_out_as_its_own_class() -> None:
+    assert validate_request(submit()) == msgspec.convert(submit(), Request)
+    assert validate_request({"op": "GetTask", "id": "t1"}) == GetTask(id="t1")
+    no_required = [
+        cls for cls in get_args(Request) if not any(f.required for f in msgspec.structs.fields(cls))
+    ]
+    assert ListTasks in no_required
+    for cls in no_required:
+        assert validate_request({"op": cls.__name__}) == cls()
