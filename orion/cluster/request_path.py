@@ -363,8 +363,16 @@ class RequestPath:
         A read is asked again of the new leader (it changes nothing). A write may have been
         appended by the former leader and still commit, so its caller hears "outcome unknown"
         at once and decides (the client asks again, as after silence; writes carry ids or
-        versions that make a repeat harmless)."""
+        versions that make a repeat harmless). Not while this node is a precandidate: its
+        leader has not changed (yet)."""
         core = self.core
+        if core.role == RaftRole.PRECANDIDATE:
+            # Polling for votes without raising its term: this node stopped hearing its leader
+            # for an election timeout (often a stall of its own), and PreVote fails while the
+            # others still hear it. Its requests wait for that leader's answer, a new leader, or
+            # their deadline (a 100k-task fill had 21 writes answered "outcome unknown" by a
+            # follower that was a precandidate for 232 ms, its leader unchanged).
+            return
         if core.role == RaftRole.LEADER:
             current: str | None = self.forwarder.origin
         else:

@@ -254,3 +254,65 @@ def test_bootstrap_never_founds_a_cluster_once_one_was_heard_of() -> None:
 def test_which_meta_changes_rewrite_a_nodes_record(field: str, value: object, rewrite: bool) -> None:
     old = NodeMeta(id="b")
     assert capacity_changed(old, msgspec.structs.replace(old, **{field: value})) is rewrite
+
+
+def _follower_n2_forwarding_a_write() -> tuple[CoreHarness, RaftCore, RequestPath, list[Outcome]]:
+    """n1 leads; n2 forwards a write to it and waits for the answer."""
+    h = CoreHarness(["n1", "n2", "n3"], CONFIG)
+    h.elect("n1")
+    h.pump()
+    follower = h.core("n2")
+    leadership = Leadership(now=0.0)
+    leadership.observe(follower, now=0.0)
+    sent: list[tuple[str, object]] = []
+    requests = RequestPath(
+        follower,
+        leadership,
+        node_id="n2",
+        origin="n2:7000",
+        request_timeout=5.0,
+        election_ticks=10,
+        send=lambda address, payload: sent.append((address, decode_forward(payload))),
+        run=lambda query: Outcome.success(None),
+    )
+    outcomes: list[Outcome] = []
+    requests.propose(b"forwarded", outcomes.append, deadline=60.0)
+    assert [address for address, _ in sent] == ["core:n1"] and requests.waiting
+    return h, follower, requests, outcomes
+
+
+def test_a_precandidate_keeps_the_writes_it_forwarded_for_its_leader() -> None:
+    # n2 stops hearing n1 for an election timeout (a stall of its own) while n1 still leads:
+    # PreVote fails, and the write n1 may be committing is not answered "outcome unknown".
+    h, follower, requests, outcomes = _follower_n2_forwarding_a_write()
+    term = follower.term
+    h.blocked = {"n2"}
+    for _ in range(3 * CONFIG.election_ticks):
+        h.tick(only="n2")
+        if follower.role == RaftRole.PRECANDIDATE:
+            break
+    assert follower.role == RaftRole.PRECANDIDATE and follower.term == term
+    requests.on_leadership_changed()
+    assert outcomes == [] and requests.waiting
+    h.blocked = set()
+    h.tick(CONFIG.heartbeat_ticks, only="n1")  # n1's heartbeat: n2 follows it again, same term
+    assert follower.role == RaftRole.FOLLOWER and follower.leader_id == "n1" and follower.term == term
+    requests.on_leadership_changed()
+    assert outcomes == [] and requests.waiting
+
+
+def test_a_candidate_answers_the_writes_it_forwarded_outcome_unknown() -> None:
+    # n1 is gone and the pre-vote is won (by n2 or n3): the term moves on, and n1's answer is
+    # not coming.
+    h, follower, requests, outcomes = _follower_n2_forwarding_a_write()
+    term = follower.term
+    h.blocked = {"n1"}
+    for _ in range(6 * CONFIG.election_ticks):
+        h.tick(only="n2")
+        h.tick(only="n3")
+        if follower.term > term and follower.role != RaftRole.PRECANDIDATE:
+            break
+    assert follower.term > term and follower.leader_id != "n1"
+    requests.on_leadership_changed()
+    assert len(outcomes) == 1 and outcomes[0].code == ErrorCode.TIMEOUT
+    assert "outcome unknown: the leader changed" in str(outcomes[0].message)
