@@ -26,6 +26,7 @@ from typing import Any
 
 from orion.testing.localcluster import LocalCluster
 from tools import loadgen
+from tools.bench.common import WRITE_BENCH_SETTINGS
 
 HERE = Path(__file__).resolve().parent
 PY_SPY = Path(sys.executable).with_name("py-spy")
@@ -78,7 +79,8 @@ def main() -> None:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="orion-flames-"))
     try:
-        with LocalCluster(3, base) as cluster:
+        # The write benchmark's settings: the client edge's rate limit would refuse c=64's load.
+        with LocalCluster(3, base, settings=WRITE_BENCH_SETTINGS) as cluster:
             cluster.start()
             leader = cluster.leader_index()
             assert leader is not None
@@ -109,7 +111,8 @@ def main() -> None:
                 uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
                 print(
                     f"c={concurrency}: {result['throughput_per_s']}/s p50 {result['p50_ms']} ms "
-                    f"errors {result['errors']} | {uptime} | {', '.join(roles)}-{args.label}-c{concurrency}",
+                    f"errors {result['errors']} {result['error_examples'] or ''} | {uptime} | "
+                    f"{', '.join(roles)}-{args.label}-c{concurrency}",
                     flush=True,
                 )
     finally:

@@ -20,7 +20,8 @@ Orion and etcd run side by side: both clusters up, each level run on one then th
 ``--repeats`` times. ``--trees before=/tmp/w-before,after=/tmp/w-after`` compares revisions in
 the same minutes: one Orion cluster per tree, all up at once, each level run on every one.
 Every row has the servers' CPU per 1,000 writes (user + system time of
-all three members over the level, /proc) and the client's.
+all three members over the level, /proc), each member's share (the leader first) and the
+client's.
 """
 
 from __future__ import annotations
@@ -57,9 +58,12 @@ def row(system: str, concurrency: int | str, result: dict[str, Any], durable: st
     }
 
 
-def cpu_of(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes so far."""
-    return sum(cpu_seconds(pid) for pid in pids)
+def per_member(pids: list[int], before: list[float], writes: int) -> list[float]:
+    """Each member's CPU ms per 1,000 writes since ``before`` (``cpu_seconds`` of each pid),
+    in the order of ``pids``: the leader first. What bounds a rate on shared cores is the sum;
+    what each member spends shows which role pays for it."""
+    spent = [cpu_seconds(pid) - start for pid, start in zip(pids, before, strict=True)]
+    return [round(seconds * 1e6 / writes, 1) for seconds in spent]
 
 
 def orion_row(cluster: LocalCluster, concurrency: int, duration: float, mode: str) -> dict[str, Any]:
@@ -80,19 +84,20 @@ def orion_row(cluster: LocalCluster, concurrency: int, duration: float, mode: st
         ]
     )
     args.endpoints = [endpoint]
-    pids = [n.pid for n in cluster.nodes if n.pid]
-    cpu = cpu_of(pids)
+    pids = [n.pid for n in sorted(cluster.nodes, key=lambda n: n.index != leader) if n.pid]
+    before = [cpu_seconds(pid) for pid in pids]
     result = loadgen.run(args)
-    server_cpu = cpu_of(pids) - cpu
-    log(f"orion {mode} c={concurrency}: {result['throughput_per_s']}/s")
     writes = max(1, round(result["throughput_per_s"] * duration))
+    members = per_member(pids, before, writes)
+    log(f"orion {mode} c={concurrency}: {result['throughput_per_s']}/s")
     return {
         "system": f"orion ({mode} client)",
         "concurrency": concurrency,
         "ops_per_s": result["throughput_per_s"],
         "latency_ms": {k: result[f"{k}_ms"] for k in ("p50", "p90", "p99", "max")},
         "errors": result["errors_by_kind"],
-        "server_cpu_ms_per_1k": round(server_cpu * 1e6 / writes, 1),
+        "server_cpu_ms_per_1k": round(sum(members), 1),
+        "member_cpu_ms_per_1k": members,  # the leader first
         "client_cpu_ms_per_1k": result["client_cpu_ms_per_1k"],
         "durable": "yes: DuckDB WAL fsync per Raft append, leader and followers",
     }
@@ -102,17 +107,19 @@ def etcd_row(etcd: EtcdCluster, concurrency: int, duration: float, client: str) 
     leader = etcd.leader_index()
     assert leader is not None
     url = etcd.members[leader].url
-    pids = [m.process.pid for m in etcd.members if m.process is not None]
-    cpu, client_cpu = cpu_of(pids), time.process_time()
+    members = sorted(range(len(etcd.members)), key=lambda i: i != leader)
+    pids = [p.pid for i in members if (p := etcd.members[i].process) is not None]
+    before, client_cpu = [cpu_seconds(pid) for pid in pids], time.process_time()
     if client == "raw":
         result = put_load_raw(url, concurrency, duration)
     else:
         result = asyncio.run(put_load(url, concurrency, duration))
-    server_cpu, client_cpu = cpu_of(pids) - cpu, time.process_time() - client_cpu
+    client_cpu = time.process_time() - client_cpu
     name = "etcd 3.4 (raw keep-alive client)" if client == "raw" else "etcd 3.4 (aiohttp client)"
     out = row(name, concurrency, result, "yes: WAL fsync before the ack")
     writes = max(1, len(result["latencies"]))
-    out["server_cpu_ms_per_1k"] = round(server_cpu * 1e6 / writes, 1)
+    out["member_cpu_ms_per_1k"] = per_member(pids, before, writes)  # the leader first
+    out["server_cpu_ms_per_1k"] = round(sum(out["member_cpu_ms_per_1k"]), 1)
     out["client_cpu_ms_per_1k"] = round(client_cpu * 1e6 / writes, 1)
     log(f"{name} c={concurrency}: {out['ops_per_s']}/s")
     return out
@@ -210,16 +217,18 @@ def pysyncobj_rows(base: Path, levels: list[int], duration: float) -> list[dict[
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     print(
-        "| system | concurrency | ops/s | p50 ms | p99 ms | server CPU ms/1k | client CPU ms/1k | errors "
-        "| load (1 min) |"
+        "| system | concurrency | ops/s | p50 ms | p99 ms | server CPU ms/1k (leader; followers) "
+        "| client CPU ms/1k | errors | load (1 min) |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         lat = r["latency_ms"]
         load = f"{r['load_avg'][0]:.1f}" if "load_avg" in r else "-"
+        members = r.get("member_cpu_ms_per_1k")
+        split = f" ({members[0]}; {', '.join(str(m) for m in members[1:])})" if members else ""
         print(
             f"| {r['system']} | {r['concurrency']} | {r['ops_per_s']:,.0f} | {lat.get('p50', 0):.2f} "
-            f"| {lat.get('p99', 0):.2f} | {r.get('server_cpu_ms_per_1k', '-')} "
+            f"| {lat.get('p99', 0):.2f} | {r.get('server_cpu_ms_per_1k', '-')}{split} "
             f"| {r.get('client_cpu_ms_per_1k', '-')} | {sum(r['errors'].values())} | {load} |"
         )
 
