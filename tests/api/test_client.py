@@ -177,6 +177,25 @@ def test_a_retried_submit_creates_no_duplicate(api: ApiServer, node: MemoryNode)
     assert list(node.tasks) == [task.id]
 
 
+def test_a_changed_timeout_bounds_the_next_wait_for_an_answer(api: ApiServer, node: MemoryNode) -> None:
+    """The socket's receive timeout follows ``client.timeout``: a call after it was lowered
+    gives up on a lost answer at the new timeout, not the one the socket was opened with."""
+    client = Client([f"127.0.0.1:{api.port}"], timeout=60.0, retries=3)
+    client.tasks()  # the socket is open, waiting up to 60 s for each answer
+    client.timeout = 0.3
+    node.swallow_next = 1
+    answered: list[Task] = []
+    caller = threading.Thread(target=lambda: answered.append(client.submit("nginx")), daemon=True)
+    caller.start()
+    try:
+        caller.join(20.0)
+        assert answered, "the lost answer was waited for with the old 60-s timeout"
+    finally:
+        caller.join(90.0)  # a socket is closed only once no thread is in a call on it
+        client.close()
+    assert list(node.tasks) == [answered[0].id]
+
+
 def test_all_endpoints_down_lists_them() -> None:
     endpoints = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
     with Client(endpoints, timeout=0.1, retries=1) as client, pytest.raises(Unavailable) as info:
