@@ -315,11 +315,13 @@ class DuckDBStore:
             # allocates again, unless its background threads purge them: after a snapshot
             # write an idle node kept 30-70 MB it no longer used (issue 16 item 5).
             self._con.execute("SET allocator_background_threads = true")
-            # DuckDB keeps its worker pool (one thread per core). "SET threads = 1" saves
-            # ~0.15-0.25 ms of CPU per save (each append's executor wakes a worker and waits for
-            # it), but a node then held ~40 MiB more at 100k tasks: 196-203 MiB against 158-161,
-            # two trees side by side (benchmarks/results/footprint_s7_threads*.json, issue 16
-            # session 7): the memory goal is further off than the CPU one gains.
+            # Statements run on the calling thread: with DuckDB's worker pool each append's
+            # executor woke a worker and waited for it (in process: 0.79 -> 0.64 ms of CPU per
+            # one-entry save, 1.39 -> 1.04 at 16 entries). Session 7 measured ~40 MiB more held
+            # at 100k tasks with one thread and left the pool; with the checkpoints between
+            # snapshots and the store's buffer release since, it is 137.6-140.3 MiB against
+            # 135.3-137.2 (benchmarks/results/footprint_s12_*.json, issue 16 session 12).
+            self._con.execute("SET threads = 1")
             self._no_async_io_threads()
             self._bg = self._con.cursor()  # write_snapshot and checkpoint, on their own thread
             # save's appends on a connection of their own, with DuckDB's optimizer off: rows of

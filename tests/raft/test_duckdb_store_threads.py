@@ -145,3 +145,15 @@ def test_an_install_stops_a_local_snapshot_being_written(
     tables = sorted(r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall())
     con.close()
     assert tables == ["log", "orion_store", "snap_tasks", "snapshot_meta"]  # no staged leftovers
+
+
+def test_statements_run_on_the_calling_thread(tmp_path: Path) -> None:
+    """No worker pool: an append's executor would wake a worker and wait for it (issue 16)."""
+    store = DuckDBStore(tmp_path / "log.duckdb")
+    store.load()
+    try:
+        assert store._con.execute("SELECT current_setting('threads')").fetchone() == (1,)
+        store.save(HardState(term=1), [entry(1), entry(2)])
+        assert [e.index for e in store.read_entries(1, 2)] == [1, 2]
+    finally:
+        store.close()
