@@ -17,6 +17,13 @@ the actor busy (a burst of writes), the transport is read without waiting at lea
 ``BUSY_TURN_S``, so frames are never left unread behind a long queue (a transport thread read
 them as they came, between the actor's turns of the interpreter lock).
 
+A frame read without waiting (those reads) may have come at any time since the sockets were
+last read: the thread may have been held meanwhile (a long DuckDB commit behind a snapshot's).
+``frame_time`` then gives that earlier time, not the time of the read, as a transport thread's
+stamp would have been: the Raft actor pays its core the ticks owed up to a frame's time before
+the core sees it, so a read stamped after a 450-ms hold paid a follower's election timeout
+before the leader's heartbeats that had waited in the socket meanwhile (a PreVote for nothing).
+
 Until ``host`` is called it is a plain TimedInbox (a transport started with a thread of its own).
 """
 
@@ -44,6 +51,7 @@ class HostedInbox(TimedInbox):
         self._others: Mailbox[Any] = Mailbox()  # puts from other threads; its pipe ends the poll
         self._owner: int | None = None
         self._last_turn = 0.0  # monotonic time of the transport's last turn on this thread
+        self._reading_since: float | None = None  # during a read without waiting: _last_turn
         self._looked = False  # ``empty`` read the sockets since ``get`` last handed out a message
 
     def host(self, transport: PeerTransport) -> None:
@@ -71,8 +79,7 @@ class HostedInbox(TimedInbox):
             # (``get`` polls before it blocks), so asking again only costs a poll.
             if not self._looked:
                 self._looked = True
-                transport.serve(0.0)
-                self._last_turn = time.monotonic()
+                self._read_waiting(transport)
             return self._queue.empty()
         return True
 
@@ -92,15 +99,14 @@ class HostedInbox(TimedInbox):
             now = time.monotonic()
             if self._tick_at <= now + EARLY_S:
                 if not timed_out:  # else that poll already looked, up to the deadline
-                    transport.serve(0.0)  # frames that came by the deadline go before its Tick
+                    self._read_waiting(transport)  # frames that came by the deadline go before its Tick
                     self._take_others()
                 self._tick_at = NEVER
                 self.ticks += 1
                 queued.put(Envelope(self._make_tick(now)))
             if not queued.empty():
                 if now - self._last_turn >= BUSY_TURN_S:
-                    self._last_turn = now
-                    transport.serve(0.0)  # frames waiting in the sockets queue behind these
+                    self._read_waiting(transport)  # frames waiting in the sockets queue behind these
                 self._looked = False
                 return queued.get_nowait()
             if not block:
@@ -113,6 +119,22 @@ class HostedInbox(TimedInbox):
             self._last_turn = time.monotonic()
             if queued.empty() and not len(self._others) and deadline <= time.monotonic():
                 raise queue.Empty
+
+    def frame_time(self) -> float:
+        """The time to stamp a frame being handed over now with (monotonic seconds): when the
+        sockets were last read if this is a read without waiting, else now (a wait ends as
+        soon as a frame is readable)."""
+        since = self._reading_since
+        return time.monotonic() if since is None else since
+
+    def _read_waiting(self, transport: PeerTransport) -> None:
+        """Read what waits in the sockets without waiting for more; see ``frame_time``."""
+        self._reading_since = self._last_turn
+        try:
+            transport.serve(0.0)
+        finally:
+            self._reading_since = None
+            self._last_turn = time.monotonic()
 
     def _take_others(self) -> None:
         if len(self._others):

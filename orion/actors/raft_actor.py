@@ -157,14 +157,16 @@ class RaftActor(NodeActor):
         self.parts.listeners.add_identity(ref)
 
     def frame_handler(self) -> Callable[[Channel, bytes], None]:
-        """A transport callback (runs in the transport thread): hands frames to the actor."""
+        """A transport callback (on the transport's thread, or this actor's when it hosts the
+        transport): hands frames to the actor, stamped with when they came (``frame_time``)."""
         ref = self.actor_ref
+        arrived = self.actor_inbox.frame_time
 
         def on_frame(channel: Channel, payload: bytes) -> None:
             if channel in (Channel.RAFT, Channel.FORWARD, Channel.FEED):
                 # The node is stopping if the actor is dead: frames still arriving have nobody to go to.
                 with contextlib.suppress(pykka.ActorDeadError):
-                    ref.tell(_Frame(channel, payload, time.monotonic()))
+                    ref.tell(_Frame(channel, payload, arrived()))
 
         return on_frame
 

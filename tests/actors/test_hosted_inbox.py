@@ -11,6 +11,7 @@ from typing import Any
 
 import pykka
 import pytest
+import zmq
 
 from orion.actors import hosted_inbox
 from orion.actors.hosted_inbox import HostedInbox
@@ -126,3 +127,57 @@ def test_a_busy_inbox_still_reads_its_transport(monkeypatch: pytest.MonkeyPatch)
         inbox.close()
         hosted.stop()
         peer.stop()
+
+
+@pytest.fixture
+def stamped() -> Iterator[tuple[HostedInbox, PeerTransport, PeerTransport, list[float]]]:
+    """An inbox hosting a transport; each frame is queued to the inbox as ``("frame", payload)``
+    and its ``frame_time`` recorded, as the Raft actor's frame handler stamps its frames."""
+    stamps: list[float] = []
+    inbox = HostedInbox(Tick)
+
+    def on_frame(channel: Channel, payload: bytes) -> None:
+        stamps.append(inbox.frame_time())
+        inbox.put(("frame", payload))
+
+    hosted = PeerTransport("127.0.0.1", 0, on_frame, name="h")
+    peer = PeerTransport("127.0.0.1", 0, lambda c, p: None, name="peer")
+    hosted.bind()
+    peer.start()
+    inbox.host(hosted)
+    try:
+        yield inbox, hosted, peer, stamps
+    finally:
+        inbox.close()
+        hosted.stop()
+        peer.stop()
+
+
+def test_a_frame_read_after_a_hold_is_stamped_with_the_last_read_before_it(stamped) -> None:
+    """The owner was held (a long commit) while a frame came: read once a Tick is due, the
+    frame is stamped no later than the hold's start, so the ticks owed up to its stamp leave
+    the hold out (the Raft actor pays them before its core sees the frame), and it goes first."""
+    inbox, hosted, peer, stamps = stamped
+    inbox.put("work")
+    assert inbox.get() == "work"  # this thread owns the inbox; the sockets were read just now
+    held_from = time.monotonic()
+    peer.send(hosted.address, Channel.RAFT, b"heartbeat")
+    router = hosted._router
+    assert router is not None
+    wait_until(lambda: bool(router.getsockopt(zmq.EVENTS) & zmq.POLLIN))  # it waits unread
+    inbox.tick_at(time.monotonic())  # the hold outlasted the next deadline
+    assert inbox.get() == ("frame", b"heartbeat")
+    assert isinstance(inbox.get().message, Tick)  # the inbox queues Pykka envelopes
+    assert len(stamps) == 1 and stamps[0] <= held_from
+
+
+def test_a_frame_read_by_a_wait_is_stamped_when_read(stamped) -> None:
+    """A wait ends as soon as a frame is readable: its read time is when it came."""
+    inbox, hosted, peer, stamps = stamped
+    inbox.put("work")
+    assert inbox.get() == "work"
+    inbox.tick_at(time.monotonic() + 60.0)
+    sent_at = time.monotonic()
+    peer.send(hosted.address, Channel.RAFT, b"one")
+    assert inbox.get(timeout=10.0) == ("frame", b"one")
+    assert len(stamps) == 1 and stamps[0] >= sent_at
