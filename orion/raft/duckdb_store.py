@@ -32,7 +32,11 @@ new one gets a new name, so a follower's stream of the previous one reads on fro
 Every write method is atomic. DuckDB fdatasyncs its WAL on every COMMIT (checked with
 strace: one fdatasync per save), so a returned write is durable. Automatic WAL checkpoints
 (stalls of 100-300 ms) are switched off; ``write_snapshot`` checkpoints after it has written,
-off the Raft thread, and ``checkpoint()`` may be called from any thread.
+off the Raft thread, and ``checkpoint()`` may be called from any thread. A checkpoint still
+holds every commit that starts while it runs until it ends: a save waited out all 256 ms of
+the one after a 100k-task snapshot (issue 16, session 12). Each attached DuckDB file has a
+checkpoint lock of its own, so the snapshot's tables in a file of their own would free the
+log's commits from it.
 
 Threads: the Raft thread calls ``save``, ``compact_log``, ``save_snapshot`` and the identity
 methods on one DuckDB connection; ``write_snapshot`` and ``checkpoint`` may run on another
@@ -1012,7 +1016,7 @@ class DuckDBStore:
     def _checkpoint_between_writes(self) -> bool:
         # DuckDB refuses to start a checkpoint while another connection's write transaction
         # is open (FORCE CHECKPOINT would abort it: a save would fail). Saves are short, so
-        # one of a few quick retries finds a gap; once it runs, commits go on beside it.
+        # one of a few quick retries finds a gap; once it runs, a save waits until it ends.
         deadline = time.monotonic() + CHECKPOINT_PATIENCE
         while True:
             try:
